@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install every build, test, benchmark and broker dependency of salvo from Debian's packages.
+# Idempotent: packages already installed are skipped, and apt is not touched when nothing is
+# missing. Runs as root (or through sudo when available) with no terminal.
+set -euo pipefail
+
+packages=(
+	meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev
+	liburing-dev libck-dev libssl-dev openssl libcmocka-dev libbenchmark-dev
+	rabbitmq-server python3 valgrind
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "setup: all ${#packages[@]} packages present"
+	exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "setup: need root to install: ${missing[*]}" >&2; exit 1; }
+	sudo="sudo"
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# A package's post-install script must not start a system-wide broker: salvo's tests run their
+# own throwaway node (scripts/rabbitmq.sh). policy-rc.d answering 101 forbids service starts
+# for the duration of the install only.
+policy=/usr/sbin/policy-rc.d
+own_policy=0
+if [ ! -e "$policy" ]; then
+	printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+	$sudo chmod 755 "$policy"
+	own_policy=1
+fi
+cleanup() { [ "$own_policy" -eq 1 ] && $sudo rm -f "$policy"; }
+trap cleanup EXIT
+
+$sudo apt-get update </dev/null
+$sudo apt-get install -y --no-install-recommends "${missing[@]}" </dev/null
+echo "setup: done"

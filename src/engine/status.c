@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+#include "salvo.h"
+
+#include "../codec/methods.h"
+
+const char *salvo_err2str(int status)
+{
+	switch (status) {
+	case SALVO_OK:
+		return "success";
+	case SALVO_ERR_INVALID_ARGUMENT:
+		return "invalid argument";
+	case SALVO_ERR_NO_MEMORY:
+		return "out of memory";
+	case SALVO_ERR_TIMEOUT:
+		return "timed out";
+	case SALVO_ERR_WOULD_BLOCK:
+		return "would block";
+	case SALVO_ERR_CLOSED:
+		return "closed";
+	case SALVO_ERR_IO:
+		return "I/O error";
+	case SALVO_ERR_TLS:
+		return "TLS error";
+	case SALVO_ERR_PROTOCOL:
+		return "protocol error";
+	case SALVO_ERR_UNSUPPORTED:
+		return "not supported";
+	}
+	if (status > 0 && status <= UINT16_MAX) {
+		const char *name = sv_reply_code_name((uint16_t)status);
+		if (name)
+			return name;
+	}
+	return "unknown status";
+}
+
+const char *salvo_version(void)
+{
+	return SALVO_VERSION_STRING;
+}

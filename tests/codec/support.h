@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* Helpers shared by the codec tests (cmocka). */
+#ifndef SALVO_TEST_SUPPORT_H
+#define SALVO_TEST_SUPPORT_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "table.h"
+
+/*
+ * Run every test, or with an argument only the test of that name, so that meson can list
+ * each case as a test of its own. An unknown name fails rather than passing vacuously.
+ */
+static inline int sv_test_main(int argc, char **argv, const char *group,
+			       const struct CMUnitTest *tests, size_t n)
+{
+	if (argc < 2)
+		return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(tests[i].name, argv[1]) == 0)
+			return _cmocka_run_group_tests(group, &tests[i], 1, NULL, NULL);
+	fprintf(stderr, "%s: no test named '%s'\n", group, argv[1]);
+	return 1;
+}
+
+/* A table holding one value of every field type, nested table and array included. */
+static inline struct sv_table sv_test_sample_table(uint8_t *buf, size_t cap)
+{
+	struct sv_table_writer w;
+	struct sv_codec_error err;
+	struct sv_table t = {0};
+	struct sv_field f;
+
+	sv_table_writer_init(&w, buf, cap);
+	sv_tw_bool(&w, "bool", true);
+	f = (struct sv_field){.type = SV_FIELD_I8, .v.i8 = -8};
+	sv_tw_field(&w, "i8", &f);
+	f = (struct sv_field){.type = SV_FIELD_U8, .v.u8 = 0xF8};
+	sv_tw_field(&w, "u8", &f);
+	f = (struct sv_field){.type = SV_FIELD_I16, .v.i16 = -16000};
+	sv_tw_field(&w, "i16", &f);
+	f = (struct sv_field){.type = SV_FIELD_U16, .v.u16 = 0xFEDC};
+	sv_tw_field(&w, "u16", &f);
+	f = (struct sv_field){.type = SV_FIELD_I32, .v.i32 = -2000000000};
+	sv_tw_field(&w, "i32", &f);
+	f = (struct sv_field){.type = SV_FIELD_U32, .v.u32 = 0xFEDCBA98u};
+	sv_tw_field(&w, "u32", &f);
+	sv_tw_i64(&w, "i64", INT64_MIN + 7);
+	f = (struct sv_field){.type = SV_FIELD_U64, .v.u64 = UINT64_MAX - 7};
+	sv_tw_field(&w, "u64", &f);
+	f = (struct sv_field){.type = SV_FIELD_FLOAT, .v.f = 1.5f};
+	sv_tw_field(&w, "float", &f);
+	f = (struct sv_field){.type = SV_FIELD_DOUBLE, .v.d = -2.25};
+	sv_tw_field(&w, "double", &f);
+	f = (struct sv_field){.type = SV_FIELD_DECIMAL, .v.decimal = {2, 12345}};
+	sv_tw_field(&w, "decimal", &f);
+	sv_tw_str(&w, "longstr", "a long string");
+	f = (struct sv_field){.type = SV_FIELD_BYTES, .v.str = {(const uint8_t *)"\0\1\2", 3}};
+	sv_tw_field(&w, "bytes", &f);
+	f = (struct sv_field){.type = SV_FIELD_TIMESTAMP, .v.timestamp = 1700000000};
+	sv_tw_field(&w, "timestamp", &f);
+	f = (struct sv_field){.type = SV_FIELD_VOID};
+	sv_tw_field(&w, "void", &f);
+	sv_tw_table_begin(&w, "table");
+	sv_tw_bool(&w, "inner", false);
+	sv_tw_table_end(&w);
+	sv_tw_array_begin(&w, "array");
+	sv_tw_i64(&w, NULL, 1);
+	sv_tw_str(&w, NULL, "two");
+	sv_tw_array_begin(&w, NULL);
+	sv_tw_array_end(&w);
+	sv_tw_array_end(&w);
+	if (sv_table_writer_finish(&w, &t, &err))
+		fail_msg("sample table: %s", err.reason);
+	return t;
+}
+
+#endif
