@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# Throwaway RabbitMQ node for salvo's integration tests.
+#
+#   scripts/rabbitmq.sh start      start a node, print its AMQP URI on stdout
+#   scripts/rabbitmq.sh status     print URI and PIDs; non-zero unless it accepts AMQP
+#   scripts/rabbitmq.sh stop       stop it and delete its files (no-op if not running)
+#   scripts/rabbitmq.sh ctl ARGS   run rabbitmqctl against it (e.g. ctl list_queues)
+#
+# Everything lives in a mktemp -d directory (config, mnesia, logs, HOME with the
+# Erlang cookie), so the packaged broker's /var/lib/rabbitmq and /etc/rabbitmq are
+# never touched. All sockets listen on 127.0.0.1, on ports derived from
+# SALVO_TEST_PORT (default 5679) so several nodes can run side by side:
+#   AMQP = PORT, epmd = PORT + 10000, Erlang distribution = PORT + 20000
+# hence 1024 <= PORT <= 45535. The state file ${TMPDIR:-/tmp}/salvo-rabbitmq-PORT.state
+# lets stop/status/ctl find the node from another shell.
+# SALVO_TEST_START_TIMEOUT (seconds, default 120) bounds the wait in start.
+set -euo pipefail
+
+port=${SALVO_TEST_PORT:-5679}
+tmp_root=${TMPDIR:-/tmp}
+tmp_root=${tmp_root%/}
+state="$tmp_root/salvo-rabbitmq-$port.state"
+start_timeout=${SALVO_TEST_START_TIMEOUT:-120}
+rmq_bin=/usr/lib/rabbitmq/bin
+
+log() { printf 'rabbitmq.sh: %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1024 || port > 45535)); then
+	die "SALVO_TEST_PORT must be an integer in 1024..45535, got '$port'"
+fi
+epmd_port=$((port + 10000))
+dist_port=$((port + 20000))
+node="salvo-test-$port@localhost"
+uri="amqp://guest:guest@127.0.0.1:$port/"
+dir="" starter_pid="" epmd_pid="" wrapper_pid="" beam_pid=""
+
+node_env() {
+	# A caller's RABBITMQ_* (e.g. NODE_PORT, ENABLED_PLUGINS) would override our config.
+	local v
+	for v in $(compgen -e); do
+		[[ $v == RABBITMQ_* ]] && unset "$v"
+	done
+	# The marker lets is_ours() tell our processes from a reused PID.
+	export SALVO_RABBITMQ_DIR="$dir" HOME="$dir" LC_ALL=C.UTF-8 LANG=C.UTF-8
+	export ERL_EPMD_PORT=$epmd_port ERL_CRASH_DUMP="$dir/erl_crash.dump"
+	# Applies to every erl we spawn (broker, its epmd-starter, rabbitmqctl): never
+	# auto-start a system-wide epmd, and keep the distribution listener on loopback.
+	export ERL_AFLAGS="-start_epmd false -kernel inet_dist_use_interface {127,0,0,1}"
+	export RABBITMQ_NODENAME="$node" RABBITMQ_DIST_PORT=$dist_port
+	# Point every path away from /etc/rabbitmq and /var/lib/rabbitmq.
+	export RABBITMQ_CONF_ENV_FILE="$dir/rabbitmq-env.conf"
+	export RABBITMQ_CONFIG_FILE="$dir/rabbitmq.conf" RABBITMQ_CONFIG_FILES="$dir/conf.d"
+	export RABBITMQ_ADVANCED_CONFIG_FILE="$dir/advanced.config"
+	export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
+	export RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log"
+	export RABBITMQ_PID_FILE="$dir/beam.pid"
+}
+
+read_state() {
+	local k v
+	while IFS='=' read -r k v; do
+		case $k in
+		dir | starter_pid | epmd_pid | wrapper_pid | beam_pid) printf -v "$k" '%s' "$v" ;;
+		esac
+	done <"$state"
+}
+
+write_state() {
+	printf 'dir=%s\nstarter_pid=%s\nepmd_pid=%s\nwrapper_pid=%s\nbeam_pid=%s\n' \
+		"$dir" "$starter_pid" "$epmd_pid" "$wrapper_pid" "$beam_pid" >"$state.new"
+	mv -f "$state.new" "$state"
+}
+
+# PIDs get reused: only trust one whose command line matches $2 and whose
+# environment carries our directory marker. Zombies have an empty cmdline.
+is_ours() {
+	local pid=$1 pattern=$2 cmd
+	[[ $pid =~ ^[0-9]+$ && -n $dir ]] || return 1
+	cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+	# shellcheck disable=SC2053 # $pattern is a glob on purpose
+	[[ $cmd == $pattern ]] || return 1
+	grep -qzxF "SALVO_RABBITMQ_DIR=$dir" "/proc/$pid/environ" 2>/dev/null
+}
+
+# Sends the AMQP 0-9-1 header; a live broker answers with a method frame (connection.start).
+amqp_ready() {
+	python3 - "$port" 2>/dev/null <<-'EOF'
+		import socket, sys
+		try:
+		    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=2)
+		    s.settimeout(5)
+		    s.sendall(b"AMQP\x00\x00\x09\x01")
+		    ok = s.recv(1) == b"\x01"
+		    s.close()
+		except OSError:
+		    ok = False
+		sys.exit(0 if ok else 1)
+	EOF
+}
+
+# signal_and_wait PID PATTERN SECONDS: SIGTERM, bounded wait, then SIGKILL.
+signal_and_wait() {
+	local pid=$1 pattern=$2 i
+	is_ours "$pid" "$pattern" || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	for ((i = 0; i < $3 * 10; i++)); do
+		is_ours "$pid" "$pattern" || return 0
+		sleep 0.1
+	done
+	log "PID $pid ignored SIGTERM for $3 s, sending SIGKILL"
+	kill -KILL "$pid" 2>/dev/null || true
+}
+
+teardown() {
+	# Before the pid file exists, the beam is the wrapper script's only child.
+	if [[ -z $beam_pid ]] && is_ours "$wrapper_pid" '*rabbitmq-server*'; then
+		beam_pid=$(pgrep -o -P "$wrapper_pid" || true)
+	fi
+	signal_and_wait "$beam_pid" '*beam*' 30
+	# The wrapper exits by itself once the beam is gone; this only catches oddities.
+	signal_and_wait "$wrapper_pid" '*rabbitmq-server*' 5
+	signal_and_wait "$epmd_pid" '*epmd*' 5
+	# Refuse to rm -rf anything mktemp did not give us.
+	if [[ $dir == "$tmp_root/salvo-rabbitmq-$port."* && -d $dir ]]; then
+		rm -rf -- "$dir"
+	fi
+	rm -f -- "$state" "$state.new"
+}
+
+start_failed() {
+	trap - EXIT INT TERM
+	log "$1"
+	if [[ -n $dir ]]; then
+		local f
+		for f in "$dir/broker.out" "$dir/epmd.log" "$dir"/log/*.log; do
+			[[ -s $f ]] && { echo "==> $f <==" && tail -n 40 "$f"; } >&2
+		done
+	fi
+	teardown
+	exit 1
+}
+
+cmd_start() {
+	local i
+	# noclobber makes creating the state file an atomic claim on the port.
+	if ! (set -C && echo "starter_pid=$$" >"$state") 2>/dev/null; then
+		[[ -f $state ]] || die "cannot create $state"
+		read_state
+		local cmd
+		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/${starter_pid:-0}/cmdline") || cmd=""
+		if is_ours "$beam_pid" '*beam*' || is_ours "$epmd_pid" '*epmd*' ||
+			is_ours "$wrapper_pid" '*rabbitmq-server*' || [[ $cmd == *rabbitmq.sh*start* ]]; then
+			die "already running (or starting) on port $port, see $state; run stop first"
+		fi
+		log "removing stale state $state"
+		teardown
+		(set -C && echo "starter_pid=$$" >"$state") 2>/dev/null || die "lost a race for $state"
+	fi
+	starter_pid=$$
+	trap 'start_failed "interrupted"' INT TERM
+	# Any unexpected failure (set -e) must not leave epmd or the broker behind.
+	trap 'start_failed "start failed (exit $?)"' EXIT
+	for i in "$port" "$epmd_port" "$dist_port"; do
+		[[ -z $(ss -Hltn "sport = :$i") ]] || start_failed "TCP port $i is already in use"
+	done
+	dir=$(mktemp -d "$tmp_root/salvo-rabbitmq-$port.XXXXXX")
+	write_state
+	node_env
+	cd "$dir"
+
+	# Our own epmd, so the node never registers with (or spawns) the system one on 4369.
+	setsid epmd -address 127.0.0.1 -port "$epmd_port" </dev/null >"$dir/epmd.log" 2>&1 &
+	epmd_pid=$!
+	write_state
+	for ((i = 0; ; i++)); do
+		epmd -port "$epmd_port" -names >/dev/null 2>&1 && break
+		if ((i >= 50)) || ! is_ours "$epmd_pid" '*epmd*'; then
+			start_failed "epmd did not come up on port $epmd_port"
+		fi
+		sleep 0.1
+	done
+
+	cat >"$dir/rabbitmq.conf" <<-EOF
+		listeners.tcp.1 = 127.0.0.1:$port
+		log.file.level = info
+		log.console = false
+		# Tests must not be blocked by the default 50 MB free-disk alarm on a small /tmp.
+		disk_free_limit.absolute = 1MB
+	EOF
+	# No plugins at all: management, prometheus, etc. would open more ports.
+	echo '[].' >"$dir/enabled_plugins"
+	: >"$dir/rabbitmq-env.conf"
+	mkdir -p "$dir/conf.d" "$dir/log" "$dir/mnesia"
+
+	# The /usr/sbin wrapper would su to the rabbitmq user and use /var/lib/rabbitmq,
+	# so run the real script. setsid + redirections detach it from the caller's
+	# terminal, process group and stdout (so $(... start) does not hang).
+	log "starting $node (AMQP $port, epmd $epmd_port, dist $dist_port) in $dir"
+	setsid "$rmq_bin/rabbitmq-server" </dev/null >"$dir/broker.out" 2>&1 &
+	wrapper_pid=$!
+	write_state
+
+	local deadline=$((SECONDS + start_timeout))
+	while ! amqp_ready; do
+		is_ours "$wrapper_pid" '*rabbitmq-server*' || start_failed "broker exited during startup"
+		((SECONDS < deadline)) || start_failed "broker did not accept AMQP within $start_timeout s"
+		sleep 0.25
+	done
+	beam_pid=$(<"$dir/beam.pid")
+	is_ours "$beam_pid" '*beam*' || start_failed "pid file $dir/beam.pid does not name our beam"
+	write_state
+	check_loopback || start_failed "a listener is not bound to 127.0.0.1"
+	trap - EXIT INT TERM
+	log "ready after $SECONDS s (beam $beam_pid, epmd $epmd_pid)"
+	echo "$uri"
+}
+
+# Every listening socket of the beam and epmd must be on loopback. epmd always
+# adds [::1] next to the -address list when the kernel has IPv6; that is loopback too.
+check_loopback() {
+	local bad
+	bad=$(ss -Hltnp | grep -E "pid=($beam_pid|$epmd_pid)," |
+		awk '$4 !~ /^127\.0\.0\.1:/ && $4 != "[::1]:'"$epmd_port"'"' || true)
+	[[ -z $bad ]] || { log "non-loopback listener(s):"$'\n'"$bad"; return 1; }
+}
+
+cmd_stop() {
+	if [[ ! -e $state ]]; then
+		log "no node running on port $port (no $state)"
+		return 0
+	fi
+	read_state
+	teardown
+	log "stopped node on port $port"
+}
+
+cmd_status() {
+	[[ -e $state ]] || die "not running (no $state)"
+	read_state
+	is_ours "$beam_pid" '*beam*' || die "broker process not running (stale $state)"
+	is_ours "$epmd_pid" '*epmd*' || die "epmd not running (stale $state)"
+	amqp_ready || die "broker $beam_pid is not accepting AMQP on port $port"
+	echo "$uri"
+	echo "beam_pid=$beam_pid epmd_pid=$epmd_pid dir=$dir"
+}
+
+cmd_ctl() {
+	[[ -e $state ]] || die "not running (no $state)"
+	read_state
+	node_env
+	exec "$rmq_bin/rabbitmqctl" -n "$node" "$@"
+}
+
+case ${1:-} in
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+ctl) shift && cmd_ctl "$@" ;;
+*) die "usage: $0 start|stop|status|ctl ARGS..." ;;
+esac

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Set up, build and test salvo from a clean clone:
+#   install dependencies (scripts/setup.sh), configure with warnings as errors, build,
+#   start a throwaway RabbitMQ on 127.0.0.1 (scripts/rabbitmq.sh), run every meson test
+#   suite, stop the broker (also on failure). Exits non-zero if anything fails.
+# SALVO_BUILD_DIR (default build) and SALVO_TEST_PORT (default 5679) can be overridden.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh </dev/null
+
+builddir=${SALVO_BUILD_DIR:-build}
+if [ -f "$builddir/build.ninja" ]; then
+	meson setup --reconfigure "$builddir" -Dwerror=true
+else
+	meson setup "$builddir" -Dwerror=true
+fi
+ninja -C "$builddir"
+
+export SALVO_TEST_PORT=${SALVO_TEST_PORT:-5679}
+stop_broker() { bash scripts/rabbitmq.sh stop </dev/null || true; }
+trap stop_broker EXIT
+SALVO_TEST_URI=$(bash scripts/rabbitmq.sh start </dev/null)
+export SALVO_TEST_URI
+echo "test broker: $SALVO_TEST_URI"
+
+status=0
+meson test -C "$builddir" --print-errorlogs --verbose || status=$?
+
+# One closing line over every suite, from meson's own record of the run.
+python3 - "$builddir/meson-logs/testlog.json" <<'PY'
+import json, sys
+counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for line in open(sys.argv[1]):
+    r = json.loads(line)["result"]
+    key = "OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"
+    counts[key] += 1
+print("salvo: %d passed, %d failed, %d skipped" % (counts["OK"], counts["FAIL"], counts["SKIP"]))
+PY
+exit $status
