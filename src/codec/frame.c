@@ -36,32 +36,40 @@ static uint32_t min_payload(uint8_t type)
 ssize_t sv_frame_parse(const uint8_t *buf, size_t len, uint32_t frame_max, struct sv_frame *f,
 		       struct sv_codec_error *err)
 {
+	uint8_t type;
+	uint16_t channel;
+	uint32_t size;
+
+	/* Checks use locals, not *f: a compiler may test adjacent struct fields with one wide
+	 * load that covers padding, which memory checkers then report as uninitialised. */
 	if (len < SV_FRAME_HEADER_SIZE)
 		return 0;
-	f->type = buf[0];
-	f->channel = sv_load16(buf + 1);
-	f->size = sv_load32(buf + 3);
-	if (f->type != SV_FRAME_METHOD && f->type != SV_FRAME_HEADER && f->type != SV_FRAME_BODY &&
-	    f->type != SV_FRAME_HEARTBEAT)
-		return sv_fail(err, SV_REPLY_FRAME_ERROR, "unknown frame type %u", f->type);
+	type = buf[0];
+	channel = sv_load16(buf + 1);
+	size = sv_load32(buf + 3);
+	if (type != SV_FRAME_METHOD && type != SV_FRAME_HEADER && type != SV_FRAME_BODY &&
+	    type != SV_FRAME_HEARTBEAT)
+		return sv_fail(err, SV_REPLY_FRAME_ERROR, "unknown frame type %u", type);
 	/* Compare the payload against the room frame_max leaves, never size + 8 (overflow). */
-	if (frame_max < SV_FRAME_OVERHEAD || f->size > frame_max - SV_FRAME_OVERHEAD)
+	if (frame_max < SV_FRAME_OVERHEAD || size > frame_max - SV_FRAME_OVERHEAD)
 		return sv_fail(err, SV_REPLY_FRAME_ERROR,
-			       "frame of %u payload bytes exceeds frame_max %u", f->size, frame_max);
-	if (f->size < min_payload(f->type))
+			       "frame of %u payload bytes exceeds frame_max %u", size, frame_max);
+	if (size < min_payload(type))
 		return sv_fail(err, SV_REPLY_FRAME_ERROR, "%s frame of %u bytes is too short",
-			       f->type == SV_FRAME_METHOD ? "method" : "content header", f->size);
-	if (f->type == SV_FRAME_HEARTBEAT && (f->size != 0 || f->channel != 0))
+			       type == SV_FRAME_METHOD ? "method" : "content header", size);
+	if (type == SV_FRAME_HEARTBEAT && (size != 0 || channel != 0))
 		return sv_fail(err, SV_REPLY_FRAME_ERROR,
-			       "heartbeat frame with %u payload bytes on channel %u", f->size,
-			       f->channel);
-	if (len - SV_FRAME_HEADER_SIZE <= f->size)
+			       "heartbeat frame with %u payload bytes on channel %u", size, channel);
+	if (len - SV_FRAME_HEADER_SIZE <= size)
 		return 0;
-	if (buf[SV_FRAME_HEADER_SIZE + f->size] != SV_FRAME_END)
+	if (buf[SV_FRAME_HEADER_SIZE + size] != SV_FRAME_END)
 		return sv_fail(err, SV_REPLY_FRAME_ERROR, "frame end octet is 0x%02x, not 0xce",
-			       buf[SV_FRAME_HEADER_SIZE + f->size]);
+			       buf[SV_FRAME_HEADER_SIZE + size]);
+	f->type = type;
+	f->channel = channel;
+	f->size = size;
 	f->payload = buf + SV_FRAME_HEADER_SIZE;
-	return (ssize_t)f->size + SV_FRAME_OVERHEAD;
+	return (ssize_t)size + SV_FRAME_OVERHEAD;
 }
 
 int sv_content_header_decode(const uint8_t *p, size_t len, struct sv_content_header *h,

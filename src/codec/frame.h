@@ -38,7 +38,8 @@ struct sv_decoded_frame {
 
 /*
  * Parse one frame's envelope. frame_max is the negotiated maximum frame size, envelope
- * included (SV_FRAME_MIN_SIZE before tuning). Errors, all 501 FRAME_ERROR: a size over
+ * included (SV_FRAME_MIN_SIZE before tuning). A negotiated 0 means "no limit" in AMQP;
+ * callers must turn it into the real bound they are prepared to buffer. Errors, all 501 FRAME_ERROR: a size over
  * frame_max, a frame-end octet other than 0xCE, an unknown frame type, a payload too short
  * for its type, a heartbeat with a payload or on a channel other than 0. The size is
  * checked before waiting for the payload, so a hostile size never makes the caller buffer
@@ -97,7 +98,8 @@ ssize_t sv_reader_next(struct sv_reader *r, const uint8_t *buf, size_t len,
  * return, get-ok) is followed by one content header of the same class and then body frames
  * adding up to exactly the header's body size. Anything else is 505 UNEXPECTED_FRAME: a
  * header or body out of turn, a method before the content is complete, a body past the
- * declared size.
+ * declared size. Feed it the frames of one channel other than 0; heartbeats (channel 0)
+ * are not content and are refused.
  */
 enum sv_content_event {
 	SV_CONTENT_METHOD = 1,	/* a method without content: deliver it */

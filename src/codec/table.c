@@ -362,7 +362,9 @@ void sv_tw_str(struct sv_table_writer *w, const char *key, const char *s)
 
 static void tw_open(struct sv_table_writer *w, const char *key, uint8_t type)
 {
-	if (w->depth >= SV_TABLE_MAX_DEPTH) {
+	/* The outermost table is level 1 and the new container would be level depth + 2,
+	 * counted as sv_table_validate counts: never build what the decoder refuses. */
+	if (w->depth + 2 > SV_TABLE_MAX_DEPTH) {
 		tw_fail(w, "tables and arrays nested too deep");
 		return;
 	}

@@ -106,8 +106,10 @@ struct sv_table_writer {
 	size_t cap;
 	size_t len;
 	unsigned depth;
-	size_t open[SV_TABLE_MAX_DEPTH]; /* offset of each open container's length field */
-	bool in_array[SV_TABLE_MAX_DEPTH + 1];
+	/* Offset of each open nested container's length field; the outermost table is level
+	 * 1, so at most SV_TABLE_MAX_DEPTH - 1 containers can be open inside it. */
+	size_t open[SV_TABLE_MAX_DEPTH - 1];
+	bool in_array[SV_TABLE_MAX_DEPTH]; /* indexed by depth; [0] is the outermost table */
 	const char *failed; /* first failure, or NULL */
 };
 
