@@ -15,12 +15,6 @@
 
 #define FRAME_MAX SV_FRAME_MIN_SIZE
 
-/*
- * Frames the decoders fill are zero-initialised: GCC tests a struct sv_frame's channel and
- * size with one 8-byte compare that spans the padding byte after its type, and valgrind
- * cannot tell that the outcome does not depend on that byte.
- */
-
 /* An error record that no decoder would produce, so a rejection that leaves it unfilled
  * (or a stale one from an earlier call) shows. */
 static struct sv_codec_error poisoned(void)

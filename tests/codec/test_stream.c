@@ -21,12 +21,6 @@
 #define MAX_FRAMES 64
 #define CHANNELS 4
 
-/*
- * Frames the decoders fill are zero-initialised: GCC tests a struct sv_frame's channel and
- * size with one 8-byte compare that spans the padding byte after its type, and valgrind
- * cannot tell that the outcome does not depend on that byte.
- */
-
 /* What decoding the stream must produce, frame by frame, as the encoders wrote it. */
 struct ref_frame {
 	size_t offset; /* of the frame in stream */
