@@ -32,7 +32,8 @@ fi
 epmd_port=$((port + 10000))
 dist_port=$((port + 20000))
 node="salvo-test-$port@localhost"
-uri="amqp://guest:guest@127.0.0.1:$port/"
+# No trailing slash: by the RabbitMQ URI spec "amqp://h/" names the empty vhost, "amqp://h" the default.
+uri="amqp://guest:guest@127.0.0.1:$port"
 dir="" starter_pid="" epmd_pid="" wrapper_pid="" beam_pid=""
 
 node_env() {

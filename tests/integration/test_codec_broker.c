@@ -6,7 +6,7 @@
  * fetch the messages, provoke a channel error, and close. If the codec disagreed with the
  * broker on any byte, RabbitMQ would close the connection with a frame or syntax error.
  *
- * Needs SALVO_TEST_URI (amqp://guest:guest@127.0.0.1:PORT/, as scripts/rabbitmq.sh prints);
+ * Needs SALVO_TEST_URI (amqp://guest:guest@127.0.0.1:PORT, as scripts/rabbitmq.sh prints);
  * skips (exit 77) without it.
  */
 #include <arpa/inet.h>
