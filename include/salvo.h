@@ -11,6 +11,11 @@
 #ifndef SALVO_H
 #define SALVO_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -42,7 +47,31 @@ typedef enum salvo_status {
 	SALVO_ERR_TLS = -7,
 	SALVO_ERR_PROTOCOL = -8, /* the peer broke the protocol */
 	SALVO_ERR_UNSUPPORTED = -9,
+	SALVO_ERR_LIMIT = -10, /* a negotiated or configured limit was reached */
 } salvo_status;
+
+/* Which side ended what: decides what is still usable after an error. */
+typedef enum salvo_error_kind {
+	SALVO_ERROR_NONE = 0,
+	SALVO_ERROR_LOCAL,	/* detected by salvo (timeout, I/O, invalid argument, ...) */
+	SALVO_ERROR_CHANNEL,	/* the broker closed the channel (channel.close); connection lives */
+	SALVO_ERROR_CONNECTION, /* the connection is gone (connection.close, EOF, dead peer) */
+} salvo_error_kind;
+
+/*
+ * Details of a failure, filled by every call that takes a salvo_error * (which may be
+ * NULL when the caller wants only the status). Classification follows the frame that
+ * carried the error (channel.close vs connection.close), not the reply code.
+ */
+typedef struct salvo_error {
+	int status;		/* what the call returned: negative local status or reply code */
+	salvo_error_kind kind;
+	unsigned reply_code;	/* AMQP reply code (404, 406, 320, ...), 0 for local errors */
+	unsigned class_id;	/* the method the broker refused, when it says (50 = queue) */
+	unsigned method_id;	/* (10 = declare) */
+	char text[256];		/* reply text or local description; never holds a password */
+	char method[48];	/* "queue.declare" for class_id/method_id, or "" */
+} salvo_error;
 
 /*
  * A short description of a status: "timed out", "NOT_FOUND", ... Any thread; never NULL;
@@ -52,6 +81,252 @@ SALVO_API const char *salvo_err2str(int status);
 
 /* The library's version string, e.g. "0.1.0". Any thread. */
 SALVO_API const char *salvo_version(void);
+
+/* Configuration */
+
+/*
+ * A configuration: every setting of a client, set by key as a string, in the manner of
+ * librdkafka. salvo_conf_print_help lists the keys with their defaults, ranges and meaning;
+ * "uri" sets the broker in one string (amqp://user:password@host:port/vhost?heartbeat=30).
+ *
+ * A conf is not thread-safe: a thread that sets may share it with no other thread. Calls
+ * that only read (get, dup) may run concurrently with each other. A conf holds no
+ * resources besides its memory and is independent of any client made from it.
+ */
+typedef struct salvo_conf salvo_conf;
+
+/* A conf holding every default, or NULL when out of memory. Any thread. The caller owns it
+ * and frees it with salvo_conf_destroy. */
+SALVO_API salvo_conf *salvo_conf_new(void);
+
+/* Free a conf, wiping the password from memory first. NULL is ignored. */
+SALVO_API void salvo_conf_destroy(salvo_conf *conf);
+
+/* A copy of conf that the caller owns, or NULL when out of memory or conf is NULL. */
+SALVO_API salvo_conf *salvo_conf_dup(const salvo_conf *conf);
+
+/*
+ * Set key to value, given as text: numbers in decimal digits only (no sign, blanks, hex or
+ * suffix). Never allocates, so never fails for memory.
+ *
+ * "uri" replaces the endpoint list with the URI's endpoint and sets user, password and
+ * vhost to the URI's values, or their defaults where it has none (guest, guest, "/"); its
+ * query parameters (heartbeat, connection_timeout, channel_max, frame_max, connection_name)
+ * set those keys, and keys it does not mention keep their values. "uri.add" appends a
+ * failover endpoint (scheme, host and port only; at most 16 endpoints in all). "host" and
+ * "port" change the first endpoint.
+ *
+ * Returns 0, or SALVO_ERR_INVALID_ARGUMENT with a message in errstr when conf, key or value
+ * is NULL, the key is unknown, or the value is malformed or out of range (a number that is
+ * not one, below the minimum or above the maximum; a string too long; a URI that breaks
+ * the spec, with the reason). On failure conf is unchanged. errstr may be NULL; a message
+ * longer than errstr_size is truncated, and it never contains the password. errstr is
+ * written only on failure.
+ */
+SALVO_API int salvo_conf_set(salvo_conf *conf, const char *key, const char *value, char *errstr,
+			     size_t errstr_size);
+
+/*
+ * Read a setting back as text into dest, which holds *dest_size bytes. On return
+ * *dest_size is the size the text needs, its NUL included. The password always reads as
+ * "***", and "uri" as the first endpoint's URI with the password as "***"; "uri.add"
+ * reads as the failover endpoints' URIs separated by commas ("" when there are none).
+ *
+ * Returns 0 with the text in dest; 0 with only *dest_size set when dest is NULL (to learn
+ * the size); SALVO_ERR_INVALID_ARGUMENT with *dest_size set to the size needed and dest
+ * emptied ("" if *dest_size was at least 1) when dest is too small; and
+ * SALVO_ERR_INVALID_ARGUMENT with *dest_size untouched when conf, key or dest_size is NULL
+ * or the key is unknown. Reads conf only.
+ */
+SALVO_API int salvo_conf_get(const salvo_conf *conf, const char *key, char *dest,
+			     size_t *dest_size);
+
+/* Write every key to out (not NULL): name, default, range and help. Any thread. Write errors
+ * are not reported; check ferror(out). */
+SALVO_API void salvo_conf_print_help(FILE *out);
+
+/*
+ * Timeouts. Every blocking call takes timeout_ms: > 0 waits at most that long and then
+ * returns SALVO_ERR_TIMEOUT; 0 never waits (SALVO_ERR_WOULD_BLOCK where waiting would be
+ * needed); SALVO_FOREVER waits without a deadline.
+ */
+#define SALVO_FOREVER (-1)
+
+/* Field tables: arguments of declares and binds (x-queue-type, x-message-ttl, ...). */
+typedef struct salvo_table salvo_table;
+
+/* A new empty table, or NULL when out of memory. Any thread; a table is not thread-safe. */
+SALVO_API salvo_table *salvo_table_new(void);
+SALVO_API void salvo_table_destroy(salvo_table *t); /* NULL is ignored */
+
+/*
+ * Append an entry (long string, signed 64-bit integer, boolean). Keys are at most 255
+ * bytes. 0, SALVO_ERR_INVALID_ARGUMENT (key too long, NULL), or SALVO_ERR_NO_MEMORY; the
+ * table is unchanged on failure.
+ */
+SALVO_API int salvo_table_add_string(salvo_table *t, const char *key, const char *value);
+SALVO_API int salvo_table_add_int(salvo_table *t, const char *key, int64_t value);
+SALVO_API int salvo_table_add_bool(salvo_table *t, const char *key, bool value);
+
+/*
+ * The client: one connection to the broker and the I/O thread that owns its socket.
+ *
+ * salvo_client_new connects and logs in on the calling thread, within the configuration's
+ * connection_timeout, then starts the I/O thread. It returns 0, SALVO_ERR_INVALID_ARGUMENT,
+ * SALVO_ERR_NO_MEMORY, SALVO_ERR_IO (resolve/connect failed), SALVO_ERR_TIMEOUT,
+ * SALVO_ERR_PROTOCOL, SALVO_ERR_UNSUPPORTED, or the broker's refusal as a reply code (403
+ * ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED for a missing vhost) with err filled.
+ * conf is copied; the caller keeps ownership of it. Only the first endpoint is used so far
+ * (failover comes with reconnection), and amqps:// returns SALVO_ERR_UNSUPPORTED until TLS
+ * lands.
+ */
+typedef struct salvo_client salvo_client;
+
+SALVO_API int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *err);
+
+/*
+ * Close the connection in order: everything already handed to publishers is sent, then
+ * connection.close, then the broker's close-ok is awaited (at most timeout_ms). Returns 0,
+ * SALVO_ERR_TIMEOUT, or the error that had already ended the connection. Blocks. Call it
+ * once, from one thread, after every publisher and channel is closed; salvo_client_destroy
+ * then frees the client.
+ */
+SALVO_API int salvo_client_close(salvo_client *c, int timeout_ms, salvo_error *err);
+
+/* Free the client, closing it first (5 s timeout) if salvo_client_close was not called.
+ * Publishers and channels still open become unusable; their handles must still be closed. */
+SALVO_API void salvo_client_destroy(salvo_client *c);
+
+/*
+ * Channels: synchronous methods. Each call sends its method through the I/O thread and
+ * blocks until the broker answers or the configuration's rpc_timeout passes. A broker
+ * error comes back at once as its reply code (404 NOT_FOUND, 406 PRECONDITION_FAILED, ...)
+ * with err->kind SALVO_ERROR_CHANNEL: the broker has closed the channel, and every later
+ * call on it returns that same error; the connection and its other channels go on. A
+ * channel is used by one thread at a time.
+ */
+typedef struct salvo_channel salvo_channel;
+
+SALVO_API int salvo_channel_open(salvo_client *c, salvo_channel **out, salvo_error *err);
+
+/* Close the channel (channel.close, await close-ok) and free the handle, whatever the
+ * outcome. Returns 0, or the error that had closed the channel (so an asynchronous error
+ * is never lost), or SALVO_ERR_TIMEOUT. */
+SALVO_API int salvo_channel_close(salvo_channel *ch, salvo_error *err);
+
+/* Flags of declares and deletes; each method uses the ones that apply to it. */
+#define SALVO_PASSIVE 0x01u
+#define SALVO_DURABLE 0x02u
+#define SALVO_AUTO_DELETE 0x04u
+#define SALVO_EXCLUSIVE 0x08u  /* queue.declare */
+#define SALVO_INTERNAL 0x10u   /* exchange.declare */
+#define SALVO_IF_UNUSED 0x20u  /* exchange.delete, queue.delete */
+#define SALVO_IF_EMPTY 0x40u   /* queue.delete */
+
+SALVO_API int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *type,
+				     unsigned flags, const salvo_table *arguments, salvo_error *err);
+SALVO_API int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flags,
+				    salvo_error *err);
+SALVO_API int salvo_exchange_bind(salvo_channel *ch, const char *destination, const char *source,
+				  const char *routing_key, const salvo_table *arguments,
+				  salvo_error *err);
+SALVO_API int salvo_exchange_unbind(salvo_channel *ch, const char *destination,
+				    const char *source, const char *routing_key,
+				    const salvo_table *arguments, salvo_error *err);
+
+/* What queue.declare-ok says. name is the queue's name, chosen by the broker when the
+ * declare asked for "" (server-named queue). */
+typedef struct salvo_queue_info {
+	char name[256];
+	uint32_t message_count;
+	uint32_t consumer_count;
+} salvo_queue_info;
+
+/* info may be NULL. */
+SALVO_API int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
+				  const salvo_table *arguments, salvo_queue_info *info,
+				  salvo_error *err);
+SALVO_API int salvo_queue_bind(salvo_channel *ch, const char *queue, const char *exchange,
+			       const char *routing_key, const salvo_table *arguments,
+			       salvo_error *err);
+SALVO_API int salvo_queue_unbind(salvo_channel *ch, const char *queue, const char *exchange,
+				 const char *routing_key, const salvo_table *arguments,
+				 salvo_error *err);
+/* message_count (may be NULL) receives the number of messages purged / deleted. */
+SALVO_API int salvo_queue_purge(salvo_channel *ch, const char *queue, uint32_t *message_count,
+				salvo_error *err);
+SALVO_API int salvo_queue_delete(salvo_channel *ch, const char *queue, unsigned flags,
+				 uint32_t *message_count, salvo_error *err);
+SALVO_API int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_t prefetch_count,
+			      bool global, salvo_error *err);
+
+/*
+ * Fetching one message (basic.get) and acknowledging it. Consumers (basic.consume) come
+ * later; these are enough to read back what was published.
+ */
+typedef struct salvo_message salvo_message;
+
+/*
+ * Fetch the next message of queue. Returns 0 with *msg set, or 0 with *msg NULL when the
+ * queue is empty (a normal answer, not an error); otherwise like every synchronous method.
+ * With no_ack false the message must be acknowledged (salvo_basic_ack) on this channel.
+ * Bodies over 512 MiB are refused as a protocol error.
+ */
+SALVO_API int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack,
+			      salvo_message **msg, salvo_error *err);
+
+/* Accessors; the strings and body live as long as the message. Any thread. */
+SALVO_API const void *salvo_message_body(const salvo_message *m, size_t *len);
+SALVO_API const char *salvo_message_exchange(const salvo_message *m);
+SALVO_API const char *salvo_message_routing_key(const salvo_message *m);
+SALVO_API uint64_t salvo_message_delivery_tag(const salvo_message *m);
+SALVO_API bool salvo_message_redelivered(const salvo_message *m);
+/* Messages left in the queue after this one, as basic.get-ok says. */
+SALVO_API uint32_t salvo_message_count(const salvo_message *m);
+SALVO_API void salvo_message_destroy(salvo_message *m); /* NULL is ignored */
+
+/* Acknowledge delivery_tag (and every earlier one with multiple). Asynchronous: returns
+ * once the ack is queued; an error the broker raises comes back from the next call on ch. */
+SALVO_API int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple,
+			      salvo_error *err);
+
+/*
+ * Publishers: the fast path. A publisher owns a channel and a ring of pre-encoded frames
+ * (configuration key publisher.ring_size). salvo_publish copies the message's frames into
+ * the ring and returns; the I/O thread sends them, batched with every other publisher's.
+ * A publisher belongs to one thread at a time: many threads publish concurrently, each on
+ * its own publisher, with no lock between them.
+ *
+ * Best-effort delivery: a broker error caused by a publish (404 for a missing exchange)
+ * closes the publisher's channel and is returned by the next salvo_publish, flush or
+ * close on that publisher, with err->kind SALVO_ERROR_CHANNEL.
+ */
+typedef struct salvo_publisher salvo_publisher;
+
+SALVO_API int salvo_publisher_new(salvo_client *c, salvo_publisher **out, salvo_error *err);
+
+#define SALVO_MSG_MANDATORY 0x1u  /* basic.return if unroutable (reported with confirms) */
+#define SALVO_MSG_PERSISTENT 0x2u /* delivery-mode 2 */
+
+/*
+ * Publish body (len bytes, copied before return) to exchange with routing_key. When the
+ * ring is full, waits up to timeout_ms for room (0: SALVO_ERR_WOULD_BLOCK at once).
+ * Returns 0, SALVO_ERR_WOULD_BLOCK, SALVO_ERR_TIMEOUT, SALVO_ERR_INVALID_ARGUMENT (names
+ * over 255 bytes, a message larger than the ring), SALVO_ERR_CLOSED / a reply code when
+ * the channel or connection has ended. Publisher's thread only; never blocks otherwise.
+ */
+SALVO_API int salvo_publish(salvo_publisher *p, const char *exchange, const char *routing_key,
+			    const void *body, size_t len, unsigned flags, int timeout_ms,
+			    salvo_error *err);
+
+/* Wait until every message published so far has been handed to the kernel. */
+SALVO_API int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err);
+
+/* Flush (at most timeout_ms), close the channel and free the publisher, whatever the
+ * outcome. Returns 0 or the first error: a pending asynchronous broker error is reported
+ * here rather than lost. */
+SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err);
+
 
 #ifdef __cplusplus
 }

@@ -21,8 +21,11 @@ export SALVO_TEST_PORT=${SALVO_TEST_PORT:-5679}
 stop_broker() { bash scripts/rabbitmq.sh stop </dev/null || true; }
 trap stop_broker EXIT
 SALVO_TEST_URI=$(bash scripts/rabbitmq.sh start </dev/null)
-export SALVO_TEST_URI
-echo "test broker: $SALVO_TEST_URI"
+# The frozen-broker heartbeat test stops and resumes this PID (SIGSTOP / SIGCONT).
+SALVO_TEST_BROKER_PID=$(bash scripts/rabbitmq.sh status </dev/null |
+	sed -n 's/.*beam_pid=\([0-9]*\).*/\1/p')
+export SALVO_TEST_URI SALVO_TEST_BROKER_PID
+echo "test broker: $SALVO_TEST_URI (pid $SALVO_TEST_BROKER_PID)"
 
 status=0
 meson test -C "$builddir" --print-errorlogs --verbose || status=$?

@@ -26,6 +26,8 @@ const char *salvo_err2str(int status)
 		return "protocol error";
 	case SALVO_ERR_UNSUPPORTED:
 		return "not supported";
+	case SALVO_ERR_LIMIT:
+		return "limit reached";
 	}
 	if (status > 0 && status <= UINT16_MAX) {
 		const char *name = sv_reply_code_name((uint16_t)status);

@@ -1,0 +1,517 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Channels and their synchronous methods: each call encodes its method on the caller's
+ * thread, hands the frame to the I/O thread and waits for the reply (or the broker's
+ * channel.close) at most rpc_timeout.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../codec/table.h"
+#include "engine.h"
+
+struct salvo_table {
+	uint8_t *buf;
+	size_t len, cap;
+};
+
+static int invalid(salvo_error *err, const char *what)
+{
+	sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "%s", what);
+	return SALVO_ERR_INVALID_ARGUMENT;
+}
+
+/* Tables. */
+
+salvo_table *salvo_table_new(void)
+{
+	return calloc(1, sizeof(salvo_table));
+}
+
+void salvo_table_destroy(salvo_table *t)
+{
+	if (!t)
+		return;
+	free(t->buf);
+	free(t);
+}
+
+/* Append one entry through a table writer over the free tail of t->buf. */
+static int table_add(salvo_table *t, const char *key, const struct sv_field *f, size_t room)
+{
+	struct sv_table_writer w;
+	struct sv_codec_error cerr;
+	struct sv_table out;
+
+	if (!t || !key || strlen(key) > SV_SHORTSTR_MAX)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	room += 1 + strlen(key) + 1;
+	if (t->cap - t->len < room) {
+		size_t cap = t->cap ? t->cap : 256;
+		while (cap - t->len < room)
+			cap *= 2;
+		uint8_t *nb = realloc(t->buf, cap);
+		if (!nb)
+			return SALVO_ERR_NO_MEMORY;
+		t->buf = nb;
+		t->cap = cap;
+	}
+	sv_table_writer_init(&w, t->buf + t->len, t->cap - t->len);
+	sv_tw_field(&w, key, f);
+	if (sv_table_writer_finish(&w, &out, &cerr))
+		return SALVO_ERR_INVALID_ARGUMENT;
+	t->len += out.len;
+	return 0;
+}
+
+int salvo_table_add_string(salvo_table *t, const char *key, const char *value)
+{
+	struct sv_field f = {.type = SV_FIELD_LONGSTR};
+
+	if (!value || strlen(value) > UINT32_MAX)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	f.v.str = (struct sv_bytes){(const uint8_t *)value, (uint32_t)strlen(value)};
+	return table_add(t, key, &f, 4 + f.v.str.len);
+}
+
+int salvo_table_add_int(salvo_table *t, const char *key, int64_t value)
+{
+	struct sv_field f = {.type = SV_FIELD_I64, .v.i64 = value};
+	return table_add(t, key, &f, 8);
+}
+
+int salvo_table_add_bool(salvo_table *t, const char *key, bool value)
+{
+	struct sv_field f = {.type = SV_FIELD_BOOL, .v.b = value};
+	return table_add(t, key, &f, 1);
+}
+
+static struct sv_table table_of(const salvo_table *t)
+{
+	return t ? (struct sv_table){t->buf, (uint32_t)t->len} : (struct sv_table){NULL, 0};
+}
+
+/* The error that closed ch (acquire: pairs with the I/O thread's release of state). */
+static int channel_closed_error(salvo_channel *ch, salvo_error *err)
+{
+	if (atomic_load_explicit(&ch->state, memory_order_acquire) != SV_CH_CLOSED)
+		return 0;
+	sv_error_copy(err, &ch->error);
+	return ch->error.status;
+}
+
+/*
+ * Send m on ch and wait for reply_id. On success *out (if given) holds the completed
+ * request, for its reply fields; the caller puts it.
+ */
+int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+		   struct sv_request **out, bool *submitted, salvo_error *err)
+{
+	salvo_client *c = ch->client;
+	struct sv_codec_error cerr;
+	struct sv_request *req;
+	size_t cap = 1024;
+	int rc;
+
+	rc = channel_closed_error(ch, err);
+	if (rc)
+		return rc;
+	/* Every method has at most one table and three short strings besides fixed fields. */
+	if (m->id == SV_EXCHANGE_DECLARE || m->id == SV_QUEUE_DECLARE)
+		cap += m->id == SV_QUEUE_DECLARE ? m->a.queue_declare.arguments.len
+						 : m->a.exchange_declare.arguments.len;
+	else if (m->id == SV_QUEUE_BIND || m->id == SV_QUEUE_UNBIND)
+		cap += m->id == SV_QUEUE_BIND ? m->a.queue_bind.arguments.len
+					      : m->a.queue_unbind.arguments.len;
+	else if (m->id == SV_EXCHANGE_BIND || m->id == SV_EXCHANGE_UNBIND)
+		cap += m->id == SV_EXCHANGE_BIND ? m->a.exchange_bind.arguments.len
+						 : m->a.exchange_unbind.arguments.len;
+	req = sv_request_new(SV_REQ_METHOD);
+	if (req)
+		req->frame = malloc(cap);
+	if (!req || !req->frame) {
+		free(req);
+		sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+		return SALVO_ERR_NO_MEMORY;
+	}
+	req->frame_len = sv_frame_put_method(req->frame, cap, ch->id, m, &cerr);
+	if (!req->frame_len || req->frame_len > c->sess.frame_max) {
+		if (req->frame_len)
+			sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				     "%s: a %zu-byte frame exceeds frame_max %u",
+				     sv_method_name(m->id), req->frame_len, c->sess.frame_max);
+		else
+			sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "%s",
+				     cerr.reason);
+		free(req->frame);
+		free(req);
+		return SALVO_ERR_INVALID_ARGUMENT;
+	}
+	req->ch = ch;
+	req->reply_id = reply_id;
+	rc = sv_request_submit(c, req, err);
+	if (rc) {
+		free(req->frame);
+		free(req);
+		return rc;
+	}
+	if (submitted)
+		*submitted = true;
+	rc = sv_request_wait(req, c->set.rpc_timeout_ms, err);
+	if (rc || !out)
+		sv_request_put(req);
+	else
+		*out = req;
+	return rc;
+}
+
+/* Channels. */
+
+int salvo_channel_open(salvo_client *c, salvo_channel **out, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_CHANNEL_OPEN};
+	salvo_channel *ch;
+	int id, rc;
+
+	if (!c || !out)
+		return invalid(err, "salvo_channel_open: client and out are required");
+	*out = NULL;
+	id = sv_channel_id_alloc(c);
+	if (id < 0) {
+		sv_error_set(err, SALVO_ERR_LIMIT, SALVO_ERROR_LOCAL,
+			     "all %u channel numbers are in use", c->sess.channel_max);
+		return SALVO_ERR_LIMIT;
+	}
+	ch = calloc(1, sizeof *ch);
+	if (!ch) {
+		sv_channel_id_free(c, (uint16_t)id);
+		sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+		return SALVO_ERR_NO_MEMORY;
+	}
+	ch->client = c;
+	ch->id = (uint16_t)id;
+	atomic_init(&ch->state, SV_CH_OPEN);
+	/* The handle's reference; the I/O thread takes its own when it registers the channel. */
+	atomic_init(&ch->refs, 1);
+	atomic_fetch_add(&c->refs, 1);
+
+	bool submitted = false;
+	rc = sv_channel_rpc(ch, &m, SV_CHANNEL_OPEN_OK, NULL, &submitted, err);
+	if (rc) {
+		/* A request the I/O thread never saw leaves the number to us; otherwise the
+		 * I/O thread frees it when the channel ends (close below, or the connection's). */
+		if (!submitted) {
+			sv_channel_id_free(c, (uint16_t)id);
+			sv_channel_put(ch);
+		} else {
+			salvo_channel_close(ch, NULL);
+		}
+		return rc;
+	}
+	*out = ch;
+	return 0;
+}
+
+int salvo_channel_close(salvo_channel *ch, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_CHANNEL_CLOSE,
+			      .a.channel_close = {200, SV_BYTES("closed by the application"), 0, 0}};
+	int rc;
+
+	if (!ch)
+		return invalid(err, "salvo_channel_close: no channel");
+	rc = channel_closed_error(ch, err);
+	if (!rc) {
+		rc = sv_channel_rpc(ch, &m, SV_CHANNEL_CLOSE_OK, NULL, NULL, err);
+		/* The broker's own close may have crossed ours: report its error, not success. */
+		if (channel_closed_error(ch, NULL) > 0)
+			rc = channel_closed_error(ch, err);
+	}
+	sv_channel_put(ch);
+	return rc;
+}
+
+/* Synchronous methods. */
+
+static int check_name(const char *what, const char *s, salvo_error *err)
+{
+	if (!s) {
+		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "%s is NULL", what);
+		return SALVO_ERR_INVALID_ARGUMENT;
+	}
+	if (strlen(s) > SV_SHORTSTR_MAX) {
+		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			     "%s is %zu bytes; AMQP names hold at most 255", what, strlen(s));
+		return SALVO_ERR_INVALID_ARGUMENT;
+	}
+	return 0;
+}
+
+static struct sv_bytes str(const char *s)
+{
+	return (struct sv_bytes){(const uint8_t *)s, (uint32_t)strlen(s)};
+}
+
+#define CHECK_NAME(what, s)                                                                      \
+	do {                                                                                     \
+		int rc_ = check_name(what, s, err);                                              \
+		if (rc_)                                                                         \
+			return rc_;                                                              \
+	} while (0)
+
+#define CHECK_CHANNEL(ch)                                                                        \
+	do {                                                                                     \
+		if (!(ch))                                                                       \
+			return invalid(err, "no channel");                                       \
+	} while (0)
+
+int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *type,
+			   unsigned flags, const salvo_table *arguments, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_EXCHANGE_DECLARE};
+
+	CHECK_CHANNEL(ch);
+	CHECK_NAME("exchange", exchange);
+	CHECK_NAME("exchange type", type);
+	m.a.exchange_declare = (struct sv_exchange_declare){
+		.exchange = str(exchange),
+		.type = str(type),
+		.passive = flags & SALVO_PASSIVE,
+		.durable = flags & SALVO_DURABLE,
+		.auto_delete = flags & SALVO_AUTO_DELETE,
+		.internal = flags & SALVO_INTERNAL,
+		.arguments = table_of(arguments),
+	};
+	return sv_channel_rpc(ch, &m, SV_EXCHANGE_DECLARE_OK, NULL, NULL, err);
+}
+
+int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flags,
+			  salvo_error *err)
+{
+	struct sv_method m = {.id = SV_EXCHANGE_DELETE};
+
+	CHECK_CHANNEL(ch);
+	CHECK_NAME("exchange", exchange);
+	m.a.exchange_delete.exchange = str(exchange);
+	m.a.exchange_delete.if_unused = flags & SALVO_IF_UNUSED;
+	return sv_channel_rpc(ch, &m, SV_EXCHANGE_DELETE_OK, NULL, NULL, err);
+}
+
+static int exchange_binding(salvo_channel *ch, bool bind, const char *destination,
+			    const char *source, const char *routing_key,
+			    const salvo_table *arguments, salvo_error *err)
+{
+	struct sv_method m = {.id = bind ? SV_EXCHANGE_BIND : SV_EXCHANGE_UNBIND};
+
+	CHECK_CHANNEL(ch);
+	CHECK_NAME("destination", destination);
+	CHECK_NAME("source", source);
+	CHECK_NAME("routing key", routing_key);
+	if (bind) {
+		m.a.exchange_bind.destination = str(destination);
+		m.a.exchange_bind.source = str(source);
+		m.a.exchange_bind.routing_key = str(routing_key);
+		m.a.exchange_bind.arguments = table_of(arguments);
+	} else {
+		m.a.exchange_unbind.destination = str(destination);
+		m.a.exchange_unbind.source = str(source);
+		m.a.exchange_unbind.routing_key = str(routing_key);
+		m.a.exchange_unbind.arguments = table_of(arguments);
+	}
+	return sv_channel_rpc(ch, &m, bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK, NULL,
+			      NULL, err);
+}
+
+int salvo_exchange_bind(salvo_channel *ch, const char *destination, const char *source,
+			const char *routing_key, const salvo_table *arguments, salvo_error *err)
+{
+	return exchange_binding(ch, true, destination, source, routing_key, arguments, err);
+}
+
+int salvo_exchange_unbind(salvo_channel *ch, const char *destination, const char *source,
+			  const char *routing_key, const salvo_table *arguments, salvo_error *err)
+{
+	return exchange_binding(ch, false, destination, source, routing_key, arguments, err);
+}
+
+int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
+			const salvo_table *arguments, salvo_queue_info *info, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_QUEUE_DECLARE};
+	struct sv_request *req;
+	int rc;
+
+	CHECK_CHANNEL(ch);
+	CHECK_NAME("queue", queue);
+	m.a.queue_declare = (struct sv_queue_declare){
+		.queue = str(queue),
+		.passive = flags & SALVO_PASSIVE,
+		.durable = flags & SALVO_DURABLE,
+		.exclusive = flags & SALVO_EXCLUSIVE,
+		.auto_delete = flags & SALVO_AUTO_DELETE,
+		.arguments = table_of(arguments),
+	};
+	rc = sv_channel_rpc(ch, &m, SV_QUEUE_DECLARE_OK, &req, NULL, err);
+	if (rc)
+		return rc;
+	if (info)
+		*info = req->queue;
+	sv_request_put(req);
+	return 0;
+}
+
+static int queue_binding(salvo_channel *ch, bool bind, const char *queue, const char *exchange,
+			 const char *routing_key, const salvo_table *arguments, salvo_error *err)
+{
+	struct sv_method m = {.id = bind ? SV_QUEUE_BIND : SV_QUEUE_UNBIND};
+
+	CHECK_CHANNEL(ch);
+	CHECK_NAME("queue", queue);
+	CHECK_NAME("exchange", exchange);
+	CHECK_NAME("routing key", routing_key);
+	if (bind) {
+		m.a.queue_bind.queue = str(queue);
+		m.a.queue_bind.exchange = str(exchange);
+		m.a.queue_bind.routing_key = str(routing_key);
+		m.a.queue_bind.arguments = table_of(arguments);
+	} else {
+		m.a.queue_unbind.queue = str(queue);
+		m.a.queue_unbind.exchange = str(exchange);
+		m.a.queue_unbind.routing_key = str(routing_key);
+		m.a.queue_unbind.arguments = table_of(arguments);
+	}
+	return sv_channel_rpc(ch, &m, bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK, NULL, NULL, err);
+}
+
+int salvo_queue_bind(salvo_channel *ch, const char *queue, const char *exchange,
+		     const char *routing_key, const salvo_table *arguments, salvo_error *err)
+{
+	return queue_binding(ch, true, queue, exchange, routing_key, arguments, err);
+}
+
+int salvo_queue_unbind(salvo_channel *ch, const char *queue, const char *exchange,
+		       const char *routing_key, const salvo_table *arguments, salvo_error *err)
+{
+	return queue_binding(ch, false, queue, exchange, routing_key, arguments, err);
+}
+
+static int queue_count_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+			   uint32_t *message_count, salvo_error *err)
+{
+	struct sv_request *req;
+	int rc = sv_channel_rpc(ch, m, reply_id, &req, NULL, err);
+
+	if (rc)
+		return rc;
+	if (message_count)
+		*message_count = req->message_count;
+	sv_request_put(req);
+	return 0;
+}
+
+int salvo_queue_purge(salvo_channel *ch, const char *queue, uint32_t *message_count,
+		      salvo_error *err)
+{
+	struct sv_method m = {.id = SV_QUEUE_PURGE};
+
+	CHECK_CHANNEL(ch);
+	CHECK_NAME("queue", queue);
+	m.a.queue_purge.queue = str(queue);
+	return queue_count_rpc(ch, &m, SV_QUEUE_PURGE_OK, message_count, err);
+}
+
+int salvo_queue_delete(salvo_channel *ch, const char *queue, unsigned flags,
+		       uint32_t *message_count, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_QUEUE_DELETE};
+
+	CHECK_CHANNEL(ch);
+	CHECK_NAME("queue", queue);
+	m.a.queue_delete.queue = str(queue);
+	m.a.queue_delete.if_unused = flags & SALVO_IF_UNUSED;
+	m.a.queue_delete.if_empty = flags & SALVO_IF_EMPTY;
+	return queue_count_rpc(ch, &m, SV_QUEUE_DELETE_OK, message_count, err);
+}
+
+int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_t prefetch_count,
+		    bool global, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_BASIC_QOS,
+			      .a.basic_qos = {prefetch_size, prefetch_count, global}};
+
+	CHECK_CHANNEL(ch);
+	return sv_channel_rpc(ch, &m, SV_BASIC_QOS_OK, NULL, NULL, err);
+}
+
+/* basic.get and basic.ack. */
+
+int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack, salvo_message **msg,
+		    salvo_error *err)
+{
+	struct sv_method m = {.id = SV_BASIC_GET};
+	struct sv_request *req;
+	int rc;
+
+	CHECK_CHANNEL(ch);
+	CHECK_NAME("queue", queue);
+	if (!msg)
+		return invalid(err, "salvo_basic_get: msg is required");
+	*msg = NULL;
+	m.a.basic_get.queue = str(queue);
+	m.a.basic_get.no_ack = no_ack;
+	rc = sv_channel_rpc(ch, &m, SV_BASIC_GET_OK, &req, NULL, err);
+	if (rc)
+		return rc;
+	*msg = req->msg;
+	sv_request_put(req);
+	return 0;
+}
+
+int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_BASIC_ACK, .a.basic_ack = {delivery_tag, multiple}};
+
+	CHECK_CHANNEL(ch);
+	return sv_channel_rpc(ch, &m, 0, NULL, NULL, err);
+}
+
+const void *salvo_message_body(const salvo_message *m, size_t *len)
+{
+	if (len)
+		*len = m->len;
+	return m->body;
+}
+
+const char *salvo_message_exchange(const salvo_message *m)
+{
+	return m->exchange;
+}
+
+const char *salvo_message_routing_key(const salvo_message *m)
+{
+	return m->routing_key;
+}
+
+uint64_t salvo_message_delivery_tag(const salvo_message *m)
+{
+	return m->delivery_tag;
+}
+
+bool salvo_message_redelivered(const salvo_message *m)
+{
+	return m->redelivered;
+}
+
+uint32_t salvo_message_count(const salvo_message *m)
+{
+	return m->message_count;
+}
+
+void salvo_message_destroy(salvo_message *m)
+{
+	if (!m)
+		return;
+	free(m->body);
+	free(m);
+}

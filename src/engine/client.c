@@ -1,0 +1,393 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The client's life (connect, start the I/O thread, close, free) and the plumbing every
+ * application-side call uses: requests to the I/O thread and waiting for their answer.
+ */
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+
+uint64_t sv_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void sv_error_set(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return;
+	memset(err, 0, offsetof(salvo_error, text));
+	err->status = status;
+	err->kind = kind;
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof err->text, fmt, ap);
+	va_end(ap);
+	err->method[0] = '\0';
+}
+
+void sv_error_copy(salvo_error *dst, const salvo_error *src)
+{
+	if (dst)
+		*dst = *src;
+}
+
+/* Requests. */
+
+struct sv_request *sv_request_new(enum sv_req_kind kind)
+{
+	struct sv_request *req = calloc(1, sizeof *req);
+
+	if (!req)
+		return NULL;
+	req->kind = kind;
+	atomic_init(&req->done, 0);
+	atomic_init(&req->refs, 2);
+	return req;
+}
+
+void sv_request_put(struct sv_request *req)
+{
+	/* acq_rel: the last owner must see every write the other made before letting go. */
+	if (atomic_fetch_sub_explicit(&req->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(req->frame);
+	free(req);
+}
+
+static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
+{
+	return syscall(SYS_futex, (uint32_t *)word, op | FUTEX_PRIVATE_FLAG, val, ts, NULL, 0);
+}
+
+void sv_futex_wake_all(_Atomic uint32_t *word)
+{
+	futex(word, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
+/* After the connection has closed, wait until the I/O thread has let go of every ring. */
+void sv_io_wait_exit_if_closed(salvo_client *c)
+{
+	if (atomic_load(&c->state) != SV_CONN_CLOSED)
+		return;
+	while (!atomic_load_explicit(&c->io_exited, memory_order_acquire))
+		futex(&c->io_exited, FUTEX_WAIT, 0, NULL);
+}
+
+/* I/O thread: publish the outcome, wake the waiter, drop the I/O thread's reference. */
+void sv_request_complete(struct sv_request *req, int status, const salvo_error *err)
+{
+	req->status = status;
+	if (err)
+		req->err = *err;
+	else
+		memset(&req->err, 0, sizeof req->err);
+	/* Release: the waiter's acquire load of done makes status, err and replies visible. */
+	atomic_store_explicit(&req->done, 1, memory_order_release);
+	futex(&req->done, FUTEX_WAKE, 1, NULL);
+	sv_request_put(req);
+}
+
+/*
+ * Wait for the I/O thread's answer; on timeout the request stays with the I/O thread (its
+ * reference keeps it alive until the reply comes or the connection ends).
+ */
+int sv_request_wait(struct sv_request *req, int timeout_ms, salvo_error *err)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
+
+	while (!atomic_load_explicit(&req->done, memory_order_acquire)) {
+		struct timespec ts, *tsp = NULL;
+		if (timeout_ms >= 0) {
+			uint64_t now = sv_now_ns();
+			if (now >= deadline) {
+				sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+					     "no answer from the broker within %d ms", timeout_ms);
+				return SALVO_ERR_TIMEOUT;
+			}
+			ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
+			ts.tv_nsec = (long)((deadline - now) % 1000000000u);
+			tsp = &ts;
+		}
+		/* Sleeps only while done is still 0: no wake-up can be missed. */
+		futex(&req->done, FUTEX_WAIT, 0, tsp);
+	}
+	if (req->status)
+		sv_error_copy(err, &req->err);
+	return req->status;
+}
+
+/* Wake the I/O thread if it is parked; costs a load when it is not. */
+void sv_client_kick(salvo_client *c)
+{
+	/* Pairs with the fence in the I/O thread's park: either it sees our work, or we see
+	 * parked == 1. The caller's work (ring head, queue) was stored before this fence. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&c->parked, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&c->parked, 0, memory_order_relaxed))
+		eventfd_write(c->wake_fd, 1);
+}
+
+int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err)
+{
+	pthread_mutex_lock(&c->lock);
+	if (atomic_load_explicit(&c->state, memory_order_relaxed) != SV_CONN_OPEN) {
+		int status = c->error.status ? c->error.status : SALVO_ERR_CLOSED;
+		if (c->error.status)
+			sv_error_copy(err, &c->error);
+		else
+			sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_CONNECTION,
+				     "the connection is closed");
+		pthread_mutex_unlock(&c->lock);
+		return status;
+	}
+	if (c->queue_tail)
+		c->queue_tail->next = req;
+	else
+		c->queue_head = req;
+	c->queue_tail = req;
+	pthread_mutex_unlock(&c->lock);
+	sv_client_kick(c);
+	return 0;
+}
+
+/* Channel numbers. */
+
+int sv_channel_id_alloc(salvo_client *c)
+{
+	int id = -1;
+
+	pthread_mutex_lock(&c->lock);
+	for (unsigned w = 0; w <= c->sess.channel_max / 64u && id < 0; w++) {
+		uint64_t free_bits = ~c->channel_ids[w];
+		if (!free_bits)
+			continue;
+		unsigned bit = (unsigned)__builtin_ctzll(free_bits);
+		if (w * 64u + bit > c->sess.channel_max)
+			break;
+		c->channel_ids[w] |= UINT64_C(1) << bit;
+		id = (int)(w * 64u + bit);
+	}
+	pthread_mutex_unlock(&c->lock);
+	return id;
+}
+
+void sv_channel_id_free(salvo_client *c, uint16_t id)
+{
+	pthread_mutex_lock(&c->lock);
+	c->channel_ids[id / 64u] &= ~(UINT64_C(1) << (id % 64u));
+	pthread_mutex_unlock(&c->lock);
+}
+
+void sv_channel_put(salvo_channel *ch)
+{
+	salvo_client *c = ch->client;
+
+	if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	free(ch);
+	sv_client_put(c);
+}
+
+/* Client. */
+
+int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err)
+{
+	const struct sv_endpoint *ep;
+
+	set->conf = *conf;
+	ep = &set->conf.endpoints[0];
+	if (ep->tls) {
+		sv_error_set(err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
+			     "amqps:// needs TLS, which salvo does not support yet");
+		return SALVO_ERR_UNSUPPORTED;
+	}
+	set->connect = (struct sv_connect_params){
+		.host = ep->host,
+		.port = (uint16_t)ep->port,
+		.user = set->conf.user,
+		.password = set->conf.password,
+		.vhost = set->conf.vhost,
+		.channel_max = (uint16_t)set->conf.channel_max,
+		.frame_max = set->conf.frame_max,
+		.heartbeat = (uint16_t)set->conf.heartbeat,
+		.connection_name = set->conf.connection_name,
+		.timeout_ms = (int)set->conf.connection_timeout,
+	};
+	set->rpc_timeout_ms = (int)set->conf.rpc_timeout;
+	set->ring_size = set->conf.ring_size;
+	set->uring_entries = set->conf.io_uring_entries;
+	return 0;
+}
+
+void sv_settings_free(struct sv_settings *set)
+{
+	/* volatile: a plain memset of memory about to be freed may be optimised away */
+	volatile char *p = set->conf.password;
+	for (size_t i = 0; i < sizeof set->conf.password; i++)
+		p[i] = 0;
+}
+
+static void client_free(salvo_client *c)
+{
+	if (c->io_started)
+		io_uring_queue_exit(&c->uring);
+	if (c->wake_fd >= 0)
+		close(c->wake_fd);
+	if (c->sess.fd >= 0)
+		close(c->sess.fd);
+	pthread_mutex_destroy(&c->lock);
+	free(c->channel_ids);
+	free(c->channels);
+	free(c->pubs);
+	free(c->rbuf);
+	free(c->out);
+	free(c->out_next);
+	free(c->iov);
+	free(c->iov_pub);
+	sv_settings_free(&c->set);
+	free(c);
+}
+
+int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *err)
+{
+	salvo_client *c;
+	int rc;
+
+	if (!conf || !out) {
+		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			     "salvo_client_new: conf and out are required");
+		return SALVO_ERR_INVALID_ARGUMENT;
+	}
+	*out = NULL;
+	c = calloc(1, sizeof *c);
+	if (!c)
+		goto nomem;
+	c->wake_fd = -1;
+	c->sess.fd = -1;
+	atomic_init(&c->refs, 1);
+	pthread_mutex_init(&c->lock, NULL);
+	rc = sv_settings_from_conf(conf, &c->set, err);
+	if (rc) {
+		client_free(c);
+		return rc;
+	}
+
+	rc = sv_connect(&c->set.connect, &c->sess, err);
+	if (rc) {
+		client_free(c);
+		return rc;
+	}
+
+	c->channel_ids = calloc(c->sess.channel_max / 64u + 1, sizeof *c->channel_ids);
+	c->channels = calloc((size_t)c->sess.channel_max + 1, sizeof *c->channels);
+	/* Room for a whole frame beyond a partial one, so a read never has to wait for
+	 * space; more only saves system calls. */
+	c->rcap = 2 * (size_t)c->sess.frame_max + 65536;
+	c->rbuf = malloc(c->rcap);
+	if (!c->channel_ids || !c->channels || !c->rbuf) {
+		client_free(c);
+		goto nomem;
+	}
+	c->channel_ids[0] = 1; /* channel 0 is the connection's */
+	sv_reader_init(&c->reader, c->sess.frame_max);
+
+	c->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (c->wake_fd < 0) {
+		sv_error_set(err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "eventfd: %s", strerror(errno));
+		client_free(c);
+		return SALVO_ERR_IO;
+	}
+	rc = io_uring_queue_init(c->set.uring_entries, &c->uring, 0);
+	if (rc < 0) {
+		sv_error_set(err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "io_uring_queue_init: %s",
+			     strerror(-rc));
+		client_free(c);
+		return SALVO_ERR_IO;
+	}
+	c->io_started = true;
+	c->last_send_ns = c->last_recv_ns = sv_now_ns();
+	atomic_init(&c->state, SV_CONN_OPEN);
+	rc = pthread_create(&c->io_thread, NULL, sv_io_main, c);
+	if (rc) {
+		sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+			     "cannot start the I/O thread: %s", strerror(rc));
+		client_free(c);
+		return SALVO_ERR_NO_MEMORY;
+	}
+	*out = c;
+	return 0;
+
+nomem:
+	sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+	return SALVO_ERR_NO_MEMORY;
+}
+
+int salvo_client_close(salvo_client *c, int timeout_ms, salvo_error *err)
+{
+	struct sv_request *req;
+	int rc;
+
+	if (!c) {
+		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no client");
+		return SALVO_ERR_INVALID_ARGUMENT;
+	}
+	req = sv_request_new(SV_REQ_CLOSE);
+	if (!req) {
+		sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+		return SALVO_ERR_NO_MEMORY;
+	}
+	rc = sv_request_submit(c, req, err);
+	if (rc) {
+		free(req);
+		/* Already closed: a clean close by request is not an error. */
+		return rc == SALVO_ERR_CLOSED ? 0 : rc;
+	}
+	rc = sv_request_wait(req, timeout_ms, err);
+	sv_request_put(req);
+	return rc;
+}
+
+/* Stop the I/O thread: it ends once the connection is closed, so close it the hard way if
+ * an orderly close did not happen. */
+static void stop_io(salvo_client *c)
+{
+	if (c->io_joined)
+		return;
+	pthread_mutex_lock(&c->lock);
+	if (atomic_load(&c->state) != SV_CONN_CLOSED)
+		shutdown(c->sess.fd, SHUT_RDWR);
+	pthread_mutex_unlock(&c->lock);
+	pthread_join(c->io_thread, NULL);
+	c->io_joined = true;
+}
+
+void sv_client_put(salvo_client *c)
+{
+	if (atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	stop_io(c);
+	client_free(c);
+}
+
+void salvo_client_destroy(salvo_client *c)
+{
+	if (!c)
+		return;
+	if (atomic_load(&c->state) == SV_CONN_OPEN)
+		salvo_client_close(c, 5000, NULL);
+	stop_io(c);
+	sv_client_put(c);
+}

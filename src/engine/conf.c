@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration object. One table, keys[], holds every key's type, default, range and
+ * help: salvo_conf_new takes the defaults from it, salvo_conf_set and the URI parser check
+ * values against it, salvo_conf_get renders from it, salvo_conf_print_help prints it.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_internal.h"
+
+#include "../codec/codec.h"
+
+enum key_type {
+	KEY_NUMBER,  /* a uint32_t field; min..max is its range */
+	KEY_STRING,  /* a char[] field; min..max is its length in bytes */
+	KEY_URI,     /* replaces the endpoint list, sets user, password, vhost */
+	KEY_URI_ADD, /* appends a failover endpoint */
+};
+
+enum key_flags {
+	KEY_QUERY = 1 << 0,  /* a URI's query may set it */
+	KEY_SECRET = 1 << 1, /* reads back as "***" */
+	KEY_POW2 = 1 << 2,   /* rounded up to a power of two */
+};
+
+struct conf_key {
+	const char *name;
+	enum key_type type;
+	unsigned flags;
+	size_t offset;
+	uint64_t min, max;
+	uint64_t def;	     /* numbers */
+	const char *def_str; /* strings */
+	const char *unit;
+	const char *help;
+};
+
+#define FIELD_SIZE(f) sizeof(((struct salvo_conf *)0)->f)
+
+#define NUMBER(name_, field, flags_, min_, max_, def_, unit_, help_)                               \
+	{                                                                                          \
+		.name = name_, .type = KEY_NUMBER, .flags = flags_,                                \
+		.offset = offsetof(struct salvo_conf, field), .min = min_, .max = max_,            \
+		.def = def_, .unit = unit_, .help = help_                                          \
+	}
+
+/* A string's longest value is its buffer's size, so the two cannot disagree. */
+#define STRING(name_, field, flags_, min_, def_, help_)                                            \
+	{                                                                                          \
+		.name = name_, .type = KEY_STRING, .flags = flags_,                                \
+		.offset = offsetof(struct salvo_conf, field), .min = min_,                         \
+		.max = FIELD_SIZE(field) - 1, .def_str = def_, .unit = "bytes", .help = help_      \
+	}
+
+static const struct conf_key keys[] = {
+	{
+		.name = "uri",
+		.type = KEY_URI,
+		.max = SV_URI_MAX,
+		.help = "The broker: amqp[s]://user:password@host:port/vhost?key=value&...\n"
+			"Replaces the endpoint list with this one endpoint and sets user,\n"
+			"password and vhost, absent ones to their defaults (\"amqp://host\"\n"
+			"means user and password guest, vhost \"/\"; \"amqp://host/\" means\n"
+			"the empty vhost). Query parameters heartbeat, connection_timeout,\n"
+			"channel_max, frame_max and connection_name set those keys; other keys\n"
+			"keep their values. Reads back as the first endpoint's URI with the\n"
+			"password as ***.",
+	},
+	{
+		.name = "uri.add",
+		.type = KEY_URI_ADD,
+		.max = SV_URI_MAX,
+		.help = "Appends a failover endpoint, amqp[s]://host:port, tried after the\n"
+			"ones before it. It gives only scheme, host and port: user info, a\n"
+			"vhost (even an empty one) and query parameters are refused, since all\n"
+			"endpoints share those. Set \"uri\" first: it clears the list. Reads\n"
+			"back as a comma-separated list.",
+	},
+	STRING("host", endpoints[0].host, 0, 1, "localhost",
+	       "Host name or address of the first endpoint; an IPv6 address without brackets."),
+	NUMBER("port", endpoints[0].port, 0, 1, UINT16_MAX, SV_PORT_AMQP, "",
+	       "Port of the first endpoint."),
+	STRING("user", user, 0, 0, "guest", "User name (SASL PLAIN)."),
+	STRING("password", password, KEY_SECRET, 0, "guest",
+	       "Password (SASL PLAIN). Never shown: reads back as ***."),
+	STRING("vhost", vhost, 0, 0, "/", "Virtual host to open."),
+	NUMBER("heartbeat", heartbeat, KEY_QUERY, 0, UINT16_MAX, 60, "seconds",
+	       "Heartbeat interval proposed to the broker; 0 disables heartbeats."),
+	NUMBER("connection_timeout", connection_timeout, KEY_QUERY, 1, 3600000, 30000,
+	       "milliseconds",
+	       "Time allowed to open a connection, from TCP connect to connection.open-ok."),
+	NUMBER("channel_max", channel_max, KEY_QUERY, 1, UINT16_MAX, 2047, "",
+	       "Most channels per connection proposed to the broker; the lower wins."),
+	NUMBER("frame_max", frame_max, KEY_QUERY, SV_FRAME_MIN_SIZE, INT32_MAX, 131072, "bytes",
+	       "Largest frame proposed to the broker; the lower wins. AMQP's 0, \"no limit\",\n"
+	       "is refused: frames are buffered whole, so they need a bound."),
+	STRING("connection_name", connection_name, KEY_QUERY, 0, "",
+	       "Name the broker shows for the connection; empty sends none."),
+	NUMBER("rpc_timeout", rpc_timeout, 0, 1, 3600000, 30000, "milliseconds",
+	       "Deadline for a synchronous method (declare, bind, confirm.select, ...)."),
+	NUMBER("publisher.ring_size", ring_size, KEY_POW2, 64 << 10, 1 << 30, 4 << 20, "bytes",
+	       "Size of each publisher's ring buffer, rounded up to a power of two."),
+	NUMBER("io_uring.entries", io_uring_entries, 0, 8, 32768, 256, "",
+	       "Submission queue entries of each I/O thread's io_uring; the kernel rounds\n"
+	       "it up to a power of two."),
+};
+
+#define N_KEYS (sizeof keys / sizeof keys[0])
+
+int sv_conf_error(char *errstr, size_t errstr_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (errstr && errstr_size) {
+		va_start(ap, fmt);
+		vsnprintf(errstr, errstr_size, fmt, ap);
+		va_end(ap);
+	}
+	return SALVO_ERR_INVALID_ARGUMENT;
+}
+
+int sv_parse_uint(const char *s, size_t len, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (len == 0)
+		return -1;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d = (unsigned)((unsigned char)s[i] - '0');
+
+		if (d > 9)
+			return -1;
+		v = v > (UINT64_MAX - d) / 10 ? UINT64_MAX : v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+static const struct conf_key *find_key(const char *name)
+{
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+/* Check a number or string value; a number comes back in *num, rounded if the key says so.
+ * A string is never quoted in a message: it may be the password. */
+static int parse(const struct conf_key *k, const char *value, uint32_t *num, char *errstr,
+		 size_t errstr_size)
+{
+	uint64_t v;
+	size_t len = strlen(value);
+
+	if (k->type == KEY_STRING) {
+		if (len < k->min)
+			return sv_conf_error(errstr, errstr_size,
+					     "%s: %zu bytes is below the minimum length %" PRIu64,
+					     k->name, len, k->min);
+		if (len > k->max)
+			return sv_conf_error(errstr, errstr_size,
+					     "%s: %zu bytes is above the maximum length %" PRIu64,
+					     k->name, len, k->max);
+		return 0;
+	}
+	if (sv_parse_uint(value, len, &v))
+		return sv_conf_error(errstr, errstr_size, "%s: \"%s\" is not a number", k->name,
+				     value);
+	if (v < k->min)
+		return sv_conf_error(errstr, errstr_size, "%s: %s is below the minimum %" PRIu64,
+				     k->name, value, k->min);
+	if (v > k->max)
+		return sv_conf_error(errstr, errstr_size, "%s: %s is above the maximum %" PRIu64,
+				     k->name, value, k->max);
+	if (k->flags & KEY_POW2)
+		for (uint64_t p = 1;; p <<= 1)
+			if (p >= v) {
+				v = p;
+				break;
+			}
+	*num = (uint32_t)v;
+	return 0;
+}
+
+/* Store a value that parse() accepted. */
+static void store(struct salvo_conf *conf, const struct conf_key *k, const char *value,
+		  uint32_t num)
+{
+	char *field = (char *)conf + k->offset;
+
+	if (k->type == KEY_NUMBER)
+		memcpy(field, &num, sizeof num);
+	else
+		memcpy(field, value, strlen(value) + 1);
+}
+
+static void set_defaults(struct salvo_conf *conf)
+{
+	memset(conf, 0, sizeof *conf);
+	conf->n_endpoints = 1;
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (keys[i].type == KEY_NUMBER || keys[i].type == KEY_STRING)
+			store(conf, &keys[i], keys[i].def_str, (uint32_t)keys[i].def);
+}
+
+/* Output that counts what it could not store, so callers learn the size they need. */
+struct sink {
+	char *buf;
+	size_t cap;
+	size_t len;
+};
+
+static void put(struct sink *s, const char *p, size_t n)
+{
+	if (s->len < s->cap)
+		memcpy(s->buf + s->len, p, n < s->cap - s->len ? n : s->cap - s->len);
+	s->len += n;
+}
+
+static void put_str(struct sink *s, const char *p)
+{
+	put(s, p, strlen(p));
+}
+
+static int unknown_query_key(const char *key, char *errstr, size_t errstr_size)
+{
+	char known[256];
+	struct sink s = {known, sizeof known - 1, 0};
+
+	for (size_t i = 0; i < N_KEYS; i++) {
+		if (!(keys[i].flags & KEY_QUERY))
+			continue;
+		if (s.len)
+			put_str(&s, ", ");
+		put_str(&s, keys[i].name);
+	}
+	known[s.len < s.cap ? s.len : s.cap] = '\0';
+	return sv_conf_error(errstr, errstr_size,
+			     "unknown query parameter \"%s\" (a URI may set %s)", key, known);
+}
+
+int sv_conf_check(const char *key, const char *value, bool from_query, char *errstr,
+		  size_t errstr_size)
+{
+	const struct conf_key *k = find_key(key);
+	uint32_t num;
+
+	if (from_query && (!k || !(k->flags & KEY_QUERY)))
+		return unknown_query_key(key, errstr, errstr_size);
+	if (!k)
+		return sv_conf_error(errstr, errstr_size, "unknown configuration key \"%s\"", key);
+	return parse(k, value, &num, errstr, errstr_size);
+}
+
+static void set_endpoint(struct sv_endpoint *e, const struct sv_uri *u)
+{
+	/* sv_uri_parse checked the host's length against the "host" key */
+	strcpy(e->host, u->host);
+	e->port = u->port;
+	e->tls = u->tls;
+}
+
+/* sv_uri_parse checks every component against the table, so once it succeeds nothing can
+ * fail and the conf changes all at once or not at all. */
+static int set_uri(struct salvo_conf *conf, const char *value, char *errstr, size_t errstr_size)
+{
+	struct sv_uri u;
+	int rc = sv_uri_parse(value, &u, errstr, errstr_size);
+
+	if (rc == 0) {
+		set_endpoint(&conf->endpoints[0], &u);
+		conf->n_endpoints = 1;
+		strcpy(conf->user, u.user);
+		strcpy(conf->password, u.password);
+		strcpy(conf->vhost, u.vhost);
+		for (size_t i = 0; i < u.n_params; i++) {
+			const struct conf_key *k = find_key(u.params[i].key);
+			uint32_t num = 0;
+
+			parse(k, u.params[i].value, &num, NULL, 0);
+			store(conf, k, u.params[i].value, num);
+		}
+	}
+	/* the decoded password should not outlive the call on the stack */
+	explicit_bzero(&u, sizeof u);
+	return rc;
+}
+
+static int add_uri(struct salvo_conf *conf, const char *value, char *errstr, size_t errstr_size)
+{
+	struct sv_uri u;
+	int rc;
+
+	if (conf->n_endpoints == SV_ENDPOINTS_MAX)
+		return sv_conf_error(errstr, errstr_size,
+				     "uri.add: a conf holds at most %d endpoints",
+				     SV_ENDPOINTS_MAX);
+	rc = sv_uri_parse(value, &u, errstr, errstr_size);
+	if (rc == 0 && (u.has_userinfo || u.has_vhost || u.n_params))
+		rc = sv_conf_error(errstr, errstr_size,
+				   "uri.add: a failover URI gives only scheme, host and port; user, "
+				   "password, vhost and query parameters come from \"uri\" or their "
+				   "own keys");
+	if (rc == 0)
+		set_endpoint(&conf->endpoints[conf->n_endpoints++], &u);
+	explicit_bzero(&u, sizeof u);
+	return rc;
+}
+
+/* Percent-encode all but RFC 3986's unreserved characters. */
+static void put_escaped(struct sink *s, const char *p)
+{
+	for (; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		char esc[4];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    strchr("-._~", c)) {
+			put(s, p, 1);
+		} else {
+			snprintf(esc, sizeof esc, "%%%02X", c);
+			put(s, esc, 3);
+		}
+	}
+}
+
+static void put_endpoint(struct sink *s, const struct salvo_conf *conf,
+			 const struct sv_endpoint *e, bool full)
+{
+	char port[16];
+
+	put_str(s, e->tls ? "amqps://" : "amqp://");
+	if (full) {
+		put_escaped(s, conf->user);
+		put_str(s, ":***@");
+	}
+	if (strchr(e->host, ':')) {
+		put_str(s, "[");
+		put_str(s, e->host);
+		put_str(s, "]");
+	} else {
+		put_escaped(s, e->host);
+	}
+	snprintf(port, sizeof port, ":%" PRIu32, e->port);
+	put_str(s, port);
+	if (full) {
+		put_str(s, "/");
+		put_escaped(s, conf->vhost);
+	}
+}
+
+static void render(const struct salvo_conf *conf, const struct conf_key *k, struct sink *s)
+{
+	const char *field = (const char *)conf + k->offset;
+	char num[16];
+	uint32_t v;
+
+	switch (k->type) {
+	case KEY_NUMBER:
+		memcpy(&v, field, sizeof v);
+		snprintf(num, sizeof num, "%" PRIu32, v);
+		put_str(s, num);
+		break;
+	case KEY_STRING:
+		put_str(s, k->flags & KEY_SECRET ? "***" : field);
+		break;
+	case KEY_URI:
+		put_endpoint(s, conf, &conf->endpoints[0], true);
+		break;
+	case KEY_URI_ADD:
+		for (size_t i = 1; i < conf->n_endpoints; i++) {
+			if (i > 1)
+				put_str(s, ",");
+			put_endpoint(s, conf, &conf->endpoints[i], false);
+		}
+		break;
+	}
+}
+
+salvo_conf *salvo_conf_new(void)
+{
+	salvo_conf *conf = malloc(sizeof *conf);
+
+	if (conf)
+		set_defaults(conf);
+	return conf;
+}
+
+void salvo_conf_destroy(salvo_conf *conf)
+{
+	if (!conf)
+		return;
+	explicit_bzero(conf->password, sizeof conf->password);
+	free(conf);
+}
+
+salvo_conf *salvo_conf_dup(const salvo_conf *conf)
+{
+	salvo_conf *copy;
+
+	if (!conf)
+		return NULL;
+	copy = malloc(sizeof *copy);
+	if (copy)
+		memcpy(copy, conf, sizeof *copy);
+	return copy;
+}
+
+int salvo_conf_set(salvo_conf *conf, const char *key, const char *value, char *errstr,
+		   size_t errstr_size)
+{
+	const struct conf_key *k;
+	uint32_t num = 0;
+	int rc;
+
+	if (!conf || !key || !value)
+		return sv_conf_error(errstr, errstr_size,
+				     "salvo_conf_set: conf, key and value must not be NULL");
+	k = find_key(key);
+	if (!k)
+		return sv_conf_error(errstr, errstr_size, "unknown configuration key \"%s\"", key);
+	switch (k->type) {
+	case KEY_URI:
+		return set_uri(conf, value, errstr, errstr_size);
+	case KEY_URI_ADD:
+		return add_uri(conf, value, errstr, errstr_size);
+	case KEY_NUMBER:
+	case KEY_STRING:
+		break;
+	}
+	rc = parse(k, value, &num, errstr, errstr_size);
+	if (rc == 0)
+		store(conf, k, value, num);
+	return rc;
+}
+
+int salvo_conf_get(const salvo_conf *conf, const char *key, char *dest, size_t *dest_size)
+{
+	const struct conf_key *k;
+	struct sink s;
+
+	if (!conf || !key || !dest_size)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	k = find_key(key);
+	if (!k)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	s = (struct sink){dest, dest ? *dest_size : 0, 0};
+	render(conf, k, &s);
+	if (dest && s.len >= *dest_size) {
+		if (*dest_size)
+			dest[0] = '\0';
+		*dest_size = s.len + 1;
+		return SALVO_ERR_INVALID_ARGUMENT;
+	}
+	if (dest)
+		dest[s.len] = '\0';
+	*dest_size = s.len + 1;
+	return 0;
+}
+
+void salvo_conf_print_help(FILE *out)
+{
+	struct salvo_conf def;
+	char buf[512];
+
+	/* The defaults shown are what salvo_conf_get returns on a new conf. */
+	set_defaults(&def);
+	fputs("salvo configuration keys (salvo_conf_set):\n", out);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct conf_key *k = &keys[i];
+		struct sink s = {buf, sizeof buf, 0};
+		const char *quote = k->type == KEY_NUMBER ? "" : "\"";
+
+		render(&def, k, &s);
+		fprintf(out, "\n%s\n  default: %s%.*s%s\n  range:   ", k->name, quote,
+			(int)(s.len < s.cap ? s.len : s.cap), buf, quote);
+		if (k->type == KEY_URI || k->type == KEY_URI_ADD)
+			fprintf(out, "an amqp:// or amqps:// URI of at most %" PRIu64 " bytes\n",
+				k->max);
+		else
+			fprintf(out, "%" PRIu64 "..%" PRIu64 "%s%s\n", k->min, k->max,
+				*k->unit ? " " : "", k->unit);
+		for (const char *line = k->help; *line;) {
+			size_t len = strcspn(line, "\n");
+
+			fprintf(out, "  %.*s\n", (int)len, line);
+			line += len + (line[len] == '\n');
+		}
+	}
+}

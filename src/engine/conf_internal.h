@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals of the configuration object (salvo_conf) and the AMQP URI parser. The engine
+ * reads struct salvo_conf directly; applications only see the opaque handle.
+ *
+ * Every string lives in a fixed buffer sized by its limit, so a conf is one allocation,
+ * setting a value never allocates (hence never fails for memory), and dup is a copy.
+ */
+#ifndef SALVO_CONF_INTERNAL_H
+#define SALVO_CONF_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "salvo.h"
+
+#define SV_URI_MAX	  4096 /* bytes, without the NUL: longer URIs are refused */
+#define SV_HOST_MAX	  255  /* a DNS name is at most 253 */
+#define SV_NAME_MAX	  255  /* user, vhost, connection_name: AMQP short strings */
+#define SV_PASSWORD_MAX	  4096 /* room for an OAuth 2 token sent as the password */
+#define SV_ENDPOINTS_MAX  16   /* "uri" plus up to 15 "uri.add" failover endpoints */
+#define SV_URI_PARAMS_MAX 8    /* query parameters in one URI */
+#define SV_PORT_AMQP	  5672
+#define SV_PORT_AMQPS	  5671
+
+struct sv_endpoint {
+	char host[SV_HOST_MAX + 1]; /* a name or address; IPv6 without brackets */
+	uint32_t port;		    /* 1..65535 */
+	bool tls;		    /* amqps: TLS from the first byte */
+};
+
+struct salvo_conf {
+	/* endpoints[0] is the primary ("uri", "host", "port"); the rest come from "uri.add"
+	 * and are tried in order on failover. There is always at least one. */
+	struct sv_endpoint endpoints[SV_ENDPOINTS_MAX];
+	size_t n_endpoints;
+	char user[SV_NAME_MAX + 1];
+	char password[SV_PASSWORD_MAX + 1]; /* wiped on destroy */
+	char vhost[SV_NAME_MAX + 1];
+	char connection_name[SV_NAME_MAX + 1]; /* empty: none sent */
+	uint32_t heartbeat;		       /* seconds; 0 disables */
+	uint32_t connection_timeout;	       /* milliseconds */
+	uint32_t channel_max;
+	uint32_t frame_max;	   /* bytes, never 0 ("no limit" is refused) */
+	uint32_t rpc_timeout;	   /* milliseconds */
+	uint32_t ring_size;	   /* bytes, a power of two */
+	uint32_t io_uring_entries; /* the kernel rounds it up to a power of two */
+};
+
+struct sv_uri_param {
+	const char *key;   /* decoded; a key the configuration table lets a URI carry */
+	const char *value; /* decoded and already checked against that key's range */
+};
+
+/*
+ * A parsed AMQP URI. Every component is filled in: absent ones take the spec's defaults
+ * (user and password "guest", host "localhost", port 5672 or 5671, vhost "/"). The decoded
+ * strings point into buf, so an sv_uri must not be copied; it owns no other memory and
+ * needs no freeing.
+ */
+struct sv_uri {
+	bool tls; /* amqps */
+	const char *host;
+	uint32_t port;
+	const char *user;
+	const char *password;
+	const char *vhost;
+	bool has_userinfo; /* "user@" or "user:password@" was present, even empty */
+	bool has_vhost;	   /* a path was present, even an empty one */
+	size_t n_params;
+	struct sv_uri_param params[SV_URI_PARAMS_MAX];
+	char buf[SV_URI_MAX + 1];
+};
+
+/*
+ * Parse an amqp:// or amqps:// URI (RabbitMQ's URI spec; RFC 3986 syntax). Pure: no
+ * allocation, no I/O. Returns 0, or SALVO_ERR_INVALID_ARGUMENT with a message in errstr
+ * (which may be NULL). No message ever contains the password or a piece of it.
+ */
+int sv_uri_parse(const char *uri, struct sv_uri *out, char *errstr, size_t errstr_size);
+
+/*
+ * Check a value for a configuration key against the key table without storing it. With
+ * from_query, only keys a URI query may carry are known, and the message for an unknown
+ * key names those. Returns 0 or SALVO_ERR_INVALID_ARGUMENT with a message in errstr.
+ */
+int sv_conf_check(const char *key, const char *value, bool from_query, char *errstr,
+		  size_t errstr_size);
+
+/* Parse [s, s + len) as a decimal number: digits only, no sign, no blanks; a value past
+ * UINT64_MAX saturates there. Returns 0, or -1 if the text is not a number. */
+int sv_parse_uint(const char *s, size_t len, uint64_t *out);
+
+/* Format a message into errstr (NULL or size 0: none) and return SALVO_ERR_INVALID_ARGUMENT. */
+int sv_conf_error(char *errstr, size_t errstr_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif

@@ -1,0 +1,696 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * TCP connect and the AMQP 0-9-1 handshake on the calling thread.
+ *
+ * The socket is non-blocking from the start (the I/O thread wants it so), and every wait
+ * is a poll() bounded by one CLOCK_MONOTONIC deadline covering connect and handshake.
+ * Frames are read exactly: the 7-byte header first, then the payload and frame-end it
+ * announces. That costs two recv() calls per frame on a handshake of four frames, and
+ * means nothing after connection.open-ok is consumed, so the I/O thread starts on a clean
+ * frame boundary with no leftover buffer to hand over.
+ */
+#include "connect.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../codec/frame.h"
+#include "../codec/table.h"
+
+/* What the client uses when neither side limits frame size: RabbitMQ's default. */
+#define DEFAULT_FRAME_MAX 131072
+#define CLOSE_FRAME_MAX	  512 /* connection.close with a 255-byte text fits easily */
+
+struct handshake {
+	const struct sv_connect_params *p;
+	salvo_error *err;
+	int fd;
+	int64_t deadline_ms; /* CLOCK_MONOTONIC */
+	const char *step; /* "waiting for connection.tune", for messages; NULL while connecting */
+	bool framed;	  /* a frame arrived, so "AMQP" can no longer be a version refusal */
+	char peer[300];	  /* "host:port" or "[v6]:port" as the caller named it */
+	struct sv_reader reader;
+	/* Every frame a server may send during the handshake fits in the size all peers
+	 * accept before tuning; see read_frame. */
+	uint8_t rbuf[SV_FRAME_MIN_SIZE];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* strerror() may use a static buffer; the descriptions are constant strings. */
+static const char *errstr(int e)
+{
+	const char *s = strerrordesc_np(e);
+
+	return s ? s : "unknown error";
+}
+
+static int set_error(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int set_error(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	*err = (salvo_error){.status = status, .kind = kind};
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof err->text, fmt, ap);
+	va_end(ap);
+	return status;
+}
+
+/* The AMQP side of an error: a reply code and the method it concerns (0, 0 for none). */
+static void set_reply(salvo_error *err, uint16_t reply_code, uint16_t class_id, uint16_t method_id)
+{
+	const char *name = sv_method_name((uint32_t)class_id << 16 | method_id);
+
+	err->reply_code = reply_code;
+	err->class_id = class_id;
+	err->method_id = method_id;
+	snprintf(err->method, sizeof err->method, "%s", name ? name : "");
+}
+
+/* A hostile or careless server could echo the password back in its reply text. Masking in
+ * place keeps the rest of the text readable. */
+static void redact(char *text, const char *password)
+{
+	size_t n = strlen(password);
+	char *hit = text;
+
+	if (!n)
+		return;
+	/* Search on past each mask: a password made of '*' would match its own mask. */
+	while ((hit = strstr(hit, password))) {
+		memset(hit, '*', n);
+		hit += n;
+	}
+}
+
+static int timed_out(struct handshake *h)
+{
+	if (!h->step)
+		return set_error(h->err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+				 "connect to %s timed out after %d ms", h->peer, h->p->timeout_ms);
+	return set_error(h->err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+			 "connect to %s timed out after %d ms %s", h->peer, h->p->timeout_ms,
+			 h->step);
+}
+
+static int socket_failed(struct handshake *h, int e)
+{
+	return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+			 "connection to %s failed %s: %s", h->peer, h->step, errstr(e));
+}
+
+/* Wait until h->fd is ready for events; errors and hang-ups count as ready, for the next
+ * call on the socket to report. */
+static int wait_ready(struct handshake *h, short events)
+{
+	struct pollfd pfd = {.fd = h->fd, .events = events};
+
+	for (;;) {
+		int64_t left = h->deadline_ms - now_ms();
+		int n;
+
+		if (left <= 0)
+			return timed_out(h);
+		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0)
+			return 0;
+		if (n < 0 && errno != EINTR)
+			return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "poll: %s",
+					 errstr(errno));
+	}
+}
+
+static int send_all(struct handshake *h, const uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = send(h->fd, buf, len, MSG_NOSIGNAL);
+		int rc;
+
+		if (n >= 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return socket_failed(h, errno);
+		rc = wait_ready(h, POLLOUT);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Returns SALVO_ERR_CLOSED, with err untouched, when the server closed or reset the
+ * connection: what that means depends on the step (see peer_closed). */
+static int recv_exact(struct handshake *h, uint8_t *buf, size_t len)
+{
+	while (len) {
+		ssize_t n = recv(h->fd, buf, len, 0);
+		int rc;
+
+		if (n > 0) {
+			buf += n;
+			len -= (size_t)n;
+			continue;
+		}
+		if (n == 0 || errno == ECONNRESET)
+			return SALVO_ERR_CLOSED;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return socket_failed(h, errno);
+		rc = wait_ready(h, POLLIN);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/*
+ * Send connection.close or close-ok while giving up on the connection. One non-blocking
+ * send, no waiting and no error: the socket is about to be closed whatever happens, and the
+ * handshake's few small frames leave the send buffer empty, so it goes out in practice.
+ */
+static void send_last(struct handshake *h, const struct sv_method *m)
+{
+	uint8_t buf[CLOSE_FRAME_MAX];
+	struct sv_codec_error cerr;
+	size_t n = sv_frame_put_method(buf, sizeof buf, 0, m, &cerr);
+
+	if (n)
+		send(h->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void send_close(struct handshake *h, uint16_t reply_code, const char *text,
+		       uint16_t class_id, uint16_t method_id)
+{
+	struct sv_method m = {.id = SV_CONNECTION_CLOSE};
+	struct sv_connection_close *c = &m.a.connection_close;
+	size_t len = strlen(text);
+
+	c->reply_code = reply_code;
+	c->reply_text.ptr = (const uint8_t *)text;
+	c->reply_text.len = (uint32_t)(len > SV_SHORTSTR_MAX ? SV_SHORTSTR_MAX : len);
+	c->class_id = class_id;
+	c->method_id = method_id;
+	send_last(h, &m);
+}
+
+/* The peer broke the protocol: tell it why, as the spec asks, and report it. */
+static int protocol_error(struct handshake *h, uint16_t reply_code, uint16_t class_id,
+			  uint16_t method_id, const char *reason)
+{
+	send_close(h, reply_code, reason, class_id, method_id);
+	set_error(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
+		  "protocol error from %s %s: %s", h->peer, h->step, reason);
+	set_reply(h->err, reply_code, class_id, method_id);
+	return SALVO_ERR_PROTOCOL;
+}
+
+static int malformed(struct handshake *h)
+{
+	const struct sv_codec_error *e = &h->reader.err;
+
+	return protocol_error(h, e->reply_code, e->class_id, e->method_id, e->reason);
+}
+
+/*
+ * Read one frame into h->rbuf and decode it. The reader's frame_max stays at
+ * SV_FRAME_MIN_SIZE for the whole handshake, tune included: the server may then send only
+ * open-ok, close (its text is a short string) and heartbeats, all far smaller, and the
+ * reader checks the announced size before any payload is read into the fixed buffer.
+ */
+static int read_frame(struct handshake *h, struct sv_decoded_frame *d)
+{
+	uint8_t *b = h->rbuf;
+	uint32_t size;
+	int rc;
+
+	rc = recv_exact(h, b, SV_FRAME_HEADER_SIZE);
+	if (rc)
+		return rc;
+	/* A server that refuses our version answers with its own 8-byte protocol header;
+	 * 'A' is no frame type, so this cannot be mistaken for a frame. */
+	if (!h->framed && !memcmp(b, "AMQP", 4)) {
+		rc = recv_exact(h, b + SV_FRAME_HEADER_SIZE, 1);
+		if (rc)
+			return rc;
+		return set_error(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
+				 "%s speaks AMQP %u-%u-%u, not 0-9-1", h->peer, b[5], b[6], b[7]);
+	}
+	/* The header alone: the reader validates type and size before we read the rest. */
+	if (sv_reader_next(&h->reader, b, SV_FRAME_HEADER_SIZE, d) < 0)
+		return malformed(h);
+	size = sv_load32(b + 3);
+	rc = recv_exact(h, b + SV_FRAME_HEADER_SIZE, (size_t)size + 1);
+	if (rc)
+		return rc;
+	if (sv_reader_next(&h->reader, b, (size_t)size + SV_FRAME_OVERHEAD, d) < 0)
+		return malformed(h);
+	h->framed = true;
+	return 0;
+}
+
+/*
+ * The server closed the socket without connection.close. Right after start-ok that is how
+ * a broker without authentication_failure_close refuses a login (RabbitMQ's access control
+ * guide says so); anywhere else it is just a lost connection.
+ */
+static int peer_closed(struct handshake *h, uint32_t expected)
+{
+	if (expected == SV_CONNECTION_TUNE) {
+		set_error(h->err, 403, SALVO_ERROR_CONNECTION,
+			  "authentication failure (connection closed during login)");
+		set_reply(h->err, 403, 0, 0);
+		return 403;
+	}
+	return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+			 "%s closed the connection %s", h->peer, h->step);
+}
+
+/* connection.close from the broker: acknowledge it and report its reply. */
+static int broker_closed(struct handshake *h, const struct sv_connection_close *c)
+{
+	/* A close with 0 would read as success to the caller, whose socket is gone. */
+	int status = c->reply_code ? c->reply_code : SALVO_ERR_CLOSED;
+	struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
+
+	send_last(h, &ok);
+	set_error(h->err, status, SALVO_ERROR_CONNECTION, "%.*s", (int)c->reply_text.len,
+		  (const char *)c->reply_text.ptr);
+	set_reply(h->err, c->reply_code, c->class_id, c->method_id);
+	return status;
+}
+
+static int unexpected(struct handshake *h, uint32_t expected, const struct sv_decoded_frame *d)
+{
+	const struct sv_frame *f = &d->frame;
+	char reason[160];
+
+	if (f->type != SV_FRAME_METHOD) {
+		snprintf(reason, sizeof reason, "expected %s, got a %s frame on channel %u",
+			 sv_method_name(expected),
+			 f->type == SV_FRAME_HEADER ? "content header" : "content body",
+			 f->channel);
+		return protocol_error(h, SV_REPLY_UNEXPECTED_FRAME, 0, 0, reason);
+	}
+	snprintf(reason, sizeof reason, "expected %s, got %s on channel %u",
+		 sv_method_name(expected), sv_method_name(d->u.method.id), f->channel);
+	return protocol_error(h, SV_REPLY_UNEXPECTED_FRAME, (uint16_t)(d->u.method.id >> 16),
+			      (uint16_t)d->u.method.id, reason);
+}
+
+/* The next method on channel 0, which must be the expected one. */
+static int expect_method(struct handshake *h, uint32_t expected, struct sv_decoded_frame *d)
+{
+	for (;;) {
+		int rc = read_frame(h, d);
+
+		if (rc == SALVO_ERR_CLOSED)
+			return peer_closed(h, expected);
+		if (rc)
+			return rc;
+		/* A server may start heartbeating before open-ok; there is nothing to answer. */
+		if (d->frame.type == SV_FRAME_HEARTBEAT)
+			continue;
+		if (d->frame.type == SV_FRAME_METHOD && d->frame.channel == 0) {
+			if (d->u.method.id == expected)
+				return 0;
+			if (d->u.method.id == SV_CONNECTION_CLOSE)
+				return broker_closed(h, &d->u.method.a.connection_close);
+		}
+		return unexpected(h, expected, d);
+	}
+}
+
+/*
+ * Connect h->fd to one address. Returns 0 when connected; an errno when this address
+ * failed and the next may be tried; or a negative status, err filled, when the deadline
+ * passed (h->fd is left for the caller to close).
+ */
+static int tcp_connect_one(struct handshake *h, const struct addrinfo *ai)
+{
+	int one = 1;
+	int e = 0;
+	int rc;
+
+	h->fd =
+	    socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol);
+	if (h->fd < 0)
+		return errno;
+	if (connect(h->fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+		/* EINTR leaves the connect going on in the background, like EINPROGRESS. */
+		if (errno != EINPROGRESS && errno != EINTR) {
+			e = errno;
+		} else {
+			socklen_t len = sizeof e;
+
+			rc = wait_ready(h, POLLOUT);
+			if (rc)
+				return rc;
+			if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &e, &len) < 0)
+				e = errno;
+		}
+	}
+	if (!e && setsockopt(h->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
+		e = errno;
+	if (e) {
+		close(h->fd);
+		h->fd = -1;
+	}
+	return e;
+}
+
+/*
+ * Try each address in turn within the one deadline. Returns 0 with h->fd connected, or a
+ * status with err filled: the last address's error, or the timeout.
+ */
+static int tcp_connect(struct handshake *h)
+{
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_NUMERICSERV,
+	};
+	struct addrinfo *list, *ai;
+	char port[8];
+	int tried = 0;
+	int rc = 0;
+
+	snprintf(port, sizeof port, "%u", h->p->port);
+	rc = getaddrinfo(h->p->host, port, &hints, &list);
+	if (rc)
+		return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "resolve %s: %s",
+				 h->p->host, rc == EAI_SYSTEM ? errstr(errno) : gai_strerror(rc));
+	for (ai = list; ai; ai = ai->ai_next) {
+		tried++;
+		rc = tcp_connect_one(h, ai);
+		if (rc <= 0)
+			break;
+	}
+	freeaddrinfo(list);
+	if (rc <= 0)
+		return rc;
+	if (tried == 1)
+		return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "connect to %s: %s",
+				 h->peer, errstr(rc));
+	return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL,
+			 "connect to %s: %s (last of %d addresses tried)", h->peer, errstr(rc),
+			 tried);
+}
+
+static bool has_mechanism(struct sv_bytes list, const char *name)
+{
+	size_t n = strlen(name);
+	const uint8_t *p = list.ptr;
+	const uint8_t *end = list.ptr + list.len;
+
+	/* A space-separated list; match whole words only ("XPLAIN" is not "PLAIN"). */
+	while (p < end) {
+		const uint8_t *word = p;
+
+		while (p < end && *p != ' ')
+			p++;
+		if ((size_t)(p - word) == n && !memcmp(word, name, n))
+			return true;
+		p++;
+	}
+	return false;
+}
+
+static void copy_property(char *dst, size_t cap, struct sv_table props, const char *key)
+{
+	struct sv_field f;
+	uint32_t n = 0;
+
+	if (sv_table_find(props, key, &f) && f.type == SV_FIELD_LONGSTR) {
+		n = f.v.str.len < cap ? f.v.str.len : (uint32_t)cap - 1;
+		memcpy(dst, f.v.str.ptr, n);
+	}
+	dst[n] = '\0';
+}
+
+static bool capability(struct sv_table caps, const char *key)
+{
+	struct sv_field f;
+
+	return sv_table_find(caps, key, &f) && f.type == SV_FIELD_BOOL && f.v.b;
+}
+
+static int check_start(struct handshake *h, const struct sv_connection_start *st,
+		       struct sv_session *s)
+{
+	struct sv_table caps = {NULL, 0};
+	struct sv_field f;
+
+	if (st->version_major != 0 || st->version_minor != 9)
+		return set_error(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
+				 "%s speaks AMQP %u-%u, not 0-9 (connection.start)", h->peer,
+				 st->version_major, st->version_minor);
+	if (!has_mechanism(st->mechanisms, "PLAIN"))
+		return set_error(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
+				 "%s offers SASL mechanisms \"%.*s\"; salvo supports only PLAIN",
+				 h->peer,
+				 (int)(st->mechanisms.len > 100 ? 100 : st->mechanisms.len),
+				 (const char *)st->mechanisms.ptr);
+	copy_property(s->server_product, sizeof s->server_product, st->server_properties,
+		      "product");
+	copy_property(s->server_version, sizeof s->server_version, st->server_properties,
+		      "version");
+	if (sv_table_find(st->server_properties, "capabilities", &f) && f.type == SV_FIELD_TABLE)
+		caps = f.v.table;
+	s->cap_publisher_confirms = capability(caps, "publisher_confirms");
+	s->cap_basic_nack = capability(caps, "basic.nack");
+	s->cap_connection_blocked = capability(caps, "connection.blocked");
+	s->cap_authentication_failure_close = capability(caps, "authentication_failure_close");
+	s->cap_consumer_cancel_notify = capability(caps, "consumer_cancel_notify");
+	s->cap_exchange_exchange_bindings = capability(caps, "exchange_exchange_bindings");
+	return 0;
+}
+
+/* Encoding fails only on values the wire cannot carry, which come from the caller. */
+static int encode_failed(struct handshake *h, const struct sv_codec_error *cerr)
+{
+	return set_error(h->err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "%s", cerr->reason);
+}
+
+static void put_client_properties(struct sv_table_writer *w, const char *connection_name)
+{
+	sv_tw_str(w, "product", "salvo");
+	sv_tw_str(w, "version", SALVO_VERSION_STRING);
+	sv_tw_str(w, "platform", "C11/Linux");
+	sv_tw_str(w, "information", "AMQP 0-9-1 client built for publishing throughput");
+	if (connection_name && *connection_name)
+		sv_tw_str(w, "connection_name", connection_name);
+	/* authentication_failure_close makes RabbitMQ answer a bad login with connection.close
+	 * 403 instead of dropping the socket; the others are what the engine handles. */
+	sv_tw_table_begin(w, "capabilities");
+	sv_tw_bool(w, "publisher_confirms", true);
+	sv_tw_bool(w, "basic.nack", true);
+	sv_tw_bool(w, "consumer_cancel_notify", true);
+	sv_tw_bool(w, "connection.blocked", true);
+	sv_tw_bool(w, "authentication_failure_close", true);
+	sv_tw_bool(w, "exchange_exchange_bindings", true);
+	sv_tw_table_end(w);
+}
+
+static int send_start_ok(struct handshake *h)
+{
+	const struct sv_connect_params *p = h->p;
+	size_t user_len = strlen(p->user);
+	size_t pass_len = strlen(p->password);
+	size_t name_len = p->connection_name ? strlen(p->connection_name) : 0;
+	/* The fixed properties take under 400 bytes; the rest of the frame under 64. */
+	size_t props_cap = 512 + name_len;
+	size_t frame_cap = props_cap + 64 + 2 + user_len + pass_len;
+	struct sv_method m = {.id = SV_CONNECTION_START_OK};
+	struct sv_connection_start_ok *so = &m.a.connection_start_ok;
+	struct sv_table_writer w;
+	struct sv_codec_error cerr;
+	uint8_t *props, *frame, *response;
+	size_t n;
+	int rc;
+
+	/* One allocation: properties, then the frame, then the SASL response. */
+	props = malloc(props_cap + frame_cap + 2 + user_len + pass_len);
+	if (!props)
+		return set_error(h->err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+				 "out of memory for connection.start-ok");
+	frame = props + props_cap;
+	response = frame + frame_cap;
+
+	sv_table_writer_init(&w, props, props_cap);
+	put_client_properties(&w, p->connection_name);
+	rc = sv_table_writer_finish(&w, &so->client_properties, &cerr);
+	if (!rc) {
+		/* SASL PLAIN (RFC 4616): authzid NUL authcid NUL passwd, no authzid. */
+		response[0] = '\0';
+		memcpy(response + 1, p->user, user_len);
+		response[1 + user_len] = '\0';
+		memcpy(response + 2 + user_len, p->password, pass_len);
+		so->mechanism = SV_BYTES("PLAIN");
+		so->response = (struct sv_bytes){response, (uint32_t)(2 + user_len + pass_len)};
+		so->locale = SV_BYTES("en_US");
+		n = sv_frame_put_method(frame, frame_cap, 0, &m, &cerr);
+		rc = n ? send_all(h, frame, n) : encode_failed(h, &cerr);
+	} else {
+		rc = encode_failed(h, &cerr);
+	}
+	/* The password is in the response and the frame: do not leave it in freed memory. */
+	explicit_bzero(frame, frame_cap + 2 + user_len + pass_len);
+	free(props);
+	return rc;
+}
+
+/* Either side may leave a value at 0, "no limit / no preference": take the other's. */
+static uint32_t negotiate(uint32_t ours, uint32_t theirs)
+{
+	if (!ours)
+		return theirs;
+	if (!theirs)
+		return ours;
+	return ours < theirs ? ours : theirs;
+}
+
+/* Settle tune's values, then send tune-ok and open in one write. */
+static int send_tune_ok_open(struct handshake *h, const struct sv_connection_tune *t,
+			     struct sv_session *s)
+{
+	const struct sv_connect_params *p = h->p;
+	uint32_t channel_max = negotiate(p->channel_max, t->channel_max);
+	uint32_t frame_max = negotiate(p->frame_max, t->frame_max);
+	struct sv_codec_error cerr;
+	struct sv_method m;
+	uint8_t buf[512];
+	size_t n, len;
+
+	s->channel_max = channel_max ? (uint16_t)channel_max : UINT16_MAX;
+	/* "Unlimited" still needs a bound the I/O thread can buffer. */
+	if (!frame_max)
+		frame_max = DEFAULT_FRAME_MAX;
+	/* Every peer accepts frames of frame-min-size; a smaller offer breaks the spec. */
+	s->frame_max = frame_max < SV_FRAME_MIN_SIZE ? SV_FRAME_MIN_SIZE : frame_max;
+	s->heartbeat = (uint16_t)negotiate(p->heartbeat, t->heartbeat);
+
+	m = (struct sv_method){
+	    .id = SV_CONNECTION_TUNE_OK,
+	    .a.connection_tune_ok = {s->channel_max, s->frame_max, s->heartbeat},
+	};
+	len = sv_frame_put_method(buf, sizeof buf, 0, &m, &cerr);
+	if (!len)
+		return encode_failed(h, &cerr);
+	m = (struct sv_method){
+	    .id = SV_CONNECTION_OPEN,
+	    .a.connection_open.virtual_host = {(const uint8_t *)p->vhost,
+					       (uint32_t)strlen(p->vhost)},
+	};
+	n = sv_frame_put_method(buf + len, sizeof buf - len, 0, &m, &cerr);
+	if (!n)
+		return encode_failed(h, &cerr);
+	return send_all(h, buf, len + n);
+}
+
+static int handshake(struct handshake *h, struct sv_session *s)
+{
+	struct sv_decoded_frame d;
+	int rc;
+
+	sv_reader_init(&h->reader, SV_FRAME_MIN_SIZE);
+	h->step = "sending the protocol header";
+	rc = send_all(h, sv_protocol_header, sizeof sv_protocol_header);
+	if (rc)
+		return rc;
+	h->step = "waiting for connection.start";
+	rc = expect_method(h, SV_CONNECTION_START, &d);
+	if (rc)
+		return rc;
+	rc = check_start(h, &d.u.method.a.connection_start, s);
+	if (rc)
+		return rc;
+	h->step = "sending connection.start-ok";
+	rc = send_start_ok(h);
+	if (rc)
+		return rc;
+	h->step = "waiting for connection.tune";
+	rc = expect_method(h, SV_CONNECTION_TUNE, &d);
+	if (rc)
+		return rc;
+	h->step = "sending connection.tune-ok and connection.open";
+	rc = send_tune_ok_open(h, &d.u.method.a.connection_tune, s);
+	if (rc)
+		return rc;
+	h->step = "waiting for connection.open-ok";
+	return expect_method(h, SV_CONNECTION_OPEN_OK, &d);
+}
+
+static int check_params(const struct sv_connect_params *p, salvo_error *err)
+{
+	if (!p || !p->host || !*p->host || !p->user || !p->password || !p->vhost)
+		return set_error(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				 "host, user, password and vhost are required");
+	if (strlen(p->vhost) > SV_SHORTSTR_MAX)
+		return set_error(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				 "vhost is longer than %d bytes", SV_SHORTSTR_MAX);
+	if (p->timeout_ms <= 0)
+		return set_error(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				 "timeout_ms must be positive, got %d", p->timeout_ms);
+	return 0;
+}
+
+int sv_connect(const struct sv_connect_params *p, struct sv_session *s, salvo_error *err)
+{
+	struct handshake h = {.p = p, .fd = -1};
+	salvo_error scratch;
+	bool v6;
+	int rc;
+
+	if (!err)
+		err = &scratch;
+	*err = (salvo_error){0};
+	if (!s)
+		return set_error(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				 "no session to fill");
+	*s = (struct sv_session){.fd = -1};
+	rc = check_params(p, err);
+	if (rc)
+		return rc;
+	h.err = err;
+	h.deadline_ms = now_ms() + p->timeout_ms;
+	v6 = strchr(p->host, ':') != NULL;
+	snprintf(h.peer, sizeof h.peer, "%s%.255s%s:%u", v6 ? "[" : "", p->host, v6 ? "]" : "",
+		 p->port);
+
+	rc = tcp_connect(&h);
+	if (!rc)
+		rc = handshake(&h, s);
+	if (rc) {
+		if (h.fd >= 0)
+			close(h.fd);
+		redact(err->text, p->password);
+		return rc;
+	}
+	s->fd = h.fd;
+	return 0;
+}

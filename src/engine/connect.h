@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Establishing a connection: TCP connect and the AMQP 0-9-1 handshake (protocol header,
+ * start / start-ok, tune / tune-ok, open / open-ok), run on the calling thread before the
+ * socket is handed to the I/O thread.
+ *
+ * Internal to libsalvo.
+ */
+#ifndef SALVO_ENGINE_CONNECT_H
+#define SALVO_ENGINE_CONNECT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "salvo.h"
+
+struct sv_connect_params {
+	const char *host; /* name or numeric address, IPv6 without brackets ("::1") */
+	uint16_t port;
+	const char *user;
+	const char *password;
+	const char *vhost; /* at most 255 bytes; "/" is RabbitMQ's default */
+	/* What the client asks for in tune-ok; 0 means "no preference, take the server's". */
+	uint16_t channel_max;
+	uint32_t frame_max;
+	uint16_t heartbeat;	     /* seconds */
+	const char *connection_name; /* shown in the management UI; NULL or "" for none */
+	int timeout_ms; /* > 0: one budget for connecting and the handshake, not resolving */
+};
+
+/* The connected socket and what the handshake settled. */
+struct sv_session {
+	int fd;			 /* non-blocking, close-on-exec, TCP_NODELAY; -1 after a failure */
+	uint16_t channel_max;	 /* negotiated; 65535 when neither side set a limit */
+	uint32_t frame_max;	 /* negotiated, envelope included; >= 4096, 131072 if unlimited */
+	uint16_t heartbeat;	 /* negotiated seconds; 0 = heartbeats off */
+	char server_product[64]; /* server properties, truncated, "" when absent */
+	char server_version[32];
+	/* The server's capabilities table; false when absent. */
+	bool cap_publisher_confirms;
+	bool cap_basic_nack;
+	bool cap_connection_blocked;
+	bool cap_authentication_failure_close;
+	bool cap_consumer_cancel_notify;
+	bool cap_exchange_exchange_bindings;
+};
+
+/*
+ * Resolve p->host, connect to each address in turn and perform the handshake with SASL
+ * PLAIN, negotiating each tune value as the lower of the two non-zero offers (or the one
+ * offer when the other is 0). Any thread; blocks for at most p->timeout_ms after name
+ * resolution (getaddrinfo itself cannot be bounded).
+ *
+ * On success returns 0, fills s and clears err (which may be NULL); nothing past
+ * connection.open-ok has been read from s->fd, since frames are read exactly (header, then
+ * payload), so whatever the broker sends next is still in the socket for the I/O thread.
+ * On failure the socket is closed, s->fd is -1, err is filled and the return value is:
+ *   SALVO_ERR_INVALID_ARGUMENT  missing host, user, password or vhost; vhost over 255
+ *                               bytes; timeout_ms <= 0
+ *   SALVO_ERR_NO_MEMORY
+ *   SALVO_ERR_IO                resolution failed or every address refused (kind LOCAL;
+ *                               the text names the last error), or the socket failed or
+ *                               the server closed it mid-handshake (kind CONNECTION)
+ *   SALVO_ERR_TIMEOUT           the deadline passed
+ *   SALVO_ERR_PROTOCOL          the server answered with another protocol version, or sent
+ *                               a malformed or unexpected frame (salvo then sends
+ *                               connection.close with 501/502/505/540, kept in reply_code)
+ *   SALVO_ERR_UNSUPPORTED       the server does not offer PLAIN
+ *   a reply code                the broker sent connection.close (kind CONNECTION): 403
+ *                               ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED for an
+ *                               unknown vhost, ...; also 403 when the server drops the
+ *                               socket right after start-ok, which is how brokers without
+ *                               authentication_failure_close refuse a login
+ * err->text never holds the password: if the server's reply text echoes it, each
+ * occurrence is masked with '*'.
+ */
+int sv_connect(const struct sv_connect_params *p, struct sv_session *s, salvo_error *err);
+
+#endif

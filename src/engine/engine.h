@@ -1,0 +1,198 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The engine's shared internals: the client (one connection and its I/O thread), channels,
+ * requests (synchronous methods travelling to the I/O thread), publishers.
+ *
+ * Threads. Application threads create channels and publishers, call synchronous methods
+ * and publish. The I/O thread (io.c) owns the socket, the io_uring, the channel table and
+ * the publisher list; it never runs application code. They meet in three places only:
+ *  - the request queue (c->lock): application threads append, the I/O thread drains;
+ *  - publisher rings (ring.h): lock-free, one producer each;
+ *  - c->parked: the I/O thread's "I am about to sleep" flag, which tells a thread that just
+ *    queued work whether it must write the wake-up eventfd (sv_client_kick).
+ * Results travel back in the request itself (status, error, reply fields), published by a
+ * store-release of its done word and a futex wake.
+ */
+#ifndef SALVO_ENGINE_H
+#define SALVO_ENGINE_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/uio.h>
+
+#include "salvo.h"
+
+#include "../codec/frame.h"
+#include "../codec/template.h"
+#include "conf_internal.h"
+#include "connect.h"
+#include "ring.h"
+
+/* Settings the engine reads, taken from the configuration at salvo_client_new. */
+struct sv_settings {
+	struct salvo_conf conf; /* a copy: connect's strings point into it */
+	struct sv_connect_params connect;
+	int rpc_timeout_ms;
+	size_t ring_size;
+	unsigned uring_entries;
+};
+
+enum sv_req_kind {
+	SV_REQ_METHOD, /* send frame, complete on reply_id (or at once if reply_id is 0) */
+	SV_REQ_ATTACH, /* add pub to the I/O thread's publisher list */
+	SV_REQ_DETACH, /* remove pub from it */
+	SV_REQ_CLOSE,  /* send what is queued, then connection.close; complete on close-ok */
+};
+
+struct sv_request {
+	struct sv_request *next;
+	enum sv_req_kind kind;
+	struct salvo_channel *ch;	 /* SV_REQ_METHOD on a channel; NULL on channel 0 */
+	struct salvo_publisher *pub; /* SV_REQ_ATTACH / SV_REQ_DETACH */
+	uint32_t reply_id;
+	uint8_t *frame;
+	size_t frame_len;
+
+	/* Filled by the I/O thread before done is set. */
+	int status;
+	salvo_error err;
+	salvo_queue_info queue; /* queue.declare-ok */
+	uint32_t message_count; /* queue.purge-ok, queue.delete-ok */
+	struct salvo_message *msg; /* basic.get-ok; NULL for get-empty */
+
+	_Atomic uint32_t done; /* futex word: 0 pending, 1 complete */
+	_Atomic int refs;      /* the waiting thread and the I/O thread */
+};
+
+enum sv_conn_state {
+	SV_CONN_OPEN,
+	SV_CONN_CLOSING, /* connection.close sent, awaiting close-ok */
+	SV_CONN_CLOSED,  /* socket done; c->error says why unless closed on request */
+};
+
+struct salvo_client {
+	struct sv_settings set;
+	struct sv_session sess;
+
+	/* The application's reference and one per open channel or publisher handle, so a
+	 * handle closed after salvo_client_destroy still finds its client. */
+	_Atomic int refs;
+	pthread_t io_thread;
+	bool io_started, io_joined;
+	_Atomic uint32_t io_exited; /* futex word: the I/O thread touches nothing any more */
+	struct io_uring uring;
+	int wake_fd; /* eventfd the I/O thread reads while parked */
+
+	/* Set by the I/O thread just before it sleeps; sv_client_kick clears it and writes
+	 * wake_fd. On its own cache line: producers read it after every publish. */
+	alignas(SV_CACHE_LINE) _Atomic int parked;
+
+	alignas(SV_CACHE_LINE) pthread_mutex_t lock; /* guards the fields down to error */
+	struct sv_request *queue_head, *queue_tail;
+	uint64_t *channel_ids; /* bitmap of channel numbers in use; bit 0 (channel 0) always set */
+	_Atomic int state;     /* enum sv_conn_state; written under lock by the I/O thread */
+	salvo_error error;     /* why the connection ended; valid once state is CLOSED */
+
+	/* I/O thread only. */
+	struct salvo_channel **channels; /* by channel number, [0, channel_max] */
+	struct salvo_publisher **pubs;
+	size_t npubs, pubs_cap;
+	struct sv_request *close_req;
+	struct sv_reader reader;
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	bool recv_inflight, wake_inflight, send_inflight;
+	uint64_t wake_value;
+	/* Control frames (methods, heartbeats) waiting to go out, and those in flight. */
+	uint8_t *out, *out_next;
+	size_t out_len, out_cap, out_next_len, out_next_cap, out_sent;
+	/* The send in flight: each iovec's source, NULL for c->out. */
+	struct iovec *iov;
+	struct salvo_publisher **iov_pub;
+	size_t iov_cap, niov;
+	struct msghdr msg;
+	/* Where the last short write stopped mid-source: that source goes first next time. */
+	struct salvo_publisher *partial_pub;
+	bool partial_out;
+	uint64_t last_send_ns, last_recv_ns;
+};
+
+enum sv_channel_state {
+	SV_CH_OPEN,
+	SV_CH_CLOSED, /* error says why */
+};
+
+struct salvo_channel {
+	salvo_client *client;
+	uint16_t id;
+	_Atomic int state; /* enum sv_channel_state; error is valid once CLOSED (acquire) */
+	salvo_error error;
+	_Atomic int refs; /* the application's handle and the I/O thread's table entry */
+
+	/* I/O thread only. */
+	struct sv_request *await_head, *await_tail; /* sent, reply pending, in order */
+	bool close_sent;     /* we sent channel.close and await close-ok */
+	bool peer_closed;    /* the broker closed it; we answered close-ok */
+	struct salvo_publisher *pub;
+	struct sv_content_state content;
+	struct salvo_message *incoming; /* basic.get-ok whose content is still arriving */
+	size_t incoming_len;		 /* body bytes received so far */
+};
+
+/* Largest body salvo accepts from the broker (RabbitMQ's own ceiling is 512 MiB). */
+#define SV_MAX_BODY ((uint64_t)512 << 20)
+
+struct salvo_message {
+	uint8_t *body;
+	size_t len;
+	uint64_t delivery_tag;
+	uint32_t message_count;
+	bool redelivered;
+	char exchange[256];
+	char routing_key[256];
+};
+
+struct salvo_publisher {
+	/* Producer thread. */
+	struct sv_ring ring;
+	salvo_client *client;
+	salvo_channel *ch;
+	struct sv_publish_template tpl;
+	bool tpl_valid;
+	unsigned tpl_flags;
+	char tpl_exchange[256], tpl_routing_key[256];
+	uint8_t tpl_buf[1024];
+
+	/* I/O thread. */
+	bool attached;
+};
+
+/* client.c */
+uint64_t sv_now_ns(void);
+struct sv_request *sv_request_new(enum sv_req_kind kind);
+void sv_request_put(struct sv_request *req);
+int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err);
+int sv_request_wait(struct sv_request *req, int timeout_ms, salvo_error *err);
+void sv_request_complete(struct sv_request *req, int status, const salvo_error *err);
+void sv_client_kick(salvo_client *c);
+void sv_futex_wake_all(_Atomic uint32_t *word);
+void sv_io_wait_exit_if_closed(salvo_client *c);
+void sv_error_set(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+void sv_error_copy(salvo_error *dst, const salvo_error *src);
+int sv_channel_id_alloc(salvo_client *c);
+void sv_channel_id_free(salvo_client *c, uint16_t id);
+void sv_channel_put(salvo_channel *ch);
+void sv_client_put(salvo_client *c);
+int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err);
+void sv_settings_free(struct sv_settings *set);
+
+/* io.c */
+void *sv_io_main(void *arg);
+
+/* channel.c */
+int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+		   struct sv_request **out, bool *submitted, salvo_error *err);
+
+#endif

@@ -1,0 +1,853 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The I/O thread: one per client, owner of the socket, the io_uring, the channel table and
+ * the publisher list.
+ *
+ * Each loop iteration takes the requests application threads queued, then, unless a send
+ * is already in flight, gathers everything ready into ONE sendmsg: control frames first,
+ * then the pending span of every publisher ring (contiguous, thanks to the rings' double
+ * mapping). While that send is in flight producers keep appending; the next send carries
+ * all of it. That is the batching: one system call per loop, not per message.
+ *
+ * A short write can stop in the middle of a frame. The source it stopped in goes first in
+ * the next send, so no other bytes are ever spliced into a frame.
+ *
+ * Receives are one recv at a time into rbuf; complete frames are decoded in place and the
+ * tail of a partial one is moved to the front.
+ *
+ * Parking: with nothing in flight to wait for and nothing to send, the thread sets
+ * c->parked, fences, and looks once more for work before sleeping in io_uring with a read
+ * of c->wake_fd armed. Producers fence after publishing and write wake_fd only if they see
+ * parked (sv_client_kick), so a busy I/O thread costs them one load.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+
+#include "engine.h"
+
+enum { UD_SEND = 1, UD_RECV, UD_WAKE };
+
+/* Control frames. */
+
+/* Control frames queued while a send is in flight go to out_next, so the kernel never reads
+ * a buffer that moves. */
+static int out_append(salvo_client *c, const uint8_t *p, size_t n)
+{
+	uint8_t **buf = c->send_inflight ? &c->out_next : &c->out;
+	size_t *len = c->send_inflight ? &c->out_next_len : &c->out_len;
+	size_t *cap = c->send_inflight ? &c->out_next_cap : &c->out_cap;
+
+	if (*cap - *len < n) {
+		size_t want = *cap ? *cap : 4096;
+		while (want - *len < n)
+			want *= 2;
+		uint8_t *nb = realloc(*buf, want);
+		if (!nb)
+			return -1;
+		*buf = nb;
+		*cap = want;
+	}
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	return 0;
+}
+
+static void conn_fail(salvo_client *c, const salvo_error *why);
+
+static void send_method(salvo_client *c, uint16_t channel, const struct sv_method *m)
+{
+	uint8_t buf[1024];
+	struct sv_codec_error cerr;
+	size_t n = sv_frame_put_method(buf, sizeof buf, channel, m, &cerr);
+
+	/* Only small fixed-shape methods (close, close-ok, flow-ok) are built here. */
+	if (!n || out_append(c, buf, n)) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			     "cannot queue %s: %s", sv_method_name(m->id), n ? "out of memory" : cerr.reason);
+		conn_fail(c, &e);
+	}
+}
+
+/* An error the broker sent in channel.close or connection.close. */
+static void broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
+			 struct sv_bytes text, uint16_t class_id, uint16_t method_id)
+{
+	const char *name = sv_method_name((uint32_t)class_id << 16 | method_id);
+
+	memset(e, 0, sizeof *e);
+	e->status = code;
+	e->kind = kind;
+	e->reply_code = code;
+	e->class_id = class_id;
+	e->method_id = method_id;
+	snprintf(e->text, sizeof e->text, "%.*s", (int)text.len, (const char *)text.ptr);
+	snprintf(e->method, sizeof e->method, "%s", name ? name : "");
+}
+
+/* Channels. */
+
+/* Give a publisher's unsent bytes back: its channel is gone, so a producer blocked on a
+ * full ring must wake up and learn why. */
+static void discard_ring(struct salvo_publisher *pub)
+{
+	const uint8_t *p;
+	size_t n = sv_ring_pending(&pub->ring, &p);
+
+	sv_ring_mark_sent(&pub->ring, n);
+	sv_ring_release(&pub->ring, sv_ring_sent(&pub->ring));
+}
+
+static void fail_awaiting(salvo_channel *ch, const salvo_error *why)
+{
+	struct sv_request *req;
+
+	salvo_message_destroy(ch->incoming);
+	ch->incoming = NULL;
+	while ((req = ch->await_head)) {
+		ch->await_head = req->next;
+		sv_request_complete(req, why->status, why);
+	}
+	ch->await_tail = NULL;
+}
+
+/* The channel is closed for its application handle: record why, publish, fail waiters. */
+static void channel_mark_closed(salvo_channel *ch, const salvo_error *why)
+{
+	if (atomic_load_explicit(&ch->state, memory_order_relaxed) == SV_CH_CLOSED)
+		return;
+	ch->error = *why;
+	/* Release: a thread that sees CLOSED also sees error. */
+	atomic_store_explicit(&ch->state, SV_CH_CLOSED, memory_order_release);
+	if (ch->pub)
+		discard_ring(ch->pub);
+}
+
+/* Both sides are done with the channel number: drop the table's reference. */
+static void channel_forget(salvo_client *c, salvo_channel *ch)
+{
+	c->channels[ch->id] = NULL;
+	sv_channel_id_free(c, ch->id);
+	sv_channel_put(ch);
+}
+
+static void channel_peer_close(salvo_client *c, salvo_channel *ch,
+			       const struct sv_channel_close *cl)
+{
+	struct sv_method ok = {.id = SV_CHANNEL_CLOSE_OK};
+	struct sv_request *req, *next, *ours = NULL;
+	salvo_error e;
+
+	broker_error(&e, SALVO_ERROR_CHANNEL, cl->reply_code, cl->reply_text, cl->class_id,
+		     cl->method_id);
+	channel_mark_closed(ch, &e);
+	salvo_message_destroy(ch->incoming);
+	ch->incoming = NULL;
+	send_method(c, ch->id, &ok);
+	/* A close of ours crossing the broker's stays awaited: its close-ok ends the channel,
+	 * and salvo_channel_close reports the broker's error from ch->error. */
+	for (req = ch->await_head; req; req = next) {
+		next = req->next;
+		if (req->reply_id == SV_CHANNEL_CLOSE_OK && !ours) {
+			ours = req;
+			req->next = NULL;
+			continue;
+		}
+		sv_request_complete(req, e.status, &e);
+	}
+	ch->await_head = ch->await_tail = ours;
+	if (!ours)
+		channel_forget(c, ch);
+}
+
+/* Copy what the application asked for out of a reply, which points into rbuf. */
+static void take_reply(struct sv_request *req, const struct sv_method *m)
+{
+	switch (m->id) {
+	case SV_QUEUE_DECLARE_OK: {
+		const struct sv_queue_declare_ok *a = &m->a.queue_declare_ok;
+		memcpy(req->queue.name, a->queue.ptr, a->queue.len);
+		req->queue.name[a->queue.len] = '\0';
+		req->queue.message_count = a->message_count;
+		req->queue.consumer_count = a->consumer_count;
+		break;
+	}
+	case SV_QUEUE_PURGE_OK:
+		req->message_count = m->a.queue_purge_ok.message_count;
+		break;
+	case SV_QUEUE_DELETE_OK:
+		req->message_count = m->a.queue_delete_ok.message_count;
+		break;
+	}
+}
+
+static void protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void copy_str(char *dst, struct sv_bytes s)
+{
+	memcpy(dst, s.ptr, s.len);
+	dst[s.len] = '\0';
+}
+
+static void start_get(salvo_client *c, salvo_channel *ch, const struct sv_basic_get_ok *a)
+{
+	struct salvo_message *msg = calloc(1, sizeof *msg);
+
+	if (!msg) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			     "out of memory receiving a message");
+		conn_fail(c, &e);
+		return;
+	}
+	msg->delivery_tag = a->delivery_tag;
+	msg->redelivered = a->redelivered;
+	msg->message_count = a->message_count;
+	copy_str(msg->exchange, a->exchange);
+	copy_str(msg->routing_key, a->routing_key);
+	ch->incoming = msg;
+	ch->incoming_len = 0;
+}
+
+/* Content frames of a basic.get-ok; other content (deliveries, returns) is not kept yet. */
+static void get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_frame *d,
+			int event)
+{
+	struct salvo_message *msg = ch->incoming;
+	struct sv_request *req;
+
+	if (!msg)
+		return;
+	if (d->frame.type == SV_FRAME_HEADER) {
+		if (d->u.header.body_size > SV_MAX_BODY) {
+			protocol_error(c, 502, "a %llu-byte body exceeds salvo's limit of %llu",
+				       (unsigned long long)d->u.header.body_size,
+				       (unsigned long long)SV_MAX_BODY);
+			return;
+		}
+		msg->len = (size_t)d->u.header.body_size;
+		msg->body = malloc(msg->len ? msg->len : 1);
+		if (!msg->body) {
+			salvo_error e;
+			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+				     "out of memory for a %zu-byte message", msg->len);
+			conn_fail(c, &e);
+			return;
+		}
+	} else if (d->frame.type == SV_FRAME_BODY) {
+		/* sv_content_feed has checked the body frames add up to the header's size */
+		memcpy(msg->body + ch->incoming_len, d->frame.payload, d->frame.size);
+		ch->incoming_len += d->frame.size;
+	}
+	if (event != SV_CONTENT_COMPLETE)
+		return;
+	req = ch->await_head;
+	ch->await_head = req->next;
+	if (!ch->await_head)
+		ch->await_tail = NULL;
+	ch->incoming = NULL;
+	req->msg = msg;
+	sv_request_complete(req, 0, NULL);
+}
+
+static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_method *m)
+{
+	struct sv_request *req = ch->await_head;
+
+	switch (m->id) {
+	case SV_CHANNEL_CLOSE:
+		channel_peer_close(c, ch, &m->a.channel_close);
+		return;
+	case SV_CHANNEL_FLOW: {
+		struct sv_method ok = {.id = SV_CHANNEL_FLOW_OK,
+				       .a.channel_flow_ok.active = m->a.channel_flow.active};
+		send_method(c, ch->id, &ok);
+		return;
+	}
+	case SV_BASIC_ACK:
+	case SV_BASIC_NACK:
+	case SV_BASIC_RETURN:
+	case SV_BASIC_DELIVER:
+		/* Confirms, returns and consumers are not handled yet; their content frames are
+		 * still checked for order by the caller. */
+		return;
+	}
+	if (m->id == SV_BASIC_GET_EMPTY && req && req->reply_id == SV_BASIC_GET_OK)
+		m = NULL; /* the queue is empty: complete with no message */
+	else if (!req || req->reply_id != m->id) {
+		protocol_error(c, 505, "unexpected %s on channel %u", sv_method_name(m->id),
+			       ch->id);
+		return;
+	}
+	if (m && m->id == SV_BASIC_GET_OK) {
+		/* Completed when its content has arrived (get_content). */
+		start_get(c, ch, &m->a.basic_get_ok);
+		return;
+	}
+	ch->await_head = req->next;
+	if (!ch->await_head)
+		ch->await_tail = NULL;
+	if (m)
+		take_reply(req, m);
+	sv_request_complete(req, 0, NULL);
+	if (m && m->id == SV_CHANNEL_CLOSE_OK) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_CLOSED, SALVO_ERROR_CHANNEL, "channel %u is closed",
+			     ch->id);
+		channel_mark_closed(ch, &e);
+		fail_awaiting(ch, &e);
+		channel_forget(c, ch);
+	}
+}
+
+/* Connection. */
+
+static void close_all(salvo_client *c, const salvo_error *why)
+{
+	struct sv_request *req, *queued;
+
+	pthread_mutex_lock(&c->lock);
+	if (why)
+		c->error = *why;
+	atomic_store(&c->state, SV_CONN_CLOSED);
+	queued = c->queue_head;
+	c->queue_head = c->queue_tail = NULL;
+	pthread_mutex_unlock(&c->lock);
+
+	salvo_error closed;
+	if (!why) {
+		sv_error_set(&closed, SALVO_ERR_CLOSED, SALVO_ERROR_CONNECTION,
+			     "the connection is closed");
+		why = &closed;
+	}
+	while ((req = queued)) {
+		queued = req->next;
+		sv_request_complete(req, why->status, why);
+	}
+	for (unsigned id = 1; id <= c->sess.channel_max; id++) {
+		salvo_channel *ch = c->channels[id];
+		if (!ch)
+			continue;
+		channel_mark_closed(ch, why);
+		fail_awaiting(ch, why);
+		c->channels[id] = NULL;
+		sv_channel_put(ch);
+	}
+	if (c->close_req) {
+		/* Closing on request ends well only through close-ok (handled by the caller). */
+		sv_request_complete(c->close_req, why->status, why);
+		c->close_req = NULL;
+	}
+	shutdown(c->sess.fd, SHUT_RDWR);
+}
+
+static void conn_fail(salvo_client *c, const salvo_error *why)
+{
+	if (atomic_load(&c->state) != SV_CONN_CLOSED)
+		close_all(c, why);
+}
+
+/* The broker broke the protocol: tell it why (best effort) and end the connection. */
+static void protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
+{
+	struct sv_method m = {.id = SV_CONNECTION_CLOSE};
+	salvo_error e;
+	va_list ap;
+
+	memset(&e, 0, sizeof e);
+	e.status = SALVO_ERR_PROTOCOL;
+	e.kind = SALVO_ERROR_CONNECTION;
+	e.reply_code = code;
+	va_start(ap, fmt);
+	vsnprintf(e.text, sizeof e.text, fmt, ap);
+	va_end(ap);
+	m.a.connection_close.reply_code = code;
+	m.a.connection_close.reply_text =
+		(struct sv_bytes){(const uint8_t *)e.text, (uint32_t)strnlen(e.text, 255)};
+	if (!c->send_inflight) {
+		uint8_t buf[512];
+		struct sv_codec_error cerr;
+		size_t n = sv_frame_put_method(buf, sizeof buf, 0, &m, &cerr);
+		if (n)
+			(void)!send(c->sess.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	conn_fail(c, &e);
+}
+
+static void connection_method(salvo_client *c, const struct sv_method *m)
+{
+	switch (m->id) {
+	case SV_CONNECTION_CLOSE: {
+		struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
+		uint8_t buf[16];
+		struct sv_codec_error cerr;
+		salvo_error e;
+		size_t n = sv_frame_put_method(buf, sizeof buf, 0, &ok, &cerr);
+
+		const struct sv_connection_close *cl = &m->a.connection_close;
+
+		broker_error(&e, SALVO_ERROR_CONNECTION, cl->reply_code, cl->reply_text,
+			     cl->class_id, cl->method_id);
+		/* The socket is about to be shut: answer directly, ignoring a full socket. */
+		if (n)
+			(void)!send(c->sess.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		conn_fail(c, &e);
+		return;
+	}
+	case SV_CONNECTION_CLOSE_OK:
+		if (atomic_load(&c->state) == SV_CONN_CLOSING && c->close_req) {
+			sv_request_complete(c->close_req, 0, NULL);
+			c->close_req = NULL;
+			close_all(c, NULL);
+			return;
+		}
+		break;
+	case SV_CONNECTION_BLOCKED:
+	case SV_CONNECTION_UNBLOCKED:
+		/* Flow control by the broker arrives with the resilience work. */
+		return;
+	}
+	protocol_error(c, 503, "unexpected %s on channel 0", sv_method_name(m->id));
+}
+
+static void handle_frame(salvo_client *c, const struct sv_decoded_frame *d)
+{
+	struct sv_codec_error cerr;
+	salvo_channel *ch;
+
+	if (d->frame.type == SV_FRAME_HEARTBEAT)
+		return;
+	if (d->frame.channel == 0) {
+		if (d->frame.type != SV_FRAME_METHOD)
+			protocol_error(c, 505, "content frame on channel 0");
+		else
+			connection_method(c, &d->u.method);
+		return;
+	}
+	ch = d->frame.channel <= c->sess.channel_max ? c->channels[d->frame.channel] : NULL;
+	if (!ch) {
+		protocol_error(c, 504, "frame on channel %u, which is not open", d->frame.channel);
+		return;
+	}
+	int event = sv_content_feed(&ch->content, d, &cerr);
+	if (event < 0) {
+		protocol_error(c, cerr.reply_code, "%s", cerr.reason);
+		return;
+	}
+	if (d->frame.type == SV_FRAME_METHOD)
+		channel_method(c, ch, &d->u.method);
+	else
+		get_content(c, ch, d, event);
+}
+
+static void on_recv(salvo_client *c, int res)
+{
+	struct sv_decoded_frame d;
+	size_t pos = 0;
+	ssize_t n;
+
+	c->recv_inflight = false;
+	if (res <= 0) {
+		salvo_error e;
+		if (atomic_load(&c->state) == SV_CONN_CLOSED)
+			return;
+		if (res == 0)
+			sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+				     "the broker closed the connection");
+		else
+			sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION, "recv: %s",
+				     strerror(-res));
+		conn_fail(c, &e);
+		return;
+	}
+	c->rlen += (size_t)res;
+	c->last_recv_ns = sv_now_ns();
+	while (atomic_load(&c->state) != SV_CONN_CLOSED &&
+	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
+		pos += (size_t)n;
+		handle_frame(c, &d);
+	}
+	if (n < 0 && atomic_load(&c->state) != SV_CONN_CLOSED) {
+		protocol_error(c, c->reader.err.reply_code, "%s", c->reader.err.reason);
+		return;
+	}
+	memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+	c->rlen -= pos;
+}
+
+/* Requests. */
+
+static void channel_await(salvo_channel *ch, struct sv_request *req)
+{
+	req->next = NULL;
+	if (ch->await_tail)
+		ch->await_tail->next = req;
+	else
+		ch->await_head = req;
+	ch->await_tail = req;
+}
+
+static void take_method(salvo_client *c, struct sv_request *req)
+{
+	salvo_channel *ch = req->ch;
+
+	if (ch && atomic_load_explicit(&ch->state, memory_order_relaxed) == SV_CH_CLOSED) {
+		sv_request_complete(req, ch->error.status, &ch->error);
+		return;
+	}
+	if (out_append(c, req->frame, req->frame_len)) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+		sv_request_complete(req, e.status, &e);
+		return;
+	}
+	if (ch && !c->channels[ch->id]) {
+		/* channel.open: the table holds a reference until the channel ends. */
+		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+		c->channels[ch->id] = ch;
+		sv_content_init(&ch->content);
+	}
+	if (req->reply_id == SV_CHANNEL_CLOSE_OK)
+		ch->close_sent = true;
+	if (!req->reply_id)
+		sv_request_complete(req, 0, NULL);
+	else
+		channel_await(ch, req);
+}
+
+static void take_requests(salvo_client *c)
+{
+	struct sv_request *req, *next;
+
+	pthread_mutex_lock(&c->lock);
+	req = c->queue_head;
+	c->queue_head = c->queue_tail = NULL;
+	pthread_mutex_unlock(&c->lock);
+
+	for (; req; req = next) {
+		next = req->next;
+		req->next = NULL;
+		switch (req->kind) {
+		case SV_REQ_METHOD:
+			take_method(c, req);
+			break;
+		case SV_REQ_ATTACH:
+			if (c->npubs == c->pubs_cap) {
+				size_t cap = c->pubs_cap ? 2 * c->pubs_cap : 8;
+				void *p = realloc(c->pubs, cap * sizeof *c->pubs);
+				if (!p) {
+					salvo_error e;
+					sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+						     "out of memory");
+					sv_request_complete(req, e.status, &e);
+					break;
+				}
+				c->pubs = p;
+				c->pubs_cap = cap;
+			}
+			c->pubs[c->npubs++] = req->pub;
+			req->pub->attached = true;
+			req->pub->ch->pub = req->pub;
+			sv_request_complete(req, 0, NULL);
+			break;
+		case SV_REQ_DETACH:
+			for (size_t i = 0; i < c->npubs; i++) {
+				if (c->pubs[i] != req->pub)
+					continue;
+				c->pubs[i] = c->pubs[--c->npubs];
+				break;
+			}
+			if (c->partial_pub == req->pub)
+				c->partial_pub = NULL;
+			req->pub->attached = false;
+			req->pub->ch->pub = NULL;
+			sv_request_complete(req, 0, NULL);
+			break;
+		case SV_REQ_CLOSE:
+			c->close_req = req;
+			break;
+		}
+	}
+}
+
+/* Sending. */
+
+static bool iov_add(salvo_client *c, const uint8_t *p, size_t n, struct salvo_publisher *pub)
+{
+	if (!n)
+		return true;
+	if (c->niov == c->iov_cap) {
+		size_t cap = c->iov_cap ? 2 * c->iov_cap : 16;
+		if (cap > IOV_MAX)
+			return false;
+		void *iov = realloc(c->iov, cap * sizeof *c->iov);
+		if (!iov)
+			return false;
+		c->iov = iov;
+		void *src = realloc(c->iov_pub, cap * sizeof *c->iov_pub);
+		if (!src)
+			return false;
+		c->iov_pub = src;
+		c->iov_cap = cap;
+	}
+	c->iov[c->niov] = (struct iovec){(void *)p, n};
+	c->iov_pub[c->niov] = pub;
+	c->niov++;
+	return true;
+}
+
+static bool pub_sendable(const struct salvo_publisher *pub)
+{
+	return atomic_load_explicit(&pub->ch->state, memory_order_relaxed) == SV_CH_OPEN;
+}
+
+static void add_pub(salvo_client *c, struct salvo_publisher *pub)
+{
+	const uint8_t *p;
+	size_t n;
+
+	if (!pub_sendable(pub))
+		return;
+	n = sv_ring_pending(&pub->ring, &p);
+	iov_add(c, p, n, pub);
+}
+
+/* Everything ready, in an order that never splits a frame: the source a short write
+ * stopped in, then control frames, then each publisher's pending messages. */
+static void gather(salvo_client *c)
+{
+	c->niov = 0;
+	if (c->partial_out)
+		iov_add(c, c->out + c->out_sent, c->out_len - c->out_sent, NULL);
+	else if (c->partial_pub)
+		add_pub(c, c->partial_pub);
+	if (!c->partial_out)
+		iov_add(c, c->out + c->out_sent, c->out_len - c->out_sent, NULL);
+	for (size_t i = 0; i < c->npubs; i++)
+		if (c->pubs[i] != c->partial_pub)
+			add_pub(c, c->pubs[i]);
+}
+
+static bool rings_idle(salvo_client *c)
+{
+	for (size_t i = 0; i < c->npubs; i++) {
+		const uint8_t *p;
+		if (pub_sendable(c->pubs[i]) && sv_ring_pending(&c->pubs[i]->ring, &p))
+			return false;
+	}
+	return true;
+}
+
+static void start_send(salvo_client *c)
+{
+	struct io_uring_sqe *sqe;
+
+	gather(c);
+	if (!c->niov && c->close_req && atomic_load(&c->state) == SV_CONN_OPEN) {
+		/* Everything queued before the close has gone out: now close. */
+		struct sv_method m = {.id = SV_CONNECTION_CLOSE,
+				      .a.connection_close = {200, SV_BYTES("closed by the application"),
+							     0, 0}};
+		send_method(c, 0, &m);
+		pthread_mutex_lock(&c->lock);
+		atomic_store(&c->state, SV_CONN_CLOSING);
+		pthread_mutex_unlock(&c->lock);
+		gather(c);
+	}
+	if (!c->niov)
+		return;
+	c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = c->niov};
+	sqe = io_uring_get_sqe(&c->uring);
+	io_uring_prep_sendmsg(sqe, c->sess.fd, &c->msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, UD_SEND);
+	c->send_inflight = true;
+}
+
+static void on_send(salvo_client *c, int res)
+{
+	size_t n = res > 0 ? (size_t)res : 0;
+
+	c->send_inflight = false;
+	c->partial_pub = NULL;
+	c->partial_out = false;
+	for (size_t i = 0; i < c->niov; i++) {
+		size_t take = n < c->iov[i].iov_len ? n : c->iov[i].iov_len;
+		struct salvo_publisher *pub = c->iov_pub[i];
+		if (pub) {
+			sv_ring_mark_sent(&pub->ring, take);
+			/* Best effort: space is reusable as soon as the kernel has it. */
+			sv_ring_release(&pub->ring, sv_ring_sent(&pub->ring));
+		} else {
+			c->out_sent += take;
+		}
+		if (take && take < c->iov[i].iov_len) {
+			/* possibly mid-frame: this source must lead the next send */
+			c->partial_pub = pub;
+			c->partial_out = !pub;
+		}
+		n -= take;
+		if (take < c->iov[i].iov_len)
+			break;
+	}
+	/* Compact the control buffer and append what was queued meanwhile. */
+	memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
+	c->out_len -= c->out_sent;
+	c->out_sent = 0;
+	if (c->out_next_len) {
+		if (out_append(c, c->out_next, c->out_next_len)) {
+			salvo_error e;
+			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+				     "out of memory queueing control frames");
+			conn_fail(c, &e);
+		}
+		c->out_next_len = 0;
+	}
+	if (res > 0)
+		c->last_send_ns = sv_now_ns();
+	if (res < 0 && atomic_load(&c->state) != SV_CONN_CLOSED) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION, "send: %s", strerror(-res));
+		conn_fail(c, &e);
+	}
+}
+
+/* Timers. */
+
+static uint64_t heartbeat_ns(const salvo_client *c)
+{
+	return (uint64_t)c->sess.heartbeat * 1000000000u;
+}
+
+/* Returns the next deadline (0: none). */
+static uint64_t heartbeats(salvo_client *c, uint64_t now)
+{
+	uint64_t hb = heartbeat_ns(c);
+
+	if (!hb)
+		return 0;
+	if (now - c->last_recv_ns > 2 * hb) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_TIMEOUT, SALVO_ERROR_CONNECTION,
+			     "no frame from the broker for %u s (heartbeat %u s): connection dead",
+			     2 * c->sess.heartbeat, c->sess.heartbeat);
+		conn_fail(c, &e);
+		return 0;
+	}
+	if (now - c->last_send_ns >= hb / 2 && !c->send_inflight) {
+		uint8_t hbf[SV_HEARTBEAT_FRAME_SIZE];
+		sv_frame_put_heartbeat(hbf);
+		out_append(c, hbf, sizeof hbf);
+		c->last_send_ns = now; /* don't queue another while this one waits */
+	}
+	uint64_t next_send = c->last_send_ns + hb / 2, dead = c->last_recv_ns + 2 * hb + 1;
+	return next_send < dead ? next_send : dead;
+}
+
+static bool queue_empty(salvo_client *c)
+{
+	bool empty;
+	pthread_mutex_lock(&c->lock);
+	empty = c->queue_head == NULL;
+	pthread_mutex_unlock(&c->lock);
+	return empty;
+}
+
+static void arm(salvo_client *c)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!c->recv_inflight && atomic_load(&c->state) != SV_CONN_CLOSED) {
+		sqe = io_uring_get_sqe(&c->uring);
+		io_uring_prep_recv(sqe, c->sess.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+		io_uring_sqe_set_data64(sqe, UD_RECV);
+		c->recv_inflight = true;
+	}
+	if (!c->wake_inflight) {
+		sqe = io_uring_get_sqe(&c->uring);
+		io_uring_prep_read(sqe, c->wake_fd, &c->wake_value, sizeof c->wake_value, 0);
+		io_uring_sqe_set_data64(sqe, UD_WAKE);
+		c->wake_inflight = true;
+	}
+}
+
+static void reap(salvo_client *c)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&c->uring, head, cqe)
+	{
+		int res = cqe->res;
+		switch (io_uring_cqe_get_data64(cqe)) {
+		case UD_SEND:
+			on_send(c, res);
+			break;
+		case UD_RECV:
+			on_recv(c, res);
+			break;
+		case UD_WAKE:
+			c->wake_inflight = false;
+			break;
+		}
+		n++;
+	}
+	io_uring_cq_advance(&c->uring, n);
+}
+
+void *sv_io_main(void *arg)
+{
+	salvo_client *c = arg;
+
+	while (atomic_load(&c->state) != SV_CONN_CLOSED) {
+		struct __kernel_timespec ts, *tsp = NULL;
+		uint64_t now, deadline;
+		struct io_uring_cqe *cqe;
+
+		take_requests(c);
+		now = sv_now_ns();
+		deadline = heartbeats(c, now);
+		if (atomic_load(&c->state) == SV_CONN_CLOSED)
+			break;
+		if (!c->send_inflight)
+			start_send(c);
+		arm(c);
+		if (!c->send_inflight) {
+			/* Nothing to wait for but new work: park. Pairs with sv_client_kick. */
+			atomic_store_explicit(&c->parked, 1, memory_order_relaxed);
+			atomic_thread_fence(memory_order_seq_cst);
+			if (!queue_empty(c) || !rings_idle(c)) {
+				atomic_store_explicit(&c->parked, 0, memory_order_relaxed);
+				io_uring_submit(&c->uring);
+				continue;
+			}
+		}
+		if (deadline) {
+			uint64_t left = deadline > now ? deadline - now : 0;
+			ts.tv_sec = (long long)(left / 1000000000u);
+			ts.tv_nsec = (long long)(left % 1000000000u);
+			tsp = &ts;
+		}
+		io_uring_submit_and_wait_timeout(&c->uring, &cqe, 1, tsp, NULL);
+		atomic_store_explicit(&c->parked, 0, memory_order_relaxed);
+		reap(c);
+	}
+
+	/* Closed: let every operation in flight finish before the ring can go away. */
+	shutdown(c->sess.fd, SHUT_RDWR);
+	eventfd_write(c->wake_fd, 1);
+	while (c->recv_inflight || c->send_inflight || c->wake_inflight) {
+		io_uring_submit_and_wait(&c->uring, 1);
+		reap(c);
+	}
+	/* Release: whoever sees io_exited may unmap rings this thread was reading. */
+	atomic_store_explicit(&c->io_exited, 1, memory_order_release);
+	sv_futex_wake_all(&c->io_exited);
+	return NULL;
+}

@@ -1,0 +1,740 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The configuration object: defaults, set and get for every key, the edges of every
+ * range, URIs and failover endpoints, and that a failed set changes nothing and no output
+ * ever shows the password. Run with a test's name ("defaults") to run that test alone.
+ */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdlib.h>
+
+#include "../codec/support.h"
+
+#include "conf_internal.h"
+
+/* Every key with its default as salvo_conf_get renders it: what the header promises. */
+static const struct {
+	const char *key;
+	const char *def;
+} all_keys[] = {
+	{"uri", "amqp://guest:***@localhost:5672/%2F"},
+	{"uri.add", ""},
+	{"host", "localhost"},
+	{"port", "5672"},
+	{"user", "guest"},
+	{"password", "***"},
+	{"vhost", "/"},
+	{"heartbeat", "60"},
+	{"connection_timeout", "30000"},
+	{"channel_max", "2047"},
+	{"frame_max", "131072"},
+	{"connection_name", ""},
+	{"rpc_timeout", "30000"},
+	{"publisher.ring_size", "4194304"},
+	{"io_uring.entries", "256"},
+};
+
+#define N_KEYS (sizeof all_keys / sizeof all_keys[0])
+
+static char errstr[512];
+
+static const char *get(const salvo_conf *conf, const char *key)
+{
+	static char value[8192];
+	size_t size = sizeof value;
+
+	if (salvo_conf_get(conf, key, value, &size))
+		fail_msg("get %s failed", key);
+	assert_int_equal(size, strlen(value) + 1);
+	return value;
+}
+
+static void set_ok(salvo_conf *conf, const char *key, const char *value)
+{
+	errstr[0] = '\0';
+	if (salvo_conf_set(conf, key, value, errstr, sizeof errstr))
+		fail_msg("set %s=%s: %s", key, value, errstr);
+}
+
+/* A refused set leaves the conf as it was, byte for byte; returns the message. */
+static const char *set_fails(salvo_conf *conf, const char *key, const char *value)
+{
+	salvo_conf *before = salvo_conf_dup(conf);
+
+	assert_non_null(before);
+	errstr[0] = '\0';
+	if (salvo_conf_set(conf, key, value, errstr, sizeof errstr) != SALVO_ERR_INVALID_ARGUMENT)
+		fail_msg("set %s=%.60s: accepted", key, value);
+	if (errstr[0] == '\0')
+		fail_msg("set %s=%.60s: refused without a message", key, value);
+	if (memcmp(before, conf, sizeof *conf))
+		fail_msg("set %s=%.60s: refused but changed the conf", key, value);
+	salvo_conf_destroy(before);
+	return errstr;
+}
+
+static salvo_conf *new_conf(void)
+{
+	salvo_conf *conf = salvo_conf_new();
+
+	assert_non_null(conf);
+	return conf;
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	for (size_t i = 0; i < N_KEYS; i++)
+		assert_string_equal(get(conf, all_keys[i].key), all_keys[i].def);
+	/* what the engine reads */
+	assert_int_equal(conf->n_endpoints, 1);
+	assert_string_equal(conf->endpoints[0].host, "localhost");
+	assert_int_equal(conf->endpoints[0].port, 5672);
+	assert_false(conf->endpoints[0].tls);
+	assert_string_equal(conf->password, "guest");
+	assert_int_equal(conf->heartbeat, 60);
+	assert_int_equal(conf->ring_size, 4 << 20);
+	salvo_conf_destroy(conf);
+}
+
+static void test_set_and_get(void **state)
+{
+	(void)state;
+	static const char *const values[][2] = {
+		{"host", "rabbit.example"},
+		{"port", "5673"},
+		{"user", "bob"},
+		{"vhost", "prod"},
+		{"heartbeat", "0"},
+		{"connection_timeout", "1500"},
+		{"channel_max", "16"},
+		{"frame_max", "65536"},
+		{"connection_name", "orders publisher"},
+		{"rpc_timeout", "2500"},
+		{"publisher.ring_size", "1048576"},
+		{"io_uring.entries", "1024"},
+	};
+	salvo_conf *conf = new_conf();
+
+	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+		set_ok(conf, values[i][0], values[i][1]);
+		assert_string_equal(get(conf, values[i][0]), values[i][1]);
+	}
+	assert_string_equal(get(conf, "uri"), "amqp://bob:***@rabbit.example:5673/prod");
+	assert_int_equal(conf->frame_max, 65536);
+	assert_int_equal(conf->rpc_timeout, 2500);
+	assert_int_equal(conf->io_uring_entries, 1024);
+	assert_string_equal(conf->connection_name, "orders publisher");
+	/* empty strings are values too */
+	set_ok(conf, "vhost", "");
+	assert_string_equal(get(conf, "vhost"), "");
+	assert_string_equal(get(conf, "uri"), "amqp://bob:***@rabbit.example:5673/");
+	/* names are not decoded: "%2F" is three characters */
+	set_ok(conf, "vhost", "%2F");
+	assert_string_equal(conf->vhost, "%2F");
+	assert_string_equal(get(conf, "uri"), "amqp://bob:***@rabbit.example:5673/%252F");
+	salvo_conf_destroy(conf);
+}
+
+static void test_password_masked(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "password", "s3cret");
+	assert_string_equal(conf->password, "s3cret");
+	assert_string_equal(get(conf, "password"), "***");
+	set_ok(conf, "password", "");
+	assert_string_equal(get(conf, "password"), "***");
+	salvo_conf_destroy(conf);
+}
+
+static void test_number_parsing(void **state)
+{
+	(void)state;
+	const char *bad[] = {"",    "abc", "-1", "+1",	  " 1",	 "1 ", "0x10",
+			     "1e3", "1.0", "１", "1_000", "\t1", "1\n"};
+	salvo_conf *conf = new_conf();
+
+	char msg[64];
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(msg, sizeof msg, "heartbeat: \"%s\" is not a number", bad[i]);
+		assert_string_equal(set_fails(conf, "heartbeat", bad[i]), msg);
+	}
+	/* past UINT64_MAX is not an overflow into something small */
+	assert_string_equal(set_fails(conf, "heartbeat", "18446744073709551616"),
+			    "heartbeat: 18446744073709551616 is above the maximum 65535");
+	assert_string_equal(set_fails(conf, "frame_max", "99999999999999999999999999"),
+			    "frame_max: 99999999999999999999999999 is above the maximum 2147483647");
+	assert_string_equal(set_fails(conf, "frame_max", "4294967296"),
+			    "frame_max: 4294967296 is above the maximum 2147483647");
+	/* leading zeros are still decimal */
+	set_ok(conf, "heartbeat", "007");
+	assert_string_equal(get(conf, "heartbeat"), "7");
+	set_ok(conf, "heartbeat", "0000000000000000000000000000030");
+	assert_string_equal(get(conf, "heartbeat"), "30");
+	salvo_conf_destroy(conf);
+}
+
+static void test_error_messages(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	assert_string_equal(set_fails(conf, "heartbeat", "abc"),
+			    "heartbeat: \"abc\" is not a number");
+	assert_string_equal(set_fails(conf, "frame_max", "100"),
+			    "frame_max: 100 is below the minimum 4096");
+	assert_string_equal(set_fails(conf, "channel_max", "65536"),
+			    "channel_max: 65536 is above the maximum 65535");
+	assert_string_equal(set_fails(conf, "host", ""),
+			    "host: 0 bytes is below the minimum length 1");
+	assert_string_equal(set_fails(conf, "nope", "1"), "unknown configuration key \"nope\"");
+	assert_string_equal(set_fails(conf, "uri", "http://x"),
+			    "URI must start with \"amqp://\" or \"amqps://\"");
+	salvo_conf_destroy(conf);
+}
+
+static void test_unknown_key(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+	char value[64];
+	size_t size = sizeof value;
+
+	set_fails(conf, "Heartbeat", "5");
+	set_fails(conf, "", "5");
+	set_fails(conf, "heartbeat ", "5");
+	assert_int_equal(salvo_conf_get(conf, "nope", value, &size), SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(size, sizeof value);
+	salvo_conf_destroy(conf);
+}
+
+static void test_null_arguments(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+	char value[64];
+	size_t size = sizeof value;
+
+	assert_int_equal(salvo_conf_set(NULL, "heartbeat", "5", errstr, sizeof errstr),
+			 SALVO_ERR_INVALID_ARGUMENT);
+	assert_string_equal(errstr, "salvo_conf_set: conf, key and value must not be NULL");
+	set_fails(conf, "heartbeat", "abc");
+	assert_int_equal(salvo_conf_set(conf, NULL, "5", NULL, 0), SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(salvo_conf_set(conf, "heartbeat", NULL, NULL, 0),
+			 SALVO_ERR_INVALID_ARGUMENT);
+	/* errstr is optional */
+	assert_int_equal(salvo_conf_set(conf, "heartbeat", "abc", NULL, 0),
+			 SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(salvo_conf_set(conf, "heartbeat", "5", NULL, 0), 0);
+	assert_int_equal(salvo_conf_get(NULL, "heartbeat", value, &size),
+			 SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(salvo_conf_get(conf, NULL, value, &size), SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(salvo_conf_get(conf, "heartbeat", value, NULL),
+			 SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(size, sizeof value);
+	assert_null(salvo_conf_dup(NULL));
+	salvo_conf_destroy(conf);
+}
+
+static void test_failure_leaves_conf_unchanged(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	/* a conf with something in every field, so that any stray write shows */
+	set_ok(conf, "uri", "amqps://bob:pw@a.example:1000/v?heartbeat=9&connection_name=n");
+	set_ok(conf, "uri.add", "amqp://b.example:2000");
+	set_ok(conf, "rpc_timeout", "1234");
+	/* set_fails compares the whole conf before and after */
+	set_fails(conf, "heartbeat", "65536");
+	set_fails(conf, "port", "0");
+	set_fails(conf, "host", "");
+	set_fails(conf, "vhost",
+		  "0123456789012345678901234567890123456789012345678901234567890123"
+		  "0123456789012345678901234567890123456789012345678901234567890123"
+		  "0123456789012345678901234567890123456789012345678901234567890123"
+		  "0123456789012345678901234567890123456789012345678901234567890123");
+	/* a URI whose early parts are good and whose last part is not */
+	set_fails(conf, "uri", "amqp://u:p@new.example:9/w?heartbeat=5&channel_max=3&frame_max=1");
+	set_fails(conf, "uri", "amqp://u:p@new.example:9/w?heartbeat=5&nope=1");
+	set_fails(conf, "uri", "amqp://u:p@new.example:9/w/x");
+	set_fails(conf, "uri.add", "amqp://c.example:0");
+	set_fails(conf, "uri.add", "amqp://u@c.example");
+	assert_string_equal(get(conf, "uri"), "amqps://bob:***@a.example:1000/v");
+	assert_string_equal(get(conf, "uri.add"), "amqp://b.example:2000");
+	assert_string_equal(get(conf, "heartbeat"), "9");
+	salvo_conf_destroy(conf);
+}
+
+/* Each key's range, or a string key's length: min - 1 fails, min and max pass, max + 1
+ * fails, with the message that names the limit. */
+struct range {
+	const char *key;
+	uint64_t min, max;
+	bool length;
+};
+
+static const struct range ranges[] = {
+	{"heartbeat", 0, 65535, false},
+	{"connection_timeout", 1, 3600000, false},
+	{"channel_max", 1, 65535, false},
+	{"frame_max", 4096, 2147483647, false},
+	{"rpc_timeout", 1, 3600000, false},
+	{"publisher.ring_size", 65536, 1073741824, false},
+	{"io_uring.entries", 8, 32768, false},
+	{"port", 1, 65535, false},
+	{"host", 1, 255, true},
+	{"user", 0, 255, true},
+	{"password", 0, 4096, true},
+	{"vhost", 0, 255, true},
+	{"connection_name", 0, 255, true},
+};
+
+/* The value n: the number, or a string n bytes long. The caller frees it. */
+static char *value_at(const struct range *r, uint64_t n)
+{
+	char *text = malloc(r->length ? n + 1 : 32);
+
+	assert_non_null(text);
+	if (r->length) {
+		memset(text, 'a', n);
+		text[n] = '\0';
+	} else {
+		snprintf(text, 32, "%" PRIu64, n);
+	}
+	return text;
+}
+
+static void test_range(void **state)
+{
+	const struct range *r = *state;
+	const uint64_t edges[] = {r->min - 1, r->min, r->max, r->max + 1};
+	salvo_conf *conf = new_conf();
+	char msg[128];
+
+	for (size_t i = r->min == 0; i < 4; i++) {
+		char *value = value_at(r, edges[i]);
+		const char *side = i == 0 ? "below the minimum" : "above the maximum";
+		uint64_t limit = i == 0 ? r->min : r->max;
+
+		if (i == 1 || i == 2) {
+			set_ok(conf, r->key, value);
+			if (strcmp(r->key, "password") != 0)
+				assert_string_equal(get(conf, r->key), value);
+		} else {
+			if (r->length)
+				snprintf(msg, sizeof msg, "%s: %" PRIu64 " bytes is %s length %" PRIu64,
+					 r->key, edges[i], side, limit);
+			else
+				snprintf(msg, sizeof msg, "%s: %" PRIu64 " is %s %" PRIu64, r->key,
+					 edges[i], side, limit);
+			assert_string_equal(set_fails(conf, r->key, value), msg);
+		}
+		free(value);
+	}
+	salvo_conf_destroy(conf);
+}
+
+static void test_ring_size_rounding(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{"65536", "65536"},
+		{"65537", "131072"},
+		{"100000", "131072"},
+		{"3000000", "4194304"},
+		{"4194304", "4194304"},
+		{"4194305", "8388608"},
+		{"1073741823", "1073741824"},
+		{"1073741824", "1073741824"},
+	};
+	salvo_conf *conf = new_conf();
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		set_ok(conf, "publisher.ring_size", cases[i][0]);
+		assert_string_equal(get(conf, "publisher.ring_size"), cases[i][1]);
+	}
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_sets_endpoint_and_credentials(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "uri", "amqps://b%6Fb:pw%21@rabbit.example:5673/prod");
+	assert_int_equal(conf->n_endpoints, 1);
+	assert_string_equal(conf->endpoints[0].host, "rabbit.example");
+	assert_int_equal(conf->endpoints[0].port, 5673);
+	assert_true(conf->endpoints[0].tls);
+	assert_string_equal(conf->user, "bob");
+	assert_string_equal(conf->password, "pw!");
+	assert_string_equal(conf->vhost, "prod");
+	assert_string_equal(get(conf, "uri"), "amqps://bob:***@rabbit.example:5673/prod");
+	assert_string_equal(get(conf, "host"), "rabbit.example");
+	assert_string_equal(get(conf, "port"), "5673");
+	/* what get renders is escaped, and IPv6 goes in brackets */
+	set_ok(conf, "uri", "amqp://a%20b:x@[::1]/v%2Fw%3F");
+	assert_string_equal(get(conf, "uri"), "amqp://a%20b:***@[::1]:5672/v%2Fw%3F");
+	assert_string_equal(get(conf, "host"), "::1");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_resets_absent_parts(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "uri", "amqps://bob:pw@a.example:1000/v");
+	set_ok(conf, "uri", "amqp://b.example");
+	assert_string_equal(conf->user, "guest");
+	assert_string_equal(conf->password, "guest");
+	assert_string_equal(conf->vhost, "/");
+	assert_int_equal(conf->endpoints[0].port, 5672);
+	assert_false(conf->endpoints[0].tls);
+	set_ok(conf, "uri", "amqps://");
+	assert_string_equal(get(conf, "uri"), "amqps://guest:***@localhost:5671/%2F");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_applies_query(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "uri",
+	       "amqp://h?heartbeat=5&connection_timeout=1000&channel_max=10"
+	       "&frame_max=8192&connection_name=my%20app");
+	assert_string_equal(get(conf, "heartbeat"), "5");
+	assert_string_equal(get(conf, "connection_timeout"), "1000");
+	assert_string_equal(get(conf, "channel_max"), "10");
+	assert_string_equal(get(conf, "frame_max"), "8192");
+	assert_string_equal(get(conf, "connection_name"), "my app");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_keeps_other_keys(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "heartbeat", "7");
+	set_ok(conf, "rpc_timeout", "99");
+	set_ok(conf, "connection_name", "mine");
+	set_ok(conf, "uri", "amqp://h?channel_max=3");
+	assert_string_equal(get(conf, "heartbeat"), "7");
+	assert_string_equal(get(conf, "rpc_timeout"), "99");
+	assert_string_equal(get(conf, "connection_name"), "mine");
+	assert_string_equal(get(conf, "channel_max"), "3");
+	/* and keys set after the URI override it */
+	set_ok(conf, "user", "alice");
+	assert_string_equal(get(conf, "uri"), "amqp://alice:***@h:5672/%2F");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_error_leaves_conf_unchanged(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	assert_string_equal(set_fails(conf, "uri", "amqp://u:p@new?heartbeat=5&frame_max=1"),
+			    "frame_max: 1 is below the minimum 4096");
+	assert_string_equal(get(conf, "heartbeat"), "60");
+	assert_string_equal(get(conf, "host"), "localhost");
+	assert_string_equal(get(conf, "user"), "guest");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_add_appends(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "uri", "amqp://u:p@a/v");
+	set_ok(conf, "uri.add", "amqps://b:5999");
+	set_ok(conf, "uri.add", "amqp://[::1]");
+	set_ok(conf, "uri.add", "amqps://c%2Cd");
+	assert_int_equal(conf->n_endpoints, 4);
+	assert_string_equal(conf->endpoints[1].host, "b");
+	assert_int_equal(conf->endpoints[1].port, 5999);
+	assert_true(conf->endpoints[1].tls);
+	assert_string_equal(conf->endpoints[2].host, "::1");
+	assert_int_equal(conf->endpoints[2].port, 5672);
+	assert_false(conf->endpoints[2].tls);
+	assert_string_equal(conf->endpoints[3].host, "c,d");
+	assert_int_equal(conf->endpoints[3].port, 5671);
+	/* a ',' in a host is escaped, so the list stays unambiguous */
+	assert_string_equal(get(conf, "uri.add"),
+			    "amqps://b:5999,amqp://[::1]:5672,amqps://c%2Cd:5671");
+	/* the first endpoint and the shared settings are untouched */
+	assert_string_equal(get(conf, "uri"), "amqp://u:***@a:5672/v");
+	assert_string_equal(conf->password, "p");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_add_refusals(void **state)
+{
+	(void)state;
+	const char *refused[] = {
+		"amqp://u@b", "amqp://:@b", "amqp://u:p@b", "amqp://b/", "amqp://b/v",
+		"amqp://b?heartbeat=1",
+	};
+	salvo_conf *conf = new_conf();
+
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		assert_string_equal(set_fails(conf, "uri.add", refused[i]),
+				    "uri.add: a failover URI gives only scheme, host and port; "
+				    "user, password, vhost and query parameters come from \"uri\" "
+				    "or their own keys");
+	/* a malformed one is refused for what is wrong with it */
+	assert_string_equal(set_fails(conf, "uri.add", "amqp://b:0"),
+			    "port: the text at offset 9 is not a number in 1..65535");
+	/* an empty query carries no parameter, so it is accepted */
+	set_ok(conf, "uri.add", "amqp://b?");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_add_limit(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	for (int i = 1; i < SV_ENDPOINTS_MAX; i++)
+		set_ok(conf, "uri.add", "amqp://b");
+	assert_int_equal(conf->n_endpoints, SV_ENDPOINTS_MAX);
+	assert_string_equal(set_fails(conf, "uri.add", "amqp://b"),
+			    "uri.add: a conf holds at most 16 endpoints");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_replaces_list(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "uri.add", "amqp://b");
+	set_ok(conf, "uri.add", "amqp://c");
+	assert_string_equal(get(conf, "uri.add"), "amqp://b:5672,amqp://c:5672");
+	set_ok(conf, "uri", "amqp://d");
+	assert_int_equal(conf->n_endpoints, 1);
+	assert_string_equal(get(conf, "uri.add"), "");
+	assert_string_equal(conf->endpoints[0].host, "d");
+	salvo_conf_destroy(conf);
+}
+
+static void test_host_and_port_edit_first_endpoint(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "uri", "amqps://a:1000");
+	set_ok(conf, "uri.add", "amqp://b:2000");
+	set_ok(conf, "host", "c");
+	set_ok(conf, "port", "3000");
+	assert_string_equal(conf->endpoints[0].host, "c");
+	assert_int_equal(conf->endpoints[0].port, 3000);
+	assert_true(conf->endpoints[0].tls);
+	assert_string_equal(conf->endpoints[1].host, "b");
+	assert_int_equal(conf->endpoints[1].port, 2000);
+	assert_int_equal(conf->n_endpoints, 2);
+	set_ok(conf, "host", "::1");
+	assert_string_equal(get(conf, "uri"), "amqps://guest:***@[::1]:3000/%2F");
+	salvo_conf_destroy(conf);
+}
+
+static void test_get_buffer_sizing(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+	char value[16];
+	size_t size = 0;
+
+	set_ok(conf, "vhost", "abcdef");
+	/* no buffer: learn the size */
+	assert_int_equal(salvo_conf_get(conf, "vhost", NULL, &size), 0);
+	assert_int_equal(size, 7);
+	/* exactly enough */
+	memset(value, 'X', sizeof value);
+	size = 7;
+	assert_int_equal(salvo_conf_get(conf, "vhost", value, &size), 0);
+	assert_string_equal(value, "abcdef");
+	assert_int_equal(size, 7);
+	assert_int_equal(value[7], 'X');
+	/* one short: refused, emptied, told the size */
+	memset(value, 'X', sizeof value);
+	size = 6;
+	assert_int_equal(salvo_conf_get(conf, "vhost", value, &size), SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(size, 7);
+	assert_string_equal(value, "");
+	assert_int_equal(value[6], 'X');
+	/* a zero-sized buffer is not written at all */
+	memset(value, 'X', sizeof value);
+	size = 0;
+	assert_int_equal(salvo_conf_get(conf, "vhost", value, &size), SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(size, 7);
+	assert_int_equal(value[0], 'X');
+	salvo_conf_destroy(conf);
+}
+
+static void test_dup(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf(), *copy;
+	char value[64];
+
+	set_ok(conf, "uri", "amqps://bob:pw@a:1/v?heartbeat=3&connection_name=x");
+	set_ok(conf, "uri.add", "amqp://b:2");
+	copy = salvo_conf_dup(conf);
+	assert_non_null(copy);
+	assert_memory_equal(copy, conf, sizeof *conf);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		snprintf(value, sizeof value, "%s", get(conf, all_keys[i].key));
+		assert_string_equal(get(copy, all_keys[i].key), value);
+	}
+	/* independent from then on */
+	set_ok(conf, "heartbeat", "4");
+	set_ok(conf, "uri.add", "amqp://c:3");
+	assert_string_equal(get(copy, "heartbeat"), "3");
+	assert_string_equal(get(copy, "uri.add"), "amqp://b:2");
+	salvo_conf_destroy(conf);
+	assert_string_equal(copy->password, "pw");
+	salvo_conf_destroy(copy);
+}
+
+static void test_destroy_null(void **state)
+{
+	(void)state;
+	salvo_conf_destroy(NULL);
+}
+
+static void test_print_help(void **state)
+{
+	(void)state;
+	char *text = NULL, *p, needle[128];
+	size_t size = 0, headings = 0;
+	FILE *out = open_memstream(&text, &size);
+
+	assert_non_null(out);
+	salvo_conf_print_help(out);
+	assert_int_equal(fclose(out), 0);
+	/* every key, with the default a new conf reads back */
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const char *quote = isdigit((unsigned char)all_keys[i].def[0]) ? "" : "\"";
+
+		snprintf(needle, sizeof needle,
+			 "\n%s\n  default: %s%s%s\n  range:   ", all_keys[i].key, quote,
+			 all_keys[i].def, quote);
+		if (!strstr(text, needle))
+			fail_msg("help lacks \"%s\"", needle);
+	}
+	/* and no key the test does not know: a heading is a line that is not indented */
+	for (p = strchr(text, '\n'); p; p = strchr(p + 1, '\n'))
+		if (p[1] && p[1] != ' ' && p[1] != '\n')
+			headings++;
+	assert_int_equal(headings, N_KEYS);
+	/* ranges and units, and help from the table */
+	assert_non_null(strstr(text, "\nheartbeat\n  default: 60\n  range:   0..65535 seconds\n"));
+	assert_non_null(strstr(text, "range:   4096..2147483647 bytes\n"));
+	assert_non_null(strstr(text, "range:   0..4096 bytes\n"));
+	assert_non_null(strstr(text, "range:   8..32768\n"));
+	assert_non_null(strstr(text, "an amqp:// or amqps:// URI of at most 4096 bytes"));
+	assert_non_null(strstr(text, "rounded up to a power of two"));
+	assert_non_null(strstr(text, "\"no limit\""));
+	free(text);
+}
+
+static void test_password_never_leaked(void **state)
+{
+	(void)state;
+	const char *bad[] = {
+		"amqp://user:s3cret@host:abc",
+		"amqp://user:s3cret",
+		"amqp://user:s3/cret@host",
+		"amqp://user:s3cret%zz@host",
+		"amqp://user:s3cret@host?heartbeat=abc",
+	};
+	salvo_conf *conf = new_conf();
+	char *text = NULL, *long_password = malloc(SV_PASSWORD_MAX + 2);
+	size_t size = 0;
+	FILE *out;
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_null(strstr(set_fails(conf, "uri", bad[i]), "s3"));
+	assert_null(strstr(set_fails(conf, "uri.add", "amqp://user:s3cret@b"), "s3"));
+	assert_non_null(long_password);
+	memset(long_password, 'z', SV_PASSWORD_MAX + 1);
+	memcpy(long_password, "s3cret", 6);
+	long_password[SV_PASSWORD_MAX + 1] = '\0';
+	assert_string_equal(set_fails(conf, "password", long_password),
+			    "password: 4097 bytes is above the maximum length 4096");
+	free(long_password);
+
+	/* no key reads it back, nor does the help */
+	set_ok(conf, "uri", "amqp://user:s3cret@host/v");
+	assert_string_equal(conf->password, "s3cret");
+	for (size_t i = 0; i < N_KEYS; i++)
+		assert_null(strstr(get(conf, all_keys[i].key), "s3"));
+	set_ok(conf, "password", "s3cret");
+	for (size_t i = 0; i < N_KEYS; i++)
+		assert_null(strstr(get(conf, all_keys[i].key), "s3"));
+	out = open_memstream(&text, &size);
+	assert_non_null(out);
+	salvo_conf_print_help(out);
+	assert_int_equal(fclose(out), 0);
+	assert_null(strstr(text, "s3"));
+	free(text);
+	salvo_conf_destroy(conf);
+}
+
+#define CONF_TEST(name, fn) {name, fn, NULL, NULL, NULL}
+#define RANGE_TEST(name, r) {name, test_range, NULL, NULL, (void *)(r)}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		CONF_TEST("defaults", test_defaults),
+		CONF_TEST("set and get", test_set_and_get),
+		CONF_TEST("password masked", test_password_masked),
+		CONF_TEST("number parsing", test_number_parsing),
+		CONF_TEST("error messages", test_error_messages),
+		CONF_TEST("unknown key", test_unknown_key),
+		CONF_TEST("null arguments", test_null_arguments),
+		CONF_TEST("failure leaves conf unchanged", test_failure_leaves_conf_unchanged),
+		RANGE_TEST("range heartbeat", &ranges[0]),
+		RANGE_TEST("range connection_timeout", &ranges[1]),
+		RANGE_TEST("range channel_max", &ranges[2]),
+		RANGE_TEST("range frame_max", &ranges[3]),
+		RANGE_TEST("range rpc_timeout", &ranges[4]),
+		RANGE_TEST("range publisher.ring_size", &ranges[5]),
+		RANGE_TEST("range io_uring.entries", &ranges[6]),
+		RANGE_TEST("range port", &ranges[7]),
+		RANGE_TEST("length host", &ranges[8]),
+		RANGE_TEST("length user", &ranges[9]),
+		RANGE_TEST("length password", &ranges[10]),
+		RANGE_TEST("length vhost", &ranges[11]),
+		RANGE_TEST("length connection_name", &ranges[12]),
+		CONF_TEST("ring size rounding", test_ring_size_rounding),
+		CONF_TEST("uri sets endpoint and credentials", test_uri_sets_endpoint_and_credentials),
+		CONF_TEST("uri resets absent parts", test_uri_resets_absent_parts),
+		CONF_TEST("uri applies query", test_uri_applies_query),
+		CONF_TEST("uri keeps other keys", test_uri_keeps_other_keys),
+		CONF_TEST("uri error leaves conf unchanged", test_uri_error_leaves_conf_unchanged),
+		CONF_TEST("uri.add appends", test_uri_add_appends),
+		CONF_TEST("uri.add refusals", test_uri_add_refusals),
+		CONF_TEST("uri.add limit", test_uri_add_limit),
+		CONF_TEST("uri replaces list", test_uri_replaces_list),
+		CONF_TEST("host and port edit first endpoint", test_host_and_port_edit_first_endpoint),
+		CONF_TEST("get buffer sizing", test_get_buffer_sizing),
+		CONF_TEST("dup", test_dup),
+		CONF_TEST("destroy null", test_destroy_null),
+		CONF_TEST("print help", test_print_help),
+		CONF_TEST("password never leaked", test_password_never_leaked),
+	};
+
+	return sv_test_main(argc, argv, "conf", tests, sizeof tests / sizeof tests[0]);
+}
