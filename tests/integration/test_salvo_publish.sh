@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# salvo-publish end to end: test_salvo_publish.sh SALVO_PUBLISH CASE
+#
+#   count json          --count --size --declare-queue --json; the queue receives them all
+#   stdin               one message per line, the last one without a newline
+#   missing exchange    a 404 from the broker makes it fail with exit status 1
+#   usage errors        bad options exit 2 with a message; --help and --version exit 0
+#   connection refused  nothing listening: exit 1 at once
+#
+# The broker cases need SALVO_TEST_URI (scripts/test.sh exports it) and skip (77) without
+# it; they count queued messages with scripts/rabbitmq.sh ctl, which finds the broker by
+# SALVO_TEST_PORT (taken from the URI when unset). The other cases need no broker.
+set -euo pipefail
+
+bin=${1:?usage: $0 SALVO_PUBLISH CASE}
+case_name=${2:?usage: $0 SALVO_PUBLISH CASE}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+queues=()
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+need_broker() {
+	if [[ -z ${SALVO_TEST_URI:-} ]]; then
+		echo "SALVO_TEST_URI not set: no broker to test against" >&2
+		exit 77
+	fi
+	if [[ -z ${SALVO_TEST_PORT:-} ]]; then
+		[[ $SALVO_TEST_URI =~ :([0-9]+)(/|$) ]] || fail "no port in $SALVO_TEST_URI"
+		export SALVO_TEST_PORT=${BASH_REMATCH[1]}
+	fi
+}
+
+ctl() {
+	bash "$root/scripts/rabbitmq.sh" ctl "$@"
+}
+
+cleanup() {
+	local q
+	for q in "${queues[@]}"; do
+		ctl -q delete_queue "$q" >/dev/null 2>&1 || echo "could not delete queue $q" >&2
+	done
+	rm -rf -- "$tmp"
+}
+trap cleanup EXIT
+
+# Sets q to a queue name no other run (or concurrent test) uses; deleted on exit.
+fresh_queue() {
+	q="salvo.test.publish.$1.$$.$RANDOM"
+	queues+=("$q")
+}
+
+# expect_queue_count QUEUE N: the broker enqueues asynchronously, so poll (10 s at most).
+expect_queue_count() {
+	local q=$1 want=$2 have="" deadline=$((SECONDS + 10))
+	while :; do
+		have=$(ctl -q list_queues --no-table-headers name messages |
+			awk -v q="$q" '$1 == q { print $2 }')
+		[[ $have == "$want" ]] && return 0
+		((SECONDS < deadline)) || fail "queue $q holds '${have}' messages, expected $want"
+		sleep 0.5
+	done
+}
+
+# run OUT_PREFIX ARGS...: runs salvo-publish, stdout and stderr to files; sets $rc.
+run() {
+	local out=$1
+	shift
+	rc=0
+	"$bin" "$@" >"$tmp/$out.out" 2>"$tmp/$out.err" || rc=$?
+	sed "s/^/  $out stderr: /" "$tmp/$out.err" >&2
+}
+
+# json_check FILE EXPR: stdout must be exactly one line, a JSON object j for which the
+# Python expression EXPR holds.
+json_check() {
+	python3 - "$1" "$2" <<-'EOF' || fail "JSON check '$2' on: $(cat "$1")"
+		import json, sys
+		lines = open(sys.argv[1]).read().splitlines()
+		assert len(lines) == 1, "stdout holds %d lines, not 1" % len(lines)
+		j = json.loads(lines[-1])
+		for k in ("sent", "bytes", "seconds", "msgs_per_s", "mbytes_per_s", "cpu_seconds",
+		          "cpu_us_per_msg"):
+		    assert isinstance(j[k], (int, float)) and j[k] >= 0, k
+		assert eval(sys.argv[2]), sys.argv[2]
+	EOF
+}
+
+case_count_json() {
+	need_broker
+	fresh_queue count
+	run count --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 10000 \
+		--size 100 --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/count.out" \
+		'j["sent"] == 10000 and j["bytes"] == 1000000 and j["size"] == 100 and j["seconds"] > 0'
+	grep -q '^sent 10000 messages (100 bytes each) in .* msgs/s, .* MB/s$' "$tmp/count.err" ||
+		fail "no summary on stderr"
+	expect_queue_count "$q" 10000
+}
+
+case_stdin() {
+	need_broker
+	fresh_queue stdin
+	rc=0
+	printf 'a\nbb\nccc' | "$bin" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue \
+		--json >"$tmp/stdin.out" 2>"$tmp/stdin.err" || rc=$?
+	cat "$tmp/stdin.err" >&2
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/stdin.out" 'j["sent"] == 3 and j["bytes"] == 6 and j["size"] is None'
+	expect_queue_count "$q" 3
+}
+
+case_missing_exchange() {
+	need_broker
+	run missing --uri "$SALVO_TEST_URI" --exchange "salvo.test.no-such-exchange.$$" \
+		--routing-key x --count 2000
+	((rc == 1)) || fail "exit status $rc, expected 1"
+	grep -Eq '^salvo-publish: .*(404|NOT_FOUND)' "$tmp/missing.err" ||
+		fail "stderr does not report the 404"
+	[[ ! -s $tmp/missing.out ]] || fail "stdout is not empty"
+}
+
+case_usage_errors() {
+	local -a bad=(
+		"--routing-key x --no-such-option"
+		"--routing-key x --count abc"
+		"--routing-key x --count 12abc"
+		"--routing-key x --count -1"
+		"--routing-key x --count 18446744073709551616"
+		"--routing-key x --count 1 --size -1"
+		"--routing-key x --size 10"
+		"--count 1"
+		"--routing-key"
+		"--routing-key x unexpected"
+		"--routing-key x --conf no-equals-sign"
+		"--routing-key x --conf no.such.key=1"
+		"--routing-key x --conf heartbeat=-5"
+		"--routing-key x --uri http://localhost"
+	)
+	local args i=0
+	for args in "${bad[@]}"; do
+		i=$((i + 1))
+		# Word splitting of $args is intended: each entry is an argument list.
+		# shellcheck disable=SC2086
+		run "bad$i" $args
+		((rc == 2)) || fail "'$args': exit status $rc, expected 2"
+		grep -q '^salvo-publish: ' "$tmp/bad$i.err" || fail "'$args': no message on stderr"
+	done
+
+	run help --help
+	((rc == 0)) || fail "--help: exit status $rc"
+	for args in --uri --exchange --routing-key --count --size --persistent --mandatory --json \
+		--declare-queue --conf --help --version; do
+		grep -q -- "$args" "$tmp/help.out" || fail "--help does not describe $args"
+	done
+	run version --version
+	((rc == 0)) || fail "--version: exit status $rc"
+	grep -Eq '^salvo-publish [0-9]+\.[0-9]+\.[0-9]+' "$tmp/version.out" ||
+		fail "--version printed '$(cat "$tmp/version.out")'"
+}
+
+case_connection_refused() {
+	local start=$SECONDS
+	run refused --uri amqp://guest:guest@127.0.0.1:1 --routing-key x --count 1
+	((rc == 1)) || fail "exit status $rc, expected 1"
+	((SECONDS - start < 10)) || fail "took $((SECONDS - start)) s"
+	grep -q '^salvo-publish: connect to .*: ' "$tmp/refused.err" ||
+		fail "stderr does not say the connect failed"
+	! grep -q 'guest:guest@' "$tmp/refused.err" || fail "the password was printed"
+}
+
+case $case_name in
+'count json') case_count_json ;;
+stdin) case_stdin ;;
+'missing exchange') case_missing_exchange ;;
+'usage errors') case_usage_errors ;;
+'connection refused') case_connection_refused ;;
+*) fail "no case named '$case_name'" ;;
+esac
+echo "$case_name: ok"
