@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The main job, from a fresh machine: install dependencies, build, start a throwaway
-# RabbitMQ on 127.0.0.1, exercise it, stop it.
+# RabbitMQ on 127.0.0.1, publish to it with live progress and a summary, stop it.
 #
-# Today salvo is its wire codec: this runs the codec's interoperability check against the
-# broker (handshake, confirm-mode publishing of 2,000 messages up to 3 frames each, acks,
-# basic.get, a channel error, close) and the codec micro-benchmarks. salvo-perf, the
-# throughput benchmark, replaces both once the engine lands (see README, "Status").
+# Until salvo-perf exists (benchmark issue) the job is salvo-publish: SALVO_RUN_COUNT
+# messages (default 500000) of SALVO_RUN_SIZE bytes (default 100) from one producer,
+# best effort, into a queue it declares; the queue's count is checked afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+count=${SALVO_RUN_COUNT:-500000}
+size=${SALVO_RUN_SIZE:-100}
 
 bash scripts/setup.sh </dev/null
 builddir=${SALVO_BUILD_DIR:-build}
@@ -17,11 +19,16 @@ ninja -C "$builddir"
 export SALVO_TEST_PORT=${SALVO_TEST_PORT:-5679}
 stop_broker() { bash scripts/rabbitmq.sh stop </dev/null || true; }
 trap stop_broker EXIT
-SALVO_TEST_URI=$(bash scripts/rabbitmq.sh start </dev/null)
-export SALVO_TEST_URI
+uri=$(bash scripts/rabbitmq.sh start </dev/null)
 
-echo "== codec against RabbitMQ at $SALVO_TEST_URI"
-"$builddir/tests/integration/test_codec_broker"
-echo "== codec micro-benchmarks"
-"$builddir/bench/micro/bench_codec" --benchmark_min_time=0.2
-echo "salvo-perf is not built yet: it arrives with the engine (README, Status)."
+echo "== salvo-publish: $count messages of $size bytes to $uri"
+"$builddir/tools/salvo-publish" --uri "$uri" --routing-key salvo.run --declare-queue \
+	--count "$count" --size "$size" --progress --json
+# The broker counts asynchronously: give it a moment, then show what arrived.
+for _ in $(seq 50); do
+	n=$(bash scripts/rabbitmq.sh ctl -q list_queues name messages </dev/null |
+		awk '$1 == "salvo.run" { print $2 }')
+	[ "${n:-0}" -ge "$count" ] && break
+	sleep 0.2
+done
+echo "== queue salvo.run holds ${n:-0} messages"

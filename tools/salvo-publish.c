@@ -58,6 +58,7 @@ struct options {
 	size_t size;
 	unsigned flags;
 	bool json;
+	bool progress;
 	bool declare_queue;
 	char **conf; /* the KEY=VALUE arguments of --conf, in order */
 	size_t nconf;
@@ -79,6 +80,7 @@ static const struct option long_options[] = {
     {"persistent", no_argument, NULL, 'p'},
     {"mandatory", no_argument, NULL, 'm'},
     {"json", no_argument, NULL, 'j'},
+    {"progress", no_argument, NULL, 'P'},
     {"declare-queue", no_argument, NULL, 'd'},
     {"conf", required_argument, NULL, 'c'},
     {"help", no_argument, NULL, 'h'},
@@ -108,6 +110,7 @@ static void usage(FILE *out)
 	    "                         bytes (body bytes in all), size (null for stdin), seconds,\n"
 	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
 	    "                         cpu_us_per_msg\n"
+	    "  -P, --progress         print the rate on stderr once a second while publishing\n"
 	    "  -d, --declare-queue    first declare a queue named KEY (not durable, not\n"
 	    "                         auto-delete; one that exists must match), for use with\n"
 	    "                         the default exchange\n"
@@ -208,7 +211,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 
 	opterr = 0; /* our own messages, in our format */
-	while ((opt = getopt_long(argc, argv, ":u:e:r:n:s:pmjdc:hV", long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":u:e:r:n:s:pmjPdc:hV", long_options, NULL)) != -1) {
 		switch (opt) {
 		case 'u':
 			o->uri = optarg;
@@ -239,6 +242,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'j':
 			o->json = true;
+			break;
+		case 'P':
+			o->progress = true;
 			break;
 		case 'd':
 			o->declare_queue = true;
@@ -359,8 +365,28 @@ static void put_seq(uint8_t *body, size_t size, uint64_t seq)
 		body[i] = (uint8_t)seq;
 }
 
+/* Once a second at most: messages so far and the rate since the last line. Checked every
+ * 4096 messages, so the clock is not read per message. */
+static void progress(const struct options *o, const struct stats *st, double *last_t,
+		     uint64_t *last_n)
+{
+	double t;
+
+	if (!o->progress || st->sent % 4096)
+		return;
+	t = now_s();
+	if (t - *last_t < 1.0)
+		return;
+	fprintf(stderr, PROG ": %" PRIu64 " sent, %.0f msgs/s\n", st->sent,
+		(double)(st->sent - *last_n) / (t - *last_t));
+	*last_t = t;
+	*last_n = st->sent;
+}
+
 static int publish_counted(salvo_publisher *p, const struct options *o, struct stats *st)
 {
+	double last_t;
+	uint64_t last_n = 0;
 	salvo_error err = {0};
 	uint8_t *body = malloc(o->size ? o->size : 1);
 	int rc = 0;
@@ -373,6 +399,7 @@ static int publish_counted(salvo_publisher *p, const struct options *o, struct s
 		body[i] = (uint8_t)('a' + (i - 8) % 26);
 
 	start_clock(st);
+	last_t = now_s();
 	for (uint64_t seq = 0; seq < o->count; seq++) {
 		put_seq(body, o->size, seq);
 		rc = salvo_publish(p, o->exchange, o->routing_key, body, o->size, o->flags,
@@ -383,6 +410,7 @@ static int publish_counted(salvo_publisher *p, const struct options *o, struct s
 		}
 		st->sent++;
 		st->bytes += o->size;
+		progress(o, st, &last_t, &last_n);
 	}
 	free(body);
 	return rc;
