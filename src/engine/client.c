@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <linux/futex.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,27 +20,6 @@ uint64_t sv_now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-void sv_error_set(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err)
-		return;
-	memset(err, 0, offsetof(salvo_error, text));
-	err->status = status;
-	err->kind = kind;
-	va_start(ap, fmt);
-	vsnprintf(err->text, sizeof err->text, fmt, ap);
-	va_end(ap);
-	err->method[0] = '\0';
-}
-
-void sv_error_copy(salvo_error *dst, const salvo_error *src)
-{
-	if (dst)
-		*dst = *src;
 }
 
 /* Requests. */

@@ -10,6 +10,7 @@
  * frame boundary with no leftover buffer to hand over.
  */
 #include "connect.h"
+#include "error.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -17,7 +18,6 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,20 +62,6 @@ static const char *errstr(int e)
 	return s ? s : "unknown error";
 }
 
-static int set_error(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int set_error(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
-{
-	va_list ap;
-
-	*err = (salvo_error){.status = status, .kind = kind};
-	va_start(ap, fmt);
-	vsnprintf(err->text, sizeof err->text, fmt, ap);
-	va_end(ap);
-	return status;
-}
-
 /* The AMQP side of an error: a reply code and the method it concerns (0, 0 for none). */
 static void set_reply(salvo_error *err, uint16_t reply_code, uint16_t class_id, uint16_t method_id)
 {
@@ -106,16 +92,16 @@ static void redact(char *text, const char *password)
 static int timed_out(struct handshake *h)
 {
 	if (!h->step)
-		return set_error(h->err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+		return sv_error_set(h->err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
 				 "connect to %s timed out after %d ms", h->peer, h->p->timeout_ms);
-	return set_error(h->err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+	return sv_error_set(h->err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
 			 "connect to %s timed out after %d ms %s", h->peer, h->p->timeout_ms,
 			 h->step);
 }
 
 static int socket_failed(struct handshake *h, int e)
 {
-	return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+	return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
 			 "connection to %s failed %s: %s", h->peer, h->step, errstr(e));
 }
 
@@ -135,7 +121,7 @@ static int wait_ready(struct handshake *h, short events)
 		if (n > 0)
 			return 0;
 		if (n < 0 && errno != EINTR)
-			return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "poll: %s",
+			return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "poll: %s",
 					 errstr(errno));
 	}
 }
@@ -223,7 +209,7 @@ static int protocol_error(struct handshake *h, uint16_t reply_code, uint16_t cla
 			  uint16_t method_id, const char *reason)
 {
 	send_close(h, reply_code, reason, class_id, method_id);
-	set_error(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
+	sv_error_set(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
 		  "protocol error from %s %s: %s", h->peer, h->step, reason);
 	set_reply(h->err, reply_code, class_id, method_id);
 	return SALVO_ERR_PROTOCOL;
@@ -257,7 +243,7 @@ static int read_frame(struct handshake *h, struct sv_decoded_frame *d)
 		rc = recv_exact(h, b + SV_FRAME_HEADER_SIZE, 1);
 		if (rc)
 			return rc;
-		return set_error(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
+		return sv_error_set(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
 				 "%s speaks AMQP %u-%u-%u, not 0-9-1", h->peer, b[5], b[6], b[7]);
 	}
 	/* The header alone: the reader validates type and size before we read the rest. */
@@ -281,12 +267,12 @@ static int read_frame(struct handshake *h, struct sv_decoded_frame *d)
 static int peer_closed(struct handshake *h, uint32_t expected)
 {
 	if (expected == SV_CONNECTION_TUNE) {
-		set_error(h->err, 403, SALVO_ERROR_CONNECTION,
+		sv_error_set(h->err, 403, SALVO_ERROR_CONNECTION,
 			  "authentication failure (connection closed during login)");
 		set_reply(h->err, 403, 0, 0);
 		return 403;
 	}
-	return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+	return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
 			 "%s closed the connection %s", h->peer, h->step);
 }
 
@@ -298,7 +284,7 @@ static int broker_closed(struct handshake *h, const struct sv_connection_close *
 	struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
 
 	send_last(h, &ok);
-	set_error(h->err, status, SALVO_ERROR_CONNECTION, "%.*s", (int)c->reply_text.len,
+	sv_error_set(h->err, status, SALVO_ERROR_CONNECTION, "%.*s", (int)c->reply_text.len,
 		  (const char *)c->reply_text.ptr);
 	set_reply(h->err, c->reply_code, c->class_id, c->method_id);
 	return status;
@@ -402,7 +388,7 @@ static int tcp_connect(struct handshake *h)
 	snprintf(port, sizeof port, "%u", h->p->port);
 	rc = getaddrinfo(h->p->host, port, &hints, &list);
 	if (rc)
-		return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "resolve %s: %s",
+		return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "resolve %s: %s",
 				 h->p->host, rc == EAI_SYSTEM ? errstr(errno) : gai_strerror(rc));
 	for (ai = list; ai; ai = ai->ai_next) {
 		tried++;
@@ -414,9 +400,9 @@ static int tcp_connect(struct handshake *h)
 	if (rc <= 0)
 		return rc;
 	if (tried == 1)
-		return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "connect to %s: %s",
+		return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "connect to %s: %s",
 				 h->peer, errstr(rc));
-	return set_error(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL,
+	return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL,
 			 "connect to %s: %s (last of %d addresses tried)", h->peer, errstr(rc),
 			 tried);
 }
@@ -466,11 +452,11 @@ static int check_start(struct handshake *h, const struct sv_connection_start *st
 	struct sv_field f;
 
 	if (st->version_major != 0 || st->version_minor != 9)
-		return set_error(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
+		return sv_error_set(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
 				 "%s speaks AMQP %u-%u, not 0-9 (connection.start)", h->peer,
 				 st->version_major, st->version_minor);
 	if (!has_mechanism(st->mechanisms, "PLAIN"))
-		return set_error(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
+		return sv_error_set(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
 				 "%s offers SASL mechanisms \"%.*s\"; salvo supports only PLAIN",
 				 h->peer,
 				 (int)(st->mechanisms.len > 100 ? 100 : st->mechanisms.len),
@@ -493,7 +479,7 @@ static int check_start(struct handshake *h, const struct sv_connection_start *st
 /* Encoding fails only on values the wire cannot carry, which come from the caller. */
 static int encode_failed(struct handshake *h, const struct sv_codec_error *cerr)
 {
-	return set_error(h->err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "%s", cerr->reason);
+	return sv_error_set(h->err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "%s", cerr->reason);
 }
 
 static void put_client_properties(struct sv_table_writer *w, const char *connection_name)
@@ -536,7 +522,7 @@ static int send_start_ok(struct handshake *h)
 	/* One allocation: properties, then the frame, then the SASL response. */
 	props = malloc(props_cap + frame_cap + 2 + user_len + pass_len);
 	if (!props)
-		return set_error(h->err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+		return sv_error_set(h->err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
 				 "out of memory for connection.start-ok");
 	frame = props + props_cap;
 	response = frame + frame_cap;
@@ -648,13 +634,13 @@ static int handshake(struct handshake *h, struct sv_session *s)
 static int check_params(const struct sv_connect_params *p, salvo_error *err)
 {
 	if (!p || !p->host || !*p->host || !p->user || !p->password || !p->vhost)
-		return set_error(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				 "host, user, password and vhost are required");
 	if (strlen(p->vhost) > SV_SHORTSTR_MAX)
-		return set_error(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				 "vhost is longer than %d bytes", SV_SHORTSTR_MAX);
 	if (p->timeout_ms <= 0)
-		return set_error(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				 "timeout_ms must be positive, got %d", p->timeout_ms);
 	return 0;
 }
@@ -670,7 +656,7 @@ int sv_connect(const struct sv_connect_params *p, struct sv_session *s, salvo_er
 		err = &scratch;
 	*err = (salvo_error){0};
 	if (!s)
-		return set_error(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				 "no session to fill");
 	*s = (struct sv_session){.fd = -1};
 	rc = check_params(p, err);

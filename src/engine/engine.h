@@ -27,6 +27,7 @@
 #include "../codec/template.h"
 #include "conf_internal.h"
 #include "connect.h"
+#include "error.h"
 #include "ring.h"
 
 /* Settings the engine reads, taken from the configuration at salvo_client_new. */
@@ -178,9 +179,6 @@ void sv_request_complete(struct sv_request *req, int status, const salvo_error *
 void sv_client_kick(salvo_client *c);
 void sv_futex_wake_all(_Atomic uint32_t *word);
 void sv_io_wait_exit_if_closed(salvo_client *c);
-void sv_error_set(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-void sv_error_copy(salvo_error *dst, const salvo_error *src);
 int sv_channel_id_alloc(salvo_client *c);
 void sv_channel_id_free(salvo_client *c, uint16_t id);
 void sv_channel_put(salvo_channel *ch);

@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+
 #include "salvo.h"
+
+#include "error.h"
 
 #include "../codec/methods.h"
 
@@ -40,4 +45,17 @@ const char *salvo_err2str(int status)
 const char *salvo_version(void)
 {
 	return SALVO_VERSION_STRING;
+}
+
+int sv_error_set(salvo_error *err, int status, salvo_error_kind kind, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err)
+		return status;
+	*err = (salvo_error){.status = status, .kind = kind};
+	va_start(ap, fmt);
+	vsnprintf(err->text, sizeof err->text, fmt, ap);
+	va_end(ap);
+	return status;
 }

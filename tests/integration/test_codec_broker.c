@@ -24,16 +24,10 @@
 #include "table.h"
 #include "template.h"
 
+#include "check.h"
+
 #define B(s) ((struct sv_bytes){(const uint8_t *)(s), sizeof(s) - 1})
 #define STR(s) ((struct sv_bytes){(const uint8_t *)(s), (uint32_t)strlen(s)})
-
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
 
 #define MESSAGES 2000
 #define QUEUE "salvo-codec-broker-test"

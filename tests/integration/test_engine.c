@@ -17,13 +17,7 @@
 
 #include "salvo.h"
 
-#define CHECK(cond)                                                                        \
-	do {                                                                               \
-		if (!(cond)) {                                                             \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
+#include "check.h"
 
 /* A call that must succeed; on failure print the error. */
 #define OK(call)                                                                           \
