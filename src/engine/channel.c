@@ -464,6 +464,7 @@ int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack, salvo_mes
 	if (rc)
 		return rc;
 	*msg = req->msg;
+	req->msg = NULL; /* now the caller's */
 	sv_request_put(req);
 	return 0;
 }

@@ -41,6 +41,8 @@ void sv_request_put(struct sv_request *req)
 	/* acq_rel: the last owner must see every write the other made before letting go. */
 	if (atomic_fetch_sub_explicit(&req->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	/* A basic.get answered after its caller gave up still owns its message. */
+	salvo_message_destroy(req->msg);
 	free(req->frame);
 	free(req);
 }
@@ -120,8 +122,14 @@ void sv_client_kick(salvo_client *c)
 
 int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err)
 {
+	enum sv_conn_state state;
+
 	pthread_mutex_lock(&c->lock);
-	if (atomic_load_explicit(&c->state, memory_order_relaxed) != SV_CONN_OPEN) {
+	state = atomic_load_explicit(&c->state, memory_order_relaxed);
+	/* Detaching a publisher must still work while the connection closes: its memory may
+	 * not be freed while the I/O thread can still send from it. */
+	if (state == SV_CONN_CLOSED ||
+	    (state == SV_CONN_CLOSING && req->kind != SV_REQ_DETACH)) {
 		int status = c->error.status ? c->error.status : SALVO_ERR_CLOSED;
 		if (c->error.status)
 			sv_error_copy(err, &c->error);
@@ -137,7 +145,9 @@ int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err)
 		c->queue_head = req;
 	c->queue_tail = req;
 	pthread_mutex_unlock(&c->lock);
-	sv_client_kick(c);
+	/* Always wake the I/O thread: it may be waiting on a send that will not complete soon
+	 * (a broker not reading), and requests are not the hot path. */
+	eventfd_write(c->wake_fd, 1);
 	return 0;
 }
 

@@ -165,8 +165,10 @@ struct salvo_publisher {
 	char tpl_exchange[256], tpl_routing_key[256];
 	uint8_t tpl_buf[1024];
 
-	/* I/O thread. */
-	bool attached;
+	/* I/O thread. Invariant: sent is at a message boundary unless must_end > sent. */
+	bool in_flight;		   /* some of the send in flight reads this ring */
+	uint64_t must_end;	   /* > sent: a message cut by a short write ends here */
+	struct sv_request *detach; /* DETACH waiting until nothing of ours is in flight */
 };
 
 /* client.c */

@@ -82,7 +82,8 @@ static void broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
 	const char *name = sv_method_name((uint32_t)class_id << 16 | method_id);
 
 	memset(e, 0, sizeof *e);
-	e->status = code;
+	/* A close without a code would read as success. */
+	e->status = code ? code : SALVO_ERR_PROTOCOL;
 	e->kind = kind;
 	e->reply_code = code;
 	e->class_id = class_id;
@@ -94,7 +95,7 @@ static void broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
 /* Channels. */
 
 /* Give a publisher's unsent bytes back: its channel is gone, so a producer blocked on a
- * full ring must wake up and learn why. */
+ * full ring must wake up and learn why. Only when none of them is in flight. */
 static void discard_ring(struct salvo_publisher *pub)
 {
 	const uint8_t *p;
@@ -102,6 +103,50 @@ static void discard_ring(struct salvo_publisher *pub)
 
 	sv_ring_mark_sent(&pub->ring, n);
 	sv_ring_release(&pub->ring, sv_ring_sent(&pub->ring));
+	pub->must_end = 0;
+}
+
+/* Nothing of this publisher is in the kernel's hands, and no message is half sent. */
+static bool pub_quiet(const struct salvo_publisher *pub)
+{
+	return !pub->in_flight && sv_ring_sent(&pub->ring) >= pub->must_end;
+}
+
+static bool pub_closed(const struct salvo_publisher *pub)
+{
+	return atomic_load_explicit(&pub->ch->state, memory_order_relaxed) == SV_CH_CLOSED;
+}
+
+/*
+ * Once quiet, a publisher whose channel is closed gives its unsent bytes back, and one
+ * being detached leaves the list. Returns true if it left. Never while its bytes are in
+ * flight: the kernel may still be reading them, and the producer must not overwrite them.
+ */
+static bool pub_settle(salvo_client *c, size_t i)
+{
+	struct salvo_publisher *pub = c->pubs[i];
+	struct sv_request *req = pub->detach;
+
+	if (!pub_quiet(pub))
+		return false;
+	if (pub_closed(pub))
+		discard_ring(pub);
+	if (!req)
+		return false;
+	c->pubs[i] = c->pubs[--c->npubs];
+	if (c->partial_pub == pub)
+		c->partial_pub = NULL;
+	pub->ch->pub = NULL;
+	pub->detach = NULL;
+	sv_request_complete(req, 0, NULL);
+	return true;
+}
+
+static void settle_pubs(salvo_client *c)
+{
+	/* backwards: pub_settle moves the last entry into the slot it frees */
+	for (size_t i = c->npubs; i-- > 0;)
+		pub_settle(c, i);
 }
 
 static void fail_awaiting(salvo_channel *ch, const salvo_error *why)
@@ -125,8 +170,7 @@ static void channel_mark_closed(salvo_channel *ch, const salvo_error *why)
 	ch->error = *why;
 	/* Release: a thread that sees CLOSED also sees error. */
 	atomic_store_explicit(&ch->state, SV_CH_CLOSED, memory_order_release);
-	if (ch->pub)
-		discard_ring(ch->pub);
+	/* Its ring is discarded by settle_pubs once nothing of it is in flight. */
 }
 
 /* Both sides are done with the channel number: drop the table's reference. */
@@ -331,12 +375,18 @@ static void close_all(salvo_client *c, const salvo_error *why)
 		queued = req->next;
 		sv_request_complete(req, why->status, why);
 	}
+	/* Channels report the connection's end as "closed" (a local timeout or I/O error is
+	 * not something to retry on a channel), with the connection's text and kind; a
+	 * broker's connection.close keeps its reply code. */
+	salvo_error chan_err = *why;
+	if (chan_err.status < 0)
+		chan_err.status = SALVO_ERR_CLOSED;
 	for (unsigned id = 1; id <= c->sess.channel_max; id++) {
 		salvo_channel *ch = c->channels[id];
 		if (!ch)
 			continue;
-		channel_mark_closed(ch, why);
-		fail_awaiting(ch, why);
+		channel_mark_closed(ch, &chan_err);
+		fail_awaiting(ch, &chan_err);
 		c->channels[id] = NULL;
 		sv_channel_put(ch);
 	}
@@ -371,7 +421,8 @@ static void protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
 	m.a.connection_close.reply_code = code;
 	m.a.connection_close.reply_text =
 		(struct sv_bytes){(const uint8_t *)e.text, (uint32_t)strnlen(e.text, 255)};
-	if (!c->send_inflight) {
+	/* Only between frames: never behind a send in flight or into a frame one cut. */
+	if (!c->send_inflight && !c->partial_out && !c->partial_pub) {
 		uint8_t buf[512];
 		struct sv_codec_error cerr;
 		size_t n = sv_frame_put_method(buf, sizeof buf, 0, &m, &cerr);
@@ -395,8 +446,9 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 
 		broker_error(&e, SALVO_ERROR_CONNECTION, cl->reply_code, cl->reply_text,
 			     cl->class_id, cl->method_id);
-		/* The socket is about to be shut: answer directly, ignoring a full socket. */
-		if (n)
+		/* The socket is about to be shut: answer directly (best effort, and only
+		 * between frames). */
+		if (n && !c->send_inflight && !c->partial_out && !c->partial_pub)
 			(void)!send(c->sess.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		conn_fail(c, &e);
 		return;
@@ -451,7 +503,7 @@ static void on_recv(salvo_client *c, int res)
 {
 	struct sv_decoded_frame d;
 	size_t pos = 0;
-	ssize_t n;
+	ssize_t n = 0;
 
 	c->recv_inflight = false;
 	if (res <= 0) {
@@ -508,8 +560,8 @@ static void take_method(salvo_client *c, struct sv_request *req)
 		sv_request_complete(req, e.status, &e);
 		return;
 	}
-	if (ch && !c->channels[ch->id]) {
-		/* channel.open: the table holds a reference until the channel ends. */
+	if (req->reply_id == SV_CHANNEL_OPEN_OK) {
+		/* The table holds a reference until the channel ends. */
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 		c->channels[ch->id] = ch;
 		sv_content_init(&ch->content);
@@ -553,24 +605,24 @@ static void take_requests(salvo_client *c)
 				c->pubs_cap = cap;
 			}
 			c->pubs[c->npubs++] = req->pub;
-			req->pub->attached = true;
 			req->pub->ch->pub = req->pub;
 			sv_request_complete(req, 0, NULL);
 			break;
 		case SV_REQ_DETACH:
-			for (size_t i = 0; i < c->npubs; i++) {
-				if (c->pubs[i] != req->pub)
-					continue;
-				c->pubs[i] = c->pubs[--c->npubs];
-				break;
-			}
-			if (c->partial_pub == req->pub)
-				c->partial_pub = NULL;
-			req->pub->attached = false;
-			req->pub->ch->pub = NULL;
-			sv_request_complete(req, 0, NULL);
+			/* Completed by settle_pubs once the ring is quiet: the publisher's memory
+			 * may be unmapped as soon as the request completes. */
+			req->pub->detach = req;
+			settle_pubs(c);
 			break;
 		case SV_REQ_CLOSE:
+			if (c->close_req) {
+				/* A second close (after the first timed out) takes over; the first
+				 * one's waiter has gone. */
+				salvo_error e;
+				sv_error_set(&e, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+					     "superseded by a later close");
+				sv_request_complete(c->close_req, e.status, &e);
+			}
 			c->close_req = req;
 			break;
 		}
@@ -603,26 +655,33 @@ static bool iov_add(salvo_client *c, const uint8_t *p, size_t n, struct salvo_pu
 	return true;
 }
 
-static bool pub_sendable(const struct salvo_publisher *pub)
+/* What of a publisher's ring the next send must or may carry: all pending messages while
+ * its channel is open and it stays attached; otherwise only the rest of a message a short
+ * write cut (the broker would take anything else on the channel for its missing frames). */
+static size_t pub_ready(struct salvo_publisher *pub, const uint8_t **p)
 {
-	return atomic_load_explicit(&pub->ch->state, memory_order_relaxed) == SV_CH_OPEN;
+	size_t n = sv_ring_pending(&pub->ring, p);
+	uint64_t sent = sv_ring_sent(&pub->ring);
+
+	if (!pub_closed(pub) && !pub->detach)
+		return n;
+	return pub->must_end > sent ? (size_t)(pub->must_end - sent) : 0;
 }
 
 static void add_pub(salvo_client *c, struct salvo_publisher *pub)
 {
 	const uint8_t *p;
-	size_t n;
+	size_t n = pub_ready(pub, &p);
 
-	if (!pub_sendable(pub))
-		return;
-	n = sv_ring_pending(&pub->ring, &p);
-	iov_add(c, p, n, pub);
+	if (n && iov_add(c, p, n, pub))
+		pub->in_flight = true;
 }
 
 /* Everything ready, in an order that never splits a frame: the source a short write
  * stopped in, then control frames, then each publisher's pending messages. */
 static void gather(salvo_client *c)
 {
+	settle_pubs(c);
 	c->niov = 0;
 	if (c->partial_out)
 		iov_add(c, c->out + c->out_sent, c->out_len - c->out_sent, NULL);
@@ -639,10 +698,44 @@ static bool rings_idle(salvo_client *c)
 {
 	for (size_t i = 0; i < c->npubs; i++) {
 		const uint8_t *p;
-		if (pub_sendable(c->pubs[i]) && sv_ring_pending(&c->pubs[i]->ring, &p))
+		if (pub_ready(c->pubs[i], &p))
 			return false;
 	}
 	return true;
+}
+
+/*
+ * Where the message holding ring position pos ends. from is a message boundary at or
+ * before pos, limit one after it (the end of what was sent), and every byte in between is
+ * committed, so the frame headers can be read: a publisher's ring holds only whole
+ * messages, each a basic.publish method frame followed by its content frames.
+ */
+static uint64_t message_end(const struct sv_ring *r, uint64_t from, uint64_t pos, uint64_t limit)
+{
+	while (from < pos)
+		from += SV_FRAME_OVERHEAD + sv_load32(sv_ring_at(r, from) + 3);
+	while (from < limit && *sv_ring_at(r, from) != SV_FRAME_METHOD)
+		from += SV_FRAME_OVERHEAD + sv_load32(sv_ring_at(r, from) + 3);
+	return from;
+}
+
+/* The kernel took take of the len bytes this publisher had in the send. */
+static void pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, size_t len)
+{
+	uint64_t s0 = sv_ring_sent(&pub->ring), s1 = s0 + take;
+
+	pub->in_flight = false;
+	/* Find where a cut message ends before releasing: once released, the producer may
+	 * overwrite the frame headers the walk reads. s0 is a message boundary unless an
+	 * earlier cut left must_end beyond it. */
+	if (take < len && pub->must_end <= s1)
+		pub->must_end = message_end(&pub->ring, pub->must_end > s0 ? pub->must_end : s0,
+					    s1, s0 + len);
+	sv_ring_mark_sent(&pub->ring, take);
+	/* Best effort: the space is reusable as soon as the kernel is done with it. */
+	sv_ring_release(&pub->ring, s1);
+	if (take < len && pub->must_end > s1)
+		c->partial_pub = pub;
 }
 
 static void start_send(salvo_client *c)
@@ -678,24 +771,19 @@ static void on_send(salvo_client *c, int res)
 	c->partial_pub = NULL;
 	c->partial_out = false;
 	for (size_t i = 0; i < c->niov; i++) {
-		size_t take = n < c->iov[i].iov_len ? n : c->iov[i].iov_len;
+		size_t len = c->iov[i].iov_len, take = n < len ? n : len;
 		struct salvo_publisher *pub = c->iov_pub[i];
+
 		if (pub) {
-			sv_ring_mark_sent(&pub->ring, take);
-			/* Best effort: space is reusable as soon as the kernel has it. */
-			sv_ring_release(&pub->ring, sv_ring_sent(&pub->ring));
+			pub_sent(c, pub, take, len);
 		} else {
 			c->out_sent += take;
-		}
-		if (take && take < c->iov[i].iov_len) {
-			/* possibly mid-frame: this source must lead the next send */
-			c->partial_pub = pub;
-			c->partial_out = !pub;
+			/* possibly mid-frame: the control frames lead the next send */
+			c->partial_out = take && take < len;
 		}
 		n -= take;
-		if (take < c->iov[i].iov_len)
-			break;
 	}
+	settle_pubs(c);
 	/* Compact the control buffer and append what was queued meanwhile. */
 	memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
 	c->out_len -= c->out_sent;
@@ -746,7 +834,11 @@ static uint64_t heartbeats(salvo_client *c, uint64_t now)
 		out_append(c, hbf, sizeof hbf);
 		c->last_send_ns = now; /* don't queue another while this one waits */
 	}
-	uint64_t next_send = c->last_send_ns + hb / 2, dead = c->last_recv_ns + 2 * hb + 1;
+	uint64_t dead = c->last_recv_ns + 2 * hb + 1;
+	/* While a send is in flight no heartbeat is due (it would queue behind the send). */
+	if (c->send_inflight)
+		return dead;
+	uint64_t next_send = c->last_send_ns + hb / 2;
 	return next_send < dead ? next_send : dead;
 }
 
@@ -846,6 +938,18 @@ void *sv_io_main(void *arg)
 		io_uring_submit_and_wait(&c->uring, 1);
 		reap(c);
 	}
+	/* Nothing is in flight any more: give every ring back (waking blocked producers) and
+	 * let go of publishers being detached. Requests queued later fail at submission. */
+	take_requests(c);
+	for (size_t i = 0; i < c->npubs; i++) {
+		struct salvo_publisher *pub = c->pubs[i];
+		discard_ring(pub);
+		if (pub->detach) {
+			sv_request_complete(pub->detach, 0, NULL);
+			pub->detach = NULL;
+		}
+	}
+	c->npubs = 0;
 	/* Release: whoever sees io_exited may unmap rings this thread was reading. */
 	atomic_store_explicit(&c->io_exited, 1, memory_order_release);
 	sv_futex_wake_all(&c->io_exited);
