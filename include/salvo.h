@@ -322,9 +322,14 @@ SALVO_API int salvo_publish(salvo_publisher *p, const char *exchange, const char
 /* Wait until every message published so far has been handed to the kernel. */
 SALVO_API int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err);
 
-/* Flush (at most timeout_ms), close the channel and free the publisher, whatever the
+/*
+ * Flush (at most timeout_ms), close the channel and free the publisher, whatever the
  * outcome. Returns 0 or the first error: a pending asynchronous broker error is reported
- * here rather than lost. */
+ * here rather than lost. Bytes already handed to the kernel cannot be taken back: if the
+ * broker has stopped reading (a memory or disk alarm) while some of them are still being
+ * written, close waits for that write beyond timeout_ms, until the broker reads again or
+ * the connection ends (heartbeats detect a dead broker).
+ */
 SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err);
 
 

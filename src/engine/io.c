@@ -170,7 +170,10 @@ static void channel_mark_closed(salvo_channel *ch, const salvo_error *why)
 	ch->error = *why;
 	/* Release: a thread that sees CLOSED also sees error. */
 	atomic_store_explicit(&ch->state, SV_CH_CLOSED, memory_order_release);
-	/* Its ring is discarded by settle_pubs once nothing of it is in flight. */
+	/* Its ring is discarded by settle_pubs once nothing of it is in flight; a producer
+	 * blocked on a full ring learns of the close now. */
+	if (ch->pub)
+		sv_ring_interrupt(&ch->pub->ring);
 }
 
 /* Both sides are done with the channel number: drop the table's reference. */

@@ -86,7 +86,8 @@ static int wait_room(salvo_publisher *p, size_t n, int timeout_ms, salvo_error *
 				     "the publisher's ring is full");
 			return SALVO_ERR_WOULD_BLOCK;
 		}
-		/* The I/O thread frees space as it sends; make sure it is awake to. */
+		/* The I/O thread frees space as it sends; make sure it is awake to. A channel
+		 * close interrupts the wait (-ECANCELED): the loop then reports it. */
 		sv_client_kick(p->client);
 		if (sv_ring_wait_space(&p->ring, n, bounded ? &ts : NULL) == -ETIMEDOUT) {
 			sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
@@ -170,8 +171,9 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, salvo_error *err)
 		free(req);
 		return rc;
 	}
-	/* No timeout: the I/O thread answers attach/detach at once, or fails them when the
-	 * connection ends; the publisher must not be freed while it may still be listed. */
+	/* No timeout: the publisher must not be freed while the I/O thread may still send from
+	 * it. Attach is answered at once; detach once none of its bytes is in flight, which
+	 * the end of the connection (EOF, error, missed heartbeats) also brings. */
 	rc = sv_request_wait(req, SALVO_FOREVER, err);
 	sv_request_put(req);
 	return rc;

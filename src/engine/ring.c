@@ -110,6 +110,7 @@ int sv_ring_init(struct sv_ring *r, size_t capacity)
 	atomic_init(&r->released, 0);
 	atomic_init(&r->waiting, 0);
 	atomic_init(&r->wake_seq, 0);
+	atomic_init(&r->interrupted, 0);
 	return 0;
 
 close_fd:
@@ -207,6 +208,11 @@ int sv_ring_wait_space(struct sv_ring *r, size_t n, const struct timespec *deadl
 			err = 0;
 			break;
 		}
+		/* Ordered by the same fence: sv_ring_interrupt stores, fences, then reads waiting. */
+		if (atomic_load_explicit(&r->interrupted, memory_order_relaxed)) {
+			err = -ECANCELED;
+			break;
+		}
 		/* 0: woken; -EAGAIN: a bump came first; -EINTR: a signal. All mean look again. */
 		err = futex_wait(&r->wake_seq, seq, deadline);
 		if (err != 0 && err != -EAGAIN && err != -EINTR)
@@ -221,6 +227,17 @@ int sv_ring_wait_space(struct sv_ring *r, size_t n, const struct timespec *deadl
 			return 0;
 	}
 	return err;
+}
+
+void sv_ring_interrupt(struct sv_ring *r)
+{
+	atomic_store_explicit(&r->interrupted, 1, memory_order_relaxed);
+	/* Dekker with the producer's fence in sv_ring_wait_space, as in sv_ring_release. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&r->waiting, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&r->wake_seq, 1, memory_order_relaxed);
+		syscall(SYS_futex, &r->wake_seq, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+	}
 }
 
 size_t sv_ring_pending(struct sv_ring *r, const uint8_t **p)

@@ -45,6 +45,7 @@ struct sv_ring {
 	 */
 	alignas(SV_CACHE_LINE) _Atomic uint32_t waiting;
 	_Atomic uint32_t wake_seq;
+	_Atomic uint32_t interrupted; /* set once by sv_ring_interrupt: waits return -ECANCELED */
 };
 
 /*
@@ -77,11 +78,19 @@ void sv_ring_commit(struct sv_ring *r, size_t n);
 /*
  * Producer only. Block until n bytes are free, or until deadline (CLOCK_MONOTONIC,
  * absolute; NULL waits for ever). Returns 0 with the space free (then sv_ring_reserve(r, n)
- * succeeds), -ETIMEDOUT, or -EINVAL when n > capacity or deadline is not a valid time.
+ * succeeds), -ETIMEDOUT, -ECANCELED after sv_ring_interrupt, or -EINVAL when n > capacity or
+ * deadline is not a valid time.
  * Space is freed only by sv_ring_release, so waiting for ever needs an I/O thread that
  * will release.
  */
 int sv_ring_wait_space(struct sv_ring *r, size_t n, const struct timespec *deadline);
+
+/*
+ * I/O thread only. Make sv_ring_wait_space return -ECANCELED, now and from then on, without
+ * freeing any space: the ring's channel has closed while its bytes may still be in flight,
+ * and the producer must learn it without waiting for room that may never come.
+ */
+void sv_ring_interrupt(struct sv_ring *r);
 
 /*
  * I/O thread only. The committed bytes not yet sent, [sent, head): sets *p to the first and

@@ -457,6 +457,34 @@ static void test_wait_space_timeout(void **state)
 	sv_ring_destroy(&r);
 }
 
+static void *interrupt_when_waiting(void *arg)
+{
+	struct sv_ring *r = arg;
+
+	while (!atomic_load(&r->waiting))
+		usleep(1000);
+	sv_ring_interrupt(r);
+	return NULL;
+}
+
+/* A producer blocked on a full ring is woken by an interrupt (its channel closed) with no
+ * space freed, and every later wait returns at once. */
+static void test_wait_space_interrupt(void **state)
+{
+	(void)state;
+	pthread_t t;
+	struct sv_ring r;
+
+	init_ring(&r, page_size());
+	fill(&r);
+	assert_int_equal(pthread_create(&t, NULL, interrupt_when_waiting, &r), 0);
+	assert_int_equal(sv_ring_wait_space(&r, 1, NULL), -ECANCELED);
+	pthread_join(t, NULL);
+	assert_int_equal(sv_ring_wait_space(&r, 1, NULL), -ECANCELED);
+	assert_null(sv_ring_reserve(&r, 1));
+	sv_ring_destroy(&r);
+}
+
 struct releaser {
 	struct sv_ring *r;
 	atomic_bool stop;
@@ -733,6 +761,7 @@ int main(int argc, char **argv)
 	    RING_TEST("wait_space without waiting", test_wait_space_ready),
 	    RING_TEST("wait_space timeout", test_wait_space_timeout),
 	    RING_TEST("wait_space wake-up", test_wait_space_wakeup),
+	    RING_TEST("wait_space interrupt", test_wait_space_interrupt),
 	    RING_TEST("stress", test_stress),
 	};
 
