@@ -117,16 +117,12 @@ int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 	rc = channel_closed_error(ch, err);
 	if (rc)
 		return rc;
-	/* Every method has at most one table and three short strings besides fixed fields. */
-	if (m->id == SV_EXCHANGE_DECLARE || m->id == SV_QUEUE_DECLARE)
-		cap += m->id == SV_QUEUE_DECLARE ? m->a.queue_declare.arguments.len
-						 : m->a.exchange_declare.arguments.len;
-	else if (m->id == SV_QUEUE_BIND || m->id == SV_QUEUE_UNBIND)
-		cap += m->id == SV_QUEUE_BIND ? m->a.queue_bind.arguments.len
-					      : m->a.queue_unbind.arguments.len;
-	else if (m->id == SV_EXCHANGE_BIND || m->id == SV_EXCHANGE_UNBIND)
-		cap += m->id == SV_EXCHANGE_BIND ? m->a.exchange_bind.arguments.len
-						 : m->a.exchange_unbind.arguments.len;
+	/* Room for the fixed fields and short strings (at most three of 255 bytes), plus the
+	 * method's tables, which the generated descriptor locates. */
+	const struct sv_method_desc *d = sv_method_desc(m->id);
+	for (unsigned i = 0; d && i < d->nargs; i++)
+		if (d->args[i].type == SV_ARG_TABLE)
+			cap += ((const struct sv_table *)((const char *)m + d->args[i].offset))->len;
 	req = sv_request_new(SV_REQ_METHOD);
 	if (req)
 		req->frame = malloc(cap);

@@ -230,7 +230,7 @@ void sv_settings_free(struct sv_settings *set)
 
 static void client_free(salvo_client *c)
 {
-	if (c->io_started)
+	if (c->uring_ready)
 		io_uring_queue_exit(&c->uring);
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
@@ -305,7 +305,7 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 		client_free(c);
 		return SALVO_ERR_IO;
 	}
-	c->io_started = true;
+	c->uring_ready = true;
 	c->last_send_ns = c->last_recv_ns = sv_now_ns();
 	atomic_init(&c->state, SV_CONN_OPEN);
 	rc = pthread_create(&c->io_thread, NULL, sv_io_main, c);

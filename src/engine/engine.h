@@ -80,7 +80,7 @@ struct salvo_client {
 	 * handle closed after salvo_client_destroy still finds its client. */
 	_Atomic int refs;
 	pthread_t io_thread;
-	bool io_started, io_joined;
+	bool uring_ready, io_joined;
 	_Atomic uint32_t io_exited; /* futex word: the I/O thread touches nothing any more */
 	struct io_uring uring;
 	int wake_fd; /* eventfd the I/O thread reads while parked */
