@@ -5,8 +5,10 @@
  * This header is the whole public API. Every function says who may call it from which
  * thread, whether it blocks, and what it returns on failure. Handles are opaque.
  *
- * Status: the wire codec is in place; the engine (connections, publishers, confirms) is
- * being built, and its API will be added here as it lands.
+ * Contents: status codes and error details; configuration (salvo_conf_*); the client
+ * (one connection and its I/O thread); channels and their synchronous methods; basic.get
+ * and acks; publishers (best effort). Publisher confirms, reconnect, TLS and consumers
+ * are not here yet.
  */
 #ifndef SALVO_H
 #define SALVO_H
