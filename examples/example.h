@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/* What every example needs: the broker's URI and a connected client. */
+#ifndef SALVO_EXAMPLE_H
+#define SALVO_EXAMPLE_H
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <salvo.h>
+
+/* Exit status of an example that has nothing to connect to (meson reads 77 as "skipped"). */
+#define EXAMPLE_SKIP 77
+
+/* Connect to argv[1], or $SALVO_TEST_URI; exits when neither is given or connecting fails. */
+static inline salvo_client *example_connect(int argc, char **argv)
+{
+	const char *uri = argc > 1 ? argv[1] : getenv("SALVO_TEST_URI");
+	char errstr[256];
+	salvo_conf *conf;
+	salvo_client *client;
+	salvo_error err;
+
+	if (!uri) {
+		fprintf(stderr, "usage: %s amqp://user:password@host:port\n", argv[0]);
+		exit(EXAMPLE_SKIP);
+	}
+	conf = salvo_conf_new();
+	if (!conf || salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr)) {
+		fprintf(stderr, "%s: %s\n", uri, conf ? errstr : "out of memory");
+		exit(1);
+	}
+	if (salvo_client_new(conf, &client, &err)) {
+		fprintf(stderr, "connect: %s: %s\n", salvo_err2str(err.status), err.text);
+		exit(1);
+	}
+	salvo_conf_destroy(conf);
+	return client;
+}
+
+static inline void example_close(salvo_client *client)
+{
+	salvo_error err;
+
+	if (salvo_client_close(client, 5000, &err))
+		fprintf(stderr, "close: %s: %s\n", salvo_err2str(err.status), err.text);
+	salvo_client_destroy(client);
+}
+
+#endif
