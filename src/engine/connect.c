@@ -62,17 +62,6 @@ static const char *errstr(int e)
 	return s ? s : "unknown error";
 }
 
-/* The AMQP side of an error: a reply code and the method it concerns (0, 0 for none). */
-static void set_reply(salvo_error *err, uint16_t reply_code, uint16_t class_id, uint16_t method_id)
-{
-	const char *name = sv_method_name((uint32_t)class_id << 16 | method_id);
-
-	err->reply_code = reply_code;
-	err->class_id = class_id;
-	err->method_id = method_id;
-	snprintf(err->method, sizeof err->method, "%s", name ? name : "");
-}
-
 /* A hostile or careless server could echo the password back in its reply text. Masking in
  * place keeps the rest of the text readable. */
 static void redact(char *text, const char *password)
@@ -211,7 +200,7 @@ static int protocol_error(struct handshake *h, uint16_t reply_code, uint16_t cla
 	send_close(h, reply_code, reason, class_id, method_id);
 	sv_error_set(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
 		  "protocol error from %s %s: %s", h->peer, h->step, reason);
-	set_reply(h->err, reply_code, class_id, method_id);
+	sv_error_set_reply(h->err, reply_code, class_id, method_id);
 	return SALVO_ERR_PROTOCOL;
 }
 
@@ -269,7 +258,7 @@ static int peer_closed(struct handshake *h, uint32_t expected)
 	if (expected == SV_CONNECTION_TUNE) {
 		sv_error_set(h->err, 403, SALVO_ERROR_CONNECTION,
 			  "authentication failure (connection closed during login)");
-		set_reply(h->err, 403, 0, 0);
+		sv_error_set_reply(h->err, 403, 0, 0);
 		return 403;
 	}
 	return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
@@ -286,7 +275,7 @@ static int broker_closed(struct handshake *h, const struct sv_connection_close *
 	send_last(h, &ok);
 	sv_error_set(h->err, status, SALVO_ERROR_CONNECTION, "%.*s", (int)c->reply_text.len,
 		  (const char *)c->reply_text.ptr);
-	set_reply(h->err, c->reply_code, c->class_id, c->method_id);
+	sv_error_set_reply(h->err, c->reply_code, c->class_id, c->method_id);
 	return status;
 }
 

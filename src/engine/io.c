@@ -60,6 +60,24 @@ static int out_append(salvo_client *c, const uint8_t *p, size_t n)
 
 static void conn_fail(salvo_client *c, const salvo_error *why);
 
+/*
+ * Send a connection-level method right away, bypassing the ring, as the connection is
+ * about to be shut. Best effort, and only between frames: never behind a send in flight
+ * or into a frame a short write cut.
+ */
+static void send_now(salvo_client *c, const struct sv_method *m)
+{
+	uint8_t buf[512];
+	struct sv_codec_error cerr;
+	size_t n;
+
+	if (c->send_inflight || c->partial_out || c->partial_pub)
+		return;
+	n = sv_frame_put_method(buf, sizeof buf, 0, m, &cerr);
+	if (n)
+		(void)!send(c->sess.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 static void send_method(salvo_client *c, uint16_t channel, const struct sv_method *m)
 {
 	uint8_t buf[1024];
@@ -79,17 +97,10 @@ static void send_method(salvo_client *c, uint16_t channel, const struct sv_metho
 static void broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
 			 struct sv_bytes text, uint16_t class_id, uint16_t method_id)
 {
-	const char *name = sv_method_name((uint32_t)class_id << 16 | method_id);
-
-	memset(e, 0, sizeof *e);
 	/* A close without a code would read as success. */
-	e->status = code ? code : SALVO_ERR_PROTOCOL;
-	e->kind = kind;
-	e->reply_code = code;
-	e->class_id = class_id;
-	e->method_id = method_id;
-	snprintf(e->text, sizeof e->text, "%.*s", (int)text.len, (const char *)text.ptr);
-	snprintf(e->method, sizeof e->method, "%s", name ? name : "");
+	sv_error_set(e, code ? code : SALVO_ERR_PROTOCOL, kind, "%.*s", (int)text.len,
+		     (const char *)text.ptr);
+	sv_error_set_reply(e, code, class_id, method_id);
 }
 
 /* Channels. */
@@ -424,14 +435,7 @@ static void protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
 	m.a.connection_close.reply_code = code;
 	m.a.connection_close.reply_text =
 		(struct sv_bytes){(const uint8_t *)e.text, (uint32_t)strnlen(e.text, 255)};
-	/* Only between frames: never behind a send in flight or into a frame one cut. */
-	if (!c->send_inflight && !c->partial_out && !c->partial_pub) {
-		uint8_t buf[512];
-		struct sv_codec_error cerr;
-		size_t n = sv_frame_put_method(buf, sizeof buf, 0, &m, &cerr);
-		if (n)
-			(void)!send(c->sess.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	}
+	send_now(c, &m);
 	conn_fail(c, &e);
 }
 
@@ -440,19 +444,12 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 	switch (m->id) {
 	case SV_CONNECTION_CLOSE: {
 		struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
-		uint8_t buf[16];
-		struct sv_codec_error cerr;
-		salvo_error e;
-		size_t n = sv_frame_put_method(buf, sizeof buf, 0, &ok, &cerr);
-
 		const struct sv_connection_close *cl = &m->a.connection_close;
+		salvo_error e;
 
 		broker_error(&e, SALVO_ERROR_CONNECTION, cl->reply_code, cl->reply_text,
 			     cl->class_id, cl->method_id);
-		/* The socket is about to be shut: answer directly (best effort, and only
-		 * between frames). */
-		if (n && !c->send_inflight && !c->partial_out && !c->partial_pub)
-			(void)!send(c->sess.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		send_now(c, &ok);
 		conn_fail(c, &e);
 		return;
 	}

@@ -59,3 +59,14 @@ int sv_error_set(salvo_error *err, int status, salvo_error_kind kind, const char
 	va_end(ap);
 	return status;
 }
+
+void sv_error_set_reply(salvo_error *err, uint16_t reply_code, uint16_t class_id,
+			uint16_t method_id)
+{
+	const char *name = sv_method_name((uint32_t)class_id << 16 | method_id);
+
+	err->reply_code = reply_code;
+	err->class_id = class_id;
+	err->method_id = method_id;
+	snprintf(err->method, sizeof err->method, "%s", name ? name : "");
+}
