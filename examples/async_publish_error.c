@@ -19,7 +19,7 @@ int main(int argc, char **argv)
 	salvo_error err;
 	int first, second;
 
-	salvo_publisher_new(client, &publisher, NULL);
+	salvo_publisher_new(client, NULL, &publisher, NULL);
 	first = salvo_publish(publisher, "no-such-exchange", "status.update", "amqp is teh cool",
 			      16, 0, 1000, &err);
 	printf("first publish: %s\n", salvo_err2str(first));

@@ -18,7 +18,7 @@ int main(int argc, char **argv)
 	salvo_error err;
 	int published, closed;
 
-	salvo_publisher_new(client, &publisher, NULL);
+	salvo_publisher_new(client, NULL, &publisher, NULL);
 	published = salvo_publish(publisher, "nosuchexchange", "status.update",
 				  "amqp is teh cool", 16, 0, 1000, &err);
 	closed = salvo_publisher_close(publisher, 1000, &err);

@@ -40,7 +40,7 @@ int main(int argc, char **argv)
 		  "queue_declare") ||
 	    check(salvo_queue_bind(ch, "listener1", "unit_test_room", "user1", NULL, &err), &err,
 		  "queue_bind") ||
-	    check(salvo_publisher_new(client, &pub, &err), &err, "publisher") ||
+	    check(salvo_publisher_new(client, NULL, &pub, &err), &err, "publisher") ||
 	    check(salvo_publish(pub, "unit_test_room", "user1", "WithHello1", 10, 0, 1000, &err),
 		  &err, "publish") ||
 	    check(salvo_publisher_close(pub, 1000, &err), &err, "publisher close"))

@@ -50,6 +50,8 @@ typedef enum salvo_status {
 	SALVO_ERR_PROTOCOL = -8, /* the peer broke the protocol */
 	SALVO_ERR_UNSUPPORTED = -9,
 	SALVO_ERR_LIMIT = -10, /* a negotiated or configured limit was reached */
+	SALVO_ERR_NACKED = -11,	  /* the broker nacked a confirmed publish */
+	SALVO_ERR_RETURNED = -12, /* a mandatory publish came back (reply_code 312 or 313) */
 } salvo_status;
 
 /* Which side ended what: decides what is still usable after an error. */
@@ -299,41 +301,172 @@ SALVO_API int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool mul
  * A publisher belongs to one thread at a time: many threads publish concurrently, each on
  * its own publisher, with no lock between them.
  *
- * Best-effort delivery: a broker error caused by a publish (404 for a missing exchange)
- * closes the publisher's channel and is returned by the next salvo_publish, flush or
- * close on that publisher, with err->kind SALVO_ERROR_CHANNEL.
+ * Three confirm modes (salvo_publisher_opts.confirm):
+ *  - SALVO_CONFIRM_NONE, best effort: no confirm.select; the ring's space is reused as soon
+ *    as the kernel has the bytes. A broker error caused by a publish (404 for a missing
+ *    exchange) closes the channel and is returned by the next call on the publisher, with
+ *    err->kind SALVO_ERROR_CHANNEL.
+ *  - SALVO_CONFIRM_ASYNC: salvo_publish returns at once with the message's sequence number
+ *    (1, 2, 3, ... per publisher); each message later gets exactly one outcome, delivered
+ *    in sequence order to the on_outcome callback from salvo_publisher_poll,
+ *    salvo_publisher_wait_confirms or a salvo_publish whose window is full, all on the
+ *    publisher's thread (never on the I/O thread).
+ *  - SALVO_CONFIRM_SYNC: salvo_publish waits for the message's outcome and returns it.
+ *    Many threads publishing synchronously, each on its own publisher, share the I/O
+ *    thread's sends and the broker's multiple acks.
+ * In both confirm modes a message's bytes stay in the ring until its outcome is known.
  */
 typedef struct salvo_publisher salvo_publisher;
 
-SALVO_API int salvo_publisher_new(salvo_client *c, salvo_publisher **out, salvo_error *err);
+typedef enum salvo_confirm_mode {
+	SALVO_CONFIRM_NONE = 0,
+	SALVO_CONFIRM_ASYNC,
+	SALVO_CONFIRM_SYNC,
+} salvo_confirm_mode;
+
+typedef enum salvo_outcome_kind {
+	SALVO_OUTCOME_ACKED = 0,
+	SALVO_OUTCOME_NACKED,	/* the broker could not take responsibility for it */
+	SALVO_OUTCOME_RETURNED, /* mandatory and unroutable: basic.return, then its ack */
+	SALVO_OUTCOME_FAILED,	/* the channel or connection ended before its confirm */
+} salvo_outcome_kind;
+
+/* One message's outcome; the pointers are valid during the callback only. */
+typedef struct salvo_outcome {
+	uint64_t seq;		  /* from salvo_publish_msg */
+	void *opaque;		  /* salvo_msg.opaque */
+	salvo_outcome_kind kind;
+	uint16_t reply_code;	  /* RETURNED: 312 NO_ROUTE or 313 NO_CONSUMERS */
+	const char *exchange;	  /* RETURNED: as the broker returned it; else NULL */
+	const char *routing_key;  /* RETURNED; else NULL */
+	const salvo_error *error; /* FAILED: why the channel ended; RETURNED: reply text */
+} salvo_outcome;
+
+typedef void (*salvo_outcome_fn)(const salvo_outcome *o, void *arg);
+
+typedef struct salvo_publisher_opts {
+	salvo_confirm_mode confirm;
+	/* Most messages published and not yet reported (async) or not yet confirmed (sync,
+	 * where timed-out messages still count); rounded up to a power of two, at least 64.
+	 * 0 takes the configuration key publisher.window. */
+	size_t window;
+	salvo_outcome_fn on_outcome; /* async only; NULL: outcomes are only counted */
+	void *on_outcome_arg;
+} salvo_publisher_opts;
+
+/* A publisher on a new channel of c. opts NULL means best effort (SALVO_CONFIRM_NONE).
+ * In confirm modes confirm.select is sent before this returns. */
+SALVO_API int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts,
+				  salvo_publisher **out, salvo_error *err);
 
 #define SALVO_MSG_MANDATORY 0x1u  /* basic.return if unroutable (reported with confirms) */
 #define SALVO_MSG_PERSISTENT 0x2u /* delivery-mode 2 */
 
+typedef struct salvo_msg {
+	const char *exchange;	 /* "" is the default exchange */
+	const char *routing_key;
+	const void *body;	 /* copied before salvo_publish_msg returns */
+	size_t len;
+	unsigned flags;		 /* SALVO_MSG_* */
+	void *opaque;		 /* handed back in the message's outcome (async) */
+} salvo_msg;
+
 /*
- * Publish body (len bytes, copied before return) to exchange with routing_key. When the
- * ring is full, waits up to timeout_ms for room (0: SALVO_ERR_WOULD_BLOCK at once).
- * Returns 0, SALVO_ERR_WOULD_BLOCK, SALVO_ERR_TIMEOUT, SALVO_ERR_INVALID_ARGUMENT (names
- * over 255 bytes, a message larger than the ring), SALVO_ERR_CLOSED / a reply code when
- * the channel or connection has ended. Publisher's thread only; never blocks otherwise.
+ * Publish m. Waits up to timeout_ms (SALVO_FOREVER: no limit; 0: never) for room in the
+ * ring, for a free slot in the confirm window (async), and for the outcome (sync).
+ * In async mode, a full window first delivers the outcomes already known (running the
+ * callback), then waits. *seq (may be NULL) gets the message's sequence number once it is
+ * in the ring, even when a sync publish then fails or times out.
+ *
+ * Returns 0 (best effort and async: queued; sync: acked); SALVO_ERR_WOULD_BLOCK or
+ * SALVO_ERR_TIMEOUT with nothing queued; in sync mode SALVO_ERR_NACKED,
+ * SALVO_ERR_RETURNED (err->reply_code 312/313, err->text names exchange and routing key),
+ * the channel's or connection's error when it ended first, or SALVO_ERR_TIMEOUT with the
+ * message queued and its outcome unknown (it stays tracked and counted);
+ * SALVO_ERR_INVALID_ARGUMENT (names over 255 bytes, a message larger than the ring);
+ * SALVO_ERR_CLOSED / a reply code when the channel or connection has ended.
+ * Publisher's thread only.
  */
+SALVO_API int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms,
+				uint64_t *seq, salvo_error *err);
+
+/* salvo_publish_msg without an opaque pointer or sequence number. */
 SALVO_API int salvo_publish(salvo_publisher *p, const char *exchange, const char *routing_key,
 			    const void *body, size_t len, unsigned flags, int timeout_ms,
 			    salvo_error *err);
 
-/* Wait until every message published so far has been handed to the kernel. */
+/*
+ * Async mode: deliver up to max known outcomes (0: all) to the callback, in sequence
+ * order, without waiting. Returns how many, or a negative status. Publisher's thread only.
+ */
+SALVO_API int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *err);
+
+/*
+ * Confirm modes: wait until every message published so far has an outcome, delivering
+ * them (async). Returns 0 when all of those delivered since the previous call were acked,
+ * SALVO_ERR_NACKED when some were nacked or returned, the channel's error when some
+ * failed, SALVO_ERR_TIMEOUT (the rest stay tracked). Best effort: like flush.
+ */
+SALVO_API int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms,
+					    salvo_error *err);
+
+/* Wait until every message published so far has been handed to the kernel (best effort)
+ * or has an outcome (confirm modes; async outcomes are not delivered by this call). */
 SALVO_API int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err);
 
 /*
  * Flush (at most timeout_ms), close the channel and free the publisher, whatever the
  * outcome. Returns 0 or the first error: a pending asynchronous broker error is reported
- * here rather than lost. Bytes already handed to the kernel cannot be taken back: if the
- * broker has stopped reading (a memory or disk alarm) while some of them are still being
- * written, close waits for that write beyond timeout_ms, until the broker reads again or
- * the connection ends (heartbeats detect a dead broker).
+ * here rather than lost. Async outcomes not delivered by then are counted, not delivered;
+ * messages still unconfirmed count as failed. Bytes already handed to the kernel cannot be
+ * taken back: if the broker has stopped reading (a memory or disk alarm) while some of
+ * them are still being written, close waits for that write beyond timeout_ms, until the
+ * broker reads again or the connection ends (heartbeats detect a dead broker).
  */
 SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err);
 
+/*
+ * Counters, readable from any thread at any time (each is exact; together they are a
+ * snapshot taken while others may move). The latency histogram counts publish-to-outcome
+ * times: every message in sync mode, one in 16 in async mode. Bucket i holds times whose
+ * top bit is bit i/8 with the next three bits i%8 (about 12% wide); see
+ * salvo_stats_latency_ns.
+ */
+#define SALVO_LATENCY_BUCKETS 320
+typedef struct salvo_pub_stats {
+	uint64_t published, acked, nacked, returned, failed;
+	uint64_t in_flight; /* published, outcome not yet known */
+	uint64_t latency_count, latency_max_ns;
+	uint64_t latency[SALVO_LATENCY_BUCKETS];
+} salvo_pub_stats;
+
+SALVO_API void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st);
+/* The sum over the client's publishers, those closed included. */
+SALVO_API void salvo_client_stats(salvo_client *c, salvo_pub_stats *st);
+/* The q-quantile (0 < q <= 1) of the histogram's latencies, in ns; 0 when it is empty. */
+SALVO_API uint64_t salvo_stats_latency_ns(const salvo_pub_stats *st, double q);
+
+/*
+ * A publisher per thread for code that does not own one: salvo_publisher_pool_get returns
+ * the calling thread's publisher, creating it (opts as given to the pool) on first use; a
+ * publisher left by a thread that exited is reused. Thread-safe. Destroy closes them all;
+ * only after every thread has stopped publishing.
+ */
+typedef struct salvo_publisher_pool salvo_publisher_pool;
+
+SALVO_API int salvo_publisher_pool_new(salvo_client *c, const salvo_publisher_opts *opts,
+				       salvo_publisher_pool **out, salvo_error *err);
+SALVO_API int salvo_publisher_pool_get(salvo_publisher_pool *pool, salvo_publisher **out,
+				       salvo_error *err);
+SALVO_API int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeout_ms,
+					   salvo_error *err);
+
+/* Channel modes. confirm.select on a channel in tx mode, or the reverse, is refused by the
+ * broker with 406 PRECONDITION_FAILED. */
+SALVO_API int salvo_confirm_select(salvo_channel *ch, salvo_error *err);
+SALVO_API int salvo_tx_select(salvo_channel *ch, salvo_error *err);
+SALVO_API int salvo_tx_commit(salvo_channel *ch, salvo_error *err);
+SALVO_API int salvo_tx_rollback(salvo_channel *ch, salvo_error *err);
 
 #ifdef __cplusplus
 }

@@ -495,7 +495,7 @@ static int run(const struct options *o, const salvo_conf *conf)
 	}
 	if (o->declare_queue && declare_queue(c, o->routing_key))
 		goto fail;
-	rc = salvo_publisher_new(c, &p, &err);
+	rc = salvo_publisher_new(c, NULL, &p, &err);
 	if (rc) {
 		fail(rc, &err, "open a publisher");
 		goto fail;

@@ -440,6 +440,36 @@ int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_t prefetch
 	return sv_channel_rpc(ch, &m, SV_BASIC_QOS_OK, NULL, NULL, err);
 }
 
+/* Channel modes. */
+
+static int mode_rpc(salvo_channel *ch, uint32_t id, uint32_t reply_id, salvo_error *err)
+{
+	struct sv_method m = {.id = id};
+
+	CHECK_CHANNEL(ch);
+	return sv_channel_rpc(ch, &m, reply_id, NULL, NULL, err);
+}
+
+int salvo_confirm_select(salvo_channel *ch, salvo_error *err)
+{
+	return mode_rpc(ch, SV_CONFIRM_SELECT, SV_CONFIRM_SELECT_OK, err);
+}
+
+int salvo_tx_select(salvo_channel *ch, salvo_error *err)
+{
+	return mode_rpc(ch, SV_TX_SELECT, SV_TX_SELECT_OK, err);
+}
+
+int salvo_tx_commit(salvo_channel *ch, salvo_error *err)
+{
+	return mode_rpc(ch, SV_TX_COMMIT, SV_TX_COMMIT_OK, err);
+}
+
+int salvo_tx_rollback(salvo_channel *ch, salvo_error *err)
+{
+	return mode_rpc(ch, SV_TX_ROLLBACK, SV_TX_ROLLBACK_OK, err);
+}
+
 /* basic.get and basic.ack. */
 
 int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack, salvo_message **msg,

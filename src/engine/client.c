@@ -185,6 +185,8 @@ void sv_channel_put(salvo_channel *ch)
 
 	if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
 		return;
+	free(ch->returning);
+	salvo_message_destroy(ch->incoming);
 	free(ch);
 	sv_client_put(c);
 }
@@ -216,6 +218,7 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 	};
 	set->rpc_timeout_ms = (int)set->conf.rpc_timeout;
 	set->ring_size = set->conf.ring_size;
+	set->window = set->conf.window;
 	set->uring_entries = set->conf.io_uring_entries;
 	return 0;
 }
@@ -237,6 +240,7 @@ static void client_free(salvo_client *c)
 	if (c->sess.fd >= 0)
 		close(c->sess.fd);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->stats_lock);
 	free(c->channel_ids);
 	free(c->channels);
 	free(c->pubs);
@@ -267,6 +271,7 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	c->sess.fd = -1;
 	atomic_init(&c->refs, 1);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->stats_lock, NULL);
 	rc = sv_settings_from_conf(conf, &c->set, err);
 	if (rc) {
 		client_free(c);

@@ -104,6 +104,9 @@ static const struct conf_key keys[] = {
 	       "Deadline for a synchronous method (declare, bind, confirm.select, ...)."),
 	NUMBER("publisher.ring_size", ring_size, KEY_POW2, 64 << 10, 1 << 30, 4 << 20, "bytes",
 	       "Size of each publisher's ring buffer, rounded up to a power of two."),
+	NUMBER("publisher.window", window, KEY_POW2, 64, 1 << 24, 16384, "messages",
+	       "Confirm modes: most messages a publisher has without a known outcome,\n"
+	       "rounded up to a power of two (salvo_publisher_opts.window overrides it)."),
 	NUMBER("io_uring.entries", io_uring_entries, 0, 8, 32768, 256, "",
 	       "Submission queue entries of each I/O thread's io_uring; the kernel rounds\n"
 	       "it up to a power of two."),

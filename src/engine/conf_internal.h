@@ -45,6 +45,7 @@ struct salvo_conf {
 	uint32_t frame_max;	   /* bytes, never 0 ("no limit" is refused) */
 	uint32_t rpc_timeout;	   /* milliseconds */
 	uint32_t ring_size;	   /* bytes, a power of two */
+	uint32_t window;	   /* messages, a power of two */
 	uint32_t io_uring_entries; /* the kernel rounds it up to a power of two */
 };
 

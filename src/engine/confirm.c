@@ -19,6 +19,7 @@
  *	pending   one bit: sent and not yet settled
  *	nacked    one bit: settled by a nack (read only once pending is clear)
  *	returned  one bit: a basic.return came for it
+ *	failed    one bit: settled because the channel ended (instead of acked or nacked)
  *	end_pos   the ring position just after the message
  *
  * Tags are full 64-bit numbers and never truncated: only the slot index is masked, and
@@ -72,14 +73,15 @@ int sv_confirm_init(struct sv_confirm *c, size_t max_inflight, uint64_t first_ta
 								    : max_inflight);
 	words = window / WORD_BITS;
 
-	/* One block: the three bitmaps, then end_pos. */
-	mem = calloc(3 * words + window, sizeof *mem);
+	/* One block: the four bitmaps, then end_pos. */
+	mem = calloc(4 * words + window, sizeof *mem);
 	if (!mem)
 		return -ENOMEM;
 	c->pending = mem;
 	c->nacked = mem + words;
 	c->returned = mem + 2 * words;
-	c->end_pos = mem + 3 * words;
+	c->failed = mem + 3 * words;
+	c->end_pos = mem + 4 * words;
 	c->window = window;
 	c->first = first_tag;
 	c->next = first_tag;
@@ -124,6 +126,7 @@ uint64_t sv_confirm_add(struct sv_confirm *c, uint64_t end_pos)
 	c->pending[w] |= bit;
 	c->nacked[w] &= ~bit;
 	c->returned[w] &= ~bit;
+	c->failed[w] &= ~bit;
 	c->end_pos[slot] = end_pos;
 	c->next = tag + 1;
 	return tag;
@@ -139,12 +142,12 @@ static bool is_pending(const struct sv_confirm *c, uint64_t tag)
 }
 
 /*
- * Settle every pending tag in [lo, hi), a range inside [first, next); returns whether any
- * was pending.
+ * Settle every pending tag in [lo, hi), a range inside [first, next), marking it in the
+ * bitmap mark (nacked, failed) unless that is NULL; returns how many were pending.
  */
-static bool settle_range(struct sv_confirm *c, uint64_t lo, uint64_t hi, bool nack)
+static uint64_t settle_range(struct sv_confirm *c, uint64_t lo, uint64_t hi, uint64_t *mark)
 {
-	bool any = false;
+	uint64_t any = 0;
 
 	while (lo < hi) {
 		size_t slot = slot_of(c, lo), w = slot / WORD_BITS;
@@ -157,9 +160,9 @@ static bool settle_range(struct sv_confirm *c, uint64_t lo, uint64_t hi, bool na
 		mask = (span == WORD_BITS ? ~(uint64_t)0 : ((uint64_t)1 << span) - 1) << shift;
 		hit = c->pending[w] & mask;
 		c->pending[w] &= ~hit;
-		if (nack)
-			c->nacked[w] |= hit;
-		any |= hit != 0;
+		if (mark)
+			mark[w] |= hit;
+		any += (uint64_t)__builtin_popcountll(hit);
 		lo += span;
 	}
 	return any;
@@ -167,18 +170,25 @@ static bool settle_range(struct sv_confirm *c, uint64_t lo, uint64_t hi, bool na
 
 int sv_confirm_settle(struct sv_confirm *c, uint64_t tag, bool multiple, bool nack)
 {
+	uint64_t *mark = nack ? c->nacked : NULL;
+
 	if (multiple && tag == 0) {
-		settle_range(c, c->first, c->next, nack);
+		settle_range(c, c->first, c->next, mark);
 		return 0;
 	}
 	if (tag >= c->next || tag < c->first)
 		return -EINVAL;
 	if (multiple)
-		return settle_range(c, c->first, tag + 1, nack) ? 0 : -EINVAL;
+		return settle_range(c, c->first, tag + 1, mark) ? 0 : -EINVAL;
 	if (!is_pending(c, tag))
 		return -EINVAL;
-	settle_range(c, tag, tag + 1, nack);
+	settle_range(c, tag, tag + 1, mark);
 	return 0;
+}
+
+uint64_t sv_confirm_fail_all(struct sv_confirm *c)
+{
+	return settle_range(c, c->first, c->next, c->failed);
 }
 
 int sv_confirm_mark_returned(struct sv_confirm *c, uint64_t tag)
@@ -217,7 +227,9 @@ size_t sv_confirm_drain(struct sv_confirm *c, struct sv_confirm_outcome *out, si
 			out[n].tag = tag + i;
 			out[n].end_pos = c->end_pos[slot + i];
 			out[n].status =
-			    (c->nacked[w] & bit ? SV_CONFIRM_NACKED : SV_CONFIRM_ACKED) |
+			    (c->failed[w] & bit	  ? SV_CONFIRM_FAILED
+			     : c->nacked[w] & bit ? SV_CONFIRM_NACKED
+						  : SV_CONFIRM_ACKED) |
 			    (c->returned[w] & bit ? SV_CONFIRM_RETURNED : 0);
 			n++;
 		}

@@ -21,11 +21,12 @@
 /* The smallest window: one 64-bit word of the bitmap. */
 #define SV_CONFIRM_MIN_WINDOW ((size_t)64)
 
-/* Bits of sv_confirm_outcome.status: exactly one of ACKED and NACKED, maybe RETURNED. */
+/* Bits of sv_confirm_outcome.status: exactly one of ACKED, NACKED and FAILED, maybe RETURNED. */
 enum {
 	SV_CONFIRM_ACKED = 1,
 	SV_CONFIRM_NACKED = 2,
 	SV_CONFIRM_RETURNED = 4, /* a basic.return came for it before its ack or nack */
+	SV_CONFIRM_FAILED = 8,	 /* instead of ACKED/NACKED: settled by sv_confirm_fail_all */
 };
 
 struct sv_confirm_outcome {
@@ -39,6 +40,7 @@ struct sv_confirm {
 	uint64_t *pending;  /* bit of slot t & mask: tag t sent, not yet acked or nacked */
 	uint64_t *nacked;   /* settled by a nack; meaningful once the pending bit is clear */
 	uint64_t *returned; /* a basic.return came for it */
+	uint64_t *failed;   /* settled by sv_confirm_fail_all */
 	uint64_t *end_pos;  /* per slot */
 	size_t window;	    /* slots, a power of two >= SV_CONFIRM_MIN_WINDOW */
 	uint64_t first;	    /* every tag below first has been reported by sv_confirm_drain */
@@ -111,6 +113,12 @@ uint64_t sv_confirm_add(struct sv_confirm *c, uint64_t end_pos);
  * with tag 0 succeeds even when nothing is unsettled.
  */
 int sv_confirm_settle(struct sv_confirm *c, uint64_t tag, bool multiple, bool nack);
+
+/*
+ * The channel ended: settle every unsettled tag as failed (its confirm will never come).
+ * Tags settled before keep their outcome. Returns how many were failed.
+ */
+uint64_t sv_confirm_fail_all(struct sv_confirm *c);
 
 /*
  * A basic.return for tag: its outcome will carry SV_CONFIRM_RETURNED. The broker sends the

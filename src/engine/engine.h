@@ -26,6 +26,7 @@
 #include "../codec/frame.h"
 #include "../codec/template.h"
 #include "conf_internal.h"
+#include "confirm.h"
 #include "connect.h"
 #include "error.h"
 #include "ring.h"
@@ -36,6 +37,7 @@ struct sv_settings {
 	struct sv_connect_params connect;
 	int rpc_timeout_ms;
 	size_t ring_size;
+	size_t window; /* publisher.window */
 	unsigned uring_entries;
 };
 
@@ -117,6 +119,11 @@ struct salvo_client {
 	struct salvo_publisher *partial_pub;
 	bool partial_out;
 	uint64_t last_send_ns, last_recv_ns;
+
+	/* Live publishers for salvo_client_stats, and the totals of closed ones. */
+	pthread_mutex_t stats_lock;
+	struct salvo_publisher *stats_pubs;
+	salvo_pub_stats closed_stats;
 };
 
 enum sv_channel_state {
@@ -139,7 +146,20 @@ struct salvo_channel {
 	struct sv_content_state content;
 	struct salvo_message *incoming; /* basic.get-ok whose content is still arriving */
 	size_t incoming_len;		 /* body bytes received so far */
+	struct sv_return *returning;	 /* basic.return awaiting its content header */
+	bool returning_seen;		 /* a basic.return's content is arriving: ignore it */
 };
+
+/* A basic.return, matched to its message by the sequence number salvo stamps in the
+ * headers of mandatory publishes in confirm modes (SV_SEQ_HEADER). */
+struct sv_return {
+	struct sv_return *next;
+	uint64_t seq; /* 0: no stamp found */
+	salvo_error err;
+	char exchange[256], routing_key[256];
+};
+
+#define SV_SEQ_HEADER "x-salvo-seq"
 
 /* Largest body salvo accepts from the broker (RabbitMQ's own ceiling is 512 MiB). */
 #define SV_MAX_BODY ((uint64_t)512 << 20)
@@ -154,6 +174,26 @@ struct salvo_message {
 	char routing_key[256];
 };
 
+/*
+ * A message's place in a confirm-mode publisher's window, slot seq & (window - 1). The
+ * producer fills end, t_ns and opaque before it commits the message; the I/O thread reads
+ * end and t_ns when it tags the message (once sent), and writes outcome before it
+ * publishes done past seq; the producer reads outcome after loading done.
+ */
+struct sv_slot {
+	_Atomic uint64_t end; /* ring position just after the message */
+	uint64_t t_ns;	      /* publish time for the latency histogram; 0: not sampled */
+	void *opaque;
+	uint8_t outcome; /* SV_CONFIRM_* bits */
+};
+
+/* Counters written by the I/O thread only, read by anyone. */
+struct sv_pub_counters {
+	_Atomic uint64_t acked, nacked, returned, failed;
+	_Atomic uint64_t latency_count, latency_max_ns;
+	_Atomic uint64_t latency[SALVO_LATENCY_BUCKETS];
+};
+
 struct salvo_publisher {
 	/* Producer thread. */
 	struct sv_ring ring;
@@ -164,12 +204,41 @@ struct salvo_publisher {
 	unsigned tpl_flags;
 	char tpl_exchange[256], tpl_routing_key[256];
 	uint8_t tpl_buf[1024];
+	uint32_t seq_at; /* offset of the SV_SEQ_HEADER value in the template; 0: none */
+	salvo_confirm_mode mode;
+	salvo_outcome_fn on_outcome;
+	void *on_outcome_arg;
+	struct sv_slot *slots; /* confirm modes: window of them */
+	uint64_t wmask;	       /* window - 1 */
+	uint64_t seq;	       /* the last sequence number assigned */
+	uint64_t reported;     /* outcomes up to here are delivered (or skipped, sync) */
+	int wait_status;       /* the worst outcome since the last wait_confirms */
+	salvo_error wait_err;
+	_Atomic uint64_t published;
+	struct salvo_publisher *stats_next; /* under client->stats_lock */
+
+	/* I/O thread writes, producer reads. */
+	alignas(SV_CACHE_LINE) _Atomic uint64_t done; /* every seq <= done has an outcome */
+	_Atomic uint32_t ev_seq;		      /* futex word, bumped after done moves */
+	_Atomic uint32_t ev_waiting;		      /* the producer sleeps, or is about to */
+	_Atomic uint32_t orphaned; /* the I/O thread has exited and let go of this publisher */
+	struct sv_pub_counters ctr;
+	pthread_mutex_t ret_lock; /* guards ret_head/ret_tail */
+	struct sv_return *ret_head, *ret_tail;
 
 	/* I/O thread. Invariant: sent is at a message boundary unless must_end > sent. */
 	bool in_flight;		   /* some of the send in flight reads this ring */
 	uint64_t must_end;	   /* > sent: a message cut by a short write ends here */
 	struct sv_request *detach; /* DETACH waiting until nothing of ours is in flight */
+	struct sv_confirm win;	   /* confirm modes: tag t is seq t (tags start at 1) */
+	uint64_t tagged_end;	   /* end of the last message tagged */
+	bool drain_due;		   /* acks arrived: drain the window after this read */
 };
+
+/* publisher.c */
+void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns);
+void sv_pub_wake(struct salvo_publisher *p);
+void sv_return_free_all(struct salvo_publisher *p);
 
 /* client.c */
 uint64_t sv_now_ns(void);
@@ -190,6 +259,7 @@ void sv_settings_free(struct sv_settings *set);
 
 /* io.c */
 void *sv_io_main(void *arg);
+void sv_pub_fail(struct salvo_publisher *pub);
 
 /* channel.c */
 int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,

@@ -29,6 +29,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
+#include "../codec/table.h"
 #include "engine.h"
 
 enum { UD_SEND = 1, UD_RECV, UD_WAKE };
@@ -105,16 +106,102 @@ static void broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
 
 /* Channels. */
 
-/* Give a publisher's unsent bytes back: its channel is gone, so a producer blocked on a
- * full ring must wake up and learn why. Only when none of them is in flight. */
-static void discard_ring(struct salvo_publisher *pub)
+/* Confirms. */
+
+static void stat_add(_Atomic uint64_t *x, uint64_t n)
+{
+	/* One writer, the I/O thread: no lock prefix needed. */
+	atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+/*
+ * Tag every message of a confirm-mode publisher whose last byte is now before sent. The
+ * producer wrote each message's end into its slot before committing it; a slot not yet
+ * rewritten for the next sequence number still holds an older, smaller end, which the
+ * comparison with tagged_end rejects (every message has at least one byte).
+ */
+static void tag_sent(struct salvo_publisher *pub, uint64_t sent)
+{
+	while (!sv_confirm_full(&pub->win)) {
+		uint64_t seq = sv_confirm_next_tag(&pub->win);
+		uint64_t end = atomic_load_explicit(&pub->slots[seq & pub->wmask].end,
+						    memory_order_relaxed);
+
+		if (end <= pub->tagged_end || end > sent)
+			break;
+		sv_confirm_add(&pub->win, end);
+		pub->tagged_end = end;
+	}
+}
+
+/*
+ * Report what the window has settled: write each outcome into its slot, count it, release
+ * the ring up to the last one, publish done, wake the producer if it sleeps.
+ */
+static void pub_drain(struct salvo_publisher *pub)
+{
+	struct sv_confirm_outcome out[256];
+	uint64_t release = 0, last = 0, now = 0;
+	uint64_t n_ack = 0, n_nack = 0, n_ret = 0, n_fail = 0;
+	size_t n;
+
+	pub->drain_due = false;
+	while ((n = sv_confirm_drain(&pub->win, out, sizeof out / sizeof out[0], &release))) {
+		for (size_t i = 0; i < n; i++) {
+			struct sv_slot *sl = &pub->slots[out[i].tag & pub->wmask];
+			unsigned st = out[i].status;
+
+			sl->outcome = (uint8_t)st;
+			if (st & SV_CONFIRM_RETURNED)
+				n_ret++;
+			else if (st & SV_CONFIRM_FAILED)
+				n_fail++;
+			else if (st & SV_CONFIRM_NACKED)
+				n_nack++;
+			else
+				n_ack++;
+			if (sl->t_ns) {
+				if (!now)
+					now = sv_now_ns();
+				sv_latency_record(&pub->ctr, now > sl->t_ns ? now - sl->t_ns : 0);
+			}
+		}
+		last = out[n - 1].tag;
+	}
+	if (!last)
+		return;
+	stat_add(&pub->ctr.acked, n_ack);
+	stat_add(&pub->ctr.nacked, n_nack);
+	stat_add(&pub->ctr.returned, n_ret);
+	stat_add(&pub->ctr.failed, n_fail);
+	/* Release: the outcomes written above are visible to whoever loads done. */
+	atomic_store_explicit(&pub->done, last, memory_order_release);
+	sv_ring_release(&pub->ring, release);
+	sv_pub_wake(pub);
+}
+
+/*
+ * The publisher's channel is gone: give its unsent bytes back, and in confirm modes fail
+ * every message without an outcome, sent or not, so that none vanishes. Only when none of
+ * its bytes is in flight. The I/O thread calls it, or the producer once the I/O thread has
+ * exited (orphaned).
+ */
+void sv_pub_fail(struct salvo_publisher *pub)
 {
 	const uint8_t *p;
 	size_t n = sv_ring_pending(&pub->ring, &p);
+	uint64_t sent;
 
 	sv_ring_mark_sent(&pub->ring, n);
-	sv_ring_release(&pub->ring, sv_ring_sent(&pub->ring));
+	sent = sv_ring_sent(&pub->ring);
 	pub->must_end = 0;
+	if (pub->slots) {
+		tag_sent(pub, sent);
+		sv_confirm_fail_all(&pub->win);
+		pub_drain(pub);
+	}
+	sv_ring_release(&pub->ring, sent);
 }
 
 /* Nothing of this publisher is in the kernel's hands, and no message is half sent. */
@@ -141,7 +228,7 @@ static bool pub_settle(salvo_client *c, size_t i)
 	if (!pub_quiet(pub))
 		return false;
 	if (pub_closed(pub))
-		discard_ring(pub);
+		sv_pub_fail(pub);
 	if (!req)
 		return false;
 	c->pubs[i] = c->pubs[--c->npubs];
@@ -315,6 +402,89 @@ static void get_content(salvo_client *c, salvo_channel *ch, const struct sv_deco
 	sv_request_complete(req, 0, NULL);
 }
 
+/* A basic.ack or basic.nack from the broker, for a confirm-mode publisher's channel. */
+static void confirm_settle(salvo_client *c, salvo_channel *ch, uint64_t tag, bool multiple,
+			   bool nack)
+{
+	struct salvo_publisher *pub = ch->pub;
+
+	/* A publisher detached while the channel closes no longer tracks its messages; a
+	 * channel put in confirm mode with salvo_confirm_select has no publisher at all. */
+	if (!pub || !pub->slots)
+		return;
+	if (sv_confirm_settle(&pub->win, tag, multiple, nack)) {
+		protocol_error(c, 503, "basic.%s for delivery tag %llu%s on channel %u, which has "
+			       "no such message awaiting its confirm",
+			       nack ? "nack" : "ack", (unsigned long long)tag,
+			       multiple ? " (multiple)" : "", ch->id);
+		return;
+	}
+	pub->drain_due = true;
+}
+
+/* A basic.return: its content header (next) names the message; the body is dropped. */
+static void start_return(salvo_client *c, salvo_channel *ch, const struct sv_basic_return *a)
+{
+	struct sv_return *r;
+
+	ch->returning_seen = true;
+	if (!ch->pub)
+		return;
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			     "out of memory receiving a basic.return");
+		conn_fail(c, &e);
+		return;
+	}
+	sv_error_set(&r->err, SALVO_ERR_RETURNED, SALVO_ERROR_CHANNEL,
+		     "returned %u %.*s: exchange '%.*s', routing key '%.*s'", a->reply_code,
+		     (int)a->reply_text.len, (const char *)a->reply_text.ptr,
+		     (int)a->exchange.len, (const char *)a->exchange.ptr,
+		     (int)a->routing_key.len, (const char *)a->routing_key.ptr);
+	r->err.reply_code = a->reply_code;
+	copy_str(r->exchange, a->exchange);
+	copy_str(r->routing_key, a->routing_key);
+	ch->returning = r;
+}
+
+/* The returned message's content header: find its sequence number, mark it returned. */
+static void return_header(salvo_channel *ch, const struct sv_content_header *h)
+{
+	struct sv_return *r = ch->returning;
+	struct salvo_publisher *pub = ch->pub;
+	struct sv_field f;
+
+	ch->returning = NULL;
+	if (!pub) {
+		free(r);
+		return;
+	}
+	if (!pub->slots) {
+		/* Best effort: counted, nobody to report it to. */
+		stat_add(&pub->ctr.returned, 1);
+		free(r);
+		return;
+	}
+	if ((h->props.flags & SV_PROP_HEADERS) && sv_table_find(h->props.headers, SV_SEQ_HEADER, &f) &&
+	    (f.type == SV_FIELD_I64 || f.type == SV_FIELD_U64))
+		r->seq = f.type == SV_FIELD_I64 ? (uint64_t)f.v.i64 : f.v.u64;
+	/* A return salvo cannot match (no stamp, or not awaiting its confirm) changes no
+	 * outcome: the message's ack still comes. */
+	if (!r->seq || sv_confirm_mark_returned(&pub->win, r->seq)) {
+		free(r);
+		return;
+	}
+	pthread_mutex_lock(&pub->ret_lock);
+	if (pub->ret_tail)
+		pub->ret_tail->next = r;
+	else
+		pub->ret_head = r;
+	pub->ret_tail = r;
+	pthread_mutex_unlock(&pub->ret_lock);
+}
+
 static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_method *m)
 {
 	struct sv_request *req = ch->await_head;
@@ -330,11 +500,17 @@ static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_m
 		return;
 	}
 	case SV_BASIC_ACK:
+		confirm_settle(c, ch, m->a.basic_ack.delivery_tag, m->a.basic_ack.multiple, false);
+		return;
 	case SV_BASIC_NACK:
+		confirm_settle(c, ch, m->a.basic_nack.delivery_tag, m->a.basic_nack.multiple, true);
+		return;
 	case SV_BASIC_RETURN:
+		start_return(c, ch, &m->a.basic_return);
+		return;
 	case SV_BASIC_DELIVER:
-		/* Confirms, returns and consumers are not handled yet; their content frames are
-		 * still checked for order by the caller. */
+		/* Consumers are not handled yet; the content frames are still checked for order
+		 * by the caller. */
 		return;
 	}
 	if (m->id == SV_BASIC_GET_EMPTY && req && req->reply_id == SV_BASIC_GET_OK)
@@ -493,10 +669,16 @@ static void handle_frame(salvo_client *c, const struct sv_decoded_frame *d)
 		protocol_error(c, cerr.reply_code, "%s", cerr.reason);
 		return;
 	}
-	if (d->frame.type == SV_FRAME_METHOD)
+	if (d->frame.type == SV_FRAME_METHOD) {
 		channel_method(c, ch, &d->u.method);
-	else
+	} else if (ch->returning_seen) {
+		if (d->frame.type == SV_FRAME_HEADER && ch->returning)
+			return_header(ch, &d->u.header);
+		if (event == SV_CONTENT_COMPLETE)
+			ch->returning_seen = false;
+	} else {
 		get_content(c, ch, d, event);
+	}
 }
 
 static void on_recv(salvo_client *c, int res)
@@ -526,6 +708,10 @@ static void on_recv(salvo_client *c, int res)
 		pos += (size_t)n;
 		handle_frame(c, &d);
 	}
+	/* One drain per publisher per read: a burst of acks wakes each producer once. */
+	for (size_t i = 0; i < c->npubs; i++)
+		if (c->pubs[i]->drain_due)
+			pub_drain(c->pubs[i]);
 	if (n < 0 && atomic_load(&c->state) != SV_CONN_CLOSED) {
 		protocol_error(c, c->reader.err.reply_code, "%s", c->reader.err.reason);
 		return;
@@ -732,8 +918,12 @@ static void pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, 
 		pub->must_end = message_end(&pub->ring, pub->must_end > s0 ? pub->must_end : s0,
 					    s1, s0 + len);
 	sv_ring_mark_sent(&pub->ring, take);
-	/* Best effort: the space is reusable as soon as the kernel is done with it. */
-	sv_ring_release(&pub->ring, s1);
+	if (pub->slots)
+		/* Confirm modes: the space is released as confirms arrive (pub_drain). */
+		tag_sent(pub, s1);
+	else
+		/* Best effort: the space is reusable as soon as the kernel is done with it. */
+		sv_ring_release(&pub->ring, s1);
 	if (take < len && pub->must_end > s1)
 		c->partial_pub = pub;
 }
@@ -943,11 +1133,18 @@ void *sv_io_main(void *arg)
 	take_requests(c);
 	for (size_t i = 0; i < c->npubs; i++) {
 		struct salvo_publisher *pub = c->pubs[i];
-		discard_ring(pub);
-		if (pub->detach) {
-			sv_request_complete(pub->detach, 0, NULL);
-			pub->detach = NULL;
-		}
+		struct sv_request *detach = pub->detach;
+
+		sv_pub_fail(pub);
+		pub->detach = NULL;
+		/* From here the producer fails what it commits later itself; wake it in case it
+		 * sleeps on a confirm. Before the detach completes: then it may be freed. */
+		atomic_store_explicit(&pub->orphaned, 1, memory_order_release);
+		atomic_thread_fence(memory_order_seq_cst);
+		atomic_fetch_add_explicit(&pub->ev_seq, 1, memory_order_relaxed);
+		sv_futex_wake_all(&pub->ev_seq);
+		if (detach)
+			sv_request_complete(detach, 0, NULL);
 	}
 	c->npubs = 0;
 	/* Release: whoever sees io_exited may unmap rings this thread was reading. */

@@ -168,7 +168,7 @@ void sv_ring_commit(struct sv_ring *r, size_t n)
 }
 
 /* Sleep while *word == val, until deadline (CLOCK_MONOTONIC, absolute; NULL: no limit). */
-static int futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespec *deadline)
+int sv_futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespec *deadline)
 {
 	/* WAIT_BITSET takes an absolute time; without FUTEX_CLOCK_REALTIME it is monotonic. */
 	if (syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val, deadline, NULL,
@@ -214,7 +214,7 @@ int sv_ring_wait_space(struct sv_ring *r, size_t n, const struct timespec *deadl
 			break;
 		}
 		/* 0: woken; -EAGAIN: a bump came first; -EINTR: a signal. All mean look again. */
-		err = futex_wait(&r->wake_seq, seq, deadline);
+		err = sv_futex_wait(&r->wake_seq, seq, deadline);
 		if (err != 0 && err != -EAGAIN && err != -EINTR)
 			break;
 	}

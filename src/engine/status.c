@@ -33,6 +33,10 @@ const char *salvo_err2str(int status)
 		return "not supported";
 	case SALVO_ERR_LIMIT:
 		return "limit reached";
+	case SALVO_ERR_NACKED:
+		return "nacked by the broker";
+	case SALVO_ERR_RETURNED:
+		return "returned by the broker";
 	}
 	if (status > 0 && status <= UINT16_MAX) {
 		const char *name = sv_reply_code_name((uint16_t)status);

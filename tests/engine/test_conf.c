@@ -31,6 +31,7 @@ static const struct {
 	{"connection_name", ""},
 	{"rpc_timeout", "30000"},
 	{"publisher.ring_size", "4194304"},
+	{"publisher.window", "16384"},
 	{"io_uring.entries", "256"},
 };
 
@@ -114,6 +115,7 @@ static void test_set_and_get(void **state)
 		{"connection_name", "orders publisher"},
 		{"rpc_timeout", "2500"},
 		{"publisher.ring_size", "1048576"},
+		{"publisher.window", "4096"},
 		{"io_uring.entries", "1024"},
 	};
 	salvo_conf *conf = new_conf();
@@ -286,6 +288,7 @@ static const struct range ranges[] = {
 	{"frame_max", 4096, 2147483647, false},
 	{"rpc_timeout", 1, 3600000, false},
 	{"publisher.ring_size", 65536, 1073741824, false},
+	{"publisher.window", 64, 16777216, false},
 	{"io_uring.entries", 8, 32768, false},
 	{"port", 1, 65535, false},
 	{"host", 1, 255, true},

@@ -451,6 +451,31 @@ static void test_exhausted(void **state)
 	sv_confirm_destroy(&c);
 }
 
+/* The channel ends: what was settled keeps its outcome, the rest fails, in tag order. */
+static void test_fail_all(void **state)
+{
+	struct sv_confirm c;
+	(void)state;
+
+	init(&c, 64, 1);
+	add_n(&c, 1, 6);
+	assert_int_equal(sv_confirm_settle(&c, 2, false, true), 0);
+	assert_int_equal(sv_confirm_settle(&c, 4, false, false), 0);
+	assert_int_equal(sv_confirm_mark_returned(&c, 5), 0);
+	assert_true(sv_confirm_fail_all(&c) == 4);
+	assert_true(sv_confirm_fail_all(&c) == 0);
+	/* Nothing is left to settle: an ack now settles nothing, so it is refused. */
+	assert_int_equal(sv_confirm_settle(&c, 6, false, false), -EINVAL);
+	expect_drain(&c, 1, 1, 6,
+		     (const unsigned[]){SV_CONFIRM_FAILED, N, SV_CONFIRM_FAILED, A,
+					SV_CONFIRM_FAILED | R, SV_CONFIRM_FAILED});
+	/* The flag does not outlive its tag. */
+	add_n(&c, 1, 64);
+	assert_int_equal(sv_confirm_settle(&c, 0, true, false), 0);
+	expect_drain(&c, 1, 7, 64, NULL);
+	sv_confirm_destroy(&c);
+}
+
 static void test_reset(void **state)
 {
 	struct sv_confirm c;
@@ -483,7 +508,7 @@ static void test_reset(void **state)
  * The reference model: one entry per tag since base, no bitmap, no window arithmetic
  * beyond the definition of full.
  */
-enum { M_PENDING = 1, M_ACKED, M_NACKED, M_REPORTED };
+enum { M_PENDING = 1, M_ACKED, M_NACKED, M_FAILED, M_REPORTED };
 
 #define MODEL_TAGS 3000
 
@@ -569,6 +594,15 @@ static void run_model(uint64_t seed, uint64_t base, size_t max_inflight)
 		} else if (r < 72) {
 			assert_int_equal(sv_confirm_settle(&c, 0, true, nack),
 					 model_settle(&m, 0, true, nack));
+		} else if (r < 73 && rng_next(&rng) % 4 == 0) {
+			uint64_t failed = 0;
+
+			for (uint64_t u = m.first; u < m.next; u++)
+				if (m.state[u - base] == M_PENDING) {
+					m.state[u - base] = M_FAILED;
+					failed++;
+				}
+			assert_true(sv_confirm_fail_all(&c) == failed);
 		} else if (r < 80) {
 			int want = model_pending(&m, t) && !m.returned[t - base] ? 0 : -EINVAL;
 
@@ -584,7 +618,10 @@ static void run_model(uint64_t seed, uint64_t base, size_t max_inflight)
 			       m.state[m.first - base] != M_PENDING) {
 				size_t i = m.first - base;
 				unsigned st =
-				    (m.state[i] == M_NACKED ? N : A) | (m.returned[i] ? R : 0);
+				    (m.state[i] == M_NACKED   ? N
+				     : m.state[i] == M_FAILED ? SV_CONFIRM_FAILED
+							      : A) |
+				    (m.returned[i] ? R : 0);
 
 				assert_true(n < got);
 				assert_true(out[n].tag == m.first);
@@ -639,6 +676,7 @@ int main(int argc, char **argv)
 	    CONFIRM_TEST("tags near 2^32", test_near_2_32),
 	    CONFIRM_TEST("tags near 2^63", test_near_2_63),
 	    CONFIRM_TEST("tag space exhausted", test_exhausted),
+	    CONFIRM_TEST("fail all", test_fail_all),
 	    CONFIRM_TEST("reset", test_reset),
 	    CONFIRM_TEST("random against model", test_random),
 	};

@@ -180,7 +180,7 @@ static void *produce(void *arg)
 	salvo_error err;
 	uint8_t body[BODY];
 
-	pr->status = salvo_publisher_new(pr->c, &p, &err);
+	pr->status = salvo_publisher_new(pr->c, NULL, &p, &err);
 	if (pr->status)
 		return NULL;
 	memset(body, 'a' + pr->index, sizeof body);
@@ -275,7 +275,7 @@ static void case_publish_missing_exchange(void)
 	salvo_error err;
 	int rc = 0;
 
-	OK(salvo_publisher_new(c, &p, &err));
+	OK(salvo_publisher_new(c, NULL, &p, &err));
 	OK(salvo_publish(p, "salvo.no-such-exchange", "status.update", "x", 1, 0, 1000, &err));
 	for (int i = 0; i < 500 && rc == 0; i++) {
 		usleep(10000);
@@ -310,7 +310,7 @@ static void case_large_body(void)
 	OK(salvo_channel_open(c, &ch, &err));
 	OK(salvo_queue_declare(ch, "salvo.test.large", SALVO_AUTO_DELETE, NULL, NULL, &err));
 	OK(salvo_queue_purge(ch, "salvo.test.large", NULL, &err));
-	OK(salvo_publisher_new(c, &p, &err));
+	OK(salvo_publisher_new(c, NULL, &p, &err));
 	OK(salvo_publish(p, "", "salvo.test.large", body, n, SALVO_MSG_PERSISTENT, 5000, &err));
 	OK(salvo_publisher_close(p, 5000, &err));
 	m = NULL;
@@ -390,7 +390,7 @@ static void case_heartbeat_dead(void)
 		exit(77);
 	}
 	c = connect_with("heartbeat", "2");
-	OK(salvo_publisher_new(c, &p, &err));
+	OK(salvo_publisher_new(c, NULL, &p, &err));
 	frozen = (pid_t)atoi(pid_env);
 	atexit(thaw);
 	CHECK(kill(frozen, SIGSTOP) == 0);

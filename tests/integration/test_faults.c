@@ -844,7 +844,7 @@ static int case_congested_close(void)
 	sizes = SIZES_UNIFORM;
 	fake_start(&f, script_congested_close);
 	c = connect_fake(&f, "heartbeat", "0", "publisher.ring_size", "16777216", NULL);
-	EXPECT(salvo_publisher_new(c, &p, &err), 0);
+	EXPECT(salvo_publisher_new(c, NULL, &p, &err), 0);
 	published = fill_until_congested(p, 0, 0);
 	printf("congested after %u messages\n", published);
 
@@ -904,7 +904,7 @@ static int case_blocked_publish_woken(void)
 	sizes = SIZES_UNIFORM;
 	fake_start(&f, script_congested_close);
 	c = connect_fake(&f, "heartbeat", "0", "publisher.ring_size", "16777216", NULL);
-	EXPECT(salvo_publisher_new(c, &p, &err), 0);
+	EXPECT(salvo_publisher_new(c, NULL, &p, &err), 0);
 	published = fill_until_congested(p, 0, 0);
 
 	/* The fake broker sends channel.close 404 once told, and goes on not reading. */
@@ -967,7 +967,7 @@ static void *produce(void *arg)
 	const char *exchange = pr->role == ROLE_REFUSED ? "refuse" : "fault";
 	salvo_publisher *p;
 
-	pr->status = salvo_publisher_new(pr->c, &p, &pr->err);
+	pr->status = salvo_publisher_new(pr->c, NULL, &p, &pr->err);
 	if (pr->status)
 		return NULL;
 	while (pr->published < SHORT_WRITE_MSGS) {
@@ -1119,7 +1119,7 @@ static int case_heartbeat_blocked_send(void)
 	sizes = SIZES_UNIFORM;
 	fake_start(&f, script_stall_with_heartbeats);
 	c = connect_fake(&f, "publisher.ring_size", "1048576", NULL);
-	EXPECT(salvo_publisher_new(c, &p, &err), 0);
+	EXPECT(salvo_publisher_new(c, NULL, &p, &err), 0);
 	published = fill_until_congested(p, 0, 0);
 
 	cpu0 = cpu_seconds();
@@ -1243,8 +1243,8 @@ static int case_request_behind_send(void)
 	fake_start(&f, script_stall_then_drop);
 	c = connect_fake(&f, "heartbeat", "0", "rpc_timeout", "1000", "publisher.ring_size",
 			 "1048576", NULL);
-	EXPECT(salvo_publisher_new(c, &stuck, &err), 0);
-	EXPECT(salvo_publisher_new(c, &idle, &err), 0);
+	EXPECT(salvo_publisher_new(c, NULL, &stuck, &err), 0);
+	EXPECT(salvo_publisher_new(c, NULL, &idle, &err), 0);
 	EXPECT(salvo_channel_open(c, &ch, &err), 0);
 	for (uint32_t seq = 0; seq < 3; seq++)
 		EXPECT(publish_msg(idle, "fault", 1, seq, 1000, &err), 0);
@@ -1299,7 +1299,7 @@ static int case_close_code_0(void)
 	sizes = SIZES_UNIFORM;
 	fake_start(&f, script_serve);
 	c = connect_fake(&f, "heartbeat", "0", NULL);
-	EXPECT(salvo_publisher_new(c, &p, &err), 0);
+	EXPECT(salvo_publisher_new(c, NULL, &p, &err), 0);
 	EXPECT(publish_msg(p, "zero", 0, 0, 1000, &err), 0);
 	/* The fake broker has salvo's close-ok: salvo has taken the channel.close. */
 	CHECK(await_step(&f, &f.fake_step, 1, 5000));
