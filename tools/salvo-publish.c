@@ -11,13 +11,16 @@
  *   standard input        one message per line, without its '\n'; a last line without one
  *                         counts too, and lines may be of any length.
  *
- * Delivery is best effort (no publisher confirms yet): success means every message was
- * handed to the kernel and both the publisher and the connection closed cleanly, which is
- * also when a broker's refusal (404 for a missing exchange) comes back at the latest.
+ * --confirm picks the delivery guarantee. none (the default) is best effort: success means
+ * every message was handed to the kernel and both the publisher and the connection closed
+ * cleanly, which is also when a broker's refusal (404 for a missing exchange) comes back at
+ * the latest. async and sync use publisher confirms: success means the broker acked every
+ * message; nacked, returned (--mandatory) and failed ones are counted and make the exit
+ * status 1.
  *
- * The clock runs from the first publish until the publisher's close has flushed the ring,
- * so connecting and declaring are not counted. CPU time is the whole process's (this
- * thread and salvo's I/O thread) over the same span.
+ * The clock runs from the first publish until every message has been handed to the kernel
+ * (none) or has its outcome (async, sync), so connecting and declaring are not counted.
+ * CPU time is the whole process's (this thread and salvo's I/O thread) over the same span.
  *
  * Exit status: 0 success, 1 a failure (reported as "what: status: detail"), 2 a usage error.
  */
@@ -62,6 +65,8 @@ struct options {
 	bool declare_queue;
 	char **conf; /* the KEY=VALUE arguments of --conf, in order */
 	size_t nconf;
+	salvo_confirm_mode confirm;
+	size_t window; /* 0: the configuration's publisher.window */
 };
 
 struct stats {
@@ -69,7 +74,10 @@ struct stats {
 	uint64_t bytes;
 	double seconds;
 	double cpu_seconds;
+	salvo_pub_stats pub; /* confirm modes: outcomes */
 };
+
+static const char *const confirm_names[] = {"none", "async", "sync"};
 
 static const struct option long_options[] = {
     {"uri", required_argument, NULL, 'u'},
@@ -83,6 +91,8 @@ static const struct option long_options[] = {
     {"progress", no_argument, NULL, 'P'},
     {"declare-queue", no_argument, NULL, 'd'},
     {"conf", required_argument, NULL, 'c'},
+    {"confirm", required_argument, NULL, 'C'},
+    {"window", required_argument, NULL, 'w'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -105,11 +115,17 @@ static void usage(FILE *out)
 	    "                         the pattern abc...z repeated\n"
 	    "  -s, --size B           body size of the --count messages in bytes (default 100)\n"
 	    "  -p, --persistent       mark messages persistent (delivery mode 2)\n"
-	    "  -m, --mandatory        set the mandatory flag (returns are not reported yet)\n"
+	    "  -m, --mandatory        set the mandatory flag; with confirms, an unroutable\n"
+	    "                         message counts as returned\n"
+	    "  -C, --confirm MODE     none (default, best effort), async (publisher confirms,\n"
+	    "                         streamed) or sync (each publish waits for its confirm)\n"
+	    "  -w, --window N         async: most messages awaiting confirms at once (default:\n"
+	    "                         the configuration key publisher.window)\n"
 	    "  -j, --json             print the results as one JSON object on stdout: sent,\n"
 	    "                         bytes (body bytes in all), size (null for stdin), seconds,\n"
 	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
-	    "                         cpu_us_per_msg\n"
+	    "                         cpu_us_per_msg, confirm, acked, nacked, returned, failed\n"
+	    "                         (the last four 0 with --confirm none)\n"
 	    "  -P, --progress         print the rate on stderr once a second while publishing\n"
 	    "  -d, --declare-queue    first declare a queue named KEY (not durable, not\n"
 	    "                         auto-delete; one that exists must match), for use with\n"
@@ -120,12 +136,12 @@ static void usage(FILE *out)
 	    "  -V, --version          print the salvo version and exit\n"
 	    "\n"
 	    "Timing runs from the first publish until every message has been handed to the\n"
-	    "kernel; delivery is best effort (no publisher confirms). A summary goes to stderr.\n"
-	    "Numbers are decimal digits only.\n"
+	    "kernel (--confirm none) or has its outcome from the broker (async, sync). A\n"
+	    "summary goes to stderr. Numbers are decimal digits only.\n"
 	    "\n"
-	    "Exit status: 0 if every message was sent and the connection closed cleanly,\n"
-	    "1 on a failure (connection, declare, a broker error such as 404 for a missing\n"
-	    "exchange), 2 on a usage error.\n"
+	    "Exit status: 0 if every message was sent (with confirms: acked) and the connection\n"
+	    "closed cleanly, 1 on a failure (connection, declare, a broker error such as 404\n"
+	    "for a missing exchange, a message nacked, returned or failed), 2 on a usage error.\n"
 	    "\n",
 	    out);
 	salvo_conf_print_help(out);
@@ -211,7 +227,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 
 	opterr = 0; /* our own messages, in our format */
-	while ((opt = getopt_long(argc, argv, ":u:e:r:n:s:pmjPdc:hV", long_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, ":u:e:r:n:s:pmjPdc:C:w:hV", long_options, NULL)) !=
+	       -1) {
 		switch (opt) {
 		case 'u':
 			o->uri = optarg;
@@ -248,6 +265,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case 'd':
 			o->declare_queue = true;
+			break;
+		case 'C':
+			for (v = 0; v < 3 && strcmp(optarg, confirm_names[v]) != 0; v++)
+				;
+			if (v == 3)
+				return usage_error("--confirm: '%s' is not none, async or sync",
+						   optarg);
+			o->confirm = (salvo_confirm_mode)v;
+			break;
+		case 'w':
+			if (!parse_u64(optarg, &v) || v == 0 || v > (1u << 24))
+				return usage_error("--window: '%s' is not a count (1..16777216)",
+						   optarg);
+			o->window = (size_t)v;
 			break;
 		case 'c':
 			if (!strchr(optarg, '=') || optarg[0] == '=')
@@ -367,9 +398,10 @@ static void put_seq(uint8_t *body, size_t size, uint64_t seq)
 
 /* Once a second at most: messages so far and the rate since the last line. Checked every
  * 4096 messages, so the clock is not read per message. */
-static void progress(const struct options *o, const struct stats *st, double *last_t,
-		     uint64_t *last_n)
+static void progress(salvo_publisher *p, const struct options *o, const struct stats *st,
+		     double *last_t, uint64_t *last_n)
 {
+	salvo_pub_stats ps;
 	double t;
 
 	if (!o->progress || st->sent % 4096)
@@ -377,10 +409,26 @@ static void progress(const struct options *o, const struct stats *st, double *la
 	t = now_s();
 	if (t - *last_t < 1.0)
 		return;
-	fprintf(stderr, PROG ": %" PRIu64 " sent, %.0f msgs/s\n", st->sent,
+	fprintf(stderr, PROG ": %" PRIu64 " sent, %.0f msgs/s", st->sent,
 		(double)(st->sent - *last_n) / (t - *last_t));
+	if (o->confirm != SALVO_CONFIRM_NONE) {
+		salvo_publisher_stats(p, &ps);
+		fprintf(stderr, ", %" PRIu64 " acked, %" PRIu64 " nacked, %" PRIu64 " in flight",
+			ps.acked, ps.nacked, ps.in_flight);
+	}
+	fputc('\n', stderr);
 	*last_t = t;
 	*last_n = st->sent;
+}
+
+/* A sync publish that was nacked or returned is an outcome to count, not a reason to stop. */
+static int publish_one(salvo_publisher *p, const struct options *o, const void *body,
+		       size_t len, salvo_error *err)
+{
+	int rc = salvo_publish(p, o->exchange, o->routing_key, body, len, o->flags,
+			       SALVO_FOREVER, err);
+
+	return rc == SALVO_ERR_NACKED || rc == SALVO_ERR_RETURNED ? 0 : rc;
 }
 
 static int publish_counted(salvo_publisher *p, const struct options *o, struct stats *st)
@@ -402,15 +450,14 @@ static int publish_counted(salvo_publisher *p, const struct options *o, struct s
 	last_t = now_s();
 	for (uint64_t seq = 0; seq < o->count; seq++) {
 		put_seq(body, o->size, seq);
-		rc = salvo_publish(p, o->exchange, o->routing_key, body, o->size, o->flags,
-				   SALVO_FOREVER, &err);
+		rc = publish_one(p, o, body, o->size, &err);
 		if (rc) {
 			fail(rc, &err, "publish message %" PRIu64, seq);
 			break;
 		}
 		st->sent++;
 		st->bytes += o->size;
-		progress(o, st, &last_t, &last_n);
+		progress(p, o, st, &last_t, &last_n);
 	}
 	free(body);
 	return rc;
@@ -431,8 +478,7 @@ static int publish_lines(salvo_publisher *p, const struct options *o, struct sta
 			start_clock(st);
 		if (n > 0 && line[n - 1] == '\n')
 			n--;
-		rc = salvo_publish(p, o->exchange, o->routing_key, line, (size_t)n, o->flags,
-				   SALVO_FOREVER, &err);
+		rc = publish_one(p, o, line, (size_t)n, &err);
 		if (rc) {
 			fail(rc, &err, "publish line %" PRIu64, st->sent + 1);
 			break;
@@ -462,6 +508,13 @@ static void report(const struct options *o, const struct stats *st)
 			st->bytes);
 	fprintf(stderr, " in %.3f s: %.0f msgs/s, %.2f MB/s\n", secs, rate, mbps);
 	fprintf(stderr, "cpu %.3f s: %.3f us/msg\n", st->cpu_seconds, us_per_msg);
+	if (o->confirm != SALVO_CONFIRM_NONE)
+		fprintf(stderr,
+			"confirms (%s): %" PRIu64 " acked, %" PRIu64 " nacked, %" PRIu64
+			" returned, %" PRIu64 " failed; latency p50 %.0f us, p99 %.0f us\n",
+			confirm_names[o->confirm], st->pub.acked, st->pub.nacked, st->pub.returned,
+			st->pub.failed, salvo_stats_latency_ns(&st->pub, 0.5) / 1e3,
+			salvo_stats_latency_ns(&st->pub, 0.99) / 1e3);
 	if (!o->json)
 		return;
 	printf("{\"sent\": %" PRIu64 ", \"bytes\": %" PRIu64 ", ", st->sent, st->bytes);
@@ -470,8 +523,12 @@ static void report(const struct options *o, const struct stats *st)
 	else
 		printf("\"size\": null, ");
 	printf("\"seconds\": %.6f, \"msgs_per_s\": %.1f, \"mbytes_per_s\": %.3f, "
-	       "\"cpu_seconds\": %.6f, \"cpu_us_per_msg\": %.3f}\n",
+	       "\"cpu_seconds\": %.6f, \"cpu_us_per_msg\": %.3f, ",
 	       secs, rate, mbps, st->cpu_seconds, us_per_msg);
+	printf("\"confirm\": \"%s\", \"acked\": %" PRIu64 ", \"nacked\": %" PRIu64
+	       ", \"returned\": %" PRIu64 ", \"failed\": %" PRIu64 "}\n",
+	       confirm_names[o->confirm], st->pub.acked, st->pub.nacked, st->pub.returned,
+	       st->pub.failed);
 }
 
 /* Connect, declare, publish, flush, close. Returns the exit status. */
@@ -495,7 +552,8 @@ static int run(const struct options *o, const salvo_conf *conf)
 	}
 	if (o->declare_queue && declare_queue(c, o->routing_key))
 		goto fail;
-	rc = salvo_publisher_new(c, NULL, &p, &err);
+	salvo_publisher_opts popts = {.confirm = o->confirm, .window = o->window};
+	rc = salvo_publisher_new(c, &popts, &p, &err);
 	if (rc) {
 		fail(rc, &err, "open a publisher");
 		goto fail;
@@ -506,10 +564,18 @@ static int run(const struct options *o, const salvo_conf *conf)
 		salvo_publisher_close(p, CLOSE_TIMEOUT_MS, NULL);
 		goto fail;
 	}
+	/* Every outcome, or (best effort) every byte handed to the kernel. */
+	rc = salvo_publisher_wait_confirms(p, FLUSH_TIMEOUT_MS, &err);
+	stop_clock(&st);
+	salvo_publisher_stats(p, &st.pub);
+	if (rc == SALVO_ERR_NACKED)
+		rc = 0; /* counted; judged below */
 	/* A broker error caused by the last publishes (a missing exchange) surfaces here at
 	 * the latest. */
-	rc = salvo_publisher_close(p, FLUSH_TIMEOUT_MS, &err);
-	stop_clock(&st);
+	if (!rc)
+		rc = salvo_publisher_close(p, CLOSE_TIMEOUT_MS, &err);
+	else
+		salvo_publisher_close(p, CLOSE_TIMEOUT_MS, NULL);
 	if (rc) {
 		fail(rc, &err, "flush and close the publisher after %" PRIu64 " messages", st.sent);
 		goto fail;
@@ -523,6 +589,11 @@ static int run(const struct options *o, const salvo_conf *conf)
 	report(o, &st);
 	if (fflush(stdout) || ferror(stdout)) {
 		fprintf(stderr, PROG ": write standard output: %s\n", strerror(errno));
+		return EXIT_FAILED;
+	}
+	if (o->confirm != SALVO_CONFIRM_NONE && st.pub.acked != st.sent) {
+		fprintf(stderr, PROG ": %" PRIu64 " of %" PRIu64 " messages were not acked\n",
+			st.sent - st.pub.acked, st.sent);
 		return EXIT_FAILED;
 	}
 	return 0;

@@ -220,7 +220,7 @@ struct salvo_publisher {
 	/* I/O thread writes, producer reads. */
 	alignas(SV_CACHE_LINE) _Atomic uint64_t done; /* every seq <= done has an outcome */
 	_Atomic uint32_t ev_seq;		      /* futex word, bumped after done moves */
-	_Atomic uint32_t ev_waiting;		      /* the producer sleeps, or is about to */
+	_Atomic uint64_t ev_want; /* 0, or the done the producer sleeps (or is about to) for */
 	_Atomic uint32_t orphaned; /* the I/O thread has exited and let go of this publisher */
 	struct sv_pub_counters ctr;
 	pthread_mutex_t ret_lock; /* guards ret_head/ret_tail */

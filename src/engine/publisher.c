@@ -13,11 +13,12 @@
  * with the outcomes in the slots. The producer reads them from its own thread: a sync
  * publish waits for done to pass its message, an async one delivers them from poll.
  *
- * Waiting for done is the ring's Dekker handshake again (ring.c): the producer sets
- * ev_waiting, fences and looks at done before sleeping on ev_seq; the I/O thread stores
- * done, fences and bumps ev_seq only if ev_waiting is set (sv_pub_wake). A producer that
- * is not asleep costs the I/O thread a fence and a load, so a burst of acks for many
- * sync publishers wakes each sleeping one exactly once.
+ * Waiting for done is the ring's Dekker handshake again (ring.c): the producer stores in
+ * ev_want the done it needs, fences and looks at done before sleeping on ev_seq; the I/O
+ * thread stores done, fences and bumps ev_seq only if done has reached ev_want
+ * (sv_pub_wake). A producer that is not asleep costs the I/O thread a fence and a load, a
+ * burst of acks for many sync publishers wakes each sleeping one exactly once, and an
+ * async producer waiting for a quarter of its window is not woken per confirm.
  */
 #include <errno.h>
 #include <linux/futex.h>
@@ -117,6 +118,8 @@ static bool deadline_at(int timeout_ms, struct timespec *ts)
 static int wait_room(salvo_publisher *p, size_t n, int timeout_ms, const struct timespec *ts,
 		     salvo_error *err)
 {
+	size_t want = sv_ring_capacity(&p->ring) / 4;
+
 	for (;;) {
 		int rc = closed_error(p, err);
 		if (rc)
@@ -132,7 +135,9 @@ static int wait_room(salvo_publisher *p, size_t n, int timeout_ms, const struct 
 		 * is awake to. A channel close interrupts the wait (-ECANCELED): the loop then
 		 * reports it. */
 		sv_client_kick(p->client);
-		if (sv_ring_wait_space(&p->ring, n, ts) == -ETIMEDOUT) {
+		/* A quarter of the ring at least, for the same reason as in wait_window. */
+		if (sv_ring_wait_space(&p->ring, n > want ? n : want, ts) == -ETIMEDOUT &&
+		    !sv_ring_reserve(&p->ring, n)) {
 			sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
 				     "no room in the publisher's ring within %d ms", timeout_ms);
 			return SALVO_ERR_TIMEOUT;
@@ -144,9 +149,10 @@ static int wait_room(salvo_publisher *p, size_t n, int timeout_ms, const struct 
 
 void sv_pub_wake(struct salvo_publisher *p)
 {
-	/* Dekker with the fence in wait_done: done (stored before) or ev_waiting is seen. */
+	/* Dekker with the fence in wait_done: done (stored before) or ev_want is seen. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&p->ev_waiting, memory_order_relaxed)) {
+	uint64_t want = atomic_load_explicit(&p->ev_want, memory_order_relaxed);
+	if (want && atomic_load_explicit(&p->done, memory_order_relaxed) >= want) {
 		atomic_fetch_add_explicit(&p->ev_seq, 1, memory_order_relaxed);
 		syscall(SYS_futex, &p->ev_seq, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 	}
@@ -173,7 +179,7 @@ static int wait_done(salvo_publisher *p, uint64_t seq, const struct timespec *de
 	for (;;) {
 		uint32_t ev = atomic_load_explicit(&p->ev_seq, memory_order_acquire);
 
-		atomic_store_explicit(&p->ev_waiting, 1, memory_order_relaxed);
+		atomic_store_explicit(&p->ev_want, seq, memory_order_relaxed);
 		atomic_thread_fence(memory_order_seq_cst);
 		if (done_of(p) >= seq)
 			break;
@@ -188,7 +194,7 @@ static int wait_done(salvo_publisher *p, uint64_t seq, const struct timespec *de
 		}
 		rc = 0;
 	}
-	atomic_store_explicit(&p->ev_waiting, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->ev_want, 0, memory_order_relaxed);
 	return rc;
 }
 
@@ -340,7 +346,10 @@ static int wait_window(salvo_publisher *p, int timeout_ms, const struct timespec
 				     (unsigned long long)(p->wmask + 1));
 			return SALVO_ERR_WOULD_BLOCK;
 		}
-		if (wait_done(p, p->reported + 1, ts) == -ETIMEDOUT) {
+		/* Wait for a quarter of the window, not one slot: woken per confirm, a producer
+		 * would sleep again after every message. */
+		if (wait_done(p, p->reported + (p->wmask + 1) / 4, ts) == -ETIMEDOUT &&
+		    done_of(p) == p->reported) {
 			sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
 				     "no confirm freed the window within %d ms", timeout_ms);
 			return SALVO_ERR_TIMEOUT;

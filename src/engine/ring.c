@@ -33,14 +33,14 @@
  *
  *	producer                              I/O thread
  *	seq = wake_seq (acquire)              released = pos (release)
- *	waiting = 1                           full fence
- *	full fence                            if (waiting)
+ *	waiting = needed released             full fence
+ *	full fence                            if (waiting && pos >= waiting)
  *	if (room in released) return 0            wake_seq++, FUTEX_WAKE
  *	FUTEX_WAIT(wake_seq, seq)
  *
  * The fences order each store before the following load, so at least one side sees the
  * other's store: either the producer finds room, or the I/O thread sees waiting and bumps
- * wake_seq. A bump made before FUTEX_WAIT makes the kernel's compare with seq fail and the
+ * wake_seq (when its release gives the room; a smaller one leaves that to a later release). A bump made before FUTEX_WAIT makes the kernel's compare with seq fail and the
  * producer checks again; a bump made after wakes it. The producer reads seq before its
  * check, and with acquire: had it read an already bumped value, that acquire makes the
  * release (which the I/O thread's fence precedes) visible, so its check finds the room.
@@ -196,7 +196,8 @@ int sv_ring_wait_space(struct sv_ring *r, size_t n, const struct timespec *deadl
 		 * release that came with it.
 		 */
 		seq = atomic_load_explicit(&r->wake_seq, memory_order_acquire);
-		atomic_store_explicit(&r->waiting, 1, memory_order_relaxed);
+		/* Room means released >= head + n - capacity, which is above released now. */
+		atomic_store_explicit(&r->waiting, head + n - r->capacity, memory_order_relaxed);
 		/*
 		 * Dekker with the fence in sv_ring_release: the store of waiting is ordered
 		 * before the load of released, as the I/O thread orders its store of released
@@ -278,7 +279,8 @@ void sv_ring_release(struct sv_ring *r, uint64_t pos)
 	 * of wake_seq, for the bump below.
 	 */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&r->waiting, memory_order_relaxed)) {
+	uint64_t want = atomic_load_explicit(&r->waiting, memory_order_relaxed);
+	if (want && pos >= want) {
 		atomic_fetch_add_explicit(&r->wake_seq, 1, memory_order_relaxed);
 		/* One producer per ring, so at most one sleeper. */
 		syscall(SYS_futex, &r->wake_seq, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);

@@ -40,10 +40,12 @@ struct sv_ring {
 
 	/*
 	 * A blocked producer and the I/O thread meet here; written only around a block.
-	 * waiting: the producer is, or is about to be, asleep on the futex word wake_seq,
-	 * which the I/O thread bumps to wake it.
+	 * waiting: 0, or the released position the producer needs: it is, or is about to
+	 * be, asleep on the futex word wake_seq, which the I/O thread bumps to wake it once
+	 * released gets there (not before: a wake-up per small release would cost a context
+	 * switch per few messages).
 	 */
-	alignas(SV_CACHE_LINE) _Atomic uint32_t waiting;
+	alignas(SV_CACHE_LINE) _Atomic uint64_t waiting;
 	_Atomic uint32_t wake_seq;
 	_Atomic uint32_t interrupted; /* set once by sv_ring_interrupt: waits return -ECANCELED */
 };

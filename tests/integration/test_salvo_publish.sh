@@ -6,6 +6,9 @@
 #   missing exchange    a 404 from the broker makes it fail with exit status 1
 #   usage errors        bad options exit 2 with a message; --help and --version exit 0
 #   connection refused  nothing listening: exit 1 at once
+#   confirm async       --confirm async --window: every message acked, counted in the JSON
+#   confirm sync        --confirm sync: every message acked
+#   confirm returned    --confirm async --mandatory to an unbound key: all returned, exit 1
 #
 # The broker cases need SALVO_TEST_URI (scripts/test.sh exports it) and skip (77) without
 # it; they count queued messages with scripts/rabbitmq.sh ctl, which finds the broker by
@@ -124,6 +127,31 @@ case_missing_exchange() {
 	[[ ! -s $tmp/missing.out ]] || fail "stdout is not empty"
 }
 
+# case_confirm MODE: N messages with confirms, all acked and in the queue.
+case_confirm() {
+	need_broker
+	fresh_queue "confirm-$1"
+	run "confirm-$1" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 5000 \
+		--confirm "$1" --window 256 --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/confirm-$1.out" \
+		"j['sent'] == 5000 and j['confirm'] == '$1' and j['acked'] == 5000 and j['nacked'] == 0 and j['returned'] == 0 and j['failed'] == 0"
+	grep -q "^confirms ($1): 5000 acked, 0 nacked, 0 returned, 0 failed" "$tmp/confirm-$1.err" ||
+		fail "no confirm summary on stderr"
+	expect_queue_count "$q" 5000
+}
+
+case_confirm_returned() {
+	need_broker
+	run returned --uri "$SALVO_TEST_URI" --exchange amq.direct \
+		--routing-key "salvo.test.unbound.$$" --mandatory --count 50 --confirm async --json
+	((rc == 1)) || fail "exit status $rc, expected 1"
+	json_check "$tmp/returned.out" \
+		"j['sent'] == 50 and j['acked'] == 0 and j['returned'] == 50 and j['failed'] == 0"
+	grep -q '^salvo-publish: 50 of 50 messages were not acked' "$tmp/returned.err" ||
+		fail "stderr does not say the messages were not acked"
+}
+
 case_usage_errors() {
 	local -a bad=(
 		"--routing-key x --no-such-option"
@@ -140,6 +168,8 @@ case_usage_errors() {
 		"--routing-key x --conf no.such.key=1"
 		"--routing-key x --conf heartbeat=-5"
 		"--routing-key x --uri http://localhost"
+		"--routing-key x --confirm maybe"
+		"--routing-key x --window 0"
 	)
 	local args i=0
 	for args in "${bad[@]}"; do
@@ -154,7 +184,7 @@ case_usage_errors() {
 	run help --help
 	((rc == 0)) || fail "--help: exit status $rc"
 	for args in --uri --exchange --routing-key --count --size --persistent --mandatory --json \
-		--declare-queue --conf --help --version; do
+		--declare-queue --conf --confirm --window --help --version; do
 		grep -q -- "$args" "$tmp/help.out" || fail "--help does not describe $args"
 	done
 	run version --version
@@ -179,6 +209,9 @@ stdin) case_stdin ;;
 'missing exchange') case_missing_exchange ;;
 'usage errors') case_usage_errors ;;
 'connection refused') case_connection_refused ;;
+'confirm async') case_confirm async ;;
+'confirm sync') case_confirm sync ;;
+'confirm returned') case_confirm_returned ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok"
