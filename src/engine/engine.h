@@ -119,6 +119,9 @@ struct salvo_client {
 	struct salvo_publisher *partial_pub;
 	bool partial_out;
 	uint64_t last_send_ns, last_recv_ns;
+	/* Confirm traffic nobody waits for: the next recv is armed only from here on. */
+	uint64_t recv_hold_until;
+	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */
 
 	/* Live publishers for salvo_client_stats, and the totals of closed ones. */
 	pthread_mutex_t stats_lock;

@@ -175,7 +175,6 @@ static int wait_done(salvo_publisher *p, uint64_t seq, const struct timespec *de
 
 	if (done_of(p) >= seq)
 		return 0;
-	sv_client_kick(p->client);
 	for (;;) {
 		uint32_t ev = atomic_load_explicit(&p->ev_seq, memory_order_acquire);
 
@@ -183,6 +182,9 @@ static int wait_done(salvo_publisher *p, uint64_t seq, const struct timespec *de
 		atomic_thread_fence(memory_order_seq_cst);
 		if (done_of(p) >= seq)
 			break;
+		/* After ev_want is visible: an I/O thread holding back its reads while nobody
+		 * waits for confirms (io.c) sees it when this wakes it, or before it parks. */
+		sv_client_kick(p->client);
 		if (atomic_load_explicit(&p->orphaned, memory_order_acquire)) {
 			sv_pub_fail(p);
 			continue;
