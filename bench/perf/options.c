@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * salvo-perf's command line: the options, their help, and the two ways of failing
+ * (usage errors exit 2, run errors are "salvo-perf: what: status: detail").
+ * The conventions are salvo-publish's: getopt_long, decimal-only numbers, --conf KEY=VALUE
+ * applied after --uri.
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "perf.h"
+
+const char *const confirm_names[3] = {"none", "async", "sync"};
+
+/* Options without a short form: salvo-publish has no such option to stay in line with. */
+enum { OPT_CONNECTIONS = 256, OPT_PRODUCERS, OPT_DURATION, OPT_RATE, OPT_CSV };
+
+static const struct option long_options[] = {
+    {"uri", required_argument, NULL, 'u'},
+    {"connections", required_argument, NULL, OPT_CONNECTIONS},
+    {"producers", required_argument, NULL, OPT_PRODUCERS},
+    {"size", required_argument, NULL, 's'},
+    {"confirm", required_argument, NULL, 'C'},
+    {"window", required_argument, NULL, 'w'},
+    {"count", required_argument, NULL, 'n'},
+    {"duration", required_argument, NULL, OPT_DURATION},
+    {"rate", required_argument, NULL, OPT_RATE},
+    {"exchange", required_argument, NULL, 'e'},
+    {"routing-key", required_argument, NULL, 'r'},
+    {"declare-queue", no_argument, NULL, 'd'},
+    {"persistent", no_argument, NULL, 'p'},
+    {"mandatory", no_argument, NULL, 'm'},
+    {"json", no_argument, NULL, 'j'},
+    {"csv", required_argument, NULL, OPT_CSV},
+    {"conf", required_argument, NULL, 'c'},
+    {"progress", no_argument, NULL, 'P'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {"version", no_argument, NULL, 'V'},
+    {NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *out)
+{
+	fputs(
+	    "Usage: " PROG " [OPTION]...\n"
+	    "Publish generated messages to an AMQP 0-9-1 broker (RabbitMQ) from several producer\n"
+	    "threads and connections, and report throughput, CPU cost and confirm latency.\n"
+	    "\n"
+	    "Broker and load:\n"
+	    "  -u, --uri URI          broker to connect to; repeatable: the first is the\n"
+	    "                         configuration key uri, later ones are added as uri.add\n"
+	    "                         (failover endpoints) (default: $SALVO_URI if set, else\n"
+	    "                         " DEFAULT_URI ")\n"
+	    "      --connections N    open N connections (salvo clients); producers are spread\n"
+	    "                         over them round-robin (default 1, at most --producers)\n"
+	    "      --producers N      N producer threads, each with its own publisher (default 1)\n"
+	    "  -s, --size B           body size in bytes (default 100). Bodies of 16 bytes or\n"
+	    "                         more start with a big-endian 64-bit sequence number (the\n"
+	    "                         producer's index 0..N-1 in the top 16 bits, its own count\n"
+	    "                         from 0 in the low 48), then the send time as a big-endian\n"
+	    "                         64-bit count of nanoseconds of CLOCK_REALTIME (since the\n"
+	    "                         Unix epoch, so consumers on other hosts can compare), then\n"
+	    "                         the pattern abc...z; shorter bodies hold the pattern only\n"
+	    "  -C, --confirm MODE     none (default, best effort), async (publisher confirms,\n"
+	    "                         streamed) or sync (each publish waits for its confirm)\n"
+	    "  -w, --window N         confirm modes: most messages awaiting confirms per\n"
+	    "                         producer (default: the configuration key publisher.window)\n"
+	    "  -n, --count N          publish N messages in all, split evenly over the producers\n"
+	    "                         (the default, with N = 1000000)\n"
+	    "      --duration S       publish for S seconds instead of a count\n"
+	    "      --rate R           publish at most R messages/s in all, split evenly over the\n"
+	    "                         producers (default 0: unlimited)\n"
+	    "  -e, --exchange NAME    exchange to publish to (default \"\", the default one)\n"
+	    "  -r, --routing-key KEY  routing key of every message (default " DEFAULT_KEY ")\n"
+	    "  -d, --declare-queue    first declare a queue named KEY (not durable, not\n"
+	    "                         auto-delete; one that exists must match), for use with\n"
+	    "                         the default exchange\n"
+	    "  -p, --persistent       mark messages persistent (delivery mode 2)\n"
+	    "  -m, --mandatory        set the mandatory flag; with confirms, an unroutable\n"
+	    "                         message counts as returned\n"
+	    "  -c, --conf KEY=VALUE   set a salvo configuration key, after --uri; repeatable\n"
+	    "                         (e.g. publisher.ring_size=16777216; keys below)\n"
+	    "\n"
+	    "Output:\n"
+	    "  -P, --progress         once a second on stderr: \"t=3s sent N (R msg/s)\", with\n"
+	    "                         acked, nacked and in-flight counts in confirm modes (the\n"
+	    "                         default)\n"
+	    "  -q, --quiet            no progress lines\n"
+	    "      --csv FILE         write to FILE one row per second and one at the end:\n"
+	    "                         t (seconds since the start), sent, acked, nacked,\n"
+	    "                         in_flight, msgs_per_s (since the previous row)\n"
+	    "  -j, --json             end stdout with one JSON object: sent, acked, nacked,\n"
+	    "                         returned, failed, bytes (body bytes sent), seconds,\n"
+	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
+	    "                         cpu_us_per_msg, latency_us {p50, p99, p999, max} (confirm\n"
+	    "                         latency over every connection; null with --confirm none),\n"
+	    "                         reconnects (always 0 until salvo reconnects), producers,\n"
+	    "                         connections, size, confirm, rate\n"
+	    "  -h, --help             print this help and exit\n"
+	    "  -V, --version          print the salvo version and exit\n"
+	    "\n"
+	    "The clock runs from when every producer has its publisher until every message has\n"
+	    "its outcome from the broker (async, sync) or has been handed to the kernel (none);\n"
+	    "connecting and declaring are not counted. CPU time is the whole process's (producers\n"
+	    "and salvo's I/O threads) over the same span. Confirm latency is sampled by salvo:\n"
+	    "every message in sync mode, one in 16 in async mode. A readable summary goes to\n"
+	    "stderr. SIGINT or SIGTERM ends the run early with a summary; a second one kills.\n"
+	    "Numbers are decimal digits only.\n"
+	    "\n"
+	    "Exit status: 0 if every message was sent (with confirms: acked) and every publisher\n"
+	    "and connection closed cleanly; 1 on a failure: connecting, declaring or opening a\n"
+	    "publisher (no summary), an error that ends a channel or connection during the run\n"
+	    "(reported as \"" PROG ": what: status: detail\"; the summary and JSON still say\n"
+	    "what was achieved), a run stopped by a signal, or, with confirms, any message not\n"
+	    "acked; 2 on a usage error.\n"
+	    "\n",
+	    out);
+	salvo_conf_print_help(out);
+}
+
+int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs(PROG ": ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry '" PROG " --help' for more information.\n", stderr);
+	return EXIT_USAGE;
+}
+
+/* "salvo-perf: <what failed>: <status>: <detail>", the detail left out when salvo gave
+ * none. One fputs per line would interleave between threads; one fprintf does not. */
+void fail(int status, const salvo_error *err, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, PROG ": %s: %s%s%s\n", what, salvo_err2str(status),
+		err && err->text[0] ? ": " : "", err && err->text[0] ? err->text : "");
+}
+
+/* Decimal digits only, like salvo_conf_set: no sign, blanks, base prefix or suffix, and
+ * no silent wrap-around. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		unsigned d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return true;
+}
+
+/* A number in [min, max], or a usage error naming the option. */
+static int parse_range(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!parse_u64(arg, out) || *out < min || *out > max)
+		return usage_error("--%s: '%s' is not a number in %" PRIu64 "..%" PRIu64, opt, arg,
+				   min, max);
+	return 0;
+}
+
+static const char *option_name(int val)
+{
+	for (const struct option *o = long_options; o->name; o++)
+		if (o->val == val)
+			return o->name;
+	return "?";
+}
+
+/* The checks between options, once all are read. */
+static int check_args(struct options *o, bool counted, bool windowed)
+{
+	if (counted && o->duration_s)
+		return usage_error("--count and --duration exclude each other");
+	if (!counted && !o->duration_s)
+		o->count = DEFAULT_COUNT;
+	if (o->connections > o->producers)
+		return usage_error("--connections %u is more than --producers %u: a connection "
+				   "would have no producer",
+				   o->connections, o->producers);
+	if (windowed && o->confirm == SALVO_CONFIRM_NONE)
+		return usage_error("--window needs --confirm async or sync");
+	if (o->declare_queue && !o->routing_key[0])
+		return usage_error("--declare-queue needs a non-empty --routing-key");
+	return -1;
+}
+
+/* Returns -1 to go on, else the exit status. */
+int parse_args(int argc, char **argv, struct options *o)
+{
+	bool counted = false, windowed = false;
+	const char *env = getenv("SALVO_URI");
+	uint64_t v;
+	int opt, rc;
+
+	o->connections = 1;
+	o->producers = 1;
+	o->size = DEFAULT_SIZE;
+	o->exchange = "";
+	o->routing_key = DEFAULT_KEY;
+	o->progress = true;
+	/* --uri and --conf can each appear at most once per argument, plus the default. */
+	o->uris = calloc((size_t)argc + 1, sizeof *o->uris);
+	o->conf = calloc((size_t)argc, sizeof *o->conf);
+	if (!o->uris || !o->conf) {
+		fail(SALVO_ERR_NO_MEMORY, NULL, "parse arguments");
+		return EXIT_FAILED;
+	}
+
+	opterr = 0; /* our own messages, in our format */
+	while ((opt = getopt_long(argc, argv, ":u:s:C:w:n:e:r:dpmjc:PqhV", long_options, NULL)) !=
+	       -1) {
+		rc = 0;
+		switch (opt) {
+		case 'u':
+			o->uris[o->nuris++] = optarg;
+			break;
+		case OPT_CONNECTIONS:
+			rc = parse_range("connections", optarg, 1, MAX_CONNECTIONS, &v);
+			o->connections = (unsigned)v;
+			break;
+		case OPT_PRODUCERS:
+			rc = parse_range("producers", optarg, 1, MAX_PRODUCERS, &v);
+			o->producers = (unsigned)v;
+			break;
+		case 's':
+			rc = parse_range("size", optarg, 0, MAX_SIZE, &v);
+			o->size = (size_t)v;
+			break;
+		case 'C':
+			for (v = 0; v < 3 && strcmp(optarg, confirm_names[v]) != 0; v++)
+				;
+			if (v == 3)
+				return usage_error("--confirm: '%s' is not none, async or sync",
+						   optarg);
+			o->confirm = (salvo_confirm_mode)v;
+			break;
+		case 'w':
+			rc = parse_range("window", optarg, 1, 1u << 24, &v);
+			o->window = (size_t)v;
+			windowed = true;
+			break;
+		case 'n':
+			rc = parse_range("count", optarg, 0, UINT64_MAX, &o->count);
+			counted = true;
+			break;
+		case OPT_DURATION:
+			/* A year: far beyond any benchmark, far from overflowing a timespec. */
+			rc = parse_range("duration", optarg, 1, 365 * 24 * 3600, &o->duration_s);
+			break;
+		case OPT_RATE:
+			rc = parse_range("rate", optarg, 0, UINT32_MAX, &o->rate);
+			break;
+		case 'e':
+			o->exchange = optarg;
+			break;
+		case 'r':
+			o->routing_key = optarg;
+			break;
+		case 'd':
+			o->declare_queue = true;
+			break;
+		case 'p':
+			o->flags |= SALVO_MSG_PERSISTENT;
+			break;
+		case 'm':
+			o->flags |= SALVO_MSG_MANDATORY;
+			break;
+		case 'j':
+			o->json = true;
+			break;
+		case OPT_CSV:
+			if (!optarg[0])
+				return usage_error("--csv needs a file name");
+			o->csv = optarg;
+			break;
+		case 'c':
+			if (!strchr(optarg, '=') || optarg[0] == '=')
+				return usage_error("--conf: '%s' is not KEY=VALUE", optarg);
+			o->conf[o->nconf++] = optarg;
+			break;
+		case 'P':
+			o->progress = true;
+			break;
+		case 'q':
+			o->progress = false;
+			break;
+		case 'h':
+			usage(stdout);
+			return fflush(stdout) || ferror(stdout) ? EXIT_FAILED : 0;
+		case 'V':
+			printf(PROG " %s\n", salvo_version());
+			return fflush(stdout) || ferror(stdout) ? EXIT_FAILED : 0;
+		case ':':
+			return usage_error("option --%s needs a value", option_name(optopt));
+		default:
+			/* Long options (also "--json=x") are named by argv; a short one in a
+			 * cluster only by optopt. */
+			if (!optopt || strncmp(argv[optind - 1], "--", 2) == 0)
+				return usage_error("unknown option '%s'", argv[optind - 1]);
+			return usage_error("unknown option '-%c'", optopt);
+		}
+		if (rc)
+			return rc;
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!o->nuris)
+		o->uris[o->nuris++] = env && *env ? env : DEFAULT_URI;
+	return check_args(o, counted, windowed);
+}
+
+/* Returns 0, or the exit status of a bad setting. "uri" first: it replaces the endpoint
+ * list that "uri.add" appends to. A URI is not echoed (it may hold a password); salvo's
+ * message never holds one. */
+int configure(salvo_conf *conf, const struct options *o)
+{
+	char errstr[512];
+
+	for (size_t i = 0; i < o->nuris; i++)
+		if (salvo_conf_set(conf, i ? "uri.add" : "uri", o->uris[i], errstr, sizeof errstr))
+			return usage_error("--uri (#%zu): %s", i + 1, errstr);
+	for (size_t i = 0; i < o->nconf; i++) {
+		char *eq = strchr(o->conf[i], '=');
+		char *key = strndup(o->conf[i], (size_t)(eq - o->conf[i]));
+		int rc;
+
+		if (!key) {
+			fail(SALVO_ERR_NO_MEMORY, NULL, "--conf %s", o->conf[i]);
+			return EXIT_FAILED;
+		}
+		rc = salvo_conf_set(conf, key, eq + 1, errstr, sizeof errstr);
+		free(key);
+		if (rc)
+			return usage_error("--conf %s: %s", o->conf[i], errstr);
+	}
+	return 0;
+}
+
+void options_free(struct options *o)
+{
+	free(o->uris);
+	free(o->conf);
+}

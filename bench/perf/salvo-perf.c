@@ -1,0 +1,717 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * salvo-perf: a PerfTest-style publishing benchmark over salvo's public API.
+ *
+ * Threads. The main thread connects --connections clients and starts --producers producer
+ * threads, producer i on client i % connections. Each producer opens its own publisher and
+ * reports ready; when all are, the main thread starts the clock and lets them go. Producers
+ * publish their share (or until the stop flag), then wait for every outcome (confirm
+ * modes) or for every byte to reach the kernel (none), and report done; when all are, the
+ * main thread stops the clock and lets them close their publishers. Meanwhile the main
+ * thread samples the counters once a second for the progress line and the CSV, and ends a
+ * --duration run by raising the stop flag. A signal thread turns the first SIGINT or
+ * SIGTERM into the stop flag, so an interrupted run still reports.
+ *
+ * The hot loop reads no clock unless the body carries a send time (--size >= 16) or the
+ * rate is capped, and then the pacer reads one about once a millisecond. What the sampler
+ * reads from a producer is one counter, alone on its cache line, that the producer stores
+ * (a plain store, not a locked add) after each message; outcomes come from salvo's own
+ * counters (salvo_client_stats), which the I/O threads keep anyway.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "perf.h"
+
+/* A broker that pushes back through TCP flow control may take minutes to drain a large
+ * ring; a dead one is caught sooner by heartbeats. */
+#define FLUSH_TIMEOUT_MS 600000
+/* Only the close handshakes are left by then. */
+#define CLOSE_TIMEOUT_MS 30000
+/* Async mode: deliver known outcomes (to note_outcome) every this many messages, a power
+ * of two, in small batches as they come; a full window would deliver them too, but a
+ * window's worth at a time. salvo's counters do not wait for delivery. */
+#define POLL_EVERY 1024
+#define NS	   1000000000ull
+
+enum phase { PHASE_SETUP, PHASE_GO, PHASE_RELEASE };
+
+struct perf;
+
+struct producer {
+	/* Stored by the producer after every message, read by the sampler once a second:
+	 * alone on its cache line, so neither the producer's other fields nor another
+	 * producer's counter share it. */
+	_Alignas(64) _Atomic uint64_t sent;
+	_Alignas(64) struct perf *perf;
+	unsigned index;
+	salvo_client *client;
+	salvo_publisher *pub;
+	uint64_t quota; /* UINT64_MAX: until the stop flag */
+	double rate;	/* messages/s; 0: unlimited */
+	pthread_t thread;
+	/* The first message that was not acked (async: from on_outcome; sync: from the
+	 * publish's status). SALVO_OUTCOME_ACKED: none so far. */
+	salvo_outcome_kind first_bad;
+	char first_bad_text[256];
+};
+
+struct perf {
+	const struct options *o;
+	salvo_client **clients;
+	unsigned nclients;
+	struct producer *producers;
+	unsigned nproducers; /* threads started */
+	/* Read by every producer before every message, written once or twice a run: on its
+	 * own cache line so that nothing written often invalidates it. */
+	_Alignas(64) atomic_bool stop;
+	_Alignas(64) pthread_mutex_t lock;
+	pthread_cond_t main_cv; /* the main thread waits: ready, done, interrupted, ticks */
+	pthread_cond_t prod_cv; /* producers wait: phase */
+	enum phase phase;
+	unsigned ready, done;
+	bool failed;	 /* an error was reported */
+	int interrupted; /* the signal that stopped the run, or 0 */
+	sigset_t signals;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+/* User plus system time of every thread: producers, salvo's I/O threads, this one. */
+static double cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static void timespec_at(uint64_t ns, struct timespec *ts)
+{
+	ts->tv_sec = (time_t)(ns / NS);
+	ts->tv_nsec = (long)(ns % NS);
+}
+
+static void put_be64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* Report an error (only the first of the run: later ones are usually its echoes from other
+ * producers or from closing) and stop every producer. */
+static void run_error(struct perf *pf, int status, const salvo_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void run_error(struct perf *pf, int status, const salvo_error *err, const char *fmt, ...)
+{
+	char what[256];
+	bool first;
+	va_list ap;
+
+	pthread_mutex_lock(&pf->lock);
+	first = !pf->failed;
+	pf->failed = true;
+	pthread_mutex_unlock(&pf->lock);
+	atomic_store_explicit(&pf->stop, true, memory_order_relaxed);
+	if (!first)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	fail(status, err, "%s", what);
+}
+
+/* Pacing: a token bucket refilled at the producer's rate, checked once per batch of
+ * messages. The batch (a power of two, at most 256) is about a millisecond's worth, so the
+ * clock is read about once a millisecond however fast the rate, and a slow rate still
+ * checks before every message. The bucket holds at most 50 ms of messages (two batches at
+ * least): enough to make up for a late wake-up, too little for a burst that would break
+ * the cap over any span a reader would measure. CLOCK_MONOTONIC, not a coarse clock: read
+ * once a batch it costs nothing, and a coarse clock's 4 ms steps would make every sleep
+ * a guess. */
+struct pacer {
+	double rate, tokens, cap;
+	uint64_t batch, last_ns;
+};
+
+static void pacer_init(struct pacer *pc, double rate)
+{
+	pc->batch = 1;
+	while (pc->batch < 256 && (double)(pc->batch * 2) <= rate / 1000)
+		pc->batch *= 2;
+	pc->rate = rate;
+	pc->cap = rate / 20 > (double)(2 * pc->batch) ? rate / 20 : (double)(2 * pc->batch);
+	pc->tokens = (double)pc->batch; /* the first batch goes at once */
+	pc->last_ns = mono_ns();
+}
+
+/* Take a batch's tokens, sleeping until the bucket holds them. */
+static void pacer_take(struct pacer *pc)
+{
+	for (;;) {
+		uint64_t now = mono_ns();
+
+		pc->tokens += (double)(now - pc->last_ns) * pc->rate / 1e9;
+		pc->last_ns = now;
+		if (pc->tokens > pc->cap)
+			pc->tokens = pc->cap;
+		if (pc->tokens >= (double)pc->batch) {
+			pc->tokens -= (double)pc->batch;
+			return;
+		}
+		struct timespec ts;
+
+		/* + 1: never a zero sleep for a fraction of a nanosecond's tokens. */
+		timespec_at((uint64_t)(((double)pc->batch - pc->tokens) / pc->rate * 1e9) + 1, &ts);
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* Async outcomes arrive here in sequence order; keep only the first that is not an ack,
+ * for the summary. An ack costs one comparison. */
+static void note_outcome(const salvo_outcome *out, void *arg)
+{
+	struct producer *pr = arg;
+
+	if (out->kind == SALVO_OUTCOME_ACKED || pr->first_bad != SALVO_OUTCOME_ACKED)
+		return;
+	pr->first_bad = out->kind;
+	if (out->error)
+		snprintf(pr->first_bad_text, sizeof pr->first_bad_text, "%s", out->error->text);
+}
+
+/* Sync mode: a nack or return is the publish's status, with the detail in err. */
+static void note_sync_outcome(struct producer *pr, int rc, const salvo_error *err)
+{
+	if (pr->first_bad != SALVO_OUTCOME_ACKED)
+		return;
+	pr->first_bad = rc == SALVO_ERR_NACKED ? SALVO_OUTCOME_NACKED : SALVO_OUTCOME_RETURNED;
+	snprintf(pr->first_bad_text, sizeof pr->first_bad_text, "%s", err->text);
+}
+
+/* The body: the pattern abc...z after the header (or from the start when the body is too
+ * small for one); the header is written per message. */
+static uint8_t *body_new(size_t size)
+{
+	uint8_t *body = malloc(size ? size : 1);
+	size_t from = size >= HEADER_SIZE ? HEADER_SIZE : 0;
+
+	if (body)
+		for (size_t i = from; i < size; i++)
+			body[i] = (uint8_t)('a' + (i - from) % 26);
+	return body;
+}
+
+/* Publish the producer's share. Returns 0, or the status of the error that stopped it
+ * (in err), with *n the messages sent. */
+static int publish_all(struct producer *pr, uint8_t *body, uint64_t *n, salvo_error *err)
+{
+	struct perf *pf = pr->perf;
+	const struct options *o = pf->o;
+	const bool stamp = o->size >= HEADER_SIZE;
+	const bool async = o->confirm == SALVO_CONFIRM_ASYNC;
+	const uint64_t index = (uint64_t)pr->index << SEQ_INDEX_SHIFT;
+	const uint64_t seq_mask = (1ull << SEQ_INDEX_SHIFT) - 1;
+	salvo_msg m = {.exchange = o->exchange,
+		       .routing_key = o->routing_key,
+		       .body = body,
+		       .len = o->size,
+		       .flags = o->flags};
+	struct pacer pc = {0};
+	struct timespec now;
+	int rc;
+
+	if (pr->rate > 0)
+		pacer_init(&pc, pr->rate);
+	for (*n = 0; *n < pr->quota; ++*n) {
+		if (pr->rate > 0 && !(*n & (pc.batch - 1)))
+			pacer_take(&pc);
+		if (atomic_load_explicit(&pf->stop, memory_order_relaxed))
+			break;
+		if (stamp) {
+			put_be64(body, index | (*n & seq_mask));
+			/* One clock read per message, ~27 ns on a VM's kvm-clock (a large share
+			 * of a ~100 ns publish): the price of end-to-end latency. Bodies under
+			 * 16 bytes carry no header and skip it. */
+			clock_gettime(CLOCK_REALTIME, &now);
+			put_be64(body + 8, (uint64_t)now.tv_sec * NS + (uint64_t)now.tv_nsec);
+		}
+		rc = salvo_publish_msg(pr->pub, &m, SALVO_FOREVER, NULL, err);
+		if (rc == SALVO_ERR_NACKED || rc == SALVO_ERR_RETURNED)
+			note_sync_outcome(pr, rc, err); /* counted by salvo; not a reason to stop */
+		else if (rc)
+			return rc;
+		/* Only this thread writes it: a relaxed store, no read-modify-write. */
+		atomic_store_explicit(&pr->sent, *n + 1, memory_order_relaxed);
+		if (async && !(*n & (POLL_EVERY - 1)))
+			salvo_publisher_poll(pr->pub, 0, NULL);
+	}
+	return 0;
+}
+
+static void wait_phase(struct perf *pf, enum phase phase)
+{
+	pthread_mutex_lock(&pf->lock);
+	while (pf->phase < phase)
+		pthread_cond_wait(&pf->prod_cv, &pf->lock);
+	pthread_mutex_unlock(&pf->lock);
+}
+
+static void count_in(struct perf *pf, unsigned *counter)
+{
+	pthread_mutex_lock(&pf->lock);
+	++*counter;
+	pthread_cond_signal(&pf->main_cv);
+	pthread_mutex_unlock(&pf->lock);
+}
+
+static void *producer_main(void *arg)
+{
+	struct producer *pr = arg;
+	struct perf *pf = pr->perf;
+	const struct options *o = pf->o;
+	salvo_publisher_opts popts = {
+	    .confirm = o->confirm,
+	    .window = o->window,
+	    .on_outcome = o->confirm == SALVO_CONFIRM_ASYNC ? note_outcome : NULL,
+	    .on_outcome_arg = pr,
+	};
+	salvo_error err = {0};
+	uint8_t *body = body_new(o->size);
+	uint64_t n = 0;
+	int rc;
+
+	rc = body ? salvo_publisher_new(pr->client, &popts, &pr->pub, &err) : SALVO_ERR_NO_MEMORY;
+	if (rc) {
+		pr->pub = NULL;
+		run_error(pf, rc, body ? &err : NULL, "producer %u: open a publisher", pr->index);
+	}
+	count_in(pf, &pf->ready);
+	wait_phase(pf, PHASE_GO);
+	if (pr->pub) {
+		rc = publish_all(pr, body, &n, &err);
+		if (rc)
+			run_error(pf, rc, &err, "producer %u: publish message %" PRIu64, pr->index,
+				  n);
+		/* Every outcome, or (best effort) every byte handed to the kernel. Nacks and
+		 * returns are counted, not errors. */
+		rc = salvo_publisher_wait_confirms(pr->pub, FLUSH_TIMEOUT_MS, &err);
+		if (rc && rc != SALVO_ERR_NACKED)
+			run_error(pf, rc, &err,
+				  "producer %u: wait for %s after %" PRIu64 " messages", pr->index,
+				  o->confirm ? "confirms" : "the sends", n);
+	}
+	count_in(pf, &pf->done);
+	wait_phase(pf, PHASE_RELEASE);
+	if (pr->pub) {
+		/* A broker error caused by the last publishes (a missing exchange, best
+		 * effort) surfaces here at the latest. */
+		rc = salvo_publisher_close(pr->pub, CLOSE_TIMEOUT_MS, &err);
+		if (rc)
+			run_error(pf, rc, &err, "producer %u: close the publisher", pr->index);
+	}
+	free(body);
+	return NULL;
+}
+
+/* The first SIGINT or SIGTERM of a run stops it (the producers finish what they sent, the
+ * summary follows); any other kills the process as it would have without us. Every other
+ * thread blocks both signals, so none of salvo's waits is ever interrupted. */
+static void *signal_main(void *arg)
+{
+	struct perf *pf = arg;
+	sigset_t one;
+	int sig;
+
+	for (;;) {
+		if (sigwait(&pf->signals, &sig))
+			continue;
+		pthread_mutex_lock(&pf->lock);
+		bool stop_run = pf->phase == PHASE_GO && !pf->interrupted;
+		if (stop_run) {
+			pf->interrupted = sig;
+			atomic_store_explicit(&pf->stop, true, memory_order_relaxed);
+			pthread_cond_signal(&pf->main_cv);
+		}
+		pthread_mutex_unlock(&pf->lock);
+		if (stop_run)
+			continue;
+		signal(sig, SIG_DFL);
+		sigemptyset(&one);
+		sigaddset(&one, sig);
+		pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+		raise(sig);
+	}
+	return NULL;
+}
+
+static void stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
+{
+	sum->published += st->published;
+	sum->acked += st->acked;
+	sum->nacked += st->nacked;
+	sum->returned += st->returned;
+	sum->failed += st->failed;
+	sum->in_flight += st->in_flight;
+	sum->latency_count += st->latency_count;
+	if (st->latency_max_ns > sum->latency_max_ns)
+		sum->latency_max_ns = st->latency_max_ns;
+	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)
+		sum->latency[i] += st->latency[i];
+}
+
+static void take_sample(struct perf *pf, uint64_t t0, struct sample *s)
+{
+	salvo_pub_stats one;
+
+	memset(s, 0, sizeof *s);
+	s->t = (double)(mono_ns() - t0) / 1e9;
+	/* Outcomes first: a sync publish is acked before the producer counts it sent, so
+	 * read the other way round a line could show more acked than sent. */
+	for (unsigned i = 0; i < pf->nclients; i++) {
+		salvo_client_stats(pf->clients[i], &one);
+		stats_add(&s->pub, &one);
+	}
+	for (unsigned i = 0; i < pf->nproducers; i++)
+		s->sent += atomic_load_explicit(&pf->producers[i].sent, memory_order_relaxed);
+}
+
+/* Run the clock from the go to the last producer's done: a tick a second for the progress
+ * line and the CSV, the stop flag at the end of a --duration. Fills r's seconds and CPU
+ * seconds. */
+static void run_clock(struct perf *pf, FILE *csv, struct result *r)
+{
+	const struct options *o = pf->o;
+	struct sample prev = {0}, cur;
+	uint64_t t0, next, end, now;
+	double cpu0;
+	bool told = false;
+	struct timespec ts;
+
+	pthread_mutex_lock(&pf->lock);
+	cpu0 = cpu_s();
+	t0 = mono_ns();
+	pf->phase = PHASE_GO;
+	pthread_cond_broadcast(&pf->prod_cv);
+	next = t0 + NS;
+	end = o->duration_s ? t0 + o->duration_s * NS : UINT64_MAX;
+	while (pf->done < pf->nproducers) {
+		timespec_at(next < end ? next : end, &ts);
+		pthread_cond_timedwait(&pf->main_cv, &pf->lock, &ts);
+		now = mono_ns();
+		if (now >= end) {
+			atomic_store_explicit(&pf->stop, true, memory_order_relaxed);
+			end = UINT64_MAX;
+		}
+		if (pf->interrupted && !told) {
+			fprintf(stderr, PROG ": %s: stopping\n", strsignal(pf->interrupted));
+			told = true;
+		}
+		if (now < next || pf->done == pf->nproducers)
+			continue;
+		/* Sampling takes each client's stats lock: not while holding ours. */
+		pthread_mutex_unlock(&pf->lock);
+		take_sample(pf, t0, &cur);
+		if (o->progress)
+			progress_line(o, &cur, &prev);
+		if (csv)
+			csv_row(csv, &cur, &prev);
+		prev = cur;
+		while (next <= now)
+			next += NS;
+		pthread_mutex_lock(&pf->lock);
+	}
+	r->seconds = (double)(mono_ns() - t0) / 1e9;
+	r->cpu_seconds = cpu_s() - cpu0;
+	pthread_mutex_unlock(&pf->lock);
+	if (csv) {
+		take_sample(pf, t0, &cur);
+		cur.t = r->seconds;
+		csv_row(csv, &cur, &prev);
+	}
+}
+
+static int connect_all(struct perf *pf, const salvo_conf *conf)
+{
+	const struct options *o = pf->o;
+	salvo_error err = {0};
+	char where[4200];
+	size_t where_size = sizeof where;
+
+	/* The password reads back as ***, so the URI is safe to print. */
+	if (salvo_conf_get(conf, "uri", where, &where_size))
+		snprintf(where, sizeof where, "the broker");
+	for (; pf->nclients < o->connections; pf->nclients++) {
+		int rc = salvo_client_new(conf, &pf->clients[pf->nclients], &err);
+
+		if (rc) {
+			fail(rc, &err, "connect to %s (connection %u)", where, pf->nclients + 1);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int declare_queue(salvo_client *c, const char *name)
+{
+	salvo_channel *ch;
+	salvo_error err = {0};
+	int rc;
+
+	rc = salvo_channel_open(c, &ch, &err);
+	if (rc) {
+		fail(rc, &err, "open a channel to declare queue '%s'", name);
+		return rc;
+	}
+	rc = salvo_queue_declare(ch, name, 0, NULL, NULL, &err);
+	if (rc) {
+		fail(rc, &err, "declare queue '%s'", name);
+		salvo_channel_close(ch, NULL);
+		return rc;
+	}
+	rc = salvo_channel_close(ch, &err);
+	if (rc)
+		fail(rc, &err, "close the channel that declared queue '%s'", name);
+	return rc;
+}
+
+/* Start the producer threads; pf->nproducers says how many started. */
+static int start_producers(struct perf *pf)
+{
+	const struct options *o = pf->o;
+
+	for (unsigned i = 0; i < o->producers; i++) {
+		struct producer *pr = &pf->producers[i];
+		int rc;
+
+		pr->perf = pf;
+		pr->index = i;
+		pr->client = pf->clients[i % pf->nclients];
+		pr->quota = o->duration_s ? UINT64_MAX
+					  : o->count / o->producers + (i < o->count % o->producers);
+		pr->rate = (double)o->rate / o->producers;
+		rc = pthread_create(&pr->thread, NULL, producer_main, pr);
+		if (rc) {
+			fprintf(stderr, PROG ": start producer thread %u: %s\n", i, strerror(rc));
+			pthread_mutex_lock(&pf->lock);
+			pf->failed = true;
+			pthread_mutex_unlock(&pf->lock);
+			return -1;
+		}
+		pf->nproducers++;
+	}
+	return 0;
+}
+
+/* Wait until every started producer has its publisher (or has failed to open one). */
+static void wait_ready(struct perf *pf)
+{
+	pthread_mutex_lock(&pf->lock);
+	while (pf->ready < pf->nproducers)
+		pthread_cond_wait(&pf->main_cv, &pf->lock);
+	pthread_mutex_unlock(&pf->lock);
+}
+
+/* After a failed setup: producers go and come back at once (the stop flag is up), so
+ * they close what they opened. */
+static void abort_producers(struct perf *pf)
+{
+	atomic_store_explicit(&pf->stop, true, memory_order_relaxed);
+	pthread_mutex_lock(&pf->lock);
+	pf->phase = PHASE_GO;
+	pthread_cond_broadcast(&pf->prod_cv);
+	while (pf->done < pf->nproducers)
+		pthread_cond_wait(&pf->main_cv, &pf->lock);
+	pthread_mutex_unlock(&pf->lock);
+}
+
+static void release_producers(struct perf *pf)
+{
+	pthread_mutex_lock(&pf->lock);
+	pf->phase = PHASE_RELEASE;
+	pthread_cond_broadcast(&pf->prod_cv);
+	pthread_mutex_unlock(&pf->lock);
+	for (unsigned i = 0; i < pf->nproducers; i++)
+		pthread_join(pf->producers[i].thread, NULL);
+}
+
+/* After every publisher is closed: the outcomes, and the first message not acked. */
+static void collect(struct perf *pf, struct result *r)
+{
+	salvo_pub_stats one;
+
+	for (unsigned i = 0; i < pf->nproducers; i++) {
+		const struct producer *pr = &pf->producers[i];
+
+		r->sent += atomic_load_explicit(&pr->sent, memory_order_relaxed);
+		if (r->first_bad == SALVO_OUTCOME_ACKED && pr->first_bad != SALVO_OUTCOME_ACKED) {
+			r->first_bad = pr->first_bad;
+			memcpy(r->first_bad_text, pr->first_bad_text, sizeof r->first_bad_text);
+		}
+	}
+	for (unsigned i = 0; i < pf->nclients; i++) {
+		salvo_client_stats(pf->clients[i], &one);
+		stats_add(&r->pub, &one);
+	}
+}
+
+static void close_clients(struct perf *pf)
+{
+	salvo_error err = {0};
+
+	for (unsigned i = 0; i < pf->nclients; i++) {
+		int rc = salvo_client_close(pf->clients[i], CLOSE_TIMEOUT_MS, &err);
+
+		if (rc)
+			run_error(pf, rc, &err, "close connection %u", i + 1);
+		salvo_client_destroy(pf->clients[i]);
+	}
+}
+
+/* Publish with every producer, then report. Returns the exit status. Setup failures
+ * (connect, declare, open a publisher) end it without a summary. */
+static int run(struct perf *pf, const salvo_conf *conf, FILE *csv)
+{
+	const struct options *o = pf->o;
+	struct result r = {0};
+	int status = 0;
+
+	if (connect_all(pf, conf) ||
+	    (o->declare_queue && declare_queue(pf->clients[0], o->routing_key))) {
+		close_clients(pf);
+		return EXIT_FAILED;
+	}
+	if (start_producers(pf) == 0)
+		wait_ready(pf);
+	if (pf->failed) {
+		abort_producers(pf);
+		release_producers(pf);
+		close_clients(pf);
+		return EXIT_FAILED;
+	}
+
+	run_clock(pf, csv, &r);
+	release_producers(pf);
+	collect(pf, &r);
+	close_clients(pf);
+	r.failed = pf->failed;
+	r.interrupted = pf->interrupted != 0;
+	summary(o, &r);
+	if (o->json)
+		json(o, &r);
+	if (fflush(stdout) || ferror(stdout)) {
+		fprintf(stderr, PROG ": write standard output: %s\n", strerror(errno));
+		status = EXIT_FAILED;
+	}
+	if (o->confirm != SALVO_CONFIRM_NONE && r.pub.acked != r.sent) {
+		fprintf(stderr, PROG ": %" PRIu64 " of %" PRIu64 " messages were not acked\n",
+			r.sent - r.pub.acked, r.sent);
+		status = EXIT_FAILED;
+	}
+	if (pf->failed || pf->interrupted)
+		status = EXIT_FAILED;
+	return status;
+}
+
+/* The run's shared state. Static: the signal thread may use it (its lock) until the
+ * process exits. */
+static struct perf perf;
+
+static int perf_init(struct perf *pf, const struct options *o)
+{
+	pthread_condattr_t attr;
+	pthread_t sig_thread;
+	int rc;
+
+	pf->o = o;
+	pthread_mutex_init(&pf->lock, NULL);
+	/* The main thread's ticks are deadlines on the monotonic clock. */
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&pf->main_cv, &attr);
+	pthread_condattr_destroy(&attr);
+	pthread_cond_init(&pf->prod_cv, NULL);
+	pf->clients = calloc(o->connections, sizeof *pf->clients);
+	pf->producers =
+	    aligned_alloc(_Alignof(struct producer), o->producers * sizeof *pf->producers);
+	if (!pf->clients || !pf->producers) {
+		fail(SALVO_ERR_NO_MEMORY, NULL, "allocate %u producers", o->producers);
+		return -1;
+	}
+	memset(pf->producers, 0, o->producers * sizeof *pf->producers);
+	/* Blocked before any other thread exists, so every thread (salvo's I/O threads too)
+	 * inherits the mask and only the signal thread takes them. */
+	sigemptyset(&pf->signals);
+	sigaddset(&pf->signals, SIGINT);
+	sigaddset(&pf->signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &pf->signals, NULL);
+	rc = pthread_create(&sig_thread, NULL, signal_main, pf);
+	if (rc) {
+		fprintf(stderr, PROG ": start the signal thread: %s\n", strerror(rc));
+		return -1;
+	}
+	pthread_detach(sig_thread);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct options o = {0};
+	salvo_conf *conf = NULL;
+	FILE *csv = NULL;
+	int status;
+
+	status = parse_args(argc, argv, &o);
+	if (status >= 0)
+		goto out;
+	conf = salvo_conf_new();
+	if (!conf) {
+		fail(SALVO_ERR_NO_MEMORY, NULL, "create a configuration");
+		status = EXIT_FAILED;
+		goto out;
+	}
+	status = configure(conf, &o);
+	if (status)
+		goto out;
+	if (o.csv) {
+		csv = fopen(o.csv, "w");
+		if (!csv || csv_header(csv)) {
+			fprintf(stderr, PROG ": write %s: %s\n", o.csv, strerror(errno));
+			status = EXIT_FAILED;
+			goto out;
+		}
+	}
+	status = perf_init(&perf, &o) ? EXIT_FAILED : run(&perf, conf, csv);
+out:
+	if (csv) {
+		/* ferror: a row that failed to go out earlier; fclose: the last ones. */
+		bool bad = ferror(csv);
+
+		if (fclose(csv) || bad) {
+			fprintf(stderr, PROG ": write %s: %s\n", o.csv,
+				bad ? "write error" : strerror(errno));
+			status = EXIT_FAILED;
+		}
+	}
+	free(perf.clients);
+	free(perf.producers);
+	salvo_conf_destroy(conf);
+	options_free(&o);
+	return status;
+}

@@ -1,0 +1,344 @@
+#!/usr/bin/env bash
+# salvo-perf end to end: test_salvo_perf.sh SALVO_PERF CASE
+#
+#   count json          2 producers, --confirm async --json: all acked, latency ordered, queued
+#   sync                4 producers on 2 connections, --confirm sync: all acked and queued
+#   duration            --duration 2 --rate 2000: about 4000 sent in about 2 s; progress lines
+#   csv                 --csv: the header, a row per second and a last one; --quiet
+#   body layout         --size 32: read back with pika, sequence numbers per producer, the
+#                       send time, the pattern
+#   returned            --confirm sync --mandatory, unroutable: every message counted as
+#                       returned, none stops the run; exit 1
+#   missing exchange    a 404 during the run: reported, summary and JSON still printed, exit 1
+#   connection refused  nothing listening: exit 1 at once, no password printed
+#   usage errors        bad options exit 2 with a message; --help describes every option
+#
+# The broker cases need SALVO_TEST_URI (scripts/test.sh exports it) and skip (77) without
+# it; they count queued messages with scripts/rabbitmq.sh ctl, which finds the broker by
+# SALVO_TEST_PORT (taken from the URI when unset). The other cases need no broker.
+set -euo pipefail
+
+bin=${1:?usage: $0 SALVO_PERF CASE}
+case_name=${2:?usage: $0 SALVO_PERF CASE}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+tmp=$(mktemp -d)
+queues=()
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+need_broker() {
+	if [[ -z ${SALVO_TEST_URI:-} ]]; then
+		echo "SALVO_TEST_URI not set: no broker to test against" >&2
+		exit 77
+	fi
+	if [[ -z ${SALVO_TEST_PORT:-} ]]; then
+		[[ $SALVO_TEST_URI =~ :([0-9]+)(/|$) ]] || fail "no port in $SALVO_TEST_URI"
+		export SALVO_TEST_PORT=${BASH_REMATCH[1]}
+	fi
+}
+
+ctl() {
+	bash "$root/scripts/rabbitmq.sh" ctl "$@"
+}
+
+cleanup() {
+	local q
+	for q in "${queues[@]}"; do
+		ctl -q delete_queue "$q" >/dev/null 2>&1 || echo "could not delete queue $q" >&2
+	done
+	rm -rf -- "$tmp"
+}
+trap cleanup EXIT
+
+# Sets q to a queue name no other run (or concurrent test) uses; deleted on exit.
+fresh_queue() {
+	q="salvo.test.perf.$1.$$.$RANDOM"
+	queues+=("$q")
+}
+
+# expect_queue_count QUEUE N: the broker enqueues asynchronously, so poll (10 s at most).
+expect_queue_count() {
+	local q=$1 want=$2 have="" deadline=$((SECONDS + 10))
+	while :; do
+		have=$(ctl -q list_queues --no-table-headers name messages |
+			awk -v q="$q" '$1 == q { print $2 }')
+		[[ $have == "$want" ]] && return 0
+		((SECONDS < deadline)) || fail "queue $q holds '${have}' messages, expected $want"
+		sleep 0.5
+	done
+}
+
+# run OUT_PREFIX ARGS...: runs salvo-perf, stdout and stderr to files; sets $rc.
+run() {
+	local out=$1
+	shift
+	rc=0
+	"$bin" "$@" >"$tmp/$out.out" 2>"$tmp/$out.err" || rc=$?
+	sed "s/^/  $out stderr: /" "$tmp/$out.err" >&2
+}
+
+# json_check FILE EXPR: the last line of stdout is a JSON object j with every field of
+# --json, for which the Python expression EXPR holds.
+json_check() {
+	python3 - "$1" "$2" <<-'EOF' || fail "JSON check '$2' on: $(cat "$1")"
+		import json, sys
+		lines = open(sys.argv[1]).read().splitlines()
+		assert lines, "stdout is empty"
+		j = json.loads(lines[-1])
+		for k in ("sent", "acked", "nacked", "returned", "failed", "bytes", "seconds",
+		          "msgs_per_s", "mbytes_per_s", "cpu_seconds", "cpu_us_per_msg",
+		          "reconnects", "producers", "connections", "size"):
+		    assert isinstance(j[k], (int, float)) and j[k] >= 0, k
+		assert j["reconnects"] == 0, "reconnects"
+		assert j["confirm"] in ("none", "async", "sync"), "confirm"
+		lat = j["latency_us"]
+		assert set(lat) == {"p50", "p99", "p999", "max"}, "latency_us keys"
+		if j["confirm"] == "none":
+		    assert all(v is None for v in lat.values()), "latency with confirm none"
+		assert eval(sys.argv[2]), sys.argv[2]
+	EOF
+}
+
+# Confirm latency, present and ordered.
+latency_ordered='all(isinstance(j["latency_us"][k], float) for k in ("p50", "p99", "p999", "max")) and 0 < j["latency_us"]["p50"] <= j["latency_us"]["p99"] <= j["latency_us"]["p999"] <= j["latency_us"]["max"]'
+
+case_count_json() {
+	need_broker
+	fresh_queue count
+	run count --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --producers 2 \
+		--count 20000 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/count.out" \
+		"j['sent'] == 20000 and j['acked'] == 20000 and j['nacked'] == 0 and j['returned'] == 0 and j['failed'] == 0 and j['bytes'] == 2000000 and j['producers'] == 2 and j['connections'] == 1 and j['size'] == 100 and j['confirm'] == 'async' and j['seconds'] > 0 and j['cpu_seconds'] > 0 and $latency_ordered"
+	grep -q '^sent 20000 messages in .* s: .* msgs/s, .* MB/s$' "$tmp/count.err" ||
+		fail "no rate in the summary on stderr"
+	grep -q '^cpu .* s: .* us/msg$' "$tmp/count.err" || fail "no CPU in the summary"
+	grep -q '^outcomes: 20000 acked, 0 nacked, 0 returned, 0 failed$' "$tmp/count.err" ||
+		fail "no outcomes in the summary"
+	grep -q '^confirm latency: p50 .* us, p99 .* us, p99.9 .* us, max .* us' "$tmp/count.err" ||
+		fail "no latency in the summary"
+	expect_queue_count "$q" 20000
+}
+
+case_sync() {
+	need_broker
+	fresh_queue sync
+	run sync --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --producers 4 \
+		--connections 2 --confirm sync --count 4000 --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/sync.out" \
+		"j['sent'] == 4000 and j['acked'] == 4000 and j['failed'] == 0 and j['producers'] == 4 and j['connections'] == 2 and j['confirm'] == 'sync' and $latency_ordered"
+	expect_queue_count "$q" 4000
+}
+
+case_duration() {
+	need_broker
+	fresh_queue duration
+	run duration --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --producers 2 \
+		--duration 2 --rate 2000 --json
+	((rc == 0)) || fail "exit status $rc"
+	# The rate is a cap: sent can only fall short of 4000 if the broker is slow.
+	json_check "$tmp/duration.out" \
+		"3000 <= j['sent'] <= 5000 and 1.9 <= j['seconds'] <= 5 and j['rate'] == 2000"
+	grep -Eq '^t=1s sent [0-9]+ \([0-9]+ msg/s\)$' "$tmp/duration.err" ||
+		fail "no progress line for t=1s on stderr"
+	sent=$(python3 -c 'import json, sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["sent"])' \
+		"$tmp/duration.out")
+	expect_queue_count "$q" "$sent"
+}
+
+case_csv() {
+	need_broker
+	fresh_queue csv
+	# 3000 messages at 1500/s: at least 2 s, so at least one per-second row.
+	run csv --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 3000 \
+		--rate 1500 --confirm async --csv "$tmp/rows.csv" --quiet
+	((rc == 0)) || fail "exit status $rc"
+	! grep -q '^t=' "$tmp/csv.err" || fail "--quiet printed progress lines"
+	[[ -s $tmp/rows.csv ]] || fail "no CSV file"
+	python3 - "$tmp/rows.csv" <<-'EOF' || fail "CSV check on: $(cat "$tmp/rows.csv")"
+		import sys
+		lines = open(sys.argv[1]).read().splitlines()
+		assert lines[0] == "t,sent,acked,nacked,in_flight,msgs_per_s", lines[0]
+		rows = [[float(x) for x in line.split(",")] for line in lines[1:]]
+		assert len(rows) >= 2, "%d rows, expected a per-second one and a last one" % len(rows)
+		assert all(len(r) == 6 for r in rows), "a row without 6 fields"
+		ts = [r[0] for r in rows]
+		assert ts == sorted(ts) and ts[0] > 0, "t not increasing"
+		last = rows[-1]
+		assert last[1] == 3000 and last[2] == 3000 and last[3] == 0 and last[4] == 0, last
+	EOF
+	expect_queue_count "$q" 3000
+}
+
+# A python3 that has pika (Debian's python3-pika is for the system python3).
+find_pika() {
+	local py
+	for py in python3 /usr/bin/python3; do
+		if "$py" -c 'import pika' 2>/dev/null; then
+			pika_python=$py
+			return 0
+		fi
+	done
+	echo "no python3 with pika (python3-pika)" >&2
+	exit 77
+}
+
+case_body_layout() {
+	need_broker
+	find_pika
+	fresh_queue body
+	run body --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --size 32 --count 10 \
+		--producers 2 --confirm async
+	((rc == 0)) || fail "exit status $rc"
+	expect_queue_count "$q" 10
+	"$pika_python" - "$SALVO_TEST_URI" "$q" <<-'EOF' || fail "the bodies are not as documented"
+		import struct, sys, time
+		import pika
+
+		conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
+		ch = conn.channel()
+		bodies = []
+		while True:
+		    method, _, body = ch.basic_get(sys.argv[2], auto_ack=True)
+		    if method is None:
+		        break
+		    bodies.append(body)
+		conn.close()
+		assert len(bodies) == 10, "%d messages read back" % len(bodies)
+		now = time.time_ns()
+		seqs = {0: [], 1: []}
+		for b in bodies:
+		    assert len(b) == 32, "a body of %d bytes" % len(b)
+		    seq, sent_ns = struct.unpack(">QQ", b[:16])
+		    producer, n = seq >> 48, seq & (2**48 - 1)
+		    assert producer in seqs, "producer index %d" % producer
+		    # CLOCK_REALTIME: within an hour of this machine's clock.
+		    assert sent_ns > 0 and abs(now - sent_ns) < 3600 * 10**9, "send time %d" % sent_ns
+		    assert b[16:] == b"abcdefghijklmnop", b[16:]
+		    seqs[producer].append((n, sent_ns))
+		for producer, got in seqs.items():
+		    # One publisher's messages reach the queue in order.
+		    assert [n for n, _ in got] == list(range(5)), (producer, got)
+		    times = [t for _, t in got]
+		    assert times == sorted(times), (producer, "send times go back", times)
+	EOF
+}
+
+case_returned() {
+	need_broker
+	run returned --uri "$SALVO_TEST_URI" --exchange amq.direct \
+		--routing-key "salvo.test.unbound.$$" --mandatory --count 40 --producers 2 \
+		--confirm sync --json
+	((rc == 1)) || fail "exit status $rc, expected 1"
+	json_check "$tmp/returned.out" \
+		"j['sent'] == 40 and j['acked'] == 0 and j['returned'] == 40 and j['failed'] == 0"
+	grep -q '^salvo-perf: 40 of 40 messages were not acked$' "$tmp/returned.err" ||
+		fail "stderr does not say the messages were not acked"
+	grep -q '^first message not acked (returned): .*312' "$tmp/returned.err" ||
+		fail "the summary does not show the first return"
+}
+
+case_missing_exchange() {
+	local n
+	need_broker
+	run missing --uri "$SALVO_TEST_URI" --exchange "salvo.test.no-such-exchange.$$" \
+		--routing-key x --count 2000 --confirm async --json
+	((rc == 1)) || fail "exit status $rc, expected 1"
+	grep -Eq '^salvo-perf: producer 0: .*: (NOT_FOUND|404)' "$tmp/missing.err" ||
+		fail "stderr does not report the 404"
+	n=$(grep -c '^salvo-perf: producer' "$tmp/missing.err" || true)
+	((n == 1)) || fail "the error is reported $n times, not once"
+	grep -q '(stopped by an error)$' "$tmp/missing.err" || fail "no summary on stderr"
+	json_check "$tmp/missing.out" "j['acked'] == 0 and j['sent'] <= 2000"
+}
+
+case_connection_refused() {
+	local start=$SECONDS
+	run refused --uri amqp://guest:guest@127.0.0.1:1 --count 1 --json
+	((rc == 1)) || fail "exit status $rc, expected 1"
+	((SECONDS - start < 10)) || fail "took $((SECONDS - start)) s"
+	grep -q '^salvo-perf: connect to .*: ' "$tmp/refused.err" ||
+		fail "stderr does not say the connect failed"
+	! grep -q 'guest:guest@' "$tmp/refused.err" || fail "the password was printed"
+	[[ ! -s $tmp/refused.out ]] || fail "stdout is not empty"
+}
+
+case_usage_errors() {
+	local -a bad=(
+		"--no-such-option"
+		"--count abc"
+		"--count 12abc"
+		"--count -1"
+		"--count 18446744073709551616"
+		"--count 10 --duration 1"
+		"--duration 0"
+		"--duration 1s"
+		"--rate x"
+		"--rate -5"
+		"--producers 0"
+		"--producers 4097"
+		"--connections 0"
+		"--producers 2 --connections 3"
+		"--size -1"
+		"--size 1073741825"
+		"--confirm maybe"
+		"--window 64"
+		"--confirm async --window 0"
+		"--json=yes"
+		"-z"
+		"unexpected"
+		"--conf no-equals-sign"
+		"--conf no.such.key=1"
+		"--conf heartbeat=-5"
+		"--uri http://localhost"
+		"--uri amqp://localhost --uri ftp://x"
+		"--uri"
+		"--csv"
+	)
+	local args i=0
+	for args in "${bad[@]}"; do
+		i=$((i + 1))
+		# Word splitting of $args is intended: each entry is an argument list.
+		# shellcheck disable=SC2086
+		run "bad$i" $args
+		((rc == 2)) || fail "'$args': exit status $rc, expected 2"
+		grep -q '^salvo-perf: ' "$tmp/bad$i.err" || fail "'$args': no message on stderr"
+	done
+	# Empty values, which a word-split list cannot hold.
+	run empty-key --routing-key "" --declare-queue
+	((rc == 2)) || fail "--declare-queue with an empty key: exit status $rc, expected 2"
+	run empty-csv --csv ""
+	((rc == 2)) || fail "--csv '': exit status $rc, expected 2"
+
+	run help --help
+	((rc == 0)) || fail "--help: exit status $rc"
+	for args in --uri --connections --producers --size --confirm --window --count --duration \
+		--rate --exchange --routing-key --declare-queue --persistent --mandatory --json \
+		--csv --conf --progress --quiet --help --version; do
+		grep -q -- "$args" "$tmp/help.out" || fail "--help does not describe $args"
+	done
+	grep -q CLOCK_REALTIME "$tmp/help.out" || fail "--help does not name the timestamp's clock"
+	grep -q publisher.ring_size "$tmp/help.out" || fail "--help lacks the configuration keys"
+	run version --version
+	((rc == 0)) || fail "--version: exit status $rc"
+	grep -Eq '^salvo-perf [0-9]+\.[0-9]+\.[0-9]+' "$tmp/version.out" ||
+		fail "--version printed '$(cat "$tmp/version.out")'"
+}
+
+case $case_name in
+'count json') case_count_json ;;
+sync) case_sync ;;
+duration) case_duration ;;
+csv) case_csv ;;
+'body layout') case_body_layout ;;
+returned) case_returned ;;
+'missing exchange') case_missing_exchange ;;
+'connection refused') case_connection_refused ;;
+'usage errors') case_usage_errors ;;
+*) fail "no case named '$case_name'" ;;
+esac
+echo "$case_name: ok"
