@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
 	meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev
 	liburing-dev libck-dev libssl-dev openssl libcmocka-dev libbenchmark-dev
-	rabbitmq-server python3 python3-pika valgrind
+	rabbitmq-server python3 python3-pika valgrind librabbitmq-dev gnuplot-nox
 )
 
 missing=()
