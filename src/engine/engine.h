@@ -106,6 +106,7 @@ struct salvo_client {
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	bool recv_inflight, wake_inflight, send_inflight;
+	bool sent_lately; /* a send completed since the last long park: linger first */
 	uint64_t wake_value;
 	/* Control frames (methods, heartbeats) waiting to go out, and those in flight. */
 	uint8_t *out, *out_next;

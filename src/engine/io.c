@@ -17,8 +17,18 @@
  *
  * Parking: with nothing in flight to wait for and nothing to send, the thread sets
  * c->parked, fences, and looks once more for work before sleeping in io_uring with a read
- * of c->wake_fd armed. Producers fence after publishing and write wake_fd only if they see
- * parked (sv_client_kick), so a busy I/O thread costs them one load.
+ * of c->wake_fd armed. A producer whose commit found its ring idle (sent == its head
+ * before the commit) fences and writes wake_fd if it sees parked (sv_client_kick): the
+ * two fences make sure one side sees the other's store. A producer that finds bytes of its
+ * own still unsent skips the fence: the I/O thread has work from it and will come back.
+ * The catch is a stale sent: the producer may read an old sent (its load can pass its own
+ * unfenced store of head), see "not idle", skip the kick, while the I/O thread marks the
+ * bytes sent, misses the new head and parks. So after a send completes the thread first
+ * parks for SV_LINGER_NS only, then looks again (parked, fence, rings) before a long sleep.
+ * A message can be stranded only if the producer's head store stays invisible for the
+ * whole linger, 100 µs, while store buffers drain in nanoseconds; and once the thread
+ * sleeps long, the ring is idle as of a sent written at least a linger ago, so the next
+ * producer sees it idle and takes the fenced path.
  */
 #include <errno.h>
 #include <limits.h>
@@ -33,6 +43,10 @@
 #include "engine.h"
 
 enum { UD_SEND = 1, UD_RECV, UD_WAKE };
+
+/* How long the I/O thread sleeps after a send before it looks for work once more and
+ * sleeps for long (see Parking above). */
+#define SV_LINGER_NS (100u * 1000u)
 
 /* How long a read of nothing but acks may wait for more, and how small it must be. */
 #define SV_RECV_HOLD_NS (1000u * 1000u)
@@ -1014,8 +1028,10 @@ static void on_send(salvo_client *c, int res)
 		}
 		c->out_next_len = 0;
 	}
-	if (res > 0)
+	if (res > 0) {
 		c->last_send_ns = sv_now_ns();
+		c->sent_lately = true;
+	}
 	if (res < 0 && atomic_load(&c->state) != SV_CONN_CLOSED) {
 		salvo_error e;
 		sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION, "send: %s", strerror(-res));
@@ -1142,6 +1158,11 @@ void *sv_io_main(void *arg)
 				atomic_store_explicit(&c->parked, 0, memory_order_relaxed);
 				io_uring_submit(&c->uring);
 				continue;
+			}
+			if (c->sent_lately) {
+				c->sent_lately = false;
+				if (!deadline || deadline > now + SV_LINGER_NS)
+					deadline = now + SV_LINGER_NS;
 			}
 		}
 		if (deadline) {

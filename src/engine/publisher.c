@@ -3,8 +3,9 @@
  * Publishers: the hot path. salvo_publish encodes nothing per message beyond patching a
  * body size: the method and content header frames come from a template cached for the
  * last (exchange, routing key, flags), and the whole message is written into the
- * publisher's ring with one copy. No lock, no shared counter: the only shared access is
- * sv_client_kick's fence and load of the I/O thread's parked flag.
+ * publisher's ring with one copy. No lock, no shared counter, and usually no fence: the
+ * shared accesses are the store of head, a load of sent and a load of the I/O thread's
+ * parked flag; sv_client_kick's fence only when the ring was idle.
  *
  * Confirm modes add, per message, a slot in the window (its end position, an opaque
  * pointer, sometimes a timestamp) written before the commit. The I/O thread tags each
@@ -428,7 +429,7 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 	uint8_t *dst;
 	size_t need;
 	unsigned flags;
-	uint64_t s;
+	uint64_t s, head_before;
 	int rc;
 
 	if (!p || !m || !m->exchange || !m->routing_key || (!m->body && m->len)) {
@@ -492,11 +493,21 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 		atomic_store_explicit(&sl->end, sv_ring_head(&p->ring) + need,
 				      memory_order_relaxed);
 	}
+	head_before = sv_ring_head(&p->ring);
 	sv_ring_commit(&p->ring, need);
 	atomic_store_explicit(&p->published, s, memory_order_relaxed);
 	if (seq)
 		*seq = s;
-	sv_client_kick(p->client);
+	/*
+	 * Wake the I/O thread only if it may be asleep: when the ring was idle (everything
+	 * before this message sent), or it says it is parked. With bytes of ours still
+	 * unsent it is busy with them and comes back for this message without a kick, so a
+	 * stream of publishes pays no fence per message (the fence cost 41% of the client's
+	 * CPU at 5M msgs/s). Why a stale sent cannot strand a message: io.c, "Parking".
+	 */
+	if (sv_ring_sent(&p->ring) == head_before ||
+	    atomic_load_explicit(&p->client->parked, memory_order_relaxed))
+		sv_client_kick(p->client);
 	if (p->mode != SALVO_CONFIRM_SYNC)
 		return 0;
 	return sync_outcome(p, s, &dl, err);
