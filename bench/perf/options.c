@@ -100,7 +100,7 @@ static void usage(FILE *out)
 	    "                         cpu_us_per_msg, latency_us {p50, p99, p999, max} (confirm\n"
 	    "                         latency over every connection; null with --confirm none),\n"
 	    "                         reconnects (always 0 until salvo reconnects), producers,\n"
-	    "                         connections, size, confirm, rate\n"
+	    "                         connections, size, confirm, rate, max_rss_kb (peak RSS)\n"
 	    "  -h, --help             print this help and exit\n"
 	    "  -V, --version          print the salvo version and exit\n"
 	    "\n"

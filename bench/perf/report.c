@@ -4,6 +4,7 @@
  * object that ends stdout.
  */
 #include <inttypes.h>
+#include <sys/resource.h>
 
 #include "perf.h"
 
@@ -59,6 +60,14 @@ static const char *plural(uint64_t n)
 	return n == 1 ? "" : "s";
 }
 
+/* The process's peak resident set: what the rings, windows and threads really cost. */
+static long max_rss_kb(void)
+{
+	struct rusage ru;
+
+	return getrusage(RUSAGE_SELF, &ru) ? -1 : ru.ru_maxrss;
+}
+
 static const char *const outcome_names[] = {"acked", "nacked", "returned", "failed"};
 
 void summary(const struct options *o, const struct result *r)
@@ -69,7 +78,7 @@ void summary(const struct options *o, const struct result *r)
 	fprintf(stderr,
 		"%u producer%s on %u connection%s, %zu-byte bodies, confirm %s%s\n"
 		"sent %" PRIu64 " messages in %.3f s: %.0f msgs/s, %.2f MB/s\n"
-		"cpu %.3f s: %.3f us/msg\n",
+		"cpu %.3f s: %.3f us/msg; peak RSS %ld KiB\n",
 		o->producers, plural(o->producers), o->connections, plural(o->connections), o->size,
 		confirm_names[o->confirm],
 		r->failed	 ? " (stopped by an error)"
@@ -77,7 +86,7 @@ void summary(const struct options *o, const struct result *r)
 				 : "",
 		r->sent, r->seconds, per_second((double)r->sent, r->seconds),
 		per_second(bytes, r->seconds) / 1e6, r->cpu_seconds,
-		r->sent ? r->cpu_seconds * 1e6 / (double)r->sent : 0.0);
+		r->sent ? r->cpu_seconds * 1e6 / (double)r->sent : 0.0, max_rss_kb());
 	if (o->confirm == SALVO_CONFIRM_NONE)
 		return;
 	fprintf(stderr,
@@ -117,6 +126,7 @@ void json(const struct options *o, const struct result *r)
 		       latency_us(p, 0.5), latency_us(p, 0.99), latency_us(p, 0.999),
 		       latency_us(p, 1));
 	printf("\"reconnects\": 0, \"producers\": %u, \"connections\": %u, \"size\": %zu, "
-	       "\"confirm\": \"%s\", \"rate\": %" PRIu64 "}\n",
-	       o->producers, o->connections, o->size, confirm_names[o->confirm], o->rate);
+	       "\"confirm\": \"%s\", \"rate\": %" PRIu64 ", \"max_rss_kb\": %ld}\n",
+	       o->producers, o->connections, o->size, confirm_names[o->confirm], o->rate,
+	       max_rss_kb());
 }
