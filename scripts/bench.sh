@@ -195,7 +195,7 @@ set ylabel "messages/s"
 set xtics rotate by -40 left
 set grid ytics
 set bmargin 12
-set rmargin 12
+set rmargin 18
 set key top right
 plot "bench/results/latest.json.dat" using 1:(\$4 == 1 ? \$3 : 1/0):xtic(2) with boxes lc rgb "#1f77b4" title "salvo", \
      "" using 1:(\$4 == 2 ? \$3 : 1/0) with boxes lc rgb "#ff7f0e" title "rabbitmq-c"
