@@ -6,8 +6,8 @@
  * thread, whether it blocks, and what it returns on failure. Handles are opaque.
  *
  * Contents: status codes and error details; configuration (salvo_conf_*); the client
- * (one connection and its I/O thread); channels and their synchronous methods; basic.get
- * and acks; publishers (best effort). Publisher confirms, reconnect, TLS and consumers
+ * (one connection and its I/O thread); field tables; channels and their synchronous
+ * methods; message properties; basic.get and acks; publishers. Publisher confirms, reconnect, TLS and consumers
  * are not here yet.
  */
 #ifndef SALVO_H
@@ -156,21 +156,127 @@ SALVO_API void salvo_conf_print_help(FILE *out);
  */
 #define SALVO_FOREVER (-1)
 
-/* Field tables: arguments of declares and binds (x-queue-type, x-message-ttl, ...). */
+/*
+ * Field tables: arguments of declares and binds (x-queue-type, x-message-ttl, ...) and
+ * the headers of messages. A table is built by appending entries, each with a key of at
+ * most 255 bytes and a typed value; the types are RabbitMQ's (the AMQP 0-9-1 errata, as
+ * RabbitMQ, pika and the Java client read them), named by their type octet.
+ */
 typedef struct salvo_table salvo_table;
+
+typedef enum salvo_field_type {
+	SALVO_FIELD_BOOL = 't',
+	SALVO_FIELD_I8 = 'b',
+	SALVO_FIELD_U8 = 'B',
+	SALVO_FIELD_I16 = 's',
+	SALVO_FIELD_U16 = 'u',
+	SALVO_FIELD_I32 = 'I',
+	SALVO_FIELD_U32 = 'i',
+	SALVO_FIELD_I64 = 'l',
+	SALVO_FIELD_U64 = 'L', /* RabbitMQ reads it as a signed 64-bit integer */
+	SALVO_FIELD_FLOAT = 'f',
+	SALVO_FIELD_DOUBLE = 'd',
+	SALVO_FIELD_DECIMAL = 'D', /* value / 10^scale */
+	SALVO_FIELD_STRING = 'S',  /* long string: bytes, not NUL-terminated */
+	SALVO_FIELD_BYTES = 'x',   /* byte array */
+	SALVO_FIELD_TIMESTAMP = 'T', /* seconds since the epoch */
+	SALVO_FIELD_TABLE = 'F',
+	SALVO_FIELD_ARRAY = 'A',
+	SALVO_FIELD_VOID = 'V',	   /* no value */
+} salvo_field_type;
 
 /* A new empty table, or NULL when out of memory. Any thread; a table is not thread-safe. */
 SALVO_API salvo_table *salvo_table_new(void);
+/* A new empty field array: a salvo_table whose values are added with key NULL and which
+ * goes into a table with salvo_table_add_table. NULL when out of memory. */
+SALVO_API salvo_table *salvo_array_new(void);
 SALVO_API void salvo_table_destroy(salvo_table *t); /* NULL is ignored */
 
 /*
- * Append an entry (long string, signed 64-bit integer, boolean). Keys are at most 255
- * bytes. 0, SALVO_ERR_INVALID_ARGUMENT (key too long, NULL), or SALVO_ERR_NO_MEMORY; the
- * table is unchanged on failure.
+ * Append an entry. In a table, key is required (at most 255 bytes); in an array (made by
+ * salvo_array_new) it must be NULL. Returns 0, SALVO_ERR_INVALID_ARGUMENT (t NULL, a key
+ * missing, too long or given to an array, a string or byte array over 4 GiB, a nested
+ * value too deep: at most 16 levels in all, the outermost table included), or
+ * SALVO_ERR_NO_MEMORY; the table is unchanged on failure.
+ *
+ * salvo_table_add_string takes a NUL-terminated string ('S'); salvo_table_add_bytes any
+ * bytes ('x'; value may be NULL when len is 0); salvo_table_add_int is 'l'.
+ * salvo_table_add_table copies value (NULL: SALVO_ERR_INVALID_ARGUMENT) as a nested table
+ * ('F'), or as a field array ('A') when value was made by salvo_array_new; later changes to
+ * value do not affect t.
  */
 SALVO_API int salvo_table_add_string(salvo_table *t, const char *key, const char *value);
 SALVO_API int salvo_table_add_int(salvo_table *t, const char *key, int64_t value);
 SALVO_API int salvo_table_add_bool(salvo_table *t, const char *key, bool value);
+SALVO_API int salvo_table_add_i8(salvo_table *t, const char *key, int8_t value);
+SALVO_API int salvo_table_add_u8(salvo_table *t, const char *key, uint8_t value);
+SALVO_API int salvo_table_add_i16(salvo_table *t, const char *key, int16_t value);
+SALVO_API int salvo_table_add_u16(salvo_table *t, const char *key, uint16_t value);
+SALVO_API int salvo_table_add_i32(salvo_table *t, const char *key, int32_t value);
+SALVO_API int salvo_table_add_u32(salvo_table *t, const char *key, uint32_t value);
+SALVO_API int salvo_table_add_u64(salvo_table *t, const char *key, uint64_t value);
+SALVO_API int salvo_table_add_float(salvo_table *t, const char *key, float value);
+SALVO_API int salvo_table_add_double(salvo_table *t, const char *key, double value);
+SALVO_API int salvo_table_add_decimal(salvo_table *t, const char *key, uint8_t scale,
+				      uint32_t value);
+SALVO_API int salvo_table_add_bytes(salvo_table *t, const char *key, const void *value,
+				    size_t len);
+SALVO_API int salvo_table_add_timestamp(salvo_table *t, const char *key, uint64_t value);
+SALVO_API int salvo_table_add_void(salvo_table *t, const char *key);
+SALVO_API int salvo_table_add_table(salvo_table *t, const char *key, const salvo_table *value);
+
+/*
+ * Reading a table: entries come back in order, each as a salvo_field. The iterator and
+ * the field point into the table, which must not change or be freed meanwhile; they own
+ * nothing and need no cleanup.
+ *
+ *	salvo_table_iter it;
+ *	salvo_field f;
+ *	salvo_table_iter_init(&it, headers);
+ *	while (salvo_table_next(&it, &f) == 1)
+ *		if (f.type == SALVO_FIELD_STRING)
+ *			printf("%s = %.*s\n", f.key, (int)f.v.bytes.len, (const char *)f.v.bytes.ptr);
+ */
+typedef struct salvo_table_iter {
+	const uint8_t *p_, *end_; /* private */
+	bool array_;		  /* private */
+} salvo_table_iter;
+
+typedef struct salvo_field {
+	char key[256];	       /* NUL-terminated; "" for the values of an array */
+	size_t key_len;	       /* bytes in key, which may contain NULs */
+	salvo_field_type type; /* says which member of v holds the value */
+	union {
+		bool b;
+		int8_t i8;
+		uint8_t u8;
+		int16_t i16;
+		uint16_t u16;
+		int32_t i32;
+		uint32_t u32;
+		int64_t i64;
+		uint64_t u64; /* also SALVO_FIELD_TIMESTAMP */
+		float f;
+		double d;
+		struct {
+			uint8_t scale;
+			uint32_t value;
+		} decimal;
+		struct {
+			const void *ptr;
+			size_t len;
+		} bytes; /* SALVO_FIELD_STRING and SALVO_FIELD_BYTES */
+		/* SALVO_FIELD_TABLE and SALVO_FIELD_ARRAY: an iterator over the nested entries
+		 * (an array's come back with key ""), ready for salvo_table_next. */
+		salvo_table_iter nested;
+	} v;
+} salvo_field;
+
+/* Start iterating t (NULL iterates nothing). Any thread that may read t. */
+SALVO_API void salvo_table_iter_init(salvo_table_iter *it, const salvo_table *t);
+/* The next entry in *f: returns 1, 0 at the end, SALVO_ERR_PROTOCOL for malformed bytes
+ * (not possible for tables salvo built or received: those are validated). */
+SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
 
 /*
  * The client: one connection to the broker and the I/O thread that owns its socket.
@@ -180,13 +286,67 @@ SALVO_API int salvo_table_add_bool(salvo_table *t, const char *key, bool value);
  * SALVO_ERR_NO_MEMORY, SALVO_ERR_IO (resolve/connect failed), SALVO_ERR_TIMEOUT,
  * SALVO_ERR_PROTOCOL, SALVO_ERR_UNSUPPORTED, or the broker's refusal as a reply code (403
  * ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED for a missing vhost) with err filled.
- * conf is copied; the caller keeps ownership of it. Only the first endpoint is used so far
- * (failover comes with reconnection), and amqps:// returns SALVO_ERR_UNSUPPORTED until TLS
- * lands.
+ * conf is copied; the caller keeps ownership of it. The endpoints ("uri", then each
+ * "uri.add") are tried in turn until one answers; the error is the last one's. amqps://
+ * returns SALVO_ERR_UNSUPPORTED until TLS lands. The on-connect hooks run before it
+ * returns; a hook's failure closes the connection and is returned.
+ *
+ * Automatic reconnection (configuration key reconnect, on by default): when the connection
+ * is lost to an I/O error, a missed heartbeat or the broker's connection.close 320
+ * CONNECTION_FORCED, the I/O thread reconnects with exponential backoff and jitter
+ * (reconnect.initial_delay, reconnect.max_delay, reconnect.max_attempts), trying the
+ * endpoints in turn; the on-connect hooks run again (on a thread of salvo's, never the I/O
+ * thread, so they may call synchronous methods); then publishers resume on channels of the
+ * same numbers, confirm mode restored, and every message without a confirm is sent again:
+ * at-least-once, a confirmed message is never lost, duplicates are possible and counted
+ * (salvo_pub_stats.resent). Channels opened with salvo_channel_open are closed by a loss
+ * (their calls return the error; open new ones). Not retried: 403 ACCESS_REFUSED, 530
+ * NOT_ALLOWED, a protocol error, a close the application asked for.
  */
 typedef struct salvo_client salvo_client;
 
 SALVO_API int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *err);
+
+/*
+ * A hook run after every successful connection (the first and each reconnection) and
+ * before publishing resumes; typically it declares the exchanges, queues and bindings the
+ * application needs. It may call synchronous methods on c (open a channel for them and
+ * close it). Returns 0, or a status with err filled: on the first connection
+ * salvo_client_new fails with it; on a reconnection the connection is dropped and the
+ * next attempt made. Registered on the configuration, at most 8, run in order.
+ */
+typedef int (*salvo_on_connect_fn)(salvo_client *c, void *arg, salvo_error *err);
+SALVO_API int salvo_conf_add_on_connect(salvo_conf *conf, salvo_on_connect_fn fn, void *arg);
+
+/* What happened to the connection, for the application to log or act on. */
+typedef enum salvo_event_kind {
+	SALVO_EVENT_CONNECTION_LOST = 1, /* error: why */
+	SALVO_EVENT_RECONNECTING,	 /* attempt, delay_ms before it */
+	SALVO_EVENT_RECONNECTED,	 /* attempt, endpoint */
+	SALVO_EVENT_GIVING_UP,		 /* error: the last failure; the client is closed */
+	SALVO_EVENT_BLOCKED,		 /* reason: the broker's (connection.blocked) */
+	SALVO_EVENT_UNBLOCKED,
+} salvo_event_kind;
+
+typedef struct salvo_event {
+	salvo_event_kind kind;
+	unsigned attempt;
+	unsigned delay_ms;
+	salvo_error error;
+	char endpoint[300]; /* host:port */
+	char reason[256];
+} salvo_event;
+
+/*
+ * Take the oldest event, waiting up to timeout_ms (0: not at all) for one. Returns 0 with
+ * *ev filled, or SALVO_ERR_TIMEOUT / SALVO_ERR_WOULD_BLOCK when there is none. The queue
+ * keeps the last 64 events; older ones are dropped (counted in salvo_client_events_dropped).
+ * Any thread; events are never delivered on the I/O thread.
+ */
+SALVO_API int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms);
+SALVO_API uint64_t salvo_client_events_dropped(salvo_client *c);
+/* Reconnections so far. */
+SALVO_API uint64_t salvo_client_reconnects(salvo_client *c);
 
 /*
  * Close the connection in order: everything already handed to publishers is sent, then
@@ -265,6 +425,39 @@ SALVO_API int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_
 			      bool global, salvo_error *err);
 
 /*
+ * Message properties (the basic class's content header). A string property is present
+ * when its pointer is not NULL ("" is present and empty); each is a short string of at
+ * most 255 bytes. headers is present when not NULL. The three numeric properties are
+ * present when their SALVO_PROP_* bit is set in flags. Initialise with designated
+ * initialisers ({.content_type = "text/plain", .flags = SALVO_PROP_PRIORITY, .priority =
+ * 5}): members added later go at the end and start as absent.
+ *
+ * RabbitMQ refuses (406, closing the channel) a user_id other than the connection's user,
+ * and an expiration that is not a non-negative integer in milliseconds.
+ */
+#define SALVO_PROP_DELIVERY_MODE 0x1u
+#define SALVO_PROP_PRIORITY 0x2u
+#define SALVO_PROP_TIMESTAMP 0x4u
+
+typedef struct salvo_props {
+	unsigned flags; /* SALVO_PROP_*: which numeric properties are present */
+	const char *content_type;
+	const char *content_encoding;
+	const salvo_table *headers;
+	uint8_t delivery_mode; /* 1 transient, 2 persistent */
+	uint8_t priority;      /* 0..9 in RabbitMQ's priority queues */
+	const char *correlation_id;
+	const char *reply_to;
+	const char *expiration; /* per-message TTL in ms, as text: "60000" */
+	const char *message_id;
+	uint64_t timestamp; /* seconds since the epoch */
+	const char *type;
+	const char *user_id;
+	const char *app_id;
+	const char *cluster_id;
+} salvo_props;
+
+/*
  * Fetching one message (basic.get) and acknowledging it. Consumers (basic.consume) come
  * later; these are enough to read back what was published.
  */
@@ -287,6 +480,13 @@ SALVO_API uint64_t salvo_message_delivery_tag(const salvo_message *m);
 SALVO_API bool salvo_message_redelivered(const salvo_message *m);
 /* Messages left in the queue after this one, as basic.get-ok says. */
 SALVO_API uint32_t salvo_message_count(const salvo_message *m);
+/*
+ * The message's properties, as the content header carried them: absent strings and
+ * headers are NULL, the numeric ones present when their SALVO_PROP_* bit is set. Strings
+ * are NUL-terminated copies (a property holding a NUL byte reads as cut short there);
+ * headers is read-only, for salvo_table_iter_init. Never NULL; lives as long as m.
+ */
+SALVO_API const salvo_props *salvo_message_props(const salvo_message *m);
 SALVO_API void salvo_message_destroy(salvo_message *m); /* NULL is ignored */
 
 /* Acknowledge delivery_tag (and every earlier one with multiple). Asynchronous: returns
@@ -360,7 +560,7 @@ SALVO_API int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *o
 				  salvo_publisher **out, salvo_error *err);
 
 #define SALVO_MSG_MANDATORY 0x1u  /* basic.return if unroutable (reported with confirms) */
-#define SALVO_MSG_PERSISTENT 0x2u /* delivery-mode 2 */
+#define SALVO_MSG_PERSISTENT 0x2u /* delivery-mode 2, unless props set delivery_mode */
 
 typedef struct salvo_msg {
 	const char *exchange;	 /* "" is the default exchange */
@@ -369,6 +569,9 @@ typedef struct salvo_msg {
 	size_t len;
 	unsigned flags;		 /* SALVO_MSG_* */
 	void *opaque;		 /* handed back in the message's outcome (async) */
+	/* NULL: no properties (but SALVO_MSG_PERSISTENT's delivery mode). Read during the
+	 * call only: the properties are encoded before salvo_publish_msg returns. */
+	const salvo_props *props;
 } salvo_msg;
 
 /*
@@ -435,6 +638,7 @@ SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_er
 #define SALVO_LATENCY_BUCKETS 320
 typedef struct salvo_pub_stats {
 	uint64_t published, acked, nacked, returned, failed;
+	uint64_t resent; /* sent again after a reconnection: possible duplicates */
 	uint64_t in_flight; /* published, outcome not yet known */
 	uint64_t latency_count, latency_max_ns;
 	uint64_t latency[SALVO_LATENCY_BUCKETS];

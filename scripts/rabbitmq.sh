@@ -2,6 +2,8 @@
 # Throwaway RabbitMQ node for salvo's integration tests.
 #
 #   scripts/rabbitmq.sh start      start a node, print its AMQP URI on stdout
+#   scripts/rabbitmq.sh start --tls  also listen for TLS (below); print on stdout the AMQP
+#                                  URI, the amqps URI, and the certificate directory
 #   scripts/rabbitmq.sh status     print URI and PIDs; non-zero unless it accepts AMQP
 #   scripts/rabbitmq.sh stop       stop it and delete its files (no-op if not running)
 #   scripts/rabbitmq.sh ctl ARGS   run rabbitmqctl against it (e.g. ctl list_queues)
@@ -14,14 +16,28 @@
 # hence 1024 <= PORT <= 45535. The state file ${TMPDIR:-/tmp}/salvo-rabbitmq-PORT.state
 # lets stop/status/ctl find the node from another shell.
 # SALVO_TEST_START_TIMEOUT (seconds, default 120) bounds the wait in start.
+#
+# TLS (start --tls, or SALVO_TEST_TLS_PORT set): scripts/tls.sh makes throwaway
+# certificates in the node's directory (DIR/tls: ca.pem, server.pem, client.pem, ...), and
+# the node gets a TLS listener on 127.0.0.1:SALVO_TEST_TLS_PORT (default PORT + 1) serving
+# server.pem (CN and SAN localhost, SAN IP 127.0.0.1), requesting but not requiring a client
+# certificate signed by ca.pem. rabbitmq_auth_mechanism_ssl is enabled and EXTERNAL
+# offered, logging in as the certificate's CN: user salvo-client (client.pem) is created
+# with full permissions on vhost / and a password nobody knows. The amqps URI names
+# localhost (so the host name is checked) and ca.pem (cacertfile=...).
 set -euo pipefail
 
 port=${SALVO_TEST_PORT:-5679}
+tls_port=${SALVO_TEST_TLS_PORT:-}
+if [[ ${1:-} == start && ${2:-} == --tls && -z $tls_port ]]; then
+	tls_port=$((port + 1))
+fi
 tmp_root=${TMPDIR:-/tmp}
 tmp_root=${tmp_root%/}
 state="$tmp_root/salvo-rabbitmq-$port.state"
 start_timeout=${SALVO_TEST_START_TIMEOUT:-120}
 rmq_bin=/usr/lib/rabbitmq/bin
+script_dir=$(cd "$(dirname "$0")" && pwd)
 
 log() { printf 'rabbitmq.sh: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -29,12 +45,16 @@ die() { log "$*"; exit 1; }
 if ! [[ $port =~ ^[0-9]+$ ]] || ((port < 1024 || port > 45535)); then
 	die "SALVO_TEST_PORT must be an integer in 1024..45535, got '$port'"
 fi
+if [[ -n $tls_port ]] && { ! [[ $tls_port =~ ^[0-9]+$ ]] || ((tls_port < 1024 || tls_port > 65535)); }; then
+	die "SALVO_TEST_TLS_PORT must be an integer in 1024..65535, got '$tls_port'"
+fi
 epmd_port=$((port + 10000))
 dist_port=$((port + 20000))
 node="salvo-test-$port@localhost"
 # No trailing slash: by the RabbitMQ URI spec "amqp://h/" names the empty vhost, "amqp://h" the default.
 uri="amqp://guest:guest@127.0.0.1:$port"
 dir="" starter_pid="" epmd_pid="" wrapper_pid="" beam_pid=""
+tls_uri() { echo "amqps://guest:guest@localhost:$tls_port?cacertfile=$dir/tls/ca.pem"; }
 
 node_env() {
 	# A caller's RABBITMQ_* (e.g. NODE_PORT, ENABLED_PLUGINS) would override our config.
@@ -62,14 +82,14 @@ read_state() {
 	local k v
 	while IFS='=' read -r k v; do
 		case $k in
-		dir | starter_pid | epmd_pid | wrapper_pid | beam_pid) printf -v "$k" '%s' "$v" ;;
+		dir | starter_pid | epmd_pid | wrapper_pid | beam_pid | tls_port) printf -v "$k" '%s' "$v" ;;
 		esac
 	done <"$state"
 }
 
 write_state() {
-	printf 'dir=%s\nstarter_pid=%s\nepmd_pid=%s\nwrapper_pid=%s\nbeam_pid=%s\n' \
-		"$dir" "$starter_pid" "$epmd_pid" "$wrapper_pid" "$beam_pid" >"$state.new"
+	printf 'dir=%s\nstarter_pid=%s\nepmd_pid=%s\nwrapper_pid=%s\nbeam_pid=%s\ntls_port=%s\n' \
+		"$dir" "$starter_pid" "$epmd_pid" "$wrapper_pid" "$beam_pid" "$tls_port" >"$state.new"
 	mv -f "$state.new" "$state"
 }
 
@@ -162,7 +182,7 @@ cmd_start() {
 	trap 'start_failed "interrupted"' INT TERM
 	# Any unexpected failure (set -e) must not leave epmd or the broker behind.
 	trap 'start_failed "start failed (exit $?)"' EXIT
-	for i in "$port" "$epmd_port" "$dist_port"; do
+	for i in "$port" "$epmd_port" "$dist_port" $tls_port; do
 		[[ -z $(ss -Hltn "sport = :$i") ]] || start_failed "TCP port $i is already in use"
 	done
 	dir=$(mktemp -d "$tmp_root/salvo-rabbitmq-$port.XXXXXX")
@@ -191,6 +211,23 @@ cmd_start() {
 	EOF
 	# No plugins at all: management, prometheus, etc. would open more ports.
 	echo '[].' >"$dir/enabled_plugins"
+	if [[ -n $tls_port ]]; then
+		bash "$script_dir/tls.sh" "$dir/tls" 2>/dev/null || start_failed "scripts/tls.sh failed"
+		cat >>"$dir/rabbitmq.conf" <<-EOF
+			listeners.ssl.1 = 127.0.0.1:$tls_port
+			ssl_options.cacertfile = $dir/tls/ca.pem
+			ssl_options.certfile = $dir/tls/server.pem
+			ssl_options.keyfile = $dir/tls/server.key
+			ssl_options.verify = verify_peer
+			ssl_options.fail_if_no_peer_cert = false
+			auth_mechanisms.1 = PLAIN
+			auth_mechanisms.2 = AMQPLAIN
+			auth_mechanisms.3 = EXTERNAL
+			ssl_cert_login_from = common_name
+		EOF
+		# Only this plugin, which opens no port; it ships with Debian's rabbitmq-server.
+		echo '[rabbitmq_auth_mechanism_ssl].' >"$dir/enabled_plugins"
+	fi
 	: >"$dir/rabbitmq-env.conf"
 	mkdir -p "$dir/conf.d" "$dir/log" "$dir/mnesia"
 
@@ -212,9 +249,21 @@ cmd_start() {
 	is_ours "$beam_pid" '*beam*' || start_failed "pid file $dir/beam.pid does not name our beam"
 	write_state
 	check_loopback || start_failed "a listener is not bound to 127.0.0.1"
+	if [[ -n $tls_port ]]; then
+		[[ -n $(ss -Hltn "sport = :$tls_port") ]] || start_failed "no TLS listener on port $tls_port"
+		# The EXTERNAL login's user: the client certificate's CN, with an unknowable password.
+		"$rmq_bin/rabbitmqctl" -n "$node" add_user salvo-client "$(openssl rand -hex 24)" >/dev/null ||
+			start_failed "rabbitmqctl add_user salvo-client failed"
+		"$rmq_bin/rabbitmqctl" -n "$node" set_permissions -p / salvo-client '.*' '.*' '.*' >/dev/null ||
+			start_failed "rabbitmqctl set_permissions failed"
+	fi
 	trap - EXIT INT TERM
 	log "ready after $SECONDS s (beam $beam_pid, epmd $epmd_pid)"
 	echo "$uri"
+	if [[ -n $tls_port ]]; then
+		tls_uri
+		echo "$dir/tls"
+	fi
 }
 
 # Every listening socket of the beam and epmd must be on loopback. epmd always
@@ -243,6 +292,7 @@ cmd_status() {
 	is_ours "$epmd_pid" '*epmd*' || die "epmd not running (stale $state)"
 	amqp_ready || die "broker $beam_pid is not accepting AMQP on port $port"
 	echo "$uri"
+	[[ -z $tls_port ]] || tls_uri
 	echo "beam_pid=$beam_pid epmd_pid=$epmd_pid dir=$dir"
 }
 
@@ -254,9 +304,12 @@ cmd_ctl() {
 }
 
 case ${1:-} in
-start) cmd_start ;;
+start)
+	[[ ${2:-} == "" || ${2:-} == --tls ]] || die "usage: $0 start [--tls]"
+	cmd_start
+	;;
 stop) cmd_stop ;;
 status) cmd_status ;;
 ctl) shift && cmd_ctl "$@" ;;
-*) die "usage: $0 start|stop|status|ctl ARGS..." ;;
+*) die "usage: $0 start [--tls]|stop|status|ctl ARGS..." ;;
 esac

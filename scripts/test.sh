@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up, build and test salvo from a clean clone:
 #   install dependencies (scripts/setup.sh), configure with warnings as errors, build,
-#   start a throwaway RabbitMQ on 127.0.0.1 (scripts/rabbitmq.sh), run every meson test
-#   suite, stop the broker (also on failure). Exits non-zero if anything fails.
+#   start a throwaway RabbitMQ on 127.0.0.1 (scripts/rabbitmq.sh, with its TLS listener),
+#   run every meson test suite, stop the broker (also on failure). Exits non-zero if anything fails.
 # SALVO_BUILD_DIR (default build) and SALVO_TEST_PORT (default 5679) can be overridden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,13 @@ ninja -C "$builddir"
 export SALVO_TEST_PORT=${SALVO_TEST_PORT:-5679}
 stop_broker() { bash scripts/rabbitmq.sh stop </dev/null || true; }
 trap stop_broker EXIT
-SALVO_TEST_URI=$(bash scripts/rabbitmq.sh start </dev/null)
+# With a TLS listener on SALVO_TEST_PORT + 1: start prints the amqp URI, the amqps URI
+# and the directory of the test certificates (scripts/tls.sh), one per line.
+broker=$(bash scripts/rabbitmq.sh start --tls </dev/null)
+SALVO_TEST_URI=$(sed -n 1p <<<"$broker")
+SALVO_TEST_TLS_URI=$(sed -n 2p <<<"$broker")
+SALVO_TEST_TLS_DIR=$(sed -n 3p <<<"$broker")
+export SALVO_TEST_TLS_URI SALVO_TEST_TLS_DIR
 # The frozen-broker heartbeat test stops and resumes this PID (SIGSTOP / SIGCONT).
 SALVO_TEST_BROKER_PID=$(bash scripts/rabbitmq.sh status </dev/null |
 	sed -n 's/.*beam_pid=\([0-9]*\).*/\1/p')

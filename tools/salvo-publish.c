@@ -75,6 +75,7 @@ struct stats {
 	double seconds;
 	double cpu_seconds;
 	salvo_pub_stats pub; /* confirm modes: outcomes */
+	uint64_t reconnects;
 };
 
 static const char *const confirm_names[] = {"none", "async", "sync"};
@@ -125,7 +126,8 @@ static void usage(FILE *out)
 	    "                         bytes (body bytes in all), size (null for stdin), seconds,\n"
 	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
 	    "                         cpu_us_per_msg, confirm, acked, nacked, returned, failed\n"
-	    "                         (the last four 0 with --confirm none)\n"
+	    "                         (0 with --confirm none), reconnects, duplicates_possible\n"
+	    "                         (messages sent again after a reconnection)\n"
 	    "  -P, --progress         print the rate on stderr once a second while publishing\n"
 	    "  -d, --declare-queue    first declare a queue named KEY (not durable, not\n"
 	    "                         auto-delete; one that exists must match), for use with\n"
@@ -526,9 +528,10 @@ static void report(const struct options *o, const struct stats *st)
 	       "\"cpu_seconds\": %.6f, \"cpu_us_per_msg\": %.3f, ",
 	       secs, rate, mbps, st->cpu_seconds, us_per_msg);
 	printf("\"confirm\": \"%s\", \"acked\": %" PRIu64 ", \"nacked\": %" PRIu64
-	       ", \"returned\": %" PRIu64 ", \"failed\": %" PRIu64 "}\n",
+	       ", \"returned\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"reconnects\": %" PRIu64
+	       ", \"duplicates_possible\": %" PRIu64 "}\n",
 	       confirm_names[o->confirm], st->pub.acked, st->pub.nacked, st->pub.returned,
-	       st->pub.failed);
+	       st->pub.failed, st->reconnects, st->pub.resent);
 }
 
 /* Connect, declare, publish, flush, close. Returns the exit status. */
@@ -568,6 +571,7 @@ static int run(const struct options *o, const salvo_conf *conf)
 	rc = salvo_publisher_wait_confirms(p, FLUSH_TIMEOUT_MS, &err);
 	stop_clock(&st);
 	salvo_publisher_stats(p, &st.pub);
+	st.reconnects = salvo_client_reconnects(c);
 	if (rc == SALVO_ERR_NACKED)
 		rc = 0; /* counted; judged below */
 	/* A broker error caused by the last publishes (a missing exchange) surfaces here at

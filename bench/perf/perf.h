@@ -66,6 +66,7 @@ struct result {
 	double seconds;
 	double cpu_seconds;
 	salvo_pub_stats pub;
+	uint64_t reconnects; /* over every connection */
 	bool failed;	  /* an error stopped the run */
 	bool interrupted; /* a signal did */
 	/* The first message that was nacked, returned or failed, when one was. */

@@ -78,7 +78,8 @@ void summary(const struct options *o, const struct result *r)
 	fprintf(stderr,
 		"%u producer%s on %u connection%s, %zu-byte bodies, confirm %s%s\n"
 		"sent %" PRIu64 " messages in %.3f s: %.0f msgs/s, %.2f MB/s\n"
-		"cpu %.3f s: %.3f us/msg; peak RSS %ld KiB\n",
+		"cpu %.3f s: %.3f us/msg\n"
+		"memory: peak RSS %ld KiB\n",
 		o->producers, plural(o->producers), o->connections, plural(o->connections), o->size,
 		confirm_names[o->confirm],
 		r->failed	 ? " (stopped by an error)"
@@ -87,6 +88,9 @@ void summary(const struct options *o, const struct result *r)
 		r->sent, r->seconds, per_second((double)r->sent, r->seconds),
 		per_second(bytes, r->seconds) / 1e6, r->cpu_seconds,
 		r->sent ? r->cpu_seconds * 1e6 / (double)r->sent : 0.0, max_rss_kb());
+	if (r->reconnects)
+		fprintf(stderr, "reconnections: %" PRIu64 ", messages sent again: %" PRIu64 "\n",
+			r->reconnects, p->resent);
 	if (o->confirm == SALVO_CONFIRM_NONE)
 		return;
 	fprintf(stderr,
@@ -125,8 +129,9 @@ void json(const struct options *o, const struct result *r)
 		       "\"max\": %.1f}, ",
 		       latency_us(p, 0.5), latency_us(p, 0.99), latency_us(p, 0.999),
 		       latency_us(p, 1));
-	printf("\"reconnects\": 0, \"producers\": %u, \"connections\": %u, \"size\": %zu, "
+	printf("\"reconnects\": %" PRIu64 ", \"duplicates_possible\": %" PRIu64
+	       ", \"producers\": %u, \"connections\": %u, \"size\": %zu, "
 	       "\"confirm\": \"%s\", \"rate\": %" PRIu64 ", \"max_rss_kb\": %ld}\n",
-	       o->producers, o->connections, o->size, confirm_names[o->confirm], o->rate,
-	       max_rss_kb());
+	       r->reconnects, p->resent, o->producers, o->connections, o->size,
+	       confirm_names[o->confirm], o->rate, max_rss_kb());
 }

@@ -376,6 +376,7 @@ static void stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
 	sum->nacked += st->nacked;
 	sum->returned += st->returned;
 	sum->failed += st->failed;
+	sum->resent += st->resent;
 	sum->in_flight += st->in_flight;
 	sum->latency_count += st->latency_count;
 	if (st->latency_max_ns > sum->latency_max_ns)
@@ -576,6 +577,7 @@ static void collect(struct perf *pf, struct result *r)
 	for (unsigned i = 0; i < pf->nclients; i++) {
 		salvo_client_stats(pf->clients[i], &one);
 		stats_add(&r->pub, &one);
+		r->reconnects += salvo_client_reconnects(pf->clients[i]);
 	}
 }
 

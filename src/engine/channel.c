@@ -8,88 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../codec/table.h"
 #include "engine.h"
-
-struct salvo_table {
-	uint8_t *buf;
-	size_t len, cap;
-};
+#include "props.h"
 
 static int invalid(salvo_error *err, const char *what)
 {
 	sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "%s", what);
 	return SALVO_ERR_INVALID_ARGUMENT;
-}
-
-/* Tables. */
-
-salvo_table *salvo_table_new(void)
-{
-	return calloc(1, sizeof(salvo_table));
-}
-
-void salvo_table_destroy(salvo_table *t)
-{
-	if (!t)
-		return;
-	free(t->buf);
-	free(t);
-}
-
-/* Append one entry through a table writer over the free tail of t->buf. */
-static int table_add(salvo_table *t, const char *key, const struct sv_field *f, size_t room)
-{
-	struct sv_table_writer w;
-	struct sv_codec_error cerr;
-	struct sv_table out;
-
-	if (!t || !key || strlen(key) > SV_SHORTSTR_MAX)
-		return SALVO_ERR_INVALID_ARGUMENT;
-	room += 1 + strlen(key) + 1;
-	if (t->cap - t->len < room) {
-		size_t cap = t->cap ? t->cap : 256;
-		while (cap - t->len < room)
-			cap *= 2;
-		uint8_t *nb = realloc(t->buf, cap);
-		if (!nb)
-			return SALVO_ERR_NO_MEMORY;
-		t->buf = nb;
-		t->cap = cap;
-	}
-	sv_table_writer_init(&w, t->buf + t->len, t->cap - t->len);
-	sv_tw_field(&w, key, f);
-	if (sv_table_writer_finish(&w, &out, &cerr))
-		return SALVO_ERR_INVALID_ARGUMENT;
-	t->len += out.len;
-	return 0;
-}
-
-int salvo_table_add_string(salvo_table *t, const char *key, const char *value)
-{
-	struct sv_field f = {.type = SV_FIELD_LONGSTR};
-
-	if (!value || strlen(value) > UINT32_MAX)
-		return SALVO_ERR_INVALID_ARGUMENT;
-	f.v.str = (struct sv_bytes){(const uint8_t *)value, (uint32_t)strlen(value)};
-	return table_add(t, key, &f, 4 + f.v.str.len);
-}
-
-int salvo_table_add_int(salvo_table *t, const char *key, int64_t value)
-{
-	struct sv_field f = {.type = SV_FIELD_I64, .v.i64 = value};
-	return table_add(t, key, &f, 8);
-}
-
-int salvo_table_add_bool(salvo_table *t, const char *key, bool value)
-{
-	struct sv_field f = {.type = SV_FIELD_BOOL, .v.b = value};
-	return table_add(t, key, &f, 1);
-}
-
-static struct sv_table table_of(const salvo_table *t)
-{
-	return t ? (struct sv_table){t->buf, (uint32_t)t->len} : (struct sv_table){NULL, 0};
 }
 
 /* The error that closed ch (acquire: pairs with the I/O thread's release of state). */
@@ -256,6 +181,14 @@ static struct sv_bytes str(const char *s)
 			return rc_;                                                              \
 	} while (0)
 
+/* Arguments are a field table; an array made by salvo_array_new would be sent as a
+ * malformed one, and the broker would close the connection over it. */
+#define CHECK_ARGUMENTS(t)                                                                       \
+	do {                                                                                     \
+		if ((t) && (t)->array)                                                           \
+			return invalid(err, "arguments must be a table, not a field array");     \
+	} while (0)
+
 #define CHECK_CHANNEL(ch)                                                                        \
 	do {                                                                                     \
 		if (!(ch))                                                                       \
@@ -268,6 +201,7 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 	struct sv_method m = {.id = SV_EXCHANGE_DECLARE};
 
 	CHECK_CHANNEL(ch);
+	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("exchange", exchange);
 	CHECK_NAME("exchange type", type);
 	m.a.exchange_declare = (struct sv_exchange_declare){
@@ -277,7 +211,7 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 		.durable = flags & SALVO_DURABLE,
 		.auto_delete = flags & SALVO_AUTO_DELETE,
 		.internal = flags & SALVO_INTERNAL,
-		.arguments = table_of(arguments),
+		.arguments = sv_table_of(arguments),
 	};
 	return sv_channel_rpc(ch, &m, SV_EXCHANGE_DECLARE_OK, NULL, NULL, err);
 }
@@ -301,6 +235,7 @@ static int exchange_binding(salvo_channel *ch, bool bind, const char *destinatio
 	struct sv_method m = {.id = bind ? SV_EXCHANGE_BIND : SV_EXCHANGE_UNBIND};
 
 	CHECK_CHANNEL(ch);
+	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("destination", destination);
 	CHECK_NAME("source", source);
 	CHECK_NAME("routing key", routing_key);
@@ -308,12 +243,12 @@ static int exchange_binding(salvo_channel *ch, bool bind, const char *destinatio
 		m.a.exchange_bind.destination = str(destination);
 		m.a.exchange_bind.source = str(source);
 		m.a.exchange_bind.routing_key = str(routing_key);
-		m.a.exchange_bind.arguments = table_of(arguments);
+		m.a.exchange_bind.arguments = sv_table_of(arguments);
 	} else {
 		m.a.exchange_unbind.destination = str(destination);
 		m.a.exchange_unbind.source = str(source);
 		m.a.exchange_unbind.routing_key = str(routing_key);
-		m.a.exchange_unbind.arguments = table_of(arguments);
+		m.a.exchange_unbind.arguments = sv_table_of(arguments);
 	}
 	return sv_channel_rpc(ch, &m, bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK, NULL,
 			      NULL, err);
@@ -339,6 +274,7 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 	int rc;
 
 	CHECK_CHANNEL(ch);
+	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("queue", queue);
 	m.a.queue_declare = (struct sv_queue_declare){
 		.queue = str(queue),
@@ -346,7 +282,7 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 		.durable = flags & SALVO_DURABLE,
 		.exclusive = flags & SALVO_EXCLUSIVE,
 		.auto_delete = flags & SALVO_AUTO_DELETE,
-		.arguments = table_of(arguments),
+		.arguments = sv_table_of(arguments),
 	};
 	rc = sv_channel_rpc(ch, &m, SV_QUEUE_DECLARE_OK, &req, NULL, err);
 	if (rc)
@@ -363,6 +299,7 @@ static int queue_binding(salvo_channel *ch, bool bind, const char *queue, const 
 	struct sv_method m = {.id = bind ? SV_QUEUE_BIND : SV_QUEUE_UNBIND};
 
 	CHECK_CHANNEL(ch);
+	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("queue", queue);
 	CHECK_NAME("exchange", exchange);
 	CHECK_NAME("routing key", routing_key);
@@ -370,12 +307,12 @@ static int queue_binding(salvo_channel *ch, bool bind, const char *queue, const 
 		m.a.queue_bind.queue = str(queue);
 		m.a.queue_bind.exchange = str(exchange);
 		m.a.queue_bind.routing_key = str(routing_key);
-		m.a.queue_bind.arguments = table_of(arguments);
+		m.a.queue_bind.arguments = sv_table_of(arguments);
 	} else {
 		m.a.queue_unbind.queue = str(queue);
 		m.a.queue_unbind.exchange = str(exchange);
 		m.a.queue_unbind.routing_key = str(routing_key);
-		m.a.queue_unbind.arguments = table_of(arguments);
+		m.a.queue_unbind.arguments = sv_table_of(arguments);
 	}
 	return sv_channel_rpc(ch, &m, bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK, NULL, NULL, err);
 }
@@ -535,10 +472,16 @@ uint32_t salvo_message_count(const salvo_message *m)
 	return m->message_count;
 }
 
+const salvo_props *salvo_message_props(const salvo_message *m)
+{
+	return &m->props;
+}
+
 void salvo_message_destroy(salvo_message *m)
 {
 	if (!m)
 		return;
 	free(m->body);
+	free(m->props_mem);
 	free(m);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "tls.h"
 
 uint64_t sv_now_ns(void)
 {
@@ -191,6 +192,123 @@ void sv_channel_put(salvo_channel *ch)
 	sv_client_put(c);
 }
 
+/* Events. */
+
+void sv_event_push(salvo_client *c, const salvo_event *ev)
+{
+	size_t cap = sizeof c->events / sizeof c->events[0];
+
+	pthread_mutex_lock(&c->lock);
+	if (c->ev_count == cap) {
+		/* Full: the oldest goes. */
+		c->ev_head = (c->ev_head + 1) % cap;
+		c->ev_count--;
+		c->ev_dropped++;
+	}
+	c->events[(c->ev_head + c->ev_count) % cap] = *ev;
+	c->ev_count++;
+	pthread_cond_broadcast(&c->ev_cond);
+	pthread_mutex_unlock(&c->lock);
+}
+
+int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms)
+{
+	struct timespec ts;
+	int rc = 0;
+
+	if (!c || !ev)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	if (timeout_ms > 0) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&c->lock);
+	while (!c->ev_count && timeout_ms != 0 && rc == 0)
+		rc = timeout_ms < 0 ? pthread_cond_wait(&c->ev_cond, &c->lock)
+				    : pthread_cond_timedwait(&c->ev_cond, &c->lock, &ts);
+	if (c->ev_count) {
+		*ev = c->events[c->ev_head];
+		c->ev_head = (c->ev_head + 1) % (sizeof c->events / sizeof c->events[0]);
+		c->ev_count--;
+		rc = 0;
+	} else {
+		rc = timeout_ms == 0 ? SALVO_ERR_WOULD_BLOCK : SALVO_ERR_TIMEOUT;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return rc;
+}
+
+uint64_t salvo_client_events_dropped(salvo_client *c)
+{
+	uint64_t n;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	n = c->ev_dropped;
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
+uint64_t salvo_client_reconnects(salvo_client *c)
+{
+	return c ? atomic_load_explicit(&c->reconnects, memory_order_relaxed) : 0;
+}
+
+/* Run the configuration's on-connect hooks in order; the first failure stops them. */
+int sv_run_hooks(salvo_client *c, salvo_error *err)
+{
+	for (size_t i = 0; i < c->set.conf.n_hooks; i++) {
+		salvo_error e;
+		int rc;
+
+		memset(&e, 0, sizeof e);
+		rc = c->set.conf.hooks[i].fn(c, c->set.conf.hooks[i].arg, &e);
+		if (rc) {
+			if (!e.text[0])
+				sv_error_set(&e, rc, SALVO_ERROR_LOCAL, "on-connect hook %zu failed",
+					     i + 1);
+			e.status = rc;
+			sv_error_copy(err, &e);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Connect to the endpoints in turn, starting at *next (NULL: the first), until one
+ * answers; *next then names the one after it. A refusal that another endpoint would repeat
+ * (403 bad credentials, 530 missing vhost) stops at once. Returns sv_connect's status.
+ */
+int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
+		   salvo_error *err)
+{
+	size_t n = set->conf.n_endpoints, first = next ? *next % n : 0;
+	int rc = SALVO_ERR_IO;
+
+	for (size_t k = 0; k < n; k++) {
+		const struct sv_endpoint *ep = &set->conf.endpoints[(first + k) % n];
+		struct sv_connect_params p = set->connect;
+
+		p.host = ep->host;
+		p.port = (uint16_t)ep->port;
+		p.tls = ep->tls;
+		rc = sv_connect(&p, s, err);
+		if (!rc || rc == 403 || rc == 530) {
+			if (next)
+				*next = first + k + 1;
+			return rc;
+		}
+	}
+	return rc;
+}
+
 /* Client. */
 
 int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err)
@@ -198,12 +316,13 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 	const struct sv_endpoint *ep;
 
 	set->conf = *conf;
+	/* A failover list with amqps would need the TLS data path on reconnection. */
+	for (size_t i = 0; i < set->conf.n_endpoints && set->conf.n_endpoints > 1; i++)
+		if (set->conf.endpoints[i].tls)
+			return sv_error_set(err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
+					    "amqps:// failover endpoints need the TLS data path, "
+					    "not implemented yet");
 	ep = &set->conf.endpoints[0];
-	if (ep->tls) {
-		sv_error_set(err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
-			     "amqps:// needs TLS, which salvo does not support yet");
-		return SALVO_ERR_UNSUPPORTED;
-	}
 	set->connect = (struct sv_connect_params){
 		.host = ep->host,
 		.port = (uint16_t)ep->port,
@@ -215,7 +334,10 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 		.heartbeat = (uint16_t)set->conf.heartbeat,
 		.connection_name = set->conf.connection_name,
 		.timeout_ms = (int)set->conf.connection_timeout,
+		.tls = ep->tls,
+		.auth_external = set->conf.auth_mechanism == SV_AUTH_EXTERNAL,
 	};
+	sv_tls_settings_from_conf(&set->conf, &set->connect.tls_settings);
 	set->rpc_timeout_ms = (int)set->conf.rpc_timeout;
 	set->ring_size = set->conf.ring_size;
 	set->window = set->conf.window;
@@ -239,8 +361,10 @@ static void client_free(salvo_client *c)
 		close(c->wake_fd);
 	if (c->sess.fd >= 0)
 		close(c->sess.fd);
+	sv_tls_free(c->sess.tls);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->stats_lock);
+	pthread_cond_destroy(&c->ev_cond);
 	free(c->channel_ids);
 	free(c->channels);
 	free(c->pubs);
@@ -272,17 +396,29 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	atomic_init(&c->refs, 1);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->stats_lock, NULL);
+	pthread_cond_init(&c->ev_cond, NULL);
 	rc = sv_settings_from_conf(conf, &c->set, err);
 	if (rc) {
 		client_free(c);
 		return rc;
 	}
 
-	rc = sv_connect(&c->set.connect, &c->sess, err);
+	rc = sv_connect_any(&c->set, &c->sess, NULL, err);
 	if (rc) {
 		client_free(c);
 		return rc;
 	}
+	if (c->sess.tls) {
+		/* The I/O thread cannot carry TLS records yet: log out politely and refuse. */
+		sv_session_close(&c->sess, 200, "TLS data path not implemented yet",
+				 c->set.connect.timeout_ms, NULL);
+		sv_error_set(err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
+			     "amqps://: TLS handshake and login succeeded, but the TLS data path "
+			     "is not implemented yet");
+		client_free(c);
+		return SALVO_ERR_UNSUPPORTED;
+	}
+	c->session_frame_max = c->sess.frame_max;
 
 	c->channel_ids = calloc(c->sess.channel_max / 64u + 1, sizeof *c->channel_ids);
 	c->channels = calloc((size_t)c->sess.channel_max + 1, sizeof *c->channels);
@@ -319,6 +455,11 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 			     "cannot start the I/O thread: %s", strerror(rc));
 		client_free(c);
 		return SALVO_ERR_NO_MEMORY;
+	}
+	rc = sv_run_hooks(c, err);
+	if (rc) {
+		salvo_client_destroy(c);
+		return rc;
 	}
 	*out = c;
 	return 0;

@@ -19,6 +19,7 @@ enum key_type {
 	KEY_STRING,  /* a char[] field; min..max is its length in bytes */
 	KEY_URI,     /* replaces the endpoint list, sets user, password, vhost */
 	KEY_URI_ADD, /* appends a failover endpoint */
+	KEY_CHOICE,  /* a uint32_t field: the index of the value in choices */
 };
 
 enum key_flags {
@@ -37,6 +38,7 @@ struct conf_key {
 	const char *def_str; /* strings */
 	const char *unit;
 	const char *help;
+	const char *const *choices; /* KEY_CHOICE: the values, NULL-terminated */
 };
 
 #define FIELD_SIZE(f) sizeof(((struct salvo_conf *)0)->f)
@@ -56,6 +58,14 @@ struct conf_key {
 		.max = FIELD_SIZE(field) - 1, .def_str = def_, .unit = "bytes", .help = help_      \
 	}
 
+/* A choice's default is its first value; the order matches enum sv_verify / sv_auth. */
+#define CHOICE(name_, field, flags_, help_, ...)                                                   \
+	{                                                                                          \
+		.name = name_, .type = KEY_CHOICE, .flags = flags_,                                \
+		.offset = offsetof(struct salvo_conf, field), .unit = "", .help = help_,           \
+		.choices = (const char *const[]){__VA_ARGS__, NULL}                                \
+	}
+
 static const struct conf_key keys[] = {
 	{
 		.name = "uri",
@@ -66,9 +76,11 @@ static const struct conf_key keys[] = {
 			"password and vhost, absent ones to their defaults (\"amqp://host\"\n"
 			"means user and password guest, vhost \"/\"; \"amqp://host/\" means\n"
 			"the empty vhost). Query parameters heartbeat, connection_timeout,\n"
-			"channel_max, frame_max and connection_name set those keys; other keys\n"
-			"keep their values. Reads back as the first endpoint's URI with the\n"
-			"password as ***.",
+			"channel_max, frame_max, connection_name and the TLS keys (cacertfile,\n"
+			"certfile, keyfile, verify, server_name_indication, auth_mechanism) set\n"
+			"those keys; other keys keep their values. amqps:// means TLS from the\n"
+			"first byte, port 5671 by default. Reads back as the first endpoint's\n"
+			"URI with the password as ***.",
 	},
 	{
 		.name = "uri.add",
@@ -84,7 +96,9 @@ static const struct conf_key keys[] = {
 	       "Host name or address of the first endpoint; an IPv6 address without brackets."),
 	NUMBER("port", endpoints[0].port, 0, 1, UINT16_MAX, SV_PORT_AMQP, "",
 	       "Port of the first endpoint."),
-	STRING("user", user, 0, 0, "guest", "User name (SASL PLAIN)."),
+	STRING("user", user, 0, 0, "guest",
+	       "User name (SASL PLAIN; with auth_mechanism=external the broker takes the\n"
+	       "name from the client certificate)."),
 	STRING("password", password, KEY_SECRET, 0, "guest",
 	       "Password (SASL PLAIN). Never shown: reads back as ***."),
 	STRING("vhost", vhost, 0, 0, "/", "Virtual host to open."),
@@ -107,9 +121,52 @@ static const struct conf_key keys[] = {
 	NUMBER("publisher.window", window, KEY_POW2, 64, 1 << 24, 16384, "messages",
 	       "Confirm modes: most messages a publisher has without a known outcome,\n"
 	       "rounded up to a power of two (salvo_publisher_opts.window overrides it)."),
+	NUMBER("reconnect", reconnect, 0, 0, 1, 1, "",
+	       "1: when the connection is lost (I/O error, missed heartbeats, 320\n"
+	       "CONNECTION_FORCED), reconnect, run the on-connect hooks and resume publishers,\n"
+	       "resending what was not confirmed; 0: report the loss and stay closed."),
+	NUMBER("reconnect.initial_delay", reconnect_initial_delay, 0, 1, 3600000, 100,
+	       "milliseconds",
+	       "Wait before the first reconnection attempt; doubled after each failed one,\n"
+	       "with random jitter (the wait is between half of it and all of it)."),
+	NUMBER("reconnect.max_delay", reconnect_max_delay, 0, 1, 3600000, 10000, "milliseconds",
+	       "Longest wait between reconnection attempts."),
+	NUMBER("reconnect.max_attempts", reconnect_max_attempts, 0, 0, 1000000, 0, "",
+	       "Attempts (each tries every endpoint once) before giving up; 0: for ever."),
+	NUMBER("blocked_timeout", blocked_timeout, 0, 0, 3600000, 0, "milliseconds",
+	       "When the broker has blocked the connection (connection.blocked: a memory or\n"
+	       "disk alarm) for this long, close it with SALVO_ERR_TIMEOUT; 0: wait for ever\n"
+	       "(publishers feel the block as full rings)."),
 	NUMBER("io_uring.entries", io_uring_entries, 0, 8, 32768, 256, "",
 	       "Submission queue entries of each I/O thread's io_uring; the kernel rounds\n"
 	       "it up to a power of two."),
+	STRING("cacertfile", cacertfile, KEY_QUERY, 0, "",
+	       "amqps: PEM file of the CA certificates that may sign the broker's\n"
+	       "certificate; empty uses the system store (OpenSSL's default paths)."),
+	STRING("certfile", certfile, KEY_QUERY, 0, "",
+	       "amqps: PEM file of the client certificate (chain) to present; empty\n"
+	       "presents none. Needed by auth_mechanism=external."),
+	STRING("keyfile", keyfile, KEY_QUERY, 0, "",
+	       "amqps: PEM file of the client certificate's private key (unencrypted);\n"
+	       "empty takes the key from certfile."),
+	CHOICE("verify", verify, KEY_QUERY,
+	       "amqps: verify_peer checks the broker's certificate chain and its name\n"
+	       "(or IP address) against the host or server_name_indication, and fails\n"
+	       "the connection with SALVO_ERR_TLS otherwise. verify_none skips both\n"
+	       "checks, so anyone on the path can pose as the broker: a warning is\n"
+	       "printed to stderr once per process.",
+	       "verify_peer", "verify_none"),
+	STRING("server_name_indication", server_name_indication, KEY_QUERY, 0, "",
+	       "amqps: the name sent as SNI and checked against the broker's\n"
+	       "certificate, when it differs from the host (e.g. connecting by\n"
+	       "address); empty uses the host (no SNI for an IP address, which is then\n"
+	       "checked against the certificate's IP addresses); \"disable\" sends no\n"
+	       "SNI and still checks the host."),
+	CHOICE("auth_mechanism", auth_mechanism, KEY_QUERY,
+	       "SASL mechanism for the login: plain sends user and password; external\n"
+	       "logs in as the client certificate's identity (amqps with certfile;\n"
+	       "RabbitMQ needs the rabbitmq_auth_mechanism_ssl plugin).",
+	       "plain", "external"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -151,7 +208,26 @@ static const struct conf_key *find_key(const char *name)
 	return NULL;
 }
 
-/* Check a number or string value; a number comes back in *num, rounded if the key says so.
+/* Output that counts what it could not store, so callers learn the size they need. */
+struct sink {
+	char *buf;
+	size_t cap;
+	size_t len;
+};
+
+static void put(struct sink *s, const char *p, size_t n)
+{
+	if (s->len < s->cap)
+		memcpy(s->buf + s->len, p, n < s->cap - s->len ? n : s->cap - s->len);
+	s->len += n;
+}
+
+static void put_str(struct sink *s, const char *p)
+{
+	put(s, p, strlen(p));
+}
+
+/* Check a number, string or choice value; a number comes back in *num, rounded if the key says so.
  * A string is never quoted in a message: it may be the password. */
 static int parse(const struct conf_key *k, const char *value, uint32_t *num, char *errstr,
 		 size_t errstr_size)
@@ -159,6 +235,23 @@ static int parse(const struct conf_key *k, const char *value, uint32_t *num, cha
 	uint64_t v;
 	size_t len = strlen(value);
 
+	if (k->type == KEY_CHOICE) {
+		char list[128];
+		struct sink s = {list, sizeof list - 1, 0};
+
+		for (uint32_t i = 0; k->choices[i]; i++) {
+			if (strcmp(value, k->choices[i]) == 0) {
+				*num = i;
+				return 0;
+			}
+			if (i)
+				put_str(&s, ", ");
+			put_str(&s, k->choices[i]);
+		}
+		list[s.len < s.cap ? s.len : s.cap] = '\0';
+		return sv_conf_error(errstr, errstr_size, "%s: \"%s\" is not one of %s", k->name,
+				     value, list);
+	}
 	if (k->type == KEY_STRING) {
 		if (len < k->min)
 			return sv_conf_error(errstr, errstr_size,
@@ -195,7 +288,7 @@ static void store(struct salvo_conf *conf, const struct conf_key *k, const char 
 {
 	char *field = (char *)conf + k->offset;
 
-	if (k->type == KEY_NUMBER)
+	if (k->type == KEY_NUMBER || k->type == KEY_CHOICE)
 		memcpy(field, &num, sizeof num);
 	else
 		memcpy(field, value, strlen(value) + 1);
@@ -206,27 +299,8 @@ static void set_defaults(struct salvo_conf *conf)
 	memset(conf, 0, sizeof *conf);
 	conf->n_endpoints = 1;
 	for (size_t i = 0; i < N_KEYS; i++)
-		if (keys[i].type == KEY_NUMBER || keys[i].type == KEY_STRING)
+		if (keys[i].type != KEY_URI && keys[i].type != KEY_URI_ADD)
 			store(conf, &keys[i], keys[i].def_str, (uint32_t)keys[i].def);
-}
-
-/* Output that counts what it could not store, so callers learn the size they need. */
-struct sink {
-	char *buf;
-	size_t cap;
-	size_t len;
-};
-
-static void put(struct sink *s, const char *p, size_t n)
-{
-	if (s->len < s->cap)
-		memcpy(s->buf + s->len, p, n < s->cap - s->len ? n : s->cap - s->len);
-	s->len += n;
-}
-
-static void put_str(struct sink *s, const char *p)
-{
-	put(s, p, strlen(p));
 }
 
 static int unknown_query_key(const char *key, char *errstr, size_t errstr_size)
@@ -371,6 +445,10 @@ static void render(const struct salvo_conf *conf, const struct conf_key *k, stru
 	case KEY_STRING:
 		put_str(s, k->flags & KEY_SECRET ? "***" : field);
 		break;
+	case KEY_CHOICE:
+		memcpy(&v, field, sizeof v);
+		put_str(s, k->choices[v]);
+		break;
 	case KEY_URI:
 		put_endpoint(s, conf, &conf->endpoints[0], true);
 		break;
@@ -413,6 +491,16 @@ salvo_conf *salvo_conf_dup(const salvo_conf *conf)
 	return copy;
 }
 
+int salvo_conf_add_on_connect(salvo_conf *conf, salvo_on_connect_fn fn, void *arg)
+{
+	if (!conf || !fn || conf->n_hooks == SV_HOOKS_MAX)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	conf->hooks[conf->n_hooks].fn = fn;
+	conf->hooks[conf->n_hooks].arg = arg;
+	conf->n_hooks++;
+	return 0;
+}
+
 int salvo_conf_set(salvo_conf *conf, const char *key, const char *value, char *errstr,
 		   size_t errstr_size)
 {
@@ -433,6 +521,7 @@ int salvo_conf_set(salvo_conf *conf, const char *key, const char *value, char *e
 		return add_uri(conf, value, errstr, errstr_size);
 	case KEY_NUMBER:
 	case KEY_STRING:
+	case KEY_CHOICE:
 		break;
 	}
 	rc = parse(k, value, &num, errstr, errstr_size);
@@ -481,12 +570,17 @@ void salvo_conf_print_help(FILE *out)
 		render(&def, k, &s);
 		fprintf(out, "\n%s\n  default: %s%.*s%s\n  range:   ", k->name, quote,
 			(int)(s.len < s.cap ? s.len : s.cap), buf, quote);
-		if (k->type == KEY_URI || k->type == KEY_URI_ADD)
+		if (k->type == KEY_URI || k->type == KEY_URI_ADD) {
 			fprintf(out, "an amqp:// or amqps:// URI of at most %" PRIu64 " bytes\n",
 				k->max);
-		else
+		} else if (k->type == KEY_CHOICE) {
+			for (size_t c = 0; k->choices[c]; c++)
+				fprintf(out, "%s%s", c ? " | " : "", k->choices[c]);
+			fputc('\n', out);
+		} else {
 			fprintf(out, "%" PRIu64 "..%" PRIu64 "%s%s\n", k->min, k->max,
 				*k->unit ? " " : "", k->unit);
+		}
 		for (const char *line = k->help; *line;) {
 			size_t len = strcspn(line, "\n");
 

@@ -20,7 +20,9 @@
 #define SV_NAME_MAX	  255  /* user, vhost, connection_name: AMQP short strings */
 #define SV_PASSWORD_MAX	  4096 /* room for an OAuth 2 token sent as the password */
 #define SV_ENDPOINTS_MAX  16   /* "uri" plus up to 15 "uri.add" failover endpoints */
-#define SV_URI_PARAMS_MAX 8    /* query parameters in one URI */
+#define SV_HOOKS_MAX      8    /* on-connect hooks per configuration */
+#define SV_URI_PARAMS_MAX 16   /* query parameters in one URI */
+#define SV_PATH_MAX	  4095 /* cacertfile, certfile, keyfile */
 #define SV_PORT_AMQP	  5672
 #define SV_PORT_AMQPS	  5671
 
@@ -29,6 +31,11 @@ struct sv_endpoint {
 	uint32_t port;		    /* 1..65535 */
 	bool tls;		    /* amqps: TLS from the first byte */
 };
+
+/* The values of the "verify" and "auth_mechanism" keys, in the order of their names in
+ * conf.c's table. */
+enum sv_verify { SV_VERIFY_PEER, SV_VERIFY_NONE };
+enum sv_auth { SV_AUTH_PLAIN, SV_AUTH_EXTERNAL };
 
 struct salvo_conf {
 	/* endpoints[0] is the primary ("uri", "host", "port"); the rest come from "uri.add"
@@ -47,6 +54,23 @@ struct salvo_conf {
 	uint32_t ring_size;	   /* bytes, a power of two */
 	uint32_t window;	   /* messages, a power of two */
 	uint32_t io_uring_entries; /* the kernel rounds it up to a power of two */
+	/* TLS, used by amqps:// endpoints. Empty strings: not set. */
+	char cacertfile[SV_PATH_MAX + 1]; /* empty: the system CA store */
+	char certfile[SV_PATH_MAX + 1];
+	char keyfile[SV_PATH_MAX + 1];		      /* empty: the key is in certfile */
+	uint32_t verify;			      /* enum sv_verify */
+	char server_name_indication[SV_HOST_MAX + 1]; /* empty: the host; "disable": no SNI */
+	uint32_t auth_mechanism;		      /* enum sv_auth */
+	uint32_t reconnect;	   /* 0 or 1 */
+	uint32_t reconnect_initial_delay, reconnect_max_delay; /* milliseconds */
+	uint32_t reconnect_max_attempts;		       /* 0: for ever */
+	uint32_t blocked_timeout;			       /* milliseconds; 0: none */
+	/* On-connect hooks (salvo_conf_add_on_connect), in order. */
+	struct {
+		salvo_on_connect_fn fn;
+		void *arg;
+	} hooks[SV_HOOKS_MAX];
+	size_t n_hooks;
 };
 
 struct sv_uri_param {

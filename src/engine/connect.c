@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * TCP connect and the AMQP 0-9-1 handshake on the calling thread.
+ * TCP connect, the TLS handshake for amqps://, and the AMQP 0-9-1 handshake on the calling
+ * thread.
  *
  * The socket is non-blocking from the start (the I/O thread wants it so), and every wait
  * is a poll() bounded by one CLOCK_MONOTONIC deadline covering connect and handshake.
@@ -8,6 +9,12 @@
  * announces. That costs two recv() calls per frame on a handshake of four frames, and
  * means nothing after connection.open-ok is consumed, so the I/O thread starts on a clean
  * frame boundary with no leftover buffer to hand over.
+ *
+ * With TLS the socket carries ciphertext, read in chunks and fed to the sv_tls object
+ * (tls.c, memory BIOs); plaintext is still taken out exactly, so any later records stay
+ * inside the sv_tls handed over in the session. send_all and recv_exact are the one place
+ * that knows which path a connection takes: the AMQP dialogue above them is the same.
+ * Nothing but the TLS handshake's own messages is sent before the peer is verified.
  */
 #include "connect.h"
 #include "error.h"
@@ -22,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,11 +39,14 @@
 /* What the client uses when neither side limits frame size: RabbitMQ's default. */
 #define DEFAULT_FRAME_MAX 131072
 #define CLOSE_FRAME_MAX	  512 /* connection.close with a 255-byte text fits easily */
+#define CIPHER_CHUNK	  16709 /* one TLS record, header and expansion included */
 
 struct handshake {
 	const struct sv_connect_params *p;
 	salvo_error *err;
 	int fd;
+	struct sv_tls *tls;  /* amqps; NULL for TCP */
+	bool tls_rx;	     /* ciphertext has arrived, so "AMQP" is no plain-AMQP answer */
 	int64_t deadline_ms; /* CLOCK_MONOTONIC */
 	const char *step; /* "waiting for connection.tune", for messages; NULL while connecting */
 	bool framed;	  /* a frame arrived, so "AMQP" can no longer be a version refusal */
@@ -44,6 +55,7 @@ struct handshake {
 	/* Every frame a server may send during the handshake fits in the size all peers
 	 * accept before tuning; see read_frame. */
 	uint8_t rbuf[SV_FRAME_MIN_SIZE];
+	uint8_t cbuf[CIPHER_CHUNK]; /* TLS: ciphertext to and from the socket */
 };
 
 static int64_t now_ms(void)
@@ -115,7 +127,7 @@ static int wait_ready(struct handshake *h, short events)
 	}
 }
 
-static int send_all(struct handshake *h, const uint8_t *buf, size_t len)
+static int raw_send_all(struct handshake *h, const uint8_t *buf, size_t len)
 {
 	while (len) {
 		ssize_t n = send(h->fd, buf, len, MSG_NOSIGNAL);
@@ -137,18 +149,18 @@ static int send_all(struct handshake *h, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* Returns SALVO_ERR_CLOSED, with err untouched, when the server closed or reset the
- * connection: what that means depends on the step (see peer_closed). */
-static int recv_exact(struct handshake *h, uint8_t *buf, size_t len)
+/* Receive between 1 and cap bytes into buf (*got). Returns SALVO_ERR_CLOSED, with err
+ * untouched, when the server closed or reset the connection: what that means depends on the
+ * step (see peer_closed). */
+static int raw_recv(struct handshake *h, uint8_t *buf, size_t cap, size_t *got)
 {
-	while (len) {
-		ssize_t n = recv(h->fd, buf, len, 0);
+	for (;;) {
+		ssize_t n = recv(h->fd, buf, cap, 0);
 		int rc;
 
 		if (n > 0) {
-			buf += n;
-			len -= (size_t)n;
-			continue;
+			*got = (size_t)n;
+			return 0;
 		}
 		if (n == 0 || errno == ECONNRESET)
 			return SALVO_ERR_CLOSED;
@@ -160,7 +172,111 @@ static int recv_exact(struct handshake *h, uint8_t *buf, size_t len)
 		if (rc)
 			return rc;
 	}
+}
+
+/* Send every byte of ciphertext the TLS connection has waiting. */
+static int tls_flush(struct handshake *h)
+{
+	size_t n;
+
+	while ((n = sv_tls_take(h->tls, h->cbuf, sizeof h->cbuf))) {
+		int rc = raw_send_all(h, h->cbuf, n);
+
+		if (rc)
+			return rc;
+	}
 	return 0;
+}
+
+/* The next chunk of ciphertext from the socket, into the TLS connection. */
+static int tls_receive(struct handshake *h)
+{
+	size_t n;
+	int rc = raw_recv(h, h->cbuf, sizeof h->cbuf, &n);
+
+	if (rc)
+		return rc;
+	/* A plain AMQP server answers a ClientHello with its protocol header. */
+	if (!h->tls_rx && n >= 4 && !memcmp(h->cbuf, "AMQP", 4))
+		return sv_error_set(h->err, SALVO_ERR_TLS, SALVO_ERROR_LOCAL,
+				    "TLS handshake with %s failed: the server answered in plain "
+				    "AMQP (an amqp:// port, not amqps://?)",
+				    h->peer);
+	h->tls_rx = true;
+	if (sv_tls_feed(h->tls, h->cbuf, n))
+		return sv_error_set(h->err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+				    "out of memory for TLS input");
+	return 0;
+}
+
+static int send_all(struct handshake *h, const uint8_t *buf, size_t len)
+{
+	struct iovec iov = {(void *)buf, len};
+	size_t taken;
+	int rc;
+
+	if (!h->tls)
+		return raw_send_all(h, buf, len);
+	rc = sv_tls_write(h->tls, &iov, 1, len, &taken, h->err);
+	return rc ? rc : tls_flush(h);
+}
+
+/* Returns SALVO_ERR_CLOSED, with err untouched, when the server closed or reset the
+ * connection (or, with TLS, sent close_notify). */
+static int recv_exact(struct handshake *h, uint8_t *buf, size_t len)
+{
+	while (len) {
+		size_t n;
+		int rc;
+
+		if (!h->tls) {
+			rc = raw_recv(h, buf, len, &n);
+		} else {
+			rc = sv_tls_read(h->tls, buf, len, &n, h->err);
+			/* Reading may have queued an answer (a TLS 1.3 key update). */
+			if (!rc)
+				rc = tls_flush(h);
+			if (!rc && !n)
+				rc = tls_receive(h);
+		}
+		if (rc)
+			return rc;
+		buf += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* TLS from the first byte: the ClientHello, then the server's messages, until the peer is
+ * verified. An alert our side raises on failure goes out before the socket is closed. */
+static int tls_handshake(struct handshake *h)
+{
+	h->step = "during the TLS handshake";
+	for (;;) {
+		int rc = sv_tls_handshake(h->tls, h->err);
+		int frc;
+
+		if (rc < 0) {
+			size_t n = sv_tls_take(h->tls, h->cbuf, sizeof h->cbuf);
+
+			if (n)
+				send(h->fd, h->cbuf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+			return rc;
+		}
+		frc = tls_flush(h);
+		if (frc)
+			return frc;
+		if (rc == 0)
+			return 0;
+		frc = tls_receive(h);
+		if (frc == SALVO_ERR_CLOSED)
+			return sv_error_set(h->err, SALVO_ERR_TLS, SALVO_ERROR_LOCAL,
+					    "TLS handshake with %s failed: the server closed the "
+					    "connection",
+					    h->peer);
+		if (frc)
+			return frc;
+	}
 }
 
 /*
@@ -173,9 +289,20 @@ static void send_last(struct handshake *h, const struct sv_method *m)
 	uint8_t buf[CLOSE_FRAME_MAX];
 	struct sv_codec_error cerr;
 	size_t n = sv_frame_put_method(buf, sizeof buf, 0, m, &cerr);
+	struct iovec iov = {buf, n};
+	const uint8_t *out = buf;
+	salvo_error ignored;
 
+	if (n && h->tls) {
+		/* A TLS connection that already failed refuses, and then there is no one to
+		 * tell anyway. */
+		if (sv_tls_write(h->tls, &iov, 1, n, &n, &ignored))
+			return;
+		n = sv_tls_take(h->tls, h->cbuf, sizeof h->cbuf);
+		out = h->cbuf;
+	}
 	if (n)
-		send(h->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		send(h->fd, out, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void send_close(struct handshake *h, uint16_t reply_code, const char *text,
@@ -444,7 +571,15 @@ static int check_start(struct handshake *h, const struct sv_connection_start *st
 		return sv_error_set(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
 				 "%s speaks AMQP %u-%u, not 0-9 (connection.start)", h->peer,
 				 st->version_major, st->version_minor);
-	if (!has_mechanism(st->mechanisms, "PLAIN"))
+	if (h->p->auth_external && !has_mechanism(st->mechanisms, "EXTERNAL"))
+		return sv_error_set(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
+				    "%s offers SASL mechanisms \"%.*s\", not EXTERNAL "
+				    "(auth_mechanism=external; RabbitMQ needs the "
+				    "rabbitmq_auth_mechanism_ssl plugin)",
+				    h->peer,
+				    (int)(st->mechanisms.len > 100 ? 100 : st->mechanisms.len),
+				    (const char *)st->mechanisms.ptr);
+	if (!h->p->auth_external && !has_mechanism(st->mechanisms, "PLAIN"))
 		return sv_error_set(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
 				 "%s offers SASL mechanisms \"%.*s\"; salvo supports only PLAIN",
 				 h->peer,
@@ -527,6 +662,12 @@ static int send_start_ok(struct handshake *h)
 		memcpy(response + 2 + user_len, p->password, pass_len);
 		so->mechanism = SV_BYTES("PLAIN");
 		so->response = (struct sv_bytes){response, (uint32_t)(2 + user_len + pass_len)};
+		/* SASL EXTERNAL (RFC 4422): the identity is the TLS client certificate's; an
+		 * empty response asks for exactly that identity. */
+		if (p->auth_external) {
+			so->mechanism = SV_BYTES("EXTERNAL");
+			so->response = (struct sv_bytes){response, 0};
+		}
 		so->locale = SV_BYTES("en_US");
 		n = sv_frame_put_method(frame, frame_cap, 0, &m, &cerr);
 		rc = n ? send_all(h, frame, n) : encode_failed(h, &cerr);
@@ -631,6 +772,11 @@ static int check_params(const struct sv_connect_params *p, salvo_error *err)
 	if (p->timeout_ms <= 0)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				 "timeout_ms must be positive, got %d", p->timeout_ms);
+	if (p->auth_external &&
+	    (!p->tls || !p->tls_settings.certfile || !*p->tls_settings.certfile))
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "auth_mechanism=external needs an amqps:// endpoint and a "
+				    "certfile");
 	return 0;
 }
 
@@ -657,15 +803,82 @@ int sv_connect(const struct sv_connect_params *p, struct sv_session *s, salvo_er
 	snprintf(h.peer, sizeof h.peer, "%s%.255s%s:%u", v6 ? "[" : "", p->host, v6 ? "]" : "",
 		 p->port);
 
-	rc = tcp_connect(&h);
+	/* The TLS context first: a file that does not load fails before any network. */
+	if (p->tls)
+		rc = sv_tls_new(&p->tls_settings, p->host, h.peer, &h.tls, err);
+	if (!rc)
+		rc = tcp_connect(&h);
+	if (!rc && h.tls)
+		rc = tls_handshake(&h);
 	if (!rc)
 		rc = handshake(&h, s);
 	if (rc) {
 		if (h.fd >= 0)
 			close(h.fd);
+		sv_tls_free(h.tls);
 		redact(err->text, p->password);
 		return rc;
 	}
 	s->fd = h.fd;
+	s->tls = h.tls;
 	return 0;
+}
+
+int sv_session_close(struct sv_session *s, uint16_t reply_code, const char *text, int timeout_ms,
+		     salvo_error *err)
+{
+	const struct sv_connect_params p = {.timeout_ms = timeout_ms};
+	struct handshake h = {.p = &p, .fd = s->fd, .tls = s->tls, .framed = true};
+	struct sv_method m = {.id = SV_CONNECTION_CLOSE};
+	struct sv_connection_close *c = &m.a.connection_close;
+	struct sv_decoded_frame d;
+	struct sv_codec_error cerr;
+	uint8_t buf[CLOSE_FRAME_MAX];
+	salvo_error scratch;
+	size_t n;
+	int rc;
+
+	if (!err)
+		err = &scratch;
+	*err = (salvo_error){0};
+	h.err = err;
+	h.deadline_ms = now_ms() + timeout_ms;
+	h.step = "sending connection.close";
+	snprintf(h.peer, sizeof h.peer, "the broker");
+	sv_reader_init(&h.reader, SV_FRAME_MIN_SIZE);
+	c->reply_code = reply_code;
+	c->reply_text = (struct sv_bytes){(const uint8_t *)text, (uint32_t)strnlen(text, 255)};
+	n = sv_frame_put_method(buf, sizeof buf, 0, &m, &cerr);
+	rc = n ? send_all(&h, buf, n) : encode_failed(&h, &cerr);
+	h.step = "waiting for connection.close-ok";
+	/* Until close-ok: heartbeats, and anything else sent before the broker saw our close,
+	 * are skipped. */
+	while (!rc) {
+		rc = read_frame(&h, &d);
+		if (rc == SALVO_ERR_CLOSED)
+			rc = sv_error_set(err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+					  "the broker closed the connection %s", h.step);
+		if (rc || d.frame.type != SV_FRAME_METHOD || d.frame.channel != 0)
+			continue;
+		if (d.u.method.id == SV_CONNECTION_CLOSE_OK)
+			break;
+		if (d.u.method.id == SV_CONNECTION_CLOSE) {
+			struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
+
+			send_last(&h, &ok);
+			break;
+		}
+	}
+	if (s->tls) {
+		sv_tls_close_notify(s->tls);
+		n = sv_tls_take(s->tls, h.cbuf, sizeof h.cbuf);
+		if (n)
+			send(s->fd, h.cbuf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	}
+	if (s->fd >= 0)
+		close(s->fd);
+	sv_tls_free(s->tls);
+	s->fd = -1;
+	s->tls = NULL;
+	return rc;
 }

@@ -46,6 +46,7 @@ enum sv_req_kind {
 	SV_REQ_ATTACH, /* add pub to the I/O thread's publisher list */
 	SV_REQ_DETACH, /* remove pub from it */
 	SV_REQ_CLOSE,  /* send what is queued, then connection.close; complete on close-ok */
+	SV_REQ_RESUME, /* the on-connect hooks ran after a reconnection (status: theirs) */
 };
 
 struct sv_request {
@@ -53,6 +54,10 @@ struct sv_request {
 	enum sv_req_kind kind;
 	struct salvo_channel *ch;	 /* SV_REQ_METHOD on a channel; NULL on channel 0 */
 	struct salvo_publisher *pub; /* SV_REQ_ATTACH / SV_REQ_DETACH */
+	/* An I/O thread's own request reopening a publisher's channel after a reconnection:
+	 * the publisher resumes when it completes. */
+	struct salvo_publisher *resume;
+	uint64_t generation; /* SV_REQ_RESUME: the connection whose hooks ran */
 	uint32_t reply_id;
 	uint8_t *frame;
 	size_t frame_len;
@@ -71,6 +76,7 @@ struct sv_request {
 enum sv_conn_state {
 	SV_CONN_OPEN,
 	SV_CONN_CLOSING, /* connection.close sent, awaiting close-ok */
+	SV_CONN_RECOVERING, /* lost; the I/O thread reconnects (publishers wait) */
 	SV_CONN_CLOSED,  /* socket done; c->error says why unless closed on request */
 };
 
@@ -124,6 +130,25 @@ struct salvo_client {
 	uint64_t recv_hold_until;
 	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */
 
+	/* Recovery (I/O thread, except where said). */
+	salvo_error lost;     /* why the connection was lost */
+	bool paused;	      /* publishers wait: hooks still running after a reconnection */
+	bool blocked;	      /* connection.blocked until connection.unblocked */
+	uint64_t blocked_since;
+	char blocked_reason[128];
+	uint32_t session_frame_max; /* of the first connection: rings hold frames cut to it */
+	size_t next_endpoint;	    /* where the next reconnection attempt starts */
+	uint64_t generation;	    /* connections made so far, less one */
+	uint64_t hook_generation;   /* the generation the hook thread runs for */
+	struct sv_request *held_head, *held_tail; /* requests waiting for the next connection */
+	_Atomic uint64_t reconnects;
+
+	/* Events for salvo_client_poll_event, under lock. */
+	salvo_event events[64];
+	size_t ev_head, ev_count;
+	uint64_t ev_dropped;
+	pthread_cond_t ev_cond;
+
 	/* Live publishers for salvo_client_stats, and the totals of closed ones. */
 	pthread_mutex_t stats_lock;
 	struct salvo_publisher *stats_pubs;
@@ -151,6 +176,7 @@ struct salvo_channel {
 	struct salvo_message *incoming; /* basic.get-ok whose content is still arriving */
 	size_t incoming_len;		 /* body bytes received so far */
 	struct sv_return *returning;	 /* basic.return awaiting its content header */
+	bool recovering;		 /* a publisher's channel being reopened */
 	bool returning_seen;		 /* a basic.return's content is arriving: ignore it */
 };
 
@@ -176,6 +202,8 @@ struct salvo_message {
 	bool redelivered;
 	char exchange[256];
 	char routing_key[256];
+	salvo_props props; /* its strings and headers live in props_mem */
+	void *props_mem;
 };
 
 /*
@@ -193,7 +221,7 @@ struct sv_slot {
 
 /* Counters written by the I/O thread only, read by anyone. */
 struct sv_pub_counters {
-	_Atomic uint64_t acked, nacked, returned, failed;
+	_Atomic uint64_t acked, nacked, returned, failed, resent;
 	_Atomic uint64_t latency_count, latency_max_ns;
 	_Atomic uint64_t latency[SALVO_LATENCY_BUCKETS];
 };
@@ -208,6 +236,10 @@ struct salvo_publisher {
 	unsigned tpl_flags;
 	char tpl_exchange[256], tpl_routing_key[256];
 	uint8_t tpl_buf[1024];
+	/* Templates of messages with properties, which may not fit in tpl_buf: grown as
+	 * needed, kept until the publisher is freed. */
+	uint8_t *tpl_heap;
+	size_t tpl_heap_cap;
 	uint32_t seq_at; /* offset of the SV_SEQ_HEADER value in the template; 0: none */
 	salvo_confirm_mode mode;
 	salvo_outcome_fn on_outcome;
@@ -236,6 +268,8 @@ struct salvo_publisher {
 	struct sv_request *detach; /* DETACH waiting until nothing of ours is in flight */
 	struct sv_confirm win;	   /* confirm modes: tag t is seq t (tags start at 1) */
 	uint64_t tagged_end;	   /* end of the last message tagged */
+	uint64_t tag_base;	   /* seq = delivery tag + tag_base (0 until a reconnection) */
+	uint64_t resent_until;	   /* seqs up to here were sent again: their acks may repeat */
 	bool drain_due;		   /* acks arrived: drain the window after this read */
 };
 
@@ -252,6 +286,8 @@ int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err)
 int sv_request_wait(struct sv_request *req, int timeout_ms, salvo_error *err);
 void sv_request_complete(struct sv_request *req, int status, const salvo_error *err);
 void sv_client_kick(salvo_client *c);
+void sv_event_push(salvo_client *c, const salvo_event *ev);
+int sv_run_hooks(salvo_client *c, salvo_error *err);
 void sv_futex_wake_all(_Atomic uint32_t *word);
 void sv_io_wait_exit_if_closed(salvo_client *c);
 int sv_channel_id_alloc(salvo_client *c);
@@ -259,6 +295,8 @@ void sv_channel_id_free(salvo_client *c, uint16_t id);
 void sv_channel_put(salvo_channel *ch);
 void sv_client_put(salvo_client *c);
 int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err);
+int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
+		   salvo_error *err);
 void sv_settings_free(struct sv_settings *set);
 
 /* io.c */

@@ -41,6 +41,7 @@
 
 #include "../codec/table.h"
 #include "engine.h"
+#include "props.h"
 
 enum { UD_SEND = 1, UD_RECV, UD_WAKE };
 
@@ -78,6 +79,14 @@ static int out_append(salvo_client *c, const uint8_t *p, size_t n)
 }
 
 static void conn_fail(salvo_client *c, const salvo_error *why);
+
+/* The socket is ours to read and write: not closed, not being replaced. */
+static bool live(salvo_client *c)
+{
+	int state = atomic_load(&c->state);
+
+	return state == SV_CONN_OPEN || state == SV_CONN_CLOSING;
+}
 
 /*
  * Send a connection-level method right away, bypassing the ring, as the connection is
@@ -238,6 +247,9 @@ static bool pub_closed(const struct salvo_publisher *pub)
  * being detached leaves the list. Returns true if it left. Never while its bytes are in
  * flight: the kernel may still be reading them, and the producer must not overwrite them.
  */
+static void channel_mark_closed(salvo_channel *ch, const salvo_error *why);
+static void channel_forget(salvo_client *c, salvo_channel *ch);
+
 static bool pub_settle(salvo_client *c, size_t i)
 {
 	struct salvo_publisher *pub = c->pubs[i];
@@ -254,6 +266,15 @@ static bool pub_settle(salvo_client *c, size_t i)
 		c->partial_pub = NULL;
 	pub->ch->pub = NULL;
 	pub->detach = NULL;
+	if (pub->ch->recovering && atomic_load(&c->state) == SV_CONN_RECOVERING) {
+		/* Its channel was waiting for the next connection; nobody needs it now. */
+		salvo_error e = c->lost;
+		e.status = SALVO_ERR_CLOSED;
+		e.kind = SALVO_ERROR_CONNECTION;
+		pub->ch->recovering = false;
+		channel_mark_closed(pub->ch, &e);
+		channel_forget(c, pub->ch);
+	}
 	sv_request_complete(req, 0, NULL);
 	return true;
 }
@@ -397,7 +418,8 @@ static void get_content(salvo_client *c, salvo_channel *ch, const struct sv_deco
 		}
 		msg->len = (size_t)d->u.header.body_size;
 		msg->body = malloc(msg->len ? msg->len : 1);
-		if (!msg->body) {
+		/* The properties point into rbuf: the message keeps copies. */
+		if (!msg->body || sv_props_copy(&d->u.header.props, &msg->props, &msg->props_mem)) {
 			salvo_error e;
 			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
 				     "out of memory for a %zu-byte message", msg->len);
@@ -420,6 +442,30 @@ static void get_content(salvo_client *c, salvo_channel *ch, const struct sv_deco
 	sv_request_complete(req, 0, NULL);
 }
 
+/*
+ * A publisher's channel is open again on the new connection (and in confirm mode again):
+ * resume it. Confirm modes send again every message without an outcome, from released;
+ * the new channel's delivery tags start at 1, so tag t is now seq t + tag_base. Best
+ * effort cannot resend (its ring is released as it is sent); the rest of a message cut by
+ * the loss is dropped, since it cannot follow its beginning onto a new channel.
+ */
+static void pub_resume(struct salvo_publisher *pub)
+{
+	pub->ch->recovering = false;
+	if (pub->slots) {
+		uint64_t first = pub->win.first, next = sv_confirm_next_tag(&pub->win);
+
+		sv_ring_rewind(&pub->ring);
+		pub->tag_base = first - 1;
+		pub->resent_until = next - 1;
+		stat_add(&pub->ctr.resent, next - first);
+	} else if (pub->must_end > sv_ring_sent(&pub->ring)) {
+		sv_ring_mark_sent(&pub->ring, (size_t)(pub->must_end - sv_ring_sent(&pub->ring)));
+		sv_ring_release(&pub->ring, pub->must_end);
+	}
+	pub->must_end = 0;
+}
+
 /* A basic.ack or basic.nack from the broker, for a confirm-mode publisher's channel. */
 static void confirm_settle(salvo_client *c, salvo_channel *ch, uint64_t tag, bool multiple,
 			   bool nack)
@@ -430,7 +476,14 @@ static void confirm_settle(salvo_client *c, salvo_channel *ch, uint64_t tag, boo
 	 * channel put in confirm mode with salvo_confirm_select has no publisher at all. */
 	if (!pub || !pub->slots)
 		return;
+	/* After a reconnection the new channel numbers from 1 again: seq = tag + tag_base. */
+	if (tag)
+		tag += pub->tag_base;
 	if (sv_confirm_settle(&pub->win, tag, multiple, nack)) {
+		/* A message sent again after a reconnection may have been settled on the old
+		 * connection already: its second ack settles nothing, and that is fine. */
+		if (tag && tag <= pub->resent_until)
+			return;
 		protocol_error(c, 503, "basic.%s for delivery tag %llu%s on channel %u, which has "
 			       "no such message awaiting its confirm",
 			       nack ? "nack" : "ack", (unsigned long long)tag,
@@ -548,6 +601,8 @@ static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_m
 		ch->await_tail = NULL;
 	if (m)
 		take_reply(req, m);
+	if (req->resume)
+		pub_resume(req->resume);
 	sv_request_complete(req, 0, NULL);
 	if (m && m->id == SV_CHANNEL_CLOSE_OK) {
 		salvo_error e;
@@ -572,6 +627,12 @@ static void close_all(salvo_client *c, const salvo_error *why)
 	queued = c->queue_head;
 	c->queue_head = c->queue_tail = NULL;
 	pthread_mutex_unlock(&c->lock);
+	/* Requests held for a connection that will not come. */
+	if (c->held_head) {
+		c->held_tail->next = queued;
+		queued = c->held_head;
+		c->held_head = c->held_tail = NULL;
+	}
 
 	salvo_error closed;
 	if (!why) {
@@ -606,10 +667,32 @@ static void close_all(salvo_client *c, const salvo_error *why)
 	shutdown(c->sess.fd, SHUT_RDWR);
 }
 
+/*
+ * Whether a lost connection is worth another: the network or the broker's restart, yes;
+ * the broker refusing us (403, 530), a protocol error, or a close we asked for, no.
+ */
+static bool recoverable(salvo_client *c, const salvo_error *why)
+{
+	if (!c->set.conf.reconnect || c->close_req || atomic_load(&c->state) != SV_CONN_OPEN)
+		return false;
+	return why->status == SALVO_ERR_IO || why->status == SALVO_ERR_TIMEOUT ||
+	       why->status == 320 /* CONNECTION_FORCED */ || why->status == 541 /* INTERNAL_ERROR */;
+}
+
 static void conn_fail(salvo_client *c, const salvo_error *why)
 {
-	if (atomic_load(&c->state) != SV_CONN_CLOSED)
-		close_all(c, why);
+	if (!live(c))
+		return;
+	if (recoverable(c, why)) {
+		/* The main loop sees the state and runs recover(). */
+		c->lost = *why;
+		pthread_mutex_lock(&c->lock);
+		atomic_store(&c->state, SV_CONN_RECOVERING);
+		pthread_mutex_unlock(&c->lock);
+		shutdown(c->sess.fd, SHUT_RDWR);
+		return;
+	}
+	close_all(c, why);
 }
 
 /* The broker broke the protocol: tell it why (best effort) and end the connection. */
@@ -655,10 +738,26 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 			return;
 		}
 		break;
-	case SV_CONNECTION_BLOCKED:
-	case SV_CONNECTION_UNBLOCKED:
-		/* Flow control by the broker arrives with the resilience work. */
+	case SV_CONNECTION_BLOCKED: {
+		salvo_event ev = {.kind = SALVO_EVENT_BLOCKED};
+		struct sv_bytes r = m->a.connection_blocked.reason;
+
+		/* Publishers stop sending (their rings fill and producers feel it); control
+		 * frames and heartbeats go on. */
+		c->blocked = true;
+		c->blocked_since = sv_now_ns();
+		snprintf(ev.reason, sizeof ev.reason, "%.*s", (int)r.len, (const char *)r.ptr);
+		snprintf(c->blocked_reason, sizeof c->blocked_reason, "%.120s", ev.reason);
+		sv_event_push(c, &ev);
 		return;
+	}
+	case SV_CONNECTION_UNBLOCKED: {
+		salvo_event ev = {.kind = SALVO_EVENT_UNBLOCKED};
+
+		c->blocked = false;
+		sv_event_push(c, &ev);
+		return;
+	}
 	}
 	protocol_error(c, 503, "unexpected %s on channel 0", sv_method_name(m->id));
 }
@@ -724,7 +823,7 @@ static void on_recv(salvo_client *c, int res)
 	c->recv_inflight = false;
 	if (res <= 0) {
 		salvo_error e;
-		if (atomic_load(&c->state) == SV_CONN_CLOSED)
+		if (!live(c))
 			return;
 		if (res == 0)
 			sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
@@ -738,7 +837,7 @@ static void on_recv(salvo_client *c, int res)
 	c->rlen += (size_t)res;
 	c->last_recv_ns = sv_now_ns();
 	c->batch_acks_only = true;
-	while (atomic_load(&c->state) != SV_CONN_CLOSED &&
+	while (live(c) &&
 	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
 		pos += (size_t)n;
 		handle_frame(c, &d);
@@ -753,7 +852,7 @@ static void on_recv(salvo_client *c, int res)
 	if (c->batch_acks_only && (size_t)res < SV_RECV_HOLD_BYTES && !c->close_req &&
 	    !pubs_waiting(c))
 		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
-	if (n < 0 && atomic_load(&c->state) != SV_CONN_CLOSED) {
+	if (n < 0 && live(c)) {
 		protocol_error(c, c->reader.err.reply_code, "%s", c->reader.err.reason);
 		return;
 	}
@@ -776,6 +875,7 @@ static void channel_await(salvo_channel *ch, struct sv_request *req)
 static void take_method(salvo_client *c, struct sv_request *req)
 {
 	salvo_channel *ch = req->ch;
+
 
 	if (ch && atomic_load_explicit(&ch->state, memory_order_relaxed) == SV_CH_CLOSED) {
 		sv_request_complete(req, ch->error.status, &ch->error);
@@ -801,6 +901,8 @@ static void take_method(salvo_client *c, struct sv_request *req)
 		channel_await(ch, req);
 }
 
+static void resume(salvo_client *c, struct sv_request *req);
+
 static void take_requests(salvo_client *c)
 {
 	struct sv_request *req, *next;
@@ -813,6 +915,17 @@ static void take_requests(salvo_client *c)
 	for (; req; req = next) {
 		next = req->next;
 		req->next = NULL;
+		/* Between connections, methods and new publishers wait for the next one (their
+		 * callers' timeouts still run); closes and detaches are served at once. */
+		if (atomic_load(&c->state) == SV_CONN_RECOVERING &&
+		    (req->kind == SV_REQ_METHOD || req->kind == SV_REQ_ATTACH)) {
+			if (c->held_tail)
+				c->held_tail->next = req;
+			else
+				c->held_head = req;
+			c->held_tail = req;
+			continue;
+		}
 		switch (req->kind) {
 		case SV_REQ_METHOD:
 			take_method(c, req);
@@ -840,6 +953,9 @@ static void take_requests(salvo_client *c)
 			 * may be unmapped as soon as the request completes. */
 			req->pub->detach = req;
 			settle_pubs(c);
+			break;
+		case SV_REQ_RESUME:
+			resume(c, req);
 			break;
 		case SV_REQ_CLOSE:
 			if (c->close_req) {
@@ -885,12 +1001,14 @@ static bool iov_add(salvo_client *c, const uint8_t *p, size_t n, struct salvo_pu
 /* What of a publisher's ring the next send must or may carry: all pending messages while
  * its channel is open and it stays attached; otherwise only the rest of a message a short
  * write cut (the broker would take anything else on the channel for its missing frames). */
-static size_t pub_ready(struct salvo_publisher *pub, const uint8_t **p)
+static size_t pub_ready(salvo_client *c, struct salvo_publisher *pub, const uint8_t **p)
 {
 	size_t n = sv_ring_pending(&pub->ring, p);
 	uint64_t sent = sv_ring_sent(&pub->ring);
 
-	if (!pub_closed(pub) && !pub->detach)
+	/* Paused after a reconnection until the hooks ran and the channel is back, and while
+	 * the broker says it is blocked. */
+	if (!pub_closed(pub) && !pub->detach && !c->paused && !c->blocked && !pub->ch->recovering)
 		return n;
 	return pub->must_end > sent ? (size_t)(pub->must_end - sent) : 0;
 }
@@ -898,7 +1016,7 @@ static size_t pub_ready(struct salvo_publisher *pub, const uint8_t **p)
 static void add_pub(salvo_client *c, struct salvo_publisher *pub)
 {
 	const uint8_t *p;
-	size_t n = pub_ready(pub, &p);
+	size_t n = pub_ready(c, pub, &p);
 
 	if (n && iov_add(c, p, n, pub))
 		pub->in_flight = true;
@@ -925,7 +1043,7 @@ static bool rings_idle(salvo_client *c)
 {
 	for (size_t i = 0; i < c->npubs; i++) {
 		const uint8_t *p;
-		if (pub_ready(c->pubs[i], &p))
+		if (pub_ready(c, c->pubs[i], &p))
 			return false;
 	}
 	return true;
@@ -1032,7 +1150,7 @@ static void on_send(salvo_client *c, int res)
 		c->last_send_ns = sv_now_ns();
 		c->sent_lately = true;
 	}
-	if (res < 0 && atomic_load(&c->state) != SV_CONN_CLOSED) {
+	if (res < 0 && live(c)) {
 		salvo_error e;
 		sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION, "send: %s", strerror(-res));
 		conn_fail(c, &e);
@@ -1048,6 +1166,26 @@ static uint64_t heartbeat_ns(const salvo_client *c)
 }
 
 /* Returns the next deadline (0: none). */
+/* blocked_timeout: a block that lasts too long ends the connection. Returns the deadline
+ * (0: none). */
+static uint64_t blocked_deadline(salvo_client *c, uint64_t now)
+{
+	uint64_t limit = (uint64_t)c->set.conf.blocked_timeout * 1000000u;
+
+	if (!c->blocked || !limit)
+		return 0;
+	if (now - c->blocked_since >= limit) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_TIMEOUT, SALVO_ERROR_CONNECTION,
+			     "blocked by the broker for %u ms (%s): blocked_timeout",
+			     c->set.conf.blocked_timeout, c->blocked_reason);
+		/* Not a loss to recover from: the broker is up and refusing. */
+		close_all(c, &e);
+		return 0;
+	}
+	return c->blocked_since + limit;
+}
+
 static uint64_t heartbeats(salvo_client *c, uint64_t now)
 {
 	uint64_t hb = heartbeat_ns(c);
@@ -1091,7 +1229,7 @@ static void arm(salvo_client *c, uint64_t now)
 
 	if (c->recv_hold_until && (now >= c->recv_hold_until || pubs_waiting(c)))
 		c->recv_hold_until = 0;
-	if (!c->recv_inflight && !c->recv_hold_until && atomic_load(&c->state) != SV_CONN_CLOSED) {
+	if (!c->recv_inflight && !c->recv_hold_until && live(c)) {
 		sqe = io_uring_get_sqe(&c->uring);
 		io_uring_prep_recv(sqe, c->sess.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
 		io_uring_sqe_set_data64(sqe, UD_RECV);
@@ -1129,6 +1267,261 @@ static void reap(salvo_client *c)
 	io_uring_cq_advance(&c->uring, n);
 }
 
+/* Recovery. */
+
+/*
+ * Reopen a publisher's channel, with the same number (its ring holds frames that name
+ * it), and put it back in confirm mode: requests of the I/O thread's own, pipelined; the
+ * last one's reply resumes the publisher (pub_resume).
+ */
+static void reopen(salvo_client *c, struct salvo_publisher *pub)
+{
+	struct sv_method open = {.id = SV_CHANNEL_OPEN}, select = {.id = SV_CONFIRM_SELECT};
+	struct sv_method *steps[2] = {&open, pub->slots ? &select : NULL};
+	uint32_t replies[2] = {SV_CHANNEL_OPEN_OK, SV_CONFIRM_SELECT_OK};
+	salvo_channel *ch = pub->ch;
+
+	sv_content_init(&ch->content);
+	for (int i = 0; i < 2 && steps[i]; i++) {
+		struct sv_request *req = sv_request_new(SV_REQ_METHOD);
+		uint8_t buf[64];
+		struct sv_codec_error cerr;
+		size_t n = sv_frame_put_method(buf, sizeof buf, ch->id, steps[i], &cerr);
+
+		if (!req || !n || out_append(c, buf, n)) {
+			salvo_error e;
+			free(req);
+			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+				     "out of memory reopening channel %u", ch->id);
+			conn_fail(c, &e);
+			return;
+		}
+		atomic_store(&req->refs, 1); /* nobody waits for it */
+		req->ch = ch;
+		req->reply_id = replies[i];
+		req->resume = (i == 1 || !pub->slots) ? pub : NULL;
+		channel_await(ch, req);
+	}
+}
+
+/* The hooks ran (or there were none): reopen the publishers' channels. */
+static void resume(salvo_client *c, struct sv_request *req)
+{
+	int status = req ? req->status : 0;
+
+	if (req && req->generation != c->generation) {
+		/* The hooks of a connection lost since: the current one has its own. */
+		sv_request_complete(req, 0, NULL);
+		return;
+	}
+	if (req) {
+		salvo_error e = req->err;
+		sv_request_complete(req, 0, NULL);
+		if (status && live(c)) {
+			/* A hook failed: this connection is not ready; try again. */
+			e.status = SALVO_ERR_IO;
+			e.kind = SALVO_ERROR_CONNECTION;
+			conn_fail(c, &e);
+			return;
+		}
+	}
+	if (!live(c))
+		return;
+	c->paused = false;
+	for (size_t i = 0; i < c->npubs; i++)
+		if (c->pubs[i]->ch->recovering)
+			reopen(c, c->pubs[i]);
+}
+
+static void *hook_main(void *arg)
+{
+	salvo_client *c = arg;
+	uint64_t generation = c->hook_generation;
+	struct sv_request *req = sv_request_new(SV_REQ_RESUME);
+	salvo_error err;
+
+	memset(&err, 0, sizeof err);
+	if (req) {
+		req->generation = generation;
+		req->status = sv_run_hooks(c, &err);
+		req->err = err;
+		atomic_store(&req->refs, 1); /* the I/O thread's: nobody waits */
+		if (sv_request_submit(c, req, NULL))
+			free(req); /* closed meanwhile */
+	}
+	sv_client_put(c);
+	return NULL;
+}
+
+/* Wait delay_ms while taking requests; false if the application closed the client. */
+static bool backoff_wait(salvo_client *c, uint64_t delay_ms)
+{
+	uint64_t end = sv_now_ns() + delay_ms * 1000000u;
+
+	for (;;) {
+		struct __kernel_timespec ts;
+		struct io_uring_cqe *cqe;
+		uint64_t now;
+
+		take_requests(c);
+		settle_pubs(c);
+		if (c->close_req)
+			return false;
+		now = sv_now_ns();
+		if (now >= end)
+			return true;
+		if (!c->wake_inflight) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&c->uring);
+			io_uring_prep_read(sqe, c->wake_fd, &c->wake_value, sizeof c->wake_value, 0);
+			io_uring_sqe_set_data64(sqe, UD_WAKE);
+			c->wake_inflight = true;
+		}
+		ts.tv_sec = (long long)((end - now) / 1000000000u);
+		ts.tv_nsec = (long long)((end - now) % 1000000000u);
+		io_uring_submit_and_wait_timeout(&c->uring, &cqe, 1, &ts, NULL);
+		reap(c);
+	}
+}
+
+static void give_up(salvo_client *c, const salvo_error *why)
+{
+	salvo_event ev = {.kind = SALVO_EVENT_GIVING_UP, .error = *why};
+
+	sv_event_push(c, &ev);
+	/* close_all expects a state it may end. */
+	pthread_mutex_lock(&c->lock);
+	atomic_store(&c->state, SV_CONN_OPEN);
+	pthread_mutex_unlock(&c->lock);
+	close_all(c, why);
+}
+
+/*
+ * The connection is lost and worth another (conn_fail): let the old socket's operations
+ * finish, close every channel but the publishers', reconnect with backoff, then run the
+ * on-connect hooks on a thread of their own and resume the publishers.
+ */
+static void recover(salvo_client *c)
+{
+	salvo_event ev = {.kind = SALVO_EVENT_CONNECTION_LOST, .error = c->lost};
+	salvo_error chan_err = c->lost, err;
+	struct sv_session sess;
+	uint64_t delay = c->set.conf.reconnect_initial_delay;
+	unsigned attempt;
+
+	sv_event_push(c, &ev);
+	shutdown(c->sess.fd, SHUT_RDWR);
+	while (c->recv_inflight || c->send_inflight) {
+		io_uring_submit_and_wait(&c->uring, 1);
+		reap(c);
+	}
+	close(c->sess.fd);
+	c->sess.fd = -1;
+	c->rlen = 0;
+	c->out_len = c->out_sent = c->out_next_len = 0;
+	c->partial_out = false;
+	c->partial_pub = NULL;
+	c->recv_hold_until = 0;
+	c->blocked = false;
+
+	/* Channels: publishers' wait for the new connection; the application's end here. */
+	chan_err.status = SALVO_ERR_CLOSED;
+	chan_err.kind = SALVO_ERROR_CONNECTION;
+	for (unsigned id = 1; id <= c->sess.channel_max; id++) {
+		salvo_channel *ch = c->channels[id];
+
+		if (!ch)
+			continue;
+		fail_awaiting(ch, &chan_err);
+		free(ch->returning);
+		ch->returning = NULL;
+		ch->returning_seen = false;
+		if (ch->pub && !ch->pub->detach && !pub_closed(ch->pub)) {
+			ch->recovering = true;
+			ch->close_sent = ch->peer_closed = false;
+			continue;
+		}
+		channel_mark_closed(ch, &chan_err);
+		channel_forget(c, ch);
+	}
+	settle_pubs(c);
+
+	for (attempt = 1;; attempt++) {
+		/* Exponential, with jitter: between half the delay and all of it. */
+		uint64_t wait = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
+
+		ev = (salvo_event){.kind = SALVO_EVENT_RECONNECTING, .attempt = attempt,
+				   .delay_ms = (unsigned)wait, .error = c->lost};
+		sv_event_push(c, &ev);
+		if (!backoff_wait(c, wait)) {
+			give_up(c, &c->lost);
+			return;
+		}
+		memset(&err, 0, sizeof err);
+		if (sv_connect_any(&c->set, &sess, &c->next_endpoint, &err) == 0)
+			break;
+		if (err.status == 403 || err.status == 530 ||
+		    (c->set.conf.reconnect_max_attempts &&
+		     attempt >= c->set.conf.reconnect_max_attempts)) {
+			give_up(c, &err);
+			return;
+		}
+		delay = delay * 2 > c->set.conf.reconnect_max_delay ? c->set.conf.reconnect_max_delay
+								    : delay * 2;
+	}
+	/* The rings hold frames cut to the first connection's frame_max, on their channels. */
+	if (sess.frame_max < c->session_frame_max || sess.channel_max < c->sess.channel_max) {
+		sv_error_set(&err, SALVO_ERR_LIMIT, SALVO_ERROR_CONNECTION,
+			     "the broker now allows frame_max %u and channel_max %u, below the "
+			     "first connection's %u and %u",
+			     sess.frame_max, sess.channel_max, c->session_frame_max,
+			     c->sess.channel_max);
+		close(sess.fd);
+		give_up(c, &err);
+		return;
+	}
+	sess.channel_max = c->sess.channel_max; /* the tables are sized for it */
+	c->sess = sess;
+	sv_reader_init(&c->reader, c->sess.frame_max);
+	c->last_send_ns = c->last_recv_ns = sv_now_ns();
+	atomic_fetch_add(&c->reconnects, 1);
+	c->generation++;
+	pthread_mutex_lock(&c->lock);
+	atomic_store(&c->state, SV_CONN_OPEN);
+	/* What waited for this connection goes first. */
+	if (c->held_head) {
+		c->held_tail->next = c->queue_head;
+		if (!c->queue_head)
+			c->queue_tail = c->held_tail;
+		c->queue_head = c->held_head;
+		c->held_head = c->held_tail = NULL;
+	}
+	pthread_mutex_unlock(&c->lock);
+	{
+		size_t ep = (c->next_endpoint + c->set.conf.n_endpoints - 1) % c->set.conf.n_endpoints;
+		ev = (salvo_event){.kind = SALVO_EVENT_RECONNECTED, .attempt = attempt};
+		snprintf(ev.endpoint, sizeof ev.endpoint, "%s:%u", c->set.conf.endpoints[ep].host,
+			 c->set.conf.endpoints[ep].port);
+		sv_event_push(c, &ev);
+	}
+	if (c->set.conf.n_hooks) {
+		pthread_t t;
+
+		c->paused = true;
+		c->hook_generation = c->generation; /* read by the new thread before it runs */
+		atomic_fetch_add(&c->refs, 1);
+		if (pthread_create(&t, NULL, hook_main, c) == 0) {
+			pthread_detach(t);
+			return;
+		}
+		atomic_fetch_sub(&c->refs, 1);
+		sv_error_set(&err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			     "cannot start a thread for the on-connect hooks");
+		give_up(c, &err);
+		return;
+	}
+	resume(c, NULL);
+}
+
 void *sv_io_main(void *arg)
 {
 	salvo_client *c = arg;
@@ -1138,11 +1531,20 @@ void *sv_io_main(void *arg)
 		uint64_t now, deadline;
 		struct io_uring_cqe *cqe;
 
+		if (atomic_load(&c->state) == SV_CONN_RECOVERING) {
+			recover(c);
+			continue;
+		}
 		take_requests(c);
 		now = sv_now_ns();
 		deadline = heartbeats(c, now);
-		if (atomic_load(&c->state) == SV_CONN_CLOSED)
-			break;
+		if (live(c)) {
+			uint64_t bd = blocked_deadline(c, now);
+			if (bd && (!deadline || bd < deadline))
+				deadline = bd;
+		}
+		if (!live(c))
+			continue;
 		if (!c->send_inflight)
 			start_send(c);
 		arm(c, now);

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "props.h"
 
 /* Async mode timestamps one message in 16 for the latency histogram: a clock read costs
  * tens of nanoseconds in a virtual machine, a third of the rest of a publish. */
@@ -56,13 +57,42 @@ static const uint8_t seq_table[] = {
 	'l', 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
-static int set_template(salvo_publisher *p, const char *exchange, const char *routing_key,
-			unsigned flags, salvo_error *err)
+/* The largest basic.publish method frame: envelope (8), class and method ids (4), reserved
+ * short (2), exchange and routing key (1 + 255 each), mandatory/immediate octet (1). */
+#define PUBLISH_METHOD_MAX 527
+/* tpl_flags of a template made from properties: it never matches a later message's flags,
+ * so the next message encodes its own. */
+#define TPL_PROPS 0x80000000u
+
+/*
+ * Where the template of a message with properties goes: tpl_heap, grown to cap bytes plus
+ * scratch bytes after them (for the stamped headers). Returns 0 or SALVO_ERR_NO_MEMORY.
+ */
+static int tpl_heap_reserve(salvo_publisher *p, size_t cap, size_t scratch, salvo_error *err)
 {
-	struct sv_basic_props props = {0};
+	if (p->tpl_heap_cap < cap + scratch) {
+		uint8_t *nb = realloc(p->tpl_heap, cap + scratch);
+		if (!nb) {
+			sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+				     "out of memory for a %zu-byte publish template", cap);
+			return SALVO_ERR_NO_MEMORY;
+		}
+		p->tpl_heap = nb;
+		p->tpl_heap_cap = cap + scratch;
+	}
+	return 0;
+}
+
+static int set_template(salvo_publisher *p, const salvo_msg *m, unsigned flags, salvo_error *err)
+{
+	struct sv_basic_props props;
 	struct sv_codec_error cerr;
+	const char *exchange = m->exchange, *routing_key = m->routing_key;
 	size_t elen = strlen(exchange), rlen = strlen(routing_key);
 	bool stamp = confirming(p) && (flags & SALVO_MSG_MANDATORY);
+	uint8_t *buf = p->tpl_buf;
+	size_t cap = sizeof p->tpl_buf;
+	int rc;
 
 	if (elen > SV_SHORTSTR_MAX || rlen > SV_SHORTSTR_MAX) {
 		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
@@ -71,16 +101,41 @@ static int set_template(salvo_publisher *p, const char *exchange, const char *ro
 			     elen > SV_SHORTSTR_MAX ? elen : rlen);
 		return SALVO_ERR_INVALID_ARGUMENT;
 	}
-	if (flags & SALVO_MSG_PERSISTENT) {
-		props.flags |= SV_PROP_DELIVERY_MODE;
-		props.delivery_mode = 2;
-	}
-	if (stamp) {
+	rc = sv_props_from_public(m->props, flags & SALVO_MSG_PERSISTENT, &props, err);
+	if (rc)
+		return rc;
+	p->tpl_valid = false;
+	/* The stamp goes first among the caller's headers, so that the search below and the
+	 * match of a basic.return (the first x-salvo-seq) find ours. */
+	size_t merged = stamp && props.headers.len ? sizeof seq_table + props.headers.len : 0;
+	if (stamp && !merged) {
 		props.flags |= SV_PROP_HEADERS;
 		props.headers = (struct sv_table){seq_table, sizeof seq_table};
 	}
-	p->tpl_valid = false;
-	if (sv_publish_template_init(&p->tpl, p->tpl_buf, sizeof p->tpl_buf, p->ch->id,
+	if (m->props) {
+		size_t header = SV_FRAME_OVERHEAD + 12 + sv_props_encoded_size(&props) +
+				(merged ? sizeof seq_table : 0);
+
+		if (header > p->client->sess.frame_max) {
+			sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				     "the properties make a %zu-byte content header; frame_max is %u "
+				     "and a content header cannot be split",
+				     header, p->client->sess.frame_max);
+			return SALVO_ERR_INVALID_ARGUMENT;
+		}
+		cap = PUBLISH_METHOD_MAX + header;
+		rc = tpl_heap_reserve(p, cap, merged, err);
+		if (rc)
+			return rc;
+		buf = p->tpl_heap;
+		if (merged) {
+			uint8_t *h = p->tpl_heap + cap;
+			memcpy(h, seq_table, sizeof seq_table);
+			memcpy(h + sizeof seq_table, props.headers.ptr, props.headers.len);
+			props.headers = (struct sv_table){h, (uint32_t)merged};
+		}
+	}
+	if (sv_publish_template_init(&p->tpl, buf, cap, p->ch->id,
 				     (struct sv_bytes){(const uint8_t *)exchange, (uint32_t)elen},
 				     (struct sv_bytes){(const uint8_t *)routing_key, (uint32_t)rlen},
 				     flags & SALVO_MSG_MANDATORY, &props,
@@ -90,13 +145,14 @@ static int set_template(salvo_publisher *p, const char *exchange, const char *ro
 	}
 	p->seq_at = 0;
 	if (stamp) {
-		/* The table is copied whole into the header frame; find its value there. */
+		/* The table is copied whole into the header frame; find its value there. Nothing
+		 * before it can hold its eight zero bytes: names and properties are C strings. */
 		const uint8_t *at = memmem(p->tpl.bytes, p->tpl.len, seq_table, sizeof seq_table);
 		p->seq_at = (uint32_t)(at - p->tpl.bytes) + sizeof seq_table - 8;
 	}
 	memcpy(p->tpl_exchange, exchange, elen + 1);
 	memcpy(p->tpl_routing_key, routing_key, rlen + 1);
-	p->tpl_flags = flags;
+	p->tpl_flags = m->props ? flags | TPL_PROPS : flags;
 	p->tpl_valid = true;
 	return 0;
 }
@@ -441,9 +497,12 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 	if (rc)
 		return rc;
 	flags = m->flags & (SALVO_MSG_MANDATORY | SALVO_MSG_PERSISTENT);
-	if (!p->tpl_valid || p->tpl_flags != flags || strcmp(p->tpl_exchange, m->exchange) != 0 ||
+	/* Properties are encoded per message: their strings and headers may have changed
+	 * in place since the last one (see set_template for the cost). */
+	if (m->props || !p->tpl_valid || p->tpl_flags != flags ||
+	    strcmp(p->tpl_exchange, m->exchange) != 0 ||
 	    strcmp(p->tpl_routing_key, m->routing_key) != 0) {
-		rc = set_template(p, m->exchange, m->routing_key, flags, err);
+		rc = set_template(p, m, flags, err);
 		if (rc)
 			return rc;
 	}
@@ -516,7 +575,7 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 int salvo_publish(salvo_publisher *p, const char *exchange, const char *routing_key,
 		  const void *body, size_t len, unsigned flags, int timeout_ms, salvo_error *err)
 {
-	salvo_msg m = {exchange, routing_key, body, len, flags, NULL};
+	salvo_msg m = {exchange, routing_key, body, len, flags, NULL, NULL};
 
 	return salvo_publish_msg(p, &m, timeout_ms, NULL, err);
 }
@@ -581,9 +640,12 @@ int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_erro
 		deliver(p, 0);
 	else
 		skip_to(p, p->seq);
-	rc = p->wait_status;
-	if (rc)
+	/* The worst outcome delivered since the last call; else the channel's end, which
+	 * flush reports even when every message was acked before it. */
+	if (p->wait_status) {
+		rc = p->wait_status;
 		sv_error_copy(err, &p->wait_err);
+	}
 	p->wait_status = 0;
 	return rc;
 }
@@ -615,6 +677,7 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, salvo_error *err)
 
 static void publisher_free(salvo_publisher *p)
 {
+	free(p->tpl_heap);
 	sv_ring_destroy(&p->ring);
 	if (p->slots) {
 		sv_confirm_destroy(&p->win);
@@ -642,6 +705,7 @@ static void stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
 	sum->nacked += st->nacked;
 	sum->returned += st->returned;
 	sum->failed += st->failed;
+	sum->resent += st->resent;
 	sum->in_flight += st->in_flight;
 	sum->latency_count += st->latency_count;
 	if (st->latency_max_ns > sum->latency_max_ns)
@@ -796,6 +860,7 @@ void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st)
 	st->nacked = LOAD(p->ctr.nacked);
 	st->returned = LOAD(p->ctr.returned);
 	st->failed = LOAD(p->ctr.failed);
+	st->resent = LOAD(p->ctr.resent);
 	st->latency_count = LOAD(p->ctr.latency_count);
 	st->latency_max_ns = LOAD(p->ctr.latency_max_ns);
 	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)

@@ -262,6 +262,13 @@ void sv_ring_mark_sent(struct sv_ring *r, size_t n)
 	atomic_store_explicit(&r->sent, sent + n, memory_order_relaxed);
 }
 
+void sv_ring_rewind(struct sv_ring *r)
+{
+	/* Only this thread writes sent; the bytes from released on are still committed. */
+	atomic_store_explicit(&r->sent, atomic_load_explicit(&r->released, memory_order_relaxed),
+			      memory_order_relaxed);
+}
+
 void sv_ring_release(struct sv_ring *r, uint64_t pos)
 {
 	assert(pos >= atomic_load_explicit(&r->released, memory_order_relaxed));

@@ -111,6 +111,12 @@ size_t sv_ring_pending(struct sv_ring *r, const uint8_t **p);
 void sv_ring_mark_sent(struct sv_ring *r, size_t n);
 
 /*
+ * I/O thread only. Forget that [released, sent) was sent: those bytes go out again (after
+ * a reconnection, to the new connection). Only when none of them is in flight.
+ */
+void sv_ring_rewind(struct sv_ring *r);
+
+/*
  * I/O thread only. Give the bytes before pos back to the producer: released <= pos <= sent.
  * Only once the kernel is done with them (for SEND_ZC, after its notification) and no
  * retransmission can need them. Wakes the producer if it is blocked in sv_ring_wait_space.

@@ -11,6 +11,7 @@
 #include "../codec/support.h"
 
 #include "conf_internal.h"
+#include "tls.h"
 
 /* Every key with its default as salvo_conf_get renders it: what the header promises. */
 static const struct {
@@ -32,7 +33,18 @@ static const struct {
 	{"rpc_timeout", "30000"},
 	{"publisher.ring_size", "4194304"},
 	{"publisher.window", "16384"},
+	{"reconnect", "1"},
+	{"reconnect.initial_delay", "100"},
+	{"reconnect.max_delay", "10000"},
+	{"reconnect.max_attempts", "0"},
+	{"blocked_timeout", "0"},
 	{"io_uring.entries", "256"},
+	{"cacertfile", ""},
+	{"certfile", ""},
+	{"keyfile", ""},
+	{"verify", "verify_peer"},
+	{"server_name_indication", ""},
+	{"auth_mechanism", "plain"},
 };
 
 #define N_KEYS (sizeof all_keys / sizeof all_keys[0])
@@ -289,6 +301,11 @@ static const struct range ranges[] = {
 	{"rpc_timeout", 1, 3600000, false},
 	{"publisher.ring_size", 65536, 1073741824, false},
 	{"publisher.window", 64, 16777216, false},
+	{"reconnect", 0, 1, false},
+	{"reconnect.initial_delay", 1, 3600000, false},
+	{"reconnect.max_delay", 1, 3600000, false},
+	{"reconnect.max_attempts", 0, 1000000, false},
+	{"blocked_timeout", 0, 3600000, false},
 	{"io_uring.entries", 8, 32768, false},
 	{"port", 1, 65535, false},
 	{"host", 1, 255, true},
@@ -418,6 +435,131 @@ static void test_uri_applies_query(void **state)
 	assert_string_equal(get(conf, "channel_max"), "10");
 	assert_string_equal(get(conf, "frame_max"), "8192");
 	assert_string_equal(get(conf, "connection_name"), "my app");
+	salvo_conf_destroy(conf);
+}
+
+static void test_tls_keys(void **state)
+{
+	(void)state;
+	static const char *const values[][2] = {
+		{"cacertfile", "/etc/salvo/ca.pem"},
+		{"certfile", "/etc/salvo/client.pem"},
+		{"keyfile", "/etc/salvo/client.key"},
+		{"verify", "verify_none"},
+		{"server_name_indication", "rabbit.example"},
+		{"auth_mechanism", "external"},
+	};
+	salvo_conf *conf = new_conf();
+
+	assert_int_equal(conf->verify, SV_VERIFY_PEER);
+	assert_int_equal(conf->auth_mechanism, SV_AUTH_PLAIN);
+	for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+		set_ok(conf, values[i][0], values[i][1]);
+		assert_string_equal(get(conf, values[i][0]), values[i][1]);
+	}
+	assert_string_equal(conf->cacertfile, "/etc/salvo/ca.pem");
+	assert_string_equal(conf->certfile, "/etc/salvo/client.pem");
+	assert_string_equal(conf->keyfile, "/etc/salvo/client.key");
+	assert_int_equal(conf->verify, SV_VERIFY_NONE);
+	assert_string_equal(conf->server_name_indication, "rabbit.example");
+	assert_int_equal(conf->auth_mechanism, SV_AUTH_EXTERNAL);
+	set_ok(conf, "verify", "verify_peer");
+	assert_int_equal(conf->verify, SV_VERIFY_PEER);
+	set_ok(conf, "auth_mechanism", "plain");
+	assert_int_equal(conf->auth_mechanism, SV_AUTH_PLAIN);
+	/* empty: back to the system store, no client certificate */
+	set_ok(conf, "cacertfile", "");
+	assert_string_equal(conf->cacertfile, "");
+	salvo_conf_destroy(conf);
+}
+
+static void test_tls_refusals(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+	char path[SV_PATH_MAX + 2], name[SV_HOST_MAX + 2];
+
+	assert_string_equal(set_fails(conf, "verify", "none"),
+			    "verify: \"none\" is not one of verify_peer, verify_none");
+	assert_string_equal(set_fails(conf, "verify", "VERIFY_PEER"),
+			    "verify: \"VERIFY_PEER\" is not one of verify_peer, verify_none");
+	assert_string_equal(set_fails(conf, "verify", ""),
+			    "verify: \"\" is not one of verify_peer, verify_none");
+	assert_string_equal(set_fails(conf, "auth_mechanism", "amqplain"),
+			    "auth_mechanism: \"amqplain\" is not one of plain, external");
+	memset(path, 'p', sizeof path - 1);
+	path[sizeof path - 1] = '\0';
+	assert_string_equal(set_fails(conf, "cacertfile", path),
+			    "cacertfile: 4096 bytes is above the maximum length 4095");
+	assert_string_equal(set_fails(conf, "certfile", path),
+			    "certfile: 4096 bytes is above the maximum length 4095");
+	assert_string_equal(set_fails(conf, "keyfile", path),
+			    "keyfile: 4096 bytes is above the maximum length 4095");
+	path[SV_PATH_MAX] = '\0';
+	set_ok(conf, "keyfile", path);
+	memset(name, 'n', sizeof name - 1);
+	name[sizeof name - 1] = '\0';
+	assert_string_equal(set_fails(conf, "server_name_indication", name),
+			    "server_name_indication: 256 bytes is above the maximum length 255");
+	salvo_conf_destroy(conf);
+}
+
+static void test_uri_applies_tls_query(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "uri",
+	       "amqps://h?cacertfile=/tls/ca.pem&certfile=%2Ftls%2Fclient.pem"
+	       "&keyfile=/tls/client.key&verify=verify_none&server_name_indication=rabbit.example"
+	       "&auth_mechanism=external&heartbeat=5");
+	assert_true(conf->endpoints[0].tls);
+	assert_int_equal(conf->endpoints[0].port, 5671);
+	assert_string_equal(conf->cacertfile, "/tls/ca.pem");
+	assert_string_equal(conf->certfile, "/tls/client.pem");
+	assert_string_equal(conf->keyfile, "/tls/client.key");
+	assert_int_equal(conf->verify, SV_VERIFY_NONE);
+	assert_string_equal(conf->server_name_indication, "rabbit.example");
+	assert_int_equal(conf->auth_mechanism, SV_AUTH_EXTERNAL);
+	assert_int_equal(conf->heartbeat, 5);
+	/* a later URI without them keeps them, like every other key */
+	set_ok(conf, "uri", "amqps://h2");
+	assert_string_equal(conf->cacertfile, "/tls/ca.pem");
+	assert_int_equal(conf->verify, SV_VERIFY_NONE);
+	/* a bad value refuses the whole URI */
+	set_fails(conf, "uri", "amqps://h3?cacertfile=/x&verify=sometimes");
+	assert_string_equal(set_fails(conf, "uri", "amqps://h3?auth_mechanism=EXTERNAL"),
+			    "auth_mechanism: \"EXTERNAL\" is not one of plain, external");
+	salvo_conf_destroy(conf);
+}
+
+/* What the connection code takes from a conf: files, verification, SNI. */
+static void test_tls_settings_from_conf(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+	struct sv_tls_settings t;
+
+	sv_tls_settings_from_conf(conf, &t);
+	assert_string_equal(t.cacertfile, "");
+	assert_string_equal(t.certfile, "");
+	assert_string_equal(t.keyfile, "");
+	assert_false(t.verify_none);
+	assert_string_equal(t.server_name, "");
+	assert_false(t.sni_disabled);
+	set_ok(conf, "uri", "amqps://h?cacertfile=/ca&certfile=/c&keyfile=/k&verify=verify_none"
+			    "&server_name_indication=rabbit.example");
+	sv_tls_settings_from_conf(conf, &t);
+	assert_string_equal(t.cacertfile, "/ca");
+	assert_string_equal(t.certfile, "/c");
+	assert_string_equal(t.keyfile, "/k");
+	assert_true(t.verify_none);
+	assert_string_equal(t.server_name, "rabbit.example");
+	assert_false(t.sni_disabled);
+	set_ok(conf, "server_name_indication", "disable");
+	sv_tls_settings_from_conf(conf, &t);
+	assert_null(t.server_name);
+	assert_true(t.sni_disabled);
 	salvo_conf_destroy(conf);
 }
 
@@ -648,6 +790,11 @@ static void test_print_help(void **state)
 	assert_non_null(strstr(text, "an amqp:// or amqps:// URI of at most 4096 bytes"));
 	assert_non_null(strstr(text, "rounded up to a power of two"));
 	assert_non_null(strstr(text, "\"no limit\""));
+	assert_non_null(strstr(text, "\nverify\n  default: \"verify_peer\"\n"
+				     "  range:   verify_peer | verify_none\n"));
+	assert_non_null(strstr(text, "range:   plain | external\n"));
+	assert_non_null(strstr(text, "range:   0..4095 bytes\n"));
+	assert_non_null(strstr(text, "a warning is\n  printed to stderr once per process"));
 	free(text);
 }
 
@@ -737,6 +884,10 @@ int main(int argc, char **argv)
 		CONF_TEST("destroy null", test_destroy_null),
 		CONF_TEST("print help", test_print_help),
 		CONF_TEST("password never leaked", test_password_never_leaked),
+		CONF_TEST("tls keys", test_tls_keys),
+		CONF_TEST("tls refusals", test_tls_refusals),
+		CONF_TEST("uri applies tls query", test_uri_applies_tls_query),
+		CONF_TEST("tls settings from conf", test_tls_settings_from_conf),
 	};
 
 	return sv_test_main(argc, argv, "conf", tests, sizeof tests / sizeof tests[0]);

@@ -197,6 +197,45 @@ static void test_query_parameters(void **state)
 	assert_int_equal(uri.n_params, 1);
 }
 
+/* RabbitMQ's URI spec TLS keys, all at once with the others (11 parameters). */
+static void test_tls_query_parameters(void **state)
+{
+	(void)state;
+	parse_ok("amqps://h?cacertfile=/etc/tls/ca.pem&certfile=%2Fetc%2Ftls%2Fc.pem"
+		 "&keyfile=/etc/tls/c.key&verify=verify_peer&server_name_indication=disable"
+		 "&auth_mechanism=external&heartbeat=1&connection_timeout=2&channel_max=3"
+		 "&frame_max=4096&connection_name=n");
+	assert_true(uri.tls);
+	assert_int_equal(uri.port, 5671);
+	assert_int_equal(uri.n_params, 11);
+	assert_string_equal(uri.params[0].key, "cacertfile");
+	assert_string_equal(uri.params[0].value, "/etc/tls/ca.pem");
+	assert_string_equal(uri.params[1].value, "/etc/tls/c.pem");
+	assert_string_equal(uri.params[2].key, "keyfile");
+	assert_string_equal(uri.params[3].key, "verify");
+	assert_string_equal(uri.params[3].value, "verify_peer");
+	assert_string_equal(uri.params[4].key, "server_name_indication");
+	assert_string_equal(uri.params[4].value, "disable");
+	assert_string_equal(uri.params[5].key, "auth_mechanism");
+	assert_string_equal(uri.params[5].value, "external");
+	/* plain amqp:// may carry them too (they apply to amqps endpoints) */
+	parse_ok("amqp://h?verify=verify_none");
+	assert_false(uri.tls);
+}
+
+static void test_bad_tls_query_value(void **state)
+{
+	(void)state;
+	assert_string_equal(parse_fails("amqps://h?verify=none"),
+			    "verify: \"none\" is not one of verify_peer, verify_none");
+	assert_string_equal(parse_fails("amqps://h?verify=verify%5Fnone%20"),
+			    "verify: \"verify_none \" is not one of verify_peer, verify_none");
+	assert_string_equal(parse_fails("amqps://h?auth_mechanism=amqplain"),
+			    "auth_mechanism: \"amqplain\" is not one of plain, external");
+	assert_refused("amqps://h?verify=verify_peer&verify=verify_none",
+		       "query parameter \"verify\" is given twice");
+}
+
 static void test_query_decoding(void **state)
 {
 	(void)state;
@@ -350,7 +389,12 @@ static void test_unknown_query_key(void **state)
 	(void)state;
 	assert_string_equal(parse_fails("amqp://h?hearbeat=5"),
 			    "unknown query parameter \"hearbeat\" (a URI may set heartbeat, "
-			    "connection_timeout, channel_max, frame_max, connection_name)");
+			    "connection_timeout, channel_max, frame_max, connection_name, "
+			    "cacertfile, certfile, keyfile, verify, server_name_indication, "
+			    "auth_mechanism)");
+	/* RabbitMQ URI spec keys salvo does not take */
+	assert_refused("amqps://h?fail_if_no_peer_cert=true",
+		       "unknown query parameter \"fail_if_no_peer_cert\"");
 	/* keys a URI has its own syntax for, or that are not per-connection, are refused */
 	assert_refused("amqp://h?host=x", "unknown query parameter \"host\"");
 	assert_refused("amqp://h?password=x", "unknown query parameter \"password\"");
@@ -585,6 +629,8 @@ int main(int argc, char **argv)
 		URI_TEST("bad ipv6", test_bad_ipv6),
 		URI_TEST("unknown query key", test_unknown_query_key),
 		URI_TEST("bad query value", test_bad_query_value),
+		URI_TEST("tls query parameters", test_tls_query_parameters),
+		URI_TEST("bad tls query value", test_bad_tls_query_value),
 		URI_TEST("query without value", test_query_without_value),
 		URI_TEST("duplicate query key", test_duplicate_query_key),
 		URI_TEST("unescaped slash in vhost", test_unescaped_slash_in_vhost),

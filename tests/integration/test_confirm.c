@@ -172,7 +172,7 @@ static void case_async_million(void)
 	for (uint32_t i = 0; i < MILLION; i++) {
 		uint64_t seq = 0;
 		salvo_msg m = {"", "salvo.test.confirm.million", body, sizeof body, 0,
-			       (void *)(uintptr_t)i};
+			       .opaque = (void *)(uintptr_t)i};
 
 		memcpy(body, &i, sizeof i);
 		OK(salvo_publish_msg(p, &m, 30000, &seq, &err));
@@ -292,7 +292,7 @@ static void case_reject_publish(void)
 	memset(t.kind_of, 0xff, t.cap);
 	p = new_publisher(c, SALVO_CONFIRM_ASYNC, 8192, &t);
 	for (size_t i = 0; i < 5000; i++) {
-		salvo_msg m = {"", "salvo.test.confirm.reject", "r", 1, 0, (void *)(uintptr_t)i};
+		salvo_msg m = {"", "salvo.test.confirm.reject", "r", 1, 0, .opaque = (void *)(uintptr_t)i};
 		OK(salvo_publish_msg(p, &m, 10000, NULL, &err));
 	}
 	rc = salvo_publisher_wait_confirms(p, 30000, &err);
@@ -343,7 +343,7 @@ static void case_mandatory_returned(void)
 		/* every third one goes nowhere */
 		bool lost = i % 3 == 1;
 		salvo_msg m = {"", lost ? "salvo.test.nowhere" : "salvo.test.confirm.routed", "x", 1,
-			       SALVO_MSG_MANDATORY, (void *)(uintptr_t)i};
+			       SALVO_MSG_MANDATORY, .opaque = (void *)(uintptr_t)i};
 		OK(salvo_publish_msg(p, &m, 10000, NULL, &err));
 	}
 	rc = salvo_publisher_wait_confirms(p, 30000, &err);

@@ -41,7 +41,9 @@ static double now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static salvo_client *connect_with(const char *key, const char *value)
+/* A client of the test broker with up to two configuration keys set. */
+static salvo_client *connect_with2(const char *key, const char *value, const char *key2,
+				   const char *value2)
 {
 	char errstr[256];
 	salvo_conf *conf = salvo_conf_new();
@@ -51,7 +53,8 @@ static salvo_client *connect_with(const char *key, const char *value)
 
 	CHECK(conf);
 	if (salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) ||
-	    (key && salvo_conf_set(conf, key, value, errstr, sizeof errstr))) {
+	    (key && salvo_conf_set(conf, key, value, errstr, sizeof errstr)) ||
+	    (key2 && salvo_conf_set(conf, key2, value2, errstr, sizeof errstr))) {
 		fprintf(stderr, "conf: %s\n", errstr);
 		exit(1);
 	}
@@ -62,6 +65,11 @@ static salvo_client *connect_with(const char *key, const char *value)
 		exit(1);
 	}
 	return c;
+}
+
+static salvo_client *connect_with(const char *key, const char *value)
+{
+	return connect_with2(key, value, NULL, NULL);
 }
 
 static void close_client(salvo_client *c)
@@ -389,7 +397,7 @@ static void case_heartbeat_dead(void)
 		fprintf(stderr, "SALVO_TEST_BROKER_PID not set\n");
 		exit(77);
 	}
-	c = connect_with("heartbeat", "2");
+	c = connect_with2("heartbeat", "2", "reconnect", "0");
 	OK(salvo_publisher_new(c, NULL, &p, &err));
 	frozen = (pid_t)atoi(pid_env);
 	/* kill(0) or kill(-1) would stop this test itself, or everything it may signal. */

@@ -766,6 +766,9 @@ static salvo_client *connect_fake(const struct fake *f, ...)
 	snprintf(uri, sizeof uri, "amqp://guest:guest@127.0.0.1:%u", f->port);
 	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
 	CHECK(salvo_conf_set(conf, "connection_timeout", "5000", errstr, sizeof errstr) == 0);
+	/* The fake broker serves one connection: a loss here is the end (test_reconnect.c
+	 * covers recovery). */
+	CHECK(salvo_conf_set(conf, "reconnect", "0", errstr, sizeof errstr) == 0);
 	va_start(ap, f);
 	while ((key = va_arg(ap, const char *))) {
 		const char *value = va_arg(ap, const char *);

@@ -23,6 +23,7 @@
 #include "salvo.h"
 
 #include "check.h"
+#include "sink_child.h"
 
 #define OK(call)                                                                           \
 	do {                                                                               \
@@ -34,67 +35,6 @@
 		}                                                                          \
 	} while (0)
 
-static const char *sink_exe;
-static pid_t sink_pid;
-static char sink_dir[64];
-static int sink_port;
-
-static void stop_sink(void)
-{
-	char path[128];
-
-	if (sink_pid > 0) {
-		kill(sink_pid, SIGTERM);
-		waitpid(sink_pid, NULL, 0);
-		sink_pid = 0;
-	}
-	if (sink_dir[0]) {
-		snprintf(path, sizeof path, "%s/port", sink_dir);
-		unlink(path);
-		rmdir(sink_dir);
-		sink_dir[0] = '\0';
-	}
-}
-
-/* Start salvo-sink with the given options (NULL-terminated) and wait for its port. */
-static void start_sink(const char *opt, ...)
-{
-	const char *argv[16] = {sink_exe, "--listen", "127.0.0.1:0", "--port-file", NULL,
-				"--quiet"};
-	char port_file[128];
-	int argc = 6;
-	va_list ap;
-
-	snprintf(sink_dir, sizeof sink_dir, "/tmp/salvo-sink-confirm.XXXXXX");
-	CHECK(mkdtemp(sink_dir));
-	snprintf(port_file, sizeof port_file, "%s/port", sink_dir);
-	argv[4] = port_file;
-	va_start(ap, opt);
-	for (const char *a = opt; a && argc < 15; a = va_arg(ap, const char *))
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	atexit(stop_sink);
-	sink_pid = fork();
-	CHECK(sink_pid >= 0);
-	if (sink_pid == 0) {
-		execv(sink_exe, (char *const *)argv);
-		_exit(127);
-	}
-	for (int i = 0; i < 1000; i++) {
-		FILE *f = fopen(port_file, "r");
-		if (f) {
-			int n = fscanf(f, "%d", &sink_port);
-			fclose(f);
-			if (n == 1 && sink_port > 0)
-				return;
-		}
-		CHECK(waitpid(sink_pid, NULL, WNOHANG) == 0);
-		usleep(10000);
-	}
-	fprintf(stderr, "salvo-sink wrote no port file\n");
-	exit(1);
-}
 
 static salvo_client *connect_sink(const char *heartbeat)
 {
@@ -108,6 +48,9 @@ static salvo_client *connect_sink(const char *heartbeat)
 	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
 	if (heartbeat)
 		CHECK(salvo_conf_set(conf, "heartbeat", heartbeat, errstr, sizeof errstr) == 0);
+	/* These cases are about what the faults do to confirms, so the connection must end
+	 * with them (test_reconnect.c covers recovering from them). */
+	CHECK(salvo_conf_set(conf, "reconnect", "0", errstr, sizeof errstr) == 0);
 	OK(salvo_client_new(conf, &c, &err));
 	salvo_conf_destroy(conf);
 	return c;
@@ -167,7 +110,7 @@ static size_t publish_n(salvo_publisher *p, size_t n, const char *rk, unsigned f
 
 	*status = 0;
 	for (i = 0; i < n; i++) {
-		salvo_msg m = {"", rk, "0123456789", 10, flags, (void *)(uintptr_t)i};
+		salvo_msg m = {"", rk, "0123456789", 10, flags, .opaque = (void *)(uintptr_t)i};
 		*status = salvo_publish_msg(p, &m, 10000, NULL, &err);
 		if (*status)
 			break;
@@ -262,7 +205,7 @@ static void case_returns(void)
 	p = async_publisher(c, &t, 30000, 1024);
 	for (size_t i = 0; i < 30000; i++) {
 		salvo_msg m = {"", i % 7 == 3 ? "nowhere" : "q", "r", 1, SALVO_MSG_MANDATORY,
-			       (void *)(uintptr_t)i};
+			       .opaque = (void *)(uintptr_t)i};
 		OK(salvo_publish_msg(p, &m, 10000, NULL, &err));
 	}
 	rc = salvo_publisher_wait_confirms(p, 30000, &err);
@@ -373,7 +316,7 @@ static void case_stall_after(void)
 	CHECK(st.acked == 2000 && st.in_flight == 3000 && t.next_seq == 2001);
 	/* Heartbeats from the sink keep the connection up: 2 x heartbeat later it still is. */
 	sleep(3);
-	OK(salvo_publish_msg(p, &(salvo_msg){"", "q", "x", 1, 0, (void *)(uintptr_t)5000}, 1000,
+	OK(salvo_publish_msg(p, &(salvo_msg){"", "q", "x", 1, 0, .opaque = (void *)(uintptr_t)5000}, 1000,
 			     NULL, &err));
 	/* The sink goes away: the messages still waiting fail, and closing is prompt. (A
 	 * sink that stays and never reads would hold a close whose bytes are in a send: the
@@ -460,6 +403,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	sink_exe = argv[1];
+	atexit(stop_sink);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		if (strcmp(argv[2], cases[i].name) != 0)
 			continue;
