@@ -7,6 +7,8 @@
 #   scripts/rabbitmq.sh status     print URI and PIDs; non-zero unless it accepts AMQP
 #   scripts/rabbitmq.sh stop       stop it and delete its files (no-op if not running)
 #   scripts/rabbitmq.sh ctl ARGS   run rabbitmqctl against it (e.g. ctl list_queues)
+#   scripts/rabbitmq.sh crash      kill -9 the broker by its PID, keeping its files
+#   scripts/rabbitmq.sh restart    start a crashed broker again on its files and port
 #
 # Everything lives in a mktemp -d directory (config, mnesia, logs, HOME with the
 # Erlang cookie), so the packaged broker's /var/lib/rabbitmq and /etc/rabbitmq are
@@ -296,6 +298,53 @@ cmd_status() {
 	echo "beam_pid=$beam_pid epmd_pid=$epmd_pid dir=$dir"
 }
 
+# crash: SIGKILL the broker (kill -9, by its recorded PID), keeping its directory and
+# epmd, as a power cut would; restart: start it again in the same directory, with what it
+# had written to disk (durable queues, persistent messages).
+cmd_crash() {
+	[[ -e $state ]] || die "not running (no $state)"
+	read_state
+	is_ours "$beam_pid" '*beam*' || die "broker process not running (stale $state)"
+	kill -KILL "$beam_pid"
+	local i
+	for ((i = 0; i < 100; i++)); do
+		is_ours "$beam_pid" '*beam*' || break
+		sleep 0.1
+	done
+	# The wrapper script exits with its beam.
+	for ((i = 0; i < 50; i++)); do
+		is_ours "$wrapper_pid" '*rabbitmq-server*' || break
+		sleep 0.1
+	done
+	log "killed beam $beam_pid (SIGKILL); $dir kept"
+}
+
+cmd_restart() {
+	[[ -e $state ]] || die "not running (no $state)"
+	read_state
+	! is_ours "$beam_pid" '*beam*' || die "broker $beam_pid still running: crash it first"
+	is_ours "$epmd_pid" '*epmd*' || die "epmd not running (stale $state)"
+	node_env
+	cd "$dir"
+	rm -f "$dir/beam.pid"
+	setsid "$rmq_bin/rabbitmq-server" </dev/null >>"$dir/broker.out" 2>&1 &
+	wrapper_pid=$!
+	beam_pid=""
+	write_state
+	local deadline=$((SECONDS + start_timeout))
+	while ! amqp_ready; do
+		is_ours "$wrapper_pid" '*rabbitmq-server*' || die "broker exited during restart"
+		((SECONDS < deadline)) || die "broker did not accept AMQP within $start_timeout s"
+		sleep 0.25
+	done
+	beam_pid=$(<"$dir/beam.pid")
+	is_ours "$beam_pid" '*beam*' || die "pid file $dir/beam.pid does not name our beam"
+	write_state
+	check_loopback || die "a listener is not bound to 127.0.0.1"
+	log "restarted after $SECONDS s (beam $beam_pid)"
+	echo "$uri"
+}
+
 cmd_ctl() {
 	[[ -e $state ]] || die "not running (no $state)"
 	read_state
@@ -310,6 +359,8 @@ start)
 	;;
 stop) cmd_stop ;;
 status) cmd_status ;;
+crash) cmd_crash ;;
+restart) cmd_restart ;;
 ctl) shift && cmd_ctl "$@" ;;
-*) die "usage: $0 start [--tls]|stop|status|ctl ARGS..." ;;
+*) die "usage: $0 start [--tls]|stop|status|crash|restart|ctl ARGS..." ;;
 esac
