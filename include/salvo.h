@@ -288,7 +288,9 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
  * ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED for a missing vhost) with err filled.
  * conf is copied; the caller keeps ownership of it. The endpoints ("uri", then each
  * "uri.add") are tried in turn until one answers; the error is the last one's. amqps://
- * returns SALVO_ERR_UNSUPPORTED until TLS lands. The on-connect hooks run before it
+ * does the TLS handshake and login (errors: SALVO_ERR_TLS with OpenSSL's reason), then
+ * returns SALVO_ERR_UNSUPPORTED until the I/O thread carries TLS records; amqps in a
+ * failover list is refused. The on-connect hooks run before it
  * returns; a hook's failure closes the connection and is returned.
  *
  * Automatic reconnection (configuration key reconnect, on by default): when the connection
