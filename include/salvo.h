@@ -332,6 +332,7 @@ typedef enum salvo_event_kind {
 
 typedef struct salvo_event {
 	salvo_event_kind kind;
+	uint64_t time_ns; /* CLOCK_MONOTONIC when it happened */
 	unsigned attempt;
 	unsigned delay_ms;
 	salvo_error error;

@@ -206,6 +206,7 @@ void sv_event_push(salvo_client *c, const salvo_event *ev)
 		c->ev_dropped++;
 	}
 	c->events[(c->ev_head + c->ev_count) % cap] = *ev;
+	c->events[(c->ev_head + c->ev_count) % cap].time_ns = sv_now_ns();
 	c->ev_count++;
 	pthread_cond_broadcast(&c->ev_cond);
 	pthread_mutex_unlock(&c->lock);

@@ -96,6 +96,7 @@ static void check_events(salvo_client *c, unsigned *lost, unsigned *reconnected)
 {
 	salvo_event ev;
 	bool down = false;
+	uint64_t since = 0, longest = 0, total = 0;
 
 	*lost = *reconnected = 0;
 	while (salvo_client_poll_event(c, &ev, 0) == 0) {
@@ -103,14 +104,18 @@ static void check_events(salvo_client *c, unsigned *lost, unsigned *reconnected)
 		case SALVO_EVENT_CONNECTION_LOST:
 			CHECK(!down && ev.error.status != 0);
 			down = true;
+			since = ev.time_ns;
 			++*lost;
 			break;
 		case SALVO_EVENT_RECONNECTING:
 			CHECK(down && ev.attempt >= 1);
 			break;
 		case SALVO_EVENT_RECONNECTED:
-			CHECK(down && ev.endpoint[0]);
+			CHECK(down && ev.endpoint[0] && ev.time_ns >= since);
 			down = false;
+			total += ev.time_ns - since;
+			if (ev.time_ns - since > longest)
+				longest = ev.time_ns - since;
 			++*reconnected;
 			break;
 		default:
@@ -118,6 +123,9 @@ static void check_events(salvo_client *c, unsigned *lost, unsigned *reconnected)
 			exit(1);
 		}
 	}
+	if (*reconnected)
+		printf("time to recover (lost -> reconnected): mean %.1f ms, longest %.1f ms\n",
+		       (double)total / *reconnected / 1e6, (double)longest / 1e6);
 }
 
 static void publish_async_across(const char *fault, const char *every)
@@ -441,6 +449,11 @@ static void through_proxy(enum proxy_mode mode, size_t after, const char *heartb
 	       (unsigned long long)((uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000 - t0));
 	CHECK(st.acked == 20000 && st.failed == 0 && st.in_flight == 0);
 	CHECK(sink_count(c, "pq") >= 20000);
+	{
+		unsigned lost, back;
+		check_events(c, &lost, &back);
+		CHECK(lost == back);
+	}
 	if (mode == PROXY_TRICKLE)
 		CHECK(salvo_client_reconnects(c) == 0);
 	else
@@ -559,6 +572,11 @@ static void case_rabbitmq(void)
 	       atomic_load(&hook_runs));
 	CHECK(st.acked == 6000 && st.failed == 0 && st.in_flight == 0);
 	CHECK(salvo_client_reconnects(c) == 1);
+	{
+		unsigned lost, back;
+		check_events(c, &lost, &back);
+		CHECK(lost == 1 && back == 1);
+	}
 	for (int i = 0; i < 500 && atomic_load(&hook_runs) < 2; i++)
 		usleep(10000);
 	CHECK(atomic_load(&hook_runs) == 2);
@@ -930,6 +948,11 @@ static void case_rabbitmq_kill9(void)
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	CHECK(st.acked == KILL_N && st.failed == 0 && st.in_flight == 0);
 	CHECK(salvo_client_reconnects(c) >= 1);
+	{
+		unsigned lost, back;
+		check_events(c, &lost, &back);
+		CHECK(lost == back && back >= 1);
+	}
 	OK(salvo_publisher_close(p, 10000, &err));
 
 	/* Read everything back. */
