@@ -521,7 +521,9 @@ void salvo_client_destroy(salvo_client *c)
 {
 	if (!c)
 		return;
-	if (atomic_load(&c->state) == SV_CONN_OPEN)
+	/* Also while reconnecting: the close stops the attempts (the I/O thread would
+	 * otherwise retry for ever and the join below never return). */
+	if (atomic_load(&c->state) == SV_CONN_OPEN || atomic_load(&c->state) == SV_CONN_RECOVERING)
 		salvo_client_close(c, 5000, NULL);
 	stop_io(c);
 	sv_client_put(c);

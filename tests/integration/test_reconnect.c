@@ -255,6 +255,29 @@ static void case_give_up(void)
 	salvo_client_destroy(c);
 }
 
+/* The sink goes away for good and the client is destroyed while it retries for ever:
+ * the destroy ends the attempts instead of waiting for a broker that will not come. */
+static void case_destroy_while_reconnecting(void)
+{
+	salvo_client *c;
+	salvo_event ev;
+	bool retrying = false;
+	struct timespec t0, t1;
+
+	start_sink(NULL);
+	c = connect_sink(NULL, NULL);
+	stop_sink();
+	while (!retrying && salvo_client_poll_event(c, &ev, 10000) == 0)
+		retrying = ev.kind == SALVO_EVENT_RECONNECTING && ev.attempt >= 2;
+	CHECK(retrying);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	salvo_client_destroy(c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("destroyed while reconnecting in %.0f ms\n",
+	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+	CHECK(t1.tv_sec - t0.tv_sec < 10);
+}
+
 /* A first endpoint that refuses connections: the second is used. */
 static void case_failover(void)
 {
@@ -1000,7 +1023,8 @@ static const struct {
 	{"proxy-trickle", case_proxy_trickle},
 	{"close-after", case_close_after}, {"drop-after", case_drop_after},
 	{"sync", case_sync},		   {"best-effort", case_best_effort},
-	{"give-up", case_give_up},	   {"failover", case_failover},
+	{"give-up", case_give_up},
+	{"destroy-while-reconnecting", case_destroy_while_reconnecting},	   {"failover", case_failover},
 };
 
 int main(int argc, char **argv)
