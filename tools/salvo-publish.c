@@ -25,19 +25,12 @@
  * Exit status: 0 success, 1 a failure (reported as "what: status: detail"), 2 a usage error.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/types.h>
-#include <time.h>
 
-#include "salvo.h"
+#include "cli.h"
 
 #define PROG	     "salvo-publish"
 #define DEFAULT_URI  "amqp://guest:guest@localhost:5672"
@@ -48,8 +41,6 @@
 #define FLUSH_TIMEOUT_MS 600000
 /* Only the close handshake is left by then. */
 #define CLOSE_TIMEOUT_MS 30000
-
-enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
 
 struct options {
 	const char *uri;
@@ -78,7 +69,7 @@ struct stats {
 	uint64_t reconnects;
 };
 
-static const char *const confirm_names[] = {"none", "async", "sync"};
+const char cli_prog[] = PROG;
 
 static const struct option long_options[] = {
     {"uri", required_argument, NULL, 'u'},
@@ -149,72 +140,11 @@ static void usage(FILE *out)
 	salvo_conf_print_help(out);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry '" PROG " --help' for more information.\n", stderr);
-	return EXIT_USAGE;
-}
-
-/* "salvo-publish: <what failed>: <status>: <detail>", the detail left out when salvo gave
- * none. */
-static void fail(int status, const salvo_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(int status, const salvo_error *err, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, ": %s", salvo_err2str(status));
-	if (err && err->text[0])
-		fprintf(stderr, ": %s", err->text);
-	fputc('\n', stderr);
-}
-
-/* Decimal digits only, like salvo_conf_set: no sign, blanks, base prefix or suffix, and
- * no silent wrap-around. */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
-static const char *option_name(int val)
-{
-	for (const struct option *o = long_options; o->name; o++)
-		if (o->val == val)
-			return o->name;
-	return "?";
-}
-
 /* Returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	uint64_t v;
-	int opt;
+	int opt, rc;
 
 	o->uri = getenv("SALVO_URI");
 	if (!o->uri || !*o->uri)
@@ -269,12 +199,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->declare_queue = true;
 			break;
 		case 'C':
-			for (v = 0; v < 3 && strcmp(optarg, confirm_names[v]) != 0; v++)
-				;
-			if (v == 3)
-				return usage_error("--confirm: '%s' is not none, async or sync",
-						   optarg);
-			o->confirm = (salvo_confirm_mode)v;
+			rc = parse_confirm(optarg, &o->confirm);
+			if (rc)
+				return rc;
 			break;
 		case 'w':
 			if (!parse_u64(optarg, &v) || v == 0 || v > (1u << 24))
@@ -283,24 +210,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->window = (size_t)v;
 			break;
 		case 'c':
-			if (!strchr(optarg, '=') || optarg[0] == '=')
-				return usage_error("--conf: '%s' is not KEY=VALUE", optarg);
-			o->conf[o->nconf++] = optarg;
+			rc = add_conf(optarg, o->conf, &o->nconf);
+			if (rc)
+				return rc;
 			break;
-		case 'h':
-			usage(stdout);
-			return fflush(stdout) || ferror(stdout) ? EXIT_FAILED : 0;
-		case 'V':
-			printf(PROG " %s\n", salvo_version());
-			return fflush(stdout) || ferror(stdout) ? EXIT_FAILED : 0;
-		case ':':
-			return usage_error("option --%s needs a value", option_name(optopt));
 		default:
-			/* Long options (also "--json=x") are named by argv; a short one in a
-			 * cluster only by optopt. */
-			if (!optopt || strncmp(argv[optind - 1], "--", 2) == 0)
-				return usage_error("unknown option '%s'", argv[optind - 1]);
-			return usage_error("unknown option '-%c'", optopt);
+			return other_option(opt, argv, long_options, usage);
 		}
 	}
 	if (optind < argc)
@@ -321,62 +236,7 @@ static int configure(salvo_conf *conf, const struct options *o)
 
 	if (salvo_conf_set(conf, "uri", o->uri, errstr, sizeof errstr))
 		return usage_error("--uri: %s", errstr);
-	for (size_t i = 0; i < o->nconf; i++) {
-		char *eq = strchr(o->conf[i], '=');
-		char *key = strndup(o->conf[i], (size_t)(eq - o->conf[i]));
-		int rc;
-
-		if (!key) {
-			fail(SALVO_ERR_NO_MEMORY, NULL, "--conf %s", o->conf[i]);
-			return EXIT_FAILED;
-		}
-		rc = salvo_conf_set(conf, key, eq + 1, errstr, sizeof errstr);
-		free(key);
-		if (rc)
-			return usage_error("--conf %s: %s", o->conf[i], errstr);
-	}
-	return 0;
-}
-
-static int declare_queue(salvo_client *c, const char *name)
-{
-	salvo_channel *ch;
-	salvo_error err = {0};
-	int rc;
-
-	rc = salvo_channel_open(c, &ch, &err);
-	if (rc) {
-		fail(rc, &err, "open a channel to declare queue '%s'", name);
-		return rc;
-	}
-	rc = salvo_queue_declare(ch, name, 0, NULL, NULL, &err);
-	if (rc) {
-		fail(rc, &err, "declare queue '%s'", name);
-		salvo_channel_close(ch, NULL);
-		return rc;
-	}
-	rc = salvo_channel_close(ch, &err);
-	if (rc)
-		fail(rc, &err, "close the channel that declared queue '%s'", name);
-	return rc;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* User plus system time of every thread, salvo's I/O thread included. */
-static double cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	return apply_conf(conf, o->conf, o->nconf);
 }
 
 static void start_clock(struct stats *st)
@@ -612,19 +472,15 @@ fail:
 int main(int argc, char **argv)
 {
 	struct options o = {0};
-	salvo_conf *conf;
+	salvo_conf *conf = NULL;
 	int status;
 
 	status = parse_args(argc, argv, &o);
 	if (status >= 0)
 		goto out;
-	conf = salvo_conf_new();
-	if (!conf) {
-		fail(SALVO_ERR_NO_MEMORY, NULL, "create a configuration");
-		status = EXIT_FAILED;
-		goto out;
-	}
-	status = configure(conf, &o);
+	status = new_conf(&conf);
+	if (!status)
+		status = configure(conf, &o);
 	if (!status)
 		status = run(&o, conf);
 	salvo_conf_destroy(conf);

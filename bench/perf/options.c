@@ -1,19 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * salvo-perf's command line: the options, their help, and the two ways of failing
- * (usage errors exit 2, run errors are "salvo-perf: what: status: detail").
- * The conventions are salvo-publish's: getopt_long, decimal-only numbers, --conf KEY=VALUE
- * applied after --uri.
+ * salvo-perf's command line: the options and their help. The conventions, and the helpers
+ * that keep them, are salvo-publish's (tools/cli.c): getopt_long, decimal-only numbers,
+ * --conf KEY=VALUE applied after --uri, usage errors exit 2, run errors are
+ * "salvo-perf: what: status: detail".
  */
-#include <getopt.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "perf.h"
 
-const char *const confirm_names[3] = {"none", "async", "sync"};
+const char cli_prog[] = PROG;
 
 /* Options without a short form: salvo-publish has no such option to stay in line with. */
 enum { OPT_CONNECTIONS = 256, OPT_PRODUCERS, OPT_DURATION, OPT_RATE, OPT_CSV };
@@ -124,52 +122,6 @@ static void usage(FILE *out)
 	salvo_conf_print_help(out);
 }
 
-int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\nTry '" PROG " --help' for more information.\n", stderr);
-	return EXIT_USAGE;
-}
-
-/* "salvo-perf: <what failed>: <status>: <detail>", the detail left out when salvo gave
- * none. One fputs per line would interleave between threads; one fprintf does not. */
-void fail(int status, const salvo_error *err, const char *fmt, ...)
-{
-	char what[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof what, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, PROG ": %s: %s%s%s\n", what, salvo_err2str(status),
-		err && err->text[0] ? ": " : "", err && err->text[0] ? err->text : "");
-}
-
-/* Decimal digits only, like salvo_conf_set: no sign, blanks, base prefix or suffix, and
- * no silent wrap-around. */
-static bool parse_u64(const char *s, uint64_t *out)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		unsigned d = (unsigned)(*s - '0');
-		if (v > (UINT64_MAX - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
 /* A number in [min, max], or a usage error naming the option. */
 static int parse_range(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -177,14 +129,6 @@ static int parse_range(const char *opt, const char *arg, uint64_t min, uint64_t 
 		return usage_error("--%s: '%s' is not a number in %" PRIu64 "..%" PRIu64, opt, arg,
 				   min, max);
 	return 0;
-}
-
-static const char *option_name(int val)
-{
-	for (const struct option *o = long_options; o->name; o++)
-		if (o->val == val)
-			return o->name;
-	return "?";
 }
 
 /* The checks between options, once all are read. */
@@ -248,12 +192,7 @@ int parse_args(int argc, char **argv, struct options *o)
 			o->size = (size_t)v;
 			break;
 		case 'C':
-			for (v = 0; v < 3 && strcmp(optarg, confirm_names[v]) != 0; v++)
-				;
-			if (v == 3)
-				return usage_error("--confirm: '%s' is not none, async or sync",
-						   optarg);
-			o->confirm = (salvo_confirm_mode)v;
+			rc = parse_confirm(optarg, &o->confirm);
 			break;
 		case 'w':
 			rc = parse_range("window", optarg, 1, 1u << 24, &v);
@@ -295,9 +234,7 @@ int parse_args(int argc, char **argv, struct options *o)
 			o->csv = optarg;
 			break;
 		case 'c':
-			if (!strchr(optarg, '=') || optarg[0] == '=')
-				return usage_error("--conf: '%s' is not KEY=VALUE", optarg);
-			o->conf[o->nconf++] = optarg;
+			rc = add_conf(optarg, o->conf, &o->nconf);
 			break;
 		case 'P':
 			o->progress = true;
@@ -305,20 +242,8 @@ int parse_args(int argc, char **argv, struct options *o)
 		case 'q':
 			o->progress = false;
 			break;
-		case 'h':
-			usage(stdout);
-			return fflush(stdout) || ferror(stdout) ? EXIT_FAILED : 0;
-		case 'V':
-			printf(PROG " %s\n", salvo_version());
-			return fflush(stdout) || ferror(stdout) ? EXIT_FAILED : 0;
-		case ':':
-			return usage_error("option --%s needs a value", option_name(optopt));
 		default:
-			/* Long options (also "--json=x") are named by argv; a short one in a
-			 * cluster only by optopt. */
-			if (!optopt || strncmp(argv[optind - 1], "--", 2) == 0)
-				return usage_error("unknown option '%s'", argv[optind - 1]);
-			return usage_error("unknown option '-%c'", optopt);
+			return other_option(opt, argv, long_options, usage);
 		}
 		if (rc)
 			return rc;
@@ -340,21 +265,7 @@ int configure(salvo_conf *conf, const struct options *o)
 	for (size_t i = 0; i < o->nuris; i++)
 		if (salvo_conf_set(conf, i ? "uri.add" : "uri", o->uris[i], errstr, sizeof errstr))
 			return usage_error("--uri (#%zu): %s", i + 1, errstr);
-	for (size_t i = 0; i < o->nconf; i++) {
-		char *eq = strchr(o->conf[i], '=');
-		char *key = strndup(o->conf[i], (size_t)(eq - o->conf[i]));
-		int rc;
-
-		if (!key) {
-			fail(SALVO_ERR_NO_MEMORY, NULL, "--conf %s", o->conf[i]);
-			return EXIT_FAILED;
-		}
-		rc = salvo_conf_set(conf, key, eq + 1, errstr, sizeof errstr);
-		free(key);
-		if (rc)
-			return usage_error("--conf %s: %s", o->conf[i], errstr);
-	}
-	return 0;
+	return apply_conf(conf, o->conf, o->nconf);
 }
 
 void options_free(struct options *o)

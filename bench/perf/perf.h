@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * salvo-perf: what its three files share. options.c parses the command line into struct
- * options and reports errors; report.c prints progress, CSV rows, the summary and the JSON;
- * salvo-perf.c runs the clients, the producer threads and the clock.
+ * options (tools/cli.c reports the errors); report.c prints progress, CSV rows, the
+ * summary and the JSON; salvo-perf.c runs the clients, the producer threads and the clock.
  */
 #ifndef SALVO_PERF_H
 #define SALVO_PERF_H
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "salvo.h"
+#include "cli.h"
 
 #define PROG	      "salvo-perf"
 #define DEFAULT_URI   "amqp://guest:guest@localhost:5672"
@@ -26,10 +26,6 @@
 #define MAX_PRODUCERS	4096
 #define MAX_CONNECTIONS 1024
 #define MAX_SIZE	(1u << 30) /* the largest publisher.ring_size */
-
-enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
-
-extern const char *const confirm_names[3];
 
 struct options {
 	const char **uris; /* --uri in order: "uri", then "uri.add" */
@@ -75,9 +71,6 @@ struct result {
 };
 
 /* options.c */
-int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void fail(int status, const salvo_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 int parse_args(int argc, char **argv, struct options *o);
 int configure(salvo_conf *conf, const struct options *o);
 void options_free(struct options *o);

@@ -26,7 +26,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
 
 #include "perf.h"
@@ -91,16 +90,6 @@ static uint64_t mono_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
-}
-
-/* User plus system time of every thread: producers, salvo's I/O threads, this one. */
-static double cpu_s(void)
-{
-	struct rusage ru;
-
-	getrusage(RUSAGE_SELF, &ru);
-	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void timespec_at(uint64_t ns, struct timespec *ts)
@@ -477,29 +466,6 @@ static int connect_all(struct perf *pf, const salvo_conf *conf)
 	return 0;
 }
 
-static int declare_queue(salvo_client *c, const char *name)
-{
-	salvo_channel *ch;
-	salvo_error err = {0};
-	int rc;
-
-	rc = salvo_channel_open(c, &ch, &err);
-	if (rc) {
-		fail(rc, &err, "open a channel to declare queue '%s'", name);
-		return rc;
-	}
-	rc = salvo_queue_declare(ch, name, 0, NULL, NULL, &err);
-	if (rc) {
-		fail(rc, &err, "declare queue '%s'", name);
-		salvo_channel_close(ch, NULL);
-		return rc;
-	}
-	rc = salvo_channel_close(ch, &err);
-	if (rc)
-		fail(rc, &err, "close the channel that declared queue '%s'", name);
-	return rc;
-}
-
 /* Start the producer threads; pf->nproducers says how many started. */
 static int start_producers(struct perf *pf)
 {
@@ -690,13 +656,9 @@ int main(int argc, char **argv)
 	status = parse_args(argc, argv, &o);
 	if (status >= 0)
 		goto out;
-	conf = salvo_conf_new();
-	if (!conf) {
-		fail(SALVO_ERR_NO_MEMORY, NULL, "create a configuration");
-		status = EXIT_FAILED;
-		goto out;
-	}
-	status = configure(conf, &o);
+	status = new_conf(&conf);
+	if (!status)
+		status = configure(conf, &o);
 	if (status)
 		goto out;
 	if (o.csv) {

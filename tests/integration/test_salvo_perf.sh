@@ -13,72 +13,15 @@
 #   connection refused  nothing listening: exit 1 at once, no password printed
 #   usage errors        bad options exit 2 with a message; --help describes every option
 #
-# The broker cases need SALVO_TEST_URI (scripts/test.sh exports it) and skip (77) without
-# it; they count queued messages with scripts/rabbitmq.sh ctl, which finds the broker by
-# SALVO_TEST_PORT (taken from the URI when unset). The other cases need no broker.
+# The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
+# cases need no broker.
 set -euo pipefail
 
 bin=${1:?usage: $0 SALVO_PERF CASE}
 case_name=${2:?usage: $0 SALVO_PERF CASE}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d)
-queues=()
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-need_broker() {
-	if [[ -z ${SALVO_TEST_URI:-} ]]; then
-		echo "SALVO_TEST_URI not set: no broker to test against" >&2
-		exit 77
-	fi
-	if [[ -z ${SALVO_TEST_PORT:-} ]]; then
-		[[ $SALVO_TEST_URI =~ :([0-9]+)(/|$) ]] || fail "no port in $SALVO_TEST_URI"
-		export SALVO_TEST_PORT=${BASH_REMATCH[1]}
-	fi
-}
-
-ctl() {
-	bash "$root/scripts/rabbitmq.sh" ctl "$@"
-}
-
-cleanup() {
-	local q
-	for q in "${queues[@]}"; do
-		ctl -q delete_queue "$q" >/dev/null 2>&1 || echo "could not delete queue $q" >&2
-	done
-	rm -rf -- "$tmp"
-}
-trap cleanup EXIT
-
-# Sets q to a queue name no other run (or concurrent test) uses; deleted on exit.
-fresh_queue() {
-	q="salvo.test.perf.$1.$$.$RANDOM"
-	queues+=("$q")
-}
-
-# expect_queue_count QUEUE N: the broker enqueues asynchronously, so poll (10 s at most).
-expect_queue_count() {
-	local q=$1 want=$2 have="" deadline=$((SECONDS + 10))
-	while :; do
-		have=$(ctl -q list_queues --no-table-headers name messages |
-			awk -v q="$q" '$1 == q { print $2 }')
-		[[ $have == "$want" ]] && return 0
-		((SECONDS < deadline)) || fail "queue $q holds '${have}' messages, expected $want"
-		sleep 0.5
-	done
-}
-
-# run OUT_PREFIX ARGS...: runs salvo-perf, stdout and stderr to files; sets $rc.
-run() {
-	local out=$1
-	shift
-	rc=0
-	"$bin" "$@" >"$tmp/$out.out" 2>"$tmp/$out.err" || rc=$?
-	sed "s/^/  $out stderr: /" "$tmp/$out.err" >&2
-}
+prog=salvo-perf
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # json_check FILE EXPR: the last line of stdout is a JSON object j with every field of
 # --json, for which the Python expression EXPR holds.
@@ -257,13 +200,7 @@ case_missing_exchange() {
 }
 
 case_connection_refused() {
-	local start=$SECONDS
-	run refused --uri amqp://guest:guest@127.0.0.1:1 --count 1 --json
-	((rc == 1)) || fail "exit status $rc, expected 1"
-	((SECONDS - start < 10)) || fail "took $((SECONDS - start)) s"
-	grep -q '^salvo-perf: connect to .*: ' "$tmp/refused.err" ||
-		fail "stderr does not say the connect failed"
-	! grep -q 'guest:guest@' "$tmp/refused.err" || fail "the password was printed"
+	expect_connection_refused --count 1 --json
 	[[ ! -s $tmp/refused.out ]] || fail "stdout is not empty"
 }
 
@@ -299,34 +236,19 @@ case_usage_errors() {
 		"--uri"
 		"--csv"
 	)
-	local args i=0
-	for args in "${bad[@]}"; do
-		i=$((i + 1))
-		# Word splitting of $args is intended: each entry is an argument list.
-		# shellcheck disable=SC2086
-		run "bad$i" $args
-		((rc == 2)) || fail "'$args': exit status $rc, expected 2"
-		grep -q '^salvo-perf: ' "$tmp/bad$i.err" || fail "'$args': no message on stderr"
-	done
+	expect_usage_errors "${bad[@]}"
 	# Empty values, which a word-split list cannot hold.
 	run empty-key --routing-key "" --declare-queue
 	((rc == 2)) || fail "--declare-queue with an empty key: exit status $rc, expected 2"
 	run empty-csv --csv ""
 	((rc == 2)) || fail "--csv '': exit status $rc, expected 2"
 
-	run help --help
-	((rc == 0)) || fail "--help: exit status $rc"
-	for args in --uri --connections --producers --size --confirm --window --count --duration \
+	expect_help --uri --connections --producers --size --confirm --window --count --duration \
 		--rate --exchange --routing-key --declare-queue --persistent --mandatory --json \
-		--csv --conf --progress --quiet --help --version; do
-		grep -q -- "$args" "$tmp/help.out" || fail "--help does not describe $args"
-	done
+		--csv --conf --progress --quiet --help --version
 	grep -q CLOCK_REALTIME "$tmp/help.out" || fail "--help does not name the timestamp's clock"
 	grep -q publisher.ring_size "$tmp/help.out" || fail "--help lacks the configuration keys"
-	run version --version
-	((rc == 0)) || fail "--version: exit status $rc"
-	grep -Eq '^salvo-perf [0-9]+\.[0-9]+\.[0-9]+' "$tmp/version.out" ||
-		fail "--version printed '$(cat "$tmp/version.out")'"
+	expect_version
 }
 
 case $case_name in

@@ -10,72 +10,15 @@
 #   confirm sync        --confirm sync: every message acked
 #   confirm returned    --confirm async --mandatory to an unbound key: all returned, exit 1
 #
-# The broker cases need SALVO_TEST_URI (scripts/test.sh exports it) and skip (77) without
-# it; they count queued messages with scripts/rabbitmq.sh ctl, which finds the broker by
-# SALVO_TEST_PORT (taken from the URI when unset). The other cases need no broker.
+# The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
+# cases need no broker.
 set -euo pipefail
 
 bin=${1:?usage: $0 SALVO_PUBLISH CASE}
 case_name=${2:?usage: $0 SALVO_PUBLISH CASE}
-root=$(cd "$(dirname "$0")/../.." && pwd)
-tmp=$(mktemp -d)
-queues=()
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-need_broker() {
-	if [[ -z ${SALVO_TEST_URI:-} ]]; then
-		echo "SALVO_TEST_URI not set: no broker to test against" >&2
-		exit 77
-	fi
-	if [[ -z ${SALVO_TEST_PORT:-} ]]; then
-		[[ $SALVO_TEST_URI =~ :([0-9]+)(/|$) ]] || fail "no port in $SALVO_TEST_URI"
-		export SALVO_TEST_PORT=${BASH_REMATCH[1]}
-	fi
-}
-
-ctl() {
-	bash "$root/scripts/rabbitmq.sh" ctl "$@"
-}
-
-cleanup() {
-	local q
-	for q in "${queues[@]}"; do
-		ctl -q delete_queue "$q" >/dev/null 2>&1 || echo "could not delete queue $q" >&2
-	done
-	rm -rf -- "$tmp"
-}
-trap cleanup EXIT
-
-# Sets q to a queue name no other run (or concurrent test) uses; deleted on exit.
-fresh_queue() {
-	q="salvo.test.publish.$1.$$.$RANDOM"
-	queues+=("$q")
-}
-
-# expect_queue_count QUEUE N: the broker enqueues asynchronously, so poll (10 s at most).
-expect_queue_count() {
-	local q=$1 want=$2 have="" deadline=$((SECONDS + 10))
-	while :; do
-		have=$(ctl -q list_queues --no-table-headers name messages |
-			awk -v q="$q" '$1 == q { print $2 }')
-		[[ $have == "$want" ]] && return 0
-		((SECONDS < deadline)) || fail "queue $q holds '${have}' messages, expected $want"
-		sleep 0.5
-	done
-}
-
-# run OUT_PREFIX ARGS...: runs salvo-publish, stdout and stderr to files; sets $rc.
-run() {
-	local out=$1
-	shift
-	rc=0
-	"$bin" "$@" >"$tmp/$out.out" 2>"$tmp/$out.err" || rc=$?
-	sed "s/^/  $out stderr: /" "$tmp/$out.err" >&2
-}
+prog=salvo-publish
+# shellcheck source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 # json_check FILE EXPR: stdout must be exactly one line, a JSON object j for which the
 # Python expression EXPR holds.
@@ -171,36 +114,15 @@ case_usage_errors() {
 		"--routing-key x --confirm maybe"
 		"--routing-key x --window 0"
 	)
-	local args i=0
-	for args in "${bad[@]}"; do
-		i=$((i + 1))
-		# Word splitting of $args is intended: each entry is an argument list.
-		# shellcheck disable=SC2086
-		run "bad$i" $args
-		((rc == 2)) || fail "'$args': exit status $rc, expected 2"
-		grep -q '^salvo-publish: ' "$tmp/bad$i.err" || fail "'$args': no message on stderr"
-	done
+	expect_usage_errors "${bad[@]}"
 
-	run help --help
-	((rc == 0)) || fail "--help: exit status $rc"
-	for args in --uri --exchange --routing-key --count --size --persistent --mandatory --json \
-		--declare-queue --conf --confirm --window --help --version; do
-		grep -q -- "$args" "$tmp/help.out" || fail "--help does not describe $args"
-	done
-	run version --version
-	((rc == 0)) || fail "--version: exit status $rc"
-	grep -Eq '^salvo-publish [0-9]+\.[0-9]+\.[0-9]+' "$tmp/version.out" ||
-		fail "--version printed '$(cat "$tmp/version.out")'"
+	expect_help --uri --exchange --routing-key --count --size --persistent --mandatory --json \
+		--declare-queue --conf --confirm --window --help --version
+	expect_version
 }
 
 case_connection_refused() {
-	local start=$SECONDS
-	run refused --uri amqp://guest:guest@127.0.0.1:1 --routing-key x --count 1
-	((rc == 1)) || fail "exit status $rc, expected 1"
-	((SECONDS - start < 10)) || fail "took $((SECONDS - start)) s"
-	grep -q '^salvo-publish: connect to .*: ' "$tmp/refused.err" ||
-		fail "stderr does not say the connect failed"
-	! grep -q 'guest:guest@' "$tmp/refused.err" || fail "the password was printed"
+	expect_connection_refused --routing-key x --count 1
 }
 
 case $case_name in
