@@ -69,10 +69,15 @@ int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 		free(req);
 		return SALVO_ERR_INVALID_ARGUMENT;
 	}
+	/* The request keeps the channel alive: a caller that gave up (timeout) may close and
+	 * free its handle while the request still waits in the I/O thread (for instance for
+	 * the next connection). */
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	req->ch = ch;
 	req->reply_id = reply_id;
 	rc = sv_request_submit(c, req, err);
 	if (rc) {
+		sv_channel_put(ch);
 		free(req->frame);
 		free(req);
 		return rc;

@@ -45,6 +45,9 @@ void sv_request_put(struct sv_request *req)
 	/* A basic.get answered after its caller gave up still owns its message. */
 	salvo_message_destroy(req->msg);
 	free(req->frame);
+	/* Never the client's last reference: the application's outlives the I/O thread. */
+	if (req->ch)
+		sv_channel_put(req->ch);
 	free(req);
 }
 
@@ -404,7 +407,7 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 		return rc;
 	}
 
-	rc = sv_connect_any(&c->set, &c->sess, NULL, err);
+	rc = sv_connect_any(&c->set, &c->sess, &c->next_endpoint, err);
 	if (rc) {
 		client_free(c);
 		return rc;
@@ -420,6 +423,8 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 		return SALVO_ERR_UNSUPPORTED;
 	}
 	c->session_frame_max = c->sess.frame_max;
+	/* Reconnections ask for no more: the read buffer and the rings are cut to it. */
+	c->set.connect.frame_max = c->sess.frame_max;
 
 	c->channel_ids = calloc(c->sess.channel_max / 64u + 1, sizeof *c->channel_ids);
 	c->channels = calloc((size_t)c->sess.channel_max + 1, sizeof *c->channels);

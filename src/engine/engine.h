@@ -270,6 +270,7 @@ struct salvo_publisher {
 	uint64_t tagged_end;	   /* end of the last message tagged */
 	uint64_t tag_base;	   /* seq = delivery tag + tag_base (0 until a reconnection) */
 	uint64_t resent_until;	   /* seqs up to here were sent again: their acks may repeat */
+	uint64_t release_to;	   /* confirms allow releasing up to here (once it is sent) */
 	bool drain_due;		   /* acks arrived: drain the window after this read */
 };
 

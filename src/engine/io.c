@@ -163,6 +163,20 @@ static void tag_sent(struct salvo_publisher *pub, uint64_t sent)
 }
 
 /*
+ * Release what the confirms allow and the kernel is done with. After a reconnection's
+ * rewind, messages settled on the old connection may be ahead of sent: they are released
+ * once resent, never before (the producer would overwrite bytes still to be sent).
+ */
+static void pub_release(struct salvo_publisher *pub)
+{
+	uint64_t sent = sv_ring_sent(&pub->ring);
+	uint64_t to = pub->release_to < sent ? pub->release_to : sent;
+
+	if (to > sv_ring_released(&pub->ring))
+		sv_ring_release(&pub->ring, to);
+}
+
+/*
  * Report what the window has settled: write each outcome into its slot, count it, release
  * the ring up to the last one, publish done, wake the producer if it sleeps.
  */
@@ -204,7 +218,9 @@ static void pub_drain(struct salvo_publisher *pub)
 	stat_add(&pub->ctr.failed, n_fail);
 	/* Release: the outcomes written above are visible to whoever loads done. */
 	atomic_store_explicit(&pub->done, last, memory_order_release);
-	sv_ring_release(&pub->ring, release);
+	if (release > pub->release_to)
+		pub->release_to = release;
+	pub_release(pub);
 	sv_pub_wake(pub);
 }
 
@@ -266,14 +282,21 @@ static bool pub_settle(salvo_client *c, size_t i)
 		c->partial_pub = NULL;
 	pub->ch->pub = NULL;
 	pub->detach = NULL;
-	if (pub->ch->recovering && atomic_load(&c->state) == SV_CONN_RECOVERING) {
-		/* Its channel was waiting for the next connection; nobody needs it now. */
+	if (pub->ch->recovering && !pub->ch->await_head) {
+		/* Its channel was waiting to be reopened (the next connection, or the hooks);
+		 * nobody needs it now: it ends here, the broker never saw it. */
 		salvo_error e = c->lost;
 		e.status = SALVO_ERR_CLOSED;
 		e.kind = SALVO_ERROR_CONNECTION;
 		pub->ch->recovering = false;
 		channel_mark_closed(pub->ch, &e);
 		channel_forget(c, pub->ch);
+	} else if (pub->ch->recovering) {
+		/* Its reopening is under way: let it finish without the publisher, which may be
+		 * freed once this detach completes. */
+		for (struct sv_request *r = pub->ch->await_head; r; r = r->next)
+			r->resume = NULL;
+		pub->ch->recovering = false;
 	}
 	sv_request_complete(req, 0, NULL);
 	return true;
@@ -446,8 +469,8 @@ static void get_content(salvo_client *c, salvo_channel *ch, const struct sv_deco
  * A publisher's channel is open again on the new connection (and in confirm mode again):
  * resume it. Confirm modes send again every message without an outcome, from released;
  * the new channel's delivery tags start at 1, so tag t is now seq t + tag_base. Best
- * effort cannot resend (its ring is released as it is sent); the rest of a message cut by
- * the loss is dropped, since it cannot follow its beginning onto a new channel.
+ * effort cannot resend (its ring is released as it is sent); recover() has dropped the
+ * rest of a message the loss cut.
  */
 static void pub_resume(struct salvo_publisher *pub)
 {
@@ -459,11 +482,7 @@ static void pub_resume(struct salvo_publisher *pub)
 		pub->tag_base = first - 1;
 		pub->resent_until = next - 1;
 		stat_add(&pub->ctr.resent, next - first);
-	} else if (pub->must_end > sv_ring_sent(&pub->ring)) {
-		sv_ring_mark_sent(&pub->ring, (size_t)(pub->must_end - sv_ring_sent(&pub->ring)));
-		sv_ring_release(&pub->ring, pub->must_end);
 	}
-	pub->must_end = 0;
 }
 
 /* A basic.ack or basic.nack from the broker, for a confirm-mode publisher's channel. */
@@ -917,8 +936,16 @@ static void take_requests(salvo_client *c)
 		req->next = NULL;
 		/* Between connections, methods and new publishers wait for the next one (their
 		 * callers' timeouts still run); closes and detaches are served at once. */
-		if (atomic_load(&c->state) == SV_CONN_RECOVERING &&
-		    (req->kind == SV_REQ_METHOD || req->kind == SV_REQ_ATTACH)) {
+		if (atomic_load(&c->state) == SV_CONN_RECOVERING && req->kind == SV_REQ_ATTACH) {
+			/* Its channel was opened on the lost connection, so it is closed: the
+			 * publisher could never send. */
+			salvo_error e = c->lost;
+			e.status = SALVO_ERR_CLOSED;
+			e.kind = SALVO_ERROR_CONNECTION;
+			sv_request_complete(req, e.status, &e);
+			continue;
+		}
+		if (atomic_load(&c->state) == SV_CONN_RECOVERING && req->kind == SV_REQ_METHOD) {
 			if (c->held_tail)
 				c->held_tail->next = req;
 			else
@@ -1077,10 +1104,12 @@ static void pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, 
 		pub->must_end = message_end(&pub->ring, pub->must_end > s0 ? pub->must_end : s0,
 					    s1, s0 + len);
 	sv_ring_mark_sent(&pub->ring, take);
-	if (pub->slots)
-		/* Confirm modes: the space is released as confirms arrive (pub_drain). */
+	if (pub->slots) {
+		/* Confirm modes: the space is released as confirms arrive (pub_drain), or here
+		 * when they came before a resend reached them. */
 		tag_sent(pub, s1);
-	else
+		pub_release(pub);
+	} else
 		/* Best effort: the space is reusable as soon as the kernel is done with it. */
 		sv_ring_release(&pub->ring, s1);
 	if (take < len && pub->must_end > s1)
@@ -1297,6 +1326,7 @@ static void reopen(salvo_client *c, struct salvo_publisher *pub)
 			return;
 		}
 		atomic_store(&req->refs, 1); /* nobody waits for it */
+		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 		req->ch = ch;
 		req->reply_id = replies[i];
 		req->resume = (i == 1 || !pub->slots) ? pub : NULL;
@@ -1414,8 +1444,25 @@ static void recover(salvo_client *c)
 		io_uring_submit_and_wait(&c->uring, 1);
 		reap(c);
 	}
-	close(c->sess.fd);
-	c->sess.fd = -1;
+	{
+		int fd = c->sess.fd;
+		pthread_mutex_lock(&c->lock);
+		c->sess.fd = -1; /* stop_io must not shut down a reused number */
+		pthread_mutex_unlock(&c->lock);
+		close(fd);
+	}
+	/* A message cut by the loss cannot be finished on a new channel: confirm modes
+	 * resend it whole from released; best effort drops its rest. */
+	for (size_t i = 0; i < c->npubs; i++) {
+		struct salvo_publisher *pub = c->pubs[i];
+		uint64_t sent = sv_ring_sent(&pub->ring);
+
+		if (!pub->slots && pub->must_end > sent) {
+			sv_ring_mark_sent(&pub->ring, (size_t)(pub->must_end - sent));
+			sv_ring_release(&pub->ring, pub->must_end);
+		}
+		pub->must_end = 0;
+	}
 	c->rlen = 0;
 	c->out_len = c->out_sent = c->out_next_len = 0;
 	c->partial_out = false;
@@ -1480,7 +1527,9 @@ static void recover(salvo_client *c)
 		return;
 	}
 	sess.channel_max = c->sess.channel_max; /* the tables are sized for it */
+	pthread_mutex_lock(&c->lock);
 	c->sess = sess;
+	pthread_mutex_unlock(&c->lock);
 	sv_reader_init(&c->reader, c->sess.frame_max);
 	c->last_send_ns = c->last_recv_ns = sv_now_ns();
 	atomic_fetch_add(&c->reconnects, 1);
