@@ -820,14 +820,20 @@ static void handle_frame(salvo_client *c, const struct sv_decoded_frame *d)
 	}
 }
 
-/* Whether a producer waits for what the broker says: a confirm, or ring space that
- * confirms free. */
+/*
+ * Whether a producer waits for what the broker says: a confirm, or ring space that
+ * confirms free. A ring three quarters full counts too: its producer may be about to
+ * wait (it kicks this thread before it records that it waits).
+ */
 static bool pubs_waiting(salvo_client *c)
 {
 	for (size_t i = 0; i < c->npubs; i++) {
 		struct salvo_publisher *pub = c->pubs[i];
+		uint64_t used = sv_ring_head(&pub->ring) - sv_ring_released(&pub->ring);
+
 		if (atomic_load_explicit(&pub->ev_want, memory_order_relaxed) ||
-		    atomic_load_explicit(&pub->ring.waiting, memory_order_relaxed))
+		    atomic_load_explicit(&pub->ring.waiting, memory_order_relaxed) ||
+		    used > sv_ring_capacity(&pub->ring) / 4 * 3)
 			return true;
 	}
 	return false;
