@@ -650,6 +650,9 @@ typedef struct salvo_pub_stats {
 SALVO_API void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st);
 /* The sum over the client's publishers, those closed included. */
 SALVO_API void salvo_client_stats(salvo_client *c, salvo_pub_stats *st);
+/* Add st into sum (counts and histograms add, the maximum is kept): for totals over
+ * several clients. */
+SALVO_API void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st);
 /* The q-quantile (0 < q <= 1) of the histogram's latencies, in ns; 0 when it is empty. */
 SALVO_API uint64_t salvo_stats_latency_ns(const salvo_pub_stats *st, double q);
 

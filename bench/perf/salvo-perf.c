@@ -358,22 +358,6 @@ static void *signal_main(void *arg)
 	return NULL;
 }
 
-static void stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
-{
-	sum->published += st->published;
-	sum->acked += st->acked;
-	sum->nacked += st->nacked;
-	sum->returned += st->returned;
-	sum->failed += st->failed;
-	sum->resent += st->resent;
-	sum->in_flight += st->in_flight;
-	sum->latency_count += st->latency_count;
-	if (st->latency_max_ns > sum->latency_max_ns)
-		sum->latency_max_ns = st->latency_max_ns;
-	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)
-		sum->latency[i] += st->latency[i];
-}
-
 static void take_sample(struct perf *pf, uint64_t t0, struct sample *s)
 {
 	salvo_pub_stats one;
@@ -384,7 +368,7 @@ static void take_sample(struct perf *pf, uint64_t t0, struct sample *s)
 	 * read the other way round a line could show more acked than sent. */
 	for (unsigned i = 0; i < pf->nclients; i++) {
 		salvo_client_stats(pf->clients[i], &one);
-		stats_add(&s->pub, &one);
+		salvo_pub_stats_add(&s->pub, &one);
 	}
 	for (unsigned i = 0; i < pf->nproducers; i++)
 		s->sent += atomic_load_explicit(&pf->producers[i].sent, memory_order_relaxed);
@@ -542,7 +526,7 @@ static void collect(struct perf *pf, struct result *r)
 	}
 	for (unsigned i = 0; i < pf->nclients; i++) {
 		salvo_client_stats(pf->clients[i], &one);
-		stats_add(&r->pub, &one);
+		salvo_pub_stats_add(&r->pub, &one);
 		r->reconnects += salvo_client_reconnects(pf->clients[i]);
 	}
 }

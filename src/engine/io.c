@@ -266,6 +266,16 @@ static bool pub_closed(const struct salvo_publisher *pub)
 static void channel_mark_closed(salvo_channel *ch, const salvo_error *why);
 static void channel_forget(salvo_client *c, salvo_channel *ch);
 
+/* The connection's loss as a channel or a request sees it: closed, with the cause's text. */
+static salvo_error lost_error(const salvo_client *c)
+{
+	salvo_error e = c->lost;
+
+	e.status = SALVO_ERR_CLOSED;
+	e.kind = SALVO_ERROR_CONNECTION;
+	return e;
+}
+
 static bool pub_settle(salvo_client *c, size_t i)
 {
 	struct salvo_publisher *pub = c->pubs[i];
@@ -285,9 +295,7 @@ static bool pub_settle(salvo_client *c, size_t i)
 	if (pub->ch->recovering && !pub->ch->await_head) {
 		/* Its channel was waiting to be reopened (the next connection, or the hooks);
 		 * nobody needs it now: it ends here, the broker never saw it. */
-		salvo_error e = c->lost;
-		e.status = SALVO_ERR_CLOSED;
-		e.kind = SALVO_ERROR_CONNECTION;
+		salvo_error e = lost_error(c);
 		pub->ch->recovering = false;
 		channel_mark_closed(pub->ch, &e);
 		channel_forget(c, pub->ch);
@@ -945,9 +953,7 @@ static void take_requests(salvo_client *c)
 		if (atomic_load(&c->state) == SV_CONN_RECOVERING && req->kind == SV_REQ_ATTACH) {
 			/* Its channel was opened on the lost connection, so it is closed: the
 			 * publisher could never send. */
-			salvo_error e = c->lost;
-			e.status = SALVO_ERR_CLOSED;
-			e.kind = SALVO_ERROR_CONNECTION;
+			salvo_error e = lost_error(c);
 			sv_request_complete(req, e.status, &e);
 			continue;
 		}
@@ -1439,7 +1445,7 @@ static void give_up(salvo_client *c, const salvo_error *why)
 static void recover(salvo_client *c)
 {
 	salvo_event ev = {.kind = SALVO_EVENT_CONNECTION_LOST, .error = c->lost};
-	salvo_error chan_err = c->lost, err;
+	salvo_error chan_err = lost_error(c), err;
 	struct sv_session sess;
 	uint64_t delay = c->set.conf.reconnect_initial_delay;
 	unsigned attempt;
@@ -1477,8 +1483,6 @@ static void recover(salvo_client *c)
 	c->blocked = false;
 
 	/* Channels: publishers' wait for the new connection; the application's end here. */
-	chan_err.status = SALVO_ERR_CLOSED;
-	chan_err.kind = SALVO_ERROR_CONNECTION;
 	for (unsigned id = 1; id <= c->sess.channel_max; id++) {
 		salvo_channel *ch = c->channels[id];
 

@@ -698,8 +698,10 @@ static void stats_link(salvo_publisher *p)
 	pthread_mutex_unlock(&c->stats_lock);
 }
 
-static void stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
+void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
 {
+	if (!sum || !st)
+		return;
 	sum->published += st->published;
 	sum->acked += st->acked;
 	sum->nacked += st->nacked;
@@ -733,7 +735,7 @@ static void stats_unlink(salvo_publisher *p)
 			*pp = p->stats_next;
 			break;
 		}
-	stats_add(&c->closed_stats, &st);
+	salvo_pub_stats_add(&c->closed_stats, &st);
 	pthread_mutex_unlock(&c->stats_lock);
 }
 
@@ -881,7 +883,7 @@ void salvo_client_stats(salvo_client *c, salvo_pub_stats *st)
 	*st = c->closed_stats;
 	for (salvo_publisher *p = c->stats_pubs; p; p = p->stats_next) {
 		salvo_publisher_stats(p, &one);
-		stats_add(st, &one);
+		salvo_pub_stats_add(st, &one);
 	}
 	pthread_mutex_unlock(&c->stats_lock);
 }

@@ -545,6 +545,39 @@ static void case_proxy_trickle(void)
 	through_proxy(PROXY_TRICKLE, 0, "60");
 }
 
+/*
+ * The test broker's URI for the RabbitMQ cases, with SALVO_TEST_PORT set from it for
+ * scripts/rabbitmq.sh; skips (77) without SALVO_TEST_URI or SALVO_SOURCE_ROOT.
+ */
+static const char *rabbitmq_uri(void)
+{
+	const char *uri = getenv("SALVO_TEST_URI"), *port;
+
+	if (!uri || !getenv("SALVO_SOURCE_ROOT")) {
+		fprintf(stderr, "SALVO_TEST_URI or SALVO_SOURCE_ROOT not set\n");
+		exit(77);
+	}
+	port = strrchr(uri, ':');
+	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
+	return uri;
+}
+
+/* The conn_pid of the connection named name, for rabbitmqctl close_connection. */
+static void connection_pid(const char *name, char *pid, size_t size)
+{
+	char cmd[1024];
+	FILE *f;
+
+	snprintf(cmd, sizeof cmd,
+		 "bash '%s/scripts/rabbitmq.sh' ctl -q list_connections pid client_properties "
+		 "| grep -F '%s' | cut -f1",
+		 getenv("SALVO_SOURCE_ROOT"), name);
+	f = popen(cmd, "r");
+	CHECK(f && fgets(pid, (int)size, f));
+	pclose(f);
+	pid[strcspn(pid, "\n")] = '\0';
+}
+
 /* RabbitMQ: the queue the hook declares. */
 #define RQ "salvo.test.reconnect"
 
@@ -584,9 +617,9 @@ static void ctl(const char *fmt, ...)
  */
 static void case_rabbitmq(void)
 {
-	const char *uri = getenv("SALVO_TEST_URI"), *port;
+	const char *uri = rabbitmq_uri();
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 1000};
-	char name[64], errstr[256], cmd[1024], conn[256] = "";
+	char name[64], errstr[256], conn[256] = "";
 	salvo_conf *conf = salvo_conf_new();
 	salvo_channel *ch;
 	salvo_queue_info info;
@@ -594,14 +627,7 @@ static void case_rabbitmq(void)
 	salvo_publisher *p;
 	salvo_client *c;
 	salvo_error err;
-	FILE *f;
 
-	if (!uri || !getenv("SALVO_SOURCE_ROOT")) {
-		fprintf(stderr, "SALVO_TEST_URI or SALVO_SOURCE_ROOT not set\n");
-		exit(77);
-	}
-	port = strrchr(uri, ':');
-	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
 	snprintf(name, sizeof name, "salvo-reconnect-%d", (int)getpid());
 	CHECK(conf && salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0 &&
 	      salvo_conf_set(conf, "connection_name", name, errstr, sizeof errstr) == 0 &&
@@ -616,14 +642,7 @@ static void case_rabbitmq(void)
 
 	/* Delete the queue, then close the connection from the broker's side. */
 	ctl("delete_queue %s", RQ);
-	snprintf(cmd, sizeof cmd,
-		 "bash '%s/scripts/rabbitmq.sh' ctl -q list_connections pid client_properties "
-		 "| grep -F '%s' | cut -f1",
-		 getenv("SALVO_SOURCE_ROOT"), name);
-	f = popen(cmd, "r");
-	CHECK(f && fgets(conn, sizeof conn, f));
-	pclose(f);
-	conn[strcspn(conn, "\n")] = '\0';
+	connection_pid(name, conn, sizeof conn);
 	printf("closing '%s'\n", conn);
 	ctl("close_connection '%s' 'salvo reconnect test'", conn);
 
@@ -716,7 +735,7 @@ static void *blocked_produce(void *arg)
  */
 static void case_rabbitmq_blocked(void)
 {
-	const char *uri = getenv("SALVO_TEST_URI"), *port;
+	const char *uri = rabbitmq_uri();
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC};
 	struct blocked_producer bp[BLOCKED_PRODUCERS];
 	pthread_t th[BLOCKED_PRODUCERS];
@@ -732,12 +751,6 @@ static void case_rabbitmq_blocked(void)
 	long rss0, rss1;
 	bool blocked = false, unblocked = false;
 
-	if (!uri || !getenv("SALVO_SOURCE_ROOT")) {
-		fprintf(stderr, "SALVO_TEST_URI or SALVO_SOURCE_ROOT not set\n");
-		exit(77);
-	}
-	port = strrchr(uri, ':');
-	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
 	CHECK(conf && salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0 &&
 	      salvo_conf_set(conf, "publisher.ring_size", "1048576", errstr, sizeof errstr) == 0);
 	OK(salvo_client_new(conf, &c, &err));
@@ -823,22 +836,6 @@ static void case_rabbitmq_blocked(void)
 	salvo_client_destroy(c);
 }
 
-/* The conn_pid of the connection named name, for rabbitmqctl close_connection. */
-static void connection_pid(const char *name, char *pid, size_t size)
-{
-	char cmd[1024];
-	FILE *f;
-
-	snprintf(cmd, sizeof cmd,
-		 "bash '%s/scripts/rabbitmq.sh' ctl -q list_connections pid client_properties "
-		 "| grep -F '%s' | cut -f1",
-		 getenv("SALVO_SOURCE_ROOT"), name);
-	f = popen(cmd, "r");
-	CHECK(f && fgets(pid, (int)size, f));
-	pclose(f);
-	pid[strcspn(pid, "\n")] = '\0';
-}
-
 static void drop_user(void)
 {
 	(void)!system("bash \"$SALVO_SOURCE_ROOT/scripts/rabbitmq.sh\" ctl -q delete_user "
@@ -851,7 +848,7 @@ static void drop_user(void)
  */
 static void case_rabbitmq_auth(void)
 {
-	const char *uri = getenv("SALVO_TEST_URI"), *port;
+	const char *uri = rabbitmq_uri(), *port = strrchr(uri, ':');
 	char name[64], pid[256], errstr[256], user_uri[256];
 	salvo_conf *conf = salvo_conf_new();
 	salvo_client *c;
@@ -860,12 +857,6 @@ static void case_rabbitmq_auth(void)
 	unsigned tries = 0;
 	bool gave_up = false;
 
-	if (!uri || !getenv("SALVO_SOURCE_ROOT")) {
-		fprintf(stderr, "SALVO_TEST_URI or SALVO_SOURCE_ROOT not set\n");
-		exit(77);
-	}
-	port = strrchr(uri, ':');
-	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
 	atexit(drop_user);
 	ctl("add_user salvo_reconnect_user first-password");
 	ctl("set_permissions -p / salvo_reconnect_user '.*' '.*' '.*'");
@@ -972,12 +963,8 @@ static void case_rabbitmq_kill9(void)
 	uint8_t *seen = calloc(KILL_N, 1);
 	uint64_t got = 0, missing = 0, dups = 0;
 	struct timespec t0, t1;
-	const char *base = getenv("SALVO_TEST_URI");
+	const char *base = rabbitmq_uri();
 
-	if (!base || !getenv("SALVO_SOURCE_ROOT")) {
-		fprintf(stderr, "SALVO_TEST_URI or SALVO_SOURCE_ROOT not set\n");
-		exit(77);
-	}
 	CHECK(seen);
 	snprintf(kill_port, sizeof kill_port, "%d", atoi(strrchr(base, ':') + 1) + 40);
 	atexit(stop_kill_broker);
