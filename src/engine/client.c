@@ -315,17 +315,11 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 
 /* Client. */
 
-int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err)
+void sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set)
 {
 	const struct sv_endpoint *ep;
 
 	set->conf = *conf;
-	/* A failover list with amqps would need the TLS data path on reconnection. */
-	for (size_t i = 0; i < set->conf.n_endpoints && set->conf.n_endpoints > 1; i++)
-		if (set->conf.endpoints[i].tls)
-			return sv_error_set(err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
-					    "amqps:// failover endpoints need the TLS data path, "
-					    "not implemented yet");
 	ep = &set->conf.endpoints[0];
 	set->connect = (struct sv_connect_params){
 		.host = ep->host,
@@ -346,7 +340,6 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 	set->ring_size = set->conf.ring_size;
 	set->window = set->conf.window;
 	set->uring_entries = set->conf.io_uring_entries;
-	return 0;
 }
 
 void sv_settings_free(struct sv_settings *set)
@@ -355,6 +348,14 @@ void sv_settings_free(struct sv_settings *set)
 	volatile char *p = set->conf.password;
 	for (size_t i = 0; i < sizeof set->conf.password; i++)
 		p[i] = 0;
+}
+
+static bool any_tls(const salvo_conf *conf)
+{
+	for (size_t i = 0; i < conf->n_endpoints; i++)
+		if (conf->endpoints[i].tls)
+			return true;
+	return false;
 }
 
 static void client_free(salvo_client *c)
@@ -373,6 +374,8 @@ static void client_free(salvo_client *c)
 	free(c->channels);
 	free(c->pubs);
 	free(c->rbuf);
+	free(c->tls_in);
+	free(c->tls_out);
 	free(c->out);
 	free(c->out_next);
 	free(c->iov);
@@ -401,26 +404,12 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->stats_lock, NULL);
 	pthread_cond_init(&c->ev_cond, NULL);
-	rc = sv_settings_from_conf(conf, &c->set, err);
-	if (rc) {
-		client_free(c);
-		return rc;
-	}
+	sv_settings_from_conf(conf, &c->set);
 
 	rc = sv_connect_any(&c->set, &c->sess, &c->next_endpoint, err);
 	if (rc) {
 		client_free(c);
 		return rc;
-	}
-	if (c->sess.tls) {
-		/* The I/O thread cannot carry TLS records yet: log out politely and refuse. */
-		sv_session_close(&c->sess, 200, "TLS data path not implemented yet",
-				 c->set.connect.timeout_ms, NULL);
-		sv_error_set(err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
-			     "amqps://: TLS handshake and login succeeded, but the TLS data path "
-			     "is not implemented yet");
-		client_free(c);
-		return SALVO_ERR_UNSUPPORTED;
 	}
 	c->session_frame_max = c->sess.frame_max;
 	/* Reconnections ask for no more: the read buffer and the rings are cut to it. */
@@ -432,7 +421,11 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	 * space; more only saves system calls. */
 	c->rcap = 2 * (size_t)c->sess.frame_max + 65536;
 	c->rbuf = malloc(c->rcap);
-	if (!c->channel_ids || !c->channels || !c->rbuf) {
+	/* amqps, or a reconnection may lead there (a failover list may mix schemes). */
+	if (any_tls(&c->set.conf))
+		c->tls_in = malloc(SV_TLS_IN_SIZE);
+	if (!c->channel_ids || !c->channels || !c->rbuf ||
+	    (any_tls(&c->set.conf) && !c->tls_in)) {
 		client_free(c);
 		goto nomem;
 	}

@@ -41,6 +41,10 @@ struct sv_settings {
 	unsigned uring_entries;
 };
 
+/* amqps: ciphertext received per recv, and plaintext encrypted per send. */
+#define SV_TLS_IN_SIZE (256u * 1024u)
+#define SV_TLS_BATCH (256u * 1024u)
+
 enum sv_req_kind {
 	SV_REQ_METHOD, /* send frame, complete on reply_id (or at once if reply_id is 0) */
 	SV_REQ_ATTACH, /* add pub to the I/O thread's publisher list */
@@ -109,8 +113,12 @@ struct salvo_client {
 	size_t npubs, pubs_cap;
 	struct sv_request *close_req;
 	struct sv_reader reader;
-	uint8_t *rbuf;
+	uint8_t *rbuf; /* plaintext frames: received, or decrypted from tls_in */
 	size_t rlen, rcap;
+	/* amqps: ciphertext. The send in flight reads tls_out[tls_out_sent, tls_out_len);
+	 * received records land in tls_in and go straight into the TLS object. */
+	uint8_t *tls_out, *tls_in;
+	size_t tls_out_len, tls_out_sent, tls_out_cap;
 	bool recv_inflight, wake_inflight, send_inflight;
 	bool sent_lately; /* a send completed since the last long park: linger first */
 	uint64_t wake_value;
@@ -295,7 +303,7 @@ int sv_channel_id_alloc(salvo_client *c);
 void sv_channel_id_free(salvo_client *c, uint16_t id);
 void sv_channel_put(salvo_channel *ch);
 void sv_client_put(salvo_client *c);
-int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err);
+void sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set);
 int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
 		   salvo_error *err);
 void sv_settings_free(struct sv_settings *set);

@@ -99,11 +99,26 @@ static void send_now(salvo_client *c, const struct sv_method *m)
 	struct sv_codec_error cerr;
 	size_t n;
 
-	if (c->send_inflight || c->partial_out || c->partial_pub)
+	if (c->send_inflight || c->partial_out || c->partial_pub ||
+	    c->tls_out_sent != c->tls_out_len)
 		return;
 	n = sv_frame_put_method(buf, sizeof buf, 0, m, &cerr);
-	if (n)
-		(void)!send(c->sess.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (!n)
+		return;
+	if (c->sess.tls) {
+		/* Never in clear on an amqps connection: one record, sent as it comes. */
+		struct iovec v = {buf, n};
+		uint8_t rec[1024];
+		size_t taken, k;
+
+		if (sv_tls_write(c->sess.tls, &v, 1, n, &taken, NULL))
+			return;
+		while ((k = sv_tls_take(c->sess.tls, rec, sizeof rec)))
+			if (send(c->sess.fd, rec, k, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)k)
+				return;
+		return;
+	}
+	(void)!send(c->sess.fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void send_method(salvo_client *c, uint16_t channel, const struct sv_method *m)
@@ -703,6 +718,7 @@ static bool recoverable(salvo_client *c, const salvo_error *why)
 	if (!c->set.conf.reconnect || c->close_req || atomic_load(&c->state) != SV_CONN_OPEN)
 		return false;
 	return why->status == SALVO_ERR_IO || why->status == SALVO_ERR_TIMEOUT ||
+	       why->status == SALVO_ERR_TLS /* a record that does not decrypt: transport */ ||
 	       why->status == 320 /* CONNECTION_FORCED */ || why->status == 541 /* INTERNAL_ERROR */;
 }
 
@@ -847,12 +863,57 @@ static bool pubs_waiting(salvo_client *c)
 	return false;
 }
 
-static void on_recv(salvo_client *c, int res)
+/* Decode and handle every whole frame in rbuf; keep the tail of a partial one. */
+static void frames(salvo_client *c)
 {
 	struct sv_decoded_frame d;
 	size_t pos = 0;
 	ssize_t n = 0;
 
+	while (live(c) &&
+	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
+		pos += (size_t)n;
+		handle_frame(c, &d);
+	}
+	if (n < 0 && live(c)) {
+		protocol_error(c, c->reader.err.reply_code, "%s", c->reader.err.reason);
+		return;
+	}
+	memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+	c->rlen -= pos;
+}
+
+/*
+ * amqps: decrypt what the TLS object holds into rbuf and handle it, as much as it holds
+ * (rbuf always has room: a partial frame is smaller than frame_max, rcap is twice that).
+ * Also run once per new connection: the records that carried connection.open-ok may have
+ * brought the broker's next frames with them.
+ */
+static void tls_frames(salvo_client *c)
+{
+	while (live(c)) {
+		salvo_error e;
+		size_t got = 0;
+		int rc = sv_tls_read(c->sess.tls, c->rbuf + c->rlen, c->rcap - c->rlen, &got, &e);
+
+		c->rlen += got;
+		if (got)
+			frames(c);
+		if (rc == SALVO_ERR_CLOSED) {
+			sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+				     "the broker ended the TLS session (close_notify)");
+			conn_fail(c, &e);
+		} else if (rc) {
+			e.kind = SALVO_ERROR_CONNECTION;
+			conn_fail(c, &e);
+		}
+		if (rc || !got)
+			return;
+	}
+}
+
+static void on_recv(salvo_client *c, int res)
+{
 	c->recv_inflight = false;
 	if (res <= 0) {
 		salvo_error e;
@@ -867,13 +928,20 @@ static void on_recv(salvo_client *c, int res)
 		conn_fail(c, &e);
 		return;
 	}
-	c->rlen += (size_t)res;
 	c->last_recv_ns = sv_now_ns();
 	c->batch_acks_only = true;
-	while (live(c) &&
-	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
-		pos += (size_t)n;
-		handle_frame(c, &d);
+	if (c->sess.tls) {
+		if (sv_tls_feed(c->sess.tls, c->tls_in, (size_t)res)) {
+			salvo_error e;
+			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+				     "out of memory buffering TLS records");
+			conn_fail(c, &e);
+			return;
+		}
+		tls_frames(c);
+	} else {
+		c->rlen += (size_t)res;
+		frames(c);
 	}
 	/* One drain per publisher per read: a burst of acks wakes each producer once. */
 	for (size_t i = 0; i < c->npubs; i++)
@@ -883,14 +951,8 @@ static void on_recv(salvo_client *c, int res)
 	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
 	 * stream in batches of about ten, and a wake-up costs more than ten publishes). */
 	if (c->batch_acks_only && (size_t)res < SV_RECV_HOLD_BYTES && !c->close_req &&
-	    !pubs_waiting(c))
+	    !pubs_waiting(c) && live(c))
 		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
-	if (n < 0 && live(c)) {
-		protocol_error(c, c->reader.err.reply_code, "%s", c->reader.err.reason);
-		return;
-	}
-	memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
-	c->rlen -= pos;
 }
 
 /* Requests. */
@@ -1128,13 +1190,11 @@ static void pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, 
 		c->partial_pub = pub;
 }
 
-static void start_send(salvo_client *c)
+/* gather(), and once everything queued before a close has gone: connection.close. */
+static void gather_all(salvo_client *c)
 {
-	struct io_uring_sqe *sqe;
-
 	gather(c);
 	if (!c->niov && c->close_req && atomic_load(&c->state) == SV_CONN_OPEN) {
-		/* Everything queued before the close has gone out: now close. */
 		struct sv_method m = {.id = SV_CONNECTION_CLOSE,
 				      .a.connection_close = {200, SV_BYTES("closed by the application"),
 							     0, 0}};
@@ -1144,20 +1204,14 @@ static void start_send(salvo_client *c)
 		pthread_mutex_unlock(&c->lock);
 		gather(c);
 	}
-	if (!c->niov)
-		return;
-	c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = c->niov};
-	sqe = io_uring_get_sqe(&c->uring);
-	io_uring_prep_sendmsg(sqe, c->sess.fd, &c->msg, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, UD_SEND);
-	c->send_inflight = true;
 }
 
-static void on_send(salvo_client *c, int res)
+/*
+ * The kernel, or for amqps the TLS layer, took the first n bytes of the gathered sources:
+ * advance each (a publisher's sent, the control buffer) and let confirms release space.
+ */
+static void consumed(salvo_client *c, size_t n)
 {
-	size_t n = res > 0 ? (size_t)res : 0;
-
-	c->send_inflight = false;
 	c->partial_pub = NULL;
 	c->partial_out = false;
 	for (size_t i = 0; i < c->niov; i++) {
@@ -1173,11 +1227,90 @@ static void on_send(salvo_client *c, int res)
 		}
 		n -= take;
 	}
+	c->niov = 0;
 	settle_pubs(c);
-	/* Compact the control buffer and append what was queued meanwhile. */
 	memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
 	c->out_len -= c->out_sent;
 	c->out_sent = 0;
+}
+
+static void submit_send(salvo_client *c)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&c->uring);
+
+	if (c->sess.tls)
+		io_uring_prep_send(sqe, c->sess.fd, c->tls_out + c->tls_out_sent,
+				   c->tls_out_len - c->tls_out_sent, MSG_NOSIGNAL);
+	else {
+		c->msg = (struct msghdr){.msg_iov = c->iov, .msg_iovlen = c->niov};
+		io_uring_prep_sendmsg(sqe, c->sess.fd, &c->msg, MSG_NOSIGNAL);
+	}
+	io_uring_sqe_set_data64(sqe, UD_SEND);
+	c->send_inflight = true;
+}
+
+/*
+ * amqps: encrypt up to SV_TLS_BATCH bytes of what is gathered into full records (the
+ * sources are advanced at once: their bytes are in the records now), and move every
+ * record waiting in the TLS object, ours and its own (a key update), into tls_out.
+ * Returns false after a failure (the connection is failed).
+ */
+static bool tls_encrypt(salvo_client *c)
+{
+	size_t taken = 0, want;
+	salvo_error e;
+	int rc = 0;
+
+	gather_all(c);
+	if (c->niov)
+		rc = sv_tls_write(c->sess.tls, c->iov, (int)c->niov, SV_TLS_BATCH, &taken, &e);
+	consumed(c, taken);
+	if (rc) {
+		e.kind = SALVO_ERROR_CONNECTION;
+		conn_fail(c, &e);
+		return false;
+	}
+	want = sv_tls_pending(c->sess.tls);
+	if (want > c->tls_out_cap) {
+		uint8_t *nb = realloc(c->tls_out, want);
+		if (!nb) {
+			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+				     "out of memory for %zu bytes of TLS records", want);
+			conn_fail(c, &e);
+			return false;
+		}
+		c->tls_out = nb;
+		c->tls_out_cap = want;
+	}
+	c->tls_out_len = sv_tls_take(c->sess.tls, c->tls_out, c->tls_out_cap);
+	c->tls_out_sent = 0;
+	return true;
+}
+
+static void start_send(salvo_client *c)
+{
+	if (!c->sess.tls) {
+		gather_all(c);
+		if (c->niov)
+			submit_send(c);
+		return;
+	}
+	/* amqps: the rest of the records a short write left, else new ones. */
+	if (c->tls_out_sent == c->tls_out_len && !tls_encrypt(c))
+		return;
+	if (c->tls_out_sent < c->tls_out_len)
+		submit_send(c);
+}
+
+static void on_send(salvo_client *c, int res)
+{
+	c->send_inflight = false;
+	if (c->sess.tls) {
+		if (res > 0)
+			c->tls_out_sent += (size_t)res;
+	} else
+		consumed(c, res > 0 ? (size_t)res : 0);
+	/* Append the control frames queued while the kernel read the buffer. */
 	if (c->out_next_len) {
 		if (out_append(c, c->out_next, c->out_next_len)) {
 			salvo_error e;
@@ -1272,7 +1405,10 @@ static void arm(salvo_client *c, uint64_t now)
 		c->recv_hold_until = 0;
 	if (!c->recv_inflight && !c->recv_hold_until && live(c)) {
 		sqe = io_uring_get_sqe(&c->uring);
-		io_uring_prep_recv(sqe, c->sess.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+		if (c->sess.tls)
+			io_uring_prep_recv(sqe, c->sess.fd, c->tls_in, SV_TLS_IN_SIZE, 0);
+		else
+			io_uring_prep_recv(sqe, c->sess.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
 		io_uring_sqe_set_data64(sqe, UD_RECV);
 		c->recv_inflight = true;
 	}
@@ -1462,6 +1598,10 @@ static void recover(salvo_client *c)
 		c->sess.fd = -1; /* stop_io must not shut down a reused number */
 		pthread_mutex_unlock(&c->lock);
 		close(fd);
+		/* Records of the old session, sent or not, mean nothing to the next one. */
+		sv_tls_free(c->sess.tls);
+		c->sess.tls = NULL;
+		c->tls_out_len = c->tls_out_sent = 0;
 	}
 	/* A message cut by the loss cannot be finished on a new channel: confirm modes
 	 * resend it whole from released; best effort drops its rest. */
@@ -1533,6 +1673,7 @@ static void recover(salvo_client *c)
 			     sess.frame_max, sess.channel_max, c->session_frame_max,
 			     c->sess.channel_max);
 		close(sess.fd);
+		sv_tls_free(sess.tls);
 		give_up(c, &err);
 		return;
 	}
@@ -1562,6 +1703,11 @@ static void recover(salvo_client *c)
 			 c->set.conf.endpoints[ep].port);
 		sv_event_push(c, &ev);
 	}
+	if (c->sess.tls) {
+		tls_frames(c);
+		if (!live(c))
+			return; /* lost again: the main loop recovers once more */
+	}
 	if (c->set.conf.n_hooks) {
 		pthread_t t;
 
@@ -1585,6 +1731,8 @@ void *sv_io_main(void *arg)
 {
 	salvo_client *c = arg;
 
+	if (c->sess.tls)
+		tls_frames(c);
 	while (atomic_load(&c->state) != SV_CONN_CLOSED) {
 		struct __kernel_timespec ts, *tsp = NULL;
 		uint64_t now, deadline;

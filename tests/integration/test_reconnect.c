@@ -887,32 +887,36 @@ static void case_rabbitmq_auth(void)
 	salvo_client_destroy(c);
 }
 
-/* kill -9: a broker of this case's own, on SALVO_TEST_PORT + 40, crashed and restarted. */
+/* kill -9: a broker of this case's own, on SALVO_TEST_PORT + 40 (+ 42 over TLS, with its
+ * TLS listener on + 43), crashed and restarted. */
 #define KQ "salvo.test.kill9"
 #define KILL_N 200000
+#define KILL_N_TLS 100000
 
 static char kill_port[16];
 
-static int run_script(const char *verb, char *out, size_t size)
+/* Run scripts/rabbitmq.sh VERB for the case's broker; out gets line `line` (1-based) of
+ * what it prints. */
+static int run_script(const char *verb, int line, char *out, size_t size)
 {
-	char cmd[1024];
+	char cmd[1024], buf[1024];
 	FILE *f;
-	int rc;
+	int rc, n = 0;
 
 	snprintf(cmd, sizeof cmd, "SALVO_TEST_PORT=%s bash '%s/scripts/rabbitmq.sh' %s",
 		 kill_port, getenv("SALVO_SOURCE_ROOT"), verb);
 	f = popen(cmd, "r");
 	CHECK(f);
-	if (out) {
+	if (out)
 		out[0] = '\0';
-		while (fgets(out, (int)size, f))
-			; /* the last line: the URI */
-		out[strcspn(out, "\n")] = '\0';
-	} else {
-		char sink[256];
-		while (fgets(sink, sizeof sink, f))
-			;
-	}
+	while (fgets(buf, sizeof buf, f))
+		if (out && ++n == line) {
+			size_t k = strcspn(buf, "\n");
+
+			k = k < size ? k : size - 1;
+			memcpy(out, buf, k);
+			out[k] = '\0';
+		}
 	rc = pclose(f);
 	return rc;
 }
@@ -920,7 +924,7 @@ static int run_script(const char *verb, char *out, size_t size)
 static void stop_kill_broker(void)
 {
 	if (kill_port[0])
-		run_script("stop", NULL, 0);
+		run_script("stop", 0, NULL, 0);
 }
 
 static int durable_queue_hook(salvo_client *c, void *arg, salvo_error *err)
@@ -940,18 +944,20 @@ static int durable_queue_hook(salvo_client *c, void *arg, salvo_error *err)
 static void *crash_and_restart(void *arg)
 {
 	(void)arg;
-	CHECK(run_script("crash", NULL, 0) == 0);
-	CHECK(run_script("restart", NULL, 0) == 0);
+	CHECK(run_script("crash", 0, NULL, 0) == 0);
+	CHECK(run_script("restart", 0, NULL, 0) == 0);
 	return NULL;
 }
 
 /*
  * kill -9 of the broker mid-stream (durable queue, persistent messages, async confirms),
  * restarted on the same port: every message is acked, and reading the queue back finds
- * every sequence number at least once: no confirmed message lost.
+ * every sequence number at least once: no confirmed message lost. Over amqp, or over
+ * amqps (the reconnection makes a new TLS session).
  */
-static void case_rabbitmq_kill9(void)
+static void kill9(bool tls)
 {
+	const uint64_t n = tls ? KILL_N_TLS : KILL_N;
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 2000};
 	char uri[256], errstr[256];
 	salvo_conf *conf;
@@ -962,15 +968,18 @@ static void case_rabbitmq_kill9(void)
 	salvo_pub_stats st;
 	salvo_error err;
 	pthread_t crasher;
-	uint8_t *seen = calloc(KILL_N, 1);
+	uint8_t *seen;
 	uint64_t got = 0, missing = 0, dups = 0;
 	struct timespec t0, t1;
 	const char *base = rabbitmq_uri();
 
+	seen = calloc(n, 1);
 	CHECK(seen);
-	snprintf(kill_port, sizeof kill_port, "%d", atoi(strrchr(base, ':') + 1) + 40);
+	snprintf(kill_port, sizeof kill_port, "%d", atoi(strrchr(base, ':') + 1) + (tls ? 42 : 40));
 	atexit(stop_kill_broker);
-	CHECK(run_script("start", uri, sizeof uri) == 0 && strncmp(uri, "amqp://", 7) == 0);
+	CHECK(run_script(tls ? "start --tls" : "start", tls ? 2 : 1, uri, sizeof uri) == 0);
+	CHECK(strncmp(uri, tls ? "amqps://" : "amqp://", tls ? 8 : 7) == 0);
+	printf("kill -9: broker %s\n", uri);
 	conf = salvo_conf_new();
 	CHECK(conf && salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0 &&
 	      salvo_conf_set(conf, "reconnect.initial_delay", "200", errstr, sizeof errstr) == 0 &&
@@ -981,12 +990,12 @@ static void case_rabbitmq_kill9(void)
 	salvo_conf_destroy(conf);
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (uint64_t i = 0; i < KILL_N; i++) {
+	for (uint64_t i = 0; i < n; i++) {
 		uint8_t body[8];
 
 		for (int b = 0; b < 8; b++)
 			body[b] = (uint8_t)(i >> (56 - 8 * b));
-		if (i == KILL_N / 4)
+		if (i == n / 4)
 			CHECK(pthread_create(&crasher, NULL, crash_and_restart, NULL) == 0);
 		OK(salvo_publish(p, "", KQ, body, sizeof body, SALVO_MSG_PERSISTENT, 120000, &err));
 	}
@@ -1000,7 +1009,7 @@ static void case_rabbitmq_kill9(void)
 	       (unsigned long long)st.failed, (unsigned long long)st.resent,
 	       (unsigned long long)salvo_client_reconnects(c),
 	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-	CHECK(st.acked == KILL_N && st.failed == 0 && st.in_flight == 0);
+	CHECK(st.acked == n && st.failed == 0 && st.in_flight == 0);
 	CHECK(salvo_client_reconnects(c) >= 1);
 	{
 		unsigned lost, back;
@@ -1023,13 +1032,13 @@ static void case_rabbitmq_kill9(void)
 		CHECK(len == 8);
 		for (int k = 0; k < 8; k++)
 			seq = seq << 8 | b[k];
-		CHECK(seq < KILL_N);
+		CHECK(seq < n);
 		dups += seen[seq] != 0;
 		seen[seq] = 1;
 		got++;
 		salvo_message_destroy(msg);
 	}
-	for (uint64_t i = 0; i < KILL_N; i++)
+	for (uint64_t i = 0; i < n; i++)
 		missing += !seen[i];
 	printf("kill -9: read back %llu messages: %llu missing, %llu duplicates\n",
 	       (unsigned long long)got, (unsigned long long)missing, (unsigned long long)dups);
@@ -1041,11 +1050,22 @@ static void case_rabbitmq_kill9(void)
 	free(seen);
 }
 
+static void case_rabbitmq_kill9(void)
+{
+	kill9(false);
+}
+
+static void case_rabbitmq_kill9_tls(void)
+{
+	kill9(true);
+}
+
 static const struct {
 	const char *name;
 	void (*run)(void);
 } cases[] = {
 	{"rabbitmq-kill9", case_rabbitmq_kill9},
+	{"rabbitmq-kill9-tls", case_rabbitmq_kill9_tls},
 	{"rabbitmq-auth", case_rabbitmq_auth},
 	{"rabbitmq-blocked", case_rabbitmq_blocked},
 	{"rabbitmq", case_rabbitmq},
