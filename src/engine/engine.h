@@ -134,6 +134,7 @@ struct salvo_client {
 	struct salvo_publisher *partial_pub;
 	bool partial_out;
 	uint64_t last_send_ns, last_recv_ns;
+	uint64_t send_started_ns; /* when the send in flight was submitted */
 	/* Confirm traffic nobody waits for: the next recv is armed only from here on. */
 	uint64_t recv_hold_until;
 	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */

@@ -798,6 +798,8 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		salvo_event ev = {.kind = SALVO_EVENT_UNBLOCKED};
 
 		c->blocked = false;
+		/* A send stuck through the block starts its stall clock now. */
+		c->send_started_ns = sv_now_ns();
 		sv_event_push(c, &ev);
 		return;
 	}
@@ -1247,6 +1249,7 @@ static void submit_send(salvo_client *c)
 	}
 	io_uring_sqe_set_data64(sqe, UD_SEND);
 	c->send_inflight = true;
+	c->send_started_ns = sv_now_ns();
 }
 
 /*
@@ -1374,6 +1377,18 @@ static uint64_t heartbeats(salvo_client *c, uint64_t now)
 		conn_fail(c, &e);
 		return 0;
 	}
+	/* A send makes no progress while the socket's buffers are full: the broker reads
+	 * nothing. Unless it said it blocks us, that long is a dead broker whatever its
+	 * heartbeats say (RabbitMQ's send_timeout treats a silent client the same way). */
+	if (c->send_inflight && !c->blocked && now - c->send_started_ns > 2 * hb) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_TIMEOUT, SALVO_ERROR_CONNECTION,
+			     "the broker has read nothing for %u s (2 x heartbeat) without "
+			     "blocking the connection: connection dead",
+			     2 * c->sess.heartbeat);
+		conn_fail(c, &e);
+		return 0;
+	}
 	if (now - c->last_send_ns >= hb / 2 && !c->send_inflight) {
 		uint8_t hbf[SV_HEARTBEAT_FRAME_SIZE];
 		sv_frame_put_heartbeat(hbf);
@@ -1382,8 +1397,10 @@ static uint64_t heartbeats(salvo_client *c, uint64_t now)
 	}
 	uint64_t dead = c->last_recv_ns + 2 * hb + 1;
 	/* While a send is in flight no heartbeat is due (it would queue behind the send). */
-	if (c->send_inflight)
-		return dead;
+	if (c->send_inflight) {
+		uint64_t stuck = c->send_started_ns + 2 * hb + 1;
+		return stuck < dead && !c->blocked ? stuck : dead;
+	}
 	uint64_t next_send = c->last_send_ns + hb / 2;
 	return next_send < dead ? next_send : dead;
 }

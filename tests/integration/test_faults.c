@@ -207,6 +207,7 @@ struct fake {
 	uint64_t bytes, frames;
 	uint32_t pub_msgs[MAX_PUBS];
 	uint32_t opens, client_closes, declares, gets, acks, heartbeats;
+	uint32_t heartbeats_sent;
 	uint32_t close_oks[MAX_CHANNELS]; /* answers to our channel.close */
 	uint16_t first_channel;
 	bool conn_closed; /* connection.close received and answered */
@@ -308,6 +309,7 @@ static void fake_heartbeat_if_due(struct fake *f)
 		return;
 	sv_frame_put_heartbeat(hb);
 	fake_send(f, hb, sizeof hb);
+	f->heartbeats_sent++;
 }
 
 /* channel.close from the broker's side; the channel's frames are discarded until close-ok. */
@@ -1096,7 +1098,8 @@ static int case_short_writes(void)
 
 /*
  * 3. A heartbeat falling due while a send is stuck must not make the I/O thread spin: the
- * broker heartbeats every second (so the connection lives) but reads nothing for 5 s.
+ * broker heartbeats every second (so the connection lives) but reads nothing for 3 s
+ * (under 2 x heartbeat, when the stuck send would end the connection: case 3b).
  * Not a speed test: the bound is many times what a sleeping I/O thread uses.
  */
 enum { STEP_MEASURED = 1 };
@@ -1127,7 +1130,7 @@ static int case_heartbeat_blocked_send(void)
 
 	cpu0 = cpu_seconds();
 	t0 = now_ns();
-	sleep_ms(5000);
+	sleep_ms(3000);
 	cpu = cpu_seconds() - cpu0;
 	wall = ms_since(t0);
 	printf("send blocked for %.2f s: %.3f s of CPU\n", (double)wall / 1000, cpu);
@@ -1142,6 +1145,54 @@ static int case_heartbeat_blocked_send(void)
 	fake_finish(&f);
 	CHECK(f.pub_msgs[0] == published);
 	CHECK(f.conn_closed);
+	return 0;
+}
+
+/*
+ * 3b. A broker that heartbeats but reads nothing, without connection.blocked: once a send
+ * has made no progress for 2 x heartbeat (here 2 s) the connection is declared dead, with
+ * a text that says why, although heartbeats keep arriving.
+ */
+static void script_stall_then_close(struct fake *f)
+{
+	fake_serve_until_open(f, 1);
+	CHECK(fake_stall(f, STEP_MEASURED, 30000));
+	/* salvo cut the connection mid-frame: nothing more to decode. */
+	close(f->fd);
+	f->fd = -1;
+}
+
+static int case_stuck_send_dead(void)
+{
+	struct fake f = {.heartbeat = 1, .hb_every_ms = 300};
+	salvo_client *c;
+	salvo_publisher *p;
+	salvo_error err;
+	uint32_t published;
+	uint64_t t0;
+	int rc;
+
+	sizes = SIZES_UNIFORM;
+	fake_start(&f, script_stall_then_close);
+	c = connect_fake(&f, "publisher.ring_size", "1048576", NULL);
+	EXPECT(salvo_publisher_new(c, NULL, &p, &err), 0);
+	published = fill_until_congested(p, 0, 0);
+	t0 = now_ns();
+	while ((rc = publish_msg(p, "fault", 0, published, 0, &err)) == SALVO_ERR_WOULD_BLOCK) {
+		CHECK(ms_since(t0) < 10000);
+		sleep_ms(20);
+	}
+	printf("after %lld ms congested: %d %s\n", (long long)ms_since(t0), rc, err.text);
+	CHECK(err.kind == SALVO_ERROR_CONNECTION);
+	CHECK(strstr(err.text, "the broker has read nothing for 2 s"));
+	/* 2 s after the send started, which was before the 200 ms fill_until_congested waits. */
+	CHECK(ms_since(t0) < 4000);
+	post_step(&f, &f.app_step, STEP_MEASURED);
+	salvo_publisher_close(p, 5000, NULL);
+	salvo_client_destroy(c);
+	fake_finish(&f);
+	printf("the broker sent %u heartbeats\n", f.heartbeats_sent);
+	CHECK(f.heartbeats_sent > 3); /* it was heartbeating all along */
 	return 0;
 }
 
@@ -1336,6 +1387,7 @@ static const struct {
     {"blocked-publish-woken", case_blocked_publish_woken},
     {"short-writes", case_short_writes},
     {"heartbeat-blocked-send", case_heartbeat_blocked_send},
+    {"stuck-send-dead", case_stuck_send_dead},
     {"late-get", case_late_get},
     {"request-behind-send", case_request_behind_send},
     {"close-code-0", case_close_code_0},

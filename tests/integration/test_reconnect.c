@@ -57,28 +57,31 @@ static int count_hook(salvo_client *c, void *arg, salvo_error *err)
 	return 0;
 }
 
-/* A client of the sink with fast reconnection (10 ms, at most 200 ms between tries). */
-static salvo_client *connect_sink(const char *key, const char *value)
+/* A client of the sink with fast reconnection (10 ms, at most 200 ms between tries) and
+ * more configuration keys: key, value, ..., NULL. */
+static salvo_client *connect_sink(const char *key, ...)
 {
 	char uri[128], errstr[256];
 	salvo_conf *conf = salvo_conf_new();
 	salvo_client *c;
 	salvo_error err;
+	va_list ap;
 
 	CHECK(conf);
 	snprintf(uri, sizeof uri, "amqp://guest:guest@127.0.0.1:%d", sink_port);
 	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
 	CHECK(salvo_conf_set(conf, "reconnect.initial_delay", "10", errstr, sizeof errstr) == 0);
 	CHECK(salvo_conf_set(conf, "reconnect.max_delay", "200", errstr, sizeof errstr) == 0);
-	if (key)
-		CHECK(salvo_conf_set(conf, key, value, errstr, sizeof errstr) == 0);
+	va_start(ap, key);
+	for (; key; key = va_arg(ap, const char *))
+		CHECK(salvo_conf_set(conf, key, va_arg(ap, const char *), errstr, sizeof errstr) == 0);
+	va_end(ap);
 	CHECK(salvo_conf_add_on_connect(conf, count_hook, NULL) == 0);
 	OK(salvo_client_new(conf, &c, &err));
 	salvo_conf_destroy(conf);
 	return c;
 }
 
-/* How many messages the sink received with routing key q (its queue.declare count). */
 /*
  * How many messages the sink received with routing key q (its queue.declare count),
  * asked on a connection of its own: the sink closes publishing connections at message
@@ -167,7 +170,7 @@ static void publish_async_across(const char *fault, const char *every)
 	uint32_t counted;
 
 	start_sink(fault, every, NULL);
-	c = connect_sink(NULL, NULL);
+	c = connect_sink(NULL);
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	for (int i = 0; i < 20000; i++)
 		OK(salvo_publish(p, "", "rq", "0123456789", 10, 0, 30000, &err));
@@ -206,6 +209,50 @@ static void case_drop_after(void)
 	publish_async_across("--drop-after", "5000");
 }
 
+/*
+ * The sink stops reading each connection after 5,000 messages but stays alive, sending
+ * heartbeats (1 s). 8 KiB messages and a window of 4,096 fill the socket buffers, so a
+ * send stops making progress: 2 x heartbeat later the connection is declared dead and
+ * recovered, and the unconfirmed messages go again on the next one. All 18,000 acked.
+ */
+static void case_stall_after(void)
+{
+	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 4096};
+	static char body[8192];
+	salvo_pub_stats st;
+	salvo_publisher *p;
+	salvo_client *c;
+	salvo_error err;
+	unsigned lost, back;
+	struct timespec t0, t1;
+
+	start_sink("--stall-after", "5000", "--heartbeat", "1", NULL);
+	c = connect_sink("heartbeat", "1", "publisher.ring_size", "67108864", NULL);
+	OK(salvo_publisher_new(c, &opts, &p, &err));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < 18000; i++)
+		OK(salvo_publish(p, "", "stq", body, sizeof body, 0, 60000, &err));
+	OK(salvo_publisher_wait_confirms(p, 60000, &err));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	salvo_publisher_stats(p, &st);
+	check_events(c, &lost, &back);
+	printf("--stall-after 5000: acked %llu of %llu, failed %llu, resent %llu, reconnects "
+	       "%llu, %.1f s\n",
+	       (unsigned long long)st.acked, (unsigned long long)st.published,
+	       (unsigned long long)st.failed, (unsigned long long)st.resent,
+	       (unsigned long long)salvo_client_reconnects(c),
+	       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	CHECK(st.published == 18000 && st.acked == 18000 && st.failed == 0 && st.in_flight == 0);
+	/* Each connection acks exactly 5,000 before it stalls (what it did not ack goes again
+	 * on the next): 15,000 on three, 3,000 on the fourth, which never stalls (so the
+	 * closes below are answered). */
+	CHECK(salvo_client_reconnects(c) == 3);
+	CHECK(lost == salvo_client_reconnects(c) && back == lost);
+	CLOSE_OK(salvo_publisher_close(p, 5000, &err));
+	CLOSE_OK(salvo_client_close(c, 5000, &err));
+	salvo_client_destroy(c);
+}
+
 /* A sync publisher does not notice the reconnections, except in time. */
 static void case_sync(void)
 {
@@ -215,7 +262,7 @@ static void case_sync(void)
 	salvo_error err;
 
 	start_sink("--close-after", "700", NULL);
-	c = connect_sink(NULL, NULL);
+	c = connect_sink(NULL);
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	for (int i = 0; i < 3000; i++)
 		OK(salvo_publish(p, "", "sq", "s", 1, 0, 30000, &err));
@@ -239,7 +286,7 @@ static void case_best_effort(void)
 	bool back = false;
 
 	start_sink("--close-after", "5000", NULL);
-	c = connect_sink(NULL, NULL);
+	c = connect_sink(NULL);
 	OK(salvo_publisher_new(c, NULL, &p, &err));
 	/* 7000: the first connection ends after 5000, the second gets at most the other
 	 * 2000 and the 100 below, well before the sink would close it too. */
@@ -280,7 +327,7 @@ static void case_give_up(void)
 	int rc;
 
 	start_sink(NULL);
-	c = connect_sink("reconnect.max_attempts", "3");
+	c = connect_sink("reconnect.max_attempts", "3", NULL);
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	OK(salvo_publish(p, "", "gq", "g", 1, 0, 1000, &err));
 	OK(salvo_publisher_wait_confirms(p, 5000, &err));
@@ -309,7 +356,7 @@ static void case_destroy_while_reconnecting(void)
 	struct timespec t0, t1;
 
 	start_sink(NULL);
-	c = connect_sink(NULL, NULL);
+	c = connect_sink(NULL);
 	stop_sink();
 	while (!retrying && salvo_client_poll_event(c, &ev, 10000) == 0)
 		retrying = ev.kind == SALVO_EVENT_RECONNECTING && ev.attempt >= 2;
@@ -498,7 +545,7 @@ static void through_proxy(enum proxy_mode mode, size_t after, const char *heartb
 	sink = sink_port;
 	proxy_start(&px, sink, mode, after);
 	sink_port = px.port; /* connect_sink connects to sink_port */
-	c = connect_sink("heartbeat", heartbeat);
+	c = connect_sink("heartbeat", heartbeat, NULL);
 	sink_port = sink;
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -1073,6 +1120,7 @@ static const struct {
 	{"proxy-stall", case_proxy_stall},
 	{"proxy-trickle", case_proxy_trickle},
 	{"close-after", case_close_after}, {"drop-after", case_drop_after},
+	{"stall-after", case_stall_after},
 	{"sync", case_sync},		   {"best-effort", case_best_effort},
 	{"give-up", case_give_up},
 	{"destroy-while-reconnecting", case_destroy_while_reconnecting},	   {"failover", case_failover},
