@@ -304,7 +304,7 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 		p.port = (uint16_t)ep->port;
 		p.tls = ep->tls;
 		rc = sv_connect(&p, s, err);
-		if (!rc || rc == 403 || rc == 530) {
+		if (!rc || rc == 403 || rc == 530 || rc == SALVO_ERR_CLOSED) {
 			if (next)
 				*next = first + k + 1;
 			return rc;
@@ -315,11 +315,17 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 
 /* Client. */
 
-void sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set)
+int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err)
 {
 	const struct sv_endpoint *ep;
 
 	set->conf = *conf;
+	/* A failover to amqp:// after amqps:// would carry on in clear without a word. */
+	for (size_t i = 1; i < set->conf.n_endpoints; i++)
+		if (set->conf.endpoints[i].tls != set->conf.endpoints[0].tls)
+			return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+					    "the endpoints mix amqp:// and amqps://: a reconnection "
+					    "could drop TLS; use one scheme for all");
 	ep = &set->conf.endpoints[0];
 	set->connect = (struct sv_connect_params){
 		.host = ep->host,
@@ -340,6 +346,7 @@ void sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set)
 	set->ring_size = set->conf.ring_size;
 	set->window = set->conf.window;
 	set->uring_entries = set->conf.io_uring_entries;
+	return 0;
 }
 
 void sv_settings_free(struct sv_settings *set)
@@ -364,6 +371,8 @@ static void client_free(salvo_client *c)
 		io_uring_queue_exit(&c->uring);
 	if (c->wake_fd >= 0)
 		close(c->wake_fd);
+	if (c->cancel_fd >= 0)
+		close(c->cancel_fd);
 	if (c->sess.fd >= 0)
 		close(c->sess.fd);
 	sv_tls_free(c->sess.tls);
@@ -398,13 +407,17 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	c = calloc(1, sizeof *c);
 	if (!c)
 		goto nomem;
-	c->wake_fd = -1;
+	c->wake_fd = c->cancel_fd = -1;
 	c->sess.fd = -1;
 	atomic_init(&c->refs, 1);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->stats_lock, NULL);
 	pthread_cond_init(&c->ev_cond, NULL);
-	sv_settings_from_conf(conf, &c->set);
+	rc = sv_settings_from_conf(conf, &c->set, err);
+	if (rc) {
+		client_free(c);
+		return rc;
+	}
 
 	rc = sv_connect_any(&c->set, &c->sess, &c->next_endpoint, err);
 	if (rc) {
@@ -433,7 +446,10 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	sv_reader_init(&c->reader, c->sess.frame_max);
 
 	c->wake_fd = eventfd(0, EFD_CLOEXEC);
-	if (c->wake_fd < 0) {
+	c->cancel_fd = eventfd(0, EFD_CLOEXEC);
+	c->set.connect.cancellable = true;
+	c->set.connect.cancel_fd = c->cancel_fd;
+	if (c->wake_fd < 0 || c->cancel_fd < 0) {
 		sv_error_set(err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "eventfd: %s", strerror(errno));
 		client_free(c);
 		return SALVO_ERR_IO;
@@ -488,6 +504,10 @@ int salvo_client_close(salvo_client *c, int timeout_ms, salvo_error *err)
 		/* Already closed: a clean close by request is not an error. */
 		return rc == SALVO_ERR_CLOSED ? 0 : rc;
 	}
+	/* A reconnection attempt in progress would hold the I/O thread (and so this close)
+	 * for up to connection_timeout: abandon it. Never read: later attempts end too. */
+	if (atomic_load(&c->state) == SV_CONN_RECOVERING)
+		eventfd_write(c->cancel_fd, 1);
 	rc = sv_request_wait(req, timeout_ms, err);
 	sv_request_put(req);
 	return rc;

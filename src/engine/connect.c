@@ -110,7 +110,8 @@ static int socket_failed(struct handshake *h, int e)
  * call on the socket to report. */
 static int wait_ready(struct handshake *h, short events)
 {
-	struct pollfd pfd = {.fd = h->fd, .events = events};
+	struct pollfd pfd[2] = {{.fd = h->fd, .events = events},
+				{.fd = h->p->cancel_fd, .events = POLLIN}};
 
 	for (;;) {
 		int64_t left = h->deadline_ms - now_ms();
@@ -118,7 +119,11 @@ static int wait_ready(struct handshake *h, short events)
 
 		if (left <= 0)
 			return timed_out(h);
-		n = poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
+		n = poll(pfd, h->p->cancellable ? 2 : 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (n > 0 && h->p->cancellable && pfd[1].revents)
+			return sv_error_set(h->err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
+					    "connection to %s abandoned: the client is closing",
+					    h->peer);
 		if (n > 0)
 			return 0;
 		if (n < 0 && errno != EINTR)

@@ -30,6 +30,10 @@ struct sv_connect_params {
 	bool tls;	/* amqps: TLS from the first byte, configured by tls_settings */
 	struct sv_tls_settings tls_settings;
 	bool auth_external; /* SASL EXTERNAL (the client certificate) instead of PLAIN */
+	/* With cancellable, the attempt ends with SALVO_ERR_CLOSED as soon as cancel_fd is
+	 * readable (an eventfd written by a closing client); it is not read. */
+	bool cancellable;
+	int cancel_fd;
 };
 
 /* The connected socket and what the handshake settled. */
@@ -83,6 +87,7 @@ struct sv_session {
  *                               the text names the last error), or the socket failed or
  *                               the server closed it mid-handshake (kind CONNECTION)
  *   SALVO_ERR_TIMEOUT           the deadline passed
+ *   SALVO_ERR_CLOSED            p->cancel_fd became readable (kind LOCAL)
  *   SALVO_ERR_PROTOCOL          the server answered with another protocol version, or sent
  *                               a malformed or unexpected frame (salvo then sends
  *                               connection.close with 501/502/505/540, kept in reply_code)

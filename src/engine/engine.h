@@ -96,6 +96,7 @@ struct salvo_client {
 	_Atomic uint32_t io_exited; /* futex word: the I/O thread touches nothing any more */
 	struct io_uring uring;
 	int wake_fd; /* eventfd the I/O thread reads while parked */
+	int cancel_fd; /* eventfd that abandons a reconnection attempt (set.connect) */
 
 	/* Set by the I/O thread just before it sleeps; sv_client_kick clears it and writes
 	 * wake_fd. On its own cache line: producers read it after every publish. */
@@ -138,6 +139,7 @@ struct salvo_client {
 	/* Confirm traffic nobody waits for: the next recv is armed only from here on. */
 	uint64_t recv_hold_until;
 	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */
+	bool batch_framed;    /* ... and at least one whole frame */
 
 	/* Recovery (I/O thread, except where said). */
 	salvo_error lost;     /* why the connection was lost */
@@ -304,7 +306,7 @@ int sv_channel_id_alloc(salvo_client *c);
 void sv_channel_id_free(salvo_client *c, uint16_t id);
 void sv_channel_put(salvo_channel *ch);
 void sv_client_put(salvo_client *c);
-void sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set);
+int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err);
 int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
 		   salvo_error *err);
 void sv_settings_free(struct sv_settings *set);

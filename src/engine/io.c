@@ -875,6 +875,7 @@ static void frames(salvo_client *c)
 	while (live(c) &&
 	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
 		pos += (size_t)n;
+		c->batch_framed = true;
 		handle_frame(c, &d);
 	}
 	if (n < 0 && live(c)) {
@@ -932,6 +933,7 @@ static void on_recv(salvo_client *c, int res)
 	}
 	c->last_recv_ns = sv_now_ns();
 	c->batch_acks_only = true;
+	c->batch_framed = false;
 	if (c->sess.tls) {
 		if (sv_tls_feed(c->sess.tls, c->tls_in, (size_t)res)) {
 			salvo_error e;
@@ -952,7 +954,10 @@ static void on_recv(salvo_client *c, int res)
 	/* A small read of acks that no producer waits for: let the next ones pile up in the
 	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
 	 * stream in batches of about ten, and a wake-up costs more than ten publishes). */
-	if (c->batch_acks_only && (size_t)res < SV_RECV_HOLD_BYTES && !c->close_req &&
+	/* (Not after a read that completed no frame: the rest of a frame, or of a TLS
+	 * record, may be what someone waits for.) */
+	if (c->batch_acks_only && c->batch_framed && (size_t)res < SV_RECV_HOLD_BYTES &&
+	    !c->close_req &&
 	    !pubs_waiting(c) && live(c))
 		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
 }
@@ -1264,6 +1269,9 @@ static bool tls_encrypt(salvo_client *c)
 	salvo_error e;
 	int rc = 0;
 
+	/* A sticky close_notify leaves e untouched: say so rather than pass garbage on. */
+	sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+		     "the broker ended the TLS session (close_notify)");
 	gather_all(c);
 	if (c->niov)
 		rc = sv_tls_write(c->sess.tls, c->iov, (int)c->niov, SV_TLS_BATCH, &taken, &e);

@@ -211,14 +211,17 @@ static void case_drop_after(void)
 
 /*
  * The sink stops reading each connection after 5,000 messages but stays alive, sending
- * heartbeats (1 s). 8 KiB messages and a window of 4,096 fill the socket buffers, so a
- * send stops making progress: 2 x heartbeat later the connection is declared dead and
- * recovered, and the unconfirmed messages go again on the next one. All 18,000 acked.
+ * heartbeats (1 s). Up to 128 MiB unconfirmed (16 KiB messages, a window of 8,192) is
+ * far more than the socket buffers hold (tcp_rmem's maximum here is 32 MiB, the sink
+ * reads 1 MiB ahead), so a send stops making progress: 2 x heartbeat later the connection
+ * is declared dead and recovered, and the unconfirmed messages go again on the next one.
+ * All 18,000 acked. (Were the buffers to take the whole window, nothing could tell this
+ * broker from a slow one: the wait would time out instead.)
  */
 static void case_stall_after(void)
 {
-	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 4096};
-	static char body[8192];
+	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 8192};
+	static char body[16384];
 	salvo_pub_stats st;
 	salvo_publisher *p;
 	salvo_client *c;
@@ -227,7 +230,7 @@ static void case_stall_after(void)
 	struct timespec t0, t1;
 
 	start_sink("--stall-after", "5000", "--heartbeat", "1", NULL);
-	c = connect_sink("heartbeat", "1", "publisher.ring_size", "67108864", NULL);
+	c = connect_sink("heartbeat", "1", "publisher.ring_size", "268435456", NULL);
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < 18000; i++)
@@ -367,6 +370,42 @@ static void case_destroy_while_reconnecting(void)
 	printf("destroyed while reconnecting in %.0f ms\n",
 	       (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
 	CHECK(t1.tv_sec - t0.tv_sec < 10);
+}
+
+/*
+ * A reconnection attempt stuck in a handshake (the second endpoint accepts TCP and never
+ * says a word; connection_timeout 30 s) does not hold a destroy: the attempt is abandoned.
+ */
+static void case_destroy_during_attempt(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sin;
+	int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char uri[128];
+	salvo_client *c;
+	salvo_event ev;
+	bool attempting = false;
+	struct timespec t0, t1;
+	double ms;
+
+	CHECK(silent >= 0 && bind(silent, (struct sockaddr *)&sin, len) == 0);
+	CHECK(listen(silent, 4) == 0 && getsockname(silent, (struct sockaddr *)&sin, &len) == 0);
+	snprintf(uri, sizeof uri, "amqp://127.0.0.1:%u", ntohs(sin.sin_port));
+	start_sink(NULL);
+	c = connect_sink("uri.add", uri, "connection_timeout", "30000", NULL);
+	stop_sink();
+	/* The first attempt starts after the endpoint that worked: the silent one. */
+	while (!attempting && salvo_client_poll_event(c, &ev, 10000) == 0)
+		attempting = ev.kind == SALVO_EVENT_RECONNECTING;
+	CHECK(attempting);
+	usleep(500 * 1000); /* backoff (10 ms) over: the attempt waits for connection.start */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	salvo_client_destroy(c);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+	printf("destroyed during a handshake attempt (connection_timeout 30 s) in %.1f ms\n", ms);
+	CHECK(ms < 2000);
+	close(silent);
 }
 
 /* A first endpoint that refuses connections: the second is used. */
@@ -1123,7 +1162,8 @@ static const struct {
 	{"stall-after", case_stall_after},
 	{"sync", case_sync},		   {"best-effort", case_best_effort},
 	{"give-up", case_give_up},
-	{"destroy-while-reconnecting", case_destroy_while_reconnecting},	   {"failover", case_failover},
+	{"destroy-while-reconnecting", case_destroy_while_reconnecting},
+	{"destroy-during-attempt", case_destroy_during_attempt},	   {"failover", case_failover},
 };
 
 int main(int argc, char **argv)

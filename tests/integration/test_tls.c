@@ -940,6 +940,10 @@ static int case_client_refusal(void)
 	check_no_clear_text(sv);
 	CHECK(!sv->handshake_done && sv->plain_len == 0);
 	free(sv);
+
+	/* A failover list that mixes schemes could drop TLS on a reconnection: refused. */
+	rc = client_new(uri, (const char *[]){"uri.add", "amqp://127.0.0.1:1", NULL}, &c, &e);
+	expect(rc, &e, SALVO_ERR_INVALID_ARGUMENT, "the endpoints mix amqp:// and amqps://");
 	return 0;
 }
 
