@@ -224,7 +224,17 @@ int salvo_message_reject(salvo_message *m, bool requeue, salvo_error *err)
 
 /* The queue of deliveries. */
 
-/* Reads are held and the application has taken enough: the I/O thread may read again. */
+/* The consumers' queued messages are over the bound: stop decoding. */
+bool sv_consumer_over_bound(salvo_client *c)
+{
+	return atomic_load_explicit(&c->buffered, memory_order_relaxed) >
+	       c->set.consumer_buffer_bytes;
+}
+
+/*
+ * Whether the I/O thread must hold its reads (and decoding): from the moment the queued
+ * messages pass the bound until the application has taken them down to half of it.
+ */
 bool sv_consumer_reads_should_hold(salvo_client *c)
 {
 	uint64_t limit = c->set.consumer_buffer_bytes;

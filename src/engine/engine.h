@@ -132,6 +132,7 @@ struct salvo_client {
 	/* Confirm traffic nobody waits for: the next recv is armed only from here on. */
 	uint64_t recv_hold_until;
 	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */
+	bool input_pending;   /* rbuf holds frames not decoded: consumers are over their bound */
 
 	/* Recovery (I/O thread, except where said). */
 	salvo_error lost;     /* why the connection was lost */
@@ -366,6 +367,7 @@ void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
 struct sv_settle *sv_settle_take(salvo_client *c);
 void sv_settle_free_all(struct sv_settle *s);
 bool sv_consumer_reads_should_hold(salvo_client *c);
+bool sv_consumer_over_bound(salvo_client *c);
 void sv_acked_init(struct sv_acked *a);
 void sv_acked_free(struct sv_acked *a);
 void sv_acked_delivered(struct sv_acked *a, uint64_t tag, bool settled);

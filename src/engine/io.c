@@ -994,12 +994,45 @@ static bool pubs_waiting(salvo_client *c)
 	return false;
 }
 
-static void on_recv(salvo_client *c, int res)
+/*
+ * Decode and handle the complete frames in rbuf; fresh is how many bytes the read that
+ * brought them added (0 when decoding resumes). Decoding stops, leaving the rest in rbuf
+ * (input_pending), while the consumers' queued messages exceed consumer.buffer_bytes: the
+ * bound then holds within one message, whatever the size of a read.
+ */
+static void decode_input(salvo_client *c, size_t fresh)
 {
 	struct sv_decoded_frame d;
 	size_t pos = 0;
 	ssize_t n = 0;
 
+	c->batch_acks_only = true;
+	c->input_pending = false;
+	while (live(c) && !(c->input_pending = sv_consumer_over_bound(c)) &&
+	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
+		pos += (size_t)n;
+		handle_frame(c, &d);
+	}
+	/* One drain per publisher per read: a burst of acks wakes each producer once. */
+	for (size_t i = 0; i < c->npubs; i++)
+		if (c->pubs[i]->drain_due)
+			pub_drain(c->pubs[i]);
+	/* A small read of acks that no producer waits for: let the next ones pile up in the
+	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
+	 * stream in batches of about ten, and a wake-up costs more than ten publishes). */
+	if (fresh && c->batch_acks_only && fresh < SV_RECV_HOLD_BYTES && !c->close_req &&
+	    !pubs_waiting(c))
+		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
+	if (n < 0 && live(c)) {
+		protocol_error(c, c->reader.err.reply_code, "%s", c->reader.err.reason);
+		return;
+	}
+	memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+	c->rlen -= pos;
+}
+
+static void on_recv(salvo_client *c, int res)
+{
 	c->recv_inflight = false;
 	if (res <= 0) {
 		salvo_error e;
@@ -1016,28 +1049,7 @@ static void on_recv(salvo_client *c, int res)
 	}
 	c->rlen += (size_t)res;
 	c->last_recv_ns = sv_now_ns();
-	c->batch_acks_only = true;
-	while (live(c) &&
-	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
-		pos += (size_t)n;
-		handle_frame(c, &d);
-	}
-	/* One drain per publisher per read: a burst of acks wakes each producer once. */
-	for (size_t i = 0; i < c->npubs; i++)
-		if (c->pubs[i]->drain_due)
-			pub_drain(c->pubs[i]);
-	/* A small read of acks that no producer waits for: let the next ones pile up in the
-	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
-	 * stream in batches of about ten, and a wake-up costs more than ten publishes). */
-	if (c->batch_acks_only && (size_t)res < SV_RECV_HOLD_BYTES && !c->close_req &&
-	    !pubs_waiting(c))
-		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
-	if (n < 0 && live(c)) {
-		protocol_error(c, c->reader.err.reply_code, "%s", c->reader.err.reason);
-		return;
-	}
-	memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
-	c->rlen -= pos;
+	decode_input(c, (size_t)res);
 }
 
 /* Requests. */
@@ -1083,6 +1095,8 @@ static void take_method(salvo_client *c, struct sv_request *req)
 
 static void resume(salvo_client *c, struct sv_request *req);
 
+static void take_settles(salvo_client *c);
+
 static void take_requests(salvo_client *c)
 {
 	struct sv_request *req, *next;
@@ -1091,6 +1105,11 @@ static void take_requests(salvo_client *c)
 	req = c->queue_head;
 	c->queue_head = c->queue_tail = NULL;
 	pthread_mutex_unlock(&c->lock);
+	/* Settles pushed before these requests were queued go out first (a channel.close
+	 * must not overtake the acks its caller made before it). The lock taken above makes
+	 * every push that happened before a queued request visible to this exchange. */
+	if (req)
+		take_settles(c);
 
 	for (; req; req = next) {
 		next = req->next;
@@ -1527,7 +1546,9 @@ static void arm(salvo_client *c, uint64_t now)
 
 	if (c->recv_hold_until && (now >= c->recv_hold_until || pubs_waiting(c)))
 		c->recv_hold_until = 0;
-	if (!c->recv_inflight && !c->recv_hold_until && live(c) &&
+	if (c->input_pending && live(c) && !sv_consumer_reads_should_hold(c))
+		decode_input(c, 0); /* the application has taken enough: go on */
+	if (!c->recv_inflight && !c->recv_hold_until && live(c) && !c->input_pending &&
 	    !sv_consumer_reads_should_hold(c)) {
 		sqe = io_uring_get_sqe(&c->uring);
 		io_uring_prep_recv(sqe, c->sess.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
@@ -1740,6 +1761,7 @@ static void recover(salvo_client *c)
 		pub->must_end = 0;
 	}
 	c->rlen = 0;
+	c->input_pending = false;
 	c->out_len = c->out_sent = c->out_next_len = 0;
 	c->partial_out = false;
 	c->partial_pub = NULL;
