@@ -525,17 +525,18 @@ SALVO_API int salvo_message_nack(salvo_message *m, bool multiple, bool requeue,
 				 salvo_error *err);
 SALVO_API int salvo_message_reject(salvo_message *m, bool requeue, salvo_error *err);
 
-/* Acknowledge delivery_tag on ch (and every earlier one with multiple) through the
- * synchronous request path: returns once the I/O thread has queued it. An error the
- * broker raises comes back from the next call on ch. salvo_message_ack is cheaper and may
- * be called from any thread. */
+/* Acknowledge delivery_tag on ch (and every earlier one with multiple), as
+ * salvo_message_ack does (any thread, never waits), for a tag of the channel's current
+ * opening. Returns 0, or SALVO_ERR_CLOSED when ch has closed. An error the broker raises
+ * (406 for an unknown tag) closes the channel and comes back from the next call on it. */
 SALVO_API int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple,
 			      salvo_error *err);
 
 /*
- * basic.recover: ask the broker to redeliver every unacknowledged message of the channel,
- * to any consumer (requeue true) or, in RabbitMQ, requeue false is refused (540
- * NOT_IMPLEMENTED closes the connection): pass true. Synchronous.
+ * basic.recover: the broker requeues every unacknowledged message of the channel, to be
+ * delivered again (redelivered set), possibly to another consumer. Synchronous. RabbitMQ
+ * does not implement requeue false: it answers 540 NOT_IMPLEMENTED and closes the
+ * connection (err->kind SALVO_ERROR_CONNECTION).
  */
 SALVO_API int salvo_basic_recover(salvo_channel *ch, bool requeue, salvo_error *err);
 

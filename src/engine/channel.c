@@ -430,7 +430,7 @@ int salvo_tx_rollback(salvo_channel *ch, salvo_error *err)
 	return mode_rpc(ch, SV_TX_ROLLBACK, SV_TX_ROLLBACK_OK, err);
 }
 
-/* basic.get and basic.ack. */
+/* basic.get. */
 
 int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack, salvo_message **msg,
 		    salvo_error *err)
@@ -453,14 +453,6 @@ int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack, salvo_mes
 	req->msg = NULL; /* now the caller's */
 	sv_request_put(req);
 	return 0;
-}
-
-int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple, salvo_error *err)
-{
-	struct sv_method m = {.id = SV_BASIC_ACK, .a.basic_ack = {delivery_tag, multiple}};
-
-	CHECK_CHANNEL(ch);
-	return sv_channel_rpc(ch, &m, 0, NULL, NULL, err);
 }
 
 const void *salvo_message_body(const salvo_message *m, size_t *len)

@@ -19,8 +19,9 @@
  * (client->settles; a Treiber stack, pushed with compare-and-swap, emptied whole with one
  * exchange). The pusher that finds the stack empty wakes the I/O thread if it is parked;
  * the others know it will find their record with the first one's. This costs one
- * allocation and one compare-and-swap, against the request queue's allocation, mutex,
- * eventfd write (a system call) and wait for the I/O thread that salvo_basic_ack pays.
+ * allocation and one compare-and-swap; the request queue (allocation, mutex, eventfd
+ * write, a wait for the I/O thread) cost 140 times more (docs/design.md, Consumers), so
+ * salvo_basic_ack takes this path too.
  *
  * Multiple acks. The I/O thread sends each batch's settles at once, and turns single acks
  * into one basic.ack with multiple when that is exact: struct sv_acked (below) knows
@@ -168,43 +169,58 @@ static void settle_push(salvo_client *c, struct sv_settle *s)
 		sv_client_kick(c);
 }
 
-static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, bool requeue,
-		  salvo_error *err)
-{
-	static const char *const verbs[] = {"ack", "nack", "reject"};
-	struct sv_settle *s;
-	salvo_channel *ch;
+static const char *const settle_verbs[] = {"ack", "nack", "reject"};
 
-	if (!m || !m->ch)
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "%s: not a message received from the broker", verbs[kind]);
-	ch = m->ch;
-	if (m->no_ack)
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "%s of delivery tag %llu: it was received with no_ack, so the "
-				    "broker took it as acknowledged when it sent it",
-				    verbs[kind], (unsigned long long)m->delivery_tag);
+/* Queue a settle of tag on ch, as opened in generation gen, for the I/O thread. */
+static int settle_tag(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
+		      bool multiple, bool requeue, salvo_error *err)
+{
+	struct sv_settle *s;
+
 	/* Acquire: pairs with the I/O thread's release of state, for ch->error. */
 	if (atomic_load_explicit(&ch->state, memory_order_acquire) == SV_CH_CLOSED)
 		return sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
 				    "%s of delivery tag %llu refused: channel %u, which it came on, "
 				    "has closed since (%s); the tag means nothing on another channel",
-				    verbs[kind], (unsigned long long)m->delivery_tag, ch->id,
+				    settle_verbs[kind], (unsigned long long)tag, ch->id,
 				    ch->error.text);
-	if (atomic_load_explicit(&ch->generation, memory_order_relaxed) != m->generation)
+	if (atomic_load_explicit(&ch->generation, memory_order_relaxed) != gen)
 		return sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
 				    "%s of delivery tag %llu refused: channel %u has been reopened "
 				    "since it came; the tag means nothing on the new channel",
-				    verbs[kind], (unsigned long long)m->delivery_tag, ch->id);
+				    settle_verbs[kind], (unsigned long long)tag, ch->id);
 	s = malloc(sizeof *s);
 	if (!s)
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
-	*s = (struct sv_settle){.generation = m->generation, .tag = m->delivery_tag,
-				.channel = ch->id, .kind = (uint8_t)kind, .multiple = multiple,
-				.requeue = requeue};
+	*s = (struct sv_settle){.generation = gen, .tag = tag, .channel = ch->id,
+				.kind = (uint8_t)kind, .multiple = multiple, .requeue = requeue};
 	atomic_fetch_add_explicit(&ch->client->cctr.settles, 1, memory_order_relaxed);
 	settle_push(ch->client, s);
 	return 0;
+}
+
+static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, bool requeue,
+		  salvo_error *err)
+{
+	if (!m || !m->ch)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "%s: not a message received from the broker",
+				    settle_verbs[kind]);
+	if (m->no_ack)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "%s of delivery tag %llu: it was received with no_ack, so the "
+				    "broker took it as acknowledged when it sent it",
+				    settle_verbs[kind], (unsigned long long)m->delivery_tag);
+	return settle_tag(m->ch, m->generation, m->delivery_tag, kind, multiple, requeue, err);
+}
+
+/* By tag: the channel as it is now (the caller vouches for the tag). */
+int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple, salvo_error *err)
+{
+	if (!ch)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no channel");
+	return settle_tag(ch, atomic_load_explicit(&ch->generation, memory_order_relaxed),
+			  delivery_tag, SV_SETTLE_ACK, multiple, false, err);
 }
 
 int salvo_message_ack(salvo_message *m, bool multiple, salvo_error *err)
