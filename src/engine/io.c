@@ -1229,6 +1229,11 @@ static void flush_singles(salvo_client *c, salvo_channel *only, struct sv_settle
 		if (!s->tag || (only && c->channels[s->channel] != only))
 			continue;
 		ch = c->channels[s->channel];
+		if (!ch) {
+			/* the connection failed while this batch was sent (no memory) */
+			s->tag = 0;
+			continue;
+		}
 		if (ch->acked.due) {
 			sv_acked_advance(&ch->acked);
 			ch->acked.due = false;
@@ -1244,7 +1249,7 @@ static void flush_singles(salvo_client *c, salvo_channel *only, struct sv_settle
 		if (!s->tag || (only && c->channels[s->channel] != only))
 			continue;
 		ch = c->channels[s->channel];
-		if (ch->acked.batch_max) {
+		if (ch && ch->acked.batch_max) {
 			send_settle(c, ch->id, s, ch->acked.batch_max, true);
 			ch->acked.batch_max = 0;
 		}
@@ -1779,6 +1784,9 @@ static void recover(salvo_client *c)
 		ch->returning = NULL;
 		ch->returning_seen = false;
 		if (ch->pub && !ch->pub->detach && !pub_closed(ch->pub)) {
+			/* Consumers on a publisher's channel (salvo_publisher_channel) are gone
+			 * with the broker's side of it. */
+			end_consumers(ch, &chan_err);
 			ch->recovering = true;
 			ch->close_sent = ch->peer_closed = false;
 			continue;
