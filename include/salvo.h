@@ -7,8 +7,8 @@
  *
  * Contents: status codes and error details; configuration (salvo_conf_*); the client
  * (one connection and its I/O thread); field tables; channels and their synchronous
- * methods; message properties; basic.get and acks; publishers. Publisher confirms, reconnect, TLS and consumers
- * are not here yet.
+ * methods; message properties; basic.get, consumers and acks; publishers with confirms;
+ * reconnection; transactions.
  */
 #ifndef SALVO_H
 #define SALVO_H
@@ -52,6 +52,7 @@ typedef enum salvo_status {
 	SALVO_ERR_LIMIT = -10, /* a negotiated or configured limit was reached */
 	SALVO_ERR_NACKED = -11,	  /* the broker nacked a confirmed publish */
 	SALVO_ERR_RETURNED = -12, /* a mandatory publish came back (reply_code 312 or 313) */
+	SALVO_ERR_CANCELLED = -13, /* the consumer was cancelled (by the application or broker) */
 } salvo_status;
 
 /* Which side ended what: decides what is still usable after an error. */
@@ -328,6 +329,9 @@ typedef enum salvo_event_kind {
 	SALVO_EVENT_GIVING_UP,		 /* error: the last failure; the client is closed */
 	SALVO_EVENT_BLOCKED,		 /* reason: the broker's (connection.blocked) */
 	SALVO_EVENT_UNBLOCKED,
+	/* The broker cancelled a consumer (consumer_cancel_notify: its queue was deleted, or
+	 * its node went down): consumer_tag names it, error says so. */
+	SALVO_EVENT_CONSUMER_CANCELLED,
 } salvo_event_kind;
 
 typedef struct salvo_event {
@@ -338,6 +342,8 @@ typedef struct salvo_event {
 	salvo_error error;
 	char endpoint[300]; /* host:port */
 	char reason[256];
+	char consumer_tag[256]; /* SALVO_EVENT_CONSUMER_CANCELLED */
+	uint16_t channel;	/* SALVO_EVENT_CONSUMER_CANCELLED: the consumer's channel */
 } salvo_event;
 
 /*
@@ -461,16 +467,16 @@ typedef struct salvo_props {
 } salvo_props;
 
 /*
- * Fetching one message (basic.get) and acknowledging it. Consumers (basic.consume) come
- * later; these are enough to read back what was published.
+ * Receiving: basic.get (one message on request) and consumers (basic.consume: the broker
+ * pushes messages). Both hand out salvo_message objects owned by the caller.
  */
 typedef struct salvo_message salvo_message;
 
 /*
  * Fetch the next message of queue. Returns 0 with *msg set, or 0 with *msg NULL when the
  * queue is empty (a normal answer, not an error); otherwise like every synchronous method.
- * With no_ack false the message must be acknowledged (salvo_basic_ack) on this channel.
- * Bodies over 512 MiB are refused as a protocol error.
+ * With no_ack false the message must be acknowledged (salvo_message_ack, or
+ * salvo_basic_ack on this channel). Bodies over 512 MiB are refused as a protocol error.
  */
 SALVO_API int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack,
 			      salvo_message **msg, salvo_error *err);
@@ -481,8 +487,10 @@ SALVO_API const char *salvo_message_exchange(const salvo_message *m);
 SALVO_API const char *salvo_message_routing_key(const salvo_message *m);
 SALVO_API uint64_t salvo_message_delivery_tag(const salvo_message *m);
 SALVO_API bool salvo_message_redelivered(const salvo_message *m);
-/* Messages left in the queue after this one, as basic.get-ok says. */
+/* Messages left in the queue after this one, as basic.get-ok says (0 for deliveries). */
 SALVO_API uint32_t salvo_message_count(const salvo_message *m);
+/* The consumer tag of a delivery; "" for a basic.get message. */
+SALVO_API const char *salvo_message_consumer_tag(const salvo_message *m);
 /*
  * The message's properties, as the content header carried them: absent strings and
  * headers are NULL, the numeric ones present when their SALVO_PROP_* bit is set. Strings
@@ -490,12 +498,149 @@ SALVO_API uint32_t salvo_message_count(const salvo_message *m);
  * headers is read-only, for salvo_table_iter_init. Never NULL; lives as long as m.
  */
 SALVO_API const salvo_props *salvo_message_props(const salvo_message *m);
-SALVO_API void salvo_message_destroy(salvo_message *m); /* NULL is ignored */
+/* Free the message. An unacknowledged message stays unacknowledged (the broker requeues
+ * it when the channel closes). NULL is ignored. Any thread. */
+SALVO_API void salvo_message_destroy(salvo_message *m);
 
-/* Acknowledge delivery_tag (and every earlier one with multiple). Asynchronous: returns
- * once the ack is queued; an error the broker raises comes back from the next call on ch. */
+/*
+ * Settling a received message: ack (done with it), nack (multiple and/or requeue) and
+ * reject (one message; requeue or drop / dead-letter). With multiple, every unsettled
+ * message of the same channel up to this one's delivery tag is settled too.
+ *
+ * Any thread, concurrently, without a lock on the caller's side: the call only checks the
+ * message and pushes a small record onto a lock-free queue, waking the I/O thread only if
+ * it sleeps; it never waits for the broker. The I/O thread sends what accumulated in one
+ * batch, and turns consecutive single acks into one multiple ack when that is exact (every
+ * earlier delivery tag of the channel is settled already).
+ *
+ * Refused locally, before the broker could close the channel with 406 PRECONDITION_FAILED
+ * (unknown delivery tag): a message whose channel has closed or has been reopened since it
+ * came (the delivery tag means nothing on the new one) returns SALVO_ERR_CLOSED with
+ * err->text saying so; a message received with no_ack returns SALVO_ERR_INVALID_ARGUMENT.
+ * Settling the same message twice is the caller's error: the broker closes the channel
+ * (406). The message stays the caller's: destroy it when done.
+ */
+SALVO_API int salvo_message_ack(salvo_message *m, bool multiple, salvo_error *err);
+SALVO_API int salvo_message_nack(salvo_message *m, bool multiple, bool requeue,
+				 salvo_error *err);
+SALVO_API int salvo_message_reject(salvo_message *m, bool requeue, salvo_error *err);
+
+/* Acknowledge delivery_tag on ch (and every earlier one with multiple), as
+ * salvo_message_ack does (any thread, never waits), for a tag of the channel's current
+ * opening. Returns 0, or SALVO_ERR_CLOSED when ch has closed. An error the broker raises
+ * (406 for an unknown tag) closes the channel and comes back from the next call on it. */
 SALVO_API int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple,
 			      salvo_error *err);
+
+/*
+ * basic.recover: the broker requeues every unacknowledged message of the channel, to be
+ * delivered again (redelivered set), possibly to another consumer. Synchronous. RabbitMQ
+ * does not implement requeue false: it answers 540 NOT_IMPLEMENTED and closes the
+ * connection (err->kind SALVO_ERROR_CONNECTION).
+ */
+SALVO_API int salvo_basic_recover(salvo_channel *ch, bool requeue, salvo_error *err);
+
+/*
+ * Consumers (basic.consume). A consumer belongs to a channel; the I/O thread assembles its
+ * deliveries into salvo_message objects and queues them on the consumer. The application
+ * takes them on its own threads, never on the I/O thread:
+ *  - blocking queue: salvo_consumer_get(cons, timeout, &msg) returns the next message;
+ *  - callback: salvo_consumer_dispatch(cons, timeout, max) runs opts.on_message for each
+ *    queued message on the calling thread.
+ * A callback may run for minutes: the I/O thread keeps sending heartbeats meanwhile.
+ *
+ * Memory is bounded: when the messages queued on the client's consumers exceed the
+ * configuration key consumer.buffer_bytes, the I/O thread stops reading the socket (TCP
+ * pushes back on the broker) until the application has taken enough of them. It keeps
+ * sending (heartbeats, acks) meanwhile, and does not count the broker's silence against
+ * it. While reads are held, replies to synchronous methods on that connection wait too:
+ * drain consumers, or consume on a connection of its own. A prefetch (salvo_basic_qos)
+ * bounds what the broker sends in the first place, and is what consumers that ack should
+ * use.
+ */
+typedef struct salvo_consumer salvo_consumer;
+
+#define SALVO_CONSUME_NO_ACK 0x1u    /* the broker considers messages acked when sent */
+#define SALVO_CONSUME_EXCLUSIVE 0x2u /* the only consumer of the queue */
+#define SALVO_CONSUME_NO_LOCAL 0x4u  /* not honoured by RabbitMQ */
+
+/* Called with a message the callee owns (it must destroy it, and may hand it to another
+ * thread to process and ack). */
+typedef void (*salvo_message_fn)(salvo_message *m, void *arg);
+
+typedef struct salvo_consumer_opts {
+	const char *tag;	       /* NULL or "": the broker chooses (amq.ctag-...) */
+	unsigned flags;		       /* SALVO_CONSUME_* */
+	const salvo_table *arguments;  /* x-priority, ...; NULL: none */
+	salvo_message_fn on_message;   /* for salvo_consumer_dispatch; NULL: get only */
+	void *on_message_arg;
+} salvo_consumer_opts;
+
+/*
+ * Start consuming queue on ch (basic.consume, awaiting consume-ok). opts NULL: a
+ * broker-named tag, acks required, no callback. Returns 0 with *out set, or like every
+ * synchronous method (404 for a missing queue, 403 for an exclusive queue in use, 530 for
+ * a tag in use: the broker's error, channel or connection kind). Several consumers may
+ * share a channel; their deliveries share its delivery tags. A channel's consumers and
+ * the channel itself are used by one application thread at a time, except for the
+ * salvo_message_* calls, which any thread may make.
+ */
+SALVO_API int salvo_consume(salvo_channel *ch, const char *queue,
+			    const salvo_consumer_opts *opts, salvo_consumer **out,
+			    salvo_error *err);
+
+/* The consumer tag (the broker's choice when none was given). Valid until destroy. */
+SALVO_API const char *salvo_consumer_tag(const salvo_consumer *cons);
+
+/*
+ * Take the next queued message, waiting up to timeout_ms (0: not at all; SALVO_FOREVER).
+ * Returns 0 with *msg set (the caller owns it); SALVO_ERR_TIMEOUT or SALVO_ERR_WOULD_BLOCK
+ * (timeout 0) with none queued; once every queued message has been taken:
+ * SALVO_ERR_CANCELLED when the consumer was cancelled (salvo_consumer_cancel, or the
+ * broker's basic.cancel, e.g. its queue was deleted), or the error that closed the channel
+ * or connection. Those end states are sticky. Any one thread at a time per consumer (it
+ * may differ from the channel's).
+ */
+SALVO_API int salvo_consumer_get(salvo_consumer *cons, int timeout_ms, salvo_message **msg,
+				 salvo_error *err);
+
+/*
+ * Run opts.on_message for queued messages on the calling thread: waits up to timeout_ms
+ * for the first, then takes up to max (0: all queued) without waiting. Returns how many
+ * ran (>= 0), or, with none queued, SALVO_ERR_TIMEOUT / SALVO_ERR_WOULD_BLOCK, or the end
+ * state as salvo_consumer_get does. SALVO_ERR_INVALID_ARGUMENT without a callback.
+ */
+SALVO_API int salvo_consumer_dispatch(salvo_consumer *cons, int timeout_ms, size_t max,
+				      salvo_error *err);
+
+/*
+ * basic.cancel: the broker stops delivering to this consumer. Synchronous; messages that
+ * arrived before the broker's cancel-ok stay queued and salvo_consumer_get returns them
+ * before SALVO_ERR_CANCELLED. Returns 0 (also when already cancelled by the broker), or
+ * like every synchronous method. Unacked messages stay unacked until settled or the
+ * channel closes.
+ */
+SALVO_API int salvo_consumer_cancel(salvo_consumer *cons, salvo_error *err);
+
+/*
+ * Cancel (if still active; errors ignored), free queued messages (unsettled ones return
+ * to the queue when the channel closes) and free the consumer. Before its channel is
+ * closed, from the thread that uses the consumer. NULL is ignored.
+ */
+SALVO_API void salvo_consumer_destroy(salvo_consumer *cons);
+
+/* Counters of the client's consumers, readable from any thread. */
+typedef struct salvo_consume_stats {
+	uint64_t delivered;	 /* messages assembled for consumers */
+	uint64_t buffered_bytes; /* taken by the I/O thread, not yet by the application */
+	uint64_t buffered_peak;
+	uint64_t read_holds;	 /* times reads were held for consumer.buffer_bytes */
+	uint64_t settles;	 /* acks, nacks and rejects the application asked for */
+	uint64_t settle_frames;	 /* basic.ack/nack/reject frames sent for them */
+	uint64_t settles_dropped; /* for a channel closed before the I/O thread sent them */
+} salvo_consume_stats;
+
+SALVO_API void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st);
 
 /*
  * Publishers: the fast path. A publisher owns a channel and a ring of pre-encoded frames
@@ -670,6 +815,15 @@ SALVO_API int salvo_publisher_pool_get(salvo_publisher_pool *pool, salvo_publish
 				       salvo_error *err);
 SALVO_API int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeout_ms,
 					   salvo_error *err);
+
+/*
+ * The channel a publisher sends on, for the channel-mode methods below: a best-effort
+ * publisher's channel put in tx mode publishes in transactions. The publisher owns it:
+ * do not close it. salvo_tx_commit and salvo_tx_rollback go out ahead of messages still
+ * in the publisher's ring: call salvo_publisher_flush first. A reconnection does not
+ * restore tx mode.
+ */
+SALVO_API salvo_channel *salvo_publisher_channel(salvo_publisher *p);
 
 /* Channel modes. confirm.select on a channel in tx mode, or the reverse, is refused by the
  * broker with 406 PRECONDITION_FAILED. */

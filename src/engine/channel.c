@@ -28,10 +28,12 @@ static int channel_closed_error(salvo_channel *ch, salvo_error *err)
 
 /*
  * Send m on ch and wait for reply_id. On success *out (if given) holds the completed
- * request, for its reply fields; the caller puts it.
+ * request, for its reply fields; the caller puts it. A basic.consume carries its consumer
+ * (one reference, the request's once submitted).
  */
-int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
-		   struct sv_request **out, bool *submitted, salvo_error *err)
+static int channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+		       struct salvo_consumer *consumer, struct sv_request **out, bool *submitted,
+		       salvo_error *err)
 {
 	salvo_client *c = ch->client;
 	struct sv_codec_error cerr;
@@ -75,6 +77,8 @@ int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	req->ch = ch;
 	req->reply_id = reply_id;
+	req->consumer = consumer;
+	req->no_ack = m->id == SV_BASIC_GET && m->a.basic_get.no_ack;
 	rc = sv_request_submit(c, req, err);
 	if (rc) {
 		sv_channel_put(ch);
@@ -90,6 +94,18 @@ int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 	else
 		*out = req;
 	return rc;
+}
+
+int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+		   struct sv_request **out, bool *submitted, salvo_error *err)
+{
+	return channel_rpc(ch, m, reply_id, NULL, out, submitted, err);
+}
+
+int sv_channel_rpc_for(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+		       struct salvo_consumer *consumer, bool *submitted, salvo_error *err)
+{
+	return channel_rpc(ch, m, reply_id, consumer, NULL, submitted, err);
 }
 
 /* Channels. */
@@ -117,7 +133,9 @@ int salvo_channel_open(salvo_client *c, salvo_channel **out, salvo_error *err)
 	}
 	ch->client = c;
 	ch->id = (uint16_t)id;
+	atomic_init(&ch->generation, atomic_fetch_add(&c->channel_serial, 1) + 1);
 	atomic_init(&ch->state, SV_CH_OPEN);
+	sv_acked_init(&ch->acked);
 	/* The handle's reference; the I/O thread takes its own when it registers the channel. */
 	atomic_init(&ch->refs, 1);
 	atomic_fetch_add(&c->refs, 1);
@@ -412,7 +430,7 @@ int salvo_tx_rollback(salvo_channel *ch, salvo_error *err)
 	return mode_rpc(ch, SV_TX_ROLLBACK, SV_TX_ROLLBACK_OK, err);
 }
 
-/* basic.get and basic.ack. */
+/* basic.get. */
 
 int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack, salvo_message **msg,
 		    salvo_error *err)
@@ -435,14 +453,6 @@ int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack, salvo_mes
 	req->msg = NULL; /* now the caller's */
 	sv_request_put(req);
 	return 0;
-}
-
-int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple, salvo_error *err)
-{
-	struct sv_method m = {.id = SV_BASIC_ACK, .a.basic_ack = {delivery_tag, multiple}};
-
-	CHECK_CHANNEL(ch);
-	return sv_channel_rpc(ch, &m, 0, NULL, NULL, err);
 }
 
 const void *salvo_message_body(const salvo_message *m, size_t *len)
@@ -477,6 +487,11 @@ uint32_t salvo_message_count(const salvo_message *m)
 	return m->message_count;
 }
 
+const char *salvo_message_consumer_tag(const salvo_message *m)
+{
+	return m->consumer_tag;
+}
+
 const salvo_props *salvo_message_props(const salvo_message *m)
 {
 	return &m->props;
@@ -488,5 +503,7 @@ void salvo_message_destroy(salvo_message *m)
 		return;
 	free(m->body);
 	free(m->props_mem);
+	if (m->ch)
+		sv_channel_put(m->ch);
 	free(m);
 }

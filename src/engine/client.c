@@ -44,6 +44,8 @@ void sv_request_put(struct sv_request *req)
 		return;
 	/* A basic.get answered after its caller gave up still owns its message. */
 	salvo_message_destroy(req->msg);
+	if (req->consumer)
+		sv_consumer_put(req->consumer);
 	free(req->frame);
 	/* Never the client's last reference: the application's outlives the I/O thread. */
 	if (req->ch)
@@ -191,6 +193,7 @@ void sv_channel_put(salvo_channel *ch)
 		return;
 	free(ch->returning);
 	salvo_message_destroy(ch->incoming);
+	sv_acked_free(&ch->acked);
 	free(ch);
 	sv_client_put(c);
 }
@@ -346,6 +349,7 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 	set->ring_size = set->conf.ring_size;
 	set->window = set->conf.window;
 	set->uring_entries = set->conf.io_uring_entries;
+	set->consumer_buffer_bytes = set->conf.consumer_buffer_bytes;
 	return 0;
 }
 
@@ -389,6 +393,7 @@ static void client_free(salvo_client *c)
 	free(c->out_next);
 	free(c->iov);
 	free(c->iov_pub);
+	sv_settle_free_all(sv_settle_take(c));
 	sv_settings_free(&c->set);
 	free(c);
 }

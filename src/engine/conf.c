@@ -137,6 +137,12 @@ static const struct conf_key keys[] = {
 	       "When the broker has blocked the connection (connection.blocked: a memory or\n"
 	       "disk alarm) for this long, close it with SALVO_ERR_TIMEOUT; 0: wait for ever\n"
 	       "(publishers feel the block as full rings)."),
+	NUMBER("consumer.buffer_bytes", consumer_buffer_bytes, 0, 65536, 1u << 31, 16u << 20,
+	       "bytes",
+	       "Messages delivered to the client's consumers and not yet taken by the\n"
+	       "application (salvo_consumer_get / dispatch), body and properties. Past it\n"
+	       "the I/O thread stops reading the socket (TCP pushes back on the broker),\n"
+	       "still sending heartbeats and acks, and reads again once half is taken."),
 	NUMBER("io_uring.entries", io_uring_entries, 0, 8, 32768, 256, "",
 	       "Submission queue entries of each I/O thread's io_uring; the kernel rounds\n"
 	       "it up to a power of two."),

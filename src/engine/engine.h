@@ -39,6 +39,7 @@ struct sv_settings {
 	size_t ring_size;
 	size_t window; /* publisher.window */
 	unsigned uring_entries;
+	uint64_t consumer_buffer_bytes; /* consumer.buffer_bytes */
 };
 
 /* amqps: ciphertext received per recv, and plaintext encrypted per send. */
@@ -72,6 +73,8 @@ struct sv_request {
 	salvo_queue_info queue; /* queue.declare-ok */
 	uint32_t message_count; /* queue.purge-ok, queue.delete-ok */
 	struct salvo_message *msg; /* basic.get-ok; NULL for get-empty */
+	struct salvo_consumer *consumer; /* basic.consume: registered at consume-ok */
+	bool no_ack;			  /* basic.get with no_ack */
 
 	_Atomic uint32_t done; /* futex word: 0 pending, 1 complete */
 	_Atomic int refs;      /* the waiting thread and the I/O thread */
@@ -140,6 +143,7 @@ struct salvo_client {
 	uint64_t recv_hold_until;
 	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */
 	bool batch_framed;    /* ... and at least one whole frame */
+	bool input_pending;   /* rbuf holds frames not decoded: consumers are over their bound */
 
 	/* Recovery (I/O thread, except where said). */
 	salvo_error lost;     /* why the connection was lost */
@@ -160,10 +164,42 @@ struct salvo_client {
 	uint64_t ev_dropped;
 	pthread_cond_t ev_cond;
 
+	/* Consumers (consumer.c). Acks, nacks and rejects from any thread: a lock-free stack
+	 * the I/O thread empties each loop (sv_settle_take). */
+	alignas(SV_CACHE_LINE) _Atomic(struct sv_settle *) settles;
+	/* Bytes of messages queued on consumers and not yet taken by the application; when
+	 * over consumer_buffer_bytes the I/O thread holds its reads. reads_held and
+	 * buffered pair as a Dekker: the I/O thread stores held then loads buffered; a taker
+	 * subtracts from buffered then loads held, and kicks it. */
+	alignas(SV_CACHE_LINE) _Atomic uint64_t buffered;
+	_Atomic int reads_held;
+	_Atomic uint64_t channel_serial; /* generations handed to channels */
+	struct sv_consume_counters {
+		_Atomic uint64_t delivered, buffered_peak, read_holds, settles, settle_frames,
+			settles_dropped;
+	} cctr;
+
 	/* Live publishers for salvo_client_stats, and the totals of closed ones. */
 	pthread_mutex_t stats_lock;
 	struct salvo_publisher *stats_pubs;
 	salvo_pub_stats closed_stats;
+};
+
+/*
+ * Delivery tags of a consuming channel the application has settled (consumer.c), so the
+ * I/O thread can send one multiple ack when it is exact: every tag up to floor is settled
+ * (or was delivered no_ack); for floor < t <= floor + SV_ACKED_SPAN, bit t % SV_ACKED_SPAN
+ * says tag t is. I/O thread only.
+ */
+#define SV_ACKED_SPAN ((uint64_t)1 << 16)
+struct sv_acked {
+	uint64_t floor;	    /* every tag <= floor is settled */
+	uint64_t delivered; /* the highest tag delivered */
+	uint64_t *bits;	    /* SV_ACKED_SPAN bits; NULL until the first delivery */
+	/* While the I/O thread sends a batch of settles: the floor needs moving, and the
+	 * highest single ack of the batch the floor has passed (0: none). */
+	bool due;
+	uint64_t batch_max;
 };
 
 enum sv_channel_state {
@@ -174,6 +210,9 @@ enum sv_channel_state {
 struct salvo_channel {
 	salvo_client *client;
 	uint16_t id;
+	/* Unique per opening of the channel (a reopening after a reconnection gets a new
+	 * one): messages keep it, so a delivery tag is never settled on another opening. */
+	_Atomic uint64_t generation;
 	_Atomic int state; /* enum sv_channel_state; error is valid once CLOSED (acquire) */
 	salvo_error error;
 	_Atomic int refs; /* the application's handle and the I/O thread's table entry */
@@ -184,8 +223,11 @@ struct salvo_channel {
 	bool peer_closed;    /* the broker closed it; we answered close-ok */
 	struct salvo_publisher *pub;
 	struct sv_content_state content;
-	struct salvo_message *incoming; /* basic.get-ok whose content is still arriving */
+	struct salvo_message *incoming; /* basic.get-ok or deliver whose content is arriving */
 	size_t incoming_len;		 /* body bytes received so far */
+	struct salvo_consumer *incoming_to; /* the delivery's consumer; NULL for basic.get */
+	struct salvo_consumer *consumers;   /* registered at consume-ok, until they end */
+	struct sv_acked acked;		    /* delivery tags settled, for multiple acks */
 	struct sv_return *returning;	 /* basic.return awaiting its content header */
 	bool recovering;		 /* a publisher's channel being reopened */
 	bool returning_seen;		 /* a basic.return's content is arriving: ignore it */
@@ -211,10 +253,54 @@ struct salvo_message {
 	uint64_t delivery_tag;
 	uint32_t message_count;
 	bool redelivered;
+	bool no_ack;
 	char exchange[256];
 	char routing_key[256];
+	char consumer_tag[256];
 	salvo_props props; /* its strings and headers live in props_mem */
 	void *props_mem;
+	/* Where it came from, for salvo_message_ack: the channel (referenced) and its
+	 * generation then. */
+	salvo_channel *ch;
+	uint64_t generation;
+	struct salvo_message *next; /* in a consumer's queue */
+	size_t cost;		    /* bytes counted in client->buffered while queued */
+};
+
+/*
+ * A consumer. The I/O thread appends finished deliveries to its queue (under lock) and
+ * the application takes them. References: the application's handle, and the channel's
+ * list while registered (consume-ok until cancel-ok, the broker's cancel or the channel's
+ * end).
+ */
+struct salvo_consumer {
+	salvo_channel *ch; /* referenced */
+	char tag[256];	   /* the I/O thread writes it at consume-ok, before the caller reads */
+	bool no_ack;
+	salvo_message_fn on_message;
+	void *on_message_arg;
+	_Atomic int refs;
+	_Atomic int abandoned; /* its basic.consume timed out: nobody will take deliveries */
+
+	pthread_mutex_t lock; /* guards the queue and the end state */
+	pthread_cond_t cond;
+	struct salvo_message *head, *tail;
+	int end_status; /* 0 while active; SALVO_ERR_CANCELLED or the channel's error */
+	salvo_error end_err;
+	bool cancel_asked;
+
+	struct salvo_consumer *next; /* I/O thread: in ch->consumers */
+};
+
+/* An ack, nack or reject on its way to the I/O thread. */
+enum sv_settle_kind { SV_SETTLE_ACK, SV_SETTLE_NACK, SV_SETTLE_REJECT };
+struct sv_settle {
+	struct sv_settle *next;
+	uint64_t generation; /* the channel's when the message came */
+	uint64_t tag;
+	uint16_t channel;
+	uint8_t kind;
+	bool multiple, requeue;
 };
 
 /*
@@ -285,6 +371,20 @@ struct salvo_publisher {
 	bool drain_due;		   /* acks arrived: drain the window after this read */
 };
 
+/* consumer.c */
+void sv_consumer_put(struct salvo_consumer *cons);
+void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m);
+void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
+struct sv_settle *sv_settle_take(salvo_client *c);
+void sv_settle_free_all(struct sv_settle *s);
+bool sv_consumer_reads_should_hold(salvo_client *c);
+bool sv_consumer_over_bound(salvo_client *c);
+void sv_acked_init(struct sv_acked *a);
+void sv_acked_free(struct sv_acked *a);
+void sv_acked_delivered(struct sv_acked *a, uint64_t tag, bool settled);
+bool sv_acked_settle(struct sv_acked *a, uint64_t tag, bool multiple);
+uint64_t sv_acked_advance(struct sv_acked *a);
+
 /* publisher.c */
 void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns);
 void sv_pub_wake(struct salvo_publisher *p);
@@ -318,5 +418,7 @@ void sv_pub_fail(struct salvo_publisher *pub);
 /* channel.c */
 int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 		   struct sv_request **out, bool *submitted, salvo_error *err);
+int sv_channel_rpc_for(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+		       struct salvo_consumer *consumer, bool *submitted, salvo_error *err);
 
 #endif

@@ -146,7 +146,11 @@ static void broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
 	sv_error_set_reply(e, code, class_id, method_id);
 }
 
-/* Channels. */
+static void copy_str(char *dst, struct sv_bytes s)
+{
+	memcpy(dst, s.ptr, s.len);
+	dst[s.len] = '\0';
+}
 
 /* Confirms. */
 
@@ -345,6 +349,74 @@ static void fail_awaiting(salvo_channel *ch, const salvo_error *why)
 	ch->await_tail = NULL;
 }
 
+/* The channel has ended: so have its consumers, once their queued messages are taken. */
+static void end_consumers(salvo_channel *ch, const salvo_error *why)
+{
+	struct salvo_consumer *cons;
+
+	ch->incoming_to = NULL;
+	while ((cons = ch->consumers)) {
+		ch->consumers = cons->next;
+		sv_consumer_end(cons, why);
+		sv_consumer_put(cons);
+	}
+}
+
+/* Take the consumer tagged tag off the channel's list; NULL if it is not there. */
+static struct salvo_consumer *unlink_consumer(salvo_channel *ch, struct sv_bytes tag)
+{
+	for (struct salvo_consumer **p = &ch->consumers; *p; p = &(*p)->next) {
+		struct salvo_consumer *k = *p;
+
+		if (strlen(k->tag) == tag.len && !memcmp(k->tag, tag.ptr, tag.len)) {
+			*p = k->next;
+			if (ch->incoming_to == k)
+				ch->incoming_to = NULL;
+			return k;
+		}
+	}
+	return NULL;
+}
+
+/* A consumer is cancelled: by the broker (server), or by the application's cancel-ok. */
+static void cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag, bool server)
+{
+	struct salvo_consumer *cons = unlink_consumer(ch, tag);
+	salvo_event ev = {.kind = SALVO_EVENT_CONSUMER_CANCELLED, .channel = ch->id};
+	salvo_error e;
+
+	if (!cons)
+		return; /* our cancel crossed the broker's */
+	if (server)
+		sv_error_set(&e, SALVO_ERR_CANCELLED, SALVO_ERROR_CHANNEL,
+			     "the broker cancelled consumer '%s' on channel %u (its queue was "
+			     "deleted, or the queue's node went down)",
+			     cons->tag, ch->id);
+	else
+		sv_error_set(&e, SALVO_ERR_CANCELLED, SALVO_ERROR_LOCAL,
+			     "consumer '%s' was cancelled by the application", cons->tag);
+	sv_consumer_end(cons, &e);
+	if (server) {
+		snprintf(ev.consumer_tag, sizeof ev.consumer_tag, "%s", cons->tag);
+		ev.error = e;
+		sv_event_push(c, &ev);
+	}
+	sv_consumer_put(cons);
+}
+
+/* consume-ok: the consumer's deliveries may come from now on. The request's reference
+ * to it becomes the channel list's. */
+static void register_consumer(salvo_channel *ch, struct sv_request *req,
+			      const struct sv_basic_consume_ok *a)
+{
+	struct salvo_consumer *cons = req->consumer;
+
+	req->consumer = NULL;
+	copy_str(cons->tag, a->consumer_tag);
+	cons->next = ch->consumers;
+	ch->consumers = cons;
+}
+
 /* The channel is closed for its application handle: record why, publish, fail waiters. */
 static void channel_mark_closed(salvo_channel *ch, const salvo_error *why)
 {
@@ -353,6 +425,7 @@ static void channel_mark_closed(salvo_channel *ch, const salvo_error *why)
 	ch->error = *why;
 	/* Release: a thread that sees CLOSED also sees error. */
 	atomic_store_explicit(&ch->state, SV_CH_CLOSED, memory_order_release);
+	end_consumers(ch, why);
 	/* Its ring is discarded by settle_pubs once nothing of it is in flight; a producer
 	 * blocked on a full ring learns of the close now. */
 	if (ch->pub)
@@ -420,38 +493,103 @@ static void take_reply(struct sv_request *req, const struct sv_method *m)
 static void protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void copy_str(char *dst, struct sv_bytes s)
+static void out_of_memory(salvo_client *c, const char *what)
 {
-	memcpy(dst, s.ptr, s.len);
-	dst[s.len] = '\0';
+	salvo_error e;
+
+	sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION, "out of memory %s", what);
+	conn_fail(c, &e);
 }
 
-static void start_get(salvo_client *c, salvo_channel *ch, const struct sv_basic_get_ok *a)
+/* A message whose content (header, bodies) follows: basic.get-ok or basic.deliver. */
+static struct salvo_message *start_message(salvo_client *c, salvo_channel *ch, uint64_t tag,
+					   bool redelivered, struct sv_bytes exchange,
+					   struct sv_bytes routing_key)
 {
 	struct salvo_message *msg = calloc(1, sizeof *msg);
 
 	if (!msg) {
-		salvo_error e;
-		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
-			     "out of memory receiving a message");
-		conn_fail(c, &e);
-		return;
+		out_of_memory(c, "receiving a message");
+		return NULL;
 	}
-	msg->delivery_tag = a->delivery_tag;
-	msg->redelivered = a->redelivered;
-	msg->message_count = a->message_count;
-	copy_str(msg->exchange, a->exchange);
-	copy_str(msg->routing_key, a->routing_key);
+	msg->delivery_tag = tag;
+	msg->redelivered = redelivered;
+	copy_str(msg->exchange, exchange);
+	copy_str(msg->routing_key, routing_key);
 	ch->incoming = msg;
 	ch->incoming_len = 0;
+	ch->incoming_to = NULL;
+	return msg;
 }
 
-/* Content frames of a basic.get-ok; other content (deliveries, returns) is not kept yet. */
+static void start_get(salvo_client *c, salvo_channel *ch, const struct sv_basic_get_ok *a)
+{
+	struct salvo_message *msg = start_message(c, ch, a->delivery_tag, a->redelivered,
+						  a->exchange, a->routing_key);
+
+	if (msg)
+		msg->message_count = a->message_count;
+}
+
+static struct salvo_consumer *find_consumer(salvo_channel *ch, struct sv_bytes tag)
+{
+	for (struct salvo_consumer *k = ch->consumers; k; k = k->next)
+		if (strlen(k->tag) == tag.len && !memcmp(k->tag, tag.ptr, tag.len))
+			return k;
+	return NULL;
+}
+
+static void start_delivery(salvo_client *c, salvo_channel *ch, const struct sv_basic_deliver *a)
+{
+	struct salvo_consumer *cons = find_consumer(ch, a->consumer_tag);
+	struct salvo_message *msg;
+
+	if (!cons) {
+		protocol_error(c, 503, "basic.deliver on channel %u for consumer tag '%.*s', "
+			       "which that channel does not have",
+			       ch->id, (int)a->consumer_tag.len, (const char *)a->consumer_tag.ptr);
+		return;
+	}
+	msg = start_message(c, ch, a->delivery_tag, a->redelivered, a->exchange, a->routing_key);
+	if (!msg)
+		return;
+	copy_str(msg->consumer_tag, a->consumer_tag);
+	msg->no_ack = cons->no_ack;
+	ch->incoming_to = cons;
+}
+
+/* The last frame of a message has come: it leaves the channel for a consumer's queue or
+ * the basic.get waiting for it, keeping its channel for salvo_message_ack. */
+static void message_done(salvo_client *c, salvo_channel *ch, struct salvo_message *msg)
+{
+	struct salvo_consumer *cons = ch->incoming_to;
+	struct sv_request *req;
+
+	ch->incoming = NULL;
+	ch->incoming_to = NULL;
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	msg->ch = ch;
+	msg->generation = atomic_load_explicit(&ch->generation, memory_order_relaxed);
+	if (cons) {
+		sv_acked_delivered(&ch->acked, msg->delivery_tag, msg->no_ack);
+		sv_consumer_deliver(c, cons, msg);
+		return;
+	}
+	req = ch->await_head;
+	ch->await_head = req->next;
+	if (!ch->await_head)
+		ch->await_tail = NULL;
+	msg->no_ack = req->no_ack;
+	sv_acked_delivered(&ch->acked, msg->delivery_tag, msg->no_ack);
+	req->msg = msg;
+	sv_request_complete(req, 0, NULL);
+}
+
+/* Content frames of a basic.get-ok or basic.deliver (a return's are handled apart). */
 static void get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_frame *d,
 			int event)
 {
 	struct salvo_message *msg = ch->incoming;
-	struct sv_request *req;
 
 	if (!msg)
 		return;
@@ -464,6 +602,9 @@ static void get_content(salvo_client *c, salvo_channel *ch, const struct sv_deco
 		}
 		msg->len = (size_t)d->u.header.body_size;
 		msg->body = malloc(msg->len ? msg->len : 1);
+		/* What it costs while queued: body, properties (at most the header's size) and
+		 * the message itself. */
+		msg->cost = msg->len + d->frame.size + sizeof *msg;
 		/* The properties point into rbuf: the message keeps copies. */
 		if (!msg->body || sv_props_copy(&d->u.header.props, &msg->props, &msg->props_mem)) {
 			salvo_error e;
@@ -477,15 +618,8 @@ static void get_content(salvo_client *c, salvo_channel *ch, const struct sv_deco
 		memcpy(msg->body + ch->incoming_len, d->frame.payload, d->frame.size);
 		ch->incoming_len += d->frame.size;
 	}
-	if (event != SV_CONTENT_COMPLETE)
-		return;
-	req = ch->await_head;
-	ch->await_head = req->next;
-	if (!ch->await_head)
-		ch->await_tail = NULL;
-	ch->incoming = NULL;
-	req->msg = msg;
-	sv_request_complete(req, 0, NULL);
+	if (event == SV_CONTENT_COMPLETE)
+		message_done(c, ch, msg);
 }
 
 /*
@@ -622,9 +756,18 @@ static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_m
 		start_return(c, ch, &m->a.basic_return);
 		return;
 	case SV_BASIC_DELIVER:
-		/* Consumers are not handled yet; the content frames are still checked for order
-		 * by the caller. */
+		start_delivery(c, ch, &m->a.basic_deliver);
 		return;
+	case SV_BASIC_CANCEL: {
+		/* consumer_cancel_notify: the broker ended a consumer (its queue is gone). */
+		struct sv_method ok = {.id = SV_BASIC_CANCEL_OK};
+
+		cancel_consumer(c, ch, m->a.basic_cancel.consumer_tag, true);
+		ok.a.basic_cancel_ok.consumer_tag = m->a.basic_cancel.consumer_tag;
+		if (!m->a.basic_cancel.nowait)
+			send_method(c, ch->id, &ok);
+		return;
+	}
 	}
 	if (m->id == SV_BASIC_GET_EMPTY && req && req->reply_id == SV_BASIC_GET_OK)
 		m = NULL; /* the queue is empty: complete with no message */
@@ -643,6 +786,10 @@ static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_m
 		ch->await_tail = NULL;
 	if (m)
 		take_reply(req, m);
+	if (m && m->id == SV_BASIC_CONSUME_OK && req->consumer)
+		register_consumer(ch, req, &m->a.basic_consume_ok);
+	if (m && m->id == SV_BASIC_CANCEL_OK)
+		cancel_consumer(c, ch, m->a.basic_cancel_ok.consumer_tag, false);
 	if (req->resume)
 		pub_resume(req->resume);
 	sv_request_complete(req, 0, NULL);
@@ -865,14 +1012,20 @@ static bool pubs_waiting(salvo_client *c)
 	return false;
 }
 
-/* Decode and handle every whole frame in rbuf; keep the tail of a partial one. */
+/*
+ * Decode and handle the complete frames in rbuf; keep the tail of a partial one. Decoding
+ * stops, leaving the rest in rbuf (input_pending), while the consumers' queued messages
+ * exceed consumer.buffer_bytes: the bound then holds within one message, whatever the
+ * size of a read.
+ */
 static void frames(salvo_client *c)
 {
 	struct sv_decoded_frame d;
 	size_t pos = 0;
 	ssize_t n = 0;
 
-	while (live(c) &&
+	c->input_pending = false;
+	while (live(c) && !(c->input_pending = sv_consumer_over_bound(c)) &&
 	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
 		pos += (size_t)n;
 		c->batch_framed = true;
@@ -888,13 +1041,15 @@ static void frames(salvo_client *c)
 
 /*
  * amqps: decrypt what the TLS object holds into rbuf and handle it, as much as it holds
- * (rbuf always has room: a partial frame is smaller than frame_max, rcap is twice that).
- * Also run once per new connection: the records that carried connection.open-ok may have
- * brought the broker's next frames with them.
+ * and the consumers' bound allows (rbuf has room while decoding goes on: a partial frame
+ * is smaller than frame_max, rcap is twice that). Also run once per new connection: the
+ * records that carried connection.open-ok may have brought the broker's next frames.
  */
 static void tls_frames(salvo_client *c)
 {
-	while (live(c)) {
+	if (c->rlen)
+		frames(c); /* resuming: what was left undecoded first */
+	while (live(c) && !c->input_pending && c->rlen < c->rcap) {
 		salvo_error e;
 		size_t got = 0;
 		int rc = sv_tls_read(c->sess.tls, c->rbuf + c->rlen, c->rcap - c->rlen, &got, &e);
@@ -915,6 +1070,32 @@ static void tls_frames(salvo_client *c)
 	}
 }
 
+/*
+ * Handle what a read brought (fresh bytes of it; 0 when decoding resumes after the
+ * consumers drained, or for what a new TLS session already holds).
+ */
+static void decode_input(salvo_client *c, size_t fresh)
+{
+	c->batch_acks_only = true;
+	c->batch_framed = false;
+	if (c->sess.tls)
+		tls_frames(c);
+	else
+		frames(c);
+	/* One drain per publisher per read: a burst of acks wakes each producer once. */
+	for (size_t i = 0; i < c->npubs; i++)
+		if (c->pubs[i]->drain_due)
+			pub_drain(c->pubs[i]);
+	/* A small read of acks that no producer waits for: let the next ones pile up in the
+	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
+	 * stream in batches of about ten, and a wake-up costs more than ten publishes). Not
+	 * after a read that completed no frame: the rest of a frame, or of a TLS record, may
+	 * be what someone waits for. */
+	if (fresh && c->batch_acks_only && c->batch_framed && fresh < SV_RECV_HOLD_BYTES &&
+	    !c->close_req && !pubs_waiting(c) && live(c))
+		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
+}
+
 static void on_recv(salvo_client *c, int res)
 {
 	c->recv_inflight = false;
@@ -932,8 +1113,6 @@ static void on_recv(salvo_client *c, int res)
 		return;
 	}
 	c->last_recv_ns = sv_now_ns();
-	c->batch_acks_only = true;
-	c->batch_framed = false;
 	if (c->sess.tls) {
 		if (sv_tls_feed(c->sess.tls, c->tls_in, (size_t)res)) {
 			salvo_error e;
@@ -942,24 +1121,9 @@ static void on_recv(salvo_client *c, int res)
 			conn_fail(c, &e);
 			return;
 		}
-		tls_frames(c);
-	} else {
+	} else
 		c->rlen += (size_t)res;
-		frames(c);
-	}
-	/* One drain per publisher per read: a burst of acks wakes each producer once. */
-	for (size_t i = 0; i < c->npubs; i++)
-		if (c->pubs[i]->drain_due)
-			pub_drain(c->pubs[i]);
-	/* A small read of acks that no producer waits for: let the next ones pile up in the
-	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
-	 * stream in batches of about ten, and a wake-up costs more than ten publishes). */
-	/* (Not after a read that completed no frame: the rest of a frame, or of a TLS
-	 * record, may be what someone waits for.) */
-	if (c->batch_acks_only && c->batch_framed && (size_t)res < SV_RECV_HOLD_BYTES &&
-	    !c->close_req &&
-	    !pubs_waiting(c) && live(c))
-		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
+	decode_input(c, (size_t)res);
 }
 
 /* Requests. */
@@ -1005,6 +1169,8 @@ static void take_method(salvo_client *c, struct sv_request *req)
 
 static void resume(salvo_client *c, struct sv_request *req);
 
+static void take_settles(salvo_client *c);
+
 static void take_requests(salvo_client *c)
 {
 	struct sv_request *req, *next;
@@ -1013,6 +1179,11 @@ static void take_requests(salvo_client *c)
 	req = c->queue_head;
 	c->queue_head = c->queue_tail = NULL;
 	pthread_mutex_unlock(&c->lock);
+	/* Settles pushed before these requests were queued go out first (a channel.close
+	 * must not overtake the acks its caller made before it). The lock taken above makes
+	 * every push that happened before a queued request visible to this exchange. */
+	if (req)
+		take_settles(c);
 
 	for (; req; req = next) {
 		next = req->next;
@@ -1078,6 +1249,117 @@ static void take_requests(salvo_client *c)
 			break;
 		}
 	}
+}
+
+/* Acks, nacks and rejects from the application (consumer.c explains the batching). */
+
+static void send_settle(salvo_client *c, uint16_t channel, const struct sv_settle *s,
+			uint64_t tag, bool multiple)
+{
+	struct sv_method m;
+
+	switch (s->kind) {
+	case SV_SETTLE_ACK:
+		m = (struct sv_method){.id = SV_BASIC_ACK, .a.basic_ack = {tag, multiple}};
+		break;
+	case SV_SETTLE_NACK:
+		m = (struct sv_method){.id = SV_BASIC_NACK,
+				       .a.basic_nack = {tag, multiple, s->requeue}};
+		break;
+	default:
+		m = (struct sv_method){.id = SV_BASIC_REJECT, .a.basic_reject = {tag, s->requeue}};
+		break;
+	}
+	send_method(c, channel, &m);
+	stat_add(&c->cctr.settle_frames, 1);
+}
+
+/* The channel a settle is for, if it is still the opening the message came on. */
+static salvo_channel *settle_channel(salvo_client *c, const struct sv_settle *s)
+{
+	salvo_channel *ch = s->channel <= c->sess.channel_max ? c->channels[s->channel] : NULL;
+
+	if (!live(c) || !ch || ch->close_sent || ch->peer_closed ||
+	    atomic_load_explicit(&ch->state, memory_order_relaxed) == SV_CH_CLOSED ||
+	    atomic_load_explicit(&ch->generation, memory_order_relaxed) != s->generation)
+		return NULL;
+	return ch;
+}
+
+/*
+ * The single acks recorded in [from, to) of a batch, for channel ch (NULL: all): the
+ * floor moves over what is settled, and the highest single ack it passed goes out as one
+ * multiple ack; those above the floor go out alone. The multiple ack is exact: every tag
+ * below it is settled, and that tag itself is still unacked at the broker (RabbitMQ
+ * refuses a multiple ack that finds nothing to ack). tag 0 marks a settle dealt with.
+ */
+static void flush_singles(salvo_client *c, salvo_channel *only, struct sv_settle *from,
+			  struct sv_settle *to)
+{
+	struct sv_settle *s;
+	salvo_channel *ch;
+
+	for (s = from; s != to; s = s->next) {
+		if (!s->tag || (only && c->channels[s->channel] != only))
+			continue;
+		ch = c->channels[s->channel];
+		if (!ch) {
+			/* the connection failed while this batch was sent (no memory) */
+			s->tag = 0;
+			continue;
+		}
+		if (ch->acked.due) {
+			sv_acked_advance(&ch->acked);
+			ch->acked.due = false;
+		}
+		if (s->tag > ch->acked.floor) {
+			send_settle(c, ch->id, s, s->tag, false);
+			s->tag = 0;
+		} else if (s->tag > ch->acked.batch_max) {
+			ch->acked.batch_max = s->tag;
+		}
+	}
+	for (s = from; s != to; s = s->next) {
+		if (!s->tag || (only && c->channels[s->channel] != only))
+			continue;
+		ch = c->channels[s->channel];
+		if (ch && ch->acked.batch_max) {
+			send_settle(c, ch->id, s, ch->acked.batch_max, true);
+			ch->acked.batch_max = 0;
+		}
+		s->tag = 0;
+	}
+}
+
+/*
+ * Send what the application settled since the last loop, in its order. Single acks are
+ * recorded and sent by flush_singles, at the end or before a nack, reject or multiple
+ * ack of the same channel (which must come after them, as the application sent them).
+ */
+static void take_settles(salvo_client *c)
+{
+	struct sv_settle *list = sv_settle_take(c), *s;
+	salvo_channel *ch;
+
+	for (s = list; s; s = s->next) {
+		ch = settle_channel(c, s);
+		if (!ch) {
+			stat_add(&c->cctr.settles_dropped, 1);
+			s->tag = 0;
+		} else if (s->kind != SV_SETTLE_ACK || s->multiple) {
+			flush_singles(c, ch, list, s);
+			send_settle(c, ch->id, s, s->tag, s->multiple);
+			sv_acked_settle(&ch->acked, s->tag, s->multiple);
+			s->tag = 0;
+		} else if (!sv_acked_settle(&ch->acked, s->tag, false)) {
+			send_settle(c, ch->id, s, s->tag, false);
+			s->tag = 0;
+		} else {
+			ch->acked.due = true;
+		}
+	}
+	flush_singles(c, NULL, list, NULL);
+	sv_settle_free_all(list);
 }
 
 /* Sending. */
@@ -1377,6 +1659,10 @@ static uint64_t heartbeats(salvo_client *c, uint64_t now)
 
 	if (!hb)
 		return 0;
+	/* While we hold reads for the consumers, the broker's frames wait in the socket:
+	 * its silence is ours. The count starts again when reading resumes. */
+	if (atomic_load_explicit(&c->reads_held, memory_order_relaxed) && !c->recv_inflight)
+		c->last_recv_ns = now;
 	if (now - c->last_recv_ns > 2 * hb) {
 		salvo_error e;
 		sv_error_set(&e, SALVO_ERR_TIMEOUT, SALVO_ERROR_CONNECTION,
@@ -1428,7 +1714,10 @@ static void arm(salvo_client *c, uint64_t now)
 
 	if (c->recv_hold_until && (now >= c->recv_hold_until || pubs_waiting(c)))
 		c->recv_hold_until = 0;
-	if (!c->recv_inflight && !c->recv_hold_until && live(c)) {
+	if (c->input_pending && live(c) && !sv_consumer_reads_should_hold(c))
+		decode_input(c, 0); /* the application has taken enough: go on */
+	if (!c->recv_inflight && !c->recv_hold_until && live(c) && !c->input_pending &&
+	    !sv_consumer_reads_should_hold(c)) {
 		sqe = io_uring_get_sqe(&c->uring);
 		if (c->sess.tls)
 			io_uring_prep_recv(sqe, c->sess.fd, c->tls_in, SV_TLS_IN_SIZE, 0);
@@ -1484,6 +1773,11 @@ static void reopen(salvo_client *c, struct salvo_publisher *pub)
 	salvo_channel *ch = pub->ch;
 
 	sv_content_init(&ch->content);
+	/* A new opening: delivery tags start again. */
+	atomic_store_explicit(&ch->generation, atomic_fetch_add(&c->channel_serial, 1) + 1,
+			      memory_order_relaxed);
+	sv_acked_free(&ch->acked);
+	sv_acked_init(&ch->acked);
 	for (int i = 0; i < 2 && steps[i]; i++) {
 		struct sv_request *req = sv_request_new(SV_REQ_METHOD);
 		uint8_t buf[64];
@@ -1567,6 +1861,7 @@ static bool backoff_wait(salvo_client *c, uint64_t delay_ms)
 		uint64_t now;
 
 		take_requests(c);
+		take_settles(c);
 		settle_pubs(c);
 		if (c->close_req)
 			return false;
@@ -1641,6 +1936,7 @@ static void recover(salvo_client *c)
 		pub->must_end = 0;
 	}
 	c->rlen = 0;
+	c->input_pending = false;
 	c->out_len = c->out_sent = c->out_next_len = 0;
 	c->partial_out = false;
 	c->partial_pub = NULL;
@@ -1658,6 +1954,9 @@ static void recover(salvo_client *c)
 		ch->returning = NULL;
 		ch->returning_seen = false;
 		if (ch->pub && !ch->pub->detach && !pub_closed(ch->pub)) {
+			/* Consumers on a publisher's channel (salvo_publisher_channel) are gone
+			 * with the broker's side of it. */
+			end_consumers(ch, &chan_err);
 			ch->recovering = true;
 			ch->close_sent = ch->peer_closed = false;
 			continue;
@@ -1729,7 +2028,7 @@ static void recover(salvo_client *c)
 		sv_event_push(c, &ev);
 	}
 	if (c->sess.tls) {
-		tls_frames(c);
+		decode_input(c, 0);
 		if (!live(c))
 			return; /* lost again: the main loop recovers once more */
 	}
@@ -1757,7 +2056,7 @@ void *sv_io_main(void *arg)
 	salvo_client *c = arg;
 
 	if (c->sess.tls)
-		tls_frames(c);
+		decode_input(c, 0);
 	while (atomic_load(&c->state) != SV_CONN_CLOSED) {
 		struct __kernel_timespec ts, *tsp = NULL;
 		uint64_t now, deadline;
@@ -1768,6 +2067,7 @@ void *sv_io_main(void *arg)
 			continue;
 		}
 		take_requests(c);
+		take_settles(c);
 		now = sv_now_ns();
 		deadline = heartbeats(c, now);
 		if (live(c)) {
@@ -1788,6 +2088,7 @@ void *sv_io_main(void *arg)
 			atomic_store_explicit(&c->parked, 1, memory_order_relaxed);
 			atomic_thread_fence(memory_order_seq_cst);
 			if (!queue_empty(c) || !rings_idle(c) ||
+			    atomic_load_explicit(&c->settles, memory_order_relaxed) ||
 			    (c->recv_hold_until && pubs_waiting(c))) {
 				atomic_store_explicit(&c->parked, 0, memory_order_relaxed);
 				io_uring_submit(&c->uring);

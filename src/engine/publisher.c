@@ -1041,3 +1041,8 @@ int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeout_ms, sal
 	free(pool);
 	return rc;
 }
+
+salvo_channel *salvo_publisher_channel(salvo_publisher *p)
+{
+	return p ? p->ch : NULL;
+}

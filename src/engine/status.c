@@ -37,6 +37,8 @@ const char *salvo_err2str(int status)
 		return "nacked by the broker";
 	case SALVO_ERR_RETURNED:
 		return "returned by the broker";
+	case SALVO_ERR_CANCELLED:
+		return "consumer cancelled";
 	}
 	if (status > 0 && status <= UINT16_MAX) {
 		const char *name = sv_reply_code_name((uint16_t)status);

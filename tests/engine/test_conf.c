@@ -38,6 +38,7 @@ static const struct {
 	{"reconnect.max_delay", "10000"},
 	{"reconnect.max_attempts", "0"},
 	{"blocked_timeout", "0"},
+	{"consumer.buffer_bytes", "16777216"},
 	{"io_uring.entries", "256"},
 	{"cacertfile", ""},
 	{"certfile", ""},
@@ -313,6 +314,7 @@ static const struct range ranges[] = {
 	{"password", 0, 4096, true},
 	{"vhost", 0, 255, true},
 	{"connection_name", 0, 255, true},
+	{"consumer.buffer_bytes", 65536, 2147483648, false},
 };
 
 /* The value n: the number, or a string n bytes long. The caller frees it. */
@@ -868,6 +870,7 @@ int main(int argc, char **argv)
 		RANGE_TEST("length password", &ranges[10]),
 		RANGE_TEST("length vhost", &ranges[11]),
 		RANGE_TEST("length connection_name", &ranges[12]),
+		RANGE_TEST("range consumer.buffer_bytes", &ranges[19]),
 		CONF_TEST("ring size rounding", test_ring_size_rounding),
 		CONF_TEST("uri sets endpoint and credentials", test_uri_sets_endpoint_and_credentials),
 		CONF_TEST("uri resets absent parts", test_uri_resets_absent_parts),

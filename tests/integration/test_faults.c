@@ -208,9 +208,11 @@ struct fake {
 	uint32_t pub_msgs[MAX_PUBS];
 	uint32_t opens, client_closes, declares, gets, acks, heartbeats;
 	uint32_t heartbeats_sent;
+	uint64_t ack_top; /* the highest delivery tag acked */
 	uint32_t close_oks[MAX_CHANNELS]; /* answers to our channel.close */
 	uint16_t first_channel;
 	bool conn_closed; /* connection.close received and answered */
+	uint16_t close_code; /* the reply code of salvo's connection.close */
 	_Atomic uint64_t resumed_ns;
 
 	/* How far the test has got (app_step, which the scripts wait for), and how many events
@@ -499,6 +501,49 @@ static void fake_basic_get(struct fake *f, uint16_t n, struct sv_bytes queue)
 	}
 }
 
+/*
+ * basic.consume: consume-ok with tag "ctag", then what the queue's name asks for: "ok", a
+ * good delivery; "too-large", a delivery whose content header announces a body over
+ * salvo's limit; "unknown-tag", a delivery for a consumer tag salvo never got.
+ */
+#define FAKE_TAG "ctag"
+
+static void fake_deliver(struct fake *f, uint16_t n, const char *tag, uint64_t body_size,
+			 bool with_body)
+{
+	struct sv_method m = {.id = SV_BASIC_DELIVER};
+	struct sv_content_header h = {.class_id = SV_CLASS_BASIC, .body_size = body_size};
+	struct sv_codec_error cerr;
+	uint8_t buf[1024];
+	size_t len;
+
+	m.a.basic_deliver = (struct sv_basic_deliver){
+	    {(const uint8_t *)tag, (uint32_t)strlen(tag)}, 1, false, SV_BYTES("ex"), SV_BYTES("rk")};
+	fake_send_method(f, n, &m);
+	len = sv_frame_put_header(buf, sizeof buf, n, &h, &cerr);
+	CHECK(len > 0);
+	fake_send(f, buf, len);
+	if (with_body) {
+		len = sv_frame_put_body(buf, sizeof buf, n, "hello", 5, &cerr);
+		CHECK(len > 0);
+		fake_send(f, buf, len);
+	}
+}
+
+static void fake_basic_consume(struct fake *f, uint16_t n, struct sv_bytes queue)
+{
+	struct sv_method ok = {.id = SV_BASIC_CONSUME_OK,
+			       .a.basic_consume_ok.consumer_tag = SV_BYTES(FAKE_TAG)};
+
+	fake_send_method(f, n, &ok);
+	if (bytes_are(queue, "ok"))
+		fake_deliver(f, n, FAKE_TAG, 5, true);
+	else if (bytes_are(queue, "too-large"))
+		fake_deliver(f, n, FAKE_TAG, ((uint64_t)512 << 20) + 1, false);
+	else if (bytes_are(queue, "unknown-tag"))
+		fake_deliver(f, n, "nobody", 5, true);
+}
+
 static void fake_method(struct fake *f, uint16_t n, const struct sv_method *m)
 {
 	struct fake_channel *c = &f->ch[n];
@@ -558,9 +603,27 @@ static void fake_method(struct fake *f, uint16_t n, const struct sv_method *m)
 	case SV_BASIC_GET:
 		fake_basic_get(f, n, m->a.basic_get.queue);
 		return;
-	case SV_BASIC_ACK:
-		f->acks++; /* a fake broker: any delivery tag will do */
+	case SV_BASIC_CONSUME:
+		fake_basic_consume(f, n, m->a.basic_consume.queue);
 		return;
+	case SV_BASIC_CANCEL:
+		r = (struct sv_method){.id = SV_BASIC_CANCEL_OK,
+				       .a.basic_cancel_ok.consumer_tag = m->a.basic_cancel.consumer_tag};
+		fake_send_method(f, n, &r);
+		return;
+	case SV_BASIC_ACK: {
+		/* A fake broker: any delivery tag will do. salvo sends runs of single acks as
+		 * one multiple ack: count the tags it covers beyond the last one acked. */
+		uint64_t tag = m->a.basic_ack.delivery_tag;
+
+		if (!m->a.basic_ack.multiple)
+			f->acks++;
+		else if (tag > f->ack_top)
+			f->acks += (uint32_t)(tag - f->ack_top);
+		if (tag > f->ack_top)
+			f->ack_top = tag;
+		return;
+	}
 	}
 	FAKE_FAIL(f, "unexpected %s on channel %u", sv_method_name(m->id), n);
 }
@@ -603,6 +666,7 @@ static void fake_handle(struct fake *f, const struct sv_decoded_frame *d)
 			   "unexpected %s on channel 0", frame_desc(d));
 		fake_send_method(f, 0, &ok);
 		f->conn_closed = true;
+		f->close_code = d->u.method.a.connection_close.reply_code;
 		return;
 	}
 	FAKE_CHECK(f, n < MAX_CHANNELS, "%s on channel %u, beyond this test's", frame_desc(d), n);
@@ -1379,10 +1443,65 @@ static int case_close_code_0(void)
 	return 0;
 }
 
+/*
+ * 7. Deliveries salvo must refuse: a body over its 512 MiB limit (502), content for a
+ * consumer tag it does not have (503). The connection ends with that code sent to the
+ * broker and a clear error for the application: the consumer's get returns it, nothing
+ * crashes, nothing is half delivered.
+ */
+static int bad_delivery(const char *queue, uint16_t code, const char *words)
+{
+	struct fake f = {.heartbeat = 0};
+	salvo_client *c;
+	salvo_channel *ch;
+	salvo_consumer *cons;
+	salvo_message *m;
+	salvo_error err;
+	int rc;
+
+	fake_start(&f, script_serve);
+	c = connect_fake(&f, "heartbeat", "0", NULL);
+	EXPECT(salvo_channel_open(c, &ch, &err), 0);
+	EXPECT(salvo_consume(ch, "ok", NULL, &cons, &err), 0);
+	CHECK(!strcmp(salvo_consumer_tag(cons), FAKE_TAG));
+	EXPECT(salvo_consumer_get(cons, 5000, &m, &err), 0);
+	CHECK(salvo_message_body(m, NULL) && !strcmp(salvo_message_consumer_tag(m), FAKE_TAG));
+	salvo_message_destroy(m);
+	salvo_consumer_destroy(cons);
+
+	EXPECT(salvo_consume(ch, queue, NULL, &cons, &err), 0);
+	rc = salvo_consumer_get(cons, 5000, &m, &err);
+	printf("get after a bad delivery: %d (%s), kind %d: %s\n", rc, salvo_err2str(rc),
+	       err.kind, err.text);
+	CHECK(rc == SALVO_ERR_CLOSED && m == NULL && err.kind == SALVO_ERROR_CONNECTION);
+	CHECK(strstr(err.text, words) != NULL);
+	rc = salvo_client_close(c, 5000, &err);
+	CHECK(rc == SALVO_ERR_PROTOCOL && err.reply_code == code);
+	salvo_consumer_destroy(cons);
+	CHECK(salvo_channel_close(ch, &err) != 0);
+	salvo_client_destroy(c);
+	fake_finish(&f);
+	printf("the fake broker got connection.close %u\n", f.close_code);
+	CHECK(f.conn_closed && f.close_code == code);
+	return 0;
+}
+
+static int case_deliver_too_large(void)
+{
+	return bad_delivery("too-large", 502, "exceeds salvo's limit");
+}
+
+static int case_deliver_unknown_tag(void)
+{
+	return bad_delivery("unknown-tag", 503, "consumer tag 'nobody'");
+}
+
 static const struct {
 	const char *name;
 	int (*fn)(void);
 } cases[] = {
+    {"deliver-too-large", case_deliver_too_large},
+    {"deliver-unknown-tag", case_deliver_unknown_tag},
     {"congested-close", case_congested_close},
     {"blocked-publish-woken", case_blocked_publish_woken},
     {"short-writes", case_short_writes},

@@ -3,10 +3,11 @@
 """Message properties between salvo and pika (Debian's python3-pika) through RabbitMQ.
 
 salvo -> pika: test_props (argv[1]) publishes the sample message of props_sample.h; pika
-basic_get reads it and every property and header is compared with the sample, as pika
-decodes it. pika -> salvo: pika publishes with every property and a header of every type
-pika encodes; `test_props dump` reads it with salvo_basic_get and prints canonical text,
-compared line by line with what pika sent.
+reads it, with basic_get and then with a consumer (basic_consume), and every property and
+header is compared with the sample, as pika decodes it. pika -> salvo: pika publishes with
+every property and a header of every type pika encodes; `test_props dump` reads it with
+salvo_basic_get, and `test_consume dump` (argv[2]) with a salvo consumer, each printing
+canonical text compared line by line with what pika sent.
 
 Needs SALVO_TEST_URI; exits 77 (skip) without it or without pika.
 """
@@ -79,11 +80,15 @@ SAMPLE_HEADERS = {
 }
 
 
-def salvo_to_pika(conn, test_props, env):
+def salvo_to_pika(conn, test_props, env, consume):
     ch = conn.channel()
     ch.queue_purge(QUEUE)
     subprocess.run([test_props, "publish", QUEUE], env=env, check=True)
-    method, props, body = ch.basic_get(QUEUE, auto_ack=True)
+    if consume:
+        method, props, body = next(ch.consume(QUEUE, auto_ack=True, inactivity_timeout=10))
+        ch.cancel()
+    else:
+        method, props, body = ch.basic_get(QUEUE, auto_ack=True)
     if method is None:
         fail("salvo's message", None, "a message")
     check("body", body, b"from salvo")
@@ -162,11 +167,11 @@ h V V
 # RabbitMQ, reads the value unsigned: 2^32 - 15.
 
 
-def pika_to_salvo(conn, test_props, env):
+def pika_to_salvo(conn, reader, env):
     ch = conn.channel()
     ch.queue_purge(QUEUE)
     ch.basic_publish("", QUEUE, b"from pika", PIKA_PROPS)
-    out = subprocess.run([test_props, "dump", QUEUE], env=env, check=True,
+    out = subprocess.run([reader, "dump", QUEUE], env=env, check=True,
                          capture_output=True, text=True).stdout
     got, want = out.splitlines(), PIKA_EXPECTED.splitlines()
     for i, (g, w) in enumerate(zip(got, want)):
@@ -181,17 +186,19 @@ def main():
     if not uri:
         print("SALVO_TEST_URI not set: no broker to test against", file=sys.stderr)
         return 77
-    test_props = sys.argv[1]
+    test_props, test_consume = sys.argv[1], sys.argv[2]
     conn = pika.BlockingConnection(pika.URLParameters(uri))
     ch = conn.channel()
     ch.queue_declare(QUEUE)
     try:
-        salvo_to_pika(conn, test_props, os.environ)
+        salvo_to_pika(conn, test_props, os.environ, consume=False)
+        salvo_to_pika(conn, test_props, os.environ, consume=True)
         pika_to_salvo(conn, test_props, os.environ)
+        pika_to_salvo(conn, test_consume, os.environ)
     finally:
         ch.queue_delete(QUEUE)
         conn.close()
-    print("salvo -> pika and pika -> salvo: ok")
+    print("salvo -> pika (get, consume) and pika -> salvo (get, consumer): ok")
     return 0
 
 

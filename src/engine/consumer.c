@@ -1,0 +1,546 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Consumers: basic.consume, the queue of deliveries between the I/O thread and the
+ * application, and acks from any thread.
+ *
+ * Deliveries. The I/O thread assembles a delivery (io.c, the same code as basic.get-ok)
+ * and appends it to its consumer's queue under the consumer's lock; the application takes
+ * it with salvo_consumer_get or runs its callback with salvo_consumer_dispatch, on its own
+ * thread. The I/O thread never runs application code, so a callback may take minutes
+ * while heartbeats keep going out.
+ *
+ * Bounded memory. Every queued message counts its bytes in client->buffered. When that
+ * passes consumer.buffer_bytes the I/O thread stops arming reads (io.c) and the socket's
+ * buffers fill, which stops the broker; when the application has taken enough to bring it
+ * to half the bound, the taker wakes the I/O thread to read again.
+ *
+ * Acks from any thread. salvo_message_ack and friends check the message (its channel must
+ * still be the opening it came on) and push a small record onto a lock-free stack
+ * (client->settles; a Treiber stack, pushed with compare-and-swap, emptied whole with one
+ * exchange). The pusher that finds the stack empty wakes the I/O thread if it is parked;
+ * the others know it will find their record with the first one's. This costs one
+ * allocation and one compare-and-swap; the request queue (allocation, mutex, eventfd
+ * write, a wait for the I/O thread) cost 140 times more (docs/design.md, Consumers), so
+ * salvo_basic_ack takes this path too.
+ *
+ * Multiple acks. The I/O thread sends each batch's settles at once, and turns single acks
+ * into one basic.ack with multiple when that is exact: struct sv_acked (below) knows
+ * which delivery tags of the channel are settled, and a multiple ack for tag T is sent
+ * only when every tag up to T is. Single acks it cannot cover so go out as they are, in
+ * the same batch: an ack is never held back waiting for an earlier one.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+#include "engine.h"
+#include "props.h"
+
+/* Settled delivery tags (I/O thread only). */
+
+void sv_acked_init(struct sv_acked *a)
+{
+	memset(a, 0, sizeof *a);
+}
+
+void sv_acked_free(struct sv_acked *a)
+{
+	free(a->bits);
+	a->bits = NULL;
+}
+
+static bool acked_bits(struct sv_acked *a)
+{
+	if (!a->bits)
+		a->bits = calloc(SV_ACKED_SPAN / 64, sizeof *a->bits);
+	return a->bits != NULL;
+}
+
+static void acked_set(struct sv_acked *a, uint64_t tag, bool on)
+{
+	uint64_t i = tag % SV_ACKED_SPAN;
+
+	if (on)
+		a->bits[i / 64] |= UINT64_C(1) << (i % 64);
+	else
+		a->bits[i / 64] &= ~(UINT64_C(1) << (i % 64));
+}
+
+/*
+ * Tag settled by the application (or delivered no_ack). Returns false when it cannot be
+ * recorded — a single tag at or below the floor (settled twice: the broker will say so),
+ * beyond the window, or no memory — and the caller must send it on its own.
+ */
+bool sv_acked_settle(struct sv_acked *a, uint64_t tag, bool multiple)
+{
+	if (multiple) {
+		if (tag <= a->floor)
+			return true;
+		/* Everything up to tag is settled: clear the bits of the tags passed. */
+		if (a->bits) {
+			if (tag - a->floor >= SV_ACKED_SPAN)
+				memset(a->bits, 0, SV_ACKED_SPAN / 8);
+			else
+				for (uint64_t t = a->floor + 1; t <= tag; t++)
+					acked_set(a, t, false);
+		}
+		a->floor = tag;
+		return true;
+	}
+	if (tag <= a->floor || tag - a->floor > SV_ACKED_SPAN || !acked_bits(a))
+		return false;
+	acked_set(a, tag, true);
+	return true;
+}
+
+void sv_acked_delivered(struct sv_acked *a, uint64_t tag, bool settled)
+{
+	if (tag > a->delivered)
+		a->delivered = tag;
+	/* A no_ack consumer's tags come in order: the floor follows them without bits. */
+	if (settled && tag == a->floor + 1)
+		a->floor = tag;
+	else if (settled)
+		sv_acked_settle(a, tag, false);
+}
+
+/* Move the floor over every settled tag just above it; returns it. */
+uint64_t sv_acked_advance(struct sv_acked *a)
+{
+	if (!a->bits)
+		return a->floor;
+	for (;;) {
+		uint64_t t = a->floor + 1, i = t % SV_ACKED_SPAN;
+		uint64_t *w = &a->bits[i / 64];
+
+		if (i % 64 == 0 && *w == UINT64_MAX) {
+			*w = 0;
+			a->floor += 64;
+		} else if (*w & (UINT64_C(1) << (i % 64))) {
+			*w &= ~(UINT64_C(1) << (i % 64));
+			a->floor = t;
+		} else {
+			return a->floor;
+		}
+	}
+}
+
+/* The settle stack. */
+
+/* Take every queued settle, oldest first. I/O thread. */
+struct sv_settle *sv_settle_take(salvo_client *c)
+{
+	/* Acquire: pairs with the pushers' release, so their records' contents are seen. */
+	struct sv_settle *s = atomic_exchange_explicit(&c->settles, NULL, memory_order_acquire);
+	struct sv_settle *fifo = NULL;
+
+	while (s) {
+		struct sv_settle *next = s->next;
+		s->next = fifo;
+		fifo = s;
+		s = next;
+	}
+	return fifo;
+}
+
+void sv_settle_free_all(struct sv_settle *s)
+{
+	while (s) {
+		struct sv_settle *next = s->next;
+		free(s);
+		s = next;
+	}
+}
+
+static void settle_push(salvo_client *c, struct sv_settle *s)
+{
+	struct sv_settle *old = atomic_load_explicit(&c->settles, memory_order_relaxed);
+
+	/* Release: the I/O thread's acquire exchange then sees the record's fields. */
+	do
+		s->next = old;
+	while (!atomic_compare_exchange_weak_explicit(&c->settles, &old, s, memory_order_release,
+						      memory_order_relaxed));
+	/* The first record since the I/O thread last emptied the stack wakes it; later ones
+	 * ride along (it looks at the stack again before it parks). */
+	if (!old)
+		sv_client_kick(c);
+}
+
+static const char *const settle_verbs[] = {"ack", "nack", "reject"};
+
+/* Queue a settle of tag on ch, as opened in generation gen, for the I/O thread. */
+static int settle_tag(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
+		      bool multiple, bool requeue, salvo_error *err)
+{
+	struct sv_settle *s;
+
+	/* Acquire: pairs with the I/O thread's release of state, for ch->error. */
+	if (atomic_load_explicit(&ch->state, memory_order_acquire) == SV_CH_CLOSED)
+		return sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
+				    "%s of delivery tag %llu refused: channel %u, which it came on, "
+				    "has closed since (%s); the tag means nothing on another channel",
+				    settle_verbs[kind], (unsigned long long)tag, ch->id,
+				    ch->error.text);
+	if (atomic_load_explicit(&ch->generation, memory_order_relaxed) != gen)
+		return sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
+				    "%s of delivery tag %llu refused: channel %u has been reopened "
+				    "since it came; the tag means nothing on the new channel",
+				    settle_verbs[kind], (unsigned long long)tag, ch->id);
+	s = malloc(sizeof *s);
+	if (!s)
+		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+	*s = (struct sv_settle){.generation = gen, .tag = tag, .channel = ch->id,
+				.kind = (uint8_t)kind, .multiple = multiple, .requeue = requeue};
+	atomic_fetch_add_explicit(&ch->client->cctr.settles, 1, memory_order_relaxed);
+	settle_push(ch->client, s);
+	return 0;
+}
+
+static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, bool requeue,
+		  salvo_error *err)
+{
+	if (!m || !m->ch)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "%s: not a message received from the broker",
+				    settle_verbs[kind]);
+	if (m->no_ack)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "%s of delivery tag %llu: it was received with no_ack, so the "
+				    "broker took it as acknowledged when it sent it",
+				    settle_verbs[kind], (unsigned long long)m->delivery_tag);
+	return settle_tag(m->ch, m->generation, m->delivery_tag, kind, multiple, requeue, err);
+}
+
+/* By tag: the channel as it is now (the caller vouches for the tag). */
+int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple, salvo_error *err)
+{
+	if (!ch)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no channel");
+	return settle_tag(ch, atomic_load_explicit(&ch->generation, memory_order_relaxed),
+			  delivery_tag, SV_SETTLE_ACK, multiple, false, err);
+}
+
+int salvo_message_ack(salvo_message *m, bool multiple, salvo_error *err)
+{
+	return settle(m, SV_SETTLE_ACK, multiple, false, err);
+}
+
+int salvo_message_nack(salvo_message *m, bool multiple, bool requeue, salvo_error *err)
+{
+	return settle(m, SV_SETTLE_NACK, multiple, requeue, err);
+}
+
+int salvo_message_reject(salvo_message *m, bool requeue, salvo_error *err)
+{
+	return settle(m, SV_SETTLE_REJECT, false, requeue, err);
+}
+
+/* The queue of deliveries. */
+
+/* The consumers' queued messages are over the bound: stop decoding. */
+bool sv_consumer_over_bound(salvo_client *c)
+{
+	return atomic_load_explicit(&c->buffered, memory_order_relaxed) >
+	       c->set.consumer_buffer_bytes;
+}
+
+/*
+ * Whether the I/O thread must hold its reads (and decoding): from the moment the queued
+ * messages pass the bound until the application has taken them down to half of it.
+ */
+bool sv_consumer_reads_should_hold(salvo_client *c)
+{
+	uint64_t limit = c->set.consumer_buffer_bytes;
+
+	if (!atomic_load(&c->reads_held)) {
+		if (atomic_load(&c->buffered) <= limit)
+			return false;
+		atomic_fetch_add_explicit(&c->cctr.read_holds, 1, memory_order_relaxed);
+		/* seq_cst store, then load: pairs with taken()'s subtraction and load. */
+		atomic_store(&c->reads_held, 1);
+	}
+	if (atomic_load(&c->buffered) > limit / 2)
+		return true;
+	atomic_store(&c->reads_held, 0);
+	return false;
+}
+
+/* The application took m off a queue: it no longer counts against the bound. */
+static void taken(salvo_client *c, salvo_message *m)
+{
+	uint64_t left = atomic_fetch_sub(&c->buffered, m->cost) - m->cost;
+
+	m->cost = 0;
+	if (left <= c->set.consumer_buffer_bytes / 2 && atomic_load(&c->reads_held))
+		eventfd_write(c->wake_fd, 1);
+}
+
+void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m)
+{
+	uint64_t now, peak;
+
+	if (atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
+		salvo_message_destroy(m);
+		return;
+	}
+	/* Counted before it is visible, so a taker never subtracts what was not added. */
+	now = atomic_fetch_add(&c->buffered, m->cost) + m->cost;
+	peak = atomic_load_explicit(&c->cctr.buffered_peak, memory_order_relaxed);
+	if (now > peak)
+		atomic_store_explicit(&c->cctr.buffered_peak, now, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->cctr.delivered, 1, memory_order_relaxed);
+	m->next = NULL;
+	pthread_mutex_lock(&cons->lock);
+	if (cons->tail)
+		cons->tail->next = m;
+	else
+		cons->head = m;
+	cons->tail = m;
+	pthread_cond_signal(&cons->cond);
+	pthread_mutex_unlock(&cons->lock);
+}
+
+/* I/O thread: the consumer is over (cancelled, or its channel ended). */
+void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why)
+{
+	pthread_mutex_lock(&cons->lock);
+	if (!cons->end_status) {
+		cons->end_status = why->status ? why->status : SALVO_ERR_CLOSED;
+		cons->end_err = *why;
+		cons->end_err.status = cons->end_status;
+	}
+	pthread_cond_broadcast(&cons->cond);
+	pthread_mutex_unlock(&cons->lock);
+}
+
+static void drop_queued(struct salvo_consumer *cons)
+{
+	salvo_message *m;
+
+	pthread_mutex_lock(&cons->lock);
+	m = cons->head;
+	cons->head = cons->tail = NULL;
+	pthread_mutex_unlock(&cons->lock);
+	while (m) {
+		salvo_message *next = m->next;
+		taken(cons->ch->client, m);
+		salvo_message_destroy(m);
+		m = next;
+	}
+}
+
+void sv_consumer_put(struct salvo_consumer *cons)
+{
+	if (atomic_fetch_sub_explicit(&cons->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	drop_queued(cons);
+	pthread_mutex_destroy(&cons->lock);
+	pthread_cond_destroy(&cons->cond);
+	sv_channel_put(cons->ch);
+	free(cons);
+}
+
+/*
+ * Wait until a message is queued or the consumer ended, at most timeout_ms; then take
+ * the message (NULL when none). Returns 0, or with no message the end state or
+ * SALVO_ERR_TIMEOUT / SALVO_ERR_WOULD_BLOCK.
+ */
+static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out,
+		salvo_error *err)
+{
+	struct timespec ts;
+	salvo_message *m;
+	int rc = 0;
+
+	if (timeout_ms > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += timeout_ms / 1000;
+		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&cons->lock);
+	while (!cons->head && !cons->end_status && timeout_ms != 0 && rc == 0)
+		rc = timeout_ms < 0 ? pthread_cond_wait(&cons->cond, &cons->lock)
+				    : pthread_cond_timedwait(&cons->cond, &cons->lock, &ts);
+	m = cons->head;
+	if (m) {
+		cons->head = m->next;
+		if (!cons->head)
+			cons->tail = NULL;
+		m->next = NULL;
+		rc = 0;
+	} else if (cons->end_status) {
+		rc = cons->end_status;
+		sv_error_copy(err, &cons->end_err);
+	} else {
+		rc = timeout_ms == 0 ? SALVO_ERR_WOULD_BLOCK : SALVO_ERR_TIMEOUT;
+		sv_error_set(err, rc, SALVO_ERROR_LOCAL, "no message within %d ms", timeout_ms);
+	}
+	pthread_mutex_unlock(&cons->lock);
+	if (m)
+		taken(cons->ch->client, m);
+	*out = m;
+	return rc;
+}
+
+int salvo_consumer_get(salvo_consumer *cons, int timeout_ms, salvo_message **msg,
+		       salvo_error *err)
+{
+	if (!cons || !msg)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_consumer_get: consumer and msg are required");
+	return take(cons, timeout_ms, msg, err);
+}
+
+int salvo_consumer_dispatch(salvo_consumer *cons, int timeout_ms, size_t max, salvo_error *err)
+{
+	salvo_message *m;
+	int n = 0, rc;
+
+	if (!cons || !cons->on_message)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_consumer_dispatch: a consumer with a callback "
+				    "(salvo_consumer_opts.on_message) is required");
+	rc = take(cons, timeout_ms, &m, err);
+	while (m) {
+		cons->on_message(m, cons->on_message_arg);
+		n++;
+		if ((max && (size_t)n >= max) || n == INT32_MAX)
+			break;
+		rc = take(cons, 0, &m, NULL);
+	}
+	return n ? n : rc;
+}
+
+/* Consuming. */
+
+int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opts *opts,
+		  salvo_consumer **out, salvo_error *err)
+{
+	static const salvo_consumer_opts none;
+	struct sv_method m = {.id = SV_BASIC_CONSUME};
+	struct salvo_consumer *cons;
+	bool submitted = false;
+	int rc;
+
+	if (!opts)
+		opts = &none;
+	if (!ch || !queue || !out)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_consume: channel, queue and out are required");
+	*out = NULL;
+	if (strlen(queue) > SV_SHORTSTR_MAX || (opts->tag && strlen(opts->tag) > SV_SHORTSTR_MAX))
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_consume: queue and tag hold at most 255 bytes");
+	if (opts->arguments && opts->arguments->array)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "arguments must be a table, not a field array");
+	cons = calloc(1, sizeof *cons);
+	if (!cons)
+		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+	pthread_mutex_init(&cons->lock, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&cons->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	cons->ch = ch;
+	cons->no_ack = opts->flags & SALVO_CONSUME_NO_ACK;
+	cons->on_message = opts->on_message;
+	cons->on_message_arg = opts->on_message_arg;
+	/* The application's reference, and the request's (the channel's list takes it over at
+	 * consume-ok). */
+	atomic_init(&cons->refs, 2);
+	m.a.basic_consume = (struct sv_basic_consume){
+		.queue = {(const uint8_t *)queue, (uint32_t)strlen(queue)},
+		.consumer_tag = {(const uint8_t *)(opts->tag ? opts->tag : ""),
+				 (uint32_t)(opts->tag ? strlen(opts->tag) : 0)},
+		.no_local = opts->flags & SALVO_CONSUME_NO_LOCAL,
+		.no_ack = opts->flags & SALVO_CONSUME_NO_ACK,
+		.exclusive = opts->flags & SALVO_CONSUME_EXCLUSIVE,
+		.arguments = sv_table_of(opts->arguments),
+	};
+	rc = sv_channel_rpc_for(ch, &m, SV_BASIC_CONSUME_OK, cons, &submitted, err);
+	if (!submitted)
+		sv_consumer_put(cons); /* the request's reference, never handed over */
+	if (rc) {
+		/* A consume-ok still to come registers a consumer nobody reads: its deliveries
+		 * are dropped (unacked, so requeued when the channel closes). */
+		atomic_store(&cons->abandoned, 1);
+		sv_consumer_put(cons);
+		return rc;
+	}
+	*out = cons;
+	return 0;
+}
+
+const char *salvo_consumer_tag(const salvo_consumer *cons)
+{
+	return cons ? cons->tag : "";
+}
+
+int salvo_consumer_cancel(salvo_consumer *cons, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_BASIC_CANCEL};
+	int status;
+
+	if (!cons)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_consumer_cancel: no consumer");
+	pthread_mutex_lock(&cons->lock);
+	status = cons->end_status;
+	if (status && status != SALVO_ERR_CANCELLED)
+		sv_error_copy(err, &cons->end_err);
+	pthread_mutex_unlock(&cons->lock);
+	if (status)
+		return status == SALVO_ERR_CANCELLED ? 0 : status;
+	m.a.basic_cancel.consumer_tag =
+		(struct sv_bytes){(const uint8_t *)cons->tag, (uint32_t)strlen(cons->tag)};
+	return sv_channel_rpc(cons->ch, &m, SV_BASIC_CANCEL_OK, NULL, NULL, err);
+}
+
+void salvo_consumer_destroy(salvo_consumer *cons)
+{
+	if (!cons)
+		return;
+	salvo_consumer_cancel(cons, NULL);
+	/* Whatever still arrives for it (a cancel that failed) is dropped. */
+	atomic_store(&cons->abandoned, 1);
+	drop_queued(cons);
+	sv_consumer_put(cons);
+}
+
+int salvo_basic_recover(salvo_channel *ch, bool requeue, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_BASIC_RECOVER, .a.basic_recover = {requeue}};
+
+	if (!ch)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no channel");
+	return sv_channel_rpc(ch, &m, SV_BASIC_RECOVER_OK, NULL, NULL, err);
+}
+
+void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st)
+{
+	if (!st)
+		return;
+	memset(st, 0, sizeof *st);
+	if (!c)
+		return;
+	st->delivered = atomic_load_explicit(&c->cctr.delivered, memory_order_relaxed);
+	st->buffered_bytes = atomic_load_explicit(&c->buffered, memory_order_relaxed);
+	st->buffered_peak = atomic_load_explicit(&c->cctr.buffered_peak, memory_order_relaxed);
+	st->read_holds = atomic_load_explicit(&c->cctr.read_holds, memory_order_relaxed);
+	st->settles = atomic_load_explicit(&c->cctr.settles, memory_order_relaxed);
+	st->settle_frames = atomic_load_explicit(&c->cctr.settle_frames, memory_order_relaxed);
+	st->settles_dropped =
+		atomic_load_explicit(&c->cctr.settles_dropped, memory_order_relaxed);
+}
