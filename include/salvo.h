@@ -787,6 +787,11 @@ SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_er
 typedef struct salvo_pub_stats {
 	uint64_t published, acked, nacked, returned, failed;
 	uint64_t resent; /* sent again after a reconnection: possible duplicates */
+	/* Best effort: messages sent on connections that were then lost, after the last
+	 * point the broker was shown to have handled them (an upper bound of what the losses
+	 * cost; salvo checks about every millisecond while publishing). 0 in confirm modes,
+	 * which resend instead. */
+	uint64_t possibly_lost;
 	uint64_t in_flight; /* published, outcome not yet known */
 	uint64_t latency_count, latency_max_ns;
 	uint64_t latency[SALVO_LATENCY_BUCKETS];

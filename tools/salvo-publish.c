@@ -118,7 +118,9 @@ static void usage(FILE *out)
 	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
 	    "                         cpu_us_per_msg, confirm, acked, nacked, returned, failed\n"
 	    "                         (0 with --confirm none), reconnects, duplicates_possible\n"
-	    "                         (messages sent again after a reconnection)\n"
+	    "                         (messages sent again after a reconnection),\n"
+	    "                         possibly_lost (best effort: sent on lost connections\n"
+	    "                         after the broker last proved it had handled them)\n"
 	    "  -P, --progress         print the rate on stderr once a second while publishing\n"
 	    "  -d, --declare-queue    first declare a queue named KEY (not durable, not\n"
 	    "                         auto-delete; one that exists must match), for use with\n"
@@ -389,9 +391,9 @@ static void report(const struct options *o, const struct stats *st)
 	       secs, rate, mbps, st->cpu_seconds, us_per_msg);
 	printf("\"confirm\": \"%s\", \"acked\": %" PRIu64 ", \"nacked\": %" PRIu64
 	       ", \"returned\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"reconnects\": %" PRIu64
-	       ", \"duplicates_possible\": %" PRIu64 "}\n",
+	       ", \"duplicates_possible\": %" PRIu64 ", \"possibly_lost\": %" PRIu64 "}\n",
 	       confirm_names[o->confirm], st->pub.acked, st->pub.nacked, st->pub.returned,
-	       st->pub.failed, st->reconnects, st->pub.resent);
+	       st->pub.failed, st->reconnects, st->pub.resent, st->pub.possibly_lost);
 }
 
 /* Connect, declare, publish, flush, close. Returns the exit status. */

@@ -89,8 +89,10 @@ void summary(const struct options *o, const struct result *r)
 		per_second(bytes, r->seconds) / 1e6, r->cpu_seconds,
 		r->sent ? r->cpu_seconds * 1e6 / (double)r->sent : 0.0, max_rss_kb());
 	if (r->reconnects)
-		fprintf(stderr, "reconnections: %" PRIu64 ", messages sent again: %" PRIu64 "\n",
-			r->reconnects, p->resent);
+		fprintf(stderr,
+			"reconnections: %" PRIu64 ", messages sent again: %" PRIu64
+			", possibly lost (best effort): %" PRIu64 "\n",
+			r->reconnects, p->resent, p->possibly_lost);
 	if (o->confirm == SALVO_CONFIRM_NONE)
 		return;
 	fprintf(stderr,
@@ -130,8 +132,9 @@ void json(const struct options *o, const struct result *r)
 		       latency_us(p, 0.5), latency_us(p, 0.99), latency_us(p, 0.999),
 		       latency_us(p, 1));
 	printf("\"reconnects\": %" PRIu64 ", \"duplicates_possible\": %" PRIu64
+	       ", \"possibly_lost\": %" PRIu64
 	       ", \"producers\": %u, \"connections\": %u, \"size\": %zu, "
 	       "\"confirm\": \"%s\", \"rate\": %" PRIu64 ", \"max_rss_kb\": %ld}\n",
-	       r->reconnects, p->resent, o->producers, o->connections, o->size,
+	       r->reconnects, p->resent, p->possibly_lost, o->producers, o->connections, o->size,
 	       confirm_names[o->confirm], o->rate, max_rss_kb());
 }

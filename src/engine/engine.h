@@ -62,6 +62,10 @@ struct sv_request {
 	/* An I/O thread's own request reopening a publisher's channel after a reconnection:
 	 * the publisher resumes when it completes. */
 	struct salvo_publisher *resume;
+	/* A best-effort publisher's checkpoint (channel.flow, see io.c): its reply proves the
+	 * broker handled the ckpt_count messages sent before it. */
+	struct salvo_publisher *ckpt;
+	uint64_t ckpt_count;
 	uint64_t generation; /* SV_REQ_RESUME: the connection whose hooks ran */
 	uint32_t reply_id;
 	uint8_t *frame;
@@ -318,7 +322,7 @@ struct sv_slot {
 
 /* Counters written by the I/O thread only, read by anyone. */
 struct sv_pub_counters {
-	_Atomic uint64_t acked, nacked, returned, failed, resent;
+	_Atomic uint64_t acked, nacked, returned, failed, resent, possibly_lost;
 	_Atomic uint64_t latency_count, latency_max_ns;
 	_Atomic uint64_t latency[SALVO_LATENCY_BUCKETS];
 };
@@ -369,6 +373,14 @@ struct salvo_publisher {
 	uint64_t resent_until;	   /* seqs up to here were sent again: their acks may repeat */
 	uint64_t release_to;	   /* confirms allow releasing up to here (once it is sent) */
 	bool drain_due;		   /* acks arrived: drain the window after this read */
+	/* Best effort, counted in messages since the publisher began: bounds of how many
+	 * are sent (be_lo <= sent <= be_hi), how many a checkpoint proved the broker handled,
+	 * whether a checkpoint is in flight (and since when), and the snapshot taken with
+	 * the span in the send (snap_end 0: the span did not end at the head). */
+	uint64_t be_lo, be_hi, be_verified;
+	uint64_t snap_lo, snap_hi, snap_end;
+	bool ckpt_inflight;
+	uint64_t ckpt_last_ns;
 };
 
 /* consumer.c */

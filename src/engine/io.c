@@ -79,6 +79,7 @@ static int out_append(salvo_client *c, const uint8_t *p, size_t n)
 }
 
 static void conn_fail(salvo_client *c, const salvo_error *why);
+static void count_possibly_lost(salvo_client *c);
 
 /* The socket is ours to read and write: not closed, not being replaced. */
 static bool live(salvo_client *c)
@@ -311,6 +312,9 @@ static bool pub_settle(salvo_client *c, size_t i)
 		c->partial_pub = NULL;
 	pub->ch->pub = NULL;
 	pub->detach = NULL;
+	/* A checkpoint's reply may come after the publisher is gone. */
+	for (struct sv_request *r = pub->ch->await_head; r; r = r->next)
+		r->ckpt = NULL;
 	if (pub->ch->recovering && !pub->ch->await_head) {
 		/* Its channel was waiting to be reopened (the next connection, or the hooks);
 		 * nobody needs it now: it ends here, the broker never saw it. */
@@ -792,6 +796,11 @@ static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_m
 		cancel_consumer(c, ch, m->a.basic_cancel_ok.consumer_tag, false);
 	if (req->resume)
 		pub_resume(req->resume);
+	if (req->ckpt) {
+		if (req->ckpt_count > req->ckpt->be_verified)
+			req->ckpt->be_verified = req->ckpt_count;
+		req->ckpt->ckpt_inflight = false;
+	}
 	sv_request_complete(req, 0, NULL);
 	if (m && m->id == SV_CHANNEL_CLOSE_OK) {
 		salvo_error e;
@@ -809,6 +818,8 @@ static void close_all(salvo_client *c, const salvo_error *why)
 {
 	struct sv_request *req, *queued;
 
+	if (why)
+		count_possibly_lost(c);
 	pthread_mutex_lock(&c->lock);
 	if (why)
 		c->error = *why;
@@ -1391,14 +1402,17 @@ static bool iov_add(salvo_client *c, const uint8_t *p, size_t n, struct salvo_pu
 /* What of a publisher's ring the next send must or may carry: all pending messages while
  * its channel is open and it stays attached; otherwise only the rest of a message a short
  * write cut (the broker would take anything else on the channel for its missing frames). */
-static size_t pub_ready(salvo_client *c, struct salvo_publisher *pub, const uint8_t **p)
+static size_t pub_ready(salvo_client *c, struct salvo_publisher *pub, const uint8_t **p,
+			bool *to_head)
 {
 	size_t n = sv_ring_pending(&pub->ring, p);
 	uint64_t sent = sv_ring_sent(&pub->ring);
 
 	/* Paused after a reconnection until the hooks ran and the channel is back, and while
 	 * the broker says it is blocked. */
-	if (!pub_closed(pub) && !pub->detach && !c->paused && !c->blocked && !pub->ch->recovering)
+	*to_head = !pub_closed(pub) && !pub->detach && !c->paused && !c->blocked &&
+		   !pub->ch->recovering;
+	if (*to_head)
 		return n;
 	return pub->must_end > sent ? (size_t)(pub->must_end - sent) : 0;
 }
@@ -1406,10 +1420,29 @@ static size_t pub_ready(salvo_client *c, struct salvo_publisher *pub, const uint
 static void add_pub(salvo_client *c, struct salvo_publisher *pub)
 {
 	const uint8_t *p;
-	size_t n = pub_ready(c, pub, &p);
+	uint64_t lo = 0;
+	bool to_head;
+	size_t n;
 
-	if (n && iov_add(c, p, n, pub))
-		pub->in_flight = true;
+	/* Best effort counts messages by the producer's count, not by walking frames (a read
+	 * of every frame header): the producer counts a message just before it
+	 * commits it, so read after the head's acquire the count is at least the number of
+	 * messages below that head; read before, less the one that may be counted and not
+	 * yet committed, at most. */
+	if (!pub->slots) {
+		lo = atomic_load_explicit(&pub->published, memory_order_relaxed);
+		lo -= lo > 0;
+	}
+	n = pub_ready(c, pub, &p, &to_head);
+	if (!n || !iov_add(c, p, n, pub))
+		return;
+	pub->in_flight = true;
+	if (!pub->slots) {
+		pub->snap_lo = lo;
+		pub->snap_hi = atomic_load_explicit(&pub->published, memory_order_relaxed);
+		/* Only a span that ends at the head lo was read before is described by it. */
+		pub->snap_end = to_head ? sv_ring_sent(&pub->ring) + n : 0;
+	}
 }
 
 /* Everything ready, in an order that never splits a frame: the source a short write
@@ -1433,7 +1466,8 @@ static bool rings_idle(salvo_client *c)
 {
 	for (size_t i = 0; i < c->npubs; i++) {
 		const uint8_t *p;
-		if (pub_ready(c, c->pubs[i], &p))
+		bool to_head;
+		if (pub_ready(c, c->pubs[i], &p, &to_head))
 			return false;
 	}
 	return true;
@@ -1460,6 +1494,14 @@ static void pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, 
 	uint64_t s0 = sv_ring_sent(&pub->ring), s1 = s0 + take;
 
 	pub->in_flight = false;
+	/* Best effort: bounds of how many messages are now sent, from the snapshot of the
+	 * producer's count taken with this span (add_pub). */
+	if (!pub->slots && take) {
+		if (s1 == pub->snap_end)
+			pub->be_lo = pub->snap_lo;
+		if (pub->snap_hi > pub->be_hi)
+			pub->be_hi = pub->snap_hi;
+	}
 	/* Find where a cut message ends before releasing: once released, the producer may
 	 * overwrite the frame headers the walk reads. s0 is a message boundary unless an
 	 * earlier cut left must_end beyond it. */
@@ -1479,9 +1521,73 @@ static void pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, 
 		c->partial_pub = pub;
 }
 
+/*
+ * Best effort has no confirms, so a lost connection would leave no way to say what it
+ * cost. About once a millisecond while a best-effort publisher sends, a channel.flow
+ * (active=true, which changes nothing) goes on its channel ahead of this send's messages:
+ * the broker handles a channel's frames in order, so its flow-ok proves every message
+ * sent before it was handled. At a loss, what was sent after the last proof is counted as
+ * possibly lost (salvo_pub_stats.possibly_lost). One checkpoint in flight per publisher.
+ */
+#define SV_CKPT_NS (1000u * 1000u)
+
+static void checkpoints(salvo_client *c)
+{
+	uint64_t now = 0;
+
+	for (size_t i = 0; i < c->npubs; i++) {
+		struct salvo_publisher *pub = c->pubs[i];
+		struct sv_method flow = {.id = SV_CHANNEL_FLOW, .a.channel_flow.active = true};
+		struct sv_request *req;
+		struct sv_codec_error cerr;
+		uint8_t buf[32];
+		size_t n;
+
+		if (pub->slots || pub->ckpt_inflight || pub->be_lo <= pub->be_verified ||
+		    pub_closed(pub) || pub->detach || c->paused || pub->ch->recovering ||
+		    pub->ch->close_sent)
+			continue;
+		if (!now)
+			now = sv_now_ns();
+		if (now - pub->ckpt_last_ns < SV_CKPT_NS)
+			continue;
+		req = sv_request_new(SV_REQ_METHOD);
+		n = sv_frame_put_method(buf, sizeof buf, pub->ch->id, &flow, &cerr);
+		if (!req || !n || out_append(c, buf, n)) {
+			free(req); /* a checkpoint is worth no failure: the next one may do */
+			continue;
+		}
+		atomic_store(&req->refs, 1); /* nobody waits for it */
+		atomic_fetch_add_explicit(&pub->ch->refs, 1, memory_order_relaxed);
+		req->ch = pub->ch;
+		req->reply_id = SV_CHANNEL_FLOW_OK;
+		req->ckpt = pub;
+		req->ckpt_count = pub->be_lo;
+		channel_await(pub->ch, req);
+		pub->ckpt_inflight = true;
+		pub->ckpt_last_ns = now;
+	}
+}
+
+/* What a lost connection may have cost best-effort publishers: at most what was sent
+ * after the last checkpoint. The next connection starts from what was surely sent. */
+static void count_possibly_lost(salvo_client *c)
+{
+	for (size_t i = 0; i < c->npubs; i++) {
+		struct salvo_publisher *pub = c->pubs[i];
+
+		if (!pub->slots && pub->be_hi > pub->be_verified)
+			stat_add(&pub->ctr.possibly_lost, pub->be_hi - pub->be_verified);
+		if (pub->be_lo > pub->be_verified)
+			pub->be_verified = pub->be_lo;
+		pub->ckpt_inflight = false;
+	}
+}
+
 /* gather(), and once everything queued before a close has gone: connection.close. */
 static void gather_all(salvo_client *c)
 {
+	checkpoints(c);
 	gather(c);
 	if (!c->niov && c->close_req && atomic_load(&c->state) == SV_CONN_OPEN) {
 		struct sv_method m = {.id = SV_CONNECTION_CLOSE,
@@ -1942,6 +2048,7 @@ static void recover(salvo_client *c)
 	c->partial_pub = NULL;
 	c->recv_hold_until = 0;
 	c->blocked = false;
+	count_possibly_lost(c);
 
 	/* Channels: publishers' wait for the new connection; the application's end here. */
 	for (unsigned id = 1; id <= c->sess.channel_max; id++) {

@@ -553,8 +553,10 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 				      memory_order_relaxed);
 	}
 	head_before = sv_ring_head(&p->ring);
-	sv_ring_commit(&p->ring, need);
+	/* Counted before the commit, whose release carries it: whoever sees the head holding
+	 * the message sees the count too (best effort's checkpoints count this way, io.c). */
 	atomic_store_explicit(&p->published, s, memory_order_relaxed);
+	sv_ring_commit(&p->ring, need);
 	if (seq)
 		*seq = s;
 	/*
@@ -708,6 +710,7 @@ void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
 	sum->returned += st->returned;
 	sum->failed += st->failed;
 	sum->resent += st->resent;
+	sum->possibly_lost += st->possibly_lost;
 	sum->in_flight += st->in_flight;
 	sum->latency_count += st->latency_count;
 	if (st->latency_max_ns > sum->latency_max_ns)
@@ -863,6 +866,7 @@ void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st)
 	st->returned = LOAD(p->ctr.returned);
 	st->failed = LOAD(p->ctr.failed);
 	st->resent = LOAD(p->ctr.resent);
+	st->possibly_lost = LOAD(p->ctr.possibly_lost);
 	st->latency_count = LOAD(p->ctr.latency_count);
 	st->latency_max_ns = LOAD(p->ctr.latency_max_ns);
 	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)

@@ -208,6 +208,7 @@ struct fake {
 	uint32_t pub_msgs[MAX_PUBS];
 	uint32_t opens, client_closes, declares, gets, acks, heartbeats;
 	uint32_t heartbeats_sent;
+	uint32_t flows; /* channel.flow checkpoints answered */
 	uint64_t ack_top; /* the highest delivery tag acked */
 	uint32_t close_oks[MAX_CHANNELS]; /* answers to our channel.close */
 	uint16_t first_channel;
@@ -600,6 +601,13 @@ static void fake_method(struct fake *f, uint16_t n, const struct sv_method *m)
 		f->declares++;
 		return;
 	}
+	case SV_CHANNEL_FLOW:
+		/* salvo's best-effort checkpoint (active=true): answered as RabbitMQ does. */
+		FAKE_CHECK(f, m->a.channel_flow.active, "channel.flow active=false on channel %u", n);
+		r = (struct sv_method){.id = SV_CHANNEL_FLOW_OK, .a.channel_flow_ok.active = true};
+		fake_send_method(f, n, &r);
+		f->flows++;
+		return;
 	case SV_BASIC_GET:
 		fake_basic_get(f, n, m->a.basic_get.queue);
 		return;
