@@ -256,8 +256,10 @@ static void stop_clock(struct stats *st)
 /* The low min(size, 8) bytes of seq, big-endian, at the start of body. */
 static void put_seq(uint8_t *body, size_t size, uint64_t seq)
 {
-	for (size_t i = size < 8 ? size : 8; i-- > 0; seq >>= 8)
-		body[i] = (uint8_t)seq;
+	size_t n = size < 8 ? size : 8;
+
+	for (size_t i = 0; i < n; i++)
+		body[n - 1 - i] = (uint8_t)(seq >> (8 * i));
 }
 
 /* Once a second at most: messages so far and the rate since the last line. Checked every
