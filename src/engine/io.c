@@ -1058,8 +1058,7 @@ static void frames(salvo_client *c)
  */
 static void tls_frames(salvo_client *c)
 {
-	if (c->rlen)
-		frames(c); /* resuming: what was left undecoded first */
+	frames(c); /* what was left undecoded first; and input_pending as of now */
 	while (live(c) && !c->input_pending && c->rlen < c->rcap) {
 		salvo_error e;
 		size_t got = 0;
@@ -1820,8 +1819,11 @@ static void arm(salvo_client *c, uint64_t now)
 
 	if (c->recv_hold_until && (now >= c->recv_hold_until || pubs_waiting(c)))
 		c->recv_hold_until = 0;
-	if (c->input_pending && live(c) && !sv_consumer_reads_should_hold(c))
-		decode_input(c, 0); /* the application has taken enough: go on */
+	/* The application has taken enough: go on. Until decoding stops at the bound with
+	 * the hold recorded (reads_held), which is what makes the application's next take
+	 * wake this thread: a decode that refills past the bound must not leave it unset. */
+	while (c->input_pending && live(c) && !sv_consumer_reads_should_hold(c))
+		decode_input(c, 0);
 	if (!c->recv_inflight && !c->recv_hold_until && live(c) && !c->input_pending &&
 	    !sv_consumer_reads_should_hold(c)) {
 		sqe = io_uring_get_sqe(&c->uring);
