@@ -316,6 +316,14 @@ void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why)
 	pthread_mutex_unlock(&cons->lock);
 }
 
+void sv_consumer_interrupt(struct salvo_consumer *cons)
+{
+	pthread_mutex_lock(&cons->lock);
+	cons->interrupted = true;
+	pthread_cond_broadcast(&cons->cond);
+	pthread_mutex_unlock(&cons->lock);
+}
+
 static void drop_queued(struct salvo_consumer *cons)
 {
 	salvo_message *m;
@@ -365,7 +373,8 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 		}
 	}
 	pthread_mutex_lock(&cons->lock);
-	while (!cons->head && !cons->end_status && timeout_ms != 0 && rc == 0)
+	while (!cons->head && !cons->end_status && !cons->interrupted && timeout_ms != 0 &&
+	       rc == 0)
 		rc = timeout_ms < 0 ? pthread_cond_wait(&cons->cond, &cons->lock)
 				    : pthread_cond_timedwait(&cons->cond, &cons->lock, &ts);
 	m = cons->head;
@@ -378,6 +387,10 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 	} else if (cons->end_status) {
 		rc = cons->end_status;
 		sv_error_copy(err, &cons->end_err);
+	} else if (cons->interrupted) {
+		cons->interrupted = false;
+		rc = SALVO_ERR_TIMEOUT;
+		sv_error_set(err, rc, SALVO_ERROR_LOCAL, "the wait was interrupted");
 	} else {
 		rc = timeout_ms == 0 ? SALVO_ERR_WOULD_BLOCK : SALVO_ERR_TIMEOUT;
 		sv_error_set(err, rc, SALVO_ERROR_LOCAL, "no message within %d ms", timeout_ms);

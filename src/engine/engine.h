@@ -288,6 +288,7 @@ struct salvo_consumer {
 	int end_status; /* 0 while active; SALVO_ERR_CANCELLED or the channel's error */
 	salvo_error end_err;
 	bool cancel_asked;
+	bool interrupted; /* sv_consumer_interrupt: the next wait returns at once */
 
 	struct salvo_consumer *next; /* I/O thread: in ch->consumers */
 };
@@ -375,6 +376,9 @@ struct salvo_publisher {
 void sv_consumer_put(struct salvo_consumer *cons);
 void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m);
 void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
+/* Any thread: end the wait of salvo_consumer_get/dispatch in progress, or the next one,
+ * with SALVO_ERR_TIMEOUT when no message is queued (a listener being stopped). */
+void sv_consumer_interrupt(struct salvo_consumer *cons);
 struct sv_settle *sv_settle_take(salvo_client *c);
 void sv_settle_free_all(struct sv_settle *s);
 bool sv_consumer_reads_should_hold(salvo_client *c);
