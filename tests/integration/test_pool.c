@@ -277,7 +277,9 @@ static void case_pool_ini(void)
 	/* Publish 300 messages, each on the pool's next connection: 100 per connection, as
 	 * each client's own counters say. */
 	salvo_client *c0 = salvo_pool_client(pub, 0);
-	fresh_queue(c0, "salvo.test.pool");
+	char pool_q[64];
+	snprintf(pool_q, sizeof pool_q, "salvo.test.pool.%d", (int)getpid());
+	fresh_queue(c0, pool_q);
 	for (int i = 0; i < 300; i++) {
 		salvo_client *c = salvo_pool_get(pub);
 		size_t k = 0;
@@ -290,7 +292,7 @@ static void case_pool_ini(void)
 			salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC};
 			OK(salvo_publisher_new(c, &o, &pubs[k], &err));
 		}
-		OK(salvo_publish(pubs[k], "", "salvo.test.pool", body, (size_t)len, 0, 5000, &err));
+		OK(salvo_publish(pubs[k], "", pool_q, body, (size_t)len, 0, 5000, &err));
 	}
 	for (int k = 0; k < 3; k++) {
 		salvo_pub_stats st;
@@ -306,7 +308,7 @@ static void case_pool_ini(void)
 	for (int k = 0; k < 2; k++) {
 		OK(salvo_channel_open(salvo_pool_get(lis), &chs[k], &err));
 		OK(salvo_basic_qos(chs[k], 0, 10, false, &err));
-		OK(salvo_consume(chs[k], "salvo.test.pool", NULL, &cons[k], &err));
+		OK(salvo_consume(chs[k], pool_q, NULL, &cons[k], &err));
 	}
 	for (double end = now_s() + 10; received < 300 && now_s() < end;) {
 		for (int k = 0; k < 2; k++) {
@@ -324,7 +326,7 @@ static void case_pool_ini(void)
 		salvo_consumer_destroy(cons[k]);
 		OK(salvo_channel_close(chs[k], &err));
 	}
-	delete_queue(c0, "salvo.test.pool");
+	delete_queue(c0, pool_q);
 	OK(salvo_pool_destroy(pub, 5000, &err));
 	OK(salvo_pool_destroy(lis, 5000, &err));
 	/* Destroy closed them all. */
@@ -386,7 +388,8 @@ static void case_pool_errors(void)
 
 /* Listeners. */
 
-#define LQ "salvo.test.listener"
+/* Per process: meson runs the cases in parallel. */
+static char LQ[64];
 
 struct counter {
 	_Atomic uint32_t calls, done;
@@ -672,6 +675,7 @@ int main(int argc, char **argv)
 	};
 
 	uri = getenv("SALVO_TEST_URI");
+	snprintf(LQ, sizeof LQ, "salvo.test.listener.%d", (int)getpid());
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s CASE\n", argv[0]);
 		return 2;
