@@ -861,15 +861,18 @@ SALVO_API int salvo_pool_new(const salvo_conf *conf, size_t size, salvo_pool **o
  *	# comments start with '#' or ';' on their own line
  *	[publish]
  *	uri = amqp://guest:guest@localhost:5672/
- *	uri = amqp://guest:guest@standby:5672/    (a repeated uri is a failover: uri.add)
+ *	uri = amqp://guest:guest@standby:5672/
  *	pool_size = 4
  *	heartbeat = 30
  *
  * A section holds "key = value" lines: any key of salvo_conf_set, and pool_size
- * (1..SALVO_POOL_MAX, default 1; stored in *pool_size, which may be NULL). The first uri
- * is applied first, then the failover endpoints, then the other keys in the order written,
- * so user, password and vhost lines override the URI's wherever they stand. A key given
- * twice in a section is an error (except uri and uri.add).
+ * (1..SALVO_POOL_MAX, default 1; stored in *pool_size, which may be NULL). Blanks around
+ * keys and values are dropped; a value runs to the end of its line (no inline comments,
+ * quotes or escapes). The first uri is applied first, then the failover endpoints, then
+ * the other keys in the order written, so user, password and vhost lines override the
+ * URI's wherever they stand. A repeated uri is a failover endpoint (as uri.add): it may
+ * give the first uri's user, password and vhost again or leave them out, but not others,
+ * nor query parameters. A key given twice in a section is an error (but uri, uri.add).
  *
  * The whole file is checked, every section, not only the one asked for: a typo in
  * another section is reported now rather than when that section is used. Limits: 256 KiB

@@ -345,7 +345,32 @@ static void test_uri_order_and_failover(void **state)
 	conf_is(conf, "vhost", "v");
 	conf_is(conf, "uri", "amqp://alice:***@one:1001/v");
 	conf_is(conf, "uri.add", "amqp://two:1002,amqp://three:1003");
+	/* A repeated uri may name the first one's user, password and vhost, or leave them
+	 * out; it adds only its endpoint (scheme, host, port; IPv6 kept in brackets). */
+	assert_int_equal(load(conf,
+			      "[p]\n"
+			      "uri = amqps://bob:pw@one:1001/v?heartbeat=5\n"
+			      "uri = amqps://bob:pw@two:1002/v\n"
+			      "uri = amqps://[::1]\n",
+			      "p", NULL, &err),
+			 0);
+	conf_is(conf, "uri", "amqps://bob:***@one:1001/v");
+	conf_is(conf, "uri.add", "amqps://two:1002,amqps://[::1]:5671");
+	conf_is(conf, "heartbeat", "5");
 	salvo_conf_destroy(conf);
+}
+
+static void test_uri_repeated_refusals(void **state)
+{
+	(void)state;
+	expect_error("[p]\nuri = amqp://u:p@h/v\nuri = amqp://u:other@h2/v\n", "p",
+		     "app.cfg:3: uri: a repeated uri is a failover endpoint: its user and "
+		     "password must be the first uri's");
+	expect_error("[p]\nuri = amqp://u:p@h/v\nuri = amqp://u:p@h2/w\n", "p",
+		     "app.cfg:3: uri: a repeated uri is a failover endpoint: its vhost");
+	expect_error("[p]\nuri = amqp://h\nuri = amqp://h2?heartbeat=1\n", "p",
+		     "app.cfg:3: uri: a repeated uri is a failover endpoint: query parameters");
+	expect_error("[p]\nuri = amqp://h\nuri = nonsense\n", "p", "app.cfg:3: uri: ");
 }
 
 static void test_unknown_key(void **state)
@@ -518,6 +543,7 @@ int main(int argc, char **argv)
 	    INI_TEST("load sections", test_load_sections),
 	    INI_TEST("defaults and null size", test_defaults_and_null_size),
 	    INI_TEST("uri order and failover", test_uri_order_and_failover),
+	    INI_TEST("uri repeated refusals", test_uri_repeated_refusals),
 	    INI_TEST("unknown key", test_unknown_key),
 	    INI_TEST("bad values", test_bad_values),
 	    INI_TEST("other section checked", test_other_section_checked),
