@@ -363,15 +363,8 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 	salvo_message *m;
 	int rc = 0;
 
-	if (timeout_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-	}
+	if (timeout_ms > 0)
+		sv_timespec_after(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&cons->lock);
 	while (!cons->head && !cons->end_status && !cons->interrupted && timeout_ms != 0 &&
 	       rc == 0)

@@ -68,13 +68,7 @@ static void wait_ms(salvo_listener *l, unsigned ms)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	sv_timespec_after(&ts, CLOCK_MONOTONIC, (int)ms);
 	if (!l->stopping)
 		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
 }
@@ -327,15 +321,8 @@ int salvo_listener_stop(salvo_listener *l, int timeout_ms, salvo_error *err)
 	if (!l)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "salvo_listener_stop: no listener");
-	if (timeout_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-	}
+	if (timeout_ms > 0)
+		sv_timespec_after(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&l->lock);
 	l->stopping = true;
 	if (l->cons)
