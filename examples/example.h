@@ -11,19 +11,36 @@
 /* Exit status of an example that has nothing to connect to (meson reads 77 as "skipped"). */
 #define EXAMPLE_SKIP 77
 
-/* Connect to argv[1], or $SALVO_TEST_URI; exits when neither is given or connecting fails. */
-static inline salvo_client *example_connect(int argc, char **argv)
+/* The broker's URI: argv[1], or $SALVO_TEST_URI; exits (skipped) when neither is given. */
+static inline const char *example_uri(int argc, char **argv)
 {
 	const char *uri = argc > 1 ? argv[1] : getenv("SALVO_TEST_URI");
-	char errstr[256];
-	salvo_conf *conf;
-	salvo_client *client;
-	salvo_error err;
 
 	if (!uri) {
 		fprintf(stderr, "usage: %s amqp://user:password@host:port\n", argv[0]);
 		exit(EXAMPLE_SKIP);
 	}
+	return uri;
+}
+
+/* Exit with a message when status is not 0: the examples stop at the first failure. */
+static inline void example_check(int status, const salvo_error *err, const char *what)
+{
+	if (status) {
+		fprintf(stderr, "%s: %s: %s\n", what, salvo_err2str(status), err->text);
+		exit(1);
+	}
+}
+
+/* Connect to argv[1], or $SALVO_TEST_URI; exits when neither is given or connecting fails. */
+static inline salvo_client *example_connect(int argc, char **argv)
+{
+	const char *uri = example_uri(argc, argv);
+	char errstr[256];
+	salvo_conf *conf;
+	salvo_client *client;
+	salvo_error err;
+
 	conf = salvo_conf_new();
 	if (!conf || salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr)) {
 		fprintf(stderr, "%s: %s\n", uri, conf ? errstr : "out of memory");

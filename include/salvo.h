@@ -8,7 +8,7 @@
  * Contents: status codes and error details; configuration (salvo_conf_*); the client
  * (one connection and its I/O thread); field tables; channels and their synchronous
  * methods; message properties; basic.get, consumers and acks; publishers with confirms;
- * reconnection; transactions.
+ * reconnection; transactions; connection pools (from code or an INI file) and listeners.
  */
 #ifndef SALVO_H
 #define SALVO_H
@@ -836,6 +836,173 @@ SALVO_API int salvo_confirm_select(salvo_channel *ch, salvo_error *err);
 SALVO_API int salvo_tx_select(salvo_channel *ch, salvo_error *err);
 SALVO_API int salvo_tx_commit(salvo_channel *ch, salvo_error *err);
 SALVO_API int salvo_tx_rollback(salvo_channel *ch, salvo_error *err);
+
+/*
+ * Connection pools: N clients made from one configuration, all connected before
+ * salvo_pool_new returns, handed out round-robin (nucleon's "publish" and "listen" pools).
+ * A pool owns its clients: use them (channels, publishers, consumers, listeners), but do
+ * not close or destroy them; salvo_pool_destroy does.
+ */
+typedef struct salvo_pool salvo_pool;
+
+#define SALVO_POOL_MAX 64 /* connections in one pool */
+
+/*
+ * Open size connections (1..SALVO_POOL_MAX) with conf, one after another, on the calling
+ * thread (each as salvo_client_new, on-connect hooks included). When conf has a
+ * connection_name, connection i (1-based) is named "<name>#<i>", so that the broker's
+ * connection list tells them apart. conf is copied; the caller keeps it. Returns 0 with
+ * *out set; SALVO_ERR_INVALID_ARGUMENT (a NULL argument, size out of range, a name too
+ * long for its suffix); or the first failing connection's error (err->text says which),
+ * after closing those already open. Any thread; blocks.
+ */
+SALVO_API int salvo_pool_new(const salvo_conf *conf, size_t size, salvo_pool **out,
+			     salvo_error *err);
+
+/*
+ * Read section of the INI-style file at path into conf. The format (README.md,
+ * "Configuration files"):
+ *
+ *	# comments start with '#' or ';' on their own line
+ *	[publish]
+ *	uri = amqp://guest:guest@localhost:5672/
+ *	uri = amqp://guest:guest@standby:5672/
+ *	pool_size = 4
+ *	heartbeat = 30
+ *
+ * A section holds "key = value" lines: any key of salvo_conf_set, and pool_size
+ * (1..SALVO_POOL_MAX, default 1; stored in *pool_size, which may be NULL). Blanks around
+ * keys and values are dropped; a value runs to the end of its line (no inline comments,
+ * quotes or escapes). The first uri is applied first, then the failover endpoints, then
+ * the other keys in the order written, so user, password and vhost lines override the
+ * URI's wherever they stand. A repeated uri is a failover endpoint (as uri.add): it may
+ * give the first uri's user, password and vhost again or leave them out, but not others,
+ * nor query parameters. A key given twice in a section is an error (but uri, uri.add).
+ *
+ * The whole file is checked, every section, not only the one asked for: a typo in
+ * another section is reported now rather than when that section is used. Limits: 256 KiB
+ * per file, 8192 bytes per line, 64 sections, 64 keys per section, names of 64 bytes.
+ *
+ * Returns 0 with conf updated; SALVO_ERR_INVALID_ARGUMENT with conf unchanged and err->text
+ * "path:line: why" for a malformed line, an unknown key, a bad value (salvo_conf_set's
+ * reason, which never shows a password), a duplicate section or key, a key outside any section,
+ * an overlong line, or "path: no section [name]"; SALVO_ERR_IO when the file cannot be
+ * read; SALVO_ERR_LIMIT when it is larger than 256 KiB. Any thread (conf as for
+ * salvo_conf_set).
+ */
+SALVO_API int salvo_conf_load_file(salvo_conf *conf, const char *path, const char *section,
+				   size_t *pool_size, salvo_error *err);
+
+/*
+ * salvo_conf_load_file on a copy of base (NULL: the defaults; its on-connect hooks are
+ * kept, the way to give a file's pool its topology hooks), then salvo_pool_new with the
+ * section's pool_size. Returns either's error.
+ */
+SALVO_API int salvo_pool_new_from_file(const char *path, const char *section,
+				       const salvo_conf *base, salvo_pool **out,
+				       salvo_error *err);
+
+/*
+ * The next client, round-robin: call k returns client k mod size. Any thread, lock-free
+ * (one atomic increment). NULL when pool is NULL. The client stays the pool's.
+ */
+SALVO_API salvo_client *salvo_pool_get(salvo_pool *pool);
+
+/* Client i (0-based) of the pool, or NULL when i is out of range. Any thread. */
+SALVO_API salvo_client *salvo_pool_client(salvo_pool *pool, size_t i);
+
+/* The number of connections; 0 for NULL. Any thread. */
+SALVO_API size_t salvo_pool_size(const salvo_pool *pool);
+
+/*
+ * Close every connection (salvo_client_close, at most timeout_ms each), free them and the
+ * pool. Call it once, after every channel, publisher, consumer and listener made on the
+ * pool's clients is closed. Returns 0 or the first close's error (the others are closed
+ * all the same). NULL is ignored (returns 0).
+ */
+SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *err);
+
+/*
+ * Listeners: a queue and a callback, run on a thread of the listener's own (nucleon's
+ * register_and_spawn_amqp_listener). The listener opens a channel, sets a prefetch,
+ * consumes the queue and runs the callback for each message, then settles it as the
+ * callback says. Consumers end with a lost connection, so when its consumer ends (the
+ * connection lost and recovered, its channel closed by an error, the broker's cancel) the
+ * listener waits for the connection and makes a new one: it runs its setup hook again,
+ * declares the queue again if asked, and consumes again. It ends by itself only when the
+ * client has closed for good (reconnection off, or given up).
+ */
+typedef struct salvo_listener salvo_listener;
+
+/* What the listener does with a message once the callback returns. */
+typedef enum salvo_listener_action {
+	SALVO_LISTENER_ACK = 0,	 /* ack it */
+	SALVO_LISTENER_REQUEUE,	 /* nack with requeue: it is delivered again */
+	SALVO_LISTENER_REJECT,	 /* reject without requeue: dropped or dead-lettered */
+	SALVO_LISTENER_SETTLED,	 /* the callback acked, nacked or rejected it itself */
+	/* The callback keeps the message (hands it to another thread): that code settles it
+	 * (salvo_message_ack, ...: any thread) and destroys it. */
+	SALVO_LISTENER_KEEP,
+} salvo_listener_action;
+
+/* Called on the listener's thread with a message it may read until it returns (or keep:
+ * SALVO_LISTENER_KEEP). With SALVO_CONSUME_NO_ACK the action is ignored (but KEEP). */
+typedef salvo_listener_action (*salvo_listener_fn)(salvo_message *m, void *arg);
+
+typedef struct salvo_listener_opts {
+	uint16_t prefetch;	/* basic.qos prefetch_count; 0: 64 (unused with NO_ACK) */
+	unsigned consume_flags; /* SALVO_CONSUME_*: NO_ACK, EXCLUSIVE */
+	/* queue.declare(queue, declare_flags) before each consume (SALVO_DURABLE, ...). */
+	bool declare;
+	unsigned declare_flags;
+	/* Run before each consume (the first and each after a reconnection), on the thread
+	 * making the consumer, with the listener's client: declare exchanges and bindings the
+	 * queue needs. An on-connect hook for this listener: it runs before the basic.consume,
+	 * which a client's own hooks (on another thread) would race. NULL: none. A failure is
+	 * handled as the consume's would be. */
+	salvo_on_connect_fn setup;
+	void *setup_arg;
+} salvo_listener_opts;
+
+/*
+ * Start listening to queue (not "") on c: setup hook, declare, qos and basic.consume run
+ * on the calling thread, so their errors come back here (a missing queue: 404, with
+ * err->kind SALVO_ERROR_CHANNEL); then the listener's thread takes over and on_message
+ * runs there. opts NULL: the defaults (prefetch 64, acks, no declare). Returns 0 with *out
+ * set, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERR_NO_MEMORY, or the broker's error. Any thread;
+ * blocks for the consume's round trips.
+ */
+SALVO_API int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_message,
+				 void *arg, const salvo_listener_opts *opts, salvo_listener **out,
+				 salvo_error *err);
+
+/*
+ * Stop gracefully and wait at most timeout_ms: the listener lets the callback in progress
+ * return and settles its message, sends basic.cancel, gives back the messages it had
+ * received but not handed to the callback (unacked: the broker requeues them when the
+ * channel closes; with NO_ACK they are lost), closes its channel and ends its thread. This
+ * takes two round trips to the broker after the callback returns. Returns 0 once stopped;
+ * the error that ended the listener, if the client had closed (then at once);
+ * SALVO_ERR_TIMEOUT while the listener is still finishing (a long callback, or a
+ * synchronous method waiting for a reconnection: call stop again, or destroy, which
+ * waits). Any thread but the listener's own (a callback must not stop its listener).
+ */
+SALVO_API int salvo_listener_stop(salvo_listener *l, int timeout_ms, salvo_error *err);
+
+/* Stop (waiting as long as it takes) and free the listener. Before its client is closed.
+ * NULL is ignored. */
+SALVO_API void salvo_listener_destroy(salvo_listener *l);
+
+/* Counters, readable from any thread at any time. */
+typedef struct salvo_listener_stats {
+	uint64_t received;	/* messages handed to the callback */
+	uint64_t acked, requeued, rejected, kept; /* settled by the listener, or kept */
+	uint64_t settle_errors; /* settles refused (the channel had closed meanwhile) */
+	uint64_t restarts;	/* consumers made again after the first */
+	salvo_error last_error; /* why the last consumer ended or could not be made */
+} salvo_listener_stats;
+
+SALVO_API void salvo_listener_get_stats(salvo_listener *l, salvo_listener_stats *st);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,17 @@ uint64_t sv_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+void sv_timespec_after(struct timespec *ts, clockid_t clock, int ms)
+{
+	clock_gettime(clock, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
 /* Requests. */
 
 struct sv_request *sv_request_new(enum sv_req_kind kind)
@@ -225,15 +236,8 @@ int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms)
 
 	if (!c || !ev)
 		return SALVO_ERR_INVALID_ARGUMENT;
-	if (timeout_ms > 0) {
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-	}
+	if (timeout_ms > 0)
+		sv_timespec_after(&ts, CLOCK_REALTIME, timeout_ms);
 	pthread_mutex_lock(&c->lock);
 	while (!c->ev_count && timeout_ms != 0 && rc == 0)
 		rc = timeout_ms < 0 ? pthread_cond_wait(&c->ev_cond, &c->lock)

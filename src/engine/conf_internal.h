@@ -118,6 +118,13 @@ int sv_conf_check(const char *key, const char *value, bool from_query, char *err
  * UINT64_MAX saturates there. Returns 0, or -1 if the text is not a number. */
 int sv_parse_uint(const char *s, size_t len, uint64_t *out);
 
+/*
+ * salvo_conf_load_file on text already read: [text, text + len) is the file's contents and
+ * path only names it in messages. Pure (no I/O); for the tests.
+ */
+int sv_conf_load_text(salvo_conf *conf, const char *text, size_t len, const char *path,
+		      const char *section, size_t *pool_size, salvo_error *err);
+
 /* Format a message into errstr (NULL or size 0: none) and return SALVO_ERR_INVALID_ARGUMENT. */
 int sv_conf_error(char *errstr, size_t errstr_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

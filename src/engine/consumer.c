@@ -316,6 +316,14 @@ void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why)
 	pthread_mutex_unlock(&cons->lock);
 }
 
+void sv_consumer_interrupt(struct salvo_consumer *cons)
+{
+	pthread_mutex_lock(&cons->lock);
+	cons->interrupted = true;
+	pthread_cond_broadcast(&cons->cond);
+	pthread_mutex_unlock(&cons->lock);
+}
+
 static void drop_queued(struct salvo_consumer *cons)
 {
 	salvo_message *m;
@@ -355,17 +363,11 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 	salvo_message *m;
 	int rc = 0;
 
-	if (timeout_ms > 0) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_sec += timeout_ms / 1000;
-		ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-	}
+	if (timeout_ms > 0)
+		sv_timespec_after(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&cons->lock);
-	while (!cons->head && !cons->end_status && timeout_ms != 0 && rc == 0)
+	while (!cons->head && !cons->end_status && !cons->interrupted && timeout_ms != 0 &&
+	       rc == 0)
 		rc = timeout_ms < 0 ? pthread_cond_wait(&cons->cond, &cons->lock)
 				    : pthread_cond_timedwait(&cons->cond, &cons->lock, &ts);
 	m = cons->head;
@@ -378,6 +380,10 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 	} else if (cons->end_status) {
 		rc = cons->end_status;
 		sv_error_copy(err, &cons->end_err);
+	} else if (cons->interrupted) {
+		cons->interrupted = false;
+		rc = SALVO_ERR_TIMEOUT;
+		sv_error_set(err, rc, SALVO_ERROR_LOCAL, "the wait was interrupted");
 	} else {
 		rc = timeout_ms == 0 ? SALVO_ERR_WOULD_BLOCK : SALVO_ERR_TIMEOUT;
 		sv_error_set(err, rc, SALVO_ERROR_LOCAL, "no message within %d ms", timeout_ms);

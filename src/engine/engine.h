@@ -292,6 +292,7 @@ struct salvo_consumer {
 	int end_status; /* 0 while active; SALVO_ERR_CANCELLED or the channel's error */
 	salvo_error end_err;
 	bool cancel_asked;
+	bool interrupted; /* sv_consumer_interrupt: the next wait returns at once */
 
 	struct salvo_consumer *next; /* I/O thread: in ch->consumers */
 };
@@ -387,6 +388,9 @@ struct salvo_publisher {
 void sv_consumer_put(struct salvo_consumer *cons);
 void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m);
 void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
+/* Any thread: end the wait of salvo_consumer_get/dispatch in progress, or the next one,
+ * with SALVO_ERR_TIMEOUT when no message is queued (a listener being stopped). */
+void sv_consumer_interrupt(struct salvo_consumer *cons);
 struct sv_settle *sv_settle_take(salvo_client *c);
 void sv_settle_free_all(struct sv_settle *s);
 bool sv_consumer_reads_should_hold(salvo_client *c);
@@ -404,6 +408,8 @@ void sv_return_free_all(struct salvo_publisher *p);
 
 /* client.c */
 uint64_t sv_now_ns(void);
+/* *ts = clock's now + ms (ms >= 0): an absolute deadline for pthread_cond_timedwait. */
+void sv_timespec_after(struct timespec *ts, clockid_t clock, int ms);
 struct sv_request *sv_request_new(enum sv_req_kind kind);
 void sv_request_put(struct sv_request *req);
 int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err);

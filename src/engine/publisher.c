@@ -161,13 +161,7 @@ static bool deadline_at(int timeout_ms, struct timespec *ts)
 {
 	if (timeout_ms < 0)
 		return false;
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += timeout_ms / 1000;
-	ts->tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (ts->tv_nsec >= 1000000000) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000;
-	}
+	sv_timespec_after(ts, CLOCK_MONOTONIC, timeout_ms);
 	return true;
 }
 

@@ -1,0 +1,377 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Listeners: a consumer and its callback on a thread of their own, made again whenever
+ * the consumer ends, and stopped gracefully.
+ *
+ * The listener's thread owns its channel and consumer; the only thing another thread
+ * touches is the consumer's wait, which salvo_listener_stop interrupts (under l->lock,
+ * which the thread also takes before it lets go of the consumer, so the consumer is alive
+ * while it is interrupted). Lock order: l->lock, then the consumer's lock (inside
+ * sv_consumer_interrupt); the thread never holds a consumer's lock while taking l->lock.
+ *
+ * After its consumer ends, the thread waits while the client reconnects (reading the
+ * client's state every 20 ms), because a synchronous method started during the outage
+ * would wait for the next connection up to rpc_timeout, and a stop could not interrupt it.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine.h"
+
+#define DEFAULT_PREFETCH 64
+#define RETRY_FIRST_MS	 100 /* after a failed consume, doubling up to RETRY_MAX_MS */
+#define RETRY_MAX_MS	 5000
+#define STATE_POLL_MS	 20
+
+struct salvo_listener {
+	salvo_client *c;
+	char queue[256];
+	salvo_listener_fn fn;
+	void *arg;
+	salvo_listener_opts opts;
+	pthread_t thread;
+
+	/* The listener's thread only (the caller's, until the thread starts). */
+	salvo_channel *ch;
+
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t cond;  /* stopping set; done set */
+	salvo_consumer *cons; /* written by the listener's thread only */
+	bool stopping, done, joined;
+	int end_status; /* why the listener ended by itself: the client closed */
+	salvo_error end_err;
+	salvo_error last_error;
+
+	_Atomic uint64_t received, acked, requeued, rejected, kept, settle_errors, restarts;
+};
+
+static void note_error(salvo_listener *l, const salvo_error *e)
+{
+	pthread_mutex_lock(&l->lock);
+	l->last_error = *e;
+	pthread_mutex_unlock(&l->lock);
+}
+
+static bool stop_asked(salvo_listener *l)
+{
+	bool stop;
+
+	pthread_mutex_lock(&l->lock);
+	stop = l->stopping;
+	pthread_mutex_unlock(&l->lock);
+	return stop;
+}
+
+/* Wait ms on l->cond, or less if a stop is asked; l->lock held. */
+static void wait_ms(salvo_listener *l, unsigned ms)
+{
+	struct timespec ts;
+
+	sv_timespec_after(&ts, CLOCK_MONOTONIC, (int)ms);
+	if (!l->stopping)
+		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+}
+
+/* Setup hook, channel, declare, qos, basic.consume. */
+static int make_consumer(salvo_listener *l, salvo_error *err)
+{
+	salvo_consumer_opts co = {.flags = l->opts.consume_flags};
+	salvo_consumer *cons;
+	salvo_channel *ch;
+	int rc;
+
+	if (l->opts.setup) {
+		memset(err, 0, sizeof *err);
+		rc = l->opts.setup(l->c, l->opts.setup_arg, err);
+		if (rc) {
+			if (!err->text[0])
+				sv_error_set(err, rc, SALVO_ERROR_LOCAL,
+					     "the listener's setup hook failed");
+			err->status = rc;
+			return rc;
+		}
+	}
+	rc = salvo_channel_open(l->c, &ch, err);
+	if (rc)
+		return rc;
+	if (l->opts.declare)
+		rc = salvo_queue_declare(ch, l->queue, l->opts.declare_flags, NULL, NULL, err);
+	if (!rc && !(l->opts.consume_flags & SALVO_CONSUME_NO_ACK))
+		rc = salvo_basic_qos(ch, 0, l->opts.prefetch, false, err);
+	if (!rc)
+		rc = salvo_consume(ch, l->queue, &co, &cons, err);
+	if (rc) {
+		salvo_channel_close(ch, NULL);
+		return rc;
+	}
+	l->ch = ch;
+	pthread_mutex_lock(&l->lock);
+	l->cons = cons;
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+}
+
+/* Cancel (if the consumer is still active), give back what it holds, close the channel. */
+static void drop_consumer(salvo_listener *l)
+{
+	salvo_consumer *cons;
+
+	pthread_mutex_lock(&l->lock);
+	cons = l->cons;
+	l->cons = NULL;
+	pthread_mutex_unlock(&l->lock);
+	salvo_consumer_destroy(cons);
+	salvo_channel_close(l->ch, NULL);
+	l->ch = NULL;
+}
+
+/*
+ * Wait until the client is connected. Returns 0 when it is, 1 when a stop was asked, or
+ * the error that closed the client (in *err) when it is closing or closed for good.
+ */
+static int wait_connection(salvo_listener *l, salvo_error *err)
+{
+	salvo_client *c = l->c;
+
+	pthread_mutex_lock(&l->lock);
+	for (;;) {
+		int state = atomic_load(&c->state);
+
+		if (l->stopping) {
+			pthread_mutex_unlock(&l->lock);
+			return 1;
+		}
+		if (state == SV_CONN_OPEN)
+			break;
+		if (state == SV_CONN_CLOSING || state == SV_CONN_CLOSED) {
+			int status;
+
+			pthread_mutex_unlock(&l->lock);
+			pthread_mutex_lock(&c->lock);
+			status = c->error.status;
+			if (status)
+				*err = c->error;
+			pthread_mutex_unlock(&c->lock);
+			if (!status)
+				status = sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_CONNECTION,
+						      "the client was closed");
+			return status;
+		}
+		wait_ms(l, STATE_POLL_MS);
+	}
+	pthread_mutex_unlock(&l->lock);
+	return 0;
+}
+
+static void handle(salvo_listener *l, salvo_message *m)
+{
+	salvo_listener_action act;
+	salvo_error e;
+	int rc = 0;
+
+	atomic_fetch_add_explicit(&l->received, 1, memory_order_relaxed);
+	act = l->fn(m, l->arg);
+	if (act == SALVO_LISTENER_KEEP) {
+		atomic_fetch_add_explicit(&l->kept, 1, memory_order_relaxed);
+		return;
+	}
+	if (!(l->opts.consume_flags & SALVO_CONSUME_NO_ACK)) {
+		switch (act) {
+		case SALVO_LISTENER_ACK:
+			rc = salvo_message_ack(m, false, &e);
+			atomic_fetch_add_explicit(&l->acked, !rc, memory_order_relaxed);
+			break;
+		case SALVO_LISTENER_SETTLED:
+			break;
+		case SALVO_LISTENER_REJECT:
+			rc = salvo_message_reject(m, false, &e);
+			atomic_fetch_add_explicit(&l->rejected, !rc, memory_order_relaxed);
+			break;
+		case SALVO_LISTENER_REQUEUE:
+		default: /* not an action: give the message back rather than lose it */
+			rc = salvo_message_nack(m, false, true, &e);
+			atomic_fetch_add_explicit(&l->requeued, !rc, memory_order_relaxed);
+			break;
+		}
+		if (rc) {
+			atomic_fetch_add_explicit(&l->settle_errors, 1, memory_order_relaxed);
+			note_error(l, &e);
+		}
+	}
+	salvo_message_destroy(m);
+}
+
+static void finish(salvo_listener *l, int status, const salvo_error *why)
+{
+	pthread_mutex_lock(&l->lock);
+	l->done = true;
+	l->end_status = status;
+	if (why)
+		l->end_err = *why;
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+}
+
+static void *listener_main(void *arg)
+{
+	salvo_listener *l = arg;
+	unsigned retry_ms = 0;
+
+	while (!stop_asked(l)) {
+		salvo_message *m;
+		salvo_error e;
+		int rc;
+
+		if (!l->cons) {
+			rc = wait_connection(l, &e);
+			if (rc == 1)
+				break;
+			if (rc) {
+				note_error(l, &e);
+				finish(l, rc, &e);
+				return NULL;
+			}
+			rc = make_consumer(l, &e);
+			if (rc) {
+				note_error(l, &e);
+				retry_ms = retry_ms ? retry_ms * 2 : RETRY_FIRST_MS;
+				if (retry_ms > RETRY_MAX_MS)
+					retry_ms = RETRY_MAX_MS;
+				pthread_mutex_lock(&l->lock);
+				wait_ms(l, retry_ms);
+				pthread_mutex_unlock(&l->lock);
+				continue;
+			}
+			retry_ms = 0;
+			atomic_fetch_add_explicit(&l->restarts, 1, memory_order_relaxed);
+		}
+		rc = salvo_consumer_get(l->cons, SALVO_FOREVER, &m, &e);
+		if (rc == 0)
+			handle(l, m);
+		else if (rc != SALVO_ERR_TIMEOUT) {
+			/* Ended: the broker cancelled it, or its channel or connection is gone. */
+			note_error(l, &e);
+			drop_consumer(l);
+		}
+		/* SALVO_ERR_TIMEOUT: interrupted by a stop, which the loop's test sees. */
+	}
+	if (l->cons)
+		drop_consumer(l);
+	finish(l, 0, NULL);
+	return NULL;
+}
+
+int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_message, void *arg,
+		       const salvo_listener_opts *opts, salvo_listener **out, salvo_error *err)
+{
+	pthread_condattr_t ca;
+	salvo_listener *l;
+	int rc;
+
+	if (!c || !queue || !queue[0] || strlen(queue) > SV_SHORTSTR_MAX || !on_message || !out)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_listener_new: client, a queue name (1 to 255 bytes), "
+				    "a callback and out are required");
+	*out = NULL;
+	l = calloc(1, sizeof *l);
+	if (!l)
+		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+	l->c = c;
+	strcpy(l->queue, queue);
+	l->fn = on_message;
+	l->arg = arg;
+	if (opts)
+		l->opts = *opts;
+	if (!l->opts.prefetch)
+		l->opts.prefetch = DEFAULT_PREFETCH;
+	pthread_mutex_init(&l->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	/* The first consumer on the caller's thread, so its errors come back from here. */
+	rc = make_consumer(l, err);
+	if (!rc) {
+		/* pthread_create orders everything above before the thread's first step. */
+		rc = pthread_create(&l->thread, NULL, listener_main, l);
+		if (rc) {
+			drop_consumer(l);
+			rc = sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+					  "cannot start the listener's thread");
+		}
+	}
+	if (rc) {
+		pthread_mutex_destroy(&l->lock);
+		pthread_cond_destroy(&l->cond);
+		free(l);
+		return rc;
+	}
+	*out = l;
+	return 0;
+}
+
+int salvo_listener_stop(salvo_listener *l, int timeout_ms, salvo_error *err)
+{
+	struct timespec ts;
+	bool join = false;
+	int rc = 0;
+
+	if (!l)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_listener_stop: no listener");
+	if (timeout_ms > 0)
+		sv_timespec_after(&ts, CLOCK_MONOTONIC, timeout_ms);
+	pthread_mutex_lock(&l->lock);
+	l->stopping = true;
+	if (l->cons)
+		sv_consumer_interrupt(l->cons);
+	pthread_cond_broadcast(&l->cond);
+	while (!l->done && timeout_ms != 0 && rc == 0)
+		rc = timeout_ms < 0 ? pthread_cond_wait(&l->cond, &l->lock)
+				    : pthread_cond_timedwait(&l->cond, &l->lock, &ts);
+	if (!l->done) {
+		pthread_mutex_unlock(&l->lock);
+		return sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+				    "the listener is still finishing after %d ms", timeout_ms);
+	}
+	rc = l->end_status;
+	if (rc)
+		sv_error_copy(err, &l->end_err);
+	if (!l->joined)
+		join = l->joined = true;
+	pthread_mutex_unlock(&l->lock);
+	if (join)
+		pthread_join(l->thread, NULL);
+	return rc;
+}
+
+void salvo_listener_destroy(salvo_listener *l)
+{
+	if (!l)
+		return;
+	salvo_listener_stop(l, SALVO_FOREVER, NULL);
+	pthread_mutex_destroy(&l->lock);
+	pthread_cond_destroy(&l->cond);
+	free(l);
+}
+
+void salvo_listener_get_stats(salvo_listener *l, salvo_listener_stats *st)
+{
+	if (!st)
+		return;
+	memset(st, 0, sizeof *st);
+	if (!l)
+		return;
+	st->received = atomic_load_explicit(&l->received, memory_order_relaxed);
+	st->acked = atomic_load_explicit(&l->acked, memory_order_relaxed);
+	st->requeued = atomic_load_explicit(&l->requeued, memory_order_relaxed);
+	st->rejected = atomic_load_explicit(&l->rejected, memory_order_relaxed);
+	st->kept = atomic_load_explicit(&l->kept, memory_order_relaxed);
+	st->settle_errors = atomic_load_explicit(&l->settle_errors, memory_order_relaxed);
+	st->restarts = atomic_load_explicit(&l->restarts, memory_order_relaxed);
+	pthread_mutex_lock(&l->lock);
+	st->last_error = l->last_error;
+	pthread_mutex_unlock(&l->lock);
+}
