@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * salvo-perf's consumers (--consumers N): N threads, each with its own channel and
- * consumer on the queue named by --routing-key, consumer i on the producers' connection
- * i % --connections or, with --consumer-connections M, on connection i % M of their own.
+ * consumer on the queue named by --routing-key, consumer i on connection i % M of the
+ * --consumer-connections M of their own, or with M = 0 on the producers' connection
+ * i % --connections.
  *
  * A consumer opens its channel, sets its prefetch (basic.qos), starts consuming (awaiting
  * consume-ok), reports ready and waits for the go with the producers, so nothing it

@@ -118,8 +118,11 @@ static void usage(FILE *out)
 	    "                         short, another producer index, a send time before the\n"
 	    "                         start) are counted apart and not timed\n"
 	    "      --consumer-connections N  put the consumers on N connections of their own,\n"
-	    "                         round-robin (default 0: consumer i shares producer\n"
-	    "                         connection i % --connections; at most --consumers)\n"
+	    "                         round-robin (default 1, at most --consumers); 0: consumer\n"
+	    "                         i shares producer connection i % --connections, where\n"
+	    "                         the broker's flow control of the publishing connection\n"
+	    "                         holds back the acks queued behind the publishes (TCP\n"
+	    "                         keeps their order), and with them the deliveries\n"
 	    "      --prefetch N       basic.qos prefetch count of each consumer, 0..65535\n"
 	    "                         (default 0: no basic.qos, the broker does not limit)\n"
 	    "      --auto-ack         consume with no_ack: the broker counts a message acked\n"
@@ -201,14 +204,16 @@ static int parse_range(const char *opt, const char *arg, uint64_t min, uint64_t 
 /* Which consumer options were given, for the checks between them. */
 struct consumer_args {
 	const char *first; /* the first consumer option given, "" if none */
-	bool prefetch, multi_ack;
+	bool connections, prefetch, multi_ack;
 };
 
 /* The checks between consumer options. Returns -1 to go on, else the exit status. */
-static int check_consumer_args(const struct options *o, const struct consumer_args *ca)
+static int check_consumer_args(struct options *o, const struct consumer_args *ca)
 {
 	if (!o->consumers)
 		return ca->first[0] ? usage_error("--%s needs --consumers", ca->first) : -1;
+	if (!ca->connections)
+		o->consumer_connections = 1;
 	if (o->size < HEADER_SIZE)
 		return usage_error("--consumers needs --size of at least %d: consumers read the "
 				   "send time from bytes 8..15 of each body (--size is %zu)",
@@ -348,8 +353,9 @@ int parse_args(int argc, char **argv, struct options *o)
 			o->consumers = (unsigned)v;
 			break;
 		case OPT_CONSUMER_CONNECTIONS:
-			rc = parse_range("consumer-connections", optarg, 1, MAX_CONNECTIONS, &v);
+			rc = parse_range("consumer-connections", optarg, 0, MAX_CONNECTIONS, &v);
 			o->consumer_connections = (unsigned)v;
+			ca.connections = true;
 			break;
 		case OPT_PREFETCH:
 			rc = parse_range("prefetch", optarg, 0, UINT16_MAX, &v);

@@ -104,12 +104,14 @@ static void consumer_summary(const struct options *o, const struct result *r)
 		snprintf(acks, sizeof acks, "auto-ack");
 	else if (o->multi_ack_every > 1)
 		snprintf(acks, sizeof acks, "a multiple ack per %u messages", o->multi_ack_every);
-	fprintf(stderr, "%u consumer%s on %u %sconnection%s, prefetch %u, %s\n", o->consumers,
-		plural(o->consumers),
-		o->consumer_connections ? o->consumer_connections : o->connections,
-		o->consumer_connections ? "own " : "shared ",
-		plural(o->consumer_connections ? o->consumer_connections : o->connections),
-		o->prefetch, acks);
+	/* Shared: consumer i is on producer connection i % connections. */
+	unsigned nconn = o->consumer_connections ? o->consumer_connections
+			 : o->consumers < o->connections ? o->consumers
+							 : o->connections;
+
+	fprintf(stderr, "%u consumer%s on %u %s connection%s, prefetch %u, %s\n", o->consumers,
+		plural(o->consumers), nconn, o->consumer_connections ? "own" : "shared",
+		plural(nconn), o->prefetch, acks);
 	fprintf(stderr,
 		"consumed %" PRIu64 " of %" PRIu64 " messages in %.3f s: %.0f msgs/s\n"
 		"consumer threads cpu %.3f s: %.3f us/msg\n",

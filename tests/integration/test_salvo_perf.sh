@@ -12,13 +12,15 @@
 #   missing exchange    a 404 during the run: reported, summary and JSON still printed, exit 1
 #   connection refused  nothing listening: exit 1 at once, no password printed
 #   usage errors        bad options exit 2 with a message; --help describes every option
-#   consumers           --consumers 1 --count 20000 --prefetch 500: every message consumed,
+#   consumers           --consumers 1 --count 20000 --rate 10000 --prefetch 500 (on a
+#                       connection of its own, the default): every message consumed,
 #                       end-to-end latency ordered, progress and summary, queue left empty
 #   consumers acks      2 consumers on 2 connections of their own, a multiple ack per 50 with
 #                       prefetch 100, --csv: all consumed and acked; then --auto-ack
 #   consumers prefetch  --prefetch 7 with a slow consumer: the broker shows prefetch_count 7
 #                       and never more than 7 unacked
 #   consumers other     messages already in the queue are counted apart, not as the run's
+#                       (the consumer on the producer's connection: --consumer-connections 0)
 #   not consumed        acked by the broker but routed to no queue: exit 1, reported
 #
 # The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
@@ -223,16 +225,17 @@ case_consumers() {
 	need_broker
 	fresh_queue consumers
 	run consumers --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --consumers 1 \
-		--count 20000 --prefetch 500 --confirm async --json
+		--count 20000 --rate 10000 --prefetch 500 --confirm async --json
 	((rc == 0)) || fail "exit status $rc"
 	json_check "$tmp/consumers.out" \
-		"j['sent'] == 20000 and j['acked'] == 20000 and j['consumers'] == 1 and j['consumed'] == 20000 and j['not_consumed'] == 0 and j['consumed_other'] == 0 and j['prefetch'] == 500 and j['multi_ack_every'] == 1 and j['auto_ack'] is False and j['consumer_connections'] == 0 and j['consume_seconds'] > 0 and j['consume_msgs_per_s'] > 0 and $e2e_ordered and $latency_ordered"
+		"j['sent'] == 20000 and j['acked'] == 20000 and j['consumers'] == 1 and j['consumed'] == 20000 and j['not_consumed'] == 0 and j['consumed_other'] == 0 and j['prefetch'] == 500 and j['multi_ack_every'] == 1 and j['auto_ack'] is False and j['consumer_connections'] == 1 and j['consume_seconds'] > 0 and j['consume_msgs_per_s'] > 0 and $e2e_ordered and $latency_ordered"
 	grep -q '^consumed 20000 of 20000 messages in .* s: .* msgs/s$' "$tmp/consumers.err" ||
 		fail "no consume rate in the summary"
 	grep -q '^end-to-end latency: p50 .* us, p99 .* us, p99.9 .* us, max .* us (20000 samples)$' \
 		"$tmp/consumers.err" || fail "no end-to-end latency in the summary"
-	grep -q '^1 consumer on 1 shared connection, prefetch 500, manual acks$' "$tmp/consumers.err" ||
+	grep -q '^1 consumer on 1 own connection, prefetch 500, manual acks$' "$tmp/consumers.err" ||
 		fail "the summary does not describe the consumers"
+	# 2 s at --rate 10000: at least one progress line.
 	grep -Eq '^t=1s sent [0-9]+ \([0-9]+ msg/s\) acked .* consumed [0-9]+ \([0-9]+ msg/s\)$' \
 		"$tmp/consumers.err" || fail "no consume rate in the progress line"
 	# Every message acked: nothing ready, nothing requeued when the channel closed.
@@ -309,12 +312,14 @@ case_consumers_other() {
 	((rc == 0)) || fail "the first run: exit status $rc"
 	expect_queue_count "$q" 100
 	run other --uri "$SALVO_TEST_URI" --routing-key "$q" --count 1000 --consumers 1 \
-		--confirm async --json
+		--consumer-connections 0 --confirm async --json
 	((rc == 0)) || fail "exit status $rc"
 	json_check "$tmp/other.out" \
 		"j['consumed'] == 1000 and j['consumed_other'] == 100 and j['not_consumed'] == 0 and $e2e_ordered"
 	grep -q '^not from this run (not counted): 100 messages$' "$tmp/other.err" ||
 		fail "the summary does not count the earlier messages"
+	grep -q '^1 consumer on 1 shared connection, ' "$tmp/other.err" ||
+		fail "--consumer-connections 0: the consumer is not on the producer's connection"
 }
 
 case_not_consumed() {
@@ -383,7 +388,6 @@ case_usage_errors() {
 		"--consumers 1 --prefetch 10 --multi-ack-every 11"
 		"--consumers 1 --multi-ack-every 0"
 		"--consumers 2 --consumer-connections 3"
-		"--consumers 1 --consumer-connections 0"
 		"--consumers 1 --drain-timeout 0"
 		"--consumers 1 --drain-timeout 3601"
 	)
