@@ -308,5 +308,6 @@ void collect_consumers(struct perf *pf, struct result *r)
 		if (cs->last_ns > last)
 			last = cs->last_ns;
 	}
-	r->consume_seconds = last > pf->start_real_ns ? (double)(last - pf->start_real_ns) / 1e9 : 0;
+	r->consume_seconds =
+	    last > pf->start_real_ns ? (double)(last - pf->start_real_ns) / 1e9 : 0;
 }

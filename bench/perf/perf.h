@@ -26,13 +26,13 @@
 /* Bodies of at least HEADER_SIZE bytes start with the sequence number and the send time. */
 #define HEADER_SIZE 16
 /* The producer's index goes in the sequence number's top 16 bits, its count below. */
-#define SEQ_INDEX_SHIFT 48
-#define MAX_PRODUCERS	4096
-#define MAX_CONSUMERS	1024
-#define MAX_CONNECTIONS 1024
+#define SEQ_INDEX_SHIFT		48
+#define MAX_PRODUCERS		4096
+#define MAX_CONSUMERS		1024
+#define MAX_CONNECTIONS		1024
 #define DEFAULT_DRAIN_TIMEOUT_S 10
-#define NS 1000000000ull
-#define MAX_SIZE	(1u << 30) /* the largest publisher.ring_size */
+#define NS			1000000000ull
+#define MAX_SIZE		(1u << 30) /* the largest publisher.ring_size */
 
 struct options {
 	const char **uris; /* --uri in order: "uri", then "uri.add" */
@@ -79,19 +79,19 @@ struct result {
 	double cpu_seconds;
 	salvo_pub_stats pub;
 	uint64_t reconnects; /* over every connection */
-	bool failed;	  /* an error stopped the run */
-	bool interrupted; /* a signal did */
+	bool failed;	     /* an error stopped the run */
+	bool interrupted;    /* a signal did */
 	/* The first message that was nacked, returned or failed, when one was. */
 	salvo_outcome_kind first_bad;
 	char first_bad_text[256];
 	/* Consumers. */
-	uint64_t consumed;	 /* messages of this run */
-	uint64_t consumed_other; /* messages not sent by this run (left in the queue before) */
-	uint64_t redelivered;	 /* of this run's, those the broker marked redelivered */
-	uint64_t expected;	 /* what they should have received: acked, or sent (none) */
-	double consume_seconds;	 /* from the go to the last message received */
+	uint64_t consumed;	     /* messages of this run */
+	uint64_t consumed_other;     /* messages not sent by this run (left in the queue before) */
+	uint64_t redelivered;	     /* of this run's, those the broker marked redelivered */
+	uint64_t expected;	     /* what they should have received: acked, or sent (none) */
+	double consume_seconds;	     /* from the go to the last message received */
 	double consumer_cpu_seconds; /* the consumer threads' own CPU time */
-	salvo_pub_stats e2e;	 /* publish -> consume latency: only its histogram is used */
+	salvo_pub_stats e2e;	     /* publish -> consume latency: only its histogram is used */
 };
 
 enum phase { PHASE_SETUP, PHASE_GO, PHASE_RELEASE };

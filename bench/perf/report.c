@@ -49,8 +49,7 @@ int csv_header(const struct options *o, FILE *f)
 		   : 0;
 }
 
-void csv_row(const struct options *o, FILE *f, const struct sample *s,
-	     const struct sample *prev)
+void csv_row(const struct options *o, FILE *f, const struct sample *s, const struct sample *prev)
 {
 	fprintf(f, "%.3f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.1f", s->t, s->sent,
 		s->pub.acked, s->pub.nacked, s->pub.in_flight,
@@ -90,8 +89,7 @@ static const char *const outcome_names[] = {"acked", "nacked", "returned", "fail
 static void latency_line(const char *what, const salvo_pub_stats *st)
 {
 	fprintf(stderr,
-		"%s: p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us (%" PRIu64
-		" sample%s)\n",
+		"%s: p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us (%" PRIu64 " sample%s)\n",
 		what, latency_us(st, 0.5), latency_us(st, 0.99), latency_us(st, 0.999),
 		latency_us(st, 1), st->latency_count, plural(st->latency_count));
 }
@@ -105,7 +103,7 @@ static void consumer_summary(const struct options *o, const struct result *r)
 	else if (o->multi_ack_every > 1)
 		snprintf(acks, sizeof acks, "a multiple ack per %u messages", o->multi_ack_every);
 	/* Shared: consumer i is on producer connection i % connections. */
-	unsigned nconn = o->consumer_connections ? o->consumer_connections
+	unsigned nconn = o->consumer_connections	 ? o->consumer_connections
 			 : o->consumers < o->connections ? o->consumers
 							 : o->connections;
 

@@ -625,8 +625,7 @@ static int run(struct perf *pf, const salvo_conf *conf, FILE *csv)
 		status = EXIT_FAILED;
 	}
 	if (o->consumers && r.consumed < r.expected) {
-		fprintf(stderr,
-			PROG ": %" PRIu64 " of %" PRIu64 " messages %s were not consumed\n",
+		fprintf(stderr, PROG ": %" PRIu64 " of %" PRIu64 " messages %s were not consumed\n",
 			r.expected - r.consumed, r.expected,
 			o->confirm != SALVO_CONFIRM_NONE ? "acked by the broker" : "sent");
 		status = EXIT_FAILED;
