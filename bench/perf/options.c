@@ -14,7 +14,21 @@
 const char cli_prog[] = PROG;
 
 /* Options without a short form: salvo-publish has no such option to stay in line with. */
-enum { OPT_CONNECTIONS = 256, OPT_PRODUCERS, OPT_DURATION, OPT_RATE, OPT_CSV };
+enum {
+	OPT_CONNECTIONS = 256,
+	OPT_PRODUCERS,
+	OPT_DURATION,
+	OPT_RATE,
+	OPT_CSV,
+	OPT_CONSUMERS,
+	/* The options that need --consumers: from here to the end. */
+	OPT_CONSUMER_CONNECTIONS,
+	OPT_PREFETCH,
+	OPT_AUTO_ACK,
+	OPT_MULTI_ACK_EVERY,
+	OPT_CONSUMER_RATE,
+	OPT_DRAIN_TIMEOUT,
+};
 
 static const struct option long_options[] = {
     {"uri", required_argument, NULL, 'u'},
@@ -31,6 +45,13 @@ static const struct option long_options[] = {
     {"declare-queue", no_argument, NULL, 'd'},
     {"persistent", no_argument, NULL, 'p'},
     {"mandatory", no_argument, NULL, 'm'},
+    {"consumers", required_argument, NULL, OPT_CONSUMERS},
+    {"consumer-connections", required_argument, NULL, OPT_CONSUMER_CONNECTIONS},
+    {"prefetch", required_argument, NULL, OPT_PREFETCH},
+    {"auto-ack", no_argument, NULL, OPT_AUTO_ACK},
+    {"multi-ack-every", required_argument, NULL, OPT_MULTI_ACK_EVERY},
+    {"consumer-rate", required_argument, NULL, OPT_CONSUMER_RATE},
+    {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"json", no_argument, NULL, 'j'},
     {"csv", required_argument, NULL, OPT_CSV},
     {"conf", required_argument, NULL, 'c'},
@@ -46,7 +67,8 @@ static void usage(FILE *out)
 	fputs(
 	    "Usage: " PROG " [OPTION]...\n"
 	    "Publish generated messages to an AMQP 0-9-1 broker (RabbitMQ) from several producer\n"
-	    "threads and connections, and report throughput, CPU cost and confirm latency.\n"
+	    "threads and connections, and report throughput, CPU cost and confirm latency; with\n"
+	    "--consumers, consume them too and report the consume rate and end-to-end latency.\n"
 	    "\n"
 	    "Broker and load:\n"
 	    "  -u, --uri URI          broker to connect to; repeatable: the first is the\n"
@@ -62,8 +84,9 @@ static void usage(FILE *out)
 	    "                         from 0 in the low 48), then the send time as a big-endian\n"
 	    "                         64-bit count of nanoseconds of CLOCK_REALTIME (since the\n"
 	    "                         Unix epoch, so consumers on other hosts can compare; read\n"
-	    "                         once per 16 messages, or per message with --rate), then\n"
-	    "                         the pattern abc...z; shorter bodies hold the pattern only\n"
+	    "                         once per 16 messages, or per message with --rate or\n"
+	    "                         --consumers), then the pattern abc...z; shorter bodies\n"
+	    "                         hold the pattern only\n"
 	    "  -C, --confirm MODE     none (default, best effort), async (publisher confirms,\n"
 	    "                         streamed) or sync (each publish waits for its confirm)\n"
 	    "  -w, --window N         confirm modes: most messages awaiting confirms per\n"
@@ -84,14 +107,47 @@ static void usage(FILE *out)
 	    "  -c, --conf KEY=VALUE   set a salvo configuration key, after --uri; repeatable\n"
 	    "                         (e.g. publisher.ring_size=16777216; keys below)\n"
 	    "\n"
+	    "Consumers (end-to-end latency):\n"
+	    "      --consumers N      N consumer threads (default 0: none), each with its own\n"
+	    "                         channel and consumer on the queue named KEY (the routing\n"
+	    "                         key: the default exchange, or a queue bound to the\n"
+	    "                         exchange with it), consuming while the producers publish;\n"
+	    "                         each message's publish -> consume latency is its receive\n"
+	    "                         time minus the send time in its body, so --size must be\n"
+	    "                         at least 16. Messages not sent by this run (a body too\n"
+	    "                         short, another producer index, a send time before the\n"
+	    "                         start) are counted apart and not timed\n"
+	    "      --consumer-connections N  put the consumers on N connections of their own,\n"
+	    "                         round-robin (default 1, at most --consumers); 0: consumer\n"
+	    "                         i shares producer connection i % --connections, where\n"
+	    "                         the broker's flow control of the publishing connection\n"
+	    "                         holds back the acks queued behind the publishes (TCP\n"
+	    "                         keeps their order), and with them the deliveries\n"
+	    "      --prefetch N       basic.qos prefetch count of each consumer, 0..65535\n"
+	    "                         (default 0: no basic.qos, the broker does not limit)\n"
+	    "      --auto-ack         consume with no_ack: the broker counts a message acked\n"
+	    "                         when it sends it (default: manual acks)\n"
+	    "      --multi-ack-every K  manual acks: one basic.ack with multiple for every K\n"
+	    "                         messages, 1..65535, at most --prefetch (default 1: every\n"
+	    "                         message is acked, and salvo's I/O thread merges the acks\n"
+	    "                         it sends together into multiple acks); messages held\n"
+	    "                         back are acked as soon as none arrives for 50 ms\n"
+	    "      --consumer-rate R  consume at most R messages/s in all, split evenly over\n"
+	    "                         the consumers (default 0: unlimited)\n"
+	    "      --drain-timeout S  after the producers finish, wait until the consumers\n"
+	    "                         have every message the broker took (acked, or sent with\n"
+	    "                         --confirm none), giving up once none has arrived for S\n"
+	    "                         seconds (1..3600, default 10)\n"
+	    "\n"
 	    "Output:\n"
 	    "  -P, --progress         once a second on stderr: \"t=3s sent N (R msg/s)\", with\n"
-	    "                         acked, nacked and in-flight counts in confirm modes (the\n"
-	    "                         default)\n"
+	    "                         acked, nacked and in-flight counts in confirm modes and\n"
+	    "                         \"consumed N (R msg/s)\" with consumers (the default)\n"
 	    "  -q, --quiet            no progress lines\n"
 	    "      --csv FILE         write to FILE one row per second and one at the end:\n"
 	    "                         t (seconds since the start), sent, acked, nacked,\n"
-	    "                         in_flight, msgs_per_s (since the previous row)\n"
+	    "                         in_flight, msgs_per_s (since the previous row), and with\n"
+	    "                         consumers consumed, consume_msgs_per_s\n"
 	    "  -j, --json             end stdout with one JSON object: sent, acked, nacked,\n"
 	    "                         returned, failed, bytes (body bytes sent), seconds,\n"
 	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
@@ -100,14 +156,27 @@ static void usage(FILE *out)
 	    "                         reconnects, duplicates_possible (messages sent again after\n"
 	    "                         a reconnection), possibly_lost (best effort: sent on\n"
 	    "                         lost connections after the last checkpoint), producers,\n"
-	    "                         connections, size, confirm, rate, max_rss_kb (peak RSS)\n"
+	    "                         connections, size, confirm, rate, max_rss_kb (peak RSS);\n"
+	    "                         and for consumers (0 and nulls without): consumers,\n"
+	    "                         consumer_connections, prefetch, auto_ack,\n"
+	    "                         multi_ack_every, consumed (messages of this run),\n"
+	    "                         not_consumed (of those acked, or sent with --confirm\n"
+	    "                         none), consumed_other (not sent by this run),\n"
+	    "                         redelivered, consume_seconds, consume_msgs_per_s,\n"
+	    "                         e2e_latency_us {p50, p99, p999, max} (every message of the\n"
+	    "                         run), consumer_cpu_seconds, consumer_cpu_us_per_msg (the\n"
+	    "                         consumer threads' own CPU; salvo's I/O work for them is in\n"
+	    "                         cpu_seconds only)\n"
 	    "  -h, --help             print this help and exit\n"
 	    "  -V, --version          print the salvo version and exit\n"
 	    "\n"
-	    "The clock runs from when every producer has its publisher until every message has\n"
-	    "its outcome from the broker (async, sync) or has been handed to the kernel (none);\n"
-	    "connecting and declaring are not counted. CPU time is the whole process's (producers\n"
-	    "and salvo's I/O threads) over the same span. Confirm latency is sampled by salvo:\n"
+	    "The clock runs from when every producer has its publisher (and every consumer is\n"
+	    "consuming) until every message has its outcome from the broker (async, sync) or has\n"
+	    "been handed to the kernel (none): seconds and msgs_per_s; connecting and declaring\n"
+	    "are not counted. With consumers the run goes on until they have drained the queue,\n"
+	    "and consume_msgs_per_s is over the span from the start to the last message received.\n"
+	    "CPU time is the whole process's (producers, consumers and salvo's I/O threads) over\n"
+	    "the whole run. Confirm latency is sampled by salvo:\n"
 	    "every message in sync mode, one in 16 in async mode. A readable summary goes to\n"
 	    "stderr. SIGINT or SIGTERM ends the run early with a summary; a second one kills.\n"
 	    "Numbers are decimal digits only.\n"
@@ -116,8 +185,9 @@ static void usage(FILE *out)
 	    "and connection closed cleanly; 1 on a failure: connecting, declaring or opening a\n"
 	    "publisher (no summary), an error that ends a channel or connection during the run\n"
 	    "(reported as \"" PROG ": what: status: detail\"; the summary and JSON still say\n"
-	    "what was achieved), a run stopped by a signal, or, with confirms, any message not\n"
-	    "acked; 2 on a usage error.\n"
+	    "what was achieved), a run stopped by a signal, with confirms any message not acked,\n"
+	    "or with consumers any message acked by the broker (sent, with --confirm none) and\n"
+	    "not consumed after the drain; 2 on a usage error.\n"
 	    "\n",
 	    out);
 	salvo_conf_print_help(out);
@@ -132,9 +202,48 @@ static int parse_range(const char *opt, const char *arg, uint64_t min, uint64_t 
 	return 0;
 }
 
-/* The checks between options, once all are read. */
-static int check_args(struct options *o, bool counted, bool windowed)
+/* Which consumer options were given, for the checks between them. */
+struct consumer_args {
+	const char *first; /* the first consumer option given, "" if none */
+	bool connections, prefetch, multi_ack;
+};
+
+/* The checks between consumer options. Returns -1 to go on, else the exit status. */
+static int check_consumer_args(struct options *o, const struct consumer_args *ca)
 {
+	if (!o->consumers)
+		return ca->first[0] ? usage_error("--%s needs --consumers", ca->first) : -1;
+	if (!ca->connections)
+		o->consumer_connections = 1;
+	if (o->size < HEADER_SIZE)
+		return usage_error("--consumers needs --size of at least %d: consumers read the "
+				   "send time from bytes 8..15 of each body (--size is %zu)",
+				   HEADER_SIZE, o->size);
+	if (!o->routing_key[0])
+		return usage_error("--consumers needs a non-empty --routing-key: the queue they "
+				   "consume");
+	if (o->consumer_connections > o->consumers)
+		return usage_error("--consumer-connections %u is more than --consumers %u: a "
+				   "connection would have no consumer",
+				   o->consumer_connections, o->consumers);
+	if (o->auto_ack && ca->prefetch)
+		return usage_error("--prefetch with --auto-ack: the broker does not limit no_ack "
+				   "deliveries");
+	if (o->auto_ack && ca->multi_ack)
+		return usage_error("--multi-ack-every with --auto-ack: no_ack messages are not "
+				   "acked");
+	if (o->prefetch && o->multi_ack_every > o->prefetch)
+		return usage_error("--multi-ack-every %u is more than --prefetch %u: each consumer "
+				   "would wait for messages the broker holds back until it acks",
+				   o->multi_ack_every, o->prefetch);
+	return -1;
+}
+
+/* The checks between options, once all are read. */
+static int check_args(struct options *o, bool counted, bool windowed,
+		      const struct consumer_args *ca)
+{
+
 	if (counted && o->duration_s)
 		return usage_error("--count and --duration exclude each other");
 	if (!counted && !o->duration_s)
@@ -147,13 +256,14 @@ static int check_args(struct options *o, bool counted, bool windowed)
 		return usage_error("--window needs --confirm async or sync");
 	if (o->declare_queue && !o->routing_key[0])
 		return usage_error("--declare-queue needs a non-empty --routing-key");
-	return -1;
+	return check_consumer_args(o, ca);
 }
 
 /* Returns -1 to go on, else the exit status. */
 int parse_args(int argc, char **argv, struct options *o)
 {
 	bool counted = false, windowed = false;
+	struct consumer_args ca = {.first = ""};
 	const char *env = getenv("SALVO_URI");
 	uint64_t v;
 	int opt, rc;
@@ -164,6 +274,8 @@ int parse_args(int argc, char **argv, struct options *o)
 	o->exchange = "";
 	o->routing_key = DEFAULT_KEY;
 	o->progress = true;
+	o->multi_ack_every = 1;
+	o->drain_timeout_s = DEFAULT_DRAIN_TIMEOUT_S;
 	/* --uri and --conf can each appear at most once per argument, plus the default. */
 	o->uris = calloc((size_t)argc + 1, sizeof *o->uris);
 	o->conf = calloc((size_t)argc, sizeof *o->conf);
@@ -237,6 +349,34 @@ int parse_args(int argc, char **argv, struct options *o)
 		case 'c':
 			rc = add_conf(optarg, o->conf, &o->nconf);
 			break;
+		case OPT_CONSUMERS:
+			rc = parse_range("consumers", optarg, 0, MAX_CONSUMERS, &v);
+			o->consumers = (unsigned)v;
+			break;
+		case OPT_CONSUMER_CONNECTIONS:
+			rc = parse_range("consumer-connections", optarg, 0, MAX_CONNECTIONS, &v);
+			o->consumer_connections = (unsigned)v;
+			ca.connections = true;
+			break;
+		case OPT_PREFETCH:
+			rc = parse_range("prefetch", optarg, 0, UINT16_MAX, &v);
+			o->prefetch = (unsigned)v;
+			ca.prefetch = true;
+			break;
+		case OPT_AUTO_ACK:
+			o->auto_ack = true;
+			break;
+		case OPT_MULTI_ACK_EVERY:
+			rc = parse_range("multi-ack-every", optarg, 1, UINT16_MAX, &v);
+			o->multi_ack_every = (unsigned)v;
+			ca.multi_ack = true;
+			break;
+		case OPT_CONSUMER_RATE:
+			rc = parse_range("consumer-rate", optarg, 0, UINT32_MAX, &o->consumer_rate);
+			break;
+		case OPT_DRAIN_TIMEOUT:
+			rc = parse_range("drain-timeout", optarg, 1, 3600, &o->drain_timeout_s);
+			break;
 		case 'P':
 			o->progress = true;
 			break;
@@ -248,12 +388,14 @@ int parse_args(int argc, char **argv, struct options *o)
 		}
 		if (rc)
 			return rc;
+		if (opt >= OPT_CONSUMER_CONNECTIONS && !ca.first[0])
+			ca.first = option_name(long_options, opt);
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->nuris)
 		o->uris[o->nuris++] = env && *env ? env : DEFAULT_URI;
-	return check_args(o, counted, windowed);
+	return check_args(o, counted, windowed, &ca);
 }
 
 /* Returns 0, or the exit status of a bad setting. "uri" first: it replaces the endpoint

@@ -1,12 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * salvo-perf: what its three files share. options.c parses the command line into struct
- * options (tools/cli.c reports the errors); report.c prints progress, CSV rows, the
- * summary and the JSON; salvo-perf.c runs the clients, the producer threads and the clock.
+ * salvo-perf: what its files share. options.c parses the command line into struct options
+ * (tools/cli.c reports the errors); report.c prints progress, CSV rows, the summary and
+ * the JSON; salvo-perf.c runs the clients, the producer threads and the clock;
+ * consumer.c runs the consumer threads (--consumers).
  */
 #ifndef SALVO_PERF_H
 #define SALVO_PERF_H
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,10 +26,13 @@
 /* Bodies of at least HEADER_SIZE bytes start with the sequence number and the send time. */
 #define HEADER_SIZE 16
 /* The producer's index goes in the sequence number's top 16 bits, its count below. */
-#define SEQ_INDEX_SHIFT 48
-#define MAX_PRODUCERS	4096
-#define MAX_CONNECTIONS 1024
-#define MAX_SIZE	(1u << 30) /* the largest publisher.ring_size */
+#define SEQ_INDEX_SHIFT		48
+#define MAX_PRODUCERS		4096
+#define MAX_CONSUMERS		1024
+#define MAX_CONNECTIONS		1024
+#define DEFAULT_DRAIN_TIMEOUT_S 10
+#define NS			1000000000ull
+#define MAX_SIZE		(1u << 30) /* the largest publisher.ring_size */
 
 struct options {
 	const char **uris; /* --uri in order: "uri", then "uri.add" */
@@ -47,12 +54,21 @@ struct options {
 	bool json;
 	bool progress;
 	const char *csv;
+	/* Consumers (0: none). */
+	unsigned consumers;
+	unsigned consumer_connections; /* 0: consumers share the producers' connections */
+	unsigned prefetch;	       /* basic.qos prefetch count per consumer; 0: none */
+	bool auto_ack;		       /* no_ack consumers */
+	unsigned multi_ack_every;      /* manual acks: one multiple ack per this many (1: each) */
+	uint64_t consumer_rate;	       /* messages/s in all; 0: unlimited */
+	uint64_t drain_timeout_s;      /* after the producers: the longest wait for a message */
 };
 
 /* One sample of the counters: progress lines and CSV rows. */
 struct sample {
 	double t; /* seconds since the clock started */
 	uint64_t sent;
+	uint64_t consumed;   /* by the consumers, messages of this run only */
 	salvo_pub_stats pub; /* summed over every client */
 };
 
@@ -63,12 +79,80 @@ struct result {
 	double cpu_seconds;
 	salvo_pub_stats pub;
 	uint64_t reconnects; /* over every connection */
-	bool failed;	  /* an error stopped the run */
-	bool interrupted; /* a signal did */
+	bool failed;	     /* an error stopped the run */
+	bool interrupted;    /* a signal did */
 	/* The first message that was nacked, returned or failed, when one was. */
 	salvo_outcome_kind first_bad;
 	char first_bad_text[256];
+	/* Consumers. */
+	uint64_t consumed;	     /* messages of this run */
+	uint64_t consumed_other;     /* messages not sent by this run (left in the queue before) */
+	uint64_t redelivered;	     /* of this run's, those the broker marked redelivered */
+	uint64_t expected;	     /* what they should have received: acked, or sent (none) */
+	double consume_seconds;	     /* from the go to the last message received */
+	double consumer_cpu_seconds; /* the consumer threads' own CPU time */
+	salvo_pub_stats e2e;	     /* publish -> consume latency: only its histogram is used */
 };
+
+enum phase { PHASE_SETUP, PHASE_GO, PHASE_RELEASE };
+
+struct producer;
+struct consumer;
+
+/* The run's shared state (salvo-perf.c). */
+struct perf {
+	const struct options *o;
+	salvo_client **clients; /* the producers' connections, then the consumers' own */
+	unsigned nclients;
+	struct producer *producers;
+	unsigned nproducers; /* threads started */
+	struct consumer *consumers;
+	unsigned nconsumers; /* threads started */
+	/* Read by every producer before every message, written once or twice a run: on its
+	 * own cache line so that nothing written often invalidates it. */
+	_Alignas(64) atomic_bool stop;
+	atomic_bool consumers_stop; /* written once, read by consumers once per wait */
+	_Alignas(64) pthread_mutex_t lock;
+	pthread_cond_t main_cv; /* the main thread waits: ready, done, interrupted, ticks */
+	pthread_cond_t prod_cv; /* producers and consumers wait: phase */
+	enum phase phase;
+	unsigned ready, done;
+	bool failed;	 /* an error was reported */
+	int interrupted; /* the signal that stopped the run, or 0 */
+	sigset_t signals;
+	/* CLOCK_REALTIME at the go: every message of the run carries a send time after it.
+	 * Written before the go, read by consumers after it. */
+	uint64_t start_real_ns;
+};
+
+/* salvo-perf.c: what the consumer threads share with the producers. */
+uint64_t mono_ns(void);
+uint64_t real_ns(void);
+void run_error(struct perf *pf, int status, const salvo_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void wait_phase(struct perf *pf, enum phase phase);
+void count_in(struct perf *pf, unsigned *counter);
+
+/* Pacing (--rate, --consumer-rate): a token bucket checked once per batch of messages. */
+struct pacer {
+	double rate, tokens, cap;
+	uint64_t batch, last_ns;
+};
+void pacer_init(struct pacer *pc, double rate);
+void pacer_take(struct pacer *pc);
+
+/* consumer.c */
+struct consumer *consumers_new(unsigned n);
+/* Start the consumer threads (each opens its channel and consumer, reports ready, then
+ * waits for the go); pf->nconsumers says how many started. Returns 0 or -1 (reported). */
+int start_consumers(struct perf *pf);
+/* Messages of this run received so far, over every consumer. Any thread. */
+uint64_t consumed_total(struct perf *pf);
+/* Tell the consumers to stop (they ack what they received, cancel and close their
+ * channels) and join them. */
+void stop_consumers(struct perf *pf);
+/* After stop_consumers: their counts, latencies and CPU time into r. */
+void collect_consumers(struct perf *pf, struct result *r);
 
 /* options.c */
 int parse_args(int argc, char **argv, struct options *o);
@@ -77,8 +161,8 @@ void options_free(struct options *o);
 
 /* report.c */
 void progress_line(const struct options *o, const struct sample *s, const struct sample *prev);
-int csv_header(FILE *f);
-void csv_row(FILE *f, const struct sample *s, const struct sample *prev);
+int csv_header(const struct options *o, FILE *f);
+void csv_row(const struct options *o, FILE *f, const struct sample *s, const struct sample *prev);
 void summary(const struct options *o, const struct result *r);
 void json(const struct options *o, const struct result *r);
 

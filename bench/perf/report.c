@@ -8,16 +8,18 @@
 
 #include "perf.h"
 
-static double rate_between(const struct sample *s, const struct sample *prev)
+/* Messages per second from n0 at prev to n1 at s. */
+static double rate_between(const struct sample *s, const struct sample *prev, uint64_t n1,
+			   uint64_t n0)
 {
 	double dt = s->t - prev->t;
 
-	return dt > 0 ? (double)(s->sent - prev->sent) / dt : 0;
+	return dt > 0 ? (double)(n1 - n0) / dt : 0;
 }
 
 void progress_line(const struct options *o, const struct sample *s, const struct sample *prev)
 {
-	char outcomes[160] = "";
+	char outcomes[160] = "", consumed[80] = "";
 
 	if (o->confirm != SALVO_CONFIRM_NONE) {
 		int n = snprintf(outcomes, sizeof outcomes,
@@ -29,20 +31,33 @@ void progress_line(const struct options *o, const struct sample *s, const struct
 				 " returned %" PRIu64 " failed %" PRIu64, s->pub.returned,
 				 s->pub.failed);
 	}
+	if (o->consumers)
+		snprintf(consumed, sizeof consumed, " consumed %" PRIu64 " (%.0f msg/s)",
+			 s->consumed, rate_between(s, prev, s->consumed, prev->consumed));
 	/* One fprintf: a line never interleaves with an error another thread reports. */
-	fprintf(stderr, "t=%.0fs sent %" PRIu64 " (%.0f msg/s)%s\n", s->t, s->sent,
-		rate_between(s, prev), outcomes);
+	fprintf(stderr, "t=%.0fs sent %" PRIu64 " (%.0f msg/s)%s%s\n", s->t, s->sent,
+		rate_between(s, prev, s->sent, prev->sent), outcomes, consumed);
 }
 
-int csv_header(FILE *f)
+int csv_header(const struct options *o, FILE *f)
 {
-	return fputs("t,sent,acked,nacked,in_flight,msgs_per_s\n", f) < 0 ? -1 : 0;
+	return fputs(o->consumers ? "t,sent,acked,nacked,in_flight,msgs_per_s,consumed,"
+				    "consume_msgs_per_s\n"
+				  : "t,sent,acked,nacked,in_flight,msgs_per_s\n",
+		     f) < 0
+		   ? -1
+		   : 0;
 }
 
-void csv_row(FILE *f, const struct sample *s, const struct sample *prev)
+void csv_row(const struct options *o, FILE *f, const struct sample *s, const struct sample *prev)
 {
-	fprintf(f, "%.3f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.1f\n", s->t, s->sent,
-		s->pub.acked, s->pub.nacked, s->pub.in_flight, rate_between(s, prev));
+	fprintf(f, "%.3f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.1f", s->t, s->sent,
+		s->pub.acked, s->pub.nacked, s->pub.in_flight,
+		rate_between(s, prev, s->sent, prev->sent));
+	if (o->consumers)
+		fprintf(f, ",%" PRIu64 ",%.1f", s->consumed,
+			rate_between(s, prev, s->consumed, prev->consumed));
+	fputc('\n', f);
 }
 
 static double per_second(double x, double seconds)
@@ -70,6 +85,52 @@ static long max_rss_kb(void)
 
 static const char *const outcome_names[] = {"acked", "nacked", "returned", "failed"};
 
+/* "p50 X us, p99 X us, p99.9 X us, max X us (N samples)" of a histogram. */
+static void latency_line(const char *what, const salvo_pub_stats *st)
+{
+	fprintf(stderr,
+		"%s: p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us (%" PRIu64 " sample%s)\n",
+		what, latency_us(st, 0.5), latency_us(st, 0.99), latency_us(st, 0.999),
+		latency_us(st, 1), st->latency_count, plural(st->latency_count));
+}
+
+static void consumer_summary(const struct options *o, const struct result *r)
+{
+	char acks[64] = "manual acks";
+
+	if (o->auto_ack)
+		snprintf(acks, sizeof acks, "auto-ack");
+	else if (o->multi_ack_every > 1)
+		snprintf(acks, sizeof acks, "a multiple ack per %u messages", o->multi_ack_every);
+	/* Shared: consumer i is on producer connection i % connections. */
+	unsigned nconn = o->consumer_connections	 ? o->consumer_connections
+			 : o->consumers < o->connections ? o->consumers
+							 : o->connections;
+
+	fprintf(stderr, "%u consumer%s on %u %s connection%s, prefetch %u, %s\n", o->consumers,
+		plural(o->consumers), nconn, o->consumer_connections ? "own" : "shared",
+		plural(nconn), o->prefetch, acks);
+	fprintf(stderr,
+		"consumed %" PRIu64 " of %" PRIu64 " messages in %.3f s: %.0f msgs/s\n"
+		"consumer threads cpu %.3f s: %.3f us/msg\n",
+		r->consumed, r->expected, r->consume_seconds,
+		per_second((double)r->consumed, r->consume_seconds), r->consumer_cpu_seconds,
+		r->consumed ? r->consumer_cpu_seconds * 1e6 / (double)r->consumed : 0.0);
+	if (r->e2e.latency_count)
+		latency_line("end-to-end latency", &r->e2e);
+	if (r->redelivered)
+		fprintf(stderr, "redelivered: %" PRIu64 "\n", r->redelivered);
+	if (r->consumed_other)
+		fprintf(stderr, "not from this run (not counted): %" PRIu64 " message%s\n",
+			r->consumed_other, plural(r->consumed_other));
+	if (r->consumed < r->expected)
+		fprintf(stderr, "NOT CONSUMED: %" PRIu64 " message%s %s\n",
+			r->expected - r->consumed, plural(r->expected - r->consumed),
+			r->failed || r->interrupted
+			    ? "when the run stopped"
+			    : "(none arrived for the last --drain-timeout seconds)");
+}
+
 void summary(const struct options *o, const struct result *r)
 {
 	const salvo_pub_stats *p = &r->pub;
@@ -93,21 +154,32 @@ void summary(const struct options *o, const struct result *r)
 			"reconnections: %" PRIu64 ", messages sent again: %" PRIu64
 			", possibly lost (best effort): %" PRIu64 "\n",
 			r->reconnects, p->resent, p->possibly_lost);
-	if (o->confirm == SALVO_CONFIRM_NONE)
-		return;
-	fprintf(stderr,
-		"outcomes: %" PRIu64 " acked, %" PRIu64 " nacked, %" PRIu64 " returned, %" PRIu64
-		" failed\n",
-		p->acked, p->nacked, p->returned, p->failed);
-	if (p->latency_count)
+	if (o->confirm != SALVO_CONFIRM_NONE) {
 		fprintf(stderr,
-			"confirm latency: p50 %.0f us, p99 %.0f us, p99.9 %.0f us, max %.0f us "
-			"(%" PRIu64 " sample%s)\n",
-			latency_us(p, 0.5), latency_us(p, 0.99), latency_us(p, 0.999),
-			latency_us(p, 1), p->latency_count, plural(p->latency_count));
-	if (r->first_bad != SALVO_OUTCOME_ACKED)
-		fprintf(stderr, "first message not acked (%s)%s%s\n", outcome_names[r->first_bad],
-			r->first_bad_text[0] ? ": " : "", r->first_bad_text);
+			"outcomes: %" PRIu64 " acked, %" PRIu64 " nacked, %" PRIu64
+			" returned, %" PRIu64 " failed\n",
+			p->acked, p->nacked, p->returned, p->failed);
+		if (p->latency_count)
+			latency_line("confirm latency", p);
+		if (r->first_bad != SALVO_OUTCOME_ACKED)
+			fprintf(stderr, "first message not acked (%s)%s%s\n",
+				outcome_names[r->first_bad], r->first_bad_text[0] ? ": " : "",
+				r->first_bad_text);
+	}
+	if (o->consumers)
+		consumer_summary(o, r);
+}
+
+/* "NAME": {"p50": X, "p99": X, "p999": X, "max": X}, with nulls when st is NULL or empty. */
+static void json_latency(const char *name, const salvo_pub_stats *st)
+{
+	if (!st || !st->latency_count)
+		printf("\"%s\": {\"p50\": null, \"p99\": null, \"p999\": null, \"max\": null}, ",
+		       name);
+	else
+		printf("\"%s\": {\"p50\": %.1f, \"p99\": %.1f, \"p999\": %.1f, \"max\": %.1f}, ",
+		       name, latency_us(st, 0.5), latency_us(st, 0.99), latency_us(st, 0.999),
+		       latency_us(st, 1));
 }
 
 void json(const struct options *o, const struct result *r)
@@ -123,18 +195,27 @@ void json(const struct options *o, const struct result *r)
 	       r->seconds, per_second((double)r->sent, r->seconds),
 	       per_second(bytes, r->seconds) / 1e6, r->cpu_seconds,
 	       r->sent ? r->cpu_seconds * 1e6 / (double)r->sent : 0.0);
-	if (o->confirm == SALVO_CONFIRM_NONE || !p->latency_count)
-		printf("\"latency_us\": {\"p50\": null, \"p99\": null, \"p999\": null, "
-		       "\"max\": null}, ");
-	else
-		printf("\"latency_us\": {\"p50\": %.1f, \"p99\": %.1f, \"p999\": %.1f, "
-		       "\"max\": %.1f}, ",
-		       latency_us(p, 0.5), latency_us(p, 0.99), latency_us(p, 0.999),
-		       latency_us(p, 1));
+	json_latency("latency_us", o->confirm == SALVO_CONFIRM_NONE ? NULL : p);
 	printf("\"reconnects\": %" PRIu64 ", \"duplicates_possible\": %" PRIu64
 	       ", \"possibly_lost\": %" PRIu64
 	       ", \"producers\": %u, \"connections\": %u, \"size\": %zu, "
-	       "\"confirm\": \"%s\", \"rate\": %" PRIu64 ", \"max_rss_kb\": %ld}\n",
+	       "\"confirm\": \"%s\", \"rate\": %" PRIu64 ", ",
 	       r->reconnects, p->resent, p->possibly_lost, o->producers, o->connections, o->size,
-	       confirm_names[o->confirm], o->rate, max_rss_kb());
+	       confirm_names[o->confirm], o->rate);
+	printf("\"consumers\": %u, \"consumer_connections\": %u, \"prefetch\": %u, "
+	       "\"auto_ack\": %s, \"multi_ack_every\": %u, \"consumed\": %" PRIu64
+	       ", \"not_consumed\": %" PRIu64 ", \"consumed_other\": %" PRIu64
+	       ", \"redelivered\": %" PRIu64 ", ",
+	       o->consumers, o->consumer_connections, o->prefetch, o->auto_ack ? "true" : "false",
+	       o->multi_ack_every, r->consumed,
+	       o->consumers && r->consumed < r->expected ? r->expected - r->consumed : 0,
+	       r->consumed_other, r->redelivered);
+	printf("\"consume_seconds\": %.6f, \"consume_msgs_per_s\": %.1f, ", r->consume_seconds,
+	       per_second((double)r->consumed, r->consume_seconds));
+	json_latency("e2e_latency_us", o->consumers ? &r->e2e : NULL);
+	printf("\"consumer_cpu_seconds\": %.6f, \"consumer_cpu_us_per_msg\": %.3f, "
+	       "\"max_rss_kb\": %ld}\n",
+	       r->consumer_cpu_seconds,
+	       r->consumed ? r->consumer_cpu_seconds * 1e6 / (double)r->consumed : 0.0,
+	       max_rss_kb());
 }

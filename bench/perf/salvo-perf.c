@@ -6,11 +6,15 @@
  * threads, producer i on client i % connections. Each producer opens its own publisher and
  * reports ready; when all are, the main thread starts the clock and lets them go. Producers
  * publish their share (or until the stop flag), then wait for every outcome (confirm
- * modes) or for every byte to reach the kernel (none), and report done; when all are, the
- * main thread stops the clock and lets them close their publishers. Meanwhile the main
- * thread samples the counters once a second for the progress line and the CSV, and ends a
- * --duration run by raising the stop flag. A signal thread turns the first SIGINT or
- * SIGTERM into the stop flag, so an interrupted run still reports.
+ * modes) or for every byte to reach the kernel (none), and report done. With --consumers,
+ * consumer threads (consumer.c) start before the producers and report ready with them;
+ * when every producer is done they drain the queue: the run ends when they have received
+ * every message the broker took, or none for --drain-timeout seconds. Then the main
+ * thread stops the clock, stops the consumers and lets the producers close their
+ * publishers. Meanwhile the main thread samples the counters once a second for the
+ * progress line and the CSV, and ends a --duration run by raising the stop flag. A signal
+ * thread turns the first SIGINT or SIGTERM into the stop flag, so an interrupted run
+ * still reports.
  *
  * The hot loop reads no clock unless the body carries a send time (--size >= 16) or the
  * rate is capped, and then the pacer reads one about once a millisecond. What the sampler
@@ -41,11 +45,8 @@
 #define POLL_EVERY 1024
 /* Messages per read of the clock for the send time in bodies (a power of two). */
 #define STAMP_EVERY 16
-#define NS	   1000000000ull
-
-enum phase { PHASE_SETUP, PHASE_GO, PHASE_RELEASE };
-
-struct perf;
+/* While the consumers drain the queue: how often the main thread looks at their count. */
+#define DRAIN_POLL_NS 10000000ull
 
 struct producer {
 	/* Stored by the producer after every message, read by the sampler once a second:
@@ -65,30 +66,19 @@ struct producer {
 	char first_bad_text[256];
 };
 
-struct perf {
-	const struct options *o;
-	salvo_client **clients;
-	unsigned nclients;
-	struct producer *producers;
-	unsigned nproducers; /* threads started */
-	/* Read by every producer before every message, written once or twice a run: on its
-	 * own cache line so that nothing written often invalidates it. */
-	_Alignas(64) atomic_bool stop;
-	_Alignas(64) pthread_mutex_t lock;
-	pthread_cond_t main_cv; /* the main thread waits: ready, done, interrupted, ticks */
-	pthread_cond_t prod_cv; /* producers wait: phase */
-	enum phase phase;
-	unsigned ready, done;
-	bool failed;	 /* an error was reported */
-	int interrupted; /* the signal that stopped the run, or 0 */
-	sigset_t signals;
-};
-
-static uint64_t mono_ns(void)
+uint64_t mono_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
 }
 
@@ -106,10 +96,7 @@ static void put_be64(uint8_t *p, uint64_t v)
 
 /* Report an error (only the first of the run: later ones are usually its echoes from other
  * producers or from closing) and stop every producer. */
-static void run_error(struct perf *pf, int status, const salvo_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void run_error(struct perf *pf, int status, const salvo_error *err, const char *fmt, ...)
+void run_error(struct perf *pf, int status, const salvo_error *err, const char *fmt, ...)
 {
 	char what[256];
 	bool first;
@@ -136,12 +123,7 @@ static void run_error(struct perf *pf, int status, const salvo_error *err, const
  * the cap over any span a reader would measure. CLOCK_MONOTONIC, not a coarse clock: read
  * once a batch it costs nothing, and a coarse clock's 4 ms steps would make every sleep
  * a guess. */
-struct pacer {
-	double rate, tokens, cap;
-	uint64_t batch, last_ns;
-};
-
-static void pacer_init(struct pacer *pc, double rate)
+void pacer_init(struct pacer *pc, double rate)
 {
 	pc->batch = 1;
 	while (pc->batch < 256 && (double)(pc->batch * 2) <= rate / 1000)
@@ -153,7 +135,7 @@ static void pacer_init(struct pacer *pc, double rate)
 }
 
 /* Take a batch's tokens, sleeping until the bucket holds them. */
-static void pacer_take(struct pacer *pc)
+void pacer_take(struct pacer *pc)
 {
 	for (;;) {
 		uint64_t now = mono_ns();
@@ -216,6 +198,8 @@ static int publish_all(struct producer *pr, uint8_t *body, uint64_t *n, salvo_er
 	struct perf *pf = pr->perf;
 	const struct options *o = pf->o;
 	const bool stamp = o->size >= HEADER_SIZE;
+	/* A paced message may wait a while after the one before; a consumer times each. */
+	const bool stamp_each = pr->rate > 0 || o->consumers;
 	const bool async = o->confirm == SALVO_CONFIRM_ASYNC;
 	const uint64_t index = (uint64_t)pr->index << SEQ_INDEX_SHIFT;
 	const uint64_t seq_mask = (1ull << SEQ_INDEX_SHIFT) - 1;
@@ -225,7 +209,6 @@ static int publish_all(struct producer *pr, uint8_t *body, uint64_t *n, salvo_er
 		       .len = o->size,
 		       .flags = o->flags};
 	struct pacer pc = {0};
-	struct timespec now;
 	int rc;
 
 	if (pr->rate > 0)
@@ -241,13 +224,13 @@ static int publish_all(struct producer *pr, uint8_t *body, uint64_t *n, salvo_er
 			 * a publish (28% of the client's CPU at 7M msgs/s when read per
 			 * message), so the send time is read once every STAMP_EVERY messages:
 			 * at most that many publishes stale, a few microseconds at full speed,
-			 * far below any broker latency it measures. Bodies under 16 bytes
-			 * carry no header and skip it. */
-			if (!(*n & (STAMP_EVERY - 1)) || pr->rate > 0) {
-				clock_gettime(CLOCK_REALTIME, &now);
-				put_be64(body + 8,
-					 (uint64_t)now.tv_sec * NS + (uint64_t)now.tv_nsec);
-			}
+			 * far below any broker latency it measures. But a publish that waited
+			 * for ring room would leave the rest of its batch stamped before the
+			 * wait, so with consumers timing each message every one is stamped
+			 * (they run at the broker's pace anyway). Bodies under 16 bytes carry
+			 * no header and skip it. */
+			if (stamp_each || !(*n & (STAMP_EVERY - 1)))
+				put_be64(body + 8, real_ns());
 		}
 		rc = salvo_publish_msg(pr->pub, &m, SALVO_FOREVER, NULL, err);
 		if (rc == SALVO_ERR_NACKED || rc == SALVO_ERR_RETURNED)
@@ -262,7 +245,7 @@ static int publish_all(struct producer *pr, uint8_t *body, uint64_t *n, salvo_er
 	return 0;
 }
 
-static void wait_phase(struct perf *pf, enum phase phase)
+void wait_phase(struct perf *pf, enum phase phase)
 {
 	pthread_mutex_lock(&pf->lock);
 	while (pf->phase < phase)
@@ -270,7 +253,7 @@ static void wait_phase(struct perf *pf, enum phase phase)
 	pthread_mutex_unlock(&pf->lock);
 }
 
-static void count_in(struct perf *pf, unsigned *counter)
+void count_in(struct perf *pf, unsigned *counter)
 {
 	pthread_mutex_lock(&pf->lock);
 	++*counter;
@@ -372,29 +355,83 @@ static void take_sample(struct perf *pf, uint64_t t0, struct sample *s)
 	}
 	for (unsigned i = 0; i < pf->nproducers; i++)
 		s->sent += atomic_load_explicit(&pf->producers[i].sent, memory_order_relaxed);
+	s->consumed = consumed_total(pf);
 }
 
-/* Run the clock from the go to the last producer's done: a tick a second for the progress
- * line and the CSV, the stop flag at the end of a --duration. Fills r's seconds and CPU
- * seconds. */
+/* One tick: a progress line and a CSV row. Called without pf->lock: sampling takes each
+ * client's stats lock. */
+static void tick(struct perf *pf, FILE *csv, uint64_t t0, struct sample *prev)
+{
+	struct sample cur;
+
+	take_sample(pf, t0, &cur);
+	if (pf->o->progress)
+		progress_line(pf->o, &cur, prev);
+	if (csv)
+		csv_row(pf->o, csv, &cur, prev);
+	*prev = cur;
+}
+
+/* The drain, after the producers: whether it is over — every message the broker took
+ * (acked with confirms, sent without) received, none for --drain-timeout, or an error or
+ * signal. *seen and *idle_since follow the consumers' progress. With pf->lock held. */
+static bool drained(struct perf *pf, uint64_t expected, uint64_t now, uint64_t *seen,
+		    uint64_t *idle_since)
+{
+	uint64_t c = consumed_total(pf);
+
+	if (c >= expected || pf->failed || pf->interrupted)
+		return true;
+	if (c != *seen) {
+		*seen = c;
+		*idle_since = now;
+		return false;
+	}
+	return now - *idle_since >= pf->o->drain_timeout_s * NS;
+}
+
+/* Run the clock from the go until the run is over: the last producer's done, then, with
+ * consumers, the drain (above). A tick a second for the progress line and the CSV, the
+ * stop flag at the end of a --duration. Fills r's seconds (the producers' span) and CPU
+ * seconds (the whole run's). */
 static void run_clock(struct perf *pf, FILE *csv, struct result *r)
 {
 	const struct options *o = pf->o;
 	struct sample prev = {0}, cur;
-	uint64_t t0, next, end, now;
-	double cpu0;
-	bool told = false;
+	uint64_t t0, next, end, now, wake;
+	uint64_t expected = 0, seen = 0, idle_since = 0;
+	double cpu0, total;
+	bool publishing = true, told = false;
 	struct timespec ts;
 
 	pthread_mutex_lock(&pf->lock);
 	cpu0 = cpu_s();
+	pf->start_real_ns = real_ns();
 	t0 = mono_ns();
 	pf->phase = PHASE_GO;
 	pthread_cond_broadcast(&pf->prod_cv);
 	next = t0 + NS;
 	end = o->duration_s ? t0 + o->duration_s * NS : UINT64_MAX;
-	while (pf->done < pf->nproducers) {
-		timespec_at(next < end ? next : end, &ts);
+	for (;;) {
+		now = mono_ns();
+		if (publishing && pf->done == pf->nproducers) {
+			publishing = false;
+			r->seconds = (double)(now - t0) / 1e9;
+			if (!pf->nconsumers)
+				break;
+			/* Every outcome is in: what the consumers should receive is known. */
+			pthread_mutex_unlock(&pf->lock);
+			take_sample(pf, t0, &cur);
+			pthread_mutex_lock(&pf->lock);
+			expected = o->confirm != SALVO_CONFIRM_NONE ? cur.pub.acked : cur.sent;
+			idle_since = now;
+		}
+		if (!publishing && drained(pf, expected, now, &seen, &idle_since))
+			break;
+		wake = next < end ? next : end;
+		if (!publishing && now + DRAIN_POLL_NS < wake)
+			wake = now + DRAIN_POLL_NS;
+		timespec_at(wake, &ts);
 		pthread_cond_timedwait(&pf->main_cv, &pf->lock, &ts);
 		now = mono_ns();
 		if (now >= end) {
@@ -405,27 +442,21 @@ static void run_clock(struct perf *pf, FILE *csv, struct result *r)
 			fprintf(stderr, PROG ": %s: stopping\n", strsignal(pf->interrupted));
 			told = true;
 		}
-		if (now < next || pf->done == pf->nproducers)
+		if (now < next || (publishing && pf->done == pf->nproducers))
 			continue;
-		/* Sampling takes each client's stats lock: not while holding ours. */
 		pthread_mutex_unlock(&pf->lock);
-		take_sample(pf, t0, &cur);
-		if (o->progress)
-			progress_line(o, &cur, &prev);
-		if (csv)
-			csv_row(csv, &cur, &prev);
-		prev = cur;
+		tick(pf, csv, t0, &prev);
 		while (next <= now)
 			next += NS;
 		pthread_mutex_lock(&pf->lock);
 	}
-	r->seconds = (double)(mono_ns() - t0) / 1e9;
+	total = (double)(mono_ns() - t0) / 1e9;
 	r->cpu_seconds = cpu_s() - cpu0;
 	pthread_mutex_unlock(&pf->lock);
 	if (csv) {
 		take_sample(pf, t0, &cur);
-		cur.t = r->seconds;
-		csv_row(csv, &cur, &prev);
+		cur.t = total;
+		csv_row(o, csv, &cur, &prev);
 	}
 }
 
@@ -439,7 +470,7 @@ static int connect_all(struct perf *pf, const salvo_conf *conf)
 	/* The password reads back as ***, so the URI is safe to print. */
 	if (salvo_conf_get(conf, "uri", where, &where_size))
 		snprintf(where, sizeof where, "the broker");
-	for (; pf->nclients < o->connections; pf->nclients++) {
+	for (; pf->nclients < o->connections + o->consumer_connections; pf->nclients++) {
 		int rc = salvo_client_new(conf, &pf->clients[pf->nclients], &err);
 
 		if (rc) {
@@ -478,20 +509,22 @@ static int start_producers(struct perf *pf)
 	return 0;
 }
 
-/* Wait until every started producer has its publisher (or has failed to open one). */
+/* Wait until every started producer has its publisher and every started consumer is
+ * consuming (or has failed to). */
 static void wait_ready(struct perf *pf)
 {
 	pthread_mutex_lock(&pf->lock);
-	while (pf->ready < pf->nproducers)
+	while (pf->ready < pf->nproducers + pf->nconsumers)
 		pthread_cond_wait(&pf->main_cv, &pf->lock);
 	pthread_mutex_unlock(&pf->lock);
 }
 
-/* After a failed setup: producers go and come back at once (the stop flag is up), so
- * they close what they opened. */
-static void abort_producers(struct perf *pf)
+/* After a failed setup: producers and consumers go and come back at once (the stop flags
+ * are up), so they close what they opened. */
+static void abort_run(struct perf *pf)
 {
 	atomic_store_explicit(&pf->stop, true, memory_order_relaxed);
+	atomic_store_explicit(&pf->consumers_stop, true, memory_order_relaxed);
 	pthread_mutex_lock(&pf->lock);
 	pf->phase = PHASE_GO;
 	pthread_cond_broadcast(&pf->prod_cv);
@@ -510,7 +543,8 @@ static void release_producers(struct perf *pf)
 		pthread_join(pf->producers[i].thread, NULL);
 }
 
-/* After every publisher is closed: the outcomes, and the first message not acked. */
+/* After every publisher and consumer is closed: the outcomes, the first message not
+ * acked, and what the consumers received. */
 static void collect(struct perf *pf, struct result *r)
 {
 	salvo_pub_stats one;
@@ -529,6 +563,8 @@ static void collect(struct perf *pf, struct result *r)
 		salvo_pub_stats_add(&r->pub, &one);
 		r->reconnects += salvo_client_reconnects(pf->clients[i]);
 	}
+	collect_consumers(pf, r);
+	r->expected = pf->o->confirm != SALVO_CONFIRM_NONE ? r->pub.acked : r->sent;
 }
 
 static void close_clients(struct perf *pf)
@@ -544,8 +580,9 @@ static void close_clients(struct perf *pf)
 	}
 }
 
-/* Publish with every producer, then report. Returns the exit status. Setup failures
- * (connect, declare, open a publisher) end it without a summary. */
+/* Publish with every producer (and consume with every consumer), then report. Returns
+ * the exit status. Setup failures (connect, declare, open a publisher, start a consumer)
+ * end it without a summary. */
 static int run(struct perf *pf, const salvo_conf *conf, FILE *csv)
 {
 	const struct options *o = pf->o;
@@ -557,16 +594,19 @@ static int run(struct perf *pf, const salvo_conf *conf, FILE *csv)
 		close_clients(pf);
 		return EXIT_FAILED;
 	}
-	if (start_producers(pf) == 0)
+	/* Consumers first: each is consuming before the go, so no message waits for one. */
+	if (start_consumers(pf) == 0 && start_producers(pf) == 0)
 		wait_ready(pf);
 	if (pf->failed) {
-		abort_producers(pf);
+		abort_run(pf);
+		stop_consumers(pf);
 		release_producers(pf);
 		close_clients(pf);
 		return EXIT_FAILED;
 	}
 
 	run_clock(pf, csv, &r);
+	stop_consumers(pf);
 	release_producers(pf);
 	collect(pf, &r);
 	close_clients(pf);
@@ -582,6 +622,12 @@ static int run(struct perf *pf, const salvo_conf *conf, FILE *csv)
 	if (o->confirm != SALVO_CONFIRM_NONE && r.pub.acked != r.sent) {
 		fprintf(stderr, PROG ": %" PRIu64 " of %" PRIu64 " messages were not acked\n",
 			r.sent - r.pub.acked, r.sent);
+		status = EXIT_FAILED;
+	}
+	if (o->consumers && r.consumed < r.expected) {
+		fprintf(stderr, PROG ": %" PRIu64 " of %" PRIu64 " messages %s were not consumed\n",
+			r.expected - r.consumed, r.expected,
+			o->confirm != SALVO_CONFIRM_NONE ? "acked by the broker" : "sent");
 		status = EXIT_FAILED;
 	}
 	if (pf->failed || pf->interrupted)
@@ -607,11 +653,13 @@ static int perf_init(struct perf *pf, const struct options *o)
 	pthread_cond_init(&pf->main_cv, &attr);
 	pthread_condattr_destroy(&attr);
 	pthread_cond_init(&pf->prod_cv, NULL);
-	pf->clients = calloc(o->connections, sizeof *pf->clients);
+	pf->clients = calloc(o->connections + o->consumer_connections, sizeof *pf->clients);
 	pf->producers =
 	    aligned_alloc(_Alignof(struct producer), o->producers * sizeof *pf->producers);
-	if (!pf->clients || !pf->producers) {
-		fail(SALVO_ERR_NO_MEMORY, NULL, "allocate %u producers", o->producers);
+	pf->consumers = o->consumers ? consumers_new(o->consumers) : NULL;
+	if (!pf->clients || !pf->producers || (o->consumers && !pf->consumers)) {
+		fail(SALVO_ERR_NO_MEMORY, NULL, "allocate %u producers and %u consumers",
+		     o->producers, o->consumers);
 		return -1;
 	}
 	memset(pf->producers, 0, o->producers * sizeof *pf->producers);
@@ -647,7 +695,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (o.csv) {
 		csv = fopen(o.csv, "w");
-		if (!csv || csv_header(csv)) {
+		if (!csv || csv_header(&o, csv)) {
 			fprintf(stderr, PROG ": write %s: %s\n", o.csv, strerror(errno));
 			status = EXIT_FAILED;
 			goto out;
@@ -667,6 +715,7 @@ out:
 	}
 	free(perf.clients);
 	free(perf.producers);
+	free(perf.consumers);
 	salvo_conf_destroy(conf);
 	options_free(&o);
 	return status;

@@ -12,6 +12,16 @@
 #   missing exchange    a 404 during the run: reported, summary and JSON still printed, exit 1
 #   connection refused  nothing listening: exit 1 at once, no password printed
 #   usage errors        bad options exit 2 with a message; --help describes every option
+#   consumers           --consumers 1 --count 20000 --rate 10000 --prefetch 500 (on a
+#                       connection of its own, the default): every message consumed,
+#                       end-to-end latency ordered, progress and summary, queue left empty
+#   consumers acks      2 consumers on 2 connections of their own, a multiple ack per 50 with
+#                       prefetch 100, --csv: all consumed and acked; then --auto-ack
+#   consumers prefetch  --prefetch 7 with a slow consumer: the broker shows prefetch_count 7
+#                       and never more than 7 unacked
+#   consumers other     messages already in the queue are counted apart, not as the run's
+#                       (the consumer on the producer's connection: --consumer-connections 0)
+#   not consumed        acked by the broker but routed to no queue: exit 1, reported
 #
 # The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
 # cases need no broker.
@@ -33,20 +43,32 @@ json_check() {
 		j = json.loads(lines[-1])
 		for k in ("sent", "acked", "nacked", "returned", "failed", "bytes", "seconds",
 		          "msgs_per_s", "mbytes_per_s", "cpu_seconds", "cpu_us_per_msg",
-		          "reconnects", "producers", "connections", "size"):
+		          "reconnects", "producers", "connections", "size", "consumers",
+		          "consumer_connections", "prefetch", "multi_ack_every", "consumed",
+		          "not_consumed", "consumed_other", "redelivered", "consume_seconds",
+		          "consume_msgs_per_s", "consumer_cpu_seconds", "consumer_cpu_us_per_msg"):
 		    assert isinstance(j[k], (int, float)) and j[k] >= 0, k
 		assert j["reconnects"] == 0, "reconnects"
 		assert j["confirm"] in ("none", "async", "sync"), "confirm"
-		lat = j["latency_us"]
-		assert set(lat) == {"p50", "p99", "p999", "max"}, "latency_us keys"
+		assert isinstance(j["auto_ack"], bool), "auto_ack"
+		for name in ("latency_us", "e2e_latency_us"):
+		    lat = j[name]
+		    assert set(lat) == {"p50", "p99", "p999", "max"}, name + " keys"
 		if j["confirm"] == "none":
-		    assert all(v is None for v in lat.values()), "latency with confirm none"
+		    assert all(v is None for v in j["latency_us"].values()), "latency with confirm none"
+		if j["consumers"] == 0:
+		    assert all(v is None for v in j["e2e_latency_us"].values()), "e2e without consumers"
+		    assert j["consumed"] == 0 and j["not_consumed"] == 0, "consumed without consumers"
 		assert eval(sys.argv[2]), sys.argv[2]
 	EOF
 }
 
-# Confirm latency, present and ordered.
-latency_ordered='all(isinstance(j["latency_us"][k], float) for k in ("p50", "p99", "p999", "max")) and 0 < j["latency_us"]["p50"] <= j["latency_us"]["p99"] <= j["latency_us"]["p999"] <= j["latency_us"]["max"]'
+# Confirm latency (or NAME's), present and ordered.
+ordered() {
+	echo "all(isinstance(j['$1'][k], float) for k in ('p50', 'p99', 'p999', 'max')) and 0 < j['$1']['p50'] <= j['$1']['p99'] <= j['$1']['p999'] <= j['$1']['max']"
+}
+latency_ordered=$(ordered latency_us)
+e2e_ordered=$(ordered e2e_latency_us)
 
 case_count_json() {
 	need_broker
@@ -199,6 +221,128 @@ case_missing_exchange() {
 	json_check "$tmp/missing.out" "j['acked'] == 0 and j['sent'] <= 2000"
 }
 
+case_consumers() {
+	need_broker
+	fresh_queue consumers
+	run consumers --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --consumers 1 \
+		--count 20000 --rate 10000 --prefetch 500 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/consumers.out" \
+		"j['sent'] == 20000 and j['acked'] == 20000 and j['consumers'] == 1 and j['consumed'] == 20000 and j['not_consumed'] == 0 and j['consumed_other'] == 0 and j['prefetch'] == 500 and j['multi_ack_every'] == 1 and j['auto_ack'] is False and j['consumer_connections'] == 1 and j['consume_seconds'] > 0 and j['consume_msgs_per_s'] > 0 and $e2e_ordered and $latency_ordered"
+	grep -q '^consumed 20000 of 20000 messages in .* s: .* msgs/s$' "$tmp/consumers.err" ||
+		fail "no consume rate in the summary"
+	grep -q '^end-to-end latency: p50 .* us, p99 .* us, p99.9 .* us, max .* us (20000 samples)$' \
+		"$tmp/consumers.err" || fail "no end-to-end latency in the summary"
+	grep -q '^1 consumer on 1 own connection, prefetch 500, manual acks$' "$tmp/consumers.err" ||
+		fail "the summary does not describe the consumers"
+	# 2 s at --rate 10000: at least one progress line.
+	grep -Eq '^t=1s sent [0-9]+ \([0-9]+ msg/s\) acked .* consumed [0-9]+ \([0-9]+ msg/s\)$' \
+		"$tmp/consumers.err" || fail "no consume rate in the progress line"
+	# Every message acked: nothing ready, nothing requeued when the channel closed.
+	expect_queue_count "$q" 0
+}
+
+case_consumers_acks() {
+	need_broker
+	fresh_queue acks
+	run acks --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --producers 2 \
+		--consumers 2 --consumer-connections 2 --prefetch 100 --multi-ack-every 50 \
+		--count 10001 --csv "$tmp/acks.csv" --quiet --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/acks.out" \
+		"j['sent'] == 10001 and j['consumed'] == 10001 and j['not_consumed'] == 0 and j['consumers'] == 2 and j['consumer_connections'] == 2 and j['multi_ack_every'] == 50 and $e2e_ordered"
+	grep -q '^2 consumers on 2 own connections, prefetch 100, a multiple ack per 50 messages$' \
+		"$tmp/acks.err" || fail "the summary does not describe the consumers"
+	# 10001 is not a multiple of 50: the last acks go out when the queue runs dry.
+	expect_queue_count "$q" 0
+	python3 - "$tmp/acks.csv" <<-'EOF' || fail "CSV check on: $(cat "$tmp/acks.csv")"
+		import sys
+		lines = open(sys.argv[1]).read().splitlines()
+		assert lines[0] == "t,sent,acked,nacked,in_flight,msgs_per_s,consumed,consume_msgs_per_s", lines[0]
+		last = [float(x) for x in lines[-1].split(",")]
+		assert len(last) == 8 and last[1] == 10001 and last[6] == 10001, last
+	EOF
+
+	run auto --uri "$SALVO_TEST_URI" --routing-key "$q" --consumers 1 --auto-ack \
+		--count 5000 --confirm async --json
+	((rc == 0)) || fail "--auto-ack: exit status $rc"
+	json_check "$tmp/auto.out" \
+		"j['consumed'] == 5000 and j['auto_ack'] is True and j['prefetch'] == 0 and $e2e_ordered"
+	expect_queue_count "$q" 0
+}
+
+case_consumers_prefetch() {
+	local pid have unacked samples=0 max_unacked=0 seen=false
+	need_broker
+	fresh_queue prefetch
+	# 500 messages consumed at 100/s: 5 s in which to look at the broker's view (each
+	# rabbitmqctl call takes about a second).
+	"$bin" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 500 \
+		--consumers 1 --prefetch 7 --consumer-rate 100 --quiet --json \
+		>"$tmp/prefetch.out" 2>"$tmp/prefetch.err" &
+	pid=$!
+	# rabbitmqctl can fail on a loaded machine: such a sample is skipped, not fatal.
+	while kill -0 "$pid" 2>/dev/null && ((samples < 4)); do
+		if have=$(ctl -q list_consumers --no-table-headers queue_name prefetch_count |
+			awk -v q="$q" '$1 == q { print $2 }'); then
+			if [[ -n $have ]]; then
+				[[ $have == 7 ]] || fail "prefetch_count $have, expected 7"
+				seen=true
+			fi
+		else
+			echo "rabbitmqctl list_consumers failed" >&2
+		fi
+		if unacked=$(ctl -q list_queues --no-table-headers name messages_unacknowledged |
+			awk -v q="$q" '$1 == q { print $2 }'); then
+			((${unacked:-0} <= max_unacked)) || max_unacked=$unacked
+		else
+			echo "rabbitmqctl list_queues failed" >&2
+		fi
+		samples=$((samples + 1))
+	done
+	rc=0
+	wait "$pid" || rc=$?
+	sed "s/^/  prefetch stderr: /" "$tmp/prefetch.err" >&2
+	((rc == 0)) || fail "exit status $rc"
+	$seen || fail "the broker never listed the consumer"
+	((max_unacked <= 7)) || fail "$max_unacked messages unacked at once, prefetch 7"
+	((max_unacked > 0)) || fail "never a message unacked: the slow consumer was not seen"
+	json_check "$tmp/prefetch.out" "j['consumed'] == 500 and j['prefetch'] == 7"
+}
+
+case_consumers_other() {
+	need_broker
+	fresh_queue other
+	# 100 messages of an earlier run wait in the queue.
+	run before --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 100 \
+		--confirm async
+	((rc == 0)) || fail "the first run: exit status $rc"
+	expect_queue_count "$q" 100
+	run other --uri "$SALVO_TEST_URI" --routing-key "$q" --count 1000 --consumers 1 \
+		--consumer-connections 0 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/other.out" \
+		"j['consumed'] == 1000 and j['consumed_other'] == 100 and j['not_consumed'] == 0 and $e2e_ordered"
+	grep -q '^not from this run (not counted): 100 messages$' "$tmp/other.err" ||
+		fail "the summary does not count the earlier messages"
+	grep -q '^1 consumer on 1 shared connection, ' "$tmp/other.err" ||
+		fail "--consumer-connections 0: the consumer is not on the producer's connection"
+}
+
+case_not_consumed() {
+	need_broker
+	fresh_queue lost
+	# The queue exists but is not bound to amq.direct: the broker acks and drops.
+	run lost --uri "$SALVO_TEST_URI" --exchange amq.direct --routing-key "$q" \
+		--declare-queue --count 1000 --confirm async --consumers 1 --drain-timeout 1 --json
+	((rc == 1)) || fail "exit status $rc, expected 1"
+	json_check "$tmp/lost.out" \
+		"j['acked'] == 1000 and j['consumed'] == 0 and j['not_consumed'] == 1000"
+	grep -q '^salvo-perf: 1000 of 1000 messages acked by the broker were not consumed$' \
+		"$tmp/lost.err" || fail "stderr does not say the messages were not consumed"
+	grep -q '^NOT CONSUMED: 1000 messages' "$tmp/lost.err" || fail "the summary does not say so"
+}
+
 case_connection_refused() {
 	expect_connection_refused --count 1 --json
 	[[ ! -s $tmp/refused.out ]] || fail "stdout is not empty"
@@ -235,6 +379,24 @@ case_usage_errors() {
 		"--uri amqp://localhost --uri ftp://x"
 		"--uri"
 		"--csv"
+		"--consumers x"
+		"--consumers 1025"
+		"--prefetch 10"
+		"--auto-ack"
+		"--multi-ack-every 5"
+		"--consumer-rate 10"
+		"--drain-timeout 5"
+		"--consumer-connections 1"
+		"--consumers 1 --size 15"
+		"--consumers 1 --prefetch 65536"
+		"--consumers 1 --prefetch -1"
+		"--consumers 1 --auto-ack --prefetch 10"
+		"--consumers 1 --auto-ack --multi-ack-every 10"
+		"--consumers 1 --prefetch 10 --multi-ack-every 11"
+		"--consumers 1 --multi-ack-every 0"
+		"--consumers 2 --consumer-connections 3"
+		"--consumers 1 --drain-timeout 0"
+		"--consumers 1 --drain-timeout 3601"
 	)
 	expect_usage_errors "${bad[@]}"
 	# Empty values, which a word-split list cannot hold.
@@ -242,10 +404,18 @@ case_usage_errors() {
 	((rc == 2)) || fail "--declare-queue with an empty key: exit status $rc, expected 2"
 	run empty-csv --csv ""
 	((rc == 2)) || fail "--csv '': exit status $rc, expected 2"
+	run empty-queue --consumers 1 --routing-key ""
+	((rc == 2)) || fail "--consumers with an empty key: exit status $rc, expected 2"
+	run small --consumers 1 --size 15
+	((rc == 2)) || fail "--consumers with --size 15: exit status $rc, expected 2"
+	grep -q '^salvo-perf: --consumers needs --size of at least 16: ' "$tmp/small.err" ||
+		fail "--size 15 with consumers: the message does not say why"
 
 	expect_help --uri --connections --producers --size --confirm --window --count --duration \
 		--rate --exchange --routing-key --declare-queue --persistent --mandatory --json \
-		--csv --conf --progress --quiet --help --version
+		--csv --conf --progress --quiet --help --version --consumers --consumer-connections \
+		--prefetch --auto-ack --multi-ack-every --consumer-rate --drain-timeout \
+		e2e_latency_us consume_msgs_per_s consumed
 	grep -q CLOCK_REALTIME "$tmp/help.out" || fail "--help does not name the timestamp's clock"
 	grep -q publisher.ring_size "$tmp/help.out" || fail "--help lacks the configuration keys"
 	expect_version
@@ -261,6 +431,11 @@ returned) case_returned ;;
 'missing exchange') case_missing_exchange ;;
 'connection refused') case_connection_refused ;;
 'usage errors') case_usage_errors ;;
+consumers) case_consumers ;;
+'consumers acks') case_consumers_acks ;;
+'consumers prefetch') case_consumers_prefetch ;;
+'consumers other') case_consumers_other ;;
+'not consumed') case_not_consumed ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok"

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * salvo-perf's consumers (--consumers N): N threads, each with its own channel and
+ * consumer on the queue named by --routing-key, consumer i on connection i % M of the
+ * --consumer-connections M of their own, or with M = 0 on the producers' connection
+ * i % --connections.
+ *
+ * A consumer opens its channel, sets its prefetch (basic.qos), starts consuming (awaiting
+ * consume-ok), reports ready and waits for the go with the producers, so nothing it
+ * receives is queueing from before the clock started. Then it takes messages with
+ * salvo_consumer_get until the main thread says stop. For each message it reads the send
+ * time the producer wrote into the body (bytes 8..15, CLOCK_REALTIME ns) and records the
+ * publish -> consume latency in a histogram of salvo's own bucket scheme, so that
+ * salvo_stats_latency_ns reads its quantiles. A message whose body is too short for the
+ * header, whose producer index is not one of this run's or whose send time is older than
+ * the go was left in the queue by someone else: counted apart, not timed.
+ *
+ * Acks (without --auto-ack): one salvo_message_ack per message by default, which salvo's
+ * I/O thread turns into multiple acks when it can; with --multi-ack-every K, one ack with
+ * multiple every K messages. Messages held for a multiple ack are acked as soon as the
+ * queue runs dry (a wait of ACK_IDLE_MS finds nothing) and when the consumer stops, so a
+ * prefetch is never starved by acks held back and every message received is acked.
+ *
+ * What the main thread reads while the run goes is one counter per consumer, alone on
+ * its cache line, stored (not added to with a locked instruction) by its consumer; the
+ * histogram and the other counts are read after the thread is joined.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "perf.h"
+
+/* How long a consumer waits for a message before it acks what it holds and looks at the
+ * stop flag again. */
+#define ACK_IDLE_MS 50
+
+struct consumer {
+	/* Stored by the consumer after every message, read by the main thread. */
+	_Alignas(64) _Atomic uint64_t consumed;
+	_Alignas(64) struct perf *perf;
+	unsigned index;
+	salvo_client *client;
+	double rate; /* messages/s; 0: unlimited */
+	pthread_t thread;
+	uint64_t other;	      /* messages not sent by this run */
+	uint64_t redelivered; /* of this run's */
+	uint64_t last_ns;     /* CLOCK_REALTIME when the last message of the run came */
+	double cpu_seconds;   /* this thread's, from the go to its stop */
+	salvo_pub_stats e2e;  /* the latency histogram only */
+};
+
+struct consumer *consumers_new(unsigned n)
+{
+	struct consumer *cs = aligned_alloc(_Alignof(struct consumer), n * sizeof *cs);
+
+	if (cs)
+		memset(cs, 0, n * sizeof *cs);
+	return cs;
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* salvo's publisher histogram (salvo_pub_stats): values below 8 have a bucket each; then
+ * bucket (b - 2) * 8 + the three bits after the top bit b, about 12% wide. */
+static void latency_record(salvo_pub_stats *st, uint64_t ns)
+{
+	unsigned i;
+
+	if (ns < 8) {
+		i = (unsigned)ns;
+	} else {
+		unsigned b = 63u - (unsigned)__builtin_clzll(ns);
+
+		i = (b - 2) * 8 + (unsigned)((ns >> (b - 3)) & 7);
+		if (i >= SALVO_LATENCY_BUCKETS)
+			i = SALVO_LATENCY_BUCKETS - 1;
+	}
+	st->latency[i]++;
+	st->latency_count++;
+	if (ns > st->latency_max_ns)
+		st->latency_max_ns = ns;
+}
+
+/* Time one message, or count it as someone else's. Returns true for a message of the run. */
+static bool note_message(struct consumer *cs, const salvo_message *m)
+{
+	const struct perf *pf = cs->perf;
+	size_t len;
+	const uint8_t *body = salvo_message_body(m, &len);
+	uint64_t now = real_ns(), sent;
+
+	if (len < HEADER_SIZE || get_be64(body) >> SEQ_INDEX_SHIFT >= pf->o->producers ||
+	    (sent = get_be64(body + 8)) < pf->start_real_ns) {
+		cs->other++;
+		return false;
+	}
+	/* One machine's clock: a send time in the future is a clock step, not a latency. */
+	latency_record(&cs->e2e, now > sent ? now - sent : 0);
+	cs->redelivered += salvo_message_redelivered(m);
+	cs->last_ns = now;
+	return true;
+}
+
+/* Open the consumer's channel and consumer. Returns 0, or the status (reported). */
+static int consumer_open(struct consumer *cs, salvo_channel **ch, salvo_consumer **cons)
+{
+	struct perf *pf = cs->perf;
+	const struct options *o = pf->o;
+	salvo_consumer_opts copts = {.flags = o->auto_ack ? SALVO_CONSUME_NO_ACK : 0};
+	salvo_error err = {0};
+	int rc;
+
+	*cons = NULL;
+	rc = salvo_channel_open(cs->client, ch, &err);
+	if (rc) {
+		*ch = NULL;
+		run_error(pf, rc, &err, "consumer %u: open a channel", cs->index);
+		return rc;
+	}
+	if (o->prefetch) {
+		rc = salvo_basic_qos(*ch, 0, (uint16_t)o->prefetch, false, &err);
+		if (rc) {
+			run_error(pf, rc, &err, "consumer %u: set prefetch %u", cs->index,
+				  o->prefetch);
+			return rc;
+		}
+	}
+	rc = salvo_consume(*ch, o->routing_key, &copts, cons, &err);
+	if (rc) {
+		*cons = NULL;
+		run_error(pf, rc, &err, "consumer %u: consume queue '%s'", cs->index,
+			  o->routing_key);
+	}
+	return rc;
+}
+
+/* Ack *held (with multiple: everything received up to it) and let it go. */
+static int ack_held(struct consumer *cs, salvo_message **held, unsigned *nheld)
+{
+	salvo_error err = {0};
+	int rc;
+
+	if (!*held)
+		return 0;
+	rc = salvo_message_ack(*held, *nheld > 1, &err);
+	salvo_message_destroy(*held);
+	*held = NULL;
+	*nheld = 0;
+	if (rc)
+		run_error(cs->perf, rc, &err, "consumer %u: ack", cs->index);
+	return rc;
+}
+
+/* Take messages until the stop flag (or an error, reported). */
+static void consume_all(struct consumer *cs, salvo_consumer *cons)
+{
+	struct perf *pf = cs->perf;
+	const struct options *o = pf->o;
+	salvo_message *held = NULL; /* the newest message not yet acked (--multi-ack-every) */
+	unsigned nheld = 0;
+	uint64_t n = 0, mine = 0; /* n: every message taken, for the pacer */
+	struct pacer pc = {0};
+	salvo_error err = {0};
+	int rc;
+
+	if (cs->rate > 0)
+		pacer_init(&pc, cs->rate);
+	while (!atomic_load_explicit(&pf->consumers_stop, memory_order_relaxed)) {
+		salvo_message *m;
+
+		rc = salvo_consumer_get(cons, ACK_IDLE_MS, &m, &err);
+		if (rc == SALVO_ERR_TIMEOUT) {
+			if (ack_held(cs, &held, &nheld))
+				break;
+			continue;
+		}
+		if (rc) {
+			run_error(pf, rc, &err, "consumer %u: receive after %" PRIu64 " messages",
+				  cs->index, mine);
+			break;
+		}
+		if (note_message(cs, m))
+			/* Only this thread writes it: a relaxed store, no read-modify-write. */
+			atomic_store_explicit(&cs->consumed, ++mine, memory_order_relaxed);
+		if (o->auto_ack) {
+			salvo_message_destroy(m);
+		} else {
+			/* The held message is covered by the multiple ack of a later one. */
+			salvo_message_destroy(held);
+			held = m;
+			if (++nheld >= o->multi_ack_every && ack_held(cs, &held, &nheld))
+				break;
+		}
+		/* A slow consumer: paced after each batch (pacer_init grants the first). */
+		if (cs->rate > 0 && !(++n & (pc.batch - 1)))
+			pacer_take(&pc);
+	}
+	ack_held(cs, &held, &nheld);
+}
+
+static double thread_cpu_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *consumer_main(void *arg)
+{
+	struct consumer *cs = arg;
+	struct perf *pf = cs->perf;
+	salvo_channel *ch;
+	salvo_consumer *cons;
+	salvo_error err = {0};
+	double cpu0;
+	int rc;
+
+	consumer_open(cs, &ch, &cons);
+	count_in(pf, &pf->ready);
+	wait_phase(pf, PHASE_GO);
+	cpu0 = thread_cpu_s();
+	if (cons)
+		consume_all(cs, cons);
+	cs->cpu_seconds = thread_cpu_s() - cpu0;
+	if (cons) {
+		/* A cancel first, so its error (a lost connection) is reported; destroy
+		 * frees the messages received after the stop, unacked: the broker requeues
+		 * them when the channel closes. */
+		rc = salvo_consumer_cancel(cons, &err);
+		if (rc)
+			run_error(pf, rc, &err, "consumer %u: cancel", cs->index);
+		salvo_consumer_destroy(cons);
+	}
+	if (ch) {
+		rc = salvo_channel_close(ch, &err);
+		if (rc)
+			run_error(pf, rc, &err, "consumer %u: close the channel", cs->index);
+	}
+	return NULL;
+}
+
+int start_consumers(struct perf *pf)
+{
+	const struct options *o = pf->o;
+	/* Their own connections come after the producers' in pf->clients. */
+	unsigned first = o->consumer_connections ? o->connections : 0;
+	unsigned nconn = o->consumer_connections ? o->consumer_connections : o->connections;
+
+	for (unsigned i = 0; i < o->consumers; i++) {
+		struct consumer *cs = &pf->consumers[i];
+		int rc;
+
+		cs->perf = pf;
+		cs->index = i;
+		cs->client = pf->clients[first + i % nconn];
+		cs->rate = (double)o->consumer_rate / o->consumers;
+		rc = pthread_create(&cs->thread, NULL, consumer_main, cs);
+		if (rc) {
+			fprintf(stderr, PROG ": start consumer thread %u: %s\n", i, strerror(rc));
+			pthread_mutex_lock(&pf->lock);
+			pf->failed = true;
+			pthread_mutex_unlock(&pf->lock);
+			return -1;
+		}
+		pf->nconsumers++;
+	}
+	return 0;
+}
+
+uint64_t consumed_total(struct perf *pf)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < pf->nconsumers; i++)
+		n += atomic_load_explicit(&pf->consumers[i].consumed, memory_order_relaxed);
+	return n;
+}
+
+void stop_consumers(struct perf *pf)
+{
+	atomic_store_explicit(&pf->consumers_stop, true, memory_order_relaxed);
+	for (unsigned i = 0; i < pf->nconsumers; i++)
+		pthread_join(pf->consumers[i].thread, NULL);
+}
+
+void collect_consumers(struct perf *pf, struct result *r)
+{
+	uint64_t last = 0;
+
+	for (unsigned i = 0; i < pf->nconsumers; i++) {
+		const struct consumer *cs = &pf->consumers[i];
+
+		r->consumed += atomic_load_explicit(&cs->consumed, memory_order_relaxed);
+		r->consumed_other += cs->other;
+		r->redelivered += cs->redelivered;
+		r->consumer_cpu_seconds += cs->cpu_seconds;
+		salvo_pub_stats_add(&r->e2e, &cs->e2e);
+		if (cs->last_ns > last)
+			last = cs->last_ns;
+	}
+	r->consume_seconds =
+	    last > pf->start_real_ns ? (double)(last - pf->start_real_ns) / 1e9 : 0;
+}
