@@ -161,7 +161,7 @@ static int apply_section(const struct section *sec, salvo_conf *conf, size_t *po
 	struct sv_ini_item keys[KEYS_MAX], it;
 	size_t n = 0, first_uri = KEYS_MAX;
 	struct sv_ini ini;
-	int rc;
+	int rc = 0;
 
 	*pool_size = 1;
 	/* Checked by find_sections already: only keys, then the end. */

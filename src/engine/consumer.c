@@ -518,9 +518,12 @@ void salvo_consumer_destroy(salvo_consumer *cons)
 {
 	if (!cons)
 		return;
-	salvo_consumer_cancel(cons, NULL);
-	/* Whatever still arrives for it (a cancel that failed) is dropped. */
+	/* Whatever arrives for it from now on is dropped (unsettled, it goes back to the
+	 * queue when the channel closes), and what is queued is given back first: over
+	 * consumer.buffer_bytes the I/O thread reads nothing, cancel-ok included. */
 	atomic_store(&cons->abandoned, 1);
+	drop_queued(cons);
+	salvo_consumer_cancel(cons, NULL);
 	drop_queued(cons);
 	sv_consumer_put(cons);
 }

@@ -2067,6 +2067,12 @@ static void recover(salvo_client *c)
 			 * with the broker's side of it. */
 			end_consumers(ch, &chan_err);
 			ch->recovering = true;
+			/* Its delivery tags died with the connection: acks of them are refused
+			 * from now on, not sent before the channel is reopened (hooks may run
+			 * first) or on the reopened channel. */
+			atomic_store_explicit(&ch->generation,
+					      atomic_fetch_add(&c->channel_serial, 1) + 1,
+					      memory_order_relaxed);
 			ch->close_sent = ch->peer_closed = false;
 			continue;
 		}

@@ -108,6 +108,9 @@ static int make_consumer(salvo_listener *l, salvo_error *err)
 	l->ch = ch;
 	pthread_mutex_lock(&l->lock);
 	l->cons = cons;
+	/* A stop that came while this consumer was being made found none to interrupt. */
+	if (l->stopping)
+		sv_consumer_interrupt(cons);
 	pthread_mutex_unlock(&l->lock);
 	return 0;
 }
