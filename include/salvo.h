@@ -805,6 +805,9 @@ SALVO_API void salvo_client_stats(salvo_client *c, salvo_pub_stats *st);
 SALVO_API void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st);
 /* The q-quantile (0 < q <= 1) of the histogram's latencies, in ns; 0 when it is empty. */
 SALVO_API uint64_t salvo_stats_latency_ns(const salvo_pub_stats *st, double q);
+/* Count one latency of ns into st's histogram (count and maximum too): for latencies the
+ * application measures itself, e.g. publish to consume, read back the same way. */
+SALVO_API void salvo_stats_latency_record(salvo_pub_stats *st, uint64_t ns);
 
 /*
  * A publisher per thread for code that does not own one: salvo_publisher_pool_get returns

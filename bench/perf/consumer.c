@@ -69,27 +69,6 @@ static uint64_t get_be64(const uint8_t *p)
 	return v;
 }
 
-/* salvo's publisher histogram (salvo_pub_stats): values below 8 have a bucket each; then
- * bucket (b - 2) * 8 + the three bits after the top bit b, about 12% wide. */
-static void latency_record(salvo_pub_stats *st, uint64_t ns)
-{
-	unsigned i;
-
-	if (ns < 8) {
-		i = (unsigned)ns;
-	} else {
-		unsigned b = 63u - (unsigned)__builtin_clzll(ns);
-
-		i = (b - 2) * 8 + (unsigned)((ns >> (b - 3)) & 7);
-		if (i >= SALVO_LATENCY_BUCKETS)
-			i = SALVO_LATENCY_BUCKETS - 1;
-	}
-	st->latency[i]++;
-	st->latency_count++;
-	if (ns > st->latency_max_ns)
-		st->latency_max_ns = ns;
-}
-
 /* Time one message, or count it as someone else's. Returns true for a message of the run. */
 static bool note_message(struct consumer *cs, const salvo_message *m)
 {
@@ -104,7 +83,7 @@ static bool note_message(struct consumer *cs, const salvo_message *m)
 		return false;
 	}
 	/* One machine's clock: a send time in the future is a clock step, not a latency. */
-	latency_record(&cs->e2e, now > sent ? now - sent : 0);
+	salvo_stats_latency_record(&cs->e2e, now > sent ? now - sent : 0);
 	cs->redelivered += salvo_message_redelivered(m);
 	cs->last_ns = now;
 	return true;

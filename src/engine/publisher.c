@@ -411,18 +411,31 @@ static int wait_window(salvo_publisher *p, int timeout_ms, const struct timespec
 	return 0;
 }
 
+/* The histogram's bucket for ns: below 8 a bucket each; then (b - 2) * 8 plus the three
+ * bits after the top bit b, about 12% wide. */
+static unsigned latency_bucket(uint64_t ns)
+{
+	unsigned b, i;
+
+	if (ns < 8)
+		return (unsigned)ns;
+	b = 63u - (unsigned)__builtin_clzll(ns);
+	i = (b - 2) * 8 + (unsigned)((ns >> (b - 3)) & 7);
+	return i < SALVO_LATENCY_BUCKETS ? i : SALVO_LATENCY_BUCKETS - 1;
+}
+
+void salvo_stats_latency_record(salvo_pub_stats *st, uint64_t ns)
+{
+	st->latency[latency_bucket(ns)]++;
+	st->latency_count++;
+	if (ns > st->latency_max_ns)
+		st->latency_max_ns = ns;
+}
+
 void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns)
 {
-	unsigned i;
+	unsigned i = latency_bucket(ns);
 
-	if (ns < 8) {
-		i = (unsigned)ns;
-	} else {
-		unsigned b = 63u - (unsigned)__builtin_clzll(ns);
-		i = (b - 2) * 8 + (unsigned)((ns >> (b - 3)) & 7);
-		if (i >= SALVO_LATENCY_BUCKETS)
-			i = SALVO_LATENCY_BUCKETS - 1;
-	}
 	/* One writer (the I/O thread): plain read-modify-write, no lock prefix. */
 	atomic_store_explicit(&ctr->latency[i],
 			      atomic_load_explicit(&ctr->latency[i], memory_order_relaxed) + 1,
