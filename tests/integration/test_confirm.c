@@ -16,75 +16,9 @@
 #include "salvo.h"
 
 #include "check.h"
-
-#define OK(call)                                                                           \
-	do {                                                                               \
-		int rc_ = (call);                                                          \
-		if (rc_ != 0) {                                                            \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", __FILE__, __LINE__, \
-				#call, rc_, salvo_err2str(rc_), err.text);                 \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
+#include "rabbit.h"
 
 static const char *uri;
-
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static salvo_client *connect_broker(void)
-{
-	char errstr[256];
-	salvo_conf *conf = salvo_conf_new();
-	salvo_client *c;
-	salvo_error err;
-	int rc;
-
-	CHECK(conf);
-	if (salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr)) {
-		fprintf(stderr, "conf: %s\n", errstr);
-		exit(1);
-	}
-	rc = salvo_client_new(conf, &c, &err);
-	salvo_conf_destroy(conf);
-	if (rc) {
-		fprintf(stderr, "connect: %d %s\n", rc, err.text);
-		exit(1);
-	}
-	return c;
-}
-
-static void close_client(salvo_client *c)
-{
-	salvo_error err;
-	int rc = salvo_client_close(c, 10000, &err);
-	if (rc)
-		fprintf(stderr, "close: %d %s\n", rc, err.text);
-	CHECK(rc == 0);
-	salvo_client_destroy(c);
-}
-
-/* A fresh, empty, non-durable queue named q (args may be NULL). */
-static void fresh_queue(salvo_channel *ch, const char *q, salvo_table *args)
-{
-	salvo_error err;
-
-	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
-	OK(salvo_queue_declare(ch, q, 0, args, NULL, &err));
-}
-
-static uint32_t queue_count(salvo_channel *ch, const char *q)
-{
-	salvo_queue_info info;
-	salvo_error err;
-
-	OK(salvo_queue_declare(ch, q, SALVO_PASSIVE, NULL, &info, &err));
-	return info.message_count;
-}
 
 static void print_stats(const char *what, const salvo_pub_stats *st)
 {
@@ -155,7 +89,7 @@ static salvo_publisher *new_publisher(salvo_client *c, salvo_confirm_mode mode, 
 
 static void case_async_million(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	struct tally t = {0};
 	salvo_publisher *p;
 	salvo_channel *ch;
@@ -187,11 +121,11 @@ static void case_async_million(void)
 	CHECK(st.published == MILLION && st.acked == MILLION && st.nacked == 0 &&
 	      st.failed == 0 && st.returned == 0 && st.in_flight == 0);
 	CHECK(st.latency_count == MILLION / 16);
-	CHECK(queue_count(ch, "salvo.test.confirm.million") == MILLION);
+	CHECK(channel_queue_count(ch, "salvo.test.confirm.million") == MILLION);
 	OK(salvo_publisher_close(p, 10000, &err));
 	OK(salvo_queue_delete(ch, "salvo.test.confirm.million", 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 #define SYNC_THREADS 16
@@ -231,7 +165,7 @@ static void *sync_produce(void *arg)
 
 static void case_sync_16(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	struct sync_producer sp[SYNC_THREADS];
 	pthread_t th[SYNC_THREADS];
 	salvo_channel *ch;
@@ -264,16 +198,16 @@ static void case_sync_16(void)
 	CHECK(st.latency_count == st.published);
 	CHECK(salvo_stats_latency_ns(&st, 0.5) <= salvo_stats_latency_ns(&st, 0.99) &&
 	      salvo_stats_latency_ns(&st, 0.99) <= st.latency_max_ns && st.latency_max_ns > 0);
-	CHECK(queue_count(ch, "salvo.test.confirm.sync") == SYNC_THREADS * SYNC_EACH);
+	CHECK(channel_queue_count(ch, "salvo.test.confirm.sync") == SYNC_THREADS * SYNC_EACH);
 	OK(salvo_queue_delete(ch, "salvo.test.confirm.sync", 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 /* A queue holding at most 1000 that rejects the rest: 1000 acks, then nacks. */
 static void case_reject_publish(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_table *args = salvo_table_new();
 	struct tally t = {0};
 	salvo_publisher *p, *sp;
@@ -305,7 +239,7 @@ static void case_reject_publish(void)
 	/* The queue takes messages in order: the first 1000 are the acked ones. */
 	for (size_t i = 0; i < 5000; i++)
 		CHECK(t.kind_of[i] == (i < 1000 ? SALVO_OUTCOME_ACKED : SALVO_OUTCOME_NACKED));
-	CHECK(queue_count(ch, "salvo.test.confirm.reject") == 1000);
+	CHECK(channel_queue_count(ch, "salvo.test.confirm.reject") == 1000);
 	OK(salvo_publisher_close(p, 10000, &err));
 
 	/* The same in sync mode: the full queue nacks each publish. */
@@ -318,13 +252,13 @@ static void case_reject_publish(void)
 	OK(salvo_channel_close(ch, &err));
 	salvo_table_destroy(args);
 	free(t.kind_of);
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 /* Mandatory publishes, routable and not, interleaved: each return names its message. */
 static void case_mandatory_returned(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	struct tally t = {0};
 	salvo_publisher *p, *sp;
 	salvo_channel *ch;
@@ -354,7 +288,7 @@ static void case_mandatory_returned(void)
 		CHECK(t.kind_of[i] == (i % 3 == 1 ? SALVO_OUTCOME_RETURNED : SALVO_OUTCOME_ACKED));
 	CHECK(t.last_reply_code == 312 && strcmp(t.last_rk, "salvo.test.nowhere") == 0);
 	CHECK(st.returned == 100 && st.acked == 200 && st.in_flight == 0);
-	CHECK(queue_count(ch, "salvo.test.confirm.routed") == 200);
+	CHECK(channel_queue_count(ch, "salvo.test.confirm.routed") == 200);
 	OK(salvo_publisher_close(p, 10000, &err));
 
 	/* Sync: the publish itself reports the return. */
@@ -373,14 +307,14 @@ static void case_mandatory_returned(void)
 	OK(salvo_queue_delete(ch, "salvo.test.confirm.routed", 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
 	free(t.kind_of);
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 /* The broker closes the channel with 404: every message awaiting its confirm fails with
  * that error, and the counters account for every one published. */
 static void case_missing_exchange(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	struct tally t = {0};
 	salvo_publisher *p;
 	salvo_pub_stats st;
@@ -410,12 +344,12 @@ static void case_missing_exchange(void)
 	CHECK(t.last_error_status == 404);
 	CHECK(salvo_publish(p, "", "k", "x", 1, 0, 1000, &err) == 404);
 	CHECK(salvo_publisher_close(p, 10000, &err) == 404);
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 static void case_tx_then_confirm(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_channel *ch;
 	salvo_error err;
 	int rc;
@@ -431,7 +365,7 @@ static void case_tx_then_confirm(void)
 	OK(salvo_confirm_select(ch, &err));
 	CHECK(salvo_tx_select(ch, &err) == 406);
 	salvo_channel_close(ch, NULL);
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 #define POOL_THREADS 4
@@ -469,7 +403,7 @@ static void *pool_work(void *arg)
 
 static void case_pool(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_SYNC};
 	struct pool_worker w[POOL_THREADS];
 	pthread_t th[POOL_THREADS];
@@ -509,17 +443,17 @@ static void case_pool(void)
 	salvo_client_stats(c, &st);
 	print_stats("pool", &st);
 	CHECK(st.published == (POOL_THREADS + 1) * 500 && st.acked == st.published);
-	CHECK(queue_count(ch, "salvo.test.confirm.pool") == (POOL_THREADS + 1) * 500);
+	CHECK(channel_queue_count(ch, "salvo.test.confirm.pool") == (POOL_THREADS + 1) * 500);
 	OK(salvo_queue_delete(ch, "salvo.test.confirm.pool", 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 /* The window: a full one is would-block at timeout 0, and a timed-out sync publish stays
  * tracked and is counted when its confirm comes. */
 static void case_window(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -548,7 +482,7 @@ static void case_window(void)
 	salvo_publisher_stats(p, &st);
 	CHECK(st.published == 2 && st.acked == 2 && st.in_flight == 0);
 	OK(salvo_publisher_close(p, 10000, &err));
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 static const struct {

@@ -18,73 +18,13 @@
 #include "salvo.h"
 
 #include "check.h"
-
-/* A call that must succeed; on failure print the error. */
-#define OK(call)                                                                           \
-	do {                                                                               \
-		salvo_error e_;                                                            \
-		int rc_ = (call);                                                          \
-		(void)e_;                                                                  \
-		if (rc_ != 0) {                                                            \
-			fprintf(stderr, "%s:%d: %s returned %d (%s)\n", __FILE__, __LINE__, \
-				#call, rc_, salvo_err2str(rc_));                           \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
+#include "rabbit.h"
 
 static const char *uri;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-/* A client of the test broker with up to two configuration keys set. */
-static salvo_client *connect_with2(const char *key, const char *value, const char *key2,
-				   const char *value2)
-{
-	char errstr[256];
-	salvo_conf *conf = salvo_conf_new();
-	salvo_client *c;
-	salvo_error err;
-	int rc;
-
-	CHECK(conf);
-	if (salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) ||
-	    (key && salvo_conf_set(conf, key, value, errstr, sizeof errstr)) ||
-	    (key2 && salvo_conf_set(conf, key2, value2, errstr, sizeof errstr))) {
-		fprintf(stderr, "conf: %s\n", errstr);
-		exit(1);
-	}
-	rc = salvo_client_new(conf, &c, &err);
-	salvo_conf_destroy(conf);
-	if (rc) {
-		fprintf(stderr, "connect: %d %s\n", rc, err.text);
-		exit(1);
-	}
-	return c;
-}
-
-static salvo_client *connect_with(const char *key, const char *value)
-{
-	return connect_with2(key, value, NULL, NULL);
-}
-
-static void close_client(salvo_client *c)
-{
-	salvo_error err;
-	int rc = salvo_client_close(c, 5000, &err);
-	if (rc)
-		fprintf(stderr, "close: %d %s\n", rc, err.text);
-	CHECK(rc == 0);
-	salvo_client_destroy(c);
-}
-
 static void case_sync_methods(void)
 {
-	salvo_client *c = connect_with(NULL, NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_channel *ch;
 	salvo_queue_info q;
 	salvo_error err;
@@ -120,14 +60,14 @@ static void case_sync_methods(void)
 	OK(salvo_exchange_delete(ch, "salvo.test.x1", SALVO_IF_UNUSED, &err));
 	OK(salvo_channel_close(ch, &err));
 	salvo_table_destroy(args);
-	close_client(c);
+	rabbit_close(c, 5000);
 }
 
 /* A soft error closes the channel, comes back at once with its details, again on every
  * later call, and at close; the connection and new channels go on. */
 static void case_channel_error_404(void)
 {
-	salvo_client *c = connect_with(NULL, NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_channel *ch, *ch2;
 	salvo_error err;
 	int rc;
@@ -147,12 +87,12 @@ static void case_channel_error_404(void)
 	OK(salvo_channel_open(c, &ch2, &err));
 	OK(salvo_queue_declare(ch2, "", SALVO_EXCLUSIVE, NULL, NULL, &err));
 	OK(salvo_channel_close(ch2, &err));
-	close_client(c);
+	rabbit_close(c, 5000);
 }
 
 static void case_channel_error_406(void)
 {
-	salvo_client *c = connect_with(NULL, NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_channel *ch;
 	salvo_error err;
 	int rc;
@@ -167,7 +107,7 @@ static void case_channel_error_406(void)
 	OK(salvo_channel_open(c, &ch, &err));
 	OK(salvo_queue_delete(ch, "salvo.test.q406", 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 5000);
 }
 
 #define PRODUCERS 4
@@ -211,7 +151,7 @@ static void *produce(void *arg)
 
 static void case_publish_million(void)
 {
-	salvo_client *c = connect_with(NULL, NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	struct producer pr[PRODUCERS];
 	pthread_t t[PRODUCERS];
 	salvo_channel *ch;
@@ -271,13 +211,13 @@ static void case_publish_million(void)
 	printf("%d messages fetched back intact and in per-producer order\n", FETCH);
 	OK(salvo_queue_delete(ch, "salvo.test.million", 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 5000);
 }
 
 /* seed 000: an asynchronous publish error comes back from the next call on the publisher */
 static void case_publish_missing_exchange(void)
 {
-	salvo_client *c = connect_with(NULL, NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_publisher *p;
 	salvo_channel *ch;
 	salvo_error err;
@@ -298,13 +238,13 @@ static void case_publish_missing_exchange(void)
 	OK(salvo_channel_open(c, &ch, &err));
 	OK(salvo_queue_declare(ch, "", SALVO_EXCLUSIVE, NULL, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 5000);
 }
 
 /* A 1 MiB body crosses the wire as 9 body frames each way and comes back intact. */
 static void case_large_body(void)
 {
-	salvo_client *c = connect_with(NULL, NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	size_t n = 1 << 20, len;
 	uint8_t *body = malloc(n);
 	salvo_publisher *p;
@@ -337,7 +277,7 @@ static void case_large_body(void)
 	OK(salvo_queue_delete(ch, "salvo.test.large", 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
 	free(body);
-	close_client(c);
+	rabbit_close(c, 5000);
 	printf("1 MiB body published and fetched back intact\n");
 }
 
@@ -364,7 +304,7 @@ static void case_wrong_password(void)
 
 static void case_heartbeat_idle(void)
 {
-	salvo_client *c = connect_with("heartbeat", "2");
+	salvo_client *c = rabbit_connect(uri, "heartbeat", "2", NULL);
 	salvo_channel *ch;
 	salvo_error err;
 
@@ -372,7 +312,7 @@ static void case_heartbeat_idle(void)
 	sleep(10);
 	OK(salvo_channel_open(c, &ch, &err));
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 5000);
 	printf("idle for 10 s with heartbeat 2 s: still open\n");
 }
 
@@ -397,7 +337,7 @@ static void case_heartbeat_dead(void)
 		fprintf(stderr, "SALVO_TEST_BROKER_PID not set\n");
 		exit(77);
 	}
-	c = connect_with2("heartbeat", "2", "reconnect", "0");
+	c = rabbit_connect(uri, "heartbeat", "2", "reconnect", "0", NULL);
 	OK(salvo_publisher_new(c, NULL, &p, &err));
 	frozen = (pid_t)atoi(pid_env);
 	/* kill(0) or kill(-1) would stop this test itself, or everything it may signal. */

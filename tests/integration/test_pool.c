@@ -22,26 +22,9 @@
 #include "salvo.h"
 
 #include "check.h"
-
-#define OK(call)                                                                                   \
-	do {                                                                                       \
-		int rc_ = (call);                                                                  \
-		if (rc_ != 0) {                                                                    \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", __FILE__, __LINE__,    \
-				#call, rc_, salvo_err2str(rc_), err.text);                         \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "rabbit.h"
 
 static const char *uri;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static void need_ctl(void)
 {
@@ -72,70 +55,6 @@ static int broker_connections(const char *text)
 	return n;
 }
 
-/* rabbitmqctl close_connection for the connection whose name contains name. */
-static void close_connection(const char *name)
-{
-	char cmd[1024], pid[256] = "";
-	FILE *f;
-
-	snprintf(cmd, sizeof cmd,
-		 "bash '%s/scripts/rabbitmq.sh' ctl -q list_connections pid client_properties "
-		 "| grep -F '%s' | cut -f1",
-		 getenv("SALVO_SOURCE_ROOT"), name);
-	f = popen(cmd, "r");
-	CHECK(f && fgets(pid, sizeof pid, f));
-	pclose(f);
-	pid[strcspn(pid, "\n")] = '\0';
-	snprintf(cmd, sizeof cmd,
-		 "bash '%s/scripts/rabbitmq.sh' ctl -q close_connection '%s' 'salvo pool test' "
-		 ">/dev/null",
-		 getenv("SALVO_SOURCE_ROOT"), pid);
-	CHECK(system(cmd) == 0);
-}
-
-static salvo_client *connect_with(const char *key, ...)
-{
-	char errstr[256];
-	salvo_conf *conf = salvo_conf_new();
-	salvo_client *c;
-	salvo_error err;
-	va_list ap;
-
-	CHECK(conf && salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
-	va_start(ap, key);
-	for (const char *k = key; k; k = va_arg(ap, const char *)) {
-		const char *v = va_arg(ap, const char *);
-		if (salvo_conf_set(conf, k, v, errstr, sizeof errstr)) {
-			fprintf(stderr, "conf %s: %s\n", k, errstr);
-			exit(1);
-		}
-	}
-	va_end(ap);
-	OK(salvo_client_new(conf, &c, &err));
-	salvo_conf_destroy(conf);
-	return c;
-}
-
-static void close_client(salvo_client *c)
-{
-	salvo_error err;
-
-	OK(salvo_client_close(c, 10000, &err));
-	salvo_client_destroy(c);
-}
-
-static uint32_t queue_count(salvo_client *c, const char *q)
-{
-	salvo_channel *ch;
-	salvo_queue_info info;
-	salvo_error err;
-
-	OK(salvo_channel_open(c, &ch, &err));
-	OK(salvo_queue_declare(ch, q, SALVO_PASSIVE, NULL, &info, &err));
-	OK(salvo_channel_close(ch, &err));
-	return info.message_count;
-}
-
 static void delete_queue(salvo_client *c, const char *q)
 {
 	salvo_channel *ch;
@@ -146,14 +65,14 @@ static void delete_queue(salvo_client *c, const char *q)
 	OK(salvo_channel_close(ch, &err));
 }
 
-static void fresh_queue(salvo_client *c, const char *q)
+/* A fresh, empty queue q, declared on a channel of its own. */
+static void fresh_client_queue(salvo_client *c, const char *q)
 {
 	salvo_channel *ch;
 	salvo_error err;
 
 	OK(salvo_channel_open(c, &ch, &err));
-	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
-	OK(salvo_queue_declare(ch, q, 0, NULL, NULL, &err));
+	fresh_queue(ch, q, NULL);
 	OK(salvo_channel_close(ch, &err));
 }
 
@@ -279,7 +198,7 @@ static void case_pool_ini(void)
 	salvo_client *c0 = salvo_pool_client(pub, 0);
 	char pool_q[64];
 	snprintf(pool_q, sizeof pool_q, "salvo.test.pool.%d", (int)getpid());
-	fresh_queue(c0, pool_q);
+	fresh_client_queue(c0, pool_q);
 	for (int i = 0; i < 300; i++) {
 		salvo_client *c = salvo_pool_get(pub);
 		size_t k = 0;
@@ -434,7 +353,7 @@ static double timed_stop(salvo_listener *l)
 static void case_listener(void)
 {
 	enum { N = 5000 };
-	salvo_client *c = connect_with(NULL), *pubc = connect_with(NULL);
+	salvo_client *c = rabbit_connect(uri, NULL), *pubc = rabbit_connect(uri, NULL);
 	salvo_listener_opts opts = {.declare = true, .prefetch = 100};
 	struct counter k = {.seen = calloc(N, 1)};
 	salvo_listener_stats st;
@@ -460,8 +379,8 @@ static void case_listener(void)
 	salvo_listener_destroy(l);
 	CHECK(queue_count(c, LQ) == 0);
 	delete_queue(c, LQ);
-	close_client(pubc);
-	close_client(c);
+	rabbit_close(pubc, 10000);
+	rabbit_close(c, 10000);
 	free(k.seen);
 }
 
@@ -470,7 +389,7 @@ static void case_listener(void)
 static void case_listener_stop_midstream(void)
 {
 	enum { N = 2000 };
-	salvo_client *c = connect_with(NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_listener_opts opts = {.prefetch = 50};
 	struct counter k = {.work_us = 2000};
 	salvo_listener_stats st;
@@ -479,7 +398,7 @@ static void case_listener_stop_midstream(void)
 	uint32_t left = 0;
 	double ms;
 
-	fresh_queue(c, LQ);
+	fresh_client_queue(c, LQ);
 	publish_n(c, LQ, 0, N);
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
 	CHECK(wait_for(&k.done, 200, 30));
@@ -496,7 +415,7 @@ static void case_listener_stop_midstream(void)
 	CHECK(left + st.acked == N);
 	salvo_listener_destroy(l);
 	delete_queue(c, LQ);
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 /* rabbitmqctl close_connection under the listener: it consumes again on the new
@@ -507,7 +426,7 @@ static void case_listener_reconnect(void)
 	char name[64];
 	struct counter k = {.seen = calloc(N, 1)};
 	salvo_listener_opts opts = {.declare = true, .prefetch = 50};
-	salvo_client *c, *pubc = connect_with(NULL);
+	salvo_client *c, *pubc = rabbit_connect(uri, NULL);
 	salvo_listener_stats st;
 	salvo_listener *l;
 	salvo_error err;
@@ -516,12 +435,12 @@ static void case_listener_reconnect(void)
 	need_ctl();
 	CHECK(k.seen);
 	snprintf(name, sizeof name, "salvo-listener-%d", (int)getpid());
-	c = connect_with("connection_name", name, "reconnect.initial_delay", "50", NULL);
+	c = rabbit_connect(uri, "connection_name", name, "reconnect.initial_delay", "50", NULL);
 	delete_queue(pubc, LQ);
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
 	publish_n(pubc, LQ, 0, N / 2);
 	CHECK(wait_for(&k.distinct, N / 2, 30));
-	close_connection(name);
+	close_connection(name, "salvo pool test");
 	publish_n(pubc, LQ, N / 2, N / 2);
 	CHECK(wait_for(&k.distinct, N, 30));
 	usleep(100000);
@@ -536,8 +455,8 @@ static void case_listener_reconnect(void)
 	salvo_listener_destroy(l);
 	CHECK(queue_count(pubc, LQ) == 0);
 	delete_queue(pubc, LQ);
-	close_client(c);
-	close_client(pubc);
+	rabbit_close(c, 10000);
+	rabbit_close(pubc, 10000);
 	free(k.seen);
 }
 
@@ -554,9 +473,9 @@ static void case_listener_client_closed(void)
 
 	need_ctl();
 	snprintf(name, sizeof name, "salvo-listener-closed-%d", (int)getpid());
-	c = connect_with("connection_name", name, "reconnect", "0", NULL);
+	c = rabbit_connect(uri, "connection_name", name, "reconnect", "0", NULL);
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
-	close_connection(name);
+	close_connection(name, "salvo pool test");
 	rc = SALVO_ERR_TIMEOUT;
 	for (int i = 0; i < 100 && rc == SALVO_ERR_TIMEOUT; i++)
 		rc = salvo_listener_stop(l, 100, &err);
@@ -564,9 +483,9 @@ static void case_listener_client_closed(void)
 	CHECK(rc == 320);
 	salvo_listener_destroy(l);
 	salvo_client_destroy(c);
-	c = connect_with(NULL);
+	c = rabbit_connect(uri, NULL);
 	delete_queue(c, LQ);
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 /* Requeue, reject and keep (acked later from another thread). */
@@ -606,13 +525,13 @@ static salvo_listener_action act_on(salvo_message *m, void *arg)
 
 static void case_listener_actions(void)
 {
-	salvo_client *c = connect_with(NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_listener_stats st;
 	salvo_listener *l;
 	pthread_t worker;
 	salvo_error err;
 
-	fresh_queue(c, LQ);
+	fresh_client_queue(c, LQ);
 	OK(salvo_listener_new(c, LQ, act_on, &worker, NULL, &l, &err));
 	publish_n(c, LQ, 0, 4);
 	for (double end = now_s() + 10; now_s() < end; usleep(5000)) {
@@ -633,12 +552,12 @@ static void case_listener_actions(void)
 	salvo_listener_destroy(l);
 	CHECK(queue_count(c, LQ) == 0);
 	delete_queue(c, LQ);
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 static void case_listener_refusals(void)
 {
-	salvo_client *c = connect_with(NULL);
+	salvo_client *c = rabbit_connect(uri, NULL);
 	struct counter k = {0};
 	salvo_listener *l = NULL;
 	salvo_error err;
@@ -655,7 +574,7 @@ static void case_listener_refusals(void)
 	CHECK(salvo_listener_new(c, LQ, NULL, &k, NULL, &l, &err) == SALVO_ERR_INVALID_ARGUMENT);
 	CHECK(salvo_listener_stop(NULL, 0, &err) == SALVO_ERR_INVALID_ARGUMENT);
 	salvo_listener_destroy(NULL);
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 int main(int argc, char **argv)

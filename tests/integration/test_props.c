@@ -19,43 +19,9 @@
 
 #include "check.h"
 #include "props_sample.h"
-
-#define OK(call)                                                                                   \
-	do {                                                                                       \
-		int rc_ = (call);                                                                  \
-		if (rc_ != 0) {                                                                    \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", __FILE__, __LINE__,    \
-				#call, rc_, salvo_err2str(rc_), err.text);                         \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
+#include "rabbit.h"
 
 static const char *uri;
-
-static salvo_client *connect_broker(void)
-{
-	char errstr[256];
-	salvo_conf *conf = salvo_conf_new();
-	salvo_client *c;
-	salvo_error err;
-
-	CHECK(conf);
-	if (salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr)) {
-		fprintf(stderr, "conf: %s\n", errstr);
-		exit(1);
-	}
-	OK(salvo_client_new(conf, &c, &err));
-	salvo_conf_destroy(conf);
-	return c;
-}
-
-static void close_client(salvo_client *c)
-{
-	salvo_error err;
-
-	OK(salvo_client_close(c, 10000, &err));
-	salvo_client_destroy(c);
-}
 
 /* The next message of q, which must be there. */
 static salvo_message *get_one(salvo_channel *ch, const char *q)
@@ -89,7 +55,7 @@ static void check_body(const salvo_message *m, const char *want)
 
 static void case_roundtrip(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_channel *ch;
 	salvo_publisher *p;
 	salvo_queue_info q;
@@ -155,7 +121,7 @@ static void case_roundtrip(void)
 	OK(salvo_basic_get(ch, q.name, true, &m, &err));
 	CHECK(m == NULL);
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 10000);
 	salvo_table_destroy(h);
 	salvo_table_destroy(big);
 	free(s);
@@ -168,7 +134,7 @@ static void case_roundtrip(void)
  */
 static void case_stamp(void)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_SYNC};
 	salvo_channel *ch;
 	salvo_publisher *p;
@@ -209,14 +175,14 @@ static void case_stamp(void)
 	check_text(salvo_message_props(m), want);
 	salvo_message_destroy(m);
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 10000);
 	salvo_table_destroy(h);
 }
 
 /* For test_props_pika.py: publish the sample to an existing queue. */
 static void run_publish(const char *queue)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_SYNC};
 	salvo_publisher *p;
 	salvo_table *h = sample_headers();
@@ -228,14 +194,14 @@ static void run_publish(const char *queue)
 	OK(salvo_publish_msg(p, &(salvo_msg){"", queue, "from salvo", 10, 0, .props = &props}, 5000,
 			     NULL, &err));
 	OK(salvo_publisher_close(p, 5000, &err));
-	close_client(c);
+	rabbit_close(c, 10000);
 	salvo_table_destroy(h);
 }
 
 /* For test_props_pika.py: print the properties of the next message of queue. */
 static void run_dump(const char *queue)
 {
-	salvo_client *c = connect_broker();
+	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_channel *ch;
 	salvo_message *m;
 	salvo_error err;
@@ -245,7 +211,7 @@ static void run_dump(const char *queue)
 	sample_dump(stdout, salvo_message_props(m));
 	salvo_message_destroy(m);
 	OK(salvo_channel_close(ch, &err));
-	close_client(c);
+	rabbit_close(c, 10000);
 }
 
 static const struct {

@@ -33,18 +33,8 @@
 #include "salvo.h"
 
 #include "check.h"
+#include "rabbit.h"
 #include "sink_child.h"
-
-#define OK(call)                                                                           \
-	do {                                                                               \
-		int rc_ = (call);                                                          \
-		if (rc_ != 0) {                                                            \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", __FILE__, __LINE__, \
-				#call, rc_, salvo_err2str(rc_), err.text);                 \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
-
 
 static atomic_int hook_runs;
 
@@ -89,25 +79,16 @@ static salvo_client *connect_sink(const char *key, ...)
  */
 static uint32_t sink_count(salvo_client *unused, const char *q)
 {
-	char uri[128], errstr[256];
-	salvo_conf *conf = salvo_conf_new();
-	salvo_channel *ch;
+	char uri[128];
 	salvo_client *c;
-	salvo_queue_info info;
-	salvo_error err;
+	uint32_t n;
 
 	(void)unused;
-	CHECK(conf);
 	snprintf(uri, sizeof uri, "amqp://guest:guest@127.0.0.1:%d", sink_port);
-	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
-	OK(salvo_client_new(conf, &c, &err));
-	salvo_conf_destroy(conf);
-	OK(salvo_channel_open(c, &ch, &err));
-	OK(salvo_queue_declare(ch, q, SALVO_PASSIVE, NULL, &info, &err));
-	OK(salvo_channel_close(ch, &err));
-	OK(salvo_client_close(c, 5000, &err));
-	salvo_client_destroy(c);
-	return info.message_count;
+	c = rabbit_connect(uri, NULL);
+	n = queue_count(c, q);
+	rabbit_close(c, 5000);
+	return n;
 }
 
 /* Closing races the sink's next forced close: a close in flight then reports the loss. */
@@ -659,22 +640,6 @@ static const char *rabbitmq_uri(void)
 	return uri;
 }
 
-/* The conn_pid of the connection named name, for rabbitmqctl close_connection. */
-static void connection_pid(const char *name, char *pid, size_t size)
-{
-	char cmd[1024];
-	FILE *f;
-
-	snprintf(cmd, sizeof cmd,
-		 "bash '%s/scripts/rabbitmq.sh' ctl -q list_connections pid client_properties "
-		 "| grep -F '%s' | cut -f1",
-		 getenv("SALVO_SOURCE_ROOT"), name);
-	f = popen(cmd, "r");
-	CHECK(f && fgets(pid, (int)size, f));
-	pclose(f);
-	pid[strcspn(pid, "\n")] = '\0';
-}
-
 /* RabbitMQ: the queue the hook declares. */
 #define RQ "salvo.test.reconnect"
 
@@ -797,18 +762,6 @@ static void *close_from_broker(void *arg)
 	return NULL;
 }
 
-static uint32_t queue_depth(salvo_client *c, const char *q)
-{
-	salvo_channel *ch;
-	salvo_queue_info info;
-	salvo_error err;
-
-	OK(salvo_channel_open(c, &ch, &err));
-	OK(salvo_queue_declare(ch, q, SALVO_PASSIVE, NULL, &info, &err));
-	OK(salvo_channel_close(ch, &err));
-	return info.message_count;
-}
-
 static void case_rabbitmq_best_effort(void)
 {
 	const char *uri = rabbitmq_uri();
@@ -844,7 +797,7 @@ static void case_rabbitmq_best_effort(void)
 	OK(salvo_publisher_flush(p, 30000, &err));
 	CHECK(salvo_client_reconnects(c) == 1);
 	/* The broker routes what it read; wait until the queue stops growing. */
-	for (int i = 0; i < 100 && (depth = queue_depth(c, BEQ)) != prev; i++) {
+	for (int i = 0; i < 100 && (depth = queue_count(c, BEQ)) != prev; i++) {
 		prev = depth;
 		usleep(200 * 1000);
 	}

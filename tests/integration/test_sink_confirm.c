@@ -23,18 +23,8 @@
 #include "salvo.h"
 
 #include "check.h"
+#include "rabbit.h"
 #include "sink_child.h"
-
-#define OK(call)                                                                           \
-	do {                                                                               \
-		int rc_ = (call);                                                          \
-		if (rc_ != 0) {                                                            \
-			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", __FILE__, __LINE__, \
-				#call, rc_, salvo_err2str(rc_), err.text);                 \
-			exit(1);                                                           \
-		}                                                                          \
-	} while (0)
-
 
 static salvo_client *connect_sink(const char *heartbeat)
 {

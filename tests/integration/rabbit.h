@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the integration tests that talk to a broker: OK for a call that must
+ * succeed, the monotonic clock, clients from a URI plus configuration keys, fresh queues
+ * and a queue's message count (a passive queue.declare), rabbitmqctl close_connection
+ * (scripts/rabbitmq.sh under SALVO_SOURCE_ROOT). They stop the test at the first
+ * failure, like CHECK (check.h).
+ */
+#ifndef SALVO_TEST_RABBIT_H
+#define SALVO_TEST_RABBIT_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "salvo.h"
+
+#include "check.h"
+
+/* A call that must return 0; otherwise print it with the salvo_error err in scope. */
+#define OK(call)                                                                                   \
+	do {                                                                                       \
+		int rc_ = (call);                                                                  \
+		if (rc_ != 0) {                                                                    \
+			fprintf(stderr, "%s:%d: %s returned %d (%s): %s\n", __FILE__, __LINE__,    \
+				#call, rc_, salvo_err2str(rc_), err.text);                         \
+			exit(1);                                                                   \
+		}                                                                                  \
+	} while (0)
+
+static inline double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A client of uri with more configuration keys: key, value, ..., NULL. */
+static inline salvo_client *rabbit_connect(const char *uri, const char *key, ...)
+{
+	char errstr[256];
+	salvo_conf *conf = salvo_conf_new();
+	salvo_client *c;
+	salvo_error err;
+	va_list ap;
+	int rc;
+
+	CHECK(conf);
+	if (salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr)) {
+		fprintf(stderr, "conf: %s\n", errstr);
+		exit(1);
+	}
+	va_start(ap, key);
+	for (const char *k = key; k; k = va_arg(ap, const char *)) {
+		const char *v = va_arg(ap, const char *);
+		if (salvo_conf_set(conf, k, v, errstr, sizeof errstr)) {
+			fprintf(stderr, "conf %s: %s\n", k, errstr);
+			exit(1);
+		}
+	}
+	va_end(ap);
+	rc = salvo_client_new(conf, &c, &err);
+	salvo_conf_destroy(conf);
+	if (rc) {
+		fprintf(stderr, "connect: %d %s\n", rc, err.text);
+		exit(1);
+	}
+	return c;
+}
+
+/* Close c within timeout_ms (a failure ends the test) and destroy it. */
+static inline void rabbit_close(salvo_client *c, int timeout_ms)
+{
+	salvo_error err;
+	int rc = salvo_client_close(c, timeout_ms, &err);
+
+	if (rc)
+		fprintf(stderr, "close: %d %s\n", rc, err.text);
+	CHECK(rc == 0);
+	salvo_client_destroy(c);
+}
+
+/* A fresh, empty, non-durable queue named q (args may be NULL). */
+static inline void fresh_queue(salvo_channel *ch, const char *q, salvo_table *args)
+{
+	salvo_error err;
+
+	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
+	OK(salvo_queue_declare(ch, q, 0, args, NULL, &err));
+}
+
+/* How many messages q holds, asked on ch (passive queue.declare). */
+static inline uint32_t channel_queue_count(salvo_channel *ch, const char *q)
+{
+	salvo_queue_info info;
+	salvo_error err;
+
+	OK(salvo_queue_declare(ch, q, SALVO_PASSIVE, NULL, &info, &err));
+	return info.message_count;
+}
+
+/* How many messages q holds, asked on a channel of its own. */
+static inline uint32_t queue_count(salvo_client *c, const char *q)
+{
+	salvo_channel *ch;
+	salvo_error err;
+	uint32_t n;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	n = channel_queue_count(ch, q);
+	OK(salvo_channel_close(ch, &err));
+	return n;
+}
+
+/* The pid of the broker connection whose client properties contain name (its
+ * connection_name), for rabbitmqctl close_connection. */
+static inline void connection_pid(const char *name, char *pid, size_t size)
+{
+	char cmd[1024];
+	FILE *f;
+
+	snprintf(cmd, sizeof cmd,
+		 "bash '%s/scripts/rabbitmq.sh' ctl -q list_connections pid client_properties "
+		 "| grep -F '%s' | cut -f1",
+		 getenv("SALVO_SOURCE_ROOT"), name);
+	f = popen(cmd, "r");
+	CHECK(f && fgets(pid, (int)size, f));
+	pclose(f);
+	pid[strcspn(pid, "\n")] = '\0';
+}
+
+/* rabbitmqctl close_connection, with reason, for the connection named name. */
+static inline void close_connection(const char *name, const char *reason)
+{
+	char cmd[1024], pid[256] = "";
+
+	connection_pid(name, pid, sizeof pid);
+	snprintf(cmd, sizeof cmd,
+		 "bash '%s/scripts/rabbitmq.sh' ctl -q close_connection '%s' '%s' >/dev/null",
+		 getenv("SALVO_SOURCE_ROOT"), pid, reason);
+	CHECK(system(cmd) == 0);
+}
+
+#endif
