@@ -623,9 +623,10 @@ SALVO_API int salvo_consumer_dispatch(salvo_consumer *cons, int timeout_ms, size
 SALVO_API int salvo_consumer_cancel(salvo_consumer *cons, salvo_error *err);
 
 /*
- * Cancel (if still active; errors ignored), free queued messages (unsettled ones return
- * to the queue when the channel closes) and free the consumer. Before its channel is
- * closed, from the thread that uses the consumer. NULL is ignored.
+ * Cancel (if still active; errors ignored), reject with requeue the queued messages the
+ * application never took (and any that still arrive), and free the consumer. Messages it
+ * took and has not settled stay unacked until settled or the channel closes. From the
+ * thread that uses the consumer. NULL is ignored.
  */
 SALVO_API void salvo_consumer_destroy(salvo_consumer *cons);
 

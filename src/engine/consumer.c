@@ -283,6 +283,10 @@ void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct sa
 	uint64_t now, peak;
 
 	if (atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
+		/* Nobody will take it: back to the queue at once, not held unacked (using up
+		 * the prefetch) until the channel closes. */
+		if (!m->no_ack)
+			(void)salvo_message_reject(m, true, NULL);
 		salvo_message_destroy(m);
 		return;
 	}
@@ -335,6 +339,10 @@ static void drop_queued(struct salvo_consumer *cons)
 	while (m) {
 		salvo_message *next = m->next;
 		taken(cons->ch->client, m);
+		/* Never taken by the application: back to the queue (refused, and harmless,
+		 * once the channel is closed). */
+		if (!m->no_ack)
+			(void)salvo_message_reject(m, true, NULL);
 		salvo_message_destroy(m);
 		m = next;
 	}

@@ -1542,9 +1542,11 @@ static void checkpoints(salvo_client *c)
 		uint8_t buf[32];
 		size_t n;
 
+		/* Not while the channel awaits a reply: RabbitMQ refuses any method during a
+		 * tx.commit with 504 "unexpected command while processing 'tx.commit'". */
 		if (pub->slots || pub->ckpt_inflight || pub->be_lo <= pub->be_verified ||
 		    pub_closed(pub) || pub->detach || c->paused || pub->ch->recovering ||
-		    pub->ch->close_sent)
+		    pub->ch->close_sent || pub->ch->await_head)
 			continue;
 		if (!now)
 			now = sv_now_ns();
