@@ -332,9 +332,21 @@ static char *value_at(const struct range *r, uint64_t n)
 	return text;
 }
 
+/* The range of the key a test's name ends with ("range heartbeat", "length host"). */
+static const struct range *range_named(const char *test_name)
+{
+	const char *key = strchr(test_name, ' ') + 1;
+
+	for (size_t i = 0; i < sizeof ranges / sizeof ranges[0]; i++)
+		if (!strcmp(ranges[i].key, key))
+			return &ranges[i];
+	fail_msg("no range for %s", test_name);
+	return NULL;
+}
+
 static void test_range(void **state)
 {
-	const struct range *r = *state;
+	const struct range *r = range_named(*state);
 	const uint64_t edges[] = {r->min - 1, r->min, r->max, r->max + 1};
 	salvo_conf *conf = new_conf();
 	char msg[128];
@@ -844,7 +856,7 @@ static void test_password_never_leaked(void **state)
 }
 
 #define CONF_TEST(name, fn) {name, fn, NULL, NULL, NULL}
-#define RANGE_TEST(name, r) {name, test_range, NULL, NULL, (void *)(r)}
+#define RANGE_TEST(name) {name, test_range, NULL, NULL, (void *)(name)}
 
 int main(int argc, char **argv)
 {
@@ -857,20 +869,26 @@ int main(int argc, char **argv)
 		CONF_TEST("unknown key", test_unknown_key),
 		CONF_TEST("null arguments", test_null_arguments),
 		CONF_TEST("failure leaves conf unchanged", test_failure_leaves_conf_unchanged),
-		RANGE_TEST("range heartbeat", &ranges[0]),
-		RANGE_TEST("range connection_timeout", &ranges[1]),
-		RANGE_TEST("range channel_max", &ranges[2]),
-		RANGE_TEST("range frame_max", &ranges[3]),
-		RANGE_TEST("range rpc_timeout", &ranges[4]),
-		RANGE_TEST("range publisher.ring_size", &ranges[5]),
-		RANGE_TEST("range io_uring.entries", &ranges[6]),
-		RANGE_TEST("range port", &ranges[7]),
-		RANGE_TEST("length host", &ranges[8]),
-		RANGE_TEST("length user", &ranges[9]),
-		RANGE_TEST("length password", &ranges[10]),
-		RANGE_TEST("length vhost", &ranges[11]),
-		RANGE_TEST("length connection_name", &ranges[12]),
-		RANGE_TEST("range consumer.buffer_bytes", &ranges[19]),
+		RANGE_TEST("range heartbeat"),
+		RANGE_TEST("range connection_timeout"),
+		RANGE_TEST("range channel_max"),
+		RANGE_TEST("range frame_max"),
+		RANGE_TEST("range rpc_timeout"),
+		RANGE_TEST("range publisher.ring_size"),
+		RANGE_TEST("range io_uring.entries"),
+		RANGE_TEST("range port"),
+		RANGE_TEST("length host"),
+		RANGE_TEST("length user"),
+		RANGE_TEST("length password"),
+		RANGE_TEST("length vhost"),
+		RANGE_TEST("length connection_name"),
+		RANGE_TEST("range consumer.buffer_bytes"),
+		RANGE_TEST("range publisher.window"),
+		RANGE_TEST("range reconnect"),
+		RANGE_TEST("range reconnect.initial_delay"),
+		RANGE_TEST("range reconnect.max_delay"),
+		RANGE_TEST("range reconnect.max_attempts"),
+		RANGE_TEST("range blocked_timeout"),
 		CONF_TEST("ring size rounding", test_ring_size_rounding),
 		CONF_TEST("uri sets endpoint and credentials", test_uri_sets_endpoint_and_credentials),
 		CONF_TEST("uri resets absent parts", test_uri_resets_absent_parts),
