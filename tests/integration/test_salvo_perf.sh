@@ -275,14 +275,15 @@ case_consumers_prefetch() {
 	local pid have unacked samples=0 max_unacked=0 seen=false
 	need_broker
 	fresh_queue prefetch
-	# 500 messages consumed at 100/s: 5 s in which to look at the broker's view (each
-	# rabbitmqctl call takes about a second).
-	"$bin" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 500 \
-		--consumers 1 --prefetch 7 --consumer-rate 100 --quiet --json \
+	# 600 messages consumed at 40/s: 15 s in which to look at the broker's view. Each
+	# rabbitmqctl call takes a second, several on a loaded machine, and a look after the
+	# last message sees nothing unacked: with 5 s of run, one CI run in a few saw only that.
+	"$bin" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 600 \
+		--consumers 1 --prefetch 7 --consumer-rate 40 --quiet --json \
 		>"$tmp/prefetch.out" 2>"$tmp/prefetch.err" &
 	pid=$!
 	# rabbitmqctl can fail on a loaded machine: such a sample is skipped, not fatal.
-	while kill -0 "$pid" 2>/dev/null && ((samples < 4)); do
+	while kill -0 "$pid" 2>/dev/null && ((samples < 8)); do
 		if have=$(ctl -q list_consumers --no-table-headers queue_name prefetch_count |
 			awk -v q="$q" '$1 == q { print $2 }'); then
 			if [[ -n $have ]]; then
@@ -307,7 +308,7 @@ case_consumers_prefetch() {
 	$seen || fail "the broker never listed the consumer"
 	((max_unacked <= 7)) || fail "$max_unacked messages unacked at once, prefetch 7"
 	((max_unacked > 0)) || fail "never a message unacked: the slow consumer was not seen"
-	json_check "$tmp/prefetch.out" "j['consumed'] == 500 and j['prefetch'] == 7"
+	json_check "$tmp/prefetch.out" "j['consumed'] == 600 and j['prefetch'] == 7"
 }
 
 case_consumers_other() {
