@@ -1424,12 +1424,12 @@ static void add_pub(salvo_client *c, struct salvo_publisher *pub)
 	size_t n;
 
 	/* Best effort counts messages by the producer's count, not by walking frames (a read
-	 * of every frame header): the producer counts a message just before it
-	 * commits it, so read after the head's acquire the count is at least the number of
-	 * messages below that head; read before, less the one that may be counted and not
-	 * yet committed, at most. */
+	 * of every frame header): the producer counts a message just before it commits it
+	 * (both stores released), so read after the head's acquire the count is at least the
+	 * number of messages below that head; read (acquire) before, less the one that may
+	 * be counted and not yet committed, at most. */
 	if (!pub->slots) {
-		lo = atomic_load_explicit(&pub->published, memory_order_relaxed);
+		lo = atomic_load_explicit(&pub->published, memory_order_acquire);
 		lo -= lo > 0;
 	}
 	n = pub_ready(c, pub, &p, &to_head);

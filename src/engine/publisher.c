@@ -561,8 +561,10 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 	}
 	head_before = sv_ring_head(&p->ring);
 	/* Counted before the commit, whose release carries it: whoever sees the head holding
-	 * the message sees the count too (best effort's checkpoints count this way, io.c). */
-	atomic_store_explicit(&p->published, s, memory_order_relaxed);
+	 * the message sees the count too; and released itself, so whoever sees the count sees
+	 * the head of the message before (best effort's checkpoints count this way, io.c).
+	 * Both are plain stores on x86. */
+	atomic_store_explicit(&p->published, s, memory_order_release);
 	sv_ring_commit(&p->ring, need);
 	if (seq)
 		*seq = s;
