@@ -31,6 +31,18 @@
 		}                                                                                  \
 	} while (0)
 
+/* The test broker's URI (SALVO_TEST_URI); without one the test is skipped (exit 77). */
+static inline const char *rabbit_test_uri(void)
+{
+	const char *uri = getenv("SALVO_TEST_URI");
+
+	if (!uri) {
+		fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
+		exit(77);
+	}
+	return uri;
+}
+
 static inline double now_s(void)
 {
 	struct timespec ts;

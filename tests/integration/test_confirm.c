@@ -485,10 +485,7 @@ static void case_window(void)
 	rabbit_close(c, 10000);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct test_case cases[] = {
 	{"async 1M", case_async_million},
 	{"sync 16x20k", case_sync_16},
 	{"reject-publish", case_reject_publish},
@@ -501,22 +498,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	uri = getenv("SALVO_TEST_URI");
-	if (!uri) {
-		fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
-		return 77;
-	}
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		cases[i].run();
-		printf("%s: ok\n", cases[i].name);
-		if (argc > 1)
-			return 0;
-	}
-	if (argc > 1) {
-		fprintf(stderr, "no case named '%s'\n", argv[1]);
-		return 1;
-	}
-	return 0;
+	uri = rabbit_test_uri();
+	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
 }

@@ -869,10 +869,7 @@ static void run_dump(const char *queue)
 	rabbit_close(c, 10000);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct test_case cases[] = {
     {"callback 100k", case_callback_100k},
     {"get 100k", case_get_100k},
     {"prefetch", case_prefetch},
@@ -892,26 +889,10 @@ static const struct {
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	uri = getenv("SALVO_TEST_URI");
-	if (!uri) {
-		fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
-		return 77;
-	}
+	uri = rabbit_test_uri();
 	if (argc == 3 && strcmp(argv[1], "dump") == 0) {
 		run_dump(argv[2]);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		cases[i].run();
-		printf("%s: ok\n", cases[i].name);
-		if (argc > 1)
-			return 0;
-	}
-	if (argc > 1) {
-		fprintf(stderr, "no case named '%s'\n", argv[1]);
-		return 1;
-	}
-	return 0;
+	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
 }

@@ -367,10 +367,7 @@ static void case_heartbeat_dead(void)
 	salvo_client_destroy(c);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct test_case cases[] = {
 	{"sync methods", case_sync_methods},
 	{"channel error 404", case_channel_error_404},
 	{"channel error 406", case_channel_error_406},
@@ -384,22 +381,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	uri = getenv("SALVO_TEST_URI");
-	if (!uri) {
-		fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
-		return 77;
-	}
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		cases[i].run();
-		printf("%s: ok\n", cases[i].name);
-		if (argc > 1)
-			return 0;
-	}
-	if (argc > 1) {
-		fprintf(stderr, "no case named '%s'\n", argv[1]);
-		return 1;
-	}
-	return 0;
+	uri = rabbit_test_uri();
+	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
 }

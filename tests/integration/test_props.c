@@ -214,21 +214,14 @@ static void run_dump(const char *queue)
 	rabbit_close(c, 10000);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct test_case cases[] = {
     {"roundtrip", case_roundtrip},
     {"stamp", case_stamp},
 };
 
 int main(int argc, char **argv)
 {
-	uri = getenv("SALVO_TEST_URI");
-	if (!uri) {
-		fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
-		return 77;
-	}
+	uri = rabbit_test_uri();
 	if (argc == 3 && strcmp(argv[1], "publish") == 0) {
 		run_publish(argv[2]);
 		return 0;
@@ -237,17 +230,5 @@ int main(int argc, char **argv)
 		run_dump(argv[2]);
 		return 0;
 	}
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
-			continue;
-		cases[i].run();
-		printf("%s: ok\n", cases[i].name);
-		if (argc > 1)
-			return 0;
-	}
-	if (argc > 1) {
-		fprintf(stderr, "no case named '%s'\n", argv[1]);
-		return 1;
-	}
-	return 0;
+	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
 }

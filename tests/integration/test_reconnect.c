@@ -1197,10 +1197,7 @@ static void case_rabbitmq_kill9_tls(void)
 	kill9(true);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct test_case cases[] = {
 	{"rabbitmq-kill9", case_rabbitmq_kill9},
 	{"rabbitmq-kill9-tls", case_rabbitmq_kill9_tls},
 	{"rabbitmq-auth", case_rabbitmq_auth},
@@ -1226,14 +1223,5 @@ int main(int argc, char **argv)
 	}
 	sink_exe = argv[1];
 	atexit(stop_sink);
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (strcmp(argv[2], cases[i].name) != 0)
-			continue;
-		cases[i].run();
-		stop_sink();
-		printf("%s: ok\n", cases[i].name);
-		return 0;
-	}
-	fprintf(stderr, "no case named '%s'\n", argv[2]);
-	return 1;
+	return run_cases(cases, sizeof cases / sizeof cases[0], argv[2], stop_sink);
 }

@@ -379,10 +379,7 @@ static void case_sync_64(void)
 	salvo_client_destroy(c);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct test_case cases[] = {
 	{"out-of-order", case_out_of_order}, {"nack-every", case_nack_every},
 	{"returns", case_returns},	     {"unknown-tag", case_unknown_tag},
 	{"close-after", case_close_after},   {"drop-after", case_drop_after},
@@ -397,14 +394,5 @@ int main(int argc, char **argv)
 	}
 	sink_exe = argv[1];
 	atexit(stop_sink);
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (strcmp(argv[2], cases[i].name) != 0)
-			continue;
-		cases[i].run();
-		stop_sink();
-		printf("%s: ok\n", cases[i].name);
-		return 0;
-	}
-	fprintf(stderr, "no case named '%s'\n", argv[2]);
-	return 1;
+	return run_cases(cases, sizeof cases / sizeof cases[0], argv[2], stop_sink);
 }
