@@ -365,14 +365,6 @@ void sv_settings_free(struct sv_settings *set)
 		p[i] = 0;
 }
 
-static bool any_tls(const salvo_conf *conf)
-{
-	for (size_t i = 0; i < conf->n_endpoints; i++)
-		if (conf->endpoints[i].tls)
-			return true;
-	return false;
-}
-
 static void client_free(salvo_client *c)
 {
 	if (c->uring_ready)
@@ -443,11 +435,10 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	 * space; more only saves system calls. */
 	c->rcap = 2 * (size_t)c->sess.frame_max + 65536;
 	c->rbuf = malloc(c->rcap);
-	/* amqps, or a reconnection may lead there (a failover list may mix schemes). */
-	if (any_tls(&c->set.conf))
+	/* amqps (every endpoint then is: sv_settings_from_conf refuses mixed lists). */
+	if (c->set.connect.tls)
 		c->tls_in = malloc(SV_TLS_IN_SIZE);
-	if (!c->channel_ids || !c->channels || !c->rbuf ||
-	    (any_tls(&c->set.conf) && !c->tls_in)) {
+	if (!c->channel_ids || !c->channels || !c->rbuf || (c->set.connect.tls && !c->tls_in)) {
 		client_free(c);
 		goto nomem;
 	}
