@@ -37,8 +37,10 @@
 #define ACK_IDLE_MS 50
 
 struct consumer {
-	/* Stored by the consumer after every message, read by the main thread. */
+	/* Stored by the consumer after every message, read by the main thread: the run's
+	 * messages, and every message received (the drain's sign of progress). */
 	_Alignas(64) _Atomic uint64_t consumed;
+	_Atomic uint64_t received;
 	_Alignas(64) struct perf *perf;
 	unsigned index;
 	salvo_client *client;
@@ -167,9 +169,10 @@ static void consume_all(struct consumer *cs, salvo_consumer *cons)
 				  cs->index, mine);
 			break;
 		}
+		/* Only this thread writes them: relaxed stores, no read-modify-write. */
 		if (note_message(cs, m))
-			/* Only this thread writes it: a relaxed store, no read-modify-write. */
 			atomic_store_explicit(&cs->consumed, ++mine, memory_order_relaxed);
+		atomic_store_explicit(&cs->received, ++n, memory_order_relaxed);
 		if (o->auto_ack) {
 			salvo_message_destroy(m);
 		} else {
@@ -180,7 +183,7 @@ static void consume_all(struct consumer *cs, salvo_consumer *cons)
 				break;
 		}
 		/* A slow consumer: paced after each batch (pacer_init grants the first). */
-		if (cs->rate > 0 && !(++n & (pc.batch - 1)))
+		if (cs->rate > 0 && !(n & (pc.batch - 1)))
 			pacer_take(&pc);
 	}
 	ack_held(cs, &held, &nheld);
@@ -262,6 +265,15 @@ uint64_t consumed_total(struct perf *pf)
 
 	for (unsigned i = 0; i < pf->nconsumers; i++)
 		n += atomic_load_explicit(&pf->consumers[i].consumed, memory_order_relaxed);
+	return n;
+}
+
+uint64_t received_total(struct perf *pf)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < pf->nconsumers; i++)
+		n += atomic_load_explicit(&pf->consumers[i].received, memory_order_relaxed);
 	return n;
 }
 

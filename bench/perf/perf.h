@@ -148,6 +148,7 @@ struct consumer *consumers_new(unsigned n);
 int start_consumers(struct perf *pf);
 /* Messages of this run received so far, over every consumer. Any thread. */
 uint64_t consumed_total(struct perf *pf);
+uint64_t received_total(struct perf *pf); /* with messages not of the run */
 /* Tell the consumers to stop (they ack what they received, cancel and close their
  * channels) and join them. */
 void stop_consumers(struct perf *pf);

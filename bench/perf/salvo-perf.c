@@ -373,17 +373,18 @@ static void tick(struct perf *pf, FILE *csv, uint64_t t0, struct sample *prev)
 }
 
 /* The drain, after the producers: whether it is over — every message the broker took
- * (acked with confirms, sent without) received, none for --drain-timeout, or an error or
- * signal. *seen and *idle_since follow the consumers' progress. With pf->lock held. */
+ * (acked with confirms, sent without) received, none (of the run or not: the run's may
+ * wait behind older ones) for --drain-timeout, or an error or signal. *seen and
+ * *idle_since follow the consumers' progress. With pf->lock held. */
 static bool drained(struct perf *pf, uint64_t expected, uint64_t now, uint64_t *seen,
 		    uint64_t *idle_since)
 {
-	uint64_t c = consumed_total(pf);
+	uint64_t r = received_total(pf);
 
-	if (c >= expected || pf->failed || pf->interrupted)
+	if (consumed_total(pf) >= expected || pf->failed || pf->interrupted)
 		return true;
-	if (c != *seen) {
-		*seen = c;
+	if (r != *seen) {
+		*seen = r;
 		*idle_since = now;
 		return false;
 	}
