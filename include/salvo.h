@@ -639,6 +639,7 @@ typedef struct salvo_consume_stats {
 	uint64_t settles;	 /* acks, nacks and rejects the application asked for */
 	uint64_t settle_frames;	 /* basic.ack/nack/reject frames sent for them */
 	uint64_t settles_dropped; /* for a channel closed before the I/O thread sent them */
+	uint64_t handovers;	 /* batches of deliveries queued at once (one wake-up each) */
 } salvo_consume_stats;
 
 SALVO_API void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st);

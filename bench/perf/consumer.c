@@ -301,4 +301,13 @@ void collect_consumers(struct perf *pf, struct result *r)
 	}
 	r->consume_seconds =
 	    last > pf->start_real_ns ? (double)(last - pf->start_real_ns) / 1e9 : 0;
+	for (unsigned i = 0; i < pf->nclients; i++) {
+		salvo_consume_stats st;
+
+		salvo_client_consume_stats(pf->clients[i], &st);
+		r->cst.delivered += st.delivered;
+		r->cst.handovers += st.handovers;
+		r->cst.settles += st.settles;
+		r->cst.settle_frames += st.settle_frames;
+	}
 }

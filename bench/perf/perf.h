@@ -92,6 +92,7 @@ struct result {
 	double consume_seconds;	     /* from the go to the last message received */
 	double consumer_cpu_seconds; /* the consumer threads' own CPU time */
 	salvo_pub_stats e2e;	     /* publish -> consume latency: only its histogram is used */
+	salvo_consume_stats cst;     /* every connection's, summed */
 };
 
 enum phase { PHASE_SETUP, PHASE_GO, PHASE_RELEASE };

@@ -116,6 +116,13 @@ static void consumer_summary(const struct options *o, const struct result *r)
 		r->consumed, r->expected, r->consume_seconds,
 		per_second((double)r->consumed, r->consume_seconds), r->consumer_cpu_seconds,
 		r->consumed ? r->consumer_cpu_seconds * 1e6 / (double)r->consumed : 0.0);
+	if (r->cst.handovers)
+		fprintf(stderr,
+			"deliveries: %" PRIu64 " in %" PRIu64 " hand-overs to the consumers "
+			"(%.1f each); acks: %" PRIu64 " in %" PRIu64 " frames\n",
+			r->cst.delivered, r->cst.handovers,
+			(double)r->cst.delivered / (double)r->cst.handovers, r->cst.settles,
+			r->cst.settle_frames);
 	if (r->e2e.latency_count)
 		latency_line("end-to-end latency", &r->e2e);
 	if (r->redelivered)

@@ -4,10 +4,14 @@
  * application, and acks from any thread.
  *
  * Deliveries. The I/O thread assembles a delivery (io.c, the same code as basic.get-ok)
- * and appends it to its consumer's queue under the consumer's lock; the application takes
- * it with salvo_consumer_get or runs its callback with salvo_consumer_dispatch, on its own
+ * and appends it to its consumer's queue; the application takes it with
+ * salvo_consumer_get or runs its callback with salvo_consumer_dispatch, on its own
  * thread. The I/O thread never runs application code, so a callback may take minutes
- * while heartbeats keep going out.
+ * while heartbeats keep going out. The deliveries one read brings for a consumer are
+ * queued together, with one lock and one wake-up (sv_consumer_flush, at the end of each
+ * read's decoding, at most SV_HANDOVER_MAX at a time): a lock and a wake-up per message
+ * cost more than the message (the consumer woke for the first while the I/O thread still
+ * appended the next, and they fought over the lock).
  *
  * Bounded memory. Every queued message counts its bytes in client->buffered. When that
  * passes consumer.buffer_bytes the I/O thread stops arming reads (io.c) and the socket's
@@ -37,6 +41,10 @@
 
 #include "engine.h"
 #include "props.h"
+
+/* Most deliveries handed over in one go: a consumer starts on a long read's first
+ * messages while the I/O thread decodes the rest. */
+#define SV_HANDOVER_MAX 64u
 
 /* Settled delivery tags (I/O thread only). */
 
@@ -297,19 +305,56 @@ void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct sa
 		atomic_store_explicit(&c->cctr.buffered_peak, now, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->cctr.delivered, 1, memory_order_relaxed);
 	m->next = NULL;
-	pthread_mutex_lock(&cons->lock);
-	if (cons->tail)
-		cons->tail->next = m;
+	if (c->pend_cons != cons) {
+		sv_consumer_flush(c);
+		atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
+		c->pend_cons = cons;
+	}
+	if (cons->pend_tail)
+		cons->pend_tail->next = m;
 	else
-		cons->head = m;
-	cons->tail = m;
-	pthread_cond_signal(&cons->cond);
-	pthread_mutex_unlock(&cons->lock);
+		cons->pend_head = m;
+	cons->pend_tail = m;
+	if (++cons->pend_n >= SV_HANDOVER_MAX)
+		sv_consumer_flush(c);
 }
 
-/* I/O thread: the consumer is over (cancelled, or its channel ended). */
+/* I/O thread: queue the deliveries waiting in c->pend_cons's pend list, and wake its
+ * takers: one if one message came, all if more did (each takes one at a time). */
+void sv_consumer_flush(salvo_client *c)
+{
+	struct salvo_consumer *cons = c->pend_cons;
+
+	if (!cons)
+		return;
+	c->pend_cons = NULL;
+	if (cons->pend_head) {
+		atomic_fetch_add_explicit(&c->cctr.handovers, 1, memory_order_relaxed);
+		pthread_mutex_lock(&cons->lock);
+		if (cons->tail)
+			cons->tail->next = cons->pend_head;
+		else
+			cons->head = cons->pend_head;
+		cons->tail = cons->pend_tail;
+		if (cons->pend_n > 1)
+			pthread_cond_broadcast(&cons->cond);
+		else
+			pthread_cond_signal(&cons->cond);
+		pthread_mutex_unlock(&cons->lock);
+		cons->pend_head = cons->pend_tail = NULL;
+		cons->pend_n = 0;
+	}
+	sv_consumer_put(cons);
+}
+
+/* I/O thread: the consumer is over (cancelled, or its channel ended). What came before
+ * the end is queued first, so takers see it before the end. */
 void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why)
 {
+	salvo_client *c = cons->ch->client;
+
+	if (c->pend_cons == cons)
+		sv_consumer_flush(c);
 	pthread_mutex_lock(&cons->lock);
 	if (!cons->end_status) {
 		cons->end_status = why->status ? why->status : SALVO_ERR_CLOSED;
@@ -560,4 +605,5 @@ void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st)
 	st->settle_frames = atomic_load_explicit(&c->cctr.settle_frames, memory_order_relaxed);
 	st->settles_dropped =
 		atomic_load_explicit(&c->cctr.settles_dropped, memory_order_relaxed);
+	st->handovers = atomic_load_explicit(&c->cctr.handovers, memory_order_relaxed);
 }

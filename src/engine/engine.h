@@ -180,8 +180,11 @@ struct salvo_client {
 	_Atomic uint64_t channel_serial; /* generations handed to channels */
 	struct sv_consume_counters {
 		_Atomic uint64_t delivered, buffered_peak, read_holds, settles, settle_frames,
-			settles_dropped;
+			settles_dropped, handovers;
 	} cctr;
+	/* I/O thread: the consumer whose deliveries of this read wait in its pend list, to
+	 * be queued in one go (sv_consumer_flush); referenced while set. */
+	struct salvo_consumer *pend_cons;
 
 	/* Live publishers for salvo_client_stats, and the totals of closed ones. */
 	pthread_mutex_t stats_lock;
@@ -289,6 +292,8 @@ struct salvo_consumer {
 	pthread_mutex_t lock; /* guards the queue and the end state */
 	pthread_cond_t cond;
 	struct salvo_message *head, *tail;
+	struct salvo_message *pend_head, *pend_tail; /* I/O thread: not yet queued */
+	unsigned pend_n;
 	int end_status; /* 0 while active; SALVO_ERR_CANCELLED or the channel's error */
 	salvo_error end_err;
 	bool cancel_asked;
@@ -387,6 +392,7 @@ struct salvo_publisher {
 /* consumer.c */
 void sv_consumer_put(struct salvo_consumer *cons);
 void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m);
+void sv_consumer_flush(salvo_client *c);
 void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
 /* Any thread: end the wait of salvo_consumer_get/dispatch in progress, or the next one,
  * with SALVO_ERR_TIMEOUT when no message is queued (a listener being stopped). */

@@ -1092,6 +1092,8 @@ static void decode_input(salvo_client *c, size_t fresh)
 		tls_frames(c);
 	else
 		frames(c);
+	/* The read's last deliveries to the consumers' queues (one wake-up per batch). */
+	sv_consumer_flush(c);
 	/* One drain per publisher per read: a burst of acks wakes each producer once. */
 	for (size_t i = 0; i < c->npubs; i++)
 		if (c->pubs[i]->drain_due)
