@@ -224,14 +224,17 @@ static void check_all_acked(salvo_client *c, salvo_channel *ch, salvo_consumer *
 	sleep_ms(200);
 	CHECK(queue_count(c, q) == 0);
 	salvo_client_consume_stats(c, &st);
-	printf("delivered %llu, settles %llu in %llu frames (%.1f per frame), dropped %llu, "
-	       "buffered peak %llu bytes, read holds %llu\n",
-	       (unsigned long long)st.delivered, (unsigned long long)st.settles,
-	       (unsigned long long)st.settle_frames,
+	printf("delivered %llu in %llu hand-overs, settles %llu in %llu frames (%.1f per frame), "
+	       "dropped %llu, buffered peak %llu bytes, read holds %llu\n",
+	       (unsigned long long)st.delivered, (unsigned long long)st.handovers,
+	       (unsigned long long)st.settles, (unsigned long long)st.settle_frames,
 	       st.settle_frames ? (double)st.settles / (double)st.settle_frames : 0.0,
 	       (unsigned long long)st.settles_dropped, (unsigned long long)st.buffered_peak,
 	       (unsigned long long)st.read_holds);
 	CHECK(st.settles_dropped == 0);
+	/* Every delivery went through a hand-over, none holding more than 64. */
+	CHECK(st.handovers > 0 && st.handovers <= st.delivered &&
+	      st.delivered <= st.handovers * 64);
 }
 
 #define N_100K 100000u
