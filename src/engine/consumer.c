@@ -286,6 +286,21 @@ static void taken(salvo_client *c, salvo_message *m)
 		eventfd_write(c->wake_fd, 1);
 }
 
+/* Messages the application will never take (a list linked by next): off the bound, back
+ * to the queue (refused, and harmless, once the channel is closed), freed. */
+static void give_back(salvo_client *c, salvo_message *m)
+{
+	while (m) {
+		salvo_message *next = m->next;
+
+		taken(c, m);
+		if (!m->no_ack)
+			(void)salvo_message_reject(m, true, NULL);
+		salvo_message_destroy(m);
+		m = next;
+	}
+}
+
 void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m)
 {
 	uint64_t now, peak;
@@ -328,7 +343,14 @@ void sv_consumer_flush(salvo_client *c)
 	if (!cons)
 		return;
 	c->pend_cons = NULL;
-	if (cons->pend_head) {
+	if (cons->pend_head && atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
+		/* Destroyed since they came (its drop_queued could not see them): back to the
+		 * queue now, not left where nobody takes them, counting against the read bound
+		 * while the destroy's cancel waits for a cancel-ok the hold would not read. */
+		give_back(c, cons->pend_head);
+		cons->pend_head = cons->pend_tail = NULL;
+		cons->pend_n = 0;
+	} else if (cons->pend_head) {
 		atomic_fetch_add_explicit(&c->cctr.handovers, 1, memory_order_relaxed);
 		pthread_mutex_lock(&cons->lock);
 		if (cons->tail)
@@ -381,16 +403,7 @@ static void drop_queued(struct salvo_consumer *cons)
 	m = cons->head;
 	cons->head = cons->tail = NULL;
 	pthread_mutex_unlock(&cons->lock);
-	while (m) {
-		salvo_message *next = m->next;
-		taken(cons->ch->client, m);
-		/* Never taken by the application: back to the queue (refused, and harmless,
-		 * once the channel is closed). */
-		if (!m->no_ack)
-			(void)salvo_message_reject(m, true, NULL);
-		salvo_message_destroy(m);
-		m = next;
-	}
+	give_back(cons->ch->client, m);
 }
 
 void sv_consumer_put(struct salvo_consumer *cons)
