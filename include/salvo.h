@@ -773,8 +773,11 @@ SALVO_API int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_er
  * here rather than lost. Async outcomes not delivered by then are counted, not delivered;
  * messages still unconfirmed count as failed. Bytes already handed to the kernel cannot be
  * taken back: if the broker has stopped reading (a memory or disk alarm) while some of
- * them are still being written, close waits for that write beyond timeout_ms, until the
- * broker reads again or the connection ends (heartbeats detect a dead broker).
+ * them are still being written, close waits for that write until timeout_ms has passed
+ * (at least 100 ms after the flush), then returns SALVO_ERR_TIMEOUT (or the flush's
+ * error) and leaves the rest to the I/O thread, which frees the publisher and closes its
+ * channel once the broker reads again or the connection ends. SALVO_FOREVER waits for it.
+ * The channel.close that follows waits for close-ok as long, or rpc_timeout without one.
  */
 SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err);
 

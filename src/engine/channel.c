@@ -33,7 +33,7 @@ static int channel_closed_error(salvo_channel *ch, salvo_error *err)
  */
 static int channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 		       struct salvo_consumer *consumer, struct sv_request **out, bool *submitted,
-		       salvo_error *err)
+		       int timeout_ms, salvo_error *err)
 {
 	salvo_client *c = ch->client;
 	struct sv_codec_error cerr;
@@ -88,7 +88,7 @@ static int channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id
 	}
 	if (submitted)
 		*submitted = true;
-	rc = sv_request_wait(req, c->set.rpc_timeout_ms, err);
+	rc = sv_request_wait(req, timeout_ms, err);
 	if (rc || !out)
 		sv_request_put(req);
 	else
@@ -99,13 +99,15 @@ static int channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id
 int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 		   struct sv_request **out, bool *submitted, salvo_error *err)
 {
-	return channel_rpc(ch, m, reply_id, NULL, out, submitted, err);
+	return channel_rpc(ch, m, reply_id, NULL, out, submitted, ch->client->set.rpc_timeout_ms,
+			   err);
 }
 
 int sv_channel_rpc_for(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 		       struct salvo_consumer *consumer, bool *submitted, salvo_error *err)
 {
-	return channel_rpc(ch, m, reply_id, consumer, NULL, submitted, err);
+	return channel_rpc(ch, m, reply_id, consumer, NULL, submitted,
+			   ch->client->set.rpc_timeout_ms, err);
 }
 
 /* Channels. */
@@ -159,15 +161,22 @@ int salvo_channel_open(salvo_client *c, salvo_channel **out, salvo_error *err)
 
 int salvo_channel_close(salvo_channel *ch, salvo_error *err)
 {
+	if (!ch)
+		return invalid(err, "salvo_channel_close: no channel");
+	return sv_channel_close_within(ch, ch->client->set.rpc_timeout_ms, err);
+}
+
+int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err)
+{
 	struct sv_method m = {.id = SV_CHANNEL_CLOSE,
 			      .a.channel_close = {200, SV_BYTES("closed by the application"), 0, 0}};
 	int rc;
 
-	if (!ch)
-		return invalid(err, "salvo_channel_close: no channel");
 	rc = channel_closed_error(ch, err);
 	if (!rc) {
-		rc = sv_channel_rpc(ch, &m, SV_CHANNEL_CLOSE_OK, NULL, NULL, err);
+		/* On a timeout the request keeps the channel until close-ok or the end of the
+		 * connection; the handle's reference goes below either way. */
+		rc = channel_rpc(ch, &m, SV_CHANNEL_CLOSE_OK, NULL, NULL, NULL, timeout_ms, err);
 		/* The broker's own close may have crossed ours: report its error, not success. */
 		if (channel_closed_error(ch, NULL) > 0)
 			rc = channel_closed_error(ch, err);

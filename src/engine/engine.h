@@ -82,6 +82,10 @@ struct sv_request {
 
 	_Atomic uint32_t done; /* futex word: 0 pending, 1 complete */
 	_Atomic int refs;      /* the waiting thread and the I/O thread */
+	/* SV_REQ_DETACH: exchanged to 1 by the waiter that gives up and by the I/O thread
+	 * when it completes; whoever comes second frees the publisher (the I/O thread:
+	 * sv_publisher_release_abandoned). */
+	_Atomic int abandoned;
 };
 
 enum sv_conn_state {
@@ -444,5 +448,13 @@ int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 		   struct sv_request **out, bool *submitted, salvo_error *err);
 int sv_channel_rpc_for(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
 		       struct salvo_consumer *consumer, bool *submitted, salvo_error *err);
+/* salvo_channel_close waiting at most timeout_ms for close-ok (0: not at all; the close
+ * then finishes in the background). Callable from the I/O thread with 0. */
+int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err);
+
+/* publisher.c */
+/* I/O thread: free a publisher whose salvo_publisher_close gave up waiting for its
+ * detach (closing its channel in the background). */
+void sv_publisher_release_abandoned(struct salvo_publisher *p);
 
 #endif

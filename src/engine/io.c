@@ -296,6 +296,17 @@ static salvo_error lost_error(const salvo_client *c)
 	return e;
 }
 
+/* A publisher's detach is over: answer salvo_publisher_close, or, if it has stopped
+ * waiting (its timeout passed while the broker read nothing), free the publisher. */
+static void detach_done(struct sv_request *req, struct salvo_publisher *pub)
+{
+	bool abandoned = atomic_exchange(&req->abandoned, 1);
+
+	sv_request_complete(req, 0, NULL);
+	if (abandoned)
+		sv_publisher_release_abandoned(pub);
+}
+
 static bool pub_settle(salvo_client *c, size_t i)
 {
 	struct salvo_publisher *pub = c->pubs[i];
@@ -329,7 +340,7 @@ static bool pub_settle(salvo_client *c, size_t i)
 			r->resume = NULL;
 		pub->ch->recovering = false;
 	}
-	sv_request_complete(req, 0, NULL);
+	detach_done(req, pub);
 	return true;
 }
 
@@ -2253,7 +2264,7 @@ void *sv_io_main(void *arg)
 		atomic_fetch_add_explicit(&pub->ev_seq, 1, memory_order_relaxed);
 		sv_futex_wake_all(&pub->ev_seq);
 		if (detach)
-			sv_request_complete(detach, 0, NULL);
+			detach_done(detach, pub);
 	}
 	c->npubs = 0;
 	/* Release: whoever sees io_exited may unmap rings this thread was reading. */

@@ -663,7 +663,14 @@ int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_erro
 
 /* Lifetime. */
 
-static int attach(salvo_publisher *p, enum sv_req_kind kind, salvo_error *err)
+/* Hand p to the I/O thread (SV_REQ_ATTACH, answered at once), or take it back
+ * (SV_REQ_DETACH, answered once none of its bytes is in flight, which the end of the
+ * connection also brings). A detach waits at most timeout_ms (SALVO_FOREVER: no limit);
+ * then p is the I/O thread's to free once its bytes are out (the kernel may still be
+ * reading them from the ring), and this returns DETACH_HANDED_OVER with err saying so.
+ * Negative: the request's status, or it never reached the I/O thread. */
+#define DETACH_HANDED_OVER 1
+static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, salvo_error *err)
 {
 	struct sv_request *req = sv_request_new(kind);
 	int rc;
@@ -678,10 +685,25 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, salvo_error *err)
 		free(req);
 		return rc;
 	}
-	/* No timeout: the publisher must not be freed while the I/O thread may still send from
-	 * it. Attach is answered at once; detach once none of its bytes is in flight, which
-	 * the end of the connection (EOF, error, missed heartbeats) also brings. */
-	rc = sv_request_wait(req, SALVO_FOREVER, err);
+	rc = sv_request_wait(req, kind == SV_REQ_DETACH ? timeout_ms : SALVO_FOREVER, NULL);
+	/* Not answered (a status, even SALVO_ERR_TIMEOUT, may be the connection's end): unless
+	 * the I/O thread is completing it this very moment (it exchanged first), the
+	 * publisher is its to free from here on. */
+	if (!atomic_load_explicit(&req->done, memory_order_acquire)) {
+		if (!atomic_exchange(&req->abandoned, 1)) {
+			sv_request_put(req);
+			sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+				     "the connection's socket took none of the publisher's last "
+				     "bytes within %d ms (the broker reads nothing: "
+				     "connection.blocked?); the publisher is closed in the "
+				     "background once they are out",
+				     timeout_ms);
+			return DETACH_HANDED_OVER;
+		}
+		rc = sv_request_wait(req, SALVO_FOREVER, NULL);
+	}
+	if (rc)
+		sv_error_copy(err, &req->err);
 	sv_request_put(req);
 	return rc;
 }
@@ -825,7 +847,7 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	if (confirming(p))
 		rc = salvo_confirm_select(p->ch, err);
 	if (!rc)
-		rc = attach(p, SV_REQ_ATTACH, err);
+		rc = attach(p, SV_REQ_ATTACH, SALVO_FOREVER, err);
 	if (rc) {
 		salvo_channel_close(p->ch, NULL);
 		publisher_free(p);
@@ -836,26 +858,58 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	return 0;
 }
 
+/* What a step of salvo_publisher_close after the flush may wait: what is left of
+ * timeout_ms, but at least SV_CLOSE_STEP_MIN_MS, and at most cap; without a timeout, cap. */
+#define SV_CLOSE_STEP_MIN_MS 100
+static int close_step_ms(uint64_t deadline, int timeout_ms, int cap)
+{
+	uint64_t now = sv_now_ns();
+	int64_t left;
+
+	if (timeout_ms < 0)
+		return cap;
+	left = deadline > now ? (int64_t)((deadline - now) / 1000000u) : 0;
+	if (left < SV_CLOSE_STEP_MIN_MS)
+		left = SV_CLOSE_STEP_MIN_MS;
+	return cap >= 0 && left > cap ? cap : (int)left;
+}
+
 int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 {
 	salvo_error local;
+	uint64_t deadline;
 	int rc, rc2;
 
 	if (!p) {
 		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no publisher");
 		return SALVO_ERR_INVALID_ARGUMENT;
 	}
+	deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	rc = salvo_publisher_flush(p, timeout_ms, err);
-	/* Detach fails only when the connection is gone; then the I/O thread may still be
-	 * finishing a send from this ring, so wait for it to stop before unmapping. */
-	if (attach(p, SV_REQ_DETACH, NULL))
+	rc2 = attach(p, SV_REQ_DETACH, close_step_ms(deadline, timeout_ms, SALVO_FOREVER),
+		     rc ? &local : err);
+	if (rc2 == DETACH_HANDED_OVER)
+		return rc ? rc : SALVO_ERR_TIMEOUT; /* the I/O thread frees p */
+	/* Otherwise the detach fails only when the connection is gone; then the I/O thread
+	 * may still be finishing a send from this ring, so wait for it to stop before
+	 * unmapping. */
+	if (rc2)
 		sv_io_wait_exit_if_closed(p->client);
-	rc2 = salvo_channel_close(p->ch, rc ? &local : err);
+	rc2 = sv_channel_close_within(
+	    p->ch, close_step_ms(deadline, timeout_ms, p->client->set.rpc_timeout_ms),
+	    rc ? &local : err);
 	if (!rc)
 		rc = rc2;
 	stats_unlink(p);
 	publisher_free(p);
 	return rc;
+}
+
+void sv_publisher_release_abandoned(salvo_publisher *p)
+{
+	(void)sv_channel_close_within(p->ch, 0, NULL);
+	stats_unlink(p);
+	publisher_free(p);
 }
 
 /* Counters. */

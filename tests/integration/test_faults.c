@@ -886,10 +886,12 @@ static uint32_t fill_until_congested(salvo_publisher *p, unsigned idx, uint32_t 
 
 /*
  * 1. The broker closes a publisher's channel (404) while a send carrying the publisher's
- * messages is stuck in flight, and the application closes the publisher. The ring must
- * stay mapped and untouched until the kernel is done with it, the message a short write
- * cut must be finished before anything else goes on the wire, and nothing may follow the
- * channel's close-ok on it.
+ * messages is stuck in flight, and the application closes the publisher. The close keeps
+ * its timeout (it returns the 404 before the broker reads again), yet the ring must stay
+ * mapped and untouched until the kernel is done with it (the I/O thread frees it then; a
+ * sanitizer build checks that it is freed, once), the message a short write cut must be
+ * finished before anything else goes on the wire, and nothing may follow the channel's
+ * close-ok on it.
  */
 enum { STEP_CONGESTED = 1, STEP_CLOSING };
 
@@ -900,8 +902,9 @@ static void script_congested_close(struct fake *f)
 	fake_close_channel(f, f->first_channel, 404, "NOT_FOUND - no exchange 'fault' in vhost '/'",
 			   SV_CLASS_BASIC, SV_BASIC_PUBLISH & 0xFFFF);
 	CHECK(fake_stall(f, STEP_CLOSING, 30000));
-	/* salvo_publisher_close is now waiting on the send in flight */
-	sleep_ms(300);
+	/* salvo_publisher_close(p, 200) is now waiting on the send in flight; it returns
+	 * (its timeout) while the broker still reads nothing. */
+	sleep_ms(1000);
 	atomic_store(&f->resumed_ns, now_ns());
 	fake_serve_to_eof(f);
 }
@@ -915,7 +918,7 @@ static int case_congested_close(void)
 	salvo_queue_info q;
 	salvo_error err;
 	uint32_t published;
-	uint64_t t0, closed_ns;
+	uint64_t t0;
 	int rc;
 
 	sizes = SIZES_UNIFORM;
@@ -938,14 +941,16 @@ static int case_congested_close(void)
 	CHECK(err.kind == SALVO_ERROR_CHANNEL && err.reply_code == 404);
 
 	post_step(&f, &f.app_step, STEP_CLOSING);
+	t0 = now_ns();
 	rc = salvo_publisher_close(p, 200, &err);
-	closed_ns = now_ns();
-	printf("publisher close: %d (%s) kind %d: %s\n", rc, salvo_err2str(rc), err.kind, err.text);
+	printf("publisher close: %d (%s) kind %d after %lld ms: %s\n", rc, salvo_err2str(rc),
+	       err.kind, (long long)ms_since(t0), err.text);
 	EXPECT(rc, 404);
 	CHECK(err.kind == SALVO_ERROR_CHANNEL && err.reply_code == 404);
 	CHECK(strstr(err.text, "NOT_FOUND") != NULL);
-	/* The ring is freed on return: that must wait until the kernel is done with it. */
-	CHECK(atomic_load(&f.resumed_ns) != 0 && closed_ns > atomic_load(&f.resumed_ns));
+	/* Within its timeout (the detach's 100 ms at least, and some slack), not held until
+	 * the broker reads again; the ring is left to the I/O thread. */
+	CHECK(ms_since(t0) < 800 && atomic_load(&f.resumed_ns) == 0);
 
 	/* The connection goes on: a new channel (the same number, reused) works. */
 	EXPECT(salvo_channel_open(c, &ch, &err), 0);
