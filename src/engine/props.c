@@ -233,7 +233,8 @@ int salvo_table_next(salvo_table_iter *it, salvo_field *f)
 	}
 	if (rc != 1)
 		return rc < 0 ? SALVO_ERR_PROTOCOL : 0;
-	memcpy(f->key, key.ptr, key.len);
+	if (key.len) /* an array's fields have no key (and memcpy no NULL source) */
+		memcpy(f->key, key.ptr, key.len);
 	f->key[key.len] = '\0';
 	f->key_len = key.len;
 	f->type = (salvo_field_type)v.type;
