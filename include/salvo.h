@@ -546,7 +546,8 @@ SALVO_API int salvo_basic_recover(salvo_channel *ch, bool requeue, salvo_error *
  * takes them on its own threads, never on the I/O thread:
  *  - blocking queue: salvo_consumer_get(cons, timeout, &msg) returns the next message;
  *  - callback: salvo_consumer_dispatch(cons, timeout, max) runs opts.on_message for each
- *    queued message on the calling thread.
+ *    queued message on the calling thread; salvo_client_dispatch does it for every
+ *    consumer of a client at once.
  * A callback may run for minutes: the I/O thread keeps sending heartbeats meanwhile.
  *
  * Memory is bounded: when the messages queued on the client's consumers exceed the
@@ -572,7 +573,7 @@ typedef struct salvo_consumer_opts {
 	const char *tag;	       /* NULL or "": the broker chooses (amq.ctag-...) */
 	unsigned flags;		       /* SALVO_CONSUME_* */
 	const salvo_table *arguments;  /* x-priority, ...; NULL: none */
-	salvo_message_fn on_message;   /* for salvo_consumer_dispatch; NULL: get only */
+	salvo_message_fn on_message;   /* for salvo_{consumer,client}_dispatch; NULL: get only */
 	void *on_message_arg;
 } salvo_consumer_opts;
 
@@ -612,6 +613,20 @@ SALVO_API int salvo_consumer_get(salvo_consumer *cons, int timeout_ms, salvo_mes
  */
 SALVO_API int salvo_consumer_dispatch(salvo_consumer *cons, int timeout_ms, size_t max,
 				      salvo_error *err);
+
+/*
+ * salvo_consumer_dispatch over every consumer of c that has a callback, whatever its
+ * channel: wait up to timeout_ms (SALVO_FOREVER, or 0: not at all) until one of them has
+ * a message, then run callbacks on the calling thread, one message per consumer in turn
+ * (none starves another), until nothing is queued or max have run (0: no limit).
+ * Returns how many ran (>= 0), or, with none, SALVO_ERR_TIMEOUT / SALVO_ERR_WOULD_BLOCK,
+ * or SALVO_ERR_CLOSED once the client is closed (or gave up reconnecting). Consumers that
+ * ended are skipped (salvo_consumer_get on one tells why). Any number of threads may
+ * dispatch at once; a consumer may be destroyed from another thread meanwhile (a callback
+ * already running for it finishes).
+ */
+SALVO_API int salvo_client_dispatch(salvo_client *c, int timeout_ms, size_t max,
+				    salvo_error *err);
 
 /*
  * basic.cancel: the broker stops delivering to this consumer. Synchronous; messages that

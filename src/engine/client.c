@@ -379,6 +379,8 @@ static void client_free(salvo_client *c)
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->stats_lock);
 	pthread_cond_destroy(&c->ev_cond);
+	pthread_mutex_destroy(&c->disp_lock);
+	pthread_cond_destroy(&c->disp_cond);
 	free(c->channel_ids);
 	free(c->channels);
 	free(c->pubs);
@@ -414,6 +416,14 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->stats_lock, NULL);
 	pthread_cond_init(&c->ev_cond, NULL);
+	pthread_mutex_init(&c->disp_lock, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&c->disp_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	rc = sv_settings_from_conf(conf, &c->set, err);
 	if (rc) {
 		client_free(c);

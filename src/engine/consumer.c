@@ -365,6 +365,8 @@ void sv_consumer_flush(salvo_client *c)
 		pthread_mutex_unlock(&cons->lock);
 		cons->pend_head = cons->pend_tail = NULL;
 		cons->pend_n = 0;
+		if (cons->on_message)
+			sv_dispatch_wake(c);
 	}
 	sv_consumer_put(cons);
 }
@@ -490,6 +492,123 @@ int salvo_consumer_dispatch(salvo_consumer *cons, int timeout_ms, size_t max, sa
 	return n ? n : rc;
 }
 
+/*
+ * Client-wide dispatch. The consumers with a callback are on a list in the client, each
+ * referenced by it from salvo_consume to salvo_consumer_destroy. A dispatcher makes passes
+ * over the list from a cursor (so no consumer starves another), taking at most one
+ * message from each consumer per pass, and runs the callback with no lock held; with
+ * nothing queued it sleeps on disp_cond, which every hand-over to such a consumer
+ * signals (sv_consumer_flush) after bumping disp_seq under disp_lock. A pass that finds
+ * nothing keeps disp_lock from its start to the wait, so a hand-over in between cannot
+ * be missed.
+ */
+static void disp_link(salvo_client *c, struct salvo_consumer *cons)
+{
+	atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
+	pthread_mutex_lock(&c->disp_lock);
+	cons->disp_prev = NULL;
+	cons->disp_next = c->disp_head;
+	if (c->disp_head)
+		c->disp_head->disp_prev = cons;
+	c->disp_head = cons;
+	c->disp_count++;
+	cons->disp_linked = true;
+	pthread_mutex_unlock(&c->disp_lock);
+}
+
+static void disp_unlink(salvo_client *c, struct salvo_consumer *cons)
+{
+	bool linked;
+
+	pthread_mutex_lock(&c->disp_lock);
+	linked = cons->disp_linked;
+	if (linked) {
+		if (c->disp_cursor == cons)
+			c->disp_cursor = cons->disp_next;
+		if (cons->disp_prev)
+			cons->disp_prev->disp_next = cons->disp_next;
+		else
+			c->disp_head = cons->disp_next;
+		if (cons->disp_next)
+			cons->disp_next->disp_prev = cons->disp_prev;
+		cons->disp_next = cons->disp_prev = NULL;
+		cons->disp_linked = false;
+		c->disp_count--;
+	}
+	pthread_mutex_unlock(&c->disp_lock);
+	if (linked)
+		sv_consumer_put(cons);
+}
+
+void sv_dispatch_wake(salvo_client *c)
+{
+	pthread_mutex_lock(&c->disp_lock);
+	c->disp_seq++;
+	pthread_cond_broadcast(&c->disp_cond);
+	pthread_mutex_unlock(&c->disp_lock);
+}
+
+int salvo_client_dispatch(salvo_client *c, int timeout_ms, size_t max, salvo_error *err)
+{
+	struct timespec ts;
+	int n = 0, rc = 0;
+
+	if (!c)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_client_dispatch: no client");
+	if (timeout_ms > 0)
+		sv_timespec_after(&ts, CLOCK_MONOTONIC, timeout_ms);
+	pthread_mutex_lock(&c->disp_lock);
+	for (;;) {
+		uint64_t seq = c->disp_seq;
+		bool got = false;
+
+		for (size_t i = 0, count = c->disp_count; i < count; i++) {
+			struct salvo_consumer *cons = c->disp_cursor ? c->disp_cursor : c->disp_head;
+			salvo_message *m;
+
+			if (!cons)
+				break;
+			c->disp_cursor = cons->disp_next;
+			if (take(cons, 0, &m, NULL) || !m)
+				continue; /* nothing queued, or ended */
+			atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
+			pthread_mutex_unlock(&c->disp_lock);
+			cons->on_message(m, cons->on_message_arg);
+			sv_consumer_put(cons);
+			pthread_mutex_lock(&c->disp_lock);
+			got = true;
+			if ((max && (size_t)++n >= max) || n == INT32_MAX)
+				goto out;
+		}
+		if (got)
+			continue; /* more may be queued */
+		if (n)
+			break;
+		if (atomic_load(&c->state) == SV_CONN_CLOSED) {
+			rc = sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
+					  "salvo_client_dispatch: the client is closed");
+			break;
+		}
+		if (timeout_ms == 0) {
+			rc = sv_error_set(err, SALVO_ERR_WOULD_BLOCK, SALVO_ERROR_LOCAL,
+					  "no message queued");
+			break;
+		}
+		while (c->disp_seq == seq && atomic_load(&c->state) != SV_CONN_CLOSED && rc == 0)
+			rc = timeout_ms < 0 ? pthread_cond_wait(&c->disp_cond, &c->disp_lock)
+					    : pthread_cond_timedwait(&c->disp_cond, &c->disp_lock, &ts);
+		if (rc) {
+			rc = sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+					  "no message within %d ms", timeout_ms);
+			break;
+		}
+	}
+out:
+	pthread_mutex_unlock(&c->disp_lock);
+	return n ? n : rc;
+}
+
 /* Consuming. */
 
 int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opts *opts,
@@ -551,6 +670,8 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 		sv_consumer_put(cons);
 		return rc;
 	}
+	if (cons->on_message)
+		disp_link(ch->client, cons);
 	*out = cons;
 	return 0;
 }
@@ -588,6 +709,7 @@ void salvo_consumer_destroy(salvo_consumer *cons)
 	 * queue when the channel closes), and what is queued is given back first: over
 	 * consumer.buffer_bytes the I/O thread reads nothing, cancel-ok included. */
 	atomic_store(&cons->abandoned, 1);
+	disp_unlink(cons->ch->client, cons);
 	drop_queued(cons);
 	salvo_consumer_cancel(cons, NULL);
 	drop_queued(cons);

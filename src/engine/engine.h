@@ -189,6 +189,14 @@ struct salvo_client {
 	/* I/O thread: the consumer whose deliveries of this read wait in its pend list, to
 	 * be queued in one go (sv_consumer_flush); referenced while set. */
 	struct salvo_consumer *pend_cons;
+	/* salvo_client_dispatch: the consumers with a callback (each referenced by the list),
+	 * where the next pass starts, and a count of hand-overs to them, which the
+	 * dispatchers wait on. Lock order: disp_lock, then a consumer's lock. */
+	pthread_mutex_t disp_lock;
+	pthread_cond_t disp_cond;
+	struct salvo_consumer *disp_head, *disp_cursor;
+	size_t disp_count;
+	uint64_t disp_seq;
 
 	/* Live publishers for salvo_client_stats, and the totals of closed ones. */
 	pthread_mutex_t stats_lock;
@@ -304,6 +312,9 @@ struct salvo_consumer {
 	bool interrupted; /* sv_consumer_interrupt: the next wait returns at once */
 
 	struct salvo_consumer *next; /* I/O thread: in ch->consumers */
+	/* In the client's dispatch list (under client->disp_lock). */
+	struct salvo_consumer *disp_next, *disp_prev;
+	bool disp_linked;
 };
 
 /* An ack, nack or reject on its way to the I/O thread. */
@@ -397,6 +408,7 @@ struct salvo_publisher {
 void sv_consumer_put(struct salvo_consumer *cons);
 void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m);
 void sv_consumer_flush(salvo_client *c);
+void sv_dispatch_wake(salvo_client *c); /* the client closed: dispatchers look again */
 void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
 /* Any thread: end the wait of salvo_consumer_get/dispatch in progress, or the next one,
  * with SALVO_ERR_TIMEOUT when no message is queued (a listener being stopped). */

@@ -853,7 +853,13 @@ static void close_all(salvo_client *c, const salvo_error *why)
 	}
 	while ((req = queued)) {
 		queued = req->next;
-		sv_request_complete(req, why->status, why);
+		req->next = NULL;
+		/* A detach is answered by the exit path with the others (detach_done): its
+		 * publisher may have been handed over by a close that stopped waiting. */
+		if (req->kind == SV_REQ_DETACH && !req->pub->detach)
+			req->pub->detach = req;
+		else
+			sv_request_complete(req, why->status, why);
 	}
 	/* Channels report the connection's end as "closed" (a local timeout or I/O error is
 	 * not something to retry on a channel), with the connection's text and kind; a
@@ -2267,6 +2273,7 @@ void *sv_io_main(void *arg)
 			detach_done(detach, pub);
 	}
 	c->npubs = 0;
+	sv_dispatch_wake(c); /* closed: salvo_client_dispatch stops waiting */
 	/* Release: whoever sees io_exited may unmap rings this thread was reading. */
 	atomic_store_explicit(&c->io_exited, 1, memory_order_release);
 	sv_futex_wake_all(&c->io_exited);

@@ -693,10 +693,9 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, sal
 		if (!atomic_exchange(&req->abandoned, 1)) {
 			sv_request_put(req);
 			sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
-				     "the connection's socket took none of the publisher's last "
-				     "bytes within %d ms (the broker reads nothing: "
-				     "connection.blocked?); the publisher is closed in the "
-				     "background once they are out",
+				     "the I/O thread could not let go of the publisher within %d ms "
+				     "(a send the broker does not read, a memory alarm, or a "
+				     "reconnection attempt under way); it closes it in the background",
 				     timeout_ms);
 			return DETACH_HANDED_OVER;
 		}

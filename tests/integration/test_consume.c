@@ -8,7 +8,7 @@
  * consumer that is not drained (memory bounded, the connection alive); nack, reject,
  * multiple acks and basic.recover; transactions; acks refused after the connection was
  * replaced (rabbitmqctl close_connection); every property and header type read back by the
- * consumer.
+ * consumer; one dispatcher for two consumers (salvo_client_dispatch).
  *
  * argv[1] names the case. Needs SALVO_TEST_URI (skips with 77 without it); the
  * recovery case also SALVO_SOURCE_ROOT (scripts/rabbitmq.sh ctl).
@@ -458,6 +458,116 @@ static void case_destroy_requeues(void)
 	rabbit_close(c, 10000);
 }
 
+/* salvo_client_dispatch: two consumers with callbacks on two channels of one client. */
+struct dispatched {
+	atomic_uint n[2];
+	char order[64]; /* which consumer each of the first callbacks was for */
+	atomic_uint seen;
+};
+
+struct dispatch_arg {
+	struct dispatched *d;
+	int which;
+};
+
+static void on_dispatched(salvo_message *m, void *arg)
+{
+	struct dispatch_arg *a = arg;
+	unsigned i = atomic_fetch_add(&a->d->seen, 1);
+	salvo_error err;
+
+	if (i < sizeof a->d->order)
+		a->d->order[i] = (char)('A' + a->which);
+	atomic_fetch_add(&a->d->n[a->which], 1);
+	OK(salvo_message_ack(m, false, &err));
+	salvo_message_destroy(m);
+}
+
+static void *dispatch_forever(void *arg)
+{
+	salvo_client *c = arg;
+	salvo_error err;
+	int rc;
+
+	while ((rc = salvo_client_dispatch(c, SALVO_FOREVER, 0, &err)) >= 0)
+		;
+	return (void *)(intptr_t)rc;
+}
+
+static void case_client_dispatch(void)
+{
+	const char *qs[2] = {"salvo.test.consume.dispatch.a", "salvo.test.consume.dispatch.b"};
+	struct dispatched d = {0};
+	struct dispatch_arg args[2] = {{&d, 0}, {&d, 1}};
+	salvo_client *c = rabbit_connect(uri, NULL);
+	salvo_channel *ch[2];
+	salvo_consumer *cons[2];
+	salvo_consume_stats st;
+	salvo_error err;
+	pthread_t t;
+	void *ret;
+	double t0;
+	int rc, n;
+
+	for (int i = 0; i < 2; i++) {
+		salvo_consumer_opts o = {.on_message = on_dispatched, .on_message_arg = &args[i]};
+
+		OK(salvo_channel_open(c, &ch[i], &err));
+		fresh_queue(ch[i], qs[i], NULL);
+		publish_n(c, qs[i], 0, 2000, 16);
+		OK(salvo_basic_qos(ch[i], 0, 100, false, &err));
+		OK(salvo_consume(ch[i], qs[i], &o, &cons[i], &err));
+	}
+	/* Both consumers hold 100 messages: a call of 20 takes one from each in turn. */
+	t0 = now_s();
+	do {
+		salvo_client_consume_stats(c, &st);
+		CHECK(now_s() - t0 < 10);
+		sleep_ms(5);
+	} while (st.delivered < 200);
+	rc = salvo_client_dispatch(c, 0, 20, &err);
+	printf("20 callbacks in turn: %d, order %.20s\n", rc, d.order);
+	CHECK(rc == 20 && d.n[0] == 10 && d.n[1] == 10);
+	for (int i = 1; i < 20; i++)
+		CHECK(d.order[i] != d.order[i - 1]);
+	/* The rest, as it comes. */
+	t0 = now_s();
+	while (d.n[0] + d.n[1] < 4000) {
+		CHECK(now_s() - t0 < 60);
+		rc = salvo_client_dispatch(c, 1000, 0, &err);
+		CHECK(rc > 0 || rc == SALVO_ERR_TIMEOUT);
+	}
+	CHECK(d.n[0] == 2000 && d.n[1] == 2000);
+	/* Nothing queued: a wait of 300 ms, or none. */
+	t0 = now_s();
+	CHECK(salvo_client_dispatch(c, 300, 0, &err) == SALVO_ERR_TIMEOUT);
+	CHECK(now_s() - t0 >= 0.25);
+	CHECK(salvo_client_dispatch(c, 0, 0, &err) == SALVO_ERR_WOULD_BLOCK);
+	/* A consumer destroyed is off the list: only B's messages run. */
+	salvo_consumer_destroy(cons[0]);
+	publish_n(c, qs[0], 2000, 50, 16);
+	publish_n(c, qs[1], 2000, 50, 16);
+	t0 = now_s();
+	while (d.n[1] < 2050) {
+		CHECK(now_s() - t0 < 30);
+		n = salvo_client_dispatch(c, 1000, 0, &err);
+		CHECK(n > 0 || n == SALVO_ERR_TIMEOUT);
+	}
+	CHECK(d.n[0] == 2000);
+	CHECK(queue_count(c, qs[0]) == 50 && queue_count(c, qs[1]) == 0);
+	/* A dispatcher waiting for ever is woken by the client's close. */
+	CHECK(pthread_create(&t, NULL, dispatch_forever, c) == 0);
+	sleep_ms(200);
+	salvo_consumer_destroy(cons[1]);
+	for (int i = 0; i < 2; i++)
+		OK(salvo_channel_close(ch[i], &err));
+	OK(salvo_client_close(c, 10000, &err));
+	CHECK(pthread_join(t, &ret) == 0);
+	printf("the waiting dispatcher returned %d after the close\n", (int)(intptr_t)ret);
+	CHECK((intptr_t)ret == SALVO_ERR_CLOSED);
+	salvo_client_destroy(c);
+}
+
 /* A callback that sleeps three heartbeat intervals: the I/O thread keeps the connection. */
 static void slow_callback(salvo_message *m, void *arg)
 {
@@ -887,6 +997,7 @@ static const struct test_case cases[] = {
     {"props", case_props},
     {"invalid", case_invalid},
     {"ack paths", case_ack_paths},
+    {"client dispatch", case_client_dispatch},
 };
 
 int main(int argc, char **argv)

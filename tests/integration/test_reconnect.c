@@ -402,6 +402,52 @@ static void case_destroy_during_attempt(void)
 	close(silent);
 }
 
+/*
+ * A publisher closed while the only reconnection attempt hangs in a handshake: the close
+ * keeps its timeout (the I/O thread, inside the attempt, cannot answer the detach), and
+ * when the attempt fails and the client gives up, the I/O thread frees the publisher
+ * handed to it (a sanitizer build sees a leak otherwise).
+ */
+static void case_close_during_attempt(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sin;
+	int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	char uri[128];
+	salvo_publisher *p;
+	salvo_client *c;
+	salvo_event ev;
+	salvo_error err;
+	bool attempting = false, gave_up = false;
+	double t0, took;
+	int rc;
+
+	CHECK(silent >= 0 && bind(silent, (struct sockaddr *)&sin, len) == 0);
+	CHECK(listen(silent, 4) == 0 && getsockname(silent, (struct sockaddr *)&sin, &len) == 0);
+	snprintf(uri, sizeof uri, "amqp://127.0.0.1:%u", ntohs(sin.sin_port));
+	start_sink(NULL);
+	c = connect_sink("uri.add", uri, "connection_timeout", "1500", "reconnect.max_attempts",
+			 "1", NULL);
+	OK(salvo_publisher_new(c, NULL, &p, &err));
+	OK(salvo_publish(p, "", "cq", "x", 1, 0, 1000, &err));
+	OK(salvo_publisher_flush(p, 5000, &err));
+	stop_sink();
+	while (!attempting && salvo_client_poll_event(c, &ev, 10000) == 0)
+		attempting = ev.kind == SALVO_EVENT_RECONNECTING;
+	CHECK(attempting);
+	usleep(200 * 1000); /* backoff (10 ms) over: the attempt waits for connection.start */
+	t0 = now_s();
+	rc = salvo_publisher_close(p, 200, &err);
+	took = now_s() - t0;
+	printf("publisher close during the attempt: %d (%s) after %.3f s\n", rc, err.text, took);
+	CHECK(rc == SALVO_ERR_TIMEOUT && took < 1.0);
+	while (!gave_up && salvo_client_poll_event(c, &ev, 10000) == 0)
+		gave_up = ev.kind == SALVO_EVENT_GIVING_UP;
+	CHECK(gave_up);
+	salvo_client_destroy(c);
+	close(silent);
+}
+
 /* A first endpoint that refuses connections: the second is used. */
 static void case_failover(void)
 {
@@ -1216,7 +1262,8 @@ static const struct test_case cases[] = {
 	{"sync", case_sync},		   {"best-effort", case_best_effort},
 	{"give-up", case_give_up},
 	{"destroy-while-reconnecting", case_destroy_while_reconnecting},
-	{"destroy-during-attempt", case_destroy_during_attempt},	   {"failover", case_failover},
+	{"destroy-during-attempt", case_destroy_during_attempt},
+	{"close-during-attempt", case_close_during_attempt},	   {"failover", case_failover},
 };
 
 int main(int argc, char **argv)
