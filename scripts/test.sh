@@ -40,8 +40,13 @@ meson test -C "$builddir" --print-errorlogs --verbose || status=$?
 
 # The suites that need no RabbitMQ once more, built with AddressSanitizer (LeakSanitizer
 # included) and UndefinedBehaviorSanitizer, every report fatal: memory errors, leaks and
-# undefined behaviour fail the run (about 2 minutes). SALVO_TEST_SANITIZE=0 skips it.
+# undefined behaviour fail the run (about 2 minutes). SALVO_TEST_SANITIZE=0 skips it;
+# SALVO_TEST_SANITIZE=all adds the integration suite (about 10 minutes more).
 if [ "${SALVO_TEST_SANITIZE:-1}" != 0 ]; then
+	suites=(--suite codec --suite engine --suite sink)
+	if [ "${SALVO_TEST_SANITIZE:-1}" = all ]; then
+		suites+=(--suite integration --timeout-multiplier 3)
+	fi
 	sandir=${builddir}-asan
 	if [ -f "$sandir/build.ninja" ]; then
 		meson setup --reconfigure "$sandir" -Dwerror=true -Db_sanitize=address,undefined
@@ -51,8 +56,7 @@ if [ "${SALVO_TEST_SANITIZE:-1}" != 0 ]; then
 	ninja -C "$sandir"
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 		UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-		meson test -C "$sandir" --print-errorlogs --suite codec --suite engine --suite sink ||
-		status=$?
+		meson test -C "$sandir" --print-errorlogs "${suites[@]}" || status=$?
 fi
 
 # One closing line per build, from meson's own record of the run.

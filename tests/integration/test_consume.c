@@ -798,6 +798,7 @@ static void case_ack_after_recovery(void)
 	OK(salvo_consumer_get(cons, 5000, &m, &err));
 	OK(salvo_consumer_get(cons, 5000, &m2, &err));
 	OK(salvo_message_ack(m2, false, &err)); /* fine while the channel lives */
+	salvo_message_destroy(m2);
 	close_connection(name, "test: consumer");
 	CHECK(wait_event(c, SALVO_EVENT_RECONNECTED, &ev, 10000));
 	rc = salvo_message_ack(m, false, &err);
