@@ -34,6 +34,16 @@ void sv_timespec_after(struct timespec *ts, clockid_t clock, int ms)
 	}
 }
 
+void sv_cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 /* Requests. */
 
 struct sv_request *sv_request_new(enum sv_req_kind kind)
@@ -417,13 +427,7 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	pthread_mutex_init(&c->stats_lock, NULL);
 	pthread_cond_init(&c->ev_cond, NULL);
 	pthread_mutex_init(&c->disp_lock, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&c->disp_cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	sv_cond_init_monotonic(&c->disp_cond);
 	rc = sv_settings_from_conf(conf, &c->set, err);
 	if (rc) {
 		client_free(c);

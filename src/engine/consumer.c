@@ -636,13 +636,7 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	if (!cons)
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
 	pthread_mutex_init(&cons->lock, NULL);
-	{
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&cons->cond, &ca);
-		pthread_condattr_destroy(&ca);
-	}
+	sv_cond_init_monotonic(&cons->cond);
 	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	cons->ch = ch;
 	cons->no_ack = opts->flags & SALVO_CONSUME_NO_ACK;

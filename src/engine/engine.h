@@ -432,6 +432,8 @@ void sv_return_free_all(struct salvo_publisher *p);
 uint64_t sv_now_ns(void);
 /* *ts = clock's now + ms (ms >= 0): an absolute deadline for pthread_cond_timedwait. */
 void sv_timespec_after(struct timespec *ts, clockid_t clock, int ms);
+/* A condition variable whose timed waits take CLOCK_MONOTONIC deadlines. */
+void sv_cond_init_monotonic(pthread_cond_t *cond);
 struct sv_request *sv_request_new(enum sv_req_kind kind);
 void sv_request_put(struct sv_request *req);
 int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err);

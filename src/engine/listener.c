@@ -268,7 +268,6 @@ static void *listener_main(void *arg)
 int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_message, void *arg,
 		       const salvo_listener_opts *opts, salvo_listener **out, salvo_error *err)
 {
-	pthread_condattr_t ca;
 	salvo_listener *l;
 	int rc;
 
@@ -289,10 +288,7 @@ int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_
 	if (!l->opts.prefetch)
 		l->opts.prefetch = DEFAULT_PREFETCH;
 	pthread_mutex_init(&l->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&l->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	sv_cond_init_monotonic(&l->cond);
 
 	/* The first consumer on the caller's thread, so its errors come back from here. */
 	rc = make_consumer(l, err);

@@ -366,25 +366,34 @@ static void case_destroy_while_reconnecting(void)
 	CHECK(t1.tv_sec - t0.tv_sec < 10);
 }
 
+/* A listener on 127.0.0.1 that accepts TCP (the kernel's backlog does) and never says a
+ * word; *uri names it. Returns its socket. */
+static int silent_listener(char *uri, size_t size)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sin;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&sin, len) == 0);
+	CHECK(listen(fd, 4) == 0 && getsockname(fd, (struct sockaddr *)&sin, &len) == 0);
+	snprintf(uri, size, "amqp://127.0.0.1:%u", ntohs(sin.sin_port));
+	return fd;
+}
+
 /*
  * A reconnection attempt stuck in a handshake (the second endpoint accepts TCP and never
  * says a word; connection_timeout 30 s) does not hold a destroy: the attempt is abandoned.
  */
 static void case_destroy_during_attempt(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof sin;
-	int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char uri[128];
+	int silent = silent_listener(uri, sizeof uri);
 	salvo_client *c;
 	salvo_event ev;
 	bool attempting = false;
 	struct timespec t0, t1;
 	double ms;
 
-	CHECK(silent >= 0 && bind(silent, (struct sockaddr *)&sin, len) == 0);
-	CHECK(listen(silent, 4) == 0 && getsockname(silent, (struct sockaddr *)&sin, &len) == 0);
-	snprintf(uri, sizeof uri, "amqp://127.0.0.1:%u", ntohs(sin.sin_port));
 	start_sink(NULL);
 	c = connect_sink("uri.add", uri, "connection_timeout", "30000", NULL);
 	stop_sink();
@@ -410,10 +419,8 @@ static void case_destroy_during_attempt(void)
  */
 static void case_close_during_attempt(void)
 {
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof sin;
-	int silent = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	char uri[128];
+	int silent = silent_listener(uri, sizeof uri);
 	salvo_publisher *p;
 	salvo_client *c;
 	salvo_event ev;
@@ -422,9 +429,6 @@ static void case_close_during_attempt(void)
 	double t0, took;
 	int rc;
 
-	CHECK(silent >= 0 && bind(silent, (struct sockaddr *)&sin, len) == 0);
-	CHECK(listen(silent, 4) == 0 && getsockname(silent, (struct sockaddr *)&sin, &len) == 0);
-	snprintf(uri, sizeof uri, "amqp://127.0.0.1:%u", ntohs(sin.sin_port));
 	start_sink(NULL);
 	c = connect_sink("uri.add", uri, "connection_timeout", "1500", "reconnect.max_attempts",
 			 "1", NULL);
