@@ -578,7 +578,8 @@ int salvo_client_dispatch(salvo_client *c, int timeout_ms, size_t max, salvo_err
 			sv_consumer_put(cons);
 			pthread_mutex_lock(&c->disp_lock);
 			got = true;
-			if ((max && (size_t)++n >= max) || n == INT32_MAX)
+			n++;
+			if ((max && (size_t)n >= max) || n == INT32_MAX)
 				goto out;
 		}
 		if (got)
