@@ -622,8 +622,9 @@ SALVO_API int salvo_consumer_dispatch(salvo_consumer *cons, int timeout_ms, size
  * Returns how many ran (>= 0), or, with none, SALVO_ERR_TIMEOUT / SALVO_ERR_WOULD_BLOCK,
  * or SALVO_ERR_CLOSED once the client is closed (or gave up reconnecting). Consumers that
  * ended are skipped (salvo_consumer_get on one tells why). Any number of threads may
- * dispatch at once; a consumer may be destroyed from another thread meanwhile (a callback
- * already running for it finishes).
+ * dispatch at once; a consumer may be created or destroyed from another thread meanwhile
+ * (a callback already running for it finishes). Every dispatching thread must have
+ * returned before salvo_client_destroy.
  */
 SALVO_API int salvo_client_dispatch(salvo_client *c, int timeout_ms, size_t max,
 				    salvo_error *err);

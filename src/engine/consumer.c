@@ -513,6 +513,10 @@ static void disp_link(salvo_client *c, struct salvo_consumer *cons)
 	c->disp_head = cons;
 	c->disp_count++;
 	cons->disp_linked = true;
+	/* Its first messages may have been handed over before it was on the list: a
+	 * dispatcher waiting meanwhile must look again. */
+	c->disp_seq++;
+	pthread_cond_broadcast(&c->disp_cond);
 	pthread_mutex_unlock(&c->disp_lock);
 }
 
