@@ -106,7 +106,8 @@ static const struct conf_key keys[] = {
 	       "Heartbeat interval proposed to the broker; 0 disables heartbeats."),
 	NUMBER("connection_timeout", connection_timeout, KEY_QUERY, 1, 3600000, 30000,
 	       "milliseconds",
-	       "Time allowed to open a connection, from TCP connect to connection.open-ok."),
+	       "Time allowed to open a connection, from the name lookup to "
+	       "connection.open-ok."),
 	NUMBER("channel_max", channel_max, KEY_QUERY, 1, UINT16_MAX, 2047, "",
 	       "Most channels per connection proposed to the broker; the lower wins."),
 	NUMBER("frame_max", frame_max, KEY_QUERY, SV_FRAME_MIN_SIZE, INT32_MAX, 131072, "bytes",

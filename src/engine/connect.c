@@ -15,6 +15,12 @@
  * inside the sv_tls handed over in the session. send_all and recv_exact are the one place
  * that knows which path a connection takes: the AMQP dialogue above them is the same.
  * Nothing but the TLS handshake's own messages is sent before the peer is verified.
+ *
+ * Name lookup is inside the deadline too, and a close abandons it like the rest: a host
+ * that is not an address literal is resolved by getaddrinfo on a thread of its own, which
+ * the caller waits for with poll() on an eventfd (the deadline and the cancel eventfd
+ * beside it). A lookup given up on finishes on its thread and frees itself; the two sides
+ * share it by a reference count.
  */
 #include "connect.h"
 #include "error.h"
@@ -25,9 +31,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -106,11 +117,11 @@ static int socket_failed(struct handshake *h, int e)
 			 "connection to %s failed %s: %s", h->peer, h->step, errstr(e));
 }
 
-/* Wait until h->fd is ready for events; errors and hang-ups count as ready, for the next
- * call on the socket to report. */
-static int wait_ready(struct handshake *h, short events)
+/* Wait until fd is ready for events, within h's deadline, unless the client closes;
+ * errors and hang-ups count as ready, for the next call on fd to report. */
+static int wait_fd(struct handshake *h, int fd, short events)
 {
-	struct pollfd pfd[2] = {{.fd = h->fd, .events = events},
+	struct pollfd pfd[2] = {{.fd = fd, .events = events},
 				{.fd = h->p->cancel_fd, .events = POLLIN}};
 
 	for (;;) {
@@ -130,6 +141,11 @@ static int wait_ready(struct handshake *h, short events)
 			return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "poll: %s",
 					 errstr(errno));
 	}
+}
+
+static int wait_ready(struct handshake *h, short events)
+{
+	return wait_fd(h, h->fd, events);
 }
 
 static int raw_send_all(struct handshake *h, const uint8_t *buf, size_t len)
@@ -490,27 +506,119 @@ static int tcp_connect_one(struct handshake *h, const struct addrinfo *ai)
 	return e;
 }
 
+/* A name lookup on a thread of its own (see the top of the file). */
+struct lookup {
+	_Atomic int refs; /* the waiter's and the thread's */
+	_Atomic int done; /* stored (release) before efd is written */
+	int efd;	  /* written once the answer is in */
+	char host[256], port[8];
+	int rc, err_no;
+	struct addrinfo *list;
+};
+
+static const struct addrinfo lookup_hints = {
+    .ai_family = AF_UNSPEC,
+    .ai_socktype = SOCK_STREAM,
+    .ai_flags = AI_NUMERICSERV,
+};
+
+static void lookup_put(struct lookup *l)
+{
+	if (atomic_fetch_sub_explicit(&l->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	if (l->list)
+		freeaddrinfo(l->list);
+	close(l->efd);
+	free(l);
+}
+
+static void *lookup_main(void *arg)
+{
+	struct lookup *l = arg;
+
+	l->rc = getaddrinfo(l->host, l->port, &lookup_hints, &l->list);
+	l->err_no = errno;
+	atomic_store_explicit(&l->done, 1, memory_order_release);
+	eventfd_write(l->efd, 1);
+	lookup_put(l);
+	return NULL;
+}
+
+static bool is_address(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/*
+ * getaddrinfo for h's host and port, within h's deadline and abandoned if the client
+ * closes. Returns 0 with *list (the caller frees it), or a status with err filled.
+ */
+static int resolve(struct handshake *h, struct addrinfo **list)
+{
+	struct lookup *l = NULL;
+	pthread_t t;
+	char port[8];
+	int rc;
+
+	snprintf(port, sizeof port, "%u", h->p->port);
+	if (!is_address(h->p->host) && strlen(h->p->host) < sizeof l->host)
+		l = calloc(1, sizeof *l);
+	if (l) {
+		atomic_init(&l->refs, 2);
+		snprintf(l->host, sizeof l->host, "%s", h->p->host);
+		memcpy(l->port, port, sizeof port);
+		l->efd = eventfd(0, EFD_CLOEXEC);
+		if (l->efd < 0 || pthread_create(&t, NULL, lookup_main, l) != 0) {
+			if (l->efd >= 0)
+				close(l->efd);
+			free(l);
+			l = NULL;
+		}
+	}
+	if (!l) {
+		/* An address literal (no DNS), or no thread to be had: on this thread. */
+		rc = getaddrinfo(h->p->host, port, &lookup_hints, list);
+	} else {
+		pthread_detach(t);
+		rc = wait_fd(h, l->efd, POLLIN);
+		if (rc) {
+			if (rc == SALVO_ERR_TIMEOUT)
+				sv_error_set(h->err, rc, SALVO_ERROR_LOCAL,
+					     "resolve %s: no answer within %d ms", h->p->host,
+					     h->p->timeout_ms);
+			lookup_put(l); /* the thread frees it when its answer comes */
+			return rc;
+		}
+		/* The eventfd was written after done: this sees the answer. */
+		while (!atomic_load_explicit(&l->done, memory_order_acquire))
+			sched_yield();
+		rc = l->rc;
+		errno = l->err_no;
+		*list = l->list;
+		l->list = NULL;
+		lookup_put(l);
+	}
+	if (rc)
+		return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "resolve %s: %s",
+				    h->p->host, rc == EAI_SYSTEM ? errstr(errno) : gai_strerror(rc));
+	return 0;
+}
+
 /*
  * Try each address in turn within the one deadline. Returns 0 with h->fd connected, or a
  * status with err filled: the last address's error, or the timeout.
  */
 static int tcp_connect(struct handshake *h)
 {
-	struct addrinfo hints = {
-	    .ai_family = AF_UNSPEC,
-	    .ai_socktype = SOCK_STREAM,
-	    .ai_flags = AI_NUMERICSERV,
-	};
 	struct addrinfo *list, *ai;
-	char port[8];
 	int tried = 0;
 	int rc = 0;
 
-	snprintf(port, sizeof port, "%u", h->p->port);
-	rc = getaddrinfo(h->p->host, port, &hints, &list);
+	rc = resolve(h, &list);
 	if (rc)
-		return sv_error_set(h->err, SALVO_ERR_IO, SALVO_ERROR_LOCAL, "resolve %s: %s",
-				 h->p->host, rc == EAI_SYSTEM ? errstr(errno) : gai_strerror(rc));
+		return rc;
 	for (ai = list; ai; ai = ai->ai_next) {
 		tried++;
 		rc = tcp_connect_one(h, ai);

@@ -14,7 +14,9 @@
  * (and scripts/rabbitmq.sh, found from SALVO_SOURCE_ROOT) and skips with 77 without it.
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -35,6 +37,26 @@
 #include "check.h"
 #include "rabbit.h"
 #include "sink_child.h"
+
+/*
+ * A resolver that hangs, for one name: this program's getaddrinfo, which the library
+ * (linked in statically) calls, sleeps 3 s for HANG_HOST and answers that it has no such
+ * name; every other name goes to the C library's.
+ */
+#define HANG_HOST "hang.salvo.invalid"
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+		struct addrinfo **res)
+{
+	int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+
+	if (node && !strcmp(node, HANG_HOST)) {
+		sleep(3);
+		return EAI_NONAME;
+	}
+	*(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+	return real(node, service, hints, res);
+}
 
 static atomic_int hook_runs;
 
@@ -450,6 +472,53 @@ static void case_close_during_attempt(void)
 	CHECK(gave_up);
 	salvo_client_destroy(c);
 	close(silent);
+}
+
+/* A lookup that hangs is bounded by connection_timeout (it took the resolver's 3 s). */
+static void case_resolve_timeout(void)
+{
+	char errstr[256];
+	salvo_conf *conf = salvo_conf_new();
+	salvo_client *c = NULL;
+	salvo_error err;
+	double t0, took;
+	int rc;
+
+	CHECK(conf);
+	CHECK(salvo_conf_set(conf, "uri", "amqp://" HANG_HOST, errstr, sizeof errstr) == 0);
+	CHECK(salvo_conf_set(conf, "connection_timeout", "500", errstr, sizeof errstr) == 0);
+	t0 = now_s();
+	rc = salvo_client_new(conf, &c, &err);
+	took = now_s() - t0;
+	printf("connect to a name whose lookup hangs: %d (%s) after %.3f s\n", rc, err.text, took);
+	CHECK(rc == SALVO_ERR_TIMEOUT && !c && strstr(err.text, "resolve " HANG_HOST));
+	CHECK(took >= 0.45 && took < 2.0);
+	salvo_conf_destroy(conf);
+}
+
+/* A destroy while a reconnection attempt waits for a lookup that hangs: abandoned at once. */
+static void case_destroy_during_lookup(void)
+{
+	char uri[128];
+	salvo_client *c;
+	salvo_event ev;
+	bool attempting = false;
+	double t0, took;
+
+	start_sink(NULL);
+	snprintf(uri, sizeof uri, "amqp://" HANG_HOST ":%d", sink_port);
+	c = connect_sink("uri.add", uri, "connection_timeout", "30000", NULL);
+	stop_sink();
+	/* The first attempt starts after the endpoint that worked: the hanging name. */
+	while (!attempting && salvo_client_poll_event(c, &ev, 10000) == 0)
+		attempting = ev.kind == SALVO_EVENT_RECONNECTING;
+	CHECK(attempting);
+	usleep(300 * 1000); /* backoff (10 ms) over: the attempt waits for the lookup */
+	t0 = now_s();
+	salvo_client_destroy(c);
+	took = now_s() - t0;
+	printf("destroyed during a hanging lookup (3 s) in %.1f ms\n", took * 1e3);
+	CHECK(took < 1.5);
 }
 
 /* A first endpoint that refuses connections: the second is used. */
@@ -1267,7 +1336,9 @@ static const struct test_case cases[] = {
 	{"give-up", case_give_up},
 	{"destroy-while-reconnecting", case_destroy_while_reconnecting},
 	{"destroy-during-attempt", case_destroy_during_attempt},
-	{"close-during-attempt", case_close_during_attempt},	   {"failover", case_failover},
+	{"close-during-attempt", case_close_during_attempt},
+	{"resolve-timeout", case_resolve_timeout},
+	{"destroy-during-lookup", case_destroy_during_lookup},	   {"failover", case_failover},
 };
 
 int main(int argc, char **argv)
