@@ -886,9 +886,15 @@ int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 	deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	rc = salvo_publisher_flush(p, timeout_ms, err);
 	rc2 = attach(p, SV_REQ_DETACH, close_step_ms(deadline, timeout_ms, SALVO_FOREVER),
-		     rc ? &local : err);
-	if (rc2 == DETACH_HANDED_OVER)
-		return rc ? rc : SALVO_ERR_TIMEOUT; /* the I/O thread frees p */
+		     &local);
+	if (rc2 == DETACH_HANDED_OVER) {
+		/* The I/O thread frees p. The flush's error, if any, says more. */
+		if (!rc) {
+			sv_error_copy(err, &local);
+			rc = SALVO_ERR_TIMEOUT;
+		}
+		return rc;
+	}
 	/* Otherwise the detach fails only when the connection is gone; then the I/O thread
 	 * may still be finishing a send from this ring, so wait for it to stop before
 	 * unmapping. */
