@@ -21,7 +21,7 @@
 #                       and never more than 7 unacked; SIGTERM ends the run: exit 1, summary
 #   consumers other     messages already in the queue are counted apart, not as the run's
 #                       (the consumer on the producer's connection: --consumer-connections 0);
-#                       consuming 60,000 of them outlasts --drain-timeout 1 without a give-up
+#                       consuming 100,000 of them outlasts --drain-timeout 2 without a give-up
 #   not consumed        acked by the broker but routed to no queue: exit 1, reported
 #
 # The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
@@ -342,17 +342,17 @@ case_consumers_other() {
 	grep -q '^1 consumer on 1 shared connection, ' "$tmp/other.err" ||
 		fail "--consumer-connections 0: the consumer is not on the producer's connection"
 
-	# The run's one message waits behind 60,000 older ones, which take seconds to
-	# consume: they are arrivals, so a 1 s --drain-timeout does not give up on them.
-	run backlog --uri "$SALVO_TEST_URI" --routing-key "$q" --count 60000 --confirm async \
+	# The run's one message waits behind 100,000 older ones, which take several seconds
+	# to consume: they are arrivals, so a 2 s --drain-timeout does not give up on them.
+	run backlog --uri "$SALVO_TEST_URI" --routing-key "$q" --count 100000 --confirm async \
 		--quiet
 	((rc == 0)) || fail "the backlog run: exit status $rc"
-	expect_queue_count "$q" 60000
+	expect_queue_count "$q" 100000
 	run behind --uri "$SALVO_TEST_URI" --routing-key "$q" --count 1 --consumers 1 \
-		--prefetch 1000 --drain-timeout 1 --quiet --json
+		--prefetch 1000 --drain-timeout 2 --quiet --json
 	((rc == 0)) || fail "behind a backlog: exit status $rc"
 	json_check "$tmp/behind.out" \
-		"j['consumed'] == 1 and j['consumed_other'] == 60000 and j['not_consumed'] == 0"
+		"j['consumed'] == 1 and j['consumed_other'] == 100000 and j['not_consumed'] == 0"
 }
 
 case_not_consumed() {
