@@ -888,8 +888,6 @@ static void *close_from_broker(void *arg)
 static void case_rabbitmq_best_effort(void)
 {
 	const char *uri = rabbitmq_uri();
-	char errstr[256];
-	salvo_conf *conf = salvo_conf_new();
 	salvo_channel *ch;
 	salvo_pub_stats st;
 	salvo_publisher *p;
@@ -899,14 +897,10 @@ static void case_rabbitmq_best_effort(void)
 	uint32_t depth, prev = UINT32_MAX;
 
 	snprintf(be_conn_name, sizeof be_conn_name, "salvo-best-effort-%d", (int)getpid());
-	CHECK(conf && salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0 &&
-	      salvo_conf_set(conf, "connection_name", be_conn_name, errstr, sizeof errstr) == 0 &&
-	      salvo_conf_set(conf, "reconnect.initial_delay", "50", errstr, sizeof errstr) == 0);
-	OK(salvo_client_new(conf, &c, &err));
-	salvo_conf_destroy(conf);
+	c = rabbit_connect(uri, "connection_name", be_conn_name, "reconnect.initial_delay", "50",
+			   NULL);
 	OK(salvo_channel_open(c, &ch, &err));
-	OK(salvo_queue_delete(ch, BEQ, 0, NULL, &err));
-	OK(salvo_queue_declare(ch, BEQ, 0, NULL, NULL, &err));
+	fresh_queue(ch, BEQ, NULL);
 	OK(salvo_channel_close(ch, &err));
 	OK(salvo_publisher_new(c, NULL, &p, &err));
 	for (uint32_t i = 0; i < BE_N; i++) {
@@ -1111,10 +1105,8 @@ static void drop_user(void)
 static void case_rabbitmq_auth(void)
 {
 	const char *uri = rabbitmq_uri(), *port = strrchr(uri, ':');
-	char name[64], pid[256], errstr[256], user_uri[256];
-	salvo_conf *conf = salvo_conf_new();
+	char name[64], pid[256], user_uri[256];
 	salvo_client *c;
-	salvo_error err;
 	salvo_event ev;
 	unsigned tries = 0;
 	bool gave_up = false;
@@ -1125,11 +1117,8 @@ static void case_rabbitmq_auth(void)
 	snprintf(user_uri, sizeof user_uri, "amqp://salvo_reconnect_user:first-password@127.0.0.1:%s",
 		 port + 1);
 	snprintf(name, sizeof name, "salvo-auth-%d", (int)getpid());
-	CHECK(conf && salvo_conf_set(conf, "uri", user_uri, errstr, sizeof errstr) == 0 &&
-	      salvo_conf_set(conf, "connection_name", name, errstr, sizeof errstr) == 0 &&
-	      salvo_conf_set(conf, "reconnect.initial_delay", "20", errstr, sizeof errstr) == 0);
-	OK(salvo_client_new(conf, &c, &err));
-	salvo_conf_destroy(conf);
+	c = rabbit_connect(user_uri, "connection_name", name, "reconnect.initial_delay", "20",
+			   NULL);
 	ctl("change_password salvo_reconnect_user second-password");
 	connection_pid(name, pid, sizeof pid);
 	ctl("close_connection '%s' 'password changed'", pid);
