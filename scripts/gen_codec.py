@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Generate salvo's AMQP 0-9-1 method and property codec from the machine-readable spec.
 
-    python3 scripts/gen_codec.py --spec ../shared/spec/amqp-rabbitmq-0.9.1.json
+    python3 scripts/gen_codec.py
 
+reads the spec committed in scripts/spec/amqp-rabbitmq-0.9.1.json (--spec names another) and
 writes src/codec/methods.h, src/codec/methods.c and tests/codec/methods.txt (the method
 list meson turns into one round-trip test each). The outputs are committed, so a clone
 builds without the spec; tests/codec/check_generated.sh regenerates them into a temporary
@@ -43,7 +44,7 @@ STORE = {"octet": "sv_store8", "short": "sv_store16", "long": "sv_store32",
          "longlong": "sv_store64", "timestamp": "sv_store64",
          "shortstr": "sv_store_shortstr", "longstr": "sv_store_longstr"}
 
-COMMAND = "python3 scripts/gen_codec.py --spec ../shared/spec/amqp-rabbitmq-0.9.1.json"
+COMMAND = "python3 scripts/gen_codec.py"
 
 
 def ident(name):
@@ -519,7 +520,8 @@ def main():
     here = os.path.dirname(os.path.abspath(__file__))
     top = os.path.dirname(here)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--spec", required=True, help="amqp-rabbitmq-0.9.1.json")
+    ap.add_argument("--spec", default=os.path.join(top, "scripts", "spec", "amqp-rabbitmq-0.9.1.json"),
+                    help="amqp-rabbitmq-0.9.1.json (default: the copy in scripts/spec)")
     ap.add_argument("--out", default=top, help="tree to write into (default: the repo)")
     opts = ap.parse_args()
 

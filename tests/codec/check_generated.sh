@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# Regenerate the codec from the spec into a scratch tree and fail on any difference from
-# the committed sources. Skips (77) when the spec is not beside the source tree.
-#   check_generated.sh SOURCE_ROOT [SPEC]
+# Regenerate the codec from the spec committed in scripts/spec into a scratch tree and fail
+# on any difference from the committed sources (or if the spec is missing: never skipped).
+#   check_generated.sh SOURCE_ROOT
 set -euo pipefail
 src=$1
-spec=${2:-}
-[ -n "$spec" ] || spec="$src/../shared/spec/amqp-rabbitmq-0.9.1.json"
+spec="$src/scripts/spec/amqp-rabbitmq-0.9.1.json"
 if [ ! -f "$spec" ]; then
-	echo "spec not found at $spec: nothing to compare against" >&2
-	exit 77
+	echo "spec missing: $spec" >&2
+	exit 1
 fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -16,9 +15,9 @@ python3 "$src/scripts/gen_codec.py" --spec "$spec" --out "$out"
 status=0
 for f in src/codec/methods.h src/codec/methods.c tests/codec/methods.txt; do
 	if ! diff -u "$src/$f" "$out/$f"; then
-		echo "$f is stale: run python3 scripts/gen_codec.py --spec $spec" >&2
+		echo "$f is stale: run python3 scripts/gen_codec.py" >&2
 		status=1
 	fi
 done
-[ $status -eq 0 ] && echo "generated codec matches $spec"
+[ $status -eq 0 ] && echo "generated codec matches scripts/spec/$(basename "$spec")"
 exit $status
