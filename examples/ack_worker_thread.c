@@ -54,6 +54,7 @@ static void *worker(void *arg)
 		struct timespec busy = {0, 500 * 1000}; /* the long-running work */
 		salvo_message *m;
 		salvo_error err;
+		char line[512];
 		int rc;
 
 		pthread_mutex_lock(&work.lock);
@@ -70,7 +71,7 @@ static void *worker(void *arg)
 		else if (rc == SALVO_ERR_CLOSED)
 			atomic_fetch_add(&closed, 1); /* redelivered on another channel */
 		else
-			fprintf(stderr, "ack: %s: %s\n", salvo_err2str(rc), err.text);
+			fprintf(stderr, "ack: %s\n", salvo_error_format(&err, line, sizeof line));
 		salvo_message_destroy(m);
 	}
 	return NULL;

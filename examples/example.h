@@ -27,7 +27,8 @@ static inline const char *example_uri(int argc, char **argv)
 static inline void example_check(int status, const salvo_error *err, const char *what)
 {
 	if (status) {
-		fprintf(stderr, "%s: %s: %s\n", what, salvo_err2str(status), err->text);
+		char line[512];
+		fprintf(stderr, "%s: %s\n", what, salvo_error_format(err, line, sizeof line));
 		exit(1);
 	}
 }
@@ -47,7 +48,8 @@ static inline salvo_client *example_connect(int argc, char **argv)
 		exit(1);
 	}
 	if (salvo_client_new(conf, &client, &err)) {
-		fprintf(stderr, "connect: %s: %s\n", salvo_err2str(err.status), err.text);
+		char line[512];
+		fprintf(stderr, "connect: %s\n", salvo_error_format(&err, line, sizeof line));
 		exit(1);
 	}
 	salvo_conf_destroy(conf);
@@ -57,9 +59,10 @@ static inline salvo_client *example_connect(int argc, char **argv)
 static inline void example_close(salvo_client *client)
 {
 	salvo_error err;
+	char line[512];
 
 	if (salvo_client_close(client, 5000, &err))
-		fprintf(stderr, "close: %s: %s\n", salvo_err2str(err.status), err.text);
+		fprintf(stderr, "close: %s\n", salvo_error_format(&err, line, sizeof line));
 	salvo_client_destroy(client);
 }
 

@@ -184,6 +184,7 @@ static int application_loop(const char *queue, int *last_status)
 	for (int attempt = 1; attempt <= 10; attempt++) {
 		salvo_client *c;
 		salvo_error err;
+		char line[512];
 		int rc = salvo_client_new(conf, &c, &err);
 
 		if (!rc) {
@@ -195,11 +196,12 @@ static int application_loop(const char *queue, int *last_status)
 		if (!rc)
 			break;
 		if (!should_recover(rc, &err)) {
-			printf("  attempt %d: %s: %s: not recovering\n", attempt, salvo_err2str(rc),
-			       err.text);
+			printf("  attempt %d: %s: not recovering\n", attempt,
+			       salvo_error_format(&err, line, sizeof line));
 			break;
 		}
-		printf("  attempt %d: %s: %s: recovering\n", attempt, salvo_err2str(rc), err.text);
+		printf("  attempt %d: %s: recovering\n", attempt,
+		       salvo_error_format(&err, line, sizeof line));
 		sleep_ms(100L << (attempt < 5 ? attempt : 5)); /* a backoff of the app's own */
 	}
 	salvo_conf_destroy(conf);

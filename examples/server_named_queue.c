@@ -20,7 +20,8 @@ int main(int argc, char **argv)
 
 	if (salvo_channel_open(client, &channel, &err) ||
 	    salvo_queue_declare(channel, "", SALVO_EXCLUSIVE, NULL, &resp, &err)) {
-		fprintf(stderr, "%s: %s\n", salvo_err2str(err.status), err.text);
+		char line[512];
+		fprintf(stderr, "%s\n", salvo_error_format(&err, line, sizeof line));
 		return 1;
 	}
 	printf("the broker named the queue %s (%u messages, %u consumers)\n", resp.name,

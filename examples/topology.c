@@ -18,8 +18,10 @@
 
 static int check(int status, const salvo_error *err, const char *what)
 {
+	char line[512];
+
 	if (status)
-		fprintf(stderr, "%s: %s: %s\n", what, salvo_err2str(status), err->text);
+		fprintf(stderr, "%s: %s\n", what, salvo_error_format(err, line, sizeof line));
 	return status;
 }
 

@@ -79,10 +79,24 @@ typedef struct salvo_error {
 } salvo_error;
 
 /*
- * A short description of a status: "timed out", "NOT_FOUND", ... Any thread; never NULL;
- * unknown codes give "unknown status".
+ * A short description of a status: "timed out", "404 NOT_FOUND", ... (a reply code with its
+ * name, as the spec gives it). Any thread; never NULL; unknown codes give "unknown status".
  */
 SALVO_API const char *salvo_err2str(int status);
+
+/*
+ * One line for a log or a terminal that says everything err holds, always with the reply
+ * code a user would search for:
+ *   "404 NOT_FOUND - no exchange 'x' in vhost '/' (basic.publish)"   the broker's error
+ *   "320 CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'"
+ *   "returned by the broker: 312 NO_ROUTE (basic.return)"            local status + reply
+ *   "timed out: no confirm within 5000 ms"                           local errors
+ * The broker's text appears once: RabbitMQ's begin with the code's name, which is not
+ * repeated. Writes at most len bytes including the terminating NUL (cutting the text if
+ * need be; 512 bytes always hold it all) and returns buf. err NULL or with status 0 gives
+ * "success". Any thread; err is only read.
+ */
+SALVO_API const char *salvo_error_format(const salvo_error *err, char *buf, size_t len);
 
 /* The library's version string, e.g. "0.1.0". Any thread. */
 SALVO_API const char *salvo_version(void);

@@ -230,6 +230,8 @@ enum sv_reply_class {
 
 /* "NOT_FOUND" for 404, NULL for a code the spec does not define. */
 const char *sv_reply_code_name(uint16_t code);
+/* "404 NOT_FOUND" for 404, NULL for a code the spec does not define. */
+const char *sv_reply_code_label(uint16_t code);
 enum sv_reply_class sv_reply_code_class(uint16_t code);
 """ % ("\n".join("\t%s," % ARG_ENUM[t] for t in C_TYPE), len(props)))
     o.append("#endif")
@@ -504,6 +506,10 @@ const char *sv_method_name(uint32_t id)
     o.append("const char *sv_reply_code_name(uint16_t code)\n{\n\tswitch (code) {")
     for value, name, _ in replies:
         o.append('\tcase %d:\n\t\treturn "%s";' % (value, name.replace("-", "_")))
+    o.append("\tdefault:\n\t\treturn NULL;\n\t}\n}\n")
+    o.append("const char *sv_reply_code_label(uint16_t code)\n{\n\tswitch (code) {")
+    for value, name, _ in replies:
+        o.append('\tcase %d:\n\t\treturn "%d %s";' % (value, value, name.replace("-", "_")))
     o.append("\tdefault:\n\t\treturn NULL;\n\t}\n}\n")
     o.append("enum sv_reply_class sv_reply_code_class(uint16_t code)\n{\n\tswitch (code) {")
     for cls, enum in (("soft-error", "SV_REPLY_SOFT"), ("hard-error", "SV_REPLY_HARD")):

@@ -32,9 +32,13 @@ void fail(int status, const salvo_error *err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, ": %s", salvo_err2str(status));
-	if (err && err->text[0])
-		fprintf(stderr, ": %s", err->text);
+	salvo_error e = {.status = status};
+	if (err) {
+		e = *err;
+		e.status = status;
+	}
+	char line[512];
+	fprintf(stderr, ": %s", salvo_error_format(&e, line, sizeof line));
 	fputc('\n', stderr);
 	funlockfile(stderr);
 }

@@ -28,9 +28,9 @@ extern const char *const confirm_names[3];
 /* "PROG: <message>" and a pointer to --help on stderr. Returns EXIT_USAGE. */
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* "PROG: <what failed>: <status>: <detail>" on stderr, the detail left out when salvo gave
- * none (err NULL or its text empty). Any thread; the line is not interleaved with another
- * thread's output to stderr. */
+/* "PROG: <what failed>: <the error>" on stderr, the error as salvo_error_format writes it
+ * (status, reply code, the broker's text, the method), err NULL giving the status alone. Any
+ * thread; the line is not interleaved with another thread's output to stderr. */
 void fail(int status, const salvo_error *err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -2306,6 +2306,52 @@ const char *sv_reply_code_name(uint16_t code)
 	}
 }
 
+const char *sv_reply_code_label(uint16_t code)
+{
+	switch (code) {
+	case 200:
+		return "200 REPLY_SUCCESS";
+	case 311:
+		return "311 CONTENT_TOO_LARGE";
+	case 312:
+		return "312 NO_ROUTE";
+	case 313:
+		return "313 NO_CONSUMERS";
+	case 320:
+		return "320 CONNECTION_FORCED";
+	case 402:
+		return "402 INVALID_PATH";
+	case 403:
+		return "403 ACCESS_REFUSED";
+	case 404:
+		return "404 NOT_FOUND";
+	case 405:
+		return "405 RESOURCE_LOCKED";
+	case 406:
+		return "406 PRECONDITION_FAILED";
+	case 501:
+		return "501 FRAME_ERROR";
+	case 502:
+		return "502 SYNTAX_ERROR";
+	case 503:
+		return "503 COMMAND_INVALID";
+	case 504:
+		return "504 CHANNEL_ERROR";
+	case 505:
+		return "505 UNEXPECTED_FRAME";
+	case 506:
+		return "506 RESOURCE_ERROR";
+	case 530:
+		return "530 NOT_ALLOWED";
+	case 540:
+		return "540 NOT_IMPLEMENTED";
+	case 541:
+		return "541 INTERNAL_ERROR";
+	default:
+		return NULL;
+	}
+}
+
 enum sv_reply_class sv_reply_code_class(uint16_t code)
 {
 	switch (code) {

@@ -519,6 +519,8 @@ enum sv_reply_class {
 
 /* "NOT_FOUND" for 404, NULL for a code the spec does not define. */
 const char *sv_reply_code_name(uint16_t code);
+/* "404 NOT_FOUND" for 404, NULL for a code the spec does not define. */
+const char *sv_reply_code_label(uint16_t code);
 enum sv_reply_class sv_reply_code_class(uint16_t code);
 
 #endif

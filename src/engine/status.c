@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "salvo.h"
 
@@ -41,11 +42,56 @@ const char *salvo_err2str(int status)
 		return "consumer cancelled";
 	}
 	if (status > 0 && status <= UINT16_MAX) {
-		const char *name = sv_reply_code_name((uint16_t)status);
-		if (name)
-			return name;
+		const char *label = sv_reply_code_label((uint16_t)status);
+		if (label)
+			return label;
 	}
 	return "unknown status";
+}
+
+/* snprintf at buf + *used, keeping *used within len - 1 when the text is cut. */
+__attribute__((format(printf, 4, 5))) static void append(char *buf, size_t len, size_t *used,
+							  const char *fmt, ...)
+{
+	va_list ap;
+
+	if (*used >= len - 1)
+		return;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf + *used, len - *used, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		*used += (size_t)n < len - *used ? (size_t)n : len - 1 - *used;
+}
+
+const char *salvo_error_format(const salvo_error *err, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	if (!buf || len == 0)
+		return buf;
+	buf[0] = '\0';
+	if (!err || err->status == 0) {
+		append(buf, len, &used, "%s", salvo_err2str(0));
+		return buf;
+	}
+	if (err->status < 0)
+		append(buf, len, &used, "%s", salvo_err2str(err->status));
+	unsigned code = err->reply_code ? err->reply_code : err->status > 0 ? (unsigned)err->status : 0;
+	if (code) {
+		const char *name = code <= UINT16_MAX ? sv_reply_code_name((uint16_t)code) : NULL;
+		append(buf, len, &used, "%s%u", used ? ": " : "", code);
+		/* RabbitMQ's reply texts begin with the code's name: "NOT_FOUND - no exchange...". */
+		if (name && strncmp(err->text, name, strlen(name)) != 0)
+			append(buf, len, &used, " %s%s", name, err->text[0] ? " -" : "");
+		if (err->text[0])
+			append(buf, len, &used, " %s", err->text);
+	} else if (err->text[0]) {
+		append(buf, len, &used, "%s%s", used ? ": " : "", err->text);
+	}
+	if (err->method[0])
+		append(buf, len, &used, " (%s)", err->method);
+	return buf;
 }
 
 const char *salvo_version(void)

@@ -323,9 +323,66 @@ static void test_reply_codes(void **state)
 	assert_string_equal(sv_method_name(SV_BASIC_PUBLISH), "basic.publish");
 	assert_string_equal(sv_method_name(SV_CONFIRM_SELECT_OK), "confirm.select-ok");
 	assert_null(sv_method_name(0x000A00FF));
-	assert_string_equal(salvo_err2str(404), "NOT_FOUND");
+	assert_string_equal(sv_reply_code_label(404), "404 NOT_FOUND");
+	assert_null(sv_reply_code_label(999));
+	assert_string_equal(salvo_err2str(404), "404 NOT_FOUND");
+	assert_string_equal(salvo_err2str(320), "320 CONNECTION_FORCED");
+	assert_string_equal(salvo_err2str(999), "unknown status");
 	assert_string_equal(salvo_err2str(SALVO_ERR_TIMEOUT), "timed out");
 	assert_string_equal(salvo_err2str(-1000), "unknown status");
+}
+
+/* salvo_error_format: the reply code always, the broker's text once, the method after. */
+static void test_error_format(void **state)
+{
+	char buf[512];
+	salvo_error e = {.status = 404, .kind = SALVO_ERROR_CHANNEL, .reply_code = 404,
+			 .class_id = 60, .method_id = 40,
+			 .text = "NOT_FOUND - no exchange 'x' in vhost '/'", .method = "basic.publish"};
+
+	(void)state;
+	assert_string_equal(salvo_error_format(&e, buf, sizeof buf),
+			    "404 NOT_FOUND - no exchange 'x' in vhost '/' (basic.publish)");
+	/* A text that does not begin with the name gets it; no method, no suffix. */
+	e = (salvo_error){.status = 320, .kind = SALVO_ERROR_CONNECTION, .reply_code = 320,
+			  .text = "shutdown"};
+	assert_string_equal(salvo_error_format(&e, buf, sizeof buf),
+			    "320 CONNECTION_FORCED - shutdown");
+	/* A code the spec does not name, with and without a text. */
+	e = (salvo_error){.status = 599, .reply_code = 599, .text = "odd"};
+	assert_string_equal(salvo_error_format(&e, buf, sizeof buf), "599 odd");
+	e.text[0] = '\0';
+	assert_string_equal(salvo_error_format(&e, buf, sizeof buf), "599");
+	/* A local status with the broker's reply behind it. */
+	e = (salvo_error){.status = SALVO_ERR_RETURNED, .reply_code = 312, .text = "NO_ROUTE",
+			  .method = "basic.return"};
+	assert_string_equal(salvo_error_format(&e, buf, sizeof buf),
+			    "returned by the broker: 312 NO_ROUTE (basic.return)");
+	e = (salvo_error){.status = SALVO_ERR_TIMEOUT, .kind = SALVO_ERROR_LOCAL,
+			  .text = "no confirm within 5000 ms"};
+	assert_string_equal(salvo_error_format(&e, buf, sizeof buf),
+			    "timed out: no confirm within 5000 ms");
+	e.text[0] = '\0';
+	assert_string_equal(salvo_error_format(&e, buf, sizeof buf), "timed out");
+	/* A status with no error behind it. */
+	assert_string_equal(salvo_error_format(NULL, buf, sizeof buf), "success");
+	e = (salvo_error){0};
+	assert_string_equal(salvo_error_format(&e, buf, sizeof buf), "success");
+	/* Cut to the buffer, always terminated; nothing written into a zero-length one. */
+	e = (salvo_error){.status = 404, .reply_code = 404, .text = "NOT_FOUND - no queue 'q'"};
+	assert_string_equal(salvo_error_format(&e, buf, 8), "404 NOT");
+	buf[0] = 'z';
+	assert_ptr_equal(salvo_error_format(&e, buf, 0), buf);
+	assert_int_equal(buf[0], 'z');
+	/* The longest error fits in 512 bytes whole. */
+	memset(e.text, 'a', sizeof e.text - 1);
+	e.text[sizeof e.text - 1] = '\0';
+	memset(e.method, 'm', sizeof e.method - 1);
+	e.method[sizeof e.method - 1] = '\0';
+	e.status = SALVO_ERR_RETURNED;
+	e.reply_code = 312;
+	salvo_error_format(&e, buf, sizeof buf);
+	assert_int_equal(buf[strlen(buf) - 1], ')');
 }
 
 int main(int argc, char **argv)
@@ -341,6 +398,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_template_refusals),
 		cmocka_unit_test(test_table_iteration),
 		cmocka_unit_test(test_reply_codes),
+		cmocka_unit_test(test_error_format),
 	};
 	return sv_test_main(argc, argv, "golden", tests, sizeof tests / sizeof tests[0]);
 }

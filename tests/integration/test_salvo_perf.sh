@@ -214,7 +214,7 @@ case_missing_exchange() {
 	run missing --uri "$SALVO_TEST_URI" --exchange "salvo.test.no-such-exchange.$$" \
 		--routing-key x --count 2000 --confirm async --json
 	((rc == 1)) || fail "exit status $rc, expected 1"
-	grep -Eq '^salvo-perf: producer 0: .*: (NOT_FOUND|404)' "$tmp/missing.err" ||
+	grep -Eq "^salvo-perf: producer 0: .*: 404 NOT_FOUND - no exchange '[^']*' in vhost '/' \\(basic.publish\\)$" "$tmp/missing.err" ||
 		fail "stderr does not report the 404"
 	n=$(grep -c '^salvo-perf: producer' "$tmp/missing.err" || true)
 	((n == 1)) || fail "the error is reported $n times, not once"

@@ -65,8 +65,9 @@ case_missing_exchange() {
 	run missing --uri "$SALVO_TEST_URI" --exchange "salvo.test.no-such-exchange.$$" \
 		--routing-key x --count 2000
 	((rc == 1)) || fail "exit status $rc, expected 1"
-	grep -Eq '^salvo-publish: .*(404|NOT_FOUND)' "$tmp/missing.err" ||
-		fail "stderr does not report the 404"
+	# The code a user searches for, the broker's text once, the method it refused.
+	grep -Fq ": 404 NOT_FOUND - no exchange 'salvo.test.no-such-exchange.$$' in vhost '/' (basic.publish)" \
+		"$tmp/missing.err" || fail "stderr does not report the 404 as '404 NOT_FOUND - ... (basic.publish)'"
 	[[ ! -s $tmp/missing.out ]] || fail "stdout is not empty"
 }
 
