@@ -145,6 +145,13 @@ else
 	debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$dir/debootstrap.log" 2>&1
 fi || die "debootstrap failed: see $dir/debootstrap.log"
 log "base system in $((SECONDS - t0)) s ($(du -sh --one-file-system "$root" | cut -f1))"
+# No package ships /etc/hosts: the Debian installer (or a cloud or container image) writes
+# it, so every installed machine has one and a debootstrap root has none. Without it
+# "localhost" does not resolve (RabbitMQ's node name, the TLS tests' host name). This is
+# the installer's file.
+if [ ! -e "$root/etc/hosts" ]; then
+	printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' >"$root/etc/hosts"
+fi
 
 git clone --quiet --no-hardlinks "$repo" "$root/root/salvo"
 log "clean clone of $(git -C "$root/root/salvo" rev-parse --short HEAD) in /root/salvo (no ../shared)"

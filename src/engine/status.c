@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Status names (salvo_err2str), one-line errors (salvo_error_format), filling a salvo_error,
+ * and the version. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
