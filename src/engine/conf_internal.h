@@ -120,7 +120,8 @@ int sv_parse_uint(const char *s, size_t len, uint64_t *out);
 
 /*
  * salvo_conf_load_file on text already read: [text, text + len) is the file's contents and
- * path only names it in messages. Pure (no I/O); for the tests.
+ * path only names it in messages. Pure (no I/O): salvo_conf_load_file reads the file and
+ * calls it; the tests call it directly.
  */
 int sv_conf_load_text(salvo_conf *conf, const char *text, size_t len, const char *path,
 		      const char *section, size_t *pool_size, salvo_error *err);

@@ -26,7 +26,7 @@ struct sv_connect_params {
 	uint32_t frame_max;
 	uint16_t heartbeat;	     /* seconds */
 	const char *connection_name; /* shown in the management UI; NULL or "" for none */
-	int timeout_ms; /* > 0: one budget for connecting and the handshake, not resolving */
+	int timeout_ms; /* > 0: one budget for name lookup, connecting and the handshake */
 	bool tls;	/* amqps: TLS from the first byte, configured by tls_settings */
 	struct sv_tls_settings tls_settings;
 	bool auth_external; /* SASL EXTERNAL (the client certificate) instead of PLAIN */
@@ -62,8 +62,11 @@ struct sv_session {
  * (nothing else is sent before the peer is verified), and perform the AMQP handshake with
  * SASL PLAIN (or EXTERNAL with p->auth_external), negotiating each tune value as the
  * lower of the two non-zero offers (or the one offer when the other is 0). Any thread;
- * blocks for at most p->timeout_ms after name resolution (getaddrinfo itself cannot be
- * bounded).
+ * blocks for at most p->timeout_ms, name lookup included: a host name is resolved by
+ * getaddrinfo on a thread of its own, which the caller stops waiting for at the deadline
+ * or, with p->cancellable, when cancel_fd becomes readable (the thread then finishes and
+ * frees itself). An address literal resolves inline (no lookup); so does a name for
+ * which no thread could be started, without a bound then.
  *
  * On success returns 0, fills s and clears err (which may be NULL); nothing past
  * connection.open-ok has been read from s->fd, since frames are read exactly (header, then
@@ -86,7 +89,8 @@ struct sv_session {
  *   SALVO_ERR_IO                resolution failed or every address refused (kind LOCAL;
  *                               the text names the last error), or the socket failed or
  *                               the server closed it mid-handshake (kind CONNECTION)
- *   SALVO_ERR_TIMEOUT           the deadline passed
+ *   SALVO_ERR_TIMEOUT           the deadline passed (during the lookup: "resolve HOST: no
+ *                               answer within N ms")
  *   SALVO_ERR_CLOSED            p->cancel_fd became readable (kind LOCAL)
  *   SALVO_ERR_PROTOCOL          the server answered with another protocol version, or sent
  *                               a malformed or unexpected frame (salvo then sends

@@ -664,7 +664,7 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 		sv_consumer_put(cons); /* the request's reference, never handed over */
 	if (rc) {
 		/* A consume-ok still to come registers a consumer nobody reads: its deliveries
-		 * are dropped (unacked, so requeued when the channel closes). */
+		 * are rejected with requeue as they arrive (sv_consumer_deliver). */
 		atomic_store(&cons->abandoned, 1);
 		sv_consumer_put(cons);
 		return rc;
@@ -704,8 +704,8 @@ void salvo_consumer_destroy(salvo_consumer *cons)
 {
 	if (!cons)
 		return;
-	/* Whatever arrives for it from now on is dropped (unsettled, it goes back to the
-	 * queue when the channel closes), and what is queued is given back first: over
+	/* Whatever arrives for it from now on is rejected with requeue as it arrives
+	 * (sv_consumer_deliver), and what is queued is given back first: over
 	 * consumer.buffer_bytes the I/O thread reads nothing, cancel-ok included. */
 	atomic_store(&cons->abandoned, 1);
 	disp_unlink(cons->ch->client, cons);

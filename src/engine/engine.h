@@ -1,13 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The engine's shared internals: the client (one connection and its I/O thread), channels,
- * requests (synchronous methods travelling to the I/O thread), publishers.
+ * requests (synchronous methods travelling to the I/O thread), publishers, consumers and
+ * received messages.
  *
- * Threads. Application threads create channels and publishers, call synchronous methods
- * and publish. The I/O thread (io.c) owns the socket, the io_uring, the channel table and
- * the publisher list; it never runs application code. They meet in three places only:
+ * Threads. Application threads create channels, publishers and consumers, call
+ * synchronous methods, publish, take deliveries and settle them. The I/O thread (io.c)
+ * owns the socket, the io_uring, the channel table and the publisher list; it never runs
+ * application code (after a reconnection the on-connect hooks run on a thread of their
+ * own). They meet only here:
  *  - the request queue (c->lock): application threads append, the I/O thread drains;
- *  - publisher rings (ring.h): lock-free, one producer each;
+ *  - publisher rings (ring.h): lock-free, one producer each; in confirm modes also the
+ *    window's slots, done and ev_want, and the returns (ret_lock);
+ *  - the settle stack (c->settles): acks, nacks and rejects from any thread, lock-free;
+ *  - consumers' queues (each under its own lock) and the dispatch list (disp_lock), with
+ *    c->buffered and c->reads_held bounding what the queues hold;
+ *  - the event queue (c->lock), the counters (atomics) and the channels' and the
+ *    connection's state (atomics; the error is valid once the state says CLOSED);
  *  - c->parked: the I/O thread's "I am about to sleep" flag, which tells a thread that just
  *    queued work whether it must write the wake-up eventfd (sv_client_kick).
  * Results travel back in the request itself (status, error, reply fields), published by a
@@ -99,8 +108,10 @@ struct salvo_client {
 	struct sv_settings set;
 	struct sv_session sess;
 
-	/* The application's reference and one per open channel or publisher handle, so a
-	 * handle closed after salvo_client_destroy still finds its client. */
+	/* The application's reference, one per channel object (a publisher's included; a
+	 * channel lives on while messages, consumers or requests hold it), and the hook
+	 * thread's while it runs, so a handle closed after salvo_client_destroy still finds
+	 * its client. */
 	_Atomic int refs;
 	pthread_t io_thread;
 	bool uring_ready, io_joined;
@@ -234,7 +245,9 @@ struct salvo_channel {
 	_Atomic uint64_t generation;
 	_Atomic int state; /* enum sv_channel_state; error is valid once CLOSED (acquire) */
 	salvo_error error;
-	_Atomic int refs; /* the application's handle and the I/O thread's table entry */
+	/* The application's handle (or its publisher), the I/O thread's table entry, and one
+	 * per message received on it, consumer on it and request for it (until freed). */
+	_Atomic int refs;
 
 	/* I/O thread only. */
 	struct sv_request *await_head, *await_tail; /* sent, reply pending, in order */
@@ -287,10 +300,13 @@ struct salvo_message {
 };
 
 /*
- * A consumer. The I/O thread appends finished deliveries to its queue (under lock) and
- * the application takes them. References: the application's handle, and the channel's
- * list while registered (consume-ok until cancel-ok, the broker's cancel or the channel's
- * end).
+ * A consumer. The I/O thread collects a read's finished deliveries in its pend list and
+ * appends them to its queue in one go, under lock (sv_consumer_flush); the application
+ * takes them. References: the application's handle; the basic.consume request's, which
+ * the channel's list takes over while registered (consume-ok until cancel-ok, the
+ * broker's cancel or the channel's end); the client's dispatch list's, for a consumer
+ * with a callback; the I/O thread's while it is c->pend_cons; and a dispatcher's while
+ * it runs the callback.
  */
 struct salvo_consumer {
 	salvo_channel *ch; /* referenced */
@@ -299,7 +315,9 @@ struct salvo_consumer {
 	salvo_message_fn on_message;
 	void *on_message_arg;
 	_Atomic int refs;
-	_Atomic int abandoned; /* its basic.consume timed out: nobody will take deliveries */
+	/* Its basic.consume failed or timed out, or it is being destroyed: nobody will take
+	 * deliveries, which are rejected with requeue (dropped if no_ack) as they come. */
+	_Atomic int abandoned;
 
 	pthread_mutex_t lock; /* guards the queue and the end state */
 	pthread_cond_t cond;
@@ -372,6 +390,10 @@ struct salvo_publisher {
 	uint64_t reported;     /* outcomes up to here are delivered (or skipped, sync) */
 	int wait_status;       /* the worst outcome since the last wait_confirms */
 	salvo_error wait_err;
+	unsigned in_outcome;   /* > 0 while on_outcome runs */
+	/* The thread inside a call on this publisher, 0: none (publisher.c, "One thread at
+	 * a time"). */
+	_Atomic uintptr_t user;
 	_Atomic uint64_t published;
 	struct salvo_publisher *stats_next; /* under client->stats_lock */
 
@@ -388,7 +410,7 @@ struct salvo_publisher {
 	bool in_flight;		   /* some of the send in flight reads this ring */
 	uint64_t must_end;	   /* > sent: a message cut by a short write ends here */
 	struct sv_request *detach; /* DETACH waiting until nothing of ours is in flight */
-	struct sv_confirm win;	   /* confirm modes: tag t is seq t (tags start at 1) */
+	struct sv_confirm win;	   /* confirm modes: its tags are seqs (delivery tag + tag_base) */
 	uint64_t tagged_end;	   /* end of the last message tagged */
 	uint64_t tag_base;	   /* seq = delivery tag + tag_base (0 until a reconnection) */
 	uint64_t resent_until;	   /* seqs up to here were sent again: their acks may repeat */

@@ -9,7 +9,7 @@
  *
  * Pure, in the manner of picohttpparser: (buf, len) in, items out that point into buf; no
  * allocation, no I/O, hard limits on every length. Errors are sticky: after the first one
- * every call returns it again. What the keys mean is the caller's business (pool.c).
+ * every call returns it again. What the keys mean is the caller's business (conf_file.c).
  *
  * Syntax, one item per line (lines end with "\n" or "\r\n"; the last may end without):
  *  - blank lines and lines whose first non-blank byte is '#' or ';' are skipped;

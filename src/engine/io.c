@@ -12,8 +12,9 @@
  * A short write can stop in the middle of a frame. The source it stopped in goes first in
  * the next send, so no other bytes are ever spliced into a frame.
  *
- * Receives are one recv at a time into rbuf; complete frames are decoded in place and the
- * tail of a partial one is moved to the front.
+ * Receives are one recv at a time into rbuf (with TLS, into tls_in, whose plaintext lands
+ * in rbuf); complete frames are decoded in place and the tail of a partial one is moved to
+ * the front.
  *
  * Parking: with nothing in flight to wait for and nothing to send, the thread sets
  * c->parked, fences, and looks once more for work before sleeping in io_uring with a read
@@ -1758,7 +1759,6 @@ static uint64_t heartbeat_ns(const salvo_client *c)
 	return (uint64_t)c->sess.heartbeat * 1000000000u;
 }
 
-/* Returns the next deadline (0: none). */
 /* blocked_timeout: a block that lasts too long ends the connection. Returns the deadline
  * (0: none). */
 static uint64_t blocked_deadline(salvo_client *c, uint64_t now)

@@ -118,8 +118,9 @@ void sv_ring_rewind(struct sv_ring *r);
 
 /*
  * I/O thread only. Give the bytes before pos back to the producer: released <= pos <= sent.
- * Only once the kernel is done with them (for SEND_ZC, after its notification) and no
- * retransmission can need them. Wakes the producer if it is blocked in sv_ring_wait_space.
+ * Only once the kernel is done with them (a send that carried them has completed) and
+ * no retransmission can need them. Wakes the producer if it is blocked in
+ * sv_ring_wait_space and pos reaches the released position it waits for (waiting).
  * Costs a full fence.
  */
 void sv_ring_release(struct sv_ring *r, uint64_t pos);

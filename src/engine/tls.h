@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * TLS over OpenSSL 3 memory BIOs: the caller moves ciphertext between the socket and the
- * TLS object, so the socket stays with whoever owns it (the handshake code in connect.c
- * now, the io_uring I/O thread later). See tls.c for the design.
+ * TLS object, so the socket stays with whoever owns it (the handshake code in connect.c,
+ * then the io_uring I/O thread in io.c). See tls.c for the design.
  *
- * Every error is SALVO_ERR_TLS with kind SALVO_ERROR_LOCAL (the caller may report a data
- * path failure as the connection's end) and OpenSSL's reason in the text.
+ * Every TLS failure is SALVO_ERR_TLS with kind SALVO_ERROR_LOCAL (the caller may report a
+ * data path failure as the connection's end) and OpenSSL's reason in the text.
  *
  * A struct sv_tls is used by one thread at a time (OpenSSL's SSL objects are not
  * thread-safe); it may move between threads with proper hand-over (e.g. pthread_create).
@@ -93,8 +93,9 @@ int sv_tls_read(struct sv_tls *t, void *buf, size_t cap, size_t *got, salvo_erro
  * possible: small pieces are packed together into full 16 KiB records, and whole records'
  * worth of a large piece are encrypted in place. *taken is the number of plaintext bytes
  * consumed (all of them unless max is smaller than their sum); the records wait in the
- * pending ciphertext. Returns 0, SALVO_ERR_TLS (sticky, as for sv_tls_read) or
- * SALVO_ERR_NO_MEMORY. Only after the handshake.
+ * pending ciphertext. Returns 0 or the sticky error, as for sv_tls_read: SALVO_ERR_TLS
+ * (an OpenSSL failure, out of memory included), or SALVO_ERR_CLOSED once a read has met
+ * the peer's close_notify. Only after the handshake.
  */
 int sv_tls_write(struct sv_tls *t, const struct iovec *iov, int iovcnt, size_t max, size_t *taken,
 		 salvo_error *err);
