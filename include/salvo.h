@@ -53,6 +53,9 @@ typedef enum salvo_status {
 	SALVO_ERR_NACKED = -11,	  /* the broker nacked a confirmed publish */
 	SALVO_ERR_RETURNED = -12, /* a mandatory publish came back (reply_code 312 or 313) */
 	SALVO_ERR_CANCELLED = -13, /* the consumer was cancelled (by the application or broker) */
+	/* The call is not allowed now: a publisher in use by another thread, a call from
+	 * inside a callback that may not make it. Nothing was done; err says why. */
+	SALVO_ERR_INVALID_STATE = -14,
 } salvo_status;
 
 /* Which side ended what: decides what is still usable after an error. */
@@ -130,10 +133,11 @@ SALVO_API salvo_conf *salvo_conf_dup(const salvo_conf *conf);
  *
  * "uri" replaces the endpoint list with the URI's endpoint and sets user, password and
  * vhost to the URI's values, or their defaults where it has none (guest, guest, "/"); its
- * query parameters (heartbeat, connection_timeout, channel_max, frame_max, connection_name)
- * set those keys, and keys it does not mention keep their values. "uri.add" appends a
- * failover endpoint (scheme, host and port only; at most 16 endpoints in all). "host" and
- * "port" change the first endpoint.
+ * query parameters (heartbeat, connection_timeout, channel_max, frame_max, connection_name,
+ * and the TLS keys cacertfile, certfile, keyfile, verify, server_name_indication and
+ * auth_mechanism) set those keys, and keys it does not mention keep their values.
+ * "uri.add" appends a failover endpoint (scheme, host and port only; at most 16 endpoints
+ * in all). "host" and "port" change the first endpoint.
  *
  * Returns 0, or SALVO_ERR_INVALID_ARGUMENT with a message in errstr when conf, key or value
  * is NULL, the key is unknown, or the value is malformed or out of range (a number that is
@@ -299,26 +303,30 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
  * salvo_client_new connects and logs in on the calling thread, within the configuration's
  * connection_timeout, then starts the I/O thread. It returns 0, SALVO_ERR_INVALID_ARGUMENT,
  * SALVO_ERR_NO_MEMORY, SALVO_ERR_IO (resolve/connect failed), SALVO_ERR_TIMEOUT,
- * SALVO_ERR_PROTOCOL, SALVO_ERR_UNSUPPORTED, or the broker's refusal as a reply code (403
- * ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED for a missing vhost) with err filled.
- * conf is copied; the caller keeps ownership of it. The endpoints ("uri", then each
- * "uri.add") are tried in turn until one answers; the error is the last one's. amqps://
- * does the TLS handshake and login (errors: SALVO_ERR_TLS with OpenSSL's reason), then
- * returns SALVO_ERR_UNSUPPORTED until the I/O thread carries TLS records; amqps in a
- * failover list is refused. The on-connect hooks run before it
- * returns; a hook's failure closes the connection and is returned.
+ * SALVO_ERR_PROTOCOL, SALVO_ERR_TLS (with OpenSSL's reason: "certificate verify failed:
+ * ..."), SALVO_ERR_UNSUPPORTED (the broker offers no SASL mechanism salvo speaks), or the
+ * broker's refusal as a reply code (403 ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED
+ * for a missing vhost) with err filled. conf is copied; the caller keeps ownership of it.
+ * The endpoints ("uri", then each "uri.add") are tried in turn until one answers; the error
+ * is the last one's. They must share one scheme: a list mixing amqp:// and amqps:// is
+ * refused with SALVO_ERR_INVALID_ARGUMENT, since a failover could otherwise drop TLS.
+ * The on-connect hooks run before it returns; a hook's failure closes the connection and
+ * is returned.
  *
  * Automatic reconnection (configuration key reconnect, on by default): when the connection
- * is lost to an I/O error, a missed heartbeat or the broker's connection.close 320
- * CONNECTION_FORCED, the I/O thread reconnects with exponential backoff and jitter
- * (reconnect.initial_delay, reconnect.max_delay, reconnect.max_attempts), trying the
- * endpoints in turn; the on-connect hooks run again (on a thread of salvo's, never the I/O
- * thread, so they may call synchronous methods); then publishers resume on channels of the
- * same numbers, confirm mode restored, and every message without a confirm is sent again:
- * at-least-once, a confirmed message is never lost, duplicates are possible and counted
+ * is lost to an I/O error, a missed heartbeat, a TLS error on the established connection, a
+ * broker that has read nothing for 2 x heartbeat without blocking the connection, or the
+ * broker's connection.close 320 CONNECTION_FORCED or 541 INTERNAL_ERROR, the I/O thread
+ * reconnects with exponential backoff and jitter (reconnect.initial_delay,
+ * reconnect.max_delay, reconnect.max_attempts), trying the endpoints in turn; the
+ * on-connect hooks run again (on a thread of salvo's, never the I/O thread, so they may
+ * call synchronous methods); then publishers resume on channels of the same numbers,
+ * confirm mode restored, and every message without a confirm is sent again: at-least-once,
+ * a confirmed message is never lost, duplicates are possible and counted
  * (salvo_pub_stats.resent). Channels opened with salvo_channel_open are closed by a loss
  * (their calls return the error; open new ones). Not retried: 403 ACCESS_REFUSED, 530
- * NOT_ALLOWED, a protocol error, a close the application asked for.
+ * NOT_ALLOWED, a protocol error, a block longer than blocked_timeout, a close the
+ * application asked for.
  */
 typedef struct salvo_client salvo_client;
 
@@ -690,11 +698,23 @@ SALVO_API void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *
  *    (1, 2, 3, ... per publisher); each message later gets exactly one outcome, delivered
  *    in sequence order to the on_outcome callback from salvo_publisher_poll,
  *    salvo_publisher_wait_confirms or a salvo_publish whose window is full, all on the
- *    publisher's thread (never on the I/O thread).
+ *    publisher's thread (never on the I/O thread). on_outcome may publish on its own
+ *    publisher (republish what came back): the outcome's slot is free when it runs, so
+ *    one publish per outcome always finds room; a publish from inside on_outcome that
+ *    finds the window full returns SALVO_ERR_WOULD_BLOCK at once instead of waiting (it
+ *    would wait for the outcomes it is being given). From inside on_outcome, poll, flush,
+ *    wait_confirms and close on that publisher return SALVO_ERR_INVALID_STATE.
  *  - SALVO_CONFIRM_SYNC: salvo_publish waits for the message's outcome and returns it.
  *    Many threads publishing synchronously, each on its own publisher, share the I/O
  *    thread's sends and the broker's multiple acks.
  * In both confirm modes a message's bytes stay in the ring until its outcome is known.
+ *
+ * One thread at a time: a publisher's calls (publish, poll, flush, wait_confirms, close)
+ * may come from any thread, but not from two at once. A call made while another thread is
+ * inside one returns SALVO_ERR_INVALID_STATE and does nothing (nothing reaches the ring or
+ * the wire); a publisher handed from one thread to another needs no more than that the
+ * first thread's call has returned. For publishing from many threads, give each thread
+ * its own (salvo_publisher_pool_get) or call salvo_publisher_pool_publish from any thread.
  */
 typedef struct salvo_publisher salvo_publisher;
 
@@ -807,16 +827,18 @@ SALVO_API int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_er
  * (at least 100 ms after the flush), then returns SALVO_ERR_TIMEOUT (or the flush's
  * error) and leaves the rest to the I/O thread, which frees the publisher and closes its
  * channel once the broker reads again or the connection ends. SALVO_FOREVER waits for it.
- * The channel.close that follows waits for close-ok as long, or rpc_timeout without one.
+ * The channel.close that follows waits for close-ok for what is left of timeout_ms (at
+ * least 100 ms, at most rpc_timeout), or rpc_timeout with SALVO_FOREVER.
  */
 SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err);
 
 /*
  * Counters, readable from any thread at any time (each is exact; together they are a
  * snapshot taken while others may move). The latency histogram counts publish-to-outcome
- * times: every message in sync mode, one in 16 in async mode. Bucket i holds times whose
- * top bit is bit i/8 with the next three bits i%8 (about 12% wide); see
- * salvo_stats_latency_ns.
+ * times: every message in sync mode, one in 16 in async mode. Times below 8 ns have a
+ * bucket each (bucket i holds i ns); from bucket 8 on, bucket i holds times whose top bit
+ * is bit i/8 + 2 with the next three bits i%8 (about 12% wide), and the last bucket also
+ * holds every longer time (2^42 ns, 73 minutes, and above); see salvo_stats_latency_ns.
  */
 #define SALVO_LATENCY_BUCKETS 320
 typedef struct salvo_pub_stats {
@@ -856,6 +878,16 @@ SALVO_API int salvo_publisher_pool_new(salvo_client *c, const salvo_publisher_op
 				       salvo_publisher_pool **out, salvo_error *err);
 SALVO_API int salvo_publisher_pool_get(salvo_publisher_pool *pool, salvo_publisher **out,
 				       salvo_error *err);
+/*
+ * Publish m on the calling thread's publisher of the pool (made on first use): a publish
+ * any thread may call, lock-free once the thread has its publisher (a thread-specific load
+ * and salvo_publish_msg). Returns what salvo_publisher_pool_get or salvo_publish_msg
+ * returns; *seq (may be NULL) is the sequence number on that thread's publisher. With
+ * async confirms, outcomes are delivered on each thread by its own publishes, polls and
+ * waits (salvo_publisher_pool_get gives the publisher to poll).
+ */
+SALVO_API int salvo_publisher_pool_publish(salvo_publisher_pool *pool, const salvo_msg *m,
+					   int timeout_ms, uint64_t *seq, salvo_error *err);
 SALVO_API int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeout_ms,
 					   salvo_error *err);
 
@@ -925,8 +957,8 @@ SALVO_API int salvo_pool_new(const salvo_conf *conf, size_t size, salvo_pool **o
  * "path:line: why" for a malformed line, an unknown key, a bad value (salvo_conf_set's
  * reason, which never shows a password), a duplicate section or key, a key outside any section,
  * an overlong line, or "path: no section [name]"; SALVO_ERR_IO when the file cannot be
- * read; SALVO_ERR_LIMIT when it is larger than 256 KiB. Any thread (conf as for
- * salvo_conf_set).
+ * read; SALVO_ERR_LIMIT when it is larger than 256 KiB; SALVO_ERR_NO_MEMORY. Any thread
+ * (conf as for salvo_conf_set).
  */
 SALVO_API int salvo_conf_load_file(salvo_conf *conf, const char *path, const char *section,
 				   size_t *pool_size, salvo_error *err);

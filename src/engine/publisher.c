@@ -50,6 +50,69 @@ static bool confirming(const salvo_publisher *p)
 	return p->mode != SALVO_CONFIRM_NONE;
 }
 
+/*
+ * One thread at a time. A publisher's producer side (the ring's head, the template, the
+ * window's slots) has a single writer by design; two threads inside salvo_publish at once
+ * would lay their frames over each other in the ring and the broker would close the whole
+ * connection (501 FRAME_ERROR). So every call on the producer side claims the publisher:
+ * a compare-and-swap of user from 0 to the calling thread's marker (the address of a
+ * thread-local, unique among live threads), given back with a release store when the call
+ * returns. A second thread finds it taken and is refused before it touches anything. The
+ * acquire of the claim and the release of the give-back also order a legitimate hand-over:
+ * everything thread A did in its last call is visible to thread B in its first.
+ *
+ * The calling thread finding its own marker is a call from inside on_outcome (the only
+ * way back in): a nested call, which neither claims nor gives back. Nested, only publishing
+ * is allowed, and never waits for outcomes (they are what the callback is being given).
+ *
+ * Cost: one locked instruction per call, about 20 cycles on a cache line the producer
+ * already holds (docs/design.md has the A/B against salvo-sink).
+ */
+static _Thread_local char thread_marker;
+
+enum claim { CLAIMED, NESTED };
+
+static int claim(salvo_publisher *p, const char *call, enum claim *how, salvo_error *err)
+{
+	uintptr_t me = (uintptr_t)&thread_marker, prev = 0;
+
+	/* Acquire: pairs with the release in give_back by the publisher's previous thread. */
+	if (atomic_compare_exchange_strong_explicit(&p->user, &prev, me, memory_order_acquire,
+						    memory_order_relaxed)) {
+		*how = CLAIMED;
+		return 0;
+	}
+	if (prev == me && p->in_outcome) {
+		*how = NESTED;
+		return 0;
+	}
+	return sv_error_set(err, SALVO_ERR_INVALID_STATE, SALVO_ERROR_LOCAL,
+			    "%s: another thread is using this publisher; a publisher serves one "
+			    "thread at a time: give each thread its own (salvo_publisher_pool_get), "
+			    "or publish from any thread with salvo_publisher_pool_publish",
+			    call);
+}
+
+static void give_back(salvo_publisher *p, enum claim how)
+{
+	/* Release: everything this call did happens before the next claim's acquire. */
+	if (how == CLAIMED)
+		atomic_store_explicit(&p->user, 0, memory_order_release);
+}
+
+/* For the calls on_outcome may not make: refused when nested, claimed otherwise. */
+static int claim_outside_outcome(salvo_publisher *p, const char *call, salvo_error *err)
+{
+	enum claim how = CLAIMED;
+	int rc = claim(p, call, &how, err);
+
+	if (rc || how == CLAIMED)
+		return rc;
+	return sv_error_set(err, SALVO_ERR_INVALID_STATE, SALVO_ERROR_LOCAL,
+			    "%s called from inside on_outcome: a callback may publish, but not "
+			    "poll, flush, wait for or close its publisher", call);
+}
+
 /* The headers table stamped into mandatory publishes in confirm modes, so that a
  * basic.return (which carries no delivery tag) can be matched to its message. */
 static const uint8_t seq_table[] = {
@@ -340,17 +403,21 @@ static int outcome_status(salvo_publisher *p, uint64_t seq, salvo_outcome *o,
 	return rc;
 }
 
-/* Remember the worst outcome for wait_confirms: a failure beats a nack. */
+/* How bad an outcome's status is for wait_confirms: a failure (the channel or connection
+ * ended) beats a nack, which beats a return. */
+static int severity(int rc)
+{
+	return rc == 0 ? 0 : rc == SALVO_ERR_RETURNED ? 1 : rc == SALVO_ERR_NACKED ? 2 : 3;
+}
+
+/* Remember the worst outcome for wait_confirms, the first of equals. */
 static void note_status(salvo_publisher *p, int rc, const salvo_error *err)
 {
-	if (!rc || (p->wait_status && p->wait_status != SALVO_ERR_NACKED &&
-		    p->wait_status != SALVO_ERR_RETURNED))
+	if (severity(rc) <= severity(p->wait_status))
 		return;
-	if (p->wait_status && (rc == SALVO_ERR_NACKED || rc == SALVO_ERR_RETURNED))
-		return;
-	p->wait_status = rc == SALVO_ERR_RETURNED ? SALVO_ERR_NACKED : rc;
+	p->wait_status = rc;
 	p->wait_err = *err;
-	p->wait_err.status = p->wait_status;
+	p->wait_err.status = rc;
 }
 
 /* Deliver known outcomes (up to max; 0: all); returns how many. */
@@ -368,8 +435,11 @@ static size_t deliver(salvo_publisher *p, size_t max)
 		note_status(p, rc, &e);
 		/* Reported before the callback, which may publish into the freed slot. */
 		p->reported = seq;
-		if (p->on_outcome)
+		if (p->on_outcome) {
+			p->in_outcome++;
 			p->on_outcome(&o, p->on_outcome_arg);
+			p->in_outcome--;
+		}
 		free(r);
 		n++;
 	}
@@ -391,6 +461,15 @@ static int wait_window(salvo_publisher *p, int timeout_ms, const struct timespec
 		       salvo_error *err)
 {
 	while (p->seq - p->reported >= p->wmask + 1) {
+		/* Nested in on_outcome: delivering more outcomes here would recurse without
+		 * bound. One publish per outcome always finds room (the outcome's slot). */
+		if (p->in_outcome) {
+			sv_error_set(err, SALVO_ERR_WOULD_BLOCK, SALVO_ERROR_LOCAL,
+				     "%llu messages await their confirms (the window), and a "
+				     "publish from inside on_outcome cannot wait for them",
+				     (unsigned long long)(p->wmask + 1));
+			return SALVO_ERR_WOULD_BLOCK;
+		}
 		if (deliver(p, 0))
 			continue;
 		if (timeout_ms == 0) {
@@ -485,45 +564,43 @@ static int sync_outcome(salvo_publisher *p, uint64_t s, struct lazy_deadline *dl
 	return rc;
 }
 
-int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, uint64_t *seq,
-		      salvo_error *err)
+/* The template for m: the cached one when it matches, else a new one. */
+static int use_template(salvo_publisher *p, const salvo_msg *m, unsigned flags, salvo_error *err)
 {
-	struct lazy_deadline dl = {.timeout_ms = timeout_ms};
-	uint8_t *dst;
-	size_t need;
-	unsigned flags;
-	uint64_t s, head_before;
-	int rc;
-
-	if (!p || !m || !m->exchange || !m->routing_key || (!m->body && m->len)) {
-		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-			     "salvo_publish: publisher, exchange, routing key and body are required");
-		return SALVO_ERR_INVALID_ARGUMENT;
-	}
-	rc = closed_error(p, err);
-	if (rc)
-		return rc;
-	flags = m->flags & (SALVO_MSG_MANDATORY | SALVO_MSG_PERSISTENT);
 	/* Properties are encoded per message: their strings and headers may have changed
 	 * in place since the last one (see set_template for the cost). */
 	if (m->props || !p->tpl_valid || p->tpl_flags != flags ||
 	    strcmp(p->tpl_exchange, m->exchange) != 0 ||
-	    strcmp(p->tpl_routing_key, m->routing_key) != 0) {
-		rc = set_template(p, m, flags, err);
-		if (rc)
-			return rc;
-	}
-	need = sv_publish_size(&p->tpl, m->len);
-	if (need > sv_ring_capacity(&p->ring)) {
-		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-			     "a %zu-byte message needs %zu ring bytes; the ring holds %zu "
-			     "(publisher.ring_size)",
-			     m->len, need, sv_ring_capacity(&p->ring));
-		return SALVO_ERR_INVALID_ARGUMENT;
-	}
+	    strcmp(p->tpl_routing_key, m->routing_key) != 0)
+		return set_template(p, m, flags, err);
+	return 0;
+}
+
+/* salvo_publish_msg once the publisher is claimed. */
+static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_ms, uint64_t *seq,
+			   salvo_error *err)
+{
+	struct lazy_deadline dl = {.timeout_ms = timeout_ms};
+	unsigned flags = m->flags;
+	uint8_t *dst;
+	size_t need;
+	uint64_t s, head_before;
+	int rc;
+
+	rc = closed_error(p, err);
+	if (rc)
+		return rc;
+	/* Checks the names and properties before any wait. */
+	rc = use_template(p, m, flags, err);
+	if (rc)
+		return rc;
 	if (p->seq - p->reported > p->wmask && confirming(p)) {
 		if (p->mode == SALVO_CONFIRM_ASYNC) {
+			/* Outcomes delivered here may run on_outcome, whose publishes change the
+			 * template: choose it again once the window has room. */
 			rc = wait_window(p, timeout_ms, deadline_get(&dl), err);
+			if (!rc)
+				rc = use_template(p, m, flags, err);
 			if (rc)
 				return rc;
 		} else {
@@ -536,6 +613,14 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 			}
 			skip_to(p, p->seq - p->wmask);
 		}
+	}
+	need = sv_publish_size(&p->tpl, m->len);
+	if (need > sv_ring_capacity(&p->ring)) {
+		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			     "a %zu-byte message needs %zu ring bytes; the ring holds %zu "
+			     "(publisher.ring_size)",
+			     m->len, need, sv_ring_capacity(&p->ring));
+		return SALVO_ERR_INVALID_ARGUMENT;
 	}
 	dst = sv_ring_reserve(&p->ring, need);
 	if (!dst) {
@@ -583,6 +668,36 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 	return sync_outcome(p, s, &dl, err);
 }
 
+#define SALVO_MSG_KNOWN (SALVO_MSG_MANDATORY | SALVO_MSG_PERSISTENT)
+
+int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, uint64_t *seq,
+		      salvo_error *err)
+{
+	enum claim how = CLAIMED;
+	int rc;
+
+	if (!p || !m || !m->exchange || !m->routing_key || (!m->body && m->len)) {
+		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			     "salvo_publish: publisher, exchange, routing key and body are required");
+		return SALVO_ERR_INVALID_ARGUMENT;
+	}
+	if (m->flags & ~(unsigned)SALVO_MSG_KNOWN)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_publish: unknown flags 0x%x (SALVO_MSG_MANDATORY and "
+				    "SALVO_MSG_PERSISTENT are the flags)",
+				    m->flags & ~(unsigned)SALVO_MSG_KNOWN);
+	if (timeout_ms < SALVO_FOREVER)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_publish: timeout %d ms (SALVO_FOREVER, 0 or more)",
+				    timeout_ms);
+	rc = claim(p, "salvo_publish", &how, err);
+	if (rc)
+		return rc;
+	rc = publish_claimed(p, m, timeout_ms, seq, err);
+	give_back(p, how);
+	return rc;
+}
+
 int salvo_publish(salvo_publisher *p, const char *exchange, const char *routing_key,
 		  const void *body, size_t len, unsigned flags, int timeout_ms, salvo_error *err)
 {
@@ -591,27 +706,39 @@ int salvo_publish(salvo_publisher *p, const char *exchange, const char *routing_
 	return salvo_publish_msg(p, &m, timeout_ms, NULL, err);
 }
 
-int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *err)
+/* The checks every call but publish starts with: a publisher and a timeout that means
+ * something; then the claim (refused from inside on_outcome). */
+static int enter(salvo_publisher *p, const char *call, int timeout_ms, salvo_error *err)
 {
-	if (!p) {
-		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no publisher");
-		return SALVO_ERR_INVALID_ARGUMENT;
-	}
-	if (p->mode != SALVO_CONFIRM_ASYNC)
-		return 0;
-	return (int)deliver(p, max > INT32_MAX ? INT32_MAX : max);
+	if (!p)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "%s: no publisher", call);
+	if (timeout_ms < SALVO_FOREVER)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "%s: timeout %d ms (SALVO_FOREVER, 0 or more)", call,
+				    timeout_ms);
+	return claim_outside_outcome(p, call, err);
 }
 
-int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err)
+int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *err)
+{
+	int rc = enter(p, "salvo_publisher_poll", 0, err);
+
+	if (rc)
+		return rc;
+	if (p->mode == SALVO_CONFIRM_ASYNC)
+		rc = (int)deliver(p, max > INT32_MAX ? INT32_MAX : max);
+	give_back(p, CLAIMED);
+	return rc;
+}
+
+/* salvo_publisher_flush once the publisher is claimed. */
+static int flush_claimed(salvo_publisher *p, int timeout_ms, salvo_error *err)
 {
 	struct timespec ts;
 	bool bounded;
 	int rc;
 
-	if (!p) {
-		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no publisher");
-		return SALVO_ERR_INVALID_ARGUMENT;
-	}
 	bounded = deadline_at(timeout_ms, &ts);
 	if (confirming(p)) {
 		rc = wait_done(p, p->seq, bounded ? &ts : NULL);
@@ -632,25 +759,45 @@ int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err)
 	return rc;
 }
 
-int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_error *err)
+int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err)
 {
+	int rc = enter(p, "salvo_publisher_flush", timeout_ms, err);
+
+	if (rc)
+		return rc;
+	rc = flush_claimed(p, timeout_ms, err);
+	give_back(p, CLAIMED);
+	return rc;
+}
+
+/* salvo_publisher_wait_confirms once the publisher is claimed. */
+static int wait_confirms_claimed(salvo_publisher *p, int timeout_ms, salvo_error *err)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	int rc;
 
-	if (!p) {
-		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no publisher");
-		return SALVO_ERR_INVALID_ARGUMENT;
-	}
-	if (!confirming(p))
-		return salvo_publisher_flush(p, timeout_ms, err);
-	rc = salvo_publisher_flush(p, timeout_ms, err);
-	if (rc == SALVO_ERR_TIMEOUT) {
+	for (;;) {
+		int left = timeout_ms;
+
+		if (timeout_ms > 0) {
+			uint64_t now = sv_now_ns();
+			left = now < deadline ? (int)((deadline - now + 999999u) / 1000000u) : 0;
+		}
+		rc = flush_claimed(p, left, err);
+		if (!confirming(p))
+			return rc;
+		if (p->mode == SALVO_CONFIRM_SYNC) {
+			skip_to(p, p->seq);
+			break;
+		}
 		deliver(p, 0);
-		return rc;
+		if (rc == SALVO_ERR_TIMEOUT)
+			return rc;
+		/* The callbacks published more (republishing what came back): those are
+		 * "published so far" too. */
+		if (p->reported == p->seq || rc)
+			break;
 	}
-	if (p->mode == SALVO_CONFIRM_ASYNC)
-		deliver(p, 0);
-	else
-		skip_to(p, p->seq);
 	/* The worst outcome delivered since the last call; else the channel's end, which
 	 * flush reports even when every message was acked before it. */
 	if (p->wait_status) {
@@ -658,6 +805,17 @@ int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_erro
 		sv_error_copy(err, &p->wait_err);
 	}
 	p->wait_status = 0;
+	return rc;
+}
+
+int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_error *err)
+{
+	int rc = enter(p, "salvo_publisher_wait_confirms", timeout_ms, err);
+
+	if (rc)
+		return rc;
+	rc = wait_confirms_claimed(p, timeout_ms, err);
+	give_back(p, CLAIMED);
 	return rc;
 }
 
@@ -879,12 +1037,12 @@ int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 	uint64_t deadline;
 	int rc, rc2;
 
-	if (!p) {
-		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no publisher");
-		return SALVO_ERR_INVALID_ARGUMENT;
-	}
+	/* Claimed for good: the publisher is freed (here or by the I/O thread). */
+	rc = enter(p, "salvo_publisher_close", timeout_ms, err);
+	if (rc)
+		return rc;
 	deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	rc = salvo_publisher_flush(p, timeout_ms, err);
+	rc = flush_claimed(p, timeout_ms, err);
 	rc2 = attach(p, SV_REQ_DETACH, close_step_ms(deadline, timeout_ms, SALVO_FOREVER),
 		     &local);
 	if (rc2 == DETACH_HANDED_OVER) {
@@ -1086,6 +1244,15 @@ int salvo_publisher_pool_get(salvo_publisher_pool *pool, salvo_publisher **out, 
 	pthread_setspecific(pool->key, e);
 	*out = e->pub;
 	return 0;
+}
+
+int salvo_publisher_pool_publish(salvo_publisher_pool *pool, const salvo_msg *m, int timeout_ms,
+				 uint64_t *seq, salvo_error *err)
+{
+	salvo_publisher *p;
+	int rc = salvo_publisher_pool_get(pool, &p, err);
+
+	return rc ? rc : salvo_publish_msg(p, m, timeout_ms, seq, err);
 }
 
 int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeout_ms, salvo_error *err)

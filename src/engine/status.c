@@ -42,6 +42,8 @@ const char *salvo_err2str(int status)
 		return "returned by the broker";
 	case SALVO_ERR_CANCELLED:
 		return "consumer cancelled";
+	case SALVO_ERR_INVALID_STATE:
+		return "not allowed now";
 	}
 	if (status > 0 && status <= UINT16_MAX) {
 		const char *label = sv_reply_code_label((uint16_t)status);

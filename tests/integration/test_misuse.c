@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The mistakes a user makes next, against the real RabbitMQ: none may corrupt the
+ * connection or hide a loss.
+ *   republish from outcome   on_outcome publishes again (on the same publisher) every
+ *                            message the broker returned: the connection survives and
+ *                            every republished message is acked and queued
+ *   shared publisher         two threads publish on one publisher: the second is refused
+ *                            with SALVO_ERR_INVALID_STATE before anything reaches the ring,
+ *                            the connection survives, and what was accepted is queued
+ *   any-thread publish       the same two threads through salvo_publisher_pool_publish
+ *   outcome callback limits  inside on_outcome: a second publish finding the window full
+ *                            returns WOULD_BLOCK at once; poll, flush, wait and close are
+ *                            refused with INVALID_STATE; the publisher goes on
+ *   bad arguments            unknown SALVO_MSG_* bits and timeouts below SALVO_FOREVER are
+ *                            refused with INVALID_ARGUMENT before anything is sent
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "rabbit.h"
+
+struct republish {
+	salvo_publisher *p;
+	const char *queue;
+	uint64_t returned, acked, other, republish_errors;
+	int depth, max_depth;
+};
+
+static void on_outcome(const salvo_outcome *o, void *arg)
+{
+	struct republish *r = arg;
+	salvo_error err;
+
+	if (++r->depth > r->max_depth)
+		r->max_depth = r->depth;
+	if (o->kind == SALVO_OUTCOME_RETURNED) {
+		r->returned++;
+		/* The unroutable message goes again, this time to a queue. */
+		salvo_msg m = {"", r->queue, "again", 5, 0, .opaque = NULL};
+		int rc = salvo_publish_msg(r->p, &m, 5000, NULL, &err);
+		if (rc) {
+			fprintf(stderr, "republish: %d %s\n", rc, err.text);
+			r->republish_errors++;
+		}
+	} else if (o->kind == SALVO_OUTCOME_ACKED) {
+		r->acked++;
+	} else {
+		if (!r->other && o->error)
+			fprintf(stderr, "outcome %d: %s\n", o->kind, o->error->text);
+		r->other++;
+	}
+	r->depth--;
+}
+
+static void case_republish_from_outcome(void)
+{
+	enum { N = 5000 };
+	salvo_client *c = rabbit_connect(rabbit_test_uri(), NULL);
+	struct republish r = {.queue = "salvo.test.misuse.republish"};
+	salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC, .window = 64,
+				  .on_outcome = on_outcome, .on_outcome_arg = &r};
+	salvo_channel *ch;
+	salvo_error err;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, r.queue, NULL);
+	OK(salvo_publisher_new(c, &o, &r.p, &err));
+	for (int i = 0; i < N; i++) {
+		salvo_msg m = {"amq.direct", "salvo.test.misuse.nowhere", "lost", 4,
+			       SALVO_MSG_MANDATORY, .opaque = NULL};
+		OK(salvo_publish_msg(r.p, &m, 5000, NULL, &err));
+	}
+	/* The worst outcome since the last wait: returns, none nacked or failed. */
+	int rc = salvo_publisher_wait_confirms(r.p, 30000, &err);
+	printf("wait_confirms: %d (%s), reply %u\n", rc, salvo_err2str(rc), err.reply_code);
+	CHECK(rc == SALVO_ERR_RETURNED && err.reply_code == 312);
+	printf("returned %llu, republished and acked %llu, other %llu, republish errors %llu, "
+	       "callback depth %d\n",
+	       (unsigned long long)r.returned, (unsigned long long)r.acked,
+	       (unsigned long long)r.other, (unsigned long long)r.republish_errors,
+	       r.max_depth);
+	CHECK(r.returned == N && r.acked == N && r.other == 0 && r.republish_errors == 0);
+	CHECK(channel_queue_count(ch, r.queue) == N);
+	OK(salvo_publisher_close(r.p, 5000, &err));
+	OK(salvo_queue_delete(ch, r.queue, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(c, 5000);
+}
+
+struct sharer {
+	salvo_publisher *p;
+	salvo_publisher_pool *pool;
+	const char *queue;
+	int n;
+	uint64_t accepted, refused, other;
+	char refusal[256];
+};
+
+static void *share_thread(void *arg)
+{
+	struct sharer *s = arg;
+	char body[100];
+
+	memset(body, 'x', sizeof body);
+	for (int i = 0; i < s->n; i++) {
+		salvo_error err;
+		salvo_msg m = {"", s->queue, body, sizeof body, 0, .opaque = NULL};
+		int rc = s->pool ? salvo_publisher_pool_publish(s->pool, &m, 5000, NULL, &err)
+				 : salvo_publish_msg(s->p, &m, 5000, NULL, &err);
+		if (rc == 0) {
+			s->accepted++;
+		} else if (rc == SALVO_ERR_INVALID_STATE) {
+			if (!s->refused++)
+				snprintf(s->refusal, sizeof s->refusal, "%s", err.text);
+		} else {
+			if (!s->other++)
+				fprintf(stderr, "publish: %d %s\n", rc, err.text);
+		}
+	}
+	return NULL;
+}
+
+static void run_sharers(bool pool)
+{
+	enum { THREADS = 2, N = 200000 };
+	salvo_client *c = rabbit_connect(rabbit_test_uri(), NULL);
+	const char *q = pool ? "salvo.test.misuse.pool" : "salvo.test.misuse.shared";
+	struct sharer s[THREADS];
+	pthread_t t[THREADS];
+	salvo_publisher *p = NULL;
+	salvo_publisher_pool *pp = NULL;
+	salvo_channel *ch;
+	salvo_error err;
+	uint64_t accepted = 0, refused = 0;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, q, NULL);
+	if (pool)
+		OK(salvo_publisher_pool_new(c, NULL, &pp, &err));
+	else
+		OK(salvo_publisher_new(c, NULL, &p, &err));
+	for (int i = 0; i < THREADS; i++) {
+		s[i] = (struct sharer){.p = p, .pool = pp, .queue = q, .n = N};
+		CHECK(pthread_create(&t[i], NULL, share_thread, &s[i]) == 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		CHECK(pthread_join(t[i], NULL) == 0);
+		printf("thread %d: accepted %llu, refused %llu, other %llu%s%s\n", i,
+		       (unsigned long long)s[i].accepted, (unsigned long long)s[i].refused,
+		       (unsigned long long)s[i].other, s[i].refused ? ": " : "", s[i].refusal);
+		CHECK(s[i].other == 0);
+		accepted += s[i].accepted;
+		refused += s[i].refused;
+	}
+	if (pool) {
+		CHECK(refused == 0 && accepted == THREADS * N);
+		OK(salvo_publisher_pool_destroy(pp, 10000, &err));
+	} else {
+		CHECK(accepted + refused == THREADS * N);
+		for (int i = 0; i < THREADS; i++)
+			if (s[i].refused)
+				CHECK(strstr(s[i].refusal, "salvo_publisher_pool") != NULL);
+		OK(salvo_publisher_close(p, 10000, &err));
+	}
+	/* Everything accepted reached the queue: nothing corrupt, nothing lost. */
+	double deadline = now_s() + 10;
+	uint32_t n;
+	while ((n = channel_queue_count(ch, q)) < accepted && now_s() < deadline)
+		;
+	printf("queue holds %u of %llu accepted\n", n, (unsigned long long)accepted);
+	CHECK(n == accepted);
+	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(c, 5000);
+}
+
+static void case_shared_publisher(void)
+{
+	run_sharers(false);
+}
+
+static void case_any_thread_publish(void)
+{
+	run_sharers(true);
+}
+
+struct limits {
+	salvo_publisher *p;
+	const char *queue;
+	int calls, first_ok, second_would_block, refused, returned, acked;
+};
+
+static void on_outcome_limits(const salvo_outcome *o, void *arg)
+{
+	struct limits *l = arg;
+	salvo_error err;
+	salvo_msg m = {"", l->queue, "x", 1, 0, .opaque = NULL};
+
+	l->calls++;
+	if (o->kind == SALVO_OUTCOME_ACKED) {
+		l->acked++;
+		return;
+	}
+	CHECK(o->kind == SALVO_OUTCOME_RETURNED);
+	l->returned++;
+	l->first_ok += salvo_publish_msg(l->p, &m, 1000, NULL, &err) == 0;
+	int rc = salvo_publish_msg(l->p, &m, 1000, NULL, &err);
+	if (rc == SALVO_ERR_WOULD_BLOCK && strstr(err.text, "on_outcome"))
+		l->second_would_block++;
+	l->refused += salvo_publisher_poll(l->p, 0, &err) == SALVO_ERR_INVALID_STATE;
+	l->refused += salvo_publisher_flush(l->p, 0, &err) == SALVO_ERR_INVALID_STATE;
+	l->refused += salvo_publisher_wait_confirms(l->p, 0, &err) == SALVO_ERR_INVALID_STATE;
+	l->refused += salvo_publisher_close(l->p, 0, &err) == SALVO_ERR_INVALID_STATE;
+	CHECK(strstr(err.text, "inside on_outcome"));
+}
+
+static void case_outcome_callback_limits(void)
+{
+	salvo_client *c = rabbit_connect(rabbit_test_uri(), NULL);
+	struct limits l = {.queue = "salvo.test.misuse.limits"};
+	enum { W = 64 }; /* the smallest window */
+	salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC, .window = W,
+				  .on_outcome = on_outcome_limits, .on_outcome_arg = &l};
+	salvo_channel *ch;
+	salvo_error err;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, l.queue, NULL);
+	OK(salvo_publisher_new(c, &o, &l.p, &err));
+	for (int i = 0; i < W; i++) {
+		salvo_msg m = {"amq.direct", "salvo.test.misuse.nowhere", "r", 1,
+			       SALVO_MSG_MANDATORY, .opaque = NULL};
+		OK(salvo_publish_msg(l.p, &m, 5000, NULL, &err));
+	}
+	CHECK(salvo_publisher_wait_confirms(l.p, 10000, &err) == SALVO_ERR_RETURNED);
+	printf("callbacks %d: returned %d, acked %d; first publish ok %d, second would-block "
+	       "%d, refused calls %d\n",
+	       l.calls, l.returned, l.acked, l.first_ok, l.second_would_block, l.refused);
+	CHECK(l.returned == W && l.first_ok == W && l.second_would_block == W);
+	CHECK(l.refused == 4 * W && l.acked == W);
+	CHECK(channel_queue_count(ch, l.queue) == W);
+	OK(salvo_publisher_close(l.p, 5000, &err));
+	OK(salvo_queue_delete(ch, l.queue, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(c, 5000);
+}
+
+static void case_bad_arguments(void)
+{
+	salvo_client *c = rabbit_connect(rabbit_test_uri(), NULL);
+	const char *q = "salvo.test.misuse.args";
+	salvo_publisher *p;
+	salvo_channel *ch;
+	salvo_error err;
+	salvo_msg m = {"", q, "x", 1, 0x4, .opaque = NULL};
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, q, NULL);
+	OK(salvo_publisher_new(c, NULL, &p, &err));
+	CHECK(salvo_publish_msg(p, &m, 1000, NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	printf("flags 0x4: %s\n", err.text);
+	CHECK(strstr(err.text, "0x4"));
+	m.flags = 0;
+	CHECK(salvo_publish_msg(p, &m, -2, NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	printf("timeout -2: %s\n", err.text);
+	CHECK(salvo_publisher_flush(p, -5, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(salvo_publisher_close(p, -7, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	/* Nothing was sent, and the publisher works. */
+	OK(salvo_publish_msg(p, &m, SALVO_FOREVER, NULL, &err));
+	OK(salvo_publisher_close(p, 5000, &err));
+	double deadline = now_s() + 5;
+	while (channel_queue_count(ch, q) < 1 && now_s() < deadline)
+		;
+	CHECK(channel_queue_count(ch, q) == 1);
+	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(c, 5000);
+}
+
+static const struct test_case cases[] = {
+	{"republish from outcome", case_republish_from_outcome},
+	{"shared publisher", case_shared_publisher},
+	{"any-thread publish", case_any_thread_publish},
+	{"outcome callback limits", case_outcome_callback_limits},
+	{"bad arguments", case_bad_arguments},
+};
+
+int main(int argc, char **argv)
+{
+	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
+}
