@@ -343,12 +343,20 @@ SALVO_API int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo
 typedef int (*salvo_on_connect_fn)(salvo_client *c, void *arg, salvo_error *err);
 SALVO_API int salvo_conf_add_on_connect(salvo_conf *conf, salvo_on_connect_fn fn, void *arg);
 
-/* What happened to the connection, for the application to log or act on. */
+/*
+ * What happened to the connection, for the application to log or act on. Every end of the
+ * connection the application did not ask for (salvo_client_close) is reported: a
+ * CONNECTION_LOST with its error, then RECONNECTING and RECONNECTED when it is retried,
+ * or GIVING_UP when it is not (a broker's hard error such as 503 COMMAND_INVALID, a
+ * protocol violation, 403, reconnect off) or the attempts run out.
+ */
 typedef enum salvo_event_kind {
 	SALVO_EVENT_CONNECTION_LOST = 1, /* error: why */
 	SALVO_EVENT_RECONNECTING,	 /* attempt, delay_ms before it */
 	SALVO_EVENT_RECONNECTED,	 /* attempt, endpoint */
-	SALVO_EVENT_GIVING_UP,		 /* error: the last failure; the client is closed */
+	/* error: the last failure; reason: why it was not retried, when it was not. The
+	 * client is closed: every call on it returns that error. */
+	SALVO_EVENT_GIVING_UP,
 	SALVO_EVENT_BLOCKED,		 /* reason: the broker's (connection.blocked) */
 	SALVO_EVENT_UNBLOCKED,
 	/* The broker cancelled a consumer (consumer_cancel_notify: its queue was deleted, or

@@ -898,6 +898,20 @@ static bool recoverable(salvo_client *c, const salvo_error *why)
 	       why->status == 320 /* CONNECTION_FORCED */ || why->status == 541 /* INTERNAL_ERROR */;
 }
 
+/* A connection that ends for good without the application asking: a supervisor polling
+ * events learns it as any loss (lost, then giving up), with the error. */
+static void report_end(salvo_client *c, const salvo_error *why)
+{
+	salvo_event ev = {.kind = SALVO_EVENT_CONNECTION_LOST, .error = *why};
+
+	sv_event_push(c, &ev);
+	ev.kind = SALVO_EVENT_GIVING_UP;
+	snprintf(ev.reason, sizeof ev.reason, "%s",
+		 c->set.conf.reconnect ? "not retried: a new connection would meet the same error"
+				       : "not retried: reconnect is off");
+	sv_event_push(c, &ev);
+}
+
 static void conn_fail(salvo_client *c, const salvo_error *why)
 {
 	if (!live(c))
@@ -911,6 +925,8 @@ static void conn_fail(salvo_client *c, const salvo_error *why)
 		shutdown(c->sess.fd, SHUT_RDWR);
 		return;
 	}
+	if (!c->close_req && atomic_load(&c->state) == SV_CONN_OPEN)
+		report_end(c, why);
 	close_all(c, why);
 }
 

@@ -14,6 +14,9 @@
  *                            refused with INVALID_STATE; the publisher goes on
  *   bad arguments            unknown SALVO_MSG_* bits and timeouts below SALVO_FOREVER are
  *                            refused with INVALID_ARGUMENT before anything is sent
+ *   hard error event         an exchange of type "fanoutt" makes RabbitMQ close the
+ *                            connection with 503: not retried, and a supervisor polling
+ *                            events learns it (connection lost, then giving up, with 503)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -280,12 +283,46 @@ static void case_bad_arguments(void)
 	rabbit_close(c, 5000);
 }
 
+static void case_hard_error_event(void)
+{
+	salvo_client *c = rabbit_connect(rabbit_test_uri(), NULL);
+	salvo_publisher *p;
+	salvo_channel *ch;
+	salvo_error err;
+	salvo_event ev;
+	int rc;
+
+	OK(salvo_publisher_new(c, NULL, &p, &err));
+	OK(salvo_channel_open(c, &ch, &err));
+	rc = salvo_exchange_declare(ch, "salvo.test.misuse.typo", "fanoutt", 0, NULL, &err);
+	printf("exchange.declare type fanoutt: %d, kind %d: %s\n", rc, err.kind, err.text);
+	CHECK(rc == 503 && err.kind == SALVO_ERROR_CONNECTION);
+	/* What a supervisor sees. */
+	rc = salvo_client_poll_event(c, &ev, 5000);
+	printf("first event: rc %d, kind %d, error %d: %s\n", rc, rc ? 0 : ev.kind,
+	       rc ? 0 : ev.error.status, rc ? "" : ev.error.text);
+	CHECK(rc == 0 && ev.kind == SALVO_EVENT_CONNECTION_LOST && ev.error.status == 503);
+	CHECK(salvo_client_poll_event(c, &ev, 5000) == 0);
+	printf("second event: kind %d, error %d, reason \"%s\"\n", ev.kind, ev.error.status,
+	       ev.reason);
+	CHECK(ev.kind == SALVO_EVENT_GIVING_UP && ev.error.status == 503 && ev.reason[0]);
+	CHECK(salvo_client_poll_event(c, &ev, 200) == SALVO_ERR_TIMEOUT);
+	/* The publisher is dead with the connection's error. */
+	rc = salvo_publish(p, "", "q", "x", 1, 0, 1000, &err);
+	CHECK(rc == 503);
+	salvo_publisher_close(p, 1000, NULL);
+	salvo_channel_close(ch, NULL);
+	salvo_client_close(c, 1000, NULL);
+	salvo_client_destroy(c);
+}
+
 static const struct test_case cases[] = {
 	{"republish from outcome", case_republish_from_outcome},
 	{"shared publisher", case_shared_publisher},
 	{"any-thread publish", case_any_thread_publish},
 	{"outcome callback limits", case_outcome_callback_limits},
 	{"bad arguments", case_bad_arguments},
+	{"hard error event", case_hard_error_event},
 };
 
 int main(int argc, char **argv)
