@@ -421,8 +421,10 @@ static int broker_closed(struct handshake *h, const struct sv_connection_close *
 	struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
 
 	send_last(h, &ok);
-	sv_error_set(h->err, status, SALVO_ERROR_CONNECTION, "%.*s", (int)c->reply_text.len,
-		  (const char *)c->reply_text.ptr);
+	char text[sizeof h->err->text];
+
+	sv_error_set(h->err, status, SALVO_ERROR_CONNECTION, "%s",
+		     sv_text_escape(text, sizeof text, c->reply_text.ptr, c->reply_text.len));
 	sv_error_set_reply(h->err, c->reply_code, c->class_id, c->method_id);
 	return status;
 }
@@ -679,25 +681,23 @@ static int check_start(struct handshake *h, const struct sv_connection_start *st
 {
 	struct sv_table caps = {NULL, 0};
 	struct sv_field f;
+	char mech[104];
 
+	sv_text_escape(mech, sizeof mech, st->mechanisms.ptr, st->mechanisms.len);
 	if (st->version_major != 0 || st->version_minor != 9)
 		return sv_error_set(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
 				 "%s speaks AMQP %u-%u, not 0-9 (connection.start)", h->peer,
 				 st->version_major, st->version_minor);
 	if (h->p->auth_external && !has_mechanism(st->mechanisms, "EXTERNAL"))
 		return sv_error_set(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
-				    "%s offers SASL mechanisms \"%.*s\", not EXTERNAL "
+				    "%s offers SASL mechanisms \"%s\", not EXTERNAL "
 				    "(auth_mechanism=external; RabbitMQ needs the "
 				    "rabbitmq_auth_mechanism_ssl plugin)",
-				    h->peer,
-				    (int)(st->mechanisms.len > 100 ? 100 : st->mechanisms.len),
-				    (const char *)st->mechanisms.ptr);
+				    h->peer, mech);
 	if (!h->p->auth_external && !has_mechanism(st->mechanisms, "PLAIN"))
 		return sv_error_set(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
-				 "%s offers SASL mechanisms \"%.*s\"; salvo supports only PLAIN",
-				 h->peer,
-				 (int)(st->mechanisms.len > 100 ? 100 : st->mechanisms.len),
-				 (const char *)st->mechanisms.ptr);
+				 "%s offers SASL mechanisms \"%s\"; salvo supports only PLAIN",
+				 h->peer, mech);
 	copy_property(s->server_product, sizeof s->server_product, st->server_properties,
 		      "product");
 	copy_property(s->server_version, sizeof s->server_version, st->server_properties,

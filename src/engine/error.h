@@ -17,6 +17,16 @@ int sv_error_set(salvo_error *err, int status, salvo_error_kind kind, const char
 void sv_error_set_reply(salvo_error *err, uint16_t reply_code, uint16_t class_id,
 			uint16_t method_id);
 
+/*
+ * Text from the network (a reply text, a blocked reason, a consumer tag) made safe for
+ * terminals and logs, into dst (cap >= 4 bytes, NUL-terminated): well-formed UTF-8 stays as
+ * it is; control characters (NUL and the rest of C0, DEL, C1), every byte that is not part
+ * of a well-formed UTF-8 sequence, and the backslash become \xNN (\\ for a backslash), so
+ * nothing is cut at a NUL and nothing reaches a terminal as a command. Cut at a character
+ * boundary, ending in "...", when it does not fit. Returns dst. Pure; any thread.
+ */
+const char *sv_text_escape(char *dst, size_t cap, const uint8_t *src, size_t len);
+
 static inline void sv_error_copy(salvo_error *dst, const salvo_error *src)
 {
 	if (dst)

@@ -142,9 +142,11 @@ static void send_method(salvo_client *c, uint16_t channel, const struct sv_metho
 static void broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
 			 struct sv_bytes text, uint16_t class_id, uint16_t method_id)
 {
+	char t[sizeof e->text];
+
 	/* A close without a code would read as success. */
-	sv_error_set(e, code ? code : SALVO_ERR_PROTOCOL, kind, "%.*s", (int)text.len,
-		     (const char *)text.ptr);
+	sv_error_set(e, code ? code : SALVO_ERR_PROTOCOL, kind, "%s",
+		     sv_text_escape(t, sizeof t, text.ptr, text.len));
 	sv_error_set_reply(e, code, class_id, method_id);
 }
 
@@ -400,17 +402,20 @@ static void cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes 
 	struct salvo_consumer *cons = unlink_consumer(ch, tag);
 	salvo_event ev = {.kind = SALVO_EVENT_CONSUMER_CANCELLED, .channel = ch->id};
 	salvo_error e;
+	char shown[128];
 
 	if (!cons)
 		return; /* our cancel crossed the broker's */
+	/* The tag may be the broker's choice. */
+	sv_text_escape(shown, sizeof shown, (const uint8_t *)cons->tag, strlen(cons->tag));
 	if (server)
 		sv_error_set(&e, SALVO_ERR_CANCELLED, SALVO_ERROR_CHANNEL,
 			     "the broker cancelled consumer '%s' on channel %u (its queue was "
 			     "deleted, or the queue's node went down)",
-			     cons->tag, ch->id);
+			     shown, ch->id);
 	else
 		sv_error_set(&e, SALVO_ERR_CANCELLED, SALVO_ERROR_LOCAL,
-			     "consumer '%s' was cancelled by the application", cons->tag);
+			     "consumer '%s' was cancelled by the application", shown);
 	sv_consumer_end(cons, &e);
 	if (server) {
 		snprintf(ev.consumer_tag, sizeof ev.consumer_tag, "%s", cons->tag);
@@ -561,9 +566,11 @@ static void start_delivery(salvo_client *c, salvo_channel *ch, const struct sv_b
 	struct salvo_message *msg;
 
 	if (!cons) {
-		protocol_error(c, 503, "basic.deliver on channel %u for consumer tag '%.*s', "
+		char tag[128];
+		protocol_error(c, 503, "basic.deliver on channel %u for consumer tag '%s', "
 			       "which that channel does not have",
-			       ch->id, (int)a->consumer_tag.len, (const char *)a->consumer_tag.ptr);
+			       ch->id, sv_text_escape(tag, sizeof tag, a->consumer_tag.ptr,
+						      a->consumer_tag.len));
 		return;
 	}
 	msg = start_message(c, ch, a->delivery_tag, a->redelivered, a->exchange, a->routing_key);
@@ -701,11 +708,13 @@ static void start_return(salvo_client *c, salvo_channel *ch, const struct sv_bas
 		conn_fail(c, &e);
 		return;
 	}
+	char text[80], exchange[80], routing_key[80];
 	sv_error_set(&r->err, SALVO_ERR_RETURNED, SALVO_ERROR_CHANNEL,
-		     "returned %u %.*s: exchange '%.*s', routing key '%.*s'", a->reply_code,
-		     (int)a->reply_text.len, (const char *)a->reply_text.ptr,
-		     (int)a->exchange.len, (const char *)a->exchange.ptr,
-		     (int)a->routing_key.len, (const char *)a->routing_key.ptr);
+		     "returned %u %s: exchange '%s', routing key '%s'", a->reply_code,
+		     sv_text_escape(text, sizeof text, a->reply_text.ptr, a->reply_text.len),
+		     sv_text_escape(exchange, sizeof exchange, a->exchange.ptr, a->exchange.len),
+		     sv_text_escape(routing_key, sizeof routing_key, a->routing_key.ptr,
+				    a->routing_key.len));
 	r->err.reply_code = a->reply_code;
 	copy_str(r->exchange, a->exchange);
 	copy_str(r->routing_key, a->routing_key);
@@ -981,7 +990,7 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		 * frames and heartbeats go on. */
 		c->blocked = true;
 		c->blocked_since = sv_now_ns();
-		snprintf(ev.reason, sizeof ev.reason, "%.*s", (int)r.len, (const char *)r.ptr);
+		sv_text_escape(ev.reason, sizeof ev.reason, r.ptr, r.len);
 		snprintf(c->blocked_reason, sizeof c->blocked_reason, "%.120s", ev.reason);
 		sv_event_push(c, &ev);
 		return;

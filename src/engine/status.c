@@ -98,6 +98,101 @@ const char *salvo_error_format(const salvo_error *err, char *buf, size_t len)
 	return buf;
 }
 
+/* The length of the well-formed UTF-8 sequence at s (n bytes left), 0 if there is none:
+ * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+static size_t utf8_len(const uint8_t *s, size_t n)
+{
+	uint8_t b = s[0], lo = 0x80, hi = 0xbf;
+	size_t len;
+
+	if (b < 0x80)
+		return 1;
+	if (b >= 0xc2 && b <= 0xdf)
+		len = 2;
+	else if (b >= 0xe0 && b <= 0xef)
+		len = 3;
+	else if (b >= 0xf0 && b <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (n < len)
+		return 0;
+	if (b == 0xe0)
+		lo = 0xa0; /* overlong below U+0800 */
+	else if (b == 0xed)
+		hi = 0x9f; /* surrogates */
+	else if (b == 0xf0)
+		lo = 0x90; /* overlong below U+10000 */
+	else if (b == 0xf4)
+		hi = 0x8f; /* above U+10FFFF */
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* The escaped form of the character at src[i] into piece (at most 4 bytes); returns its
+ * length and sets *n to the input bytes it stands for. */
+static size_t escape_one(const uint8_t *src, size_t len, size_t i, char *piece, size_t *n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t k = utf8_len(src + i, len - i);
+	/* C1 controls, U+0080..U+009F, are C2 80..C2 9F. */
+	bool c1 = k == 2 && src[i] == 0xc2 && src[i + 1] <= 0x9f;
+
+	*n = 1;
+	if (k == 1 && src[i] >= 0x20 && src[i] != 0x7f && src[i] != '\\') {
+		piece[0] = (char)src[i];
+		return 1;
+	}
+	if (k == 1 && src[i] == '\\') {
+		piece[0] = piece[1] = '\\';
+		return 2;
+	}
+	if (k > 1 && !c1) {
+		memcpy(piece, src + i, k);
+		*n = k;
+		return k;
+	}
+	/* One byte escaped; the next is looked at afresh (a C1's second byte too). */
+	piece[0] = '\\';
+	piece[1] = 'x';
+	piece[2] = hex[src[i] >> 4];
+	piece[3] = hex[src[i] & 15];
+	return 4;
+}
+
+const char *sv_text_escape(char *dst, size_t cap, const uint8_t *src, size_t len)
+{
+	size_t used = 0, total = 0, i, n;
+	char piece[4];
+
+	if (cap < 4) {
+		if (cap)
+			dst[0] = '\0';
+		return dst;
+	}
+	for (i = 0; i < len && total < cap; i += n)
+		total += escape_one(src, len, i, piece, &n);
+	/* Cut when it does not all fit: then keep room for "...". */
+	size_t room = total < cap ? cap - 1 : cap - 4;
+	for (i = 0; i < len; i += n) {
+		size_t plen = escape_one(src, len, i, piece, &n);
+		if (used + plen > room)
+			break;
+		memcpy(dst + used, piece, plen);
+		used += plen;
+	}
+	if (i < len) {
+		memcpy(dst + used, "...", 3);
+		used += 3;
+	}
+	dst[used] = '\0';
+	return dst;
+}
+
 const char *salvo_version(void)
 {
 	return SALVO_VERSION_STRING;
