@@ -171,7 +171,8 @@ SALVO_API void salvo_conf_print_help(FILE *out);
 /*
  * Timeouts. Every blocking call takes timeout_ms: > 0 waits at most that long and then
  * returns SALVO_ERR_TIMEOUT; 0 never waits (SALVO_ERR_WOULD_BLOCK where waiting would be
- * needed); SALVO_FOREVER waits without a deadline.
+ * needed); SALVO_FOREVER waits without a deadline. Anything below SALVO_FOREVER is refused
+ * with SALVO_ERR_INVALID_ARGUMENT before the call does anything.
  */
 #define SALVO_FOREVER (-1)
 
@@ -417,7 +418,8 @@ SALVO_API int salvo_channel_open(salvo_client *c, salvo_channel **out, salvo_err
  * is never lost), or SALVO_ERR_TIMEOUT. */
 SALVO_API int salvo_channel_close(salvo_channel *ch, salvo_error *err);
 
-/* Flags of declares and deletes; each method uses the ones that apply to it. */
+/* Flags of declares and deletes; each method takes the ones marked for it (no mark: both
+ * declares), and refuses any other bit with SALVO_ERR_INVALID_ARGUMENT. */
 #define SALVO_PASSIVE 0x01u
 #define SALVO_DURABLE 0x02u
 #define SALVO_AUTO_DELETE 0x04u

@@ -213,6 +213,24 @@ static struct sv_bytes str(const char *s)
 			return rc_;                                                              \
 	} while (0)
 
+/* Flags a method does not take are refused: a stray bit (0xffff) must not become a
+ * passive declare that fails with a misleading 404. */
+static int check_flags(const char *method, unsigned flags, unsigned allowed, salvo_error *err)
+{
+	if (!(flags & ~allowed))
+		return 0;
+	return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			    "%s: flags 0x%x are not among those it takes (0x%x)", method,
+			    flags & ~allowed, allowed);
+}
+
+#define CHECK_FLAGS(method, flags, allowed)                                                      \
+	do {                                                                                     \
+		int rc_ = check_flags(method, flags, allowed, err);                              \
+		if (rc_)                                                                         \
+			return rc_;                                                              \
+	} while (0)
+
 /* Arguments are a field table; an array made by salvo_array_new would be sent as a
  * malformed one, and the broker would close the connection over it. */
 #define CHECK_ARGUMENTS(t)                                                                       \
@@ -233,6 +251,8 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 	struct sv_method m = {.id = SV_EXCHANGE_DECLARE};
 
 	CHECK_CHANNEL(ch);
+	CHECK_FLAGS("exchange.declare", flags,
+		    SALVO_PASSIVE | SALVO_DURABLE | SALVO_AUTO_DELETE | SALVO_INTERNAL);
 	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("exchange", exchange);
 	CHECK_NAME("exchange type", type);
@@ -254,6 +274,7 @@ int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flag
 	struct sv_method m = {.id = SV_EXCHANGE_DELETE};
 
 	CHECK_CHANNEL(ch);
+	CHECK_FLAGS("exchange.delete", flags, SALVO_IF_UNUSED);
 	CHECK_NAME("exchange", exchange);
 	m.a.exchange_delete.exchange = str(exchange);
 	m.a.exchange_delete.if_unused = flags & SALVO_IF_UNUSED;
@@ -306,6 +327,8 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 	int rc;
 
 	CHECK_CHANNEL(ch);
+	CHECK_FLAGS("queue.declare", flags,
+		    SALVO_PASSIVE | SALVO_DURABLE | SALVO_EXCLUSIVE | SALVO_AUTO_DELETE);
 	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("queue", queue);
 	m.a.queue_declare = (struct sv_queue_declare){
@@ -392,6 +415,7 @@ int salvo_queue_delete(salvo_channel *ch, const char *queue, unsigned flags,
 	struct sv_method m = {.id = SV_QUEUE_DELETE};
 
 	CHECK_CHANNEL(ch);
+	CHECK_FLAGS("queue.delete", flags, SALVO_IF_UNUSED | SALVO_IF_EMPTY);
 	CHECK_NAME("queue", queue);
 	m.a.queue_delete.queue = str(queue);
 	m.a.queue_delete.if_unused = flags & SALVO_IF_UNUSED;

@@ -244,6 +244,9 @@ int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms)
 	struct timespec ts;
 	int rc = 0;
 
+	if (sv_check_timeout("salvo_client_poll_event", timeout_ms, NULL))
+		return SALVO_ERR_INVALID_ARGUMENT;
+
 	if (!c || !ev)
 		return SALVO_ERR_INVALID_ARGUMENT;
 	if (timeout_ms > 0)
@@ -502,6 +505,9 @@ int salvo_client_close(salvo_client *c, int timeout_ms, salvo_error *err)
 {
 	struct sv_request *req;
 	int rc;
+
+	if (sv_check_timeout("salvo_client_close", timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
 
 	if (!c) {
 		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no client");

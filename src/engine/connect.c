@@ -421,10 +421,17 @@ static int broker_closed(struct handshake *h, const struct sv_connection_close *
 	struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
 
 	send_last(h, &ok);
-	char text[sizeof h->err->text];
+	char text[sizeof h->err->text - 80];
 
-	sv_error_set(h->err, status, SALVO_ERROR_CONNECTION, "%s",
-		     sv_text_escape(text, sizeof text, c->reply_text.ptr, c->reply_text.len));
+	sv_text_escape(text, sizeof text, c->reply_text.ptr, c->reply_text.len);
+	/* "amqp://host/" names the empty vhost, which nobody means: say so. */
+	if (c->reply_code == 530 && !h->p->vhost[0])
+		sv_error_set(h->err, status, SALVO_ERROR_CONNECTION,
+			     "%s (the vhost is empty: a URI ending in '/' names the empty vhost; "
+			     "none or /%%2F names '/')",
+			     text);
+	else
+		sv_error_set(h->err, status, SALVO_ERROR_CONNECTION, "%s", text);
 	sv_error_set_reply(h->err, c->reply_code, c->class_id, c->method_id);
 	return status;
 }

@@ -466,6 +466,8 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 int salvo_consumer_get(salvo_consumer *cons, int timeout_ms, salvo_message **msg,
 		       salvo_error *err)
 {
+	if (sv_check_timeout("salvo_consumer_get", timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
 	if (!cons || !msg)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "salvo_consumer_get: consumer and msg are required");
@@ -476,6 +478,9 @@ int salvo_consumer_dispatch(salvo_consumer *cons, int timeout_ms, size_t max, sa
 {
 	salvo_message *m;
 	int n = 0, rc;
+
+	if (sv_check_timeout("salvo_consumer_dispatch", timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
 
 	if (!cons || !cons->on_message)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
@@ -557,6 +562,9 @@ int salvo_client_dispatch(salvo_client *c, int timeout_ms, size_t max, salvo_err
 	struct timespec ts;
 	int n = 0, rc = 0;
 
+	if (sv_check_timeout("salvo_client_dispatch", timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
+
 	if (!c)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "salvo_client_dispatch: no client");
@@ -637,6 +645,11 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	if (opts->arguments && opts->arguments->array)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "arguments must be a table, not a field array");
+	if (opts->flags & ~(SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE | SALVO_CONSUME_NO_LOCAL))
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_consume: unknown flags 0x%x",
+				    opts->flags & ~(SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE |
+						    SALVO_CONSUME_NO_LOCAL));
 	cons = calloc(1, sizeof *cons);
 	if (!cons)
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");

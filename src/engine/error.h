@@ -27,6 +27,16 @@ void sv_error_set_reply(salvo_error *err, uint16_t reply_code, uint16_t class_id
  */
 const char *sv_text_escape(char *dst, size_t cap, const uint8_t *src, size_t len);
 
+/* A timeout_ms is SALVO_FOREVER, 0 or more: anything below is refused (it would otherwise
+ * mean "forever" by accident). Returns 0 or SALVO_ERR_INVALID_ARGUMENT with err filled. */
+static inline int sv_check_timeout(const char *call, int timeout_ms, salvo_error *err)
+{
+	if (timeout_ms >= SALVO_FOREVER)
+		return 0;
+	return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			    "%s: timeout %d ms (SALVO_FOREVER, 0 or more)", call, timeout_ms);
+}
+
 static inline void sv_error_copy(salvo_error *dst, const salvo_error *src)
 {
 	if (dst)

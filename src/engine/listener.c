@@ -317,6 +317,9 @@ int salvo_listener_stop(salvo_listener *l, int timeout_ms, salvo_error *err)
 	bool join = false;
 	int rc = 0;
 
+	if (sv_check_timeout("salvo_listener_stop", timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
+
 	if (!l)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "salvo_listener_stop: no listener");

@@ -131,6 +131,9 @@ int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *err)
 {
 	int rc;
 
+	if (sv_check_timeout("salvo_pool_destroy", timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
+
 	if (!pool)
 		return 0;
 	rc = close_all(pool, pool->size, timeout_ms, err);

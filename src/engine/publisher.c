@@ -686,10 +686,8 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 				    "salvo_publish: unknown flags 0x%x (SALVO_MSG_MANDATORY and "
 				    "SALVO_MSG_PERSISTENT are the flags)",
 				    m->flags & ~(unsigned)SALVO_MSG_KNOWN);
-	if (timeout_ms < SALVO_FOREVER)
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "salvo_publish: timeout %d ms (SALVO_FOREVER, 0 or more)",
-				    timeout_ms);
+	if (sv_check_timeout("salvo_publish", timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
 	rc = claim(p, "salvo_publish", &how, err);
 	if (rc)
 		return rc;
@@ -713,10 +711,8 @@ static int enter(salvo_publisher *p, const char *call, int timeout_ms, salvo_err
 	if (!p)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "%s: no publisher", call);
-	if (timeout_ms < SALVO_FOREVER)
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "%s: timeout %d ms (SALVO_FOREVER, 0 or more)", call,
-				    timeout_ms);
+	if (sv_check_timeout(call, timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
 	return claim_outside_outcome(p, call, err);
 }
 
@@ -1259,6 +1255,9 @@ int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeout_ms, sal
 {
 	struct pool_entry *e;
 	int rc = 0;
+
+	if (sv_check_timeout("salvo_publisher_pool_destroy", timeout_ms, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
 
 	if (!pool)
 		return 0;

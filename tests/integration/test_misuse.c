@@ -12,8 +12,10 @@
  *   outcome callback limits  inside on_outcome: a second publish finding the window full
  *                            returns WOULD_BLOCK at once; poll, flush, wait and close are
  *                            refused with INVALID_STATE; the publisher goes on
- *   bad arguments            unknown SALVO_MSG_* bits and timeouts below SALVO_FOREVER are
- *                            refused with INVALID_ARGUMENT before anything is sent
+ *   bad arguments            unknown SALVO_MSG_* bits, declare and consume flags a method
+ *                            does not take, and timeouts below SALVO_FOREVER are refused
+ *                            with INVALID_ARGUMENT before anything is sent
+ *   empty vhost hint         a URI ending in '/' (the empty vhost): the 530 says so
  *   hard error event         an exchange of type "fanoutt" makes RabbitMQ close the
  *                            connection with 503: not retried, and a supervisor polling
  *                            events learns it (connection lost, then giving up, with 503)
@@ -271,6 +273,20 @@ static void case_bad_arguments(void)
 	printf("timeout -2: %s\n", err.text);
 	CHECK(salvo_publisher_flush(p, -5, &err) == SALVO_ERR_INVALID_ARGUMENT);
 	CHECK(salvo_publisher_close(p, -7, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	/* 0xffff was a passive declare that failed with 404. */
+	CHECK(salvo_queue_declare(ch, "salvo.test.misuse.never", 0xffff, NULL, NULL, &err) ==
+	      SALVO_ERR_INVALID_ARGUMENT);
+	printf("declare flags 0xffff: %s\n", err.text);
+	CHECK(salvo_exchange_declare(ch, "salvo.test.misuse.never", "direct", SALVO_EXCLUSIVE,
+				     NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(salvo_queue_delete(ch, q, SALVO_DURABLE, NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(salvo_exchange_delete(ch, "x", SALVO_IF_EMPTY, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	salvo_consumer *cons;
+	salvo_consumer_opts co = {.flags = 0x100};
+	CHECK(salvo_consume(ch, q, &co, &cons, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	salvo_event ev;
+	CHECK(salvo_client_poll_event(c, &ev, -2) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(salvo_client_close(c, -3, &err) == SALVO_ERR_INVALID_ARGUMENT);
 	/* Nothing was sent, and the publisher works. */
 	OK(salvo_publish_msg(p, &m, SALVO_FOREVER, NULL, &err));
 	OK(salvo_publisher_close(p, 5000, &err));
@@ -316,6 +332,22 @@ static void case_hard_error_event(void)
 	salvo_client_destroy(c);
 }
 
+static void case_empty_vhost_hint(void)
+{
+	char uri[512];
+	char errstr[256];
+	salvo_conf *conf = salvo_conf_new();
+	salvo_client *c;
+	salvo_error err;
+
+	snprintf(uri, sizeof uri, "%s/", rabbit_test_uri());
+	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
+	CHECK(salvo_client_new(conf, &c, &err) == 530);
+	printf("%s: %s\n", uri, err.text);
+	CHECK(strstr(err.text, "a URI ending in '/' names the empty vhost"));
+	salvo_conf_destroy(conf);
+}
+
 static const struct test_case cases[] = {
 	{"republish from outcome", case_republish_from_outcome},
 	{"shared publisher", case_shared_publisher},
@@ -323,6 +355,7 @@ static const struct test_case cases[] = {
 	{"outcome callback limits", case_outcome_callback_limits},
 	{"bad arguments", case_bad_arguments},
 	{"hard error event", case_hard_error_event},
+	{"empty vhost hint", case_empty_vhost_hint},
 };
 
 int main(int argc, char **argv)
