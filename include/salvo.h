@@ -468,7 +468,9 @@ SALVO_API int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_
 /*
  * Message properties (the basic class's content header). A string property is present
  * when its pointer is not NULL ("" is present and empty); each is a short string of at
- * most 255 bytes. headers is present when not NULL. The three numeric properties are
+ * most 255 bytes. headers is present when not NULL (in confirm modes a mandatory
+ * message's headers also carry x-salvo-seq: see SALVO_MSG_MANDATORY). The three numeric
+ * properties are
  * present when their SALVO_PROP_* bit is set in flags. Initialise with designated
  * initialisers ({.content_type = "text/plain", .flags = SALVO_PROP_PRIORITY, .priority =
  * 5}): members added later go at the end and start as absent.
@@ -762,14 +764,32 @@ typedef struct salvo_publisher_opts {
 	size_t window;
 	salvo_outcome_fn on_outcome; /* async only; NULL: outcomes are only counted */
 	void *on_outcome_arg;
+	unsigned flags; /* SALVO_PUBLISHER_* */
 } salvo_publisher_opts;
+
+/*
+ * Confirm modes: send mandatory messages without the x-salvo-seq header (see
+ * SALVO_MSG_MANDATORY). A basic.return carries no delivery tag, so without the header salvo
+ * cannot tell which message came back: such a message's outcome is what the broker's
+ * confirm says (RabbitMQ acks an unroutable message after returning it, so: acked), and
+ * the return is counted in salvo_pub_stats.returns_unmatched.
+ */
+#define SALVO_PUBLISHER_NO_SEQ_HEADER 0x1u
 
 /* A publisher on a new channel of c. opts NULL means best effort (SALVO_CONFIRM_NONE).
  * In confirm modes confirm.select is sent before this returns. */
 SALVO_API int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts,
 				  salvo_publisher **out, salvo_error *err);
 
-#define SALVO_MSG_MANDATORY 0x1u  /* basic.return if unroutable (reported with confirms) */
+/*
+ * SALVO_MSG_MANDATORY: the broker returns the message if no queue takes it. In confirm
+ * modes salvo reports it as SALVO_OUTCOME_RETURNED (SALVO_ERR_RETURNED for sync), and to
+ * tell which message a basic.return is (it carries no delivery tag) each mandatory
+ * message carries a header x-salvo-seq (a 64-bit integer, first in headers): consumers see
+ * it. SALVO_PUBLISHER_NO_SEQ_HEADER leaves it out. Best effort sends no header; returns
+ * are only counted (salvo_pub_stats.returned).
+ */
+#define SALVO_MSG_MANDATORY 0x1u
 #define SALVO_MSG_PERSISTENT 0x2u /* delivery-mode 2, unless props set delivery_mode */
 
 typedef struct salvo_msg {
@@ -862,6 +882,10 @@ typedef struct salvo_pub_stats {
 	uint64_t in_flight; /* published, outcome not yet known */
 	uint64_t latency_count, latency_max_ns;
 	uint64_t latency[SALVO_LATENCY_BUCKETS];
+	/* Confirm modes: basic.returns salvo could not tie to a message (published with
+	 * SALVO_PUBLISHER_NO_SEQ_HEADER, or whose outcome was already known); not part of
+	 * published = acked + nacked + returned + failed + in_flight. */
+	uint64_t returns_unmatched;
 } salvo_pub_stats;
 
 SALVO_API void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st);

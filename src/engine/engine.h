@@ -362,6 +362,7 @@ struct sv_slot {
 /* Counters written by the I/O thread only, read by anyone. */
 struct sv_pub_counters {
 	_Atomic uint64_t acked, nacked, returned, failed, resent, possibly_lost;
+	_Atomic uint64_t returns_unmatched;
 	_Atomic uint64_t latency_count, latency_max_ns;
 	_Atomic uint64_t latency[SALVO_LATENCY_BUCKETS];
 };
@@ -382,6 +383,7 @@ struct salvo_publisher {
 	size_t tpl_heap_cap;
 	uint32_t seq_at; /* offset of the SV_SEQ_HEADER value in the template; 0: none */
 	salvo_confirm_mode mode;
+	bool stamp; /* confirm modes: mandatory messages carry SV_SEQ_HEADER */
 	salvo_outcome_fn on_outcome;
 	void *on_outcome_arg;
 	struct sv_slot *slots; /* confirm modes: window of them */

@@ -743,8 +743,9 @@ static void return_header(salvo_channel *ch, const struct sv_content_header *h)
 	    (f.type == SV_FIELD_I64 || f.type == SV_FIELD_U64))
 		r->seq = f.type == SV_FIELD_I64 ? (uint64_t)f.v.i64 : f.v.u64;
 	/* A return salvo cannot match (no stamp, or not awaiting its confirm) changes no
-	 * outcome: the message's ack still comes. */
+	 * outcome: the message's ack still comes. It is counted, not lost without a trace. */
 	if (!r->seq || sv_confirm_mark_returned(&pub->win, r->seq)) {
+		stat_add(&pub->ctr.returns_unmatched, 1);
 		free(r);
 		return;
 	}

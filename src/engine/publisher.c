@@ -152,7 +152,7 @@ static int set_template(salvo_publisher *p, const salvo_msg *m, unsigned flags, 
 	struct sv_codec_error cerr;
 	const char *exchange = m->exchange, *routing_key = m->routing_key;
 	size_t elen = strlen(exchange), rlen = strlen(routing_key);
-	bool stamp = confirming(p) && (flags & SALVO_MSG_MANDATORY);
+	bool stamp = p->stamp && (flags & SALVO_MSG_MANDATORY);
 	uint8_t *buf = p->tpl_buf;
 	size_t cap = sizeof p->tpl_buf;
 	int rc;
@@ -895,6 +895,7 @@ void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
 	sum->failed += st->failed;
 	sum->resent += st->resent;
 	sum->possibly_lost += st->possibly_lost;
+	sum->returns_unmatched += st->returns_unmatched;
 	sum->in_flight += st->in_flight;
 	sum->latency_count += st->latency_count;
 	if (st->latency_max_ns > sum->latency_max_ns)
@@ -941,6 +942,10 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	*out = NULL;
 	if (opts)
 		o = *opts;
+	if (o.flags & ~SALVO_PUBLISHER_NO_SEQ_HEADER)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_publisher_new: unknown flags 0x%x",
+				    o.flags & ~SALVO_PUBLISHER_NO_SEQ_HEADER);
 	if (o.confirm != SALVO_CONFIRM_NONE && o.confirm != SALVO_CONFIRM_ASYNC &&
 	    o.confirm != SALVO_CONFIRM_SYNC) {
 		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
@@ -964,6 +969,7 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	memset(p, 0, sizeof *p);
 	p->client = c;
 	p->mode = o.confirm;
+	p->stamp = confirming(p) && !(o.flags & SALVO_PUBLISHER_NO_SEQ_HEADER);
 	p->on_outcome = o.on_outcome;
 	p->on_outcome_arg = o.on_outcome_arg;
 	pthread_mutex_init(&p->ret_lock, NULL);
@@ -1089,6 +1095,7 @@ void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st)
 	st->failed = LOAD(p->ctr.failed);
 	st->resent = LOAD(p->ctr.resent);
 	st->possibly_lost = LOAD(p->ctr.possibly_lost);
+	st->returns_unmatched = LOAD(p->ctr.returns_unmatched);
 	st->latency_count = LOAD(p->ctr.latency_count);
 	st->latency_max_ns = LOAD(p->ctr.latency_max_ns);
 	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)

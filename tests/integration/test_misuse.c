@@ -16,6 +16,9 @@
  *                            does not take, and timeouts below SALVO_FOREVER are refused
  *                            with INVALID_ARGUMENT before anything is sent
  *   empty vhost hint         a URI ending in '/' (the empty vhost): the 530 says so
+ *   seq header               a mandatory message in confirm mode carries x-salvo-seq (a
+ *                            consumer sees it); SALVO_PUBLISHER_NO_SEQ_HEADER leaves it out,
+ *                            and then returns are counted as unmatched, the messages acked
  *   hard error event         an exchange of type "fanoutt" makes RabbitMQ close the
  *                            connection with 503: not retried, and a supervisor polling
  *                            events learns it (connection lost, then giving up, with 503)
@@ -348,6 +351,72 @@ static void case_empty_vhost_hint(void)
 	salvo_conf_destroy(conf);
 }
 
+/* Whether the next message of q (basic.get) has an x-salvo-seq header. */
+static bool next_has_seq(salvo_channel *ch, const char *q)
+{
+	salvo_message *m;
+	salvo_error err;
+	salvo_table_iter it;
+	salvo_field f;
+	bool found = false;
+
+	OK(salvo_basic_get(ch, q, true, &m, &err));
+	CHECK(m);
+	salvo_table_iter_init(&it, salvo_message_props(m)->headers);
+	while (salvo_table_next(&it, &f) == 1)
+		found |= strcmp(f.key, "x-salvo-seq") == 0;
+	salvo_message_destroy(m);
+	return found;
+}
+
+static void case_seq_header(void)
+{
+	enum { N = 100 };
+	salvo_client *c = rabbit_connect(rabbit_test_uri(), NULL);
+	const char *q = "salvo.test.misuse.seq";
+	salvo_channel *ch;
+	salvo_error err;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, q, NULL);
+	for (int off = 0; off < 2; off++) {
+		salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC,
+					  .flags = off ? SALVO_PUBLISHER_NO_SEQ_HEADER : 0};
+		salvo_publisher *p;
+		salvo_pub_stats st;
+
+		OK(salvo_publisher_new(c, &o, &p, &err));
+		salvo_msg routed = {"", q, "r", 1, SALVO_MSG_MANDATORY, .opaque = NULL};
+		OK(salvo_publish_msg(p, &routed, 5000, NULL, &err));
+		for (int i = 0; i < N; i++) {
+			salvo_msg m = {"amq.direct", "salvo.test.misuse.nowhere", "u", 1,
+				       SALVO_MSG_MANDATORY, .opaque = NULL};
+			OK(salvo_publish_msg(p, &m, 5000, NULL, &err));
+		}
+		int rc = salvo_publisher_wait_confirms(p, 10000, &err);
+		salvo_publisher_stats(p, &st);
+		bool seq = next_has_seq(ch, q);
+		printf("%s: wait %d, acked %llu, returned %llu, returns_unmatched %llu, consumer "
+		       "sees x-salvo-seq: %s\n",
+		       off ? "NO_SEQ_HEADER" : "default", rc, (unsigned long long)st.acked,
+		       (unsigned long long)st.returned, (unsigned long long)st.returns_unmatched,
+		       seq ? "yes" : "no");
+		if (off)
+			CHECK(rc == 0 && st.acked == N + 1 && st.returned == 0 &&
+			      st.returns_unmatched == N && !seq);
+		else
+			CHECK(rc == SALVO_ERR_RETURNED && st.acked == 1 && st.returned == N &&
+			      st.returns_unmatched == 0 && seq);
+		OK(salvo_publisher_close(p, 5000, &err));
+	}
+	salvo_publisher_opts bad = {.flags = 0x80};
+	salvo_publisher *p;
+	CHECK(salvo_publisher_new(c, &bad, &p, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(c, 5000);
+}
+
 static const struct test_case cases[] = {
 	{"republish from outcome", case_republish_from_outcome},
 	{"shared publisher", case_shared_publisher},
@@ -356,6 +425,7 @@ static const struct test_case cases[] = {
 	{"bad arguments", case_bad_arguments},
 	{"hard error event", case_hard_error_event},
 	{"empty vhost hint", case_empty_vhost_hint},
+	{"seq header", case_seq_header},
 };
 
 int main(int argc, char **argv)
