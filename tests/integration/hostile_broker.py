@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 """A hostile AMQP 0-9-1 broker for tests/integration/test_hostile.sh (stdlib only).
 
-    hostile_broker.py CASE PORT_FILE
+    hostile_broker.py CASE PORT_FILE [--after-publishes N]
 
 Listens on 127.0.0.1 on a port the kernel chooses, writes that port to PORT_FILE (written
 to PORT_FILE.tmp, then renamed, so a reader never sees half of it) and serves ONE
@@ -24,12 +24,16 @@ channel.open-ok (in the same write, so the client reads both at once):
                               is checked against it, and each message's body frames must
                               add up to its content header's body size
 
+With --after-publishes N the misbehaviour comes once the client has sent N basic.publish
+instead, that is while it is busy publishing (not for truncated-open-ok, small-frame-max).
+channel.flow from the client (salvo's best-effort checkpoints) is answered with flow-ok.
+
 Every line on stdout is one event, so the test can grep for what the client did:
 
-    client tune-ok channel_max 2047 frame_max 131072 heartbeat 0
+    client tune-ok channel_max 2047 frame_max 131072 heartbeat 60
     client channel.open 1
     client published 3 messages (first on channel 1)
-    client connection.close 501 'frame size 2147483656 exceeds ...' class 0 method 0
+    client connection.close 501 'frame end octet is 0x00, not 0xce' class 0 method 0
     client connection.close-ok
     client EOF
     check ok: ... / CHECK FAILED: ...
@@ -289,13 +293,16 @@ def misbehaviour(case):
 
 
 class Session:
-    def __init__(self, conn, case, frame_max):
+    def __init__(self, conn, case, frame_max, after_publishes):
         self.conn = conn
+        self.after_publishes = after_publishes
+        self.flows = 0
         self.case = case
         self.frame_max = frame_max
         self.published = 0
         self.publish_channel = None
-        self.pending = {}  # channel -> [declared body size, received] of a message in progress
+        # channel -> [declared body size, bytes received, body frames] of a message in progress
+        self.pending = {}
         self.misbehaved = False
         self.bodies = []  # small-frame-max: (declared, received) per message
         self.largest = 0
@@ -329,7 +336,8 @@ class Session:
                 p[1] += len(payload)
                 p[2] += 1
                 if p[1] >= p[0]:
-                    log("client message: body size %d in %d body frames" % (p[0], p[2]))
+                    if len(self.bodies) < 3:  # the first few only: a test may send millions
+                        log("client message: body size %d in %d body frames" % (p[0], p[2]))
                     self.bodies.append(tuple(p[:2]))
                     del self.pending[channel]
                 continue
@@ -342,6 +350,16 @@ class Session:
                 if self.publish_channel is None:
                     self.publish_channel = channel
                 self.published += 1
+                if self.after_publishes and not self.misbehaved and \
+                        self.published >= self.after_publishes:
+                    log("misbehaving after %d basic.publish" % self.published)
+                    self.conn.send(misbehaviour(self.case))
+                    self.misbehaved = True
+                continue
+            if cm == (20, 20):
+                # salvo's checkpoints, about once a millisecond: answered, not logged
+                self.flows += 1
+                self.conn.send(method(channel, 20, 21, struct.pack(">B", r.octet())))
                 continue
             self.flush_published()
             if cm == (20, 10):
@@ -351,7 +369,7 @@ class Session:
                     self.misbehaved = True
                     continue
                 out = method(channel, 20, 11, longstr(""))
-                if not self.misbehaved:
+                if not self.misbehaved and not self.after_publishes:
                     out += misbehaviour(self.case)
                     self.misbehaved = True
                 self.conn.send(out)
@@ -376,11 +394,17 @@ class Session:
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in CASES:
-        sys.stderr.write("usage: hostile_broker.py CASE PORT_FILE\ncases: %s\n" %
-                         ", ".join(CASES))
+    global failed
+    args = sys.argv[1:]
+    after_publishes = 0
+    if len(args) == 4 and args[2] == "--after-publishes" and args[3].isdigit():
+        after_publishes = int(args[3])
+        args = args[:2]
+    if len(args) != 2 or args[0] not in CASES:
+        sys.stderr.write("usage: hostile_broker.py CASE PORT_FILE [--after-publishes N]\n"
+                         "cases: %s\n" % ", ".join(CASES))
         return 2
-    case, port_file = sys.argv[1], sys.argv[2]
+    case, port_file = args
     frame_max = CASES[case].get("frame_max", 131072)
     # The last resort if anything blocks outside the socket deadlines.
     signal.signal(signal.SIGALRM, lambda *_: (log("timeout: gave up (alarm)"), os._exit(1)))
@@ -410,7 +434,7 @@ def main():
         tune = handshake(conn, frame_max)
         if case == "small-frame-max":
             check(tune[1] == frame_max, "client tune-ok frame_max %d == %d" % (tune[1], frame_max))
-        session = Session(conn, case, frame_max)
+        session = Session(conn, case, frame_max, after_publishes)
         session.run()
     except ClientGone as e:
         if session:
@@ -420,10 +444,11 @@ def main():
         if session:
             session.flush_published()
         log("timeout: client still connected after %.0f s" % GIVE_UP_S)
-        global failed
         failed = True
     finally:
         sock.close()
+    if session and session.flows:
+        log("client sent %d channel.flow (answered with flow-ok)" % session.flows)
     if session and case == "small-frame-max":
         check(session.largest <= frame_max,
               "largest client frame %d bytes <= %d" % (session.largest, frame_max))
