@@ -858,7 +858,11 @@ SALVO_API int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_er
  * error) and leaves the rest to the I/O thread, which frees the publisher and closes its
  * channel once the broker reads again or the connection ends. SALVO_FOREVER waits for it.
  * The channel.close that follows waits for close-ok for what is left of timeout_ms (at
- * least 100 ms, at most rpc_timeout), or rpc_timeout with SALVO_FOREVER.
+ * least 100 ms, at most rpc_timeout), or rpc_timeout with SALVO_FOREVER. In best effort a
+ * close-ok proves that the broker handled every message; without it (the connection lost
+ * during the close: SALVO_ERR_CLOSED with the loss's text, or no answer in time) what was
+ * not shown handled is counted in salvo_pub_stats.possibly_lost, which
+ * salvo_client_stats keeps after the publisher is freed.
  */
 SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err);
 
@@ -874,10 +878,14 @@ SALVO_API int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_er
 typedef struct salvo_pub_stats {
 	uint64_t published, acked, nacked, returned, failed;
 	uint64_t resent; /* sent again after a reconnection: possible duplicates */
-	/* Best effort: messages sent on connections that were then lost, after the last
-	 * point the broker was shown to have handled them (an upper bound of what the losses
-	 * cost; salvo checks about every millisecond while publishing). 0 in confirm modes,
-	 * which resend instead. */
+	/* Best effort: an upper bound of what losses cost. salvo checks about every
+	 * millisecond while publishing that the broker has handled what was sent (a
+	 * channel.flow it answers in order); what was published after the last such proof is
+	 * counted here when the connection is lost (while publishing, flushing or
+	 * reconnecting), when the broker closes the channel (its frames after the error are
+	 * ignored, and unsent ones are given up), and when salvo_publisher_close gets no
+	 * close-ok (which would have proved everything). 0 in confirm modes, which resend
+	 * or report each message instead. */
 	uint64_t possibly_lost;
 	uint64_t in_flight; /* published, outcome not yet known */
 	uint64_t latency_count, latency_max_ns;

@@ -381,6 +381,11 @@ static void report(const struct options *o, const struct stats *st)
 			confirm_names[o->confirm], st->pub.acked, st->pub.nacked, st->pub.returned,
 			st->pub.failed, salvo_stats_latency_ns(&st->pub, 0.5) / 1e3,
 			salvo_stats_latency_ns(&st->pub, 0.99) / 1e3);
+	if (st->pub.possibly_lost)
+		fprintf(stderr,
+			"possibly lost: %" PRIu64 " (best effort: sent before a loss of the connection "
+			"or channel, and not shown handled by the broker)\n",
+			st->pub.possibly_lost);
 	if (!o->json)
 		return;
 	printf("{\"sent\": %" PRIu64 ", \"bytes\": %" PRIu64 ", ", st->sent, st->bytes);
@@ -436,7 +441,7 @@ static int run(const struct options *o, const salvo_conf *conf)
 	stop_clock(&st);
 	salvo_publisher_stats(p, &st.pub);
 	st.reconnects = salvo_client_reconnects(c);
-	if (rc == SALVO_ERR_NACKED)
+	if (rc == SALVO_ERR_NACKED || rc == SALVO_ERR_RETURNED)
 		rc = 0; /* counted; judged below */
 	/* A broker error caused by the last publishes (a missing exchange) surfaces here at
 	 * the latest. */
@@ -444,8 +449,12 @@ static int run(const struct options *o, const salvo_conf *conf)
 		rc = salvo_publisher_close(p, CLOSE_TIMEOUT_MS, &err);
 	else
 		salvo_publisher_close(p, CLOSE_TIMEOUT_MS, NULL);
+	/* The closed publisher's figures, with what its close counted (possibly_lost). */
+	salvo_client_stats(c, &st.pub);
 	if (rc) {
 		fail(rc, &err, "flush and close the publisher after %" PRIu64 " messages", st.sent);
+		/* The summary and the JSON still say what was achieved, and what may be lost. */
+		report(o, &st);
 		goto fail;
 	}
 	rc = salvo_client_close(c, CLOSE_TIMEOUT_MS, &err);

@@ -480,6 +480,10 @@ void sv_settings_free(struct sv_settings *set);
 /* io.c */
 void *sv_io_main(void *arg);
 void sv_pub_fail(struct salvo_publisher *pub);
+/* Best effort: count every message published and not shown handled as possibly lost, and
+ * take them as accounted for. Called by whoever writes the publisher's counters: the I/O
+ * thread while it is attached, its own thread once detached. */
+void sv_pub_count_unverified(struct salvo_publisher *pub);
 
 /* channel.c */
 int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,

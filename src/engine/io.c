@@ -253,12 +253,26 @@ static void pub_drain(struct salvo_publisher *pub)
  * its bytes is in flight. The I/O thread calls it, or the producer once the I/O thread has
  * exited (orphaned).
  */
+void sv_pub_count_unverified(struct salvo_publisher *pub)
+{
+	/* Acquire: at least every message committed before the bytes the caller saw. */
+	uint64_t published = atomic_load_explicit(&pub->published, memory_order_acquire);
+
+	if (pub->slots || published <= pub->be_verified)
+		return;
+	stat_add(&pub->ctr.possibly_lost, published - pub->be_verified);
+	pub->be_verified = published;
+}
+
 void sv_pub_fail(struct salvo_publisher *pub)
 {
 	const uint8_t *p;
 	size_t n = sv_ring_pending(&pub->ring, &p);
 	uint64_t sent;
 
+	/* Best effort: the broker ignores a closed channel's frames, so everything after the
+	 * last proof may be lost, and what is still unsent (given up on here) is. */
+	sv_pub_count_unverified(pub);
 	sv_ring_mark_sent(&pub->ring, n);
 	sent = sv_ring_sent(&pub->ring);
 	pub->must_end = 0;

@@ -1063,6 +1063,11 @@ int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 	rc2 = sv_channel_close_within(
 	    p->ch, close_step_ms(deadline, timeout_ms, p->client->set.rpc_timeout_ms),
 	    rc ? &local : err);
+	/* Best effort: the close-ok proved every message handled; without it (the connection
+	 * lost after the detach, or no answer in time) what the last checkpoint did not
+	 * prove may be lost. The I/O thread has let go of the publisher's counters. */
+	if (rc2)
+		sv_pub_count_unverified(p);
 	if (!rc)
 		rc = rc2;
 	stats_unlink(p);
@@ -1073,6 +1078,8 @@ int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 void sv_publisher_release_abandoned(salvo_publisher *p)
 {
 	(void)sv_channel_close_within(p->ch, 0, NULL);
+	/* Nobody will see a close-ok for it: its unproven messages may be lost. */
+	sv_pub_count_unverified(p);
 	stats_unlink(p);
 	publisher_free(p);
 }

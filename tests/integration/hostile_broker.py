@@ -23,6 +23,9 @@ channel.open-ok (in the same write, so the client reads both at once):
     small-frame-max           no misbehaviour: frame_max 4096; every frame the client sends
                               is checked against it, and each message's body frames must
                               add up to its content header's body size
+    drop-at-channel-close     takes every publish and proves none: salvo's channel.flow
+                              checkpoints go unanswered, and the client's channel.close is
+                              met by a reset of the connection (a broker lost just then)
 
 With --after-publishes N the misbehaviour comes once the client has sent N basic.publish
 instead, that is while it is busy publishing (not for truncated-open-ok, small-frame-max).
@@ -83,6 +86,7 @@ CASES = {
     "unknown-method": {},
     "truncated-open-ok": {},
     "small-frame-max": {"frame_max": 4096},
+    "drop-at-channel-close": {},
 }
 
 failed = False
@@ -359,7 +363,8 @@ class Session:
             if cm == (20, 20):
                 # salvo's checkpoints, about once a millisecond: answered, not logged
                 self.flows += 1
-                self.conn.send(method(channel, 20, 21, struct.pack(">B", r.octet())))
+                if self.case != "drop-at-channel-close":
+                    self.conn.send(method(channel, 20, 21, struct.pack(">B", r.octet())))
                 continue
             self.flush_published()
             if cm == (20, 10):
@@ -379,6 +384,11 @@ class Session:
             elif cm == (20, 40):
                 code = r.short()
                 log("client channel.close %d %d '%s'" % (channel, code, esc(r.shortstr())))
+                if self.case == "drop-at-channel-close":
+                    log("resetting the connection")
+                    self.conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                              struct.pack("ii", 1, 0))
+                    raise ClientGone("reset by the broker")
                 self.conn.send(method(channel, 20, 41))
             elif cm == (10, 50):
                 code = r.short()
@@ -448,7 +458,8 @@ def main():
     finally:
         sock.close()
     if session and session.flows:
-        log("client sent %d channel.flow (answered with flow-ok)" % session.flows)
+        log("client sent %d channel.flow (%s)" % (session.flows, "unanswered"
+            if case == "drop-at-channel-close" else "answered with flow-ok"))
     if session and case == "small-frame-max":
         check(session.largest <= frame_max,
               "largest client frame %d bytes <= %d" % (session.largest, frame_max))

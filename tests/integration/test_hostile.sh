@@ -222,6 +222,24 @@ case_small_frame_max() {
 		"check ok: body frames add up to 200000 == 200000"
 }
 
+# Best effort's loss bound when the loss comes as the publisher closes: every message was
+# handed over (flushed), none proven handled (checkpoints unanswered), and the connection
+# is reset at the channel.close. The close fails, and possibly_lost must cover all 1,000
+# (it read 0: a publisher detached from the I/O thread was no longer counted at a loss).
+case_drop_at_channel_close() {
+	start_fake drop-at-channel-close
+	publish --count 1000 --json
+	wait_fake
+	[[ $rc == 1 ]] || fail "exit status $rc, expected 1"
+	python3 - "$tmp/pub.out" <<-'EOF' || fail "possibly_lost does not cover the 1,000 messages"
+		import json, sys
+		j = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+		print("salvo-publish: sent %d, possibly_lost %d" % (j["sent"], j["possibly_lost"]))
+		assert j["sent"] == 1000 and j["possibly_lost"] == 1000
+	EOF
+	expect_fake "client published 1000 messages (first on channel 1)" "resetting the connection"
+}
+
 case $case_name in
 close-text-escapes) case_close_text_escapes ;;
 frame-2gib) case_frame_2gib ;;
@@ -230,6 +248,7 @@ deliver-unopened-channel) case_deliver_unopened_channel ;;
 unknown-method) case_unknown_method ;;
 truncated-open-ok) case_truncated_open_ok ;;
 small-frame-max) case_small_frame_max ;;
+drop-at-channel-close) case_drop_at_channel_close ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok ($ms ms)"

@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Best effort's loss bound against the real RabbitMQ, on every path a loss can take: four
+ * best-effort publishers, and `rabbitmqctl close_all_connections` landing while they
+ * publish, while they flush, while they close, and again while the client reconnects.
+ * The queue's count is the truth: published - queued = lost, and salvo_pub_stats'
+ * possibly_lost (summed over the client's publishers, closed ones included) must be at
+ * least that.
+ *   test_loss_bound CASE     CASE: publishing | flushing | closing | reconnecting
+ * Needs SALVO_TEST_URI and SALVO_SOURCE_ROOT (for scripts/rabbitmq.sh ctl).
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "rabbit.h"
+
+enum { PRODUCERS = 4 };
+
+enum phase { PUBLISHING, FLUSHING, CLOSING, RECONNECTING };
+
+struct run {
+	enum phase phase;
+	salvo_client *c;
+	const char *queue;
+	uint64_t per_producer;
+	int persistent;
+	_Atomic int trigger; /* the phase has begun: the killer goes */
+	_Atomic int killed;
+	int close_rc[PRODUCERS];
+	char close_err[PRODUCERS][256];
+};
+
+struct producer {
+	struct run *r;
+	int idx;
+	salvo_publisher *p;
+};
+
+/* rabbitmqctl close_connection for the publishers' connection only (other tests may be
+ * using the broker). */
+static void close_all(void)
+{
+	close_connection("salvo loss-bound", "salvo loss-bound test");
+}
+
+static void *killer(void *arg)
+{
+	struct run *r = arg;
+	salvo_event ev;
+
+	while (!atomic_load(&r->trigger))
+		usleep(1000);
+	close_all();
+	atomic_store(&r->killed, 1);
+	if (r->phase == RECONNECTING) {
+		/* Again, once the client is back: while publishers resume on the new connection. */
+		for (;;) {
+			CHECK(salvo_client_poll_event(r->c, &ev, 30000) == 0);
+			if (ev.kind == SALVO_EVENT_RECONNECTED)
+				break;
+		}
+		close_all();
+		atomic_store(&r->killed, 2);
+	}
+	return NULL;
+}
+
+static void *produce(void *arg)
+{
+	struct producer *pr = arg;
+	struct run *r = pr->r;
+	char body[100];
+	salvo_error err;
+	int rc;
+
+	memset(body, 'a' + pr->idx, sizeof body);
+	for (uint64_t i = 0; i < r->per_producer; i++) {
+		if (i == r->per_producer / 4 && pr->idx == 0 &&
+		    (r->phase == PUBLISHING || r->phase == RECONNECTING))
+			atomic_store(&r->trigger, 1);
+		rc = salvo_publish(pr->p, "", r->queue, body, sizeof body,
+				   r->persistent ? SALVO_MSG_PERSISTENT : 0, 60000, &err);
+		/* Best effort: publish fails only with an error that ended the channel. */
+		if (rc) {
+			fprintf(stderr, "producer %d: publish %llu: %d %s\n", pr->idx,
+				(unsigned long long)i, rc, err.text);
+			CHECK(0);
+		}
+	}
+	if (r->phase == FLUSHING)
+		atomic_store(&r->trigger, 1);
+	rc = salvo_publisher_flush(pr->p, 120000, &err);
+	if (rc)
+		printf("producer %d: flush: %d %s\n", pr->idx, rc, err.text);
+	if (r->phase == CLOSING)
+		atomic_store(&r->trigger, 1);
+	r->close_rc[pr->idx] = salvo_publisher_close(pr->p, 120000, &err);
+	snprintf(r->close_err[pr->idx], sizeof r->close_err[0], "%s",
+		 r->close_rc[pr->idx] ? err.text : "");
+	return NULL;
+}
+
+static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
+{
+	static const char *const names[] = {"publishing", "flushing", "closing", "reconnecting"};
+	struct run r = {.phase = phase, .per_producer = per_producer, .persistent = persistent};
+	struct producer pr[PRODUCERS];
+	pthread_t t[PRODUCERS], k;
+	salvo_channel *ch;
+	salvo_client *counter;
+	salvo_pub_stats st;
+	salvo_error err;
+	char queue[64];
+
+	snprintf(queue, sizeof queue, "salvo.test.loss.%s", names[phase]);
+	r.queue = queue;
+	/* The queue is counted on a connection of its own, which the kills also end. */
+	r.c = rabbit_connect(rabbit_test_uri(), "connection_name", "salvo loss-bound",
+			     "reconnect.initial_delay", "50", "publisher.ring_size", "16777216",
+			     NULL);
+	OK(salvo_channel_open(r.c, &ch, &err));
+	OK(salvo_queue_delete(ch, queue, 0, NULL, &err));
+	OK(salvo_queue_declare(ch, queue, persistent ? SALVO_DURABLE : 0, NULL, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	for (int i = 0; i < PRODUCERS; i++) {
+		pr[i] = (struct producer){.r = &r, .idx = i};
+		OK(salvo_publisher_new(r.c, NULL, &pr[i].p, &err));
+	}
+	CHECK(pthread_create(&k, NULL, killer, &r) == 0);
+	for (int i = 0; i < PRODUCERS; i++)
+		CHECK(pthread_create(&t[i], NULL, produce, &pr[i]) == 0);
+	for (int i = 0; i < PRODUCERS; i++)
+		CHECK(pthread_join(t[i], NULL) == 0);
+	CHECK(pthread_join(k, NULL) == 0);
+	salvo_client_stats(r.c, &st);
+	for (int i = 0; i < PRODUCERS; i++)
+		printf("publisher %d close: %d %s\n", i, r.close_rc[i], r.close_err[i]);
+
+	/* The truth, once the broker has taken in what it will. */
+	counter = rabbit_connect(rabbit_test_uri(), NULL);
+	uint32_t queued = 0, last = UINT32_MAX;
+	for (int stable = 0; stable < 5; usleep(200000)) {
+		queued = queue_count(counter, queue);
+		stable = queued == last ? stable + 1 : 0;
+		last = queued;
+	}
+	uint64_t lost = st.published > queued ? st.published - queued : 0;
+	printf("%s: kills %d, published %llu, queued %u, lost %llu, possibly_lost %llu, "
+	       "reconnects %llu\n",
+	       names[phase], atomic_load(&r.killed), (unsigned long long)st.published, queued,
+	       (unsigned long long)lost, (unsigned long long)st.possibly_lost,
+	       (unsigned long long)salvo_client_reconnects(r.c));
+	CHECK(st.published == PRODUCERS * per_producer);
+	CHECK(lost <= st.possibly_lost);
+	OK(salvo_channel_open(counter, &ch, &err));
+	OK(salvo_queue_delete(ch, queue, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(counter, 5000);
+	salvo_client_close(r.c, 5000, NULL);
+	salvo_client_destroy(r.c);
+}
+
+static void case_publishing(void)
+{
+	run_phase(PUBLISHING, 250000, 0);
+}
+
+static void case_flushing(void)
+{
+	run_phase(FLUSHING, 150000, 0);
+}
+
+static void case_closing(void)
+{
+	run_phase(CLOSING, 100000, 1);
+}
+
+static void case_reconnecting(void)
+{
+	run_phase(RECONNECTING, 250000, 0);
+}
+
+static const struct test_case cases[] = {
+	{"publishing", case_publishing},
+	{"flushing", case_flushing},
+	{"closing", case_closing},
+	{"reconnecting", case_reconnecting},
+};
+
+int main(int argc, char **argv)
+{
+	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
+}
