@@ -776,6 +776,19 @@ typedef struct salvo_publisher_opts {
  */
 #define SALVO_PUBLISHER_NO_SEQ_HEADER 0x1u
 
+/*
+ * A broker's channel error (a publish to a missing exchange: 404) closes the publisher's
+ * channel. The next call on the publisher returns that error once, as it always does;
+ * then, unless this flag is set, the publisher opens a new channel (confirm.select again
+ * in confirm modes) and goes on: the calls after it publish normally. What the closed
+ * channel cost is counted: in confirm modes each message it held fails (outcome FAILED
+ * with the error, counted in failed); in best effort the messages not shown handled go
+ * to possibly_lost. A channel put in tx mode (salvo_publisher_channel) is reopened
+ * without it. With this flag a closed publisher stays closed: every later call returns
+ * the error until salvo_publisher_close.
+ */
+#define SALVO_PUBLISHER_NO_REOPEN 0x2u
+
 /* A publisher on a new channel of c. opts NULL means best effort (SALVO_CONFIRM_NONE).
  * In confirm modes confirm.select is sent before this returns. */
 SALVO_API int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts,

@@ -383,7 +383,13 @@ struct salvo_publisher {
 	size_t tpl_heap_cap;
 	uint32_t seq_at; /* offset of the SV_SEQ_HEADER value in the template; 0: none */
 	salvo_confirm_mode mode;
-	bool stamp; /* confirm modes: mandatory messages carry SV_SEQ_HEADER */
+	bool stamp;  /* confirm modes: mandatory messages carry SV_SEQ_HEADER */
+	bool reopen; /* a channel the broker closed is replaced (SALVO_PUBLISHER_NO_REOPEN) */
+	bool detached; /* let go by the I/O thread for a reopening that has not finished */
+	/* The error of the channel replaced last, for the failed outcomes of its messages
+	 * (sequence numbers up to replaced_upto) not yet delivered. */
+	salvo_error replaced_err;
+	uint64_t replaced_upto;
 	salvo_outcome_fn on_outcome;
 	void *on_outcome_arg;
 	struct sv_slot *slots; /* confirm modes: window of them */

@@ -70,6 +70,8 @@ static bool confirming(const salvo_publisher *p)
  */
 static _Thread_local char thread_marker;
 
+static void reopen_if_closed(salvo_publisher *p);
+
 enum claim { CLAIMED, NESTED };
 
 static int claim(salvo_publisher *p, const char *call, enum claim *how, salvo_error *err)
@@ -367,12 +369,15 @@ static int outcome_status(salvo_publisher *p, uint64_t seq, salvo_outcome *o,
 		*o = (salvo_outcome){.seq = seq, .opaque = s->opaque, .kind = SALVO_OUTCOME_ACKED};
 	*ret = NULL;
 	if (st & SV_CONFIRM_FAILED) {
-		/* The channel has ended (the I/O thread fails messages only then). */
-		sv_error_copy(err, &p->ch->error);
-		rc = p->ch->error.status ? p->ch->error.status : SALVO_ERR_CLOSED;
+		/* The channel has ended (the I/O thread fails messages only then): this one, or
+		 * the one a reopening replaced. */
+		const salvo_error *why = seq <= p->replaced_upto ? &p->replaced_err : &p->ch->error;
+
+		sv_error_copy(err, why);
+		rc = why->status ? why->status : SALVO_ERR_CLOSED;
 		if (o) {
 			o->kind = SALVO_OUTCOME_FAILED;
-			o->error = &p->ch->error;
+			o->error = why;
 		}
 	} else if (st & SV_CONFIRM_RETURNED) {
 		struct sv_return *r = take_return(p, seq);
@@ -692,6 +697,9 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 	if (rc)
 		return rc;
 	rc = publish_claimed(p, m, timeout_ms, seq, err);
+	/* The error was reported by this call; the next one goes on, on a new channel. */
+	if (rc && how == CLAIMED)
+		reopen_if_closed(p);
 	give_back(p, how);
 	return rc;
 }
@@ -762,6 +770,8 @@ int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err)
 	if (rc)
 		return rc;
 	rc = flush_claimed(p, timeout_ms, err);
+	if (rc)
+		reopen_if_closed(p);
 	give_back(p, CLAIMED);
 	return rc;
 }
@@ -811,6 +821,8 @@ int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_erro
 	if (rc)
 		return rc;
 	rc = wait_confirms_claimed(p, timeout_ms, err);
+	if (rc)
+		reopen_if_closed(p);
 	give_back(p, CLAIMED);
 	return rc;
 }
@@ -859,6 +871,55 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, sal
 		sv_error_copy(err, &req->err);
 	sv_request_put(req);
 	return rc;
+}
+
+/*
+ * The broker closed the publisher's channel (a channel error, reported by the call that
+ * brings us here): take the publisher back from the I/O thread, which has failed the
+ * closed channel's messages (confirm modes) or counted them (best effort: possibly_lost)
+ * as it let go, open a new channel and hand the publisher back. Sequence numbers go on:
+ * the new channel's delivery tag t is sequence number t + tag_base. On any failure the
+ * publisher stays closed (detached if it got that far) and the next error tries again.
+ */
+static void reopen_if_closed(salvo_publisher *p)
+{
+	salvo_channel *ch = NULL;
+	salvo_error e;
+
+	if (!p->reopen ||
+	    atomic_load_explicit(&p->ch->state, memory_order_acquire) != SV_CH_CLOSED ||
+	    p->ch->error.kind != SALVO_ERROR_CHANNEL)
+		return;
+	/* Nothing of a closed channel is sent, so the detach ends once no send reads the
+	 * ring; waiting for it here, not handing the publisher over. */
+	if (!p->detached) {
+		if (attach(p, SV_REQ_DETACH, SALVO_FOREVER, &e))
+			return;
+		p->detached = true;
+		/* Ours alone now: whatever was committed after the I/O thread's last pass. */
+		sv_pub_fail(p);
+	}
+	if (salvo_channel_open(p->client, &ch, &e) ||
+	    (confirming(p) && salvo_confirm_select(ch, &e))) {
+		if (ch)
+			salvo_channel_close(ch, NULL);
+		return;
+	}
+	p->replaced_err = p->ch->error;
+	p->replaced_upto = p->seq;
+	(void)sv_channel_close_within(p->ch, 0, NULL); /* closed already: frees the handle */
+	p->ch = ch;
+	p->tpl_valid = false; /* the template names the channel */
+	p->tag_base = p->seq;
+	p->resent_until = 0;
+	if (!confirming(p)) {
+		uint64_t published = atomic_load_explicit(&p->published, memory_order_relaxed);
+		p->be_lo = p->be_hi = p->be_verified = published;
+		p->snap_lo = p->snap_hi = p->snap_end = 0;
+		p->ckpt_inflight = false;
+	}
+	if (attach(p, SV_REQ_ATTACH, SALVO_FOREVER, &e) == 0)
+		p->detached = false;
 }
 
 static void publisher_free(salvo_publisher *p)
@@ -942,10 +1003,10 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	*out = NULL;
 	if (opts)
 		o = *opts;
-	if (o.flags & ~SALVO_PUBLISHER_NO_SEQ_HEADER)
+	if (o.flags & ~(SALVO_PUBLISHER_NO_SEQ_HEADER | SALVO_PUBLISHER_NO_REOPEN))
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "salvo_publisher_new: unknown flags 0x%x",
-				    o.flags & ~SALVO_PUBLISHER_NO_SEQ_HEADER);
+				    o.flags & ~(SALVO_PUBLISHER_NO_SEQ_HEADER | SALVO_PUBLISHER_NO_REOPEN));
 	if (o.confirm != SALVO_CONFIRM_NONE && o.confirm != SALVO_CONFIRM_ASYNC &&
 	    o.confirm != SALVO_CONFIRM_SYNC) {
 		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
@@ -970,6 +1031,7 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	p->client = c;
 	p->mode = o.confirm;
 	p->stamp = confirming(p) && !(o.flags & SALVO_PUBLISHER_NO_SEQ_HEADER);
+	p->reopen = !(o.flags & SALVO_PUBLISHER_NO_REOPEN);
 	p->on_outcome = o.on_outcome;
 	p->on_outcome_arg = o.on_outcome_arg;
 	pthread_mutex_init(&p->ret_lock, NULL);
@@ -1045,8 +1107,10 @@ int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 		return rc;
 	deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	rc = flush_claimed(p, timeout_ms, err);
-	rc2 = attach(p, SV_REQ_DETACH, close_step_ms(deadline, timeout_ms, SALVO_FOREVER),
-		     &local);
+	/* A reopening that did not finish has let go of the I/O thread already. */
+	rc2 = p->detached ? 0
+			  : attach(p, SV_REQ_DETACH,
+				   close_step_ms(deadline, timeout_ms, SALVO_FOREVER), &local);
 	if (rc2 == DETACH_HANDED_OVER) {
 		/* The I/O thread frees p. The flush's error, if any, says more. */
 		if (!rc) {

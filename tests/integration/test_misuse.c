@@ -22,11 +22,17 @@
  *   hard error event         an exchange of type "fanoutt" makes RabbitMQ close the
  *                            connection with 503: not retried, and a supervisor polling
  *                            events learns it (connection lost, then giving up, with 503)
+ *   publisher reopens        one publish to a missing exchange: the 404 comes back once,
+ *                            then the publisher goes on, on a new channel (best effort,
+ *                            async, sync); what the closed channel cost is counted
+ *                            (failed, possibly_lost) and matches the queue; with
+ *                            SALVO_PUBLISHER_NO_REOPEN every later call returns the 404
  */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rabbit.h"
 
@@ -417,6 +423,135 @@ static void case_seq_header(void)
 	rabbit_close(c, 5000);
 }
 
+struct tally_outcomes {
+	uint64_t acked, failed, other;
+	int failed_status;
+};
+
+static void count_outcome(const salvo_outcome *o, void *arg)
+{
+	struct tally_outcomes *t = arg;
+
+	if (o->kind == SALVO_OUTCOME_ACKED) {
+		t->acked++;
+	} else if (o->kind == SALVO_OUTCOME_FAILED) {
+		t->failed++;
+		t->failed_status = o->error->status;
+	} else {
+		t->other++;
+	}
+}
+
+/* q's count once the broker has counted what it took (the same three times in a row). */
+static uint32_t settled_count(salvo_channel *ch, const char *q)
+{
+	uint32_t n = channel_queue_count(ch, q), last = n + 1;
+
+	for (int same = 0; same < 3; usleep(100000)) {
+		n = channel_queue_count(ch, q);
+		same = n == last ? same + 1 : 0;
+		last = n;
+	}
+	return n;
+}
+
+/* Publish n to q until a call returns an error (returned); counts the ones accepted. */
+static int publish_until_error(salvo_publisher *p, const char *q, int n, uint64_t *accepted,
+			       salvo_error *err)
+{
+	for (int i = 0; i < n; i++) {
+		int rc = salvo_publish(p, "", q, "m", 1, 0, 5000, err);
+		if (rc)
+			return rc;
+		(*accepted)++;
+	}
+	return 0;
+}
+
+static void reopen_mode(salvo_client *c, salvo_channel *ch, salvo_confirm_mode mode)
+{
+	static const char *const names[] = {"best effort", "async", "sync"};
+	const char *q = "salvo.test.misuse.reopen";
+	struct tally_outcomes t = {0};
+	salvo_publisher_opts o = {.confirm = mode,
+				  .on_outcome = mode == SALVO_CONFIRM_ASYNC ? count_outcome : NULL,
+				  .on_outcome_arg = &t};
+	salvo_publisher *p;
+	salvo_pub_stats st;
+	salvo_error err;
+	uint64_t accepted = 0;
+	int rc;
+
+	fresh_queue(ch, q, NULL);
+	OK(salvo_publisher_new(c, &o, &p, &err));
+	CHECK(publish_until_error(p, q, 1000, &accepted, &err) == 0);
+	/* The typo: the broker closes the channel. */
+	rc = salvo_publish(p, "salvo.test.no-such-exchange", "k", "x", 1, 0, 5000, &err);
+	if (mode == SALVO_CONFIRM_SYNC) {
+		CHECK(rc == 404); /* sync learns it at once */
+	} else {
+		CHECK(rc == 0);
+		accepted++;
+		/* Until the error comes back: reported once. */
+		double deadline = now_s() + 10;
+		while ((rc = publish_until_error(p, q, 1, &accepted, &err)) == 0 && now_s() < deadline)
+			;
+		CHECK(rc == 404);
+	}
+	printf("%s: the 404 came back after %llu accepted: %s\n", names[mode],
+	       (unsigned long long)accepted, err.text);
+	/* Then it goes on. */
+	CHECK(publish_until_error(p, q, 1000, &accepted, &err) == 0);
+	rc = salvo_publisher_wait_confirms(p, 10000, &err);
+	salvo_publisher_stats(p, &st);
+	OK(salvo_publisher_close(p, 10000, &err));
+	uint32_t queued = settled_count(ch, q);
+	printf("%s: wait %d; accepted %llu, queued %u, acked %llu, failed %llu, possibly_lost "
+	       "%llu; outcomes acked %llu failed %llu (status %d)\n",
+	       names[mode], rc, (unsigned long long)accepted, queued, (unsigned long long)st.acked,
+	       (unsigned long long)st.failed, (unsigned long long)st.possibly_lost,
+	       (unsigned long long)t.acked, (unsigned long long)t.failed, t.failed_status);
+	CHECK(queued >= 2000);
+	if (mode == SALVO_CONFIRM_NONE) {
+		CHECK(accepted - queued <= st.possibly_lost);
+	} else {
+		/* Every message accounted for: acked ones are queued; failed ones (no confirm
+		 * before the channel ended) may or may not be. */
+		CHECK(st.acked + st.failed == st.published);
+		CHECK(st.acked <= queued && queued <= st.acked + st.failed);
+		if (mode == SALVO_CONFIRM_ASYNC)
+			CHECK(t.acked == st.acked && t.failed == st.failed && t.failed_status == 404);
+	}
+}
+
+static void case_publisher_reopens(void)
+{
+	salvo_client *c = rabbit_connect(rabbit_test_uri(), NULL);
+	salvo_channel *ch;
+	salvo_publisher *p;
+	salvo_error err;
+	salvo_publisher_opts stay = {.flags = SALVO_PUBLISHER_NO_REOPEN};
+
+	OK(salvo_channel_open(c, &ch, &err));
+	reopen_mode(c, ch, SALVO_CONFIRM_NONE);
+	reopen_mode(c, ch, SALVO_CONFIRM_ASYNC);
+	reopen_mode(c, ch, SALVO_CONFIRM_SYNC);
+	/* Stays closed when asked to. */
+	OK(salvo_publisher_new(c, &stay, &p, &err));
+	salvo_publish(p, "salvo.test.no-such-exchange", "k", "x", 1, 0, 5000, &err);
+	double deadline = now_s() + 10;
+	int rc;
+	while ((rc = salvo_publish(p, "", "q", "x", 1, 0, 5000, &err)) == 0 && now_s() < deadline)
+		;
+	CHECK(rc == 404);
+	for (int i = 0; i < 3; i++)
+		CHECK(salvo_publish(p, "", "q", "x", 1, 0, 5000, &err) == 404);
+	CHECK(salvo_publisher_close(p, 5000, &err) == 404);
+	OK(salvo_queue_delete(ch, "salvo.test.misuse.reopen", 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(c, 5000);
+}
+
 static const struct test_case cases[] = {
 	{"republish from outcome", case_republish_from_outcome},
 	{"shared publisher", case_shared_publisher},
@@ -426,6 +561,7 @@ static const struct test_case cases[] = {
 	{"hard error event", case_hard_error_event},
 	{"empty vhost hint", case_empty_vhost_hint},
 	{"seq header", case_seq_header},
+	{"publisher reopens", case_publisher_reopens},
 };
 
 int main(int argc, char **argv)
