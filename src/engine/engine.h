@@ -92,9 +92,11 @@ struct sv_request {
 	_Atomic uint32_t done; /* futex word: 0 pending, 1 complete */
 	_Atomic int refs;      /* the waiting thread and the I/O thread */
 	/* SV_REQ_DETACH: exchanged to 1 by the waiter that gives up and by the I/O thread
-	 * when it completes; whoever comes second frees the publisher (the I/O thread:
-	 * sv_publisher_release_abandoned). */
+	 * when it completes; if the I/O thread comes second, it frees the publisher
+	 * (sv_publisher_release_abandoned), or, for a detach that keeps it (a reopening that
+	 * stopped waiting), takes it back on its list as it was. */
 	_Atomic int abandoned;
+	bool keep; /* SV_REQ_DETACH for a reopening: given up on, the publisher stays */
 };
 
 enum sv_conn_state {
@@ -386,6 +388,7 @@ struct salvo_publisher {
 	bool stamp;  /* confirm modes: mandatory messages carry SV_SEQ_HEADER */
 	bool reopen; /* a channel the broker closed is replaced (SALVO_PUBLISHER_NO_REOPEN) */
 	bool detached; /* let go by the I/O thread for a reopening that has not finished */
+	bool reopen_stuck; /* a reopening's detach was given up on: no more attempts */
 	/* The error of the channel replaced last, for the failed outcomes of its messages
 	 * (sequence numbers up to replaced_upto) not yet delivered. */
 	salvo_error replaced_err;
@@ -410,6 +413,9 @@ struct salvo_publisher {
 	_Atomic uint32_t ev_seq;		      /* futex word, bumped after done moves */
 	_Atomic uint64_t ev_want; /* 0, or the done the producer sleeps (or is about to) for */
 	_Atomic uint32_t orphaned; /* the I/O thread has exited and let go of this publisher */
+	/* Its channel closed, the I/O thread has failed or counted what it held and will send
+	 * nothing more of it: a detach now completes at once (publisher.c, reopening). */
+	_Atomic uint32_t closed_quiet;
 	struct sv_pub_counters ctr;
 	pthread_mutex_t ret_lock; /* guards ret_head/ret_tail */
 	struct sv_return *ret_head, *ret_tail;

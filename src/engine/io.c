@@ -313,15 +313,26 @@ static salvo_error lost_error(const salvo_client *c)
 	return e;
 }
 
-/* A publisher's detach is over: answer salvo_publisher_close, or, if it has stopped
- * waiting (its timeout passed while the broker read nothing), free the publisher. */
-static void detach_done(struct sv_request *req, struct salvo_publisher *pub)
+/* A publisher's detach is over: answer its waiter; if the waiter stopped waiting (its
+ * timeout passed while the broker read nothing), free the publisher (a close), or keep
+ * it on the list as it was (a reopening, which tries again at its next call). */
+static void detach_done(salvo_client *c, struct sv_request *req, struct salvo_publisher *pub,
+			bool listed)
 {
 	bool abandoned = atomic_exchange(&req->abandoned, 1);
+	bool keep = req->keep;
 
 	sv_request_complete(req, 0, NULL);
-	if (abandoned)
+	if (!abandoned)
+		return;
+	if (!keep) {
 		sv_publisher_release_abandoned(pub);
+		return;
+	}
+	if (!listed) {
+		c->pubs[c->npubs++] = pub; /* the slot it left */
+		pub->ch->pub = pub;
+	}
 }
 
 static bool pub_settle(salvo_client *c, size_t i)
@@ -331,8 +342,11 @@ static bool pub_settle(salvo_client *c, size_t i)
 
 	if (!pub_quiet(pub))
 		return false;
-	if (pub_closed(pub))
+	if (pub_closed(pub)) {
 		sv_pub_fail(pub);
+		/* Release: what the fail wrote is the producer's once it sees this. */
+		atomic_store_explicit(&pub->closed_quiet, 1, memory_order_release);
+	}
 	if (!req)
 		return false;
 	c->pubs[i] = c->pubs[--c->npubs];
@@ -357,7 +371,7 @@ static bool pub_settle(salvo_client *c, size_t i)
 			r->resume = NULL;
 		pub->ch->recovering = false;
 	}
-	detach_done(req, pub);
+	detach_done(c, req, pub, false);
 	return true;
 }
 
@@ -2310,7 +2324,7 @@ void *sv_io_main(void *arg)
 		atomic_fetch_add_explicit(&pub->ev_seq, 1, memory_order_relaxed);
 		sv_futex_wake_all(&pub->ev_seq);
 		if (detach)
-			detach_done(detach, pub);
+			detach_done(c, detach, pub, true);
 	}
 	c->npubs = 0;
 	sv_dispatch_wake(c); /* closed: salvo_client_dispatch stops waiting */

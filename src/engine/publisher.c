@@ -836,7 +836,8 @@ int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_erro
  * reading them from the ring), and this returns DETACH_HANDED_OVER with err saying so.
  * Negative: the request's status, or it never reached the I/O thread. */
 #define DETACH_HANDED_OVER 1
-static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, salvo_error *err)
+static int attach_req(salvo_publisher *p, enum sv_req_kind kind, bool keep, int timeout_ms,
+		      salvo_error *err)
 {
 	struct sv_request *req = sv_request_new(kind);
 	int rc;
@@ -846,6 +847,7 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, sal
 		return SALVO_ERR_NO_MEMORY;
 	}
 	req->pub = p;
+	req->keep = keep;
 	rc = sv_request_submit(p->client, req, err);
 	if (rc) {
 		free(req);
@@ -858,6 +860,11 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, sal
 	if (!atomic_load_explicit(&req->done, memory_order_acquire)) {
 		if (!atomic_exchange(&req->abandoned, 1)) {
 			sv_request_put(req);
+			if (keep)
+				return sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+						    "the I/O thread could not let go of the "
+						    "publisher within %d ms; it keeps it",
+						    timeout_ms);
 			sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
 				     "the I/O thread could not let go of the publisher within %d ms "
 				     "(a send the broker does not read, a memory alarm, or a "
@@ -873,6 +880,11 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, sal
 	return rc;
 }
 
+static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, salvo_error *err)
+{
+	return attach_req(p, kind, false, timeout_ms, err);
+}
+
 /*
  * The broker closed the publisher's channel (a channel error, reported by the call that
  * brings us here): take the publisher back from the I/O thread, which has failed the
@@ -880,20 +892,30 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, sal
  * as it let go, open a new channel and hand the publisher back. Sequence numbers go on:
  * the new channel's delivery tag t is sequence number t + tag_base. On any failure the
  * publisher stays closed (detached if it got that far) and the next error tries again.
+ * Each step is bounded by rpc_timeout: a detach the I/O thread cannot finish in that time
+ * (a send the broker does not read) leaves the publisher with it, closed.
  */
 static void reopen_if_closed(salvo_publisher *p)
 {
 	salvo_channel *ch = NULL;
 	salvo_error e;
 
-	if (!p->reopen ||
+	if (!p->reopen || p->reopen_stuck ||
 	    atomic_load_explicit(&p->ch->state, memory_order_acquire) != SV_CH_CLOSED ||
 	    p->ch->error.kind != SALVO_ERROR_CHANNEL)
 		return;
-	/* Nothing of a closed channel is sent, so the detach ends once no send reads the
-	 * ring; waiting for it here, not handing the publisher over. */
+	/* Only once the I/O thread is done with the closed channel's messages (until then a
+	 * send the broker does not read may hold them): the detach then ends at the I/O
+	 * thread's next turn. Given up on anyway (rpc_timeout: the connection being
+	 * recovered), the publisher stays with the I/O thread, closed, for good. */
 	if (!p->detached) {
-		if (attach(p, SV_REQ_DETACH, SALVO_FOREVER, &e))
+		if (!atomic_load_explicit(&p->closed_quiet, memory_order_acquire) ||
+		    atomic_load_explicit(&p->client->state, memory_order_relaxed) != SV_CONN_OPEN)
+			return;
+		int rc = attach_req(p, SV_REQ_DETACH, true, p->client->set.rpc_timeout_ms, &e);
+		if (rc == SALVO_ERR_TIMEOUT)
+			p->reopen_stuck = true;
+		if (rc)
 			return;
 		p->detached = true;
 		/* Ours alone now: whatever was committed after the I/O thread's last pass. */
@@ -910,6 +932,7 @@ static void reopen_if_closed(salvo_publisher *p)
 	(void)sv_channel_close_within(p->ch, 0, NULL); /* closed already: frees the handle */
 	p->ch = ch;
 	p->tpl_valid = false; /* the template names the channel */
+	atomic_store_explicit(&p->closed_quiet, 0, memory_order_relaxed);
 	p->tag_base = p->seq;
 	p->resent_until = 0;
 	if (!confirming(p)) {
@@ -918,7 +941,7 @@ static void reopen_if_closed(salvo_publisher *p)
 		p->snap_lo = p->snap_hi = p->snap_end = 0;
 		p->ckpt_inflight = false;
 	}
-	if (attach(p, SV_REQ_ATTACH, SALVO_FOREVER, &e) == 0)
+	if (attach(p, SV_REQ_ATTACH, SALVO_FOREVER, &e) == 0) /* answered at once */
 		p->detached = false;
 }
 

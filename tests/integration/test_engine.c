@@ -232,8 +232,10 @@ static void case_publish_missing_exchange(void)
 	printf("next publish: %d %s\n", rc, err.text);
 	CHECK(rc == 404 && err.kind == SALVO_ERROR_CHANNEL && err.class_id == 60 &&
 	      err.method_id == 40);
-	CHECK(salvo_publisher_flush(p, 1000, &err) == 404);
-	CHECK(salvo_publisher_close(p, 1000, &err) == 404);
+	/* Reported once: the publisher goes on, on a new channel. */
+	OK(salvo_publish(p, "", "salvo.anything", "z", 1, 0, 1000, &err));
+	OK(salvo_publisher_flush(p, 1000, &err));
+	OK(salvo_publisher_close(p, 1000, &err));
 
 	OK(salvo_channel_open(c, &ch, &err));
 	OK(salvo_queue_declare(ch, "", SALVO_EXCLUSIVE, NULL, NULL, &err));

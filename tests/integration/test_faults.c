@@ -1427,10 +1427,13 @@ static int case_close_code_0(void)
 	salvo_error err;
 	int rc;
 
+	/* The closed channel is kept (not reopened), so every later call shows the code. */
+	salvo_publisher_opts stay = {.flags = SALVO_PUBLISHER_NO_REOPEN};
+
 	sizes = SIZES_UNIFORM;
 	fake_start(&f, script_serve);
 	c = connect_fake(&f, "heartbeat", "0", NULL);
-	EXPECT(salvo_publisher_new(c, NULL, &p, &err), 0);
+	EXPECT(salvo_publisher_new(c, &stay, &p, &err), 0);
 	EXPECT(publish_msg(p, "zero", 0, 0, 1000, &err), 0);
 	/* The fake broker has salvo's close-ok: salvo has taken the channel.close. */
 	CHECK(await_step(&f, &f.fake_step, 1, 5000));
