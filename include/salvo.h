@@ -779,8 +779,11 @@ typedef struct salvo_publisher_opts {
 /*
  * A broker's channel error (a publish to a missing exchange: 404) closes the publisher's
  * channel. The next call on the publisher returns that error once, as it always does;
- * then, unless this flag is set, the publisher opens a new channel (confirm.select again
- * in confirm modes) and goes on: the calls after it publish normally. What the closed
+ * then, unless this flag is set, the next publish, flush or wait opens a new channel
+ * (confirm.select again in confirm modes) and goes on, waiting within its timeout until
+ * the I/O thread is done with the closed one (SALVO_ERR_TIMEOUT, or WOULD_BLOCK with 0, if
+ * it is not yet); salvo_publisher_close instead reports the closed channel's error
+ * again, as a close reports the channel's end. What the closed
  * channel cost is counted: in confirm modes each message it held fails (outcome FAILED
  * with the error, counted in failed); in best effort the messages not shown handled go
  * to possibly_lost. A channel put in tx mode (salvo_publisher_channel) is reopened

@@ -389,6 +389,7 @@ struct salvo_publisher {
 	bool reopen; /* a channel the broker closed is replaced (SALVO_PUBLISHER_NO_REOPEN) */
 	bool detached; /* let go by the I/O thread for a reopening that has not finished */
 	bool reopen_stuck; /* a reopening's detach was given up on: no more attempts */
+	bool closed_reported; /* a call has returned the closed channel's error */
 	/* The error of the channel replaced last, for the failed outcomes of its messages
 	 * (sequence numbers up to replaced_upto) not yet delivered. */
 	salvo_error replaced_err;

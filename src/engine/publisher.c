@@ -70,7 +70,10 @@ static bool confirming(const salvo_publisher *p)
  */
 static _Thread_local char thread_marker;
 
-static void reopen_if_closed(salvo_publisher *p);
+static bool reopens(const salvo_publisher *p);
+static void report_closed(salvo_publisher *p);
+static int reopen_within(salvo_publisher *p, int timeout_ms, const struct timespec *deadline,
+			 salvo_error *err);
 
 enum claim { CLAIMED, NESTED };
 
@@ -593,6 +596,9 @@ static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_m
 	int rc;
 
 	rc = closed_error(p, err);
+	/* Reported already, by an earlier call: this one goes on, on a new channel. */
+	if (rc && p->closed_reported && !p->in_outcome && reopens(p))
+		rc = reopen_within(p, timeout_ms, deadline_get(&dl), err);
 	if (rc)
 		return rc;
 	/* Checks the names and properties before any wait. */
@@ -697,9 +703,8 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 	if (rc)
 		return rc;
 	rc = publish_claimed(p, m, timeout_ms, seq, err);
-	/* The error was reported by this call; the next one goes on, on a new channel. */
 	if (rc && how == CLAIMED)
-		reopen_if_closed(p);
+		report_closed(p);
 	give_back(p, how);
 	return rc;
 }
@@ -737,13 +742,18 @@ int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *err)
 }
 
 /* salvo_publisher_flush once the publisher is claimed. */
-static int flush_claimed(salvo_publisher *p, int timeout_ms, salvo_error *err)
+static int flush_claimed(salvo_publisher *p, int timeout_ms, bool reopen, salvo_error *err)
 {
 	struct timespec ts;
 	bool bounded;
 	int rc;
 
 	bounded = deadline_at(timeout_ms, &ts);
+	if (reopen && p->closed_reported && reopens(p)) {
+		rc = reopen_within(p, timeout_ms, bounded ? &ts : NULL, err);
+		if (rc)
+			return rc;
+	}
 	if (confirming(p)) {
 		rc = wait_done(p, p->seq, bounded ? &ts : NULL);
 		if (rc == -ETIMEDOUT || (timeout_ms == 0 && done_of(p) < p->seq)) {
@@ -769,9 +779,9 @@ int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err)
 
 	if (rc)
 		return rc;
-	rc = flush_claimed(p, timeout_ms, err);
+	rc = flush_claimed(p, timeout_ms, true, err);
 	if (rc)
-		reopen_if_closed(p);
+		report_closed(p);
 	give_back(p, CLAIMED);
 	return rc;
 }
@@ -789,7 +799,7 @@ static int wait_confirms_claimed(salvo_publisher *p, int timeout_ms, salvo_error
 			uint64_t now = sv_now_ns();
 			left = now < deadline ? (int)((deadline - now + 999999u) / 1000000u) : 0;
 		}
-		rc = flush_claimed(p, left, err);
+		rc = flush_claimed(p, left, true, err);
 		if (!confirming(p))
 			return rc;
 		if (p->mode == SALVO_CONFIRM_SYNC) {
@@ -822,7 +832,7 @@ int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_erro
 		return rc;
 	rc = wait_confirms_claimed(p, timeout_ms, err);
 	if (rc)
-		reopen_if_closed(p);
+		report_closed(p);
 	give_back(p, CLAIMED);
 	return rc;
 }
@@ -886,46 +896,53 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, sal
 }
 
 /*
- * The broker closed the publisher's channel (a channel error, reported by the call that
- * brings us here): take the publisher back from the I/O thread, which has failed the
- * closed channel's messages (confirm modes) or counted them (best effort: possibly_lost)
- * as it let go, open a new channel and hand the publisher back. Sequence numbers go on:
- * the new channel's delivery tag t is sequence number t + tag_base. On any failure the
- * publisher stays closed (detached if it got that far) and the next error tries again.
- * Each step is bounded by rpc_timeout: a detach the I/O thread cannot finish in that time
- * (a send the broker does not read) leaves the publisher with it, closed.
+ * Reopening. The broker closed the publisher's channel (a channel error): the call that
+ * brings the error returns it (report_closed marks it reported); then the publisher takes
+ * itself back from the I/O thread, which has failed the closed channel's messages (confirm
+ * modes) or counted them (best effort: possibly_lost) as it let go, opens a new channel and
+ * hands itself back. Sequence numbers go on: the new channel's delivery tag t is sequence
+ * number t + tag_base. The first publish, flush or wait after the report does it, waiting
+ * for it within its timeout (reopen_within) instead of returning the reported error again.
+ *
+ * The detach starts only once the I/O thread is done with the closed channel's messages
+ * (closed_quiet: until then a send the broker does not read may hold them) and the
+ * connection is open, so it ends at the I/O thread's next turn; given up on anyway
+ * (rpc_timeout), the publisher stays with the I/O thread, closed, for good (reopen_stuck).
  */
-static void reopen_if_closed(salvo_publisher *p)
+static bool reopens(const salvo_publisher *p)
+{
+	return p->reopen && !p->reopen_stuck &&
+	       atomic_load_explicit(&p->ch->state, memory_order_acquire) == SV_CH_CLOSED &&
+	       p->ch->error.kind == SALVO_ERROR_CHANNEL;
+}
+
+/* 0 reopened; 1 not possible yet; negative: failed (the next call tries again). */
+static int try_reopen(salvo_publisher *p)
 {
 	salvo_channel *ch = NULL;
 	salvo_error e;
+	int rc;
 
-	if (!p->reopen || p->reopen_stuck ||
-	    atomic_load_explicit(&p->ch->state, memory_order_acquire) != SV_CH_CLOSED ||
-	    p->ch->error.kind != SALVO_ERROR_CHANNEL)
-		return;
-	/* Only once the I/O thread is done with the closed channel's messages (until then a
-	 * send the broker does not read may hold them): the detach then ends at the I/O
-	 * thread's next turn. Given up on anyway (rpc_timeout: the connection being
-	 * recovered), the publisher stays with the I/O thread, closed, for good. */
 	if (!p->detached) {
 		if (!atomic_load_explicit(&p->closed_quiet, memory_order_acquire) ||
 		    atomic_load_explicit(&p->client->state, memory_order_relaxed) != SV_CONN_OPEN)
-			return;
-		int rc = attach_req(p, SV_REQ_DETACH, true, p->client->set.rpc_timeout_ms, &e);
+			return 1;
+		rc = attach_req(p, SV_REQ_DETACH, true, p->client->set.rpc_timeout_ms, &e);
 		if (rc == SALVO_ERR_TIMEOUT)
 			p->reopen_stuck = true;
 		if (rc)
-			return;
+			return rc;
 		p->detached = true;
 		/* Ours alone now: whatever was committed after the I/O thread's last pass. */
 		sv_pub_fail(p);
 	}
-	if (salvo_channel_open(p->client, &ch, &e) ||
-	    (confirming(p) && salvo_confirm_select(ch, &e))) {
+	rc = salvo_channel_open(p->client, &ch, &e);
+	if (!rc && confirming(p))
+		rc = salvo_confirm_select(ch, &e);
+	if (rc) {
 		if (ch)
 			salvo_channel_close(ch, NULL);
-		return;
+		return rc;
 	}
 	p->replaced_err = p->ch->error;
 	p->replaced_upto = p->seq;
@@ -933,6 +950,7 @@ static void reopen_if_closed(salvo_publisher *p)
 	p->ch = ch;
 	p->tpl_valid = false; /* the template names the channel */
 	atomic_store_explicit(&p->closed_quiet, 0, memory_order_relaxed);
+	p->closed_reported = false;
 	p->tag_base = p->seq;
 	p->resent_until = 0;
 	if (!confirming(p)) {
@@ -941,8 +959,48 @@ static void reopen_if_closed(salvo_publisher *p)
 		p->snap_lo = p->snap_hi = p->snap_end = 0;
 		p->ckpt_inflight = false;
 	}
-	if (attach(p, SV_REQ_ATTACH, SALVO_FOREVER, &e) == 0) /* answered at once */
+	rc = attach(p, SV_REQ_ATTACH, SALVO_FOREVER, &e); /* answered at once */
+	if (!rc)
 		p->detached = false;
+	return rc;
+}
+
+/* A call is returning an error: if it is the closed channel's, it has been reported. The
+ * reopening waits for the next call that needs the channel (not a close, which reports
+ * the closed channel's error again, as a close always reports the channel's end). */
+static void report_closed(salvo_publisher *p)
+{
+	if (reopens(p))
+		p->closed_reported = true;
+}
+
+/* A call after the report: wait for the reopening until the deadline (NULL: none). */
+static int reopen_within(salvo_publisher *p, int timeout_ms, const struct timespec *deadline,
+			 salvo_error *err)
+{
+	for (;;) {
+		int rc = try_reopen(p);
+
+		if (rc == 0)
+			return 0;
+		if (!reopens(p)) /* given up: the error stands */
+			return closed_error(p, err);
+		if (timeout_ms == 0) {
+			return sv_error_set(err, SALVO_ERR_WOULD_BLOCK, SALVO_ERROR_LOCAL,
+					    "the publisher's channel, closed by the broker, is being "
+					    "reopened");
+		}
+		struct timespec now, nap = {0, 200000};
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (deadline && (now.tv_sec > deadline->tv_sec ||
+				 (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec)))
+			return sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+					    "the publisher's channel, closed by the broker, was not "
+					    "reopened within %d ms",
+					    timeout_ms);
+		/* Rare and short: until the I/O thread's send in flight ends. */
+		nanosleep(&nap, NULL);
+	}
 }
 
 static void publisher_free(salvo_publisher *p)
@@ -1129,7 +1187,7 @@ int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 	if (rc)
 		return rc;
 	deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	rc = flush_claimed(p, timeout_ms, err);
+	rc = flush_claimed(p, timeout_ms, false, err);
 	/* A reopening that did not finish has let go of the I/O thread already. */
 	rc2 = p->detached ? 0
 			  : attach(p, SV_REQ_DETACH,

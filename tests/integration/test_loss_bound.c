@@ -39,11 +39,13 @@ struct producer {
 	salvo_publisher *p;
 };
 
+static char conn_name[64]; /* the publishers' connection: "salvo loss-bound CASE PID" */
+
 /* rabbitmqctl close_connection for the publishers' connection only (other tests may be
  * using the broker). */
 static void close_all(void)
 {
-	close_connection("salvo loss-bound", "salvo loss-bound test");
+	close_connection(conn_name, "salvo loss-bound test");
 }
 
 static void *killer(void *arg)
@@ -118,7 +120,8 @@ static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
 	snprintf(queue, sizeof queue, "salvo.test.loss.%s", names[phase]);
 	r.queue = queue;
 	/* The queue is counted on a connection of its own, which the kills also end. */
-	r.c = rabbit_connect(rabbit_test_uri(), "connection_name", "salvo loss-bound",
+	snprintf(conn_name, sizeof conn_name, "salvo loss-bound %s %d", names[phase], (int)getpid());
+	r.c = rabbit_connect(rabbit_test_uri(), "connection_name", conn_name,
 			     "reconnect.initial_delay", "50", "publisher.ring_size", "16777216",
 			     NULL);
 	OK(salvo_channel_open(r.c, &ch, &err));
