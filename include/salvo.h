@@ -782,8 +782,9 @@ typedef struct salvo_publisher_opts {
  * then, unless this flag is set, the next publish, flush or wait opens a new channel
  * (confirm.select again in confirm modes) and goes on, waiting within its timeout until
  * the I/O thread is done with the closed one (SALVO_ERR_TIMEOUT, or WOULD_BLOCK with 0, if
- * it is not yet); salvo_publisher_close instead reports the closed channel's error
- * again, as a close reports the channel's end. What the closed
+ * it is not yet; the channel.open itself may take up to rpc_timeout, and the broker's
+ * refusal of it is returned); salvo_publisher_close instead reports the closed channel's
+ * error again, as a close reports the channel's end. What the closed
  * channel cost is counted: in confirm modes each message it held fails (outcome FAILED
  * with the error, counted in failed); in best effort the messages not shown handled go
  * to possibly_lost. A channel put in tx mode (salvo_publisher_channel) is reopened
@@ -852,9 +853,12 @@ SALVO_API int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *
 
 /*
  * Confirm modes: wait until every message published so far has an outcome, delivering
- * them (async). Returns 0 when all of those delivered since the previous call were acked,
- * SALVO_ERR_NACKED when some were nacked or returned, the channel's error when some
- * failed, SALVO_ERR_TIMEOUT (the rest stay tracked). Best effort: like flush.
+ * them (async), and the messages on_outcome publishes meanwhile too (one round: callbacks
+ * that publish for every outcome cannot keep it waiting for ever). Returns 0 when all of
+ * those delivered since the previous call were acked; otherwise the worst of them: the
+ * channel's error when some failed, else SALVO_ERR_NACKED when some were nacked, else
+ * SALVO_ERR_RETURNED when some were returned; SALVO_ERR_TIMEOUT (the rest stay tracked).
+ * Best effort: like flush.
  */
 SALVO_API int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms,
 					    salvo_error *err);
@@ -954,7 +958,9 @@ SALVO_API int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeo
  * publisher's channel put in tx mode publishes in transactions. The publisher owns it:
  * do not close it. salvo_tx_commit and salvo_tx_rollback go out ahead of messages still
  * in the publisher's ring: call salvo_publisher_flush first. A reconnection does not
- * restore tx mode.
+ * restore tx mode. Once this has been called, a channel error closes the publisher for
+ * good (as SALVO_PUBLISHER_NO_REOPEN): reopening would free the channel returned here.
+ * Publisher's thread (it claims nothing; call it between the publisher's calls).
  */
 SALVO_API salvo_channel *salvo_publisher_channel(salvo_publisher *p);
 

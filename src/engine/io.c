@@ -945,7 +945,8 @@ static void report_end(salvo_client *c, const salvo_error *why)
 	sv_event_push(c, &ev);
 	ev.kind = SALVO_EVENT_GIVING_UP;
 	snprintf(ev.reason, sizeof ev.reason, "%s",
-		 c->set.conf.reconnect ? "not retried: a new connection would meet the same error"
+		 c->set.conf.reconnect ? "not retried: reconnection is for I/O errors, missed "
+					 "heartbeats, 320 and 541"
 				       : "not retried: reconnect is off");
 	sv_event_push(c, &ev);
 }
@@ -1020,7 +1021,7 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		c->blocked = true;
 		c->blocked_since = sv_now_ns();
 		sv_text_escape(ev.reason, sizeof ev.reason, r.ptr, r.len);
-		snprintf(c->blocked_reason, sizeof c->blocked_reason, "%.120s", ev.reason);
+		sv_text_escape(c->blocked_reason, sizeof c->blocked_reason, r.ptr, r.len);
 		sv_event_push(c, &ev);
 		return;
 	}
@@ -1313,7 +1314,15 @@ static void take_requests(salvo_client *c)
 			break;
 		case SV_REQ_DETACH:
 			/* Completed by settle_pubs once the ring is quiet: the publisher's memory
-			 * may be unmapped as soon as the request completes. */
+			 * may be unmapped as soon as the request completes. One at a time (the
+			 * publisher's claim makes a second one a bug): refused, not leaked. */
+			if (req->pub->detach) {
+				salvo_error e;
+				sv_error_set(&e, SALVO_ERR_INVALID_STATE, SALVO_ERROR_LOCAL,
+					     "the publisher is being detached already");
+				sv_request_complete(req, e.status, &e);
+				break;
+			}
 			req->pub->detach = req;
 			settle_pubs(c);
 			break;
@@ -1653,8 +1662,10 @@ static void count_possibly_lost(salvo_client *c)
 
 		if (!pub->slots && pub->be_hi > pub->be_verified)
 			stat_add(&pub->ctr.possibly_lost, pub->be_hi - pub->be_verified);
-		if (pub->be_lo > pub->be_verified)
-			pub->be_verified = pub->be_lo;
+		/* Counted once: a message counted here and sent again on the next connection
+		 * is not counted again there. */
+		if (pub->be_hi > pub->be_verified)
+			pub->be_verified = pub->be_hi;
 		pub->ckpt_inflight = false;
 	}
 }

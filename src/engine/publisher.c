@@ -71,7 +71,8 @@ static bool confirming(const salvo_publisher *p)
 static _Thread_local char thread_marker;
 
 static bool reopens(const salvo_publisher *p);
-static void report_closed(salvo_publisher *p);
+static int detached_error(salvo_publisher *p, salvo_error *err);
+static void report_closed(salvo_publisher *p, int rc);
 static int reopen_within(salvo_publisher *p, int timeout_ms, const struct timespec *deadline,
 			 salvo_error *err);
 
@@ -597,8 +598,10 @@ static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_m
 
 	rc = closed_error(p, err);
 	/* Reported already, by an earlier call: this one goes on, on a new channel. */
-	if (rc && p->closed_reported && !p->in_outcome && reopens(p))
+	if ((rc || p->detached) && p->closed_reported && !p->in_outcome && reopens(p))
 		rc = reopen_within(p, timeout_ms, deadline_get(&dl), err);
+	else if (!rc && p->detached)
+		rc = detached_error(p, err); /* nothing may go into a ring nobody sends */
 	if (rc)
 		return rc;
 	/* Checks the names and properties before any wait. */
@@ -704,7 +707,7 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 		return rc;
 	rc = publish_claimed(p, m, timeout_ms, seq, err);
 	if (rc && how == CLAIMED)
-		report_closed(p);
+		report_closed(p, rc);
 	give_back(p, how);
 	return rc;
 }
@@ -753,6 +756,8 @@ static int flush_claimed(salvo_publisher *p, int timeout_ms, bool reopen, salvo_
 		rc = reopen_within(p, timeout_ms, bounded ? &ts : NULL, err);
 		if (rc)
 			return rc;
+	} else if (p->detached) {
+		return detached_error(p, err);
 	}
 	if (confirming(p)) {
 		rc = wait_done(p, p->seq, bounded ? &ts : NULL);
@@ -781,7 +786,7 @@ int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err)
 		return rc;
 	rc = flush_claimed(p, timeout_ms, true, err);
 	if (rc)
-		report_closed(p);
+		report_closed(p, rc);
 	give_back(p, CLAIMED);
 	return rc;
 }
@@ -790,7 +795,7 @@ int salvo_publisher_flush(salvo_publisher *p, int timeout_ms, salvo_error *err)
 static int wait_confirms_claimed(salvo_publisher *p, int timeout_ms, salvo_error *err)
 {
 	uint64_t deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	int rc;
+	int rc, rounds = 0;
 
 	for (;;) {
 		int left = timeout_ms;
@@ -810,8 +815,9 @@ static int wait_confirms_claimed(salvo_publisher *p, int timeout_ms, salvo_error
 		if (rc == SALVO_ERR_TIMEOUT)
 			return rc;
 		/* The callbacks published more (republishing what came back): those are
-		 * "published so far" too. */
-		if (p->reported == p->seq || rc)
+		 * "published so far" too, for one more round, so that callbacks that always
+		 * publish cannot keep the wait going for ever. */
+		if (p->reported == p->seq || rc || ++rounds == 2)
 			break;
 	}
 	/* The worst outcome delivered since the last call; else the channel's end, which
@@ -832,7 +838,7 @@ int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms, salvo_erro
 		return rc;
 	rc = wait_confirms_claimed(p, timeout_ms, err);
 	if (rc)
-		report_closed(p);
+		report_closed(p, rc);
 	give_back(p, CLAIMED);
 	return rc;
 }
@@ -911,23 +917,41 @@ static int attach(salvo_publisher *p, enum sv_req_kind kind, int timeout_ms, sal
  */
 static bool reopens(const salvo_publisher *p)
 {
-	return p->reopen && !p->reopen_stuck &&
-	       atomic_load_explicit(&p->ch->state, memory_order_acquire) == SV_CH_CLOSED &&
-	       p->ch->error.kind == SALVO_ERROR_CHANNEL;
+	if (!p->reopen || p->reopen_stuck ||
+	    atomic_load_explicit(&p->client->state, memory_order_acquire) == SV_CONN_CLOSED)
+		return false;
+	/* A reopening that stopped half way (detached) goes on from where it stopped. */
+	return p->detached ||
+	       (atomic_load_explicit(&p->ch->state, memory_order_acquire) == SV_CH_CLOSED &&
+		p->ch->error.kind == SALVO_ERROR_CHANNEL);
 }
 
-/* 0 reopened; 1 not possible yet; negative: failed (the next call tries again). */
-static int try_reopen(salvo_publisher *p)
+/* The error a publisher detached by a reopening that cannot go on returns. */
+static int detached_error(salvo_publisher *p, salvo_error *err)
+{
+	int rc = closed_error(p, err);
+
+	if (rc)
+		return rc;
+	if (atomic_load_explicit(&p->client->state, memory_order_acquire) == SV_CONN_CLOSED) {
+		sv_error_copy(err, &p->client->error);
+		return p->client->error.status ? p->client->error.status : SALVO_ERR_CLOSED;
+	}
+	return sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
+			    "the publisher's channel could not be reopened");
+}
+
+/* 0 reopened; 1 not possible yet; negative: failed, with *e (the next call tries again). */
+static int try_reopen(salvo_publisher *p, salvo_error *e)
 {
 	salvo_channel *ch = NULL;
-	salvo_error e;
 	int rc;
 
 	if (!p->detached) {
 		if (!atomic_load_explicit(&p->closed_quiet, memory_order_acquire) ||
 		    atomic_load_explicit(&p->client->state, memory_order_relaxed) != SV_CONN_OPEN)
 			return 1;
-		rc = attach_req(p, SV_REQ_DETACH, true, p->client->set.rpc_timeout_ms, &e);
+		rc = attach_req(p, SV_REQ_DETACH, true, p->client->set.rpc_timeout_ms, e);
 		if (rc == SALVO_ERR_TIMEOUT)
 			p->reopen_stuck = true;
 		if (rc)
@@ -935,22 +959,28 @@ static int try_reopen(salvo_publisher *p)
 		p->detached = true;
 		/* Ours alone now: whatever was committed after the I/O thread's last pass. */
 		sv_pub_fail(p);
+		sv_ring_clear_interrupt(&p->ring);
 	}
-	rc = salvo_channel_open(p->client, &ch, &e);
-	if (!rc && confirming(p))
-		rc = salvo_confirm_select(ch, &e);
-	if (rc) {
-		if (ch)
-			salvo_channel_close(ch, NULL);
-		return rc;
+	/* The channel to replace: the one the broker closed, or a new one that a lost
+	 * connection closed before the attach below took it. */
+	if (atomic_load_explicit(&p->ch->state, memory_order_acquire) == SV_CH_CLOSED) {
+		rc = salvo_channel_open(p->client, &ch, e);
+		if (!rc && confirming(p))
+			rc = salvo_confirm_select(ch, e);
+		if (rc) {
+			if (ch)
+				salvo_channel_close(ch, NULL);
+			return rc;
+		}
+		if (p->ch->error.kind == SALVO_ERROR_CHANNEL) {
+			p->replaced_err = p->ch->error;
+			p->replaced_upto = p->seq;
+		}
+		(void)sv_channel_close_within(p->ch, 0, NULL); /* closed already: frees it */
+		p->ch = ch;
+		p->tpl_valid = false; /* the template names the channel */
 	}
-	p->replaced_err = p->ch->error;
-	p->replaced_upto = p->seq;
-	(void)sv_channel_close_within(p->ch, 0, NULL); /* closed already: frees the handle */
-	p->ch = ch;
-	p->tpl_valid = false; /* the template names the channel */
 	atomic_store_explicit(&p->closed_quiet, 0, memory_order_relaxed);
-	p->closed_reported = false;
 	p->tag_base = p->seq;
 	p->resent_until = 0;
 	if (!confirming(p)) {
@@ -959,18 +989,20 @@ static int try_reopen(salvo_publisher *p)
 		p->snap_lo = p->snap_hi = p->snap_end = 0;
 		p->ckpt_inflight = false;
 	}
-	rc = attach(p, SV_REQ_ATTACH, SALVO_FOREVER, &e); /* answered at once */
-	if (!rc)
-		p->detached = false;
-	return rc;
+	rc = attach(p, SV_REQ_ATTACH, SALVO_FOREVER, e); /* answered at once */
+	if (rc)
+		return rc;
+	p->detached = false;
+	p->closed_reported = false;
+	return 0;
 }
 
 /* A call is returning an error: if it is the closed channel's, it has been reported. The
  * reopening waits for the next call that needs the channel (not a close, which reports
  * the closed channel's error again, as a close always reports the channel's end). */
-static void report_closed(salvo_publisher *p)
+static void report_closed(salvo_publisher *p, int rc)
 {
-	if (reopens(p))
+	if (reopens(p) && rc == p->ch->error.status)
 		p->closed_reported = true;
 }
 
@@ -979,12 +1011,17 @@ static int reopen_within(salvo_publisher *p, int timeout_ms, const struct timesp
 			 salvo_error *err)
 {
 	for (;;) {
-		int rc = try_reopen(p);
+		salvo_error e;
+		int rc = try_reopen(p, &e);
 
 		if (rc == 0)
 			return 0;
-		if (!reopens(p)) /* given up: the error stands */
-			return closed_error(p, err);
+		if (!reopens(p)) /* given up, or the client closed: that error stands */
+			return p->detached ? detached_error(p, err) : closed_error(p, err);
+		if (rc < 0) { /* the broker refused, or no room: the next call tries again */
+			sv_error_copy(err, &e);
+			return rc;
+		}
 		if (timeout_ms == 0) {
 			return sv_error_set(err, SALVO_ERR_WOULD_BLOCK, SALVO_ERROR_LOCAL,
 					    "the publisher's channel, closed by the broker, is being "
@@ -1205,13 +1242,17 @@ int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 	 * unmapping. */
 	if (rc2)
 		sv_io_wait_exit_if_closed(p->client);
+	/* What the flush did not get sent (its timeout passed) never will be. */
+	const uint8_t *unsent_at;
+	bool unsent = sv_ring_pending(&p->ring, &unsent_at) > 0;
 	rc2 = sv_channel_close_within(
 	    p->ch, close_step_ms(deadline, timeout_ms, p->client->set.rpc_timeout_ms),
 	    rc ? &local : err);
-	/* Best effort: the close-ok proved every message handled; without it (the connection
-	 * lost after the detach, or no answer in time) what the last checkpoint did not
-	 * prove may be lost. The I/O thread has let go of the publisher's counters. */
-	if (rc2)
+	/* Best effort: the close-ok proved every message sent handled; without it (the
+	 * connection lost after the detach, or no answer in time), or with messages never
+	 * sent, what the last checkpoint did not prove may be lost. The I/O thread has let
+	 * go of the publisher's counters. */
+	if (rc2 || unsent)
 		sv_pub_count_unverified(p);
 	if (!rc)
 		rc = rc2;
@@ -1441,5 +1482,10 @@ int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeout_ms, sal
 
 salvo_channel *salvo_publisher_channel(salvo_publisher *p)
 {
-	return p ? p->ch : NULL;
+	if (!p)
+		return NULL;
+	/* The application holds the channel from here on (tx mode, say): a reopening would
+	 * free it under it, so a channel error now closes the publisher for good. */
+	p->reopen = false;
+	return p->ch;
 }

@@ -230,6 +230,11 @@ int sv_ring_wait_space(struct sv_ring *r, size_t n, const struct timespec *deadl
 	return err;
 }
 
+void sv_ring_clear_interrupt(struct sv_ring *r)
+{
+	atomic_store_explicit(&r->interrupted, 0, memory_order_relaxed);
+}
+
 void sv_ring_interrupt(struct sv_ring *r)
 {
 	atomic_store_explicit(&r->interrupted, 1, memory_order_relaxed);

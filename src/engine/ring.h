@@ -102,6 +102,12 @@ int sv_ring_wait_space(struct sv_ring *r, size_t n, const struct timespec *deadl
 void sv_ring_interrupt(struct sv_ring *r);
 
 /*
+ * Producer, while the I/O thread has let go of the ring (a publisher reopening its
+ * channel): waits block again. The attach that hands the ring back orders it.
+ */
+void sv_ring_clear_interrupt(struct sv_ring *r);
+
+/*
  * I/O thread only. The committed bytes not yet sent, [sent, head): sets *p to the first and
  * returns how many (0 when there are none; never more than capacity).
  */

@@ -27,6 +27,9 @@
  *                            async, sync); what the closed channel cost is counted
  *                            (failed, possibly_lost) and matches the queue; with
  *                            SALVO_PUBLISHER_NO_REOPEN every later call returns the 404
+ *   reopened then blocked    after a reopening, a memory alarm: a publish that finds the
+ *                            ring full still waits (no busy loop) and times out on time
+ *                            (runs alone: the alarm blocks every publisher on the broker)
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -552,6 +555,72 @@ static void case_publisher_reopens(void)
 	rabbit_close(c, 5000);
 }
 
+static bool alarm_set;
+
+static void restore_watermark(void)
+{
+	if (alarm_set)
+		(void)!system("bash \"$SALVO_SOURCE_ROOT/scripts/rabbitmq.sh\" ctl -q "
+			      "set_vm_memory_high_watermark 0.4 >/dev/null 2>&1");
+}
+
+static double cpu_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void case_reopened_then_blocked(void)
+{
+	salvo_client *c = rabbit_connect(rabbit_test_uri(), "publisher.ring_size", "65536", NULL);
+	const char *q = "salvo.test.misuse.blocked";
+	salvo_channel *ch;
+	salvo_publisher *p;
+	salvo_error err;
+	char body[1000] = {0};
+	int rc;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, q, NULL);
+	OK(salvo_publisher_new(c, NULL, &p, &err));
+	OK(salvo_publish(p, "salvo.test.no-such-exchange", "k", "x", 1, 0, 5000, &err));
+	double deadline = now_s() + 10;
+	while ((rc = salvo_publish(p, "", q, "x", 1, 0, 5000, &err)) == 0 && now_s() < deadline)
+		;
+	CHECK(rc == 404);
+	OK(salvo_publish(p, "", q, "after", 5, 0, 5000, &err)); /* reopened */
+	OK(salvo_publisher_flush(p, 5000, &err));
+
+	atexit(restore_watermark);
+	alarm_set = true;
+	CHECK(system("bash \"$SALVO_SOURCE_ROOT/scripts/rabbitmq.sh\" ctl -q "
+		     "set_vm_memory_high_watermark absolute 1 >/dev/null") == 0);
+	/* Fill the ring (64 KiB) and the socket; then a publish must wait and time out. */
+	double t0 = now_s(), cpu0 = 0, took = 0;
+	for (;;) {
+		double t = now_s();
+		cpu0 = cpu_now();
+		rc = salvo_publish(p, "", q, body, sizeof body, 0, 300, &err);
+		took = now_s() - t;
+		if (rc)
+			break;
+		CHECK(now_s() - t0 < 30);
+	}
+	double cpu = cpu_now() - cpu0;
+	printf("blocked publish: %d (%s) after %.0f ms, %.0f ms of CPU\n", rc, err.text,
+	       took * 1000, cpu * 1000);
+	CHECK(rc == SALVO_ERR_TIMEOUT);
+	CHECK(took < 2.0 && cpu < 0.5 * took); /* waited, did not spin */
+	restore_watermark();
+	alarm_set = false;
+	OK(salvo_publisher_close(p, 30000, &err));
+	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(c, 5000);
+}
+
 static const struct test_case cases[] = {
 	{"republish from outcome", case_republish_from_outcome},
 	{"shared publisher", case_shared_publisher},
@@ -562,6 +631,7 @@ static const struct test_case cases[] = {
 	{"empty vhost hint", case_empty_vhost_hint},
 	{"seq header", case_seq_header},
 	{"publisher reopens", case_publisher_reopens},
+	{"reopened then blocked", case_reopened_then_blocked},
 };
 
 int main(int argc, char **argv)
