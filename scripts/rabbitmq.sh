@@ -319,6 +319,17 @@ cmd_crash() {
 	log "killed beam $beam_pid (SIGKILL); $dir kept"
 }
 
+# A restart that fails says why: the tails of the broker's output and logs (its files stay
+# for stop, which the caller runs).
+restart_failed() {
+	local f
+	log "$1"
+	for f in "$dir/broker.out" "$dir"/log/*.log; do
+		[[ -s $f ]] && { echo "==> $f <==" && tail -n 30 "$f"; } >&2
+	done
+	exit 1
+}
+
 cmd_restart() {
 	[[ -e $state ]] || die "not running (no $state)"
 	read_state
@@ -333,8 +344,8 @@ cmd_restart() {
 	write_state
 	local deadline=$((SECONDS + start_timeout))
 	while ! amqp_ready; do
-		is_ours "$wrapper_pid" '*rabbitmq-server*' || die "broker exited during restart"
-		((SECONDS < deadline)) || die "broker did not accept AMQP within $start_timeout s"
+		is_ours "$wrapper_pid" '*rabbitmq-server*' || restart_failed "broker exited during restart"
+		((SECONDS < deadline)) || restart_failed "broker did not accept AMQP within $start_timeout s"
 		sleep 0.25
 	done
 	beam_pid=$(<"$dir/beam.pid")
