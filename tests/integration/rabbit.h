@@ -115,6 +115,21 @@ static inline uint32_t channel_queue_count(salvo_channel *ch, const char *q)
 	return info.message_count;
 }
 
+/* q's count once the broker has counted what it took in: the same `times` times in a row,
+ * ms apart. */
+static inline uint32_t settled_queue_count(salvo_channel *ch, const char *q, int times, int ms)
+{
+	uint32_t n = channel_queue_count(ch, q), last = n + 1;
+	struct timespec nap = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	for (int same = 0; same < times; nanosleep(&nap, NULL)) {
+		n = channel_queue_count(ch, q);
+		same = n == last ? same + 1 : 0;
+		last = n;
+	}
+	return n;
+}
+
 /* How many messages q holds, asked on a channel of its own. */
 static inline uint32_t queue_count(salvo_client *c, const char *q)
 {

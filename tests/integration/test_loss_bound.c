@@ -144,12 +144,8 @@ static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
 
 	/* The truth, once the broker has taken in what it will. */
 	counter = rabbit_connect(rabbit_test_uri(), NULL);
-	uint32_t queued = 0, last = UINT32_MAX;
-	for (int stable = 0; stable < 5; usleep(200000)) {
-		queued = queue_count(counter, queue);
-		stable = queued == last ? stable + 1 : 0;
-		last = queued;
-	}
+	OK(salvo_channel_open(counter, &ch, &err));
+	uint32_t queued = settled_queue_count(ch, queue, 5, 200);
 	uint64_t lost = st.published > queued ? st.published - queued : 0;
 	printf("%s: kills %d, published %llu, queued %u, lost %llu, possibly_lost %llu, "
 	       "reconnects %llu\n",
@@ -158,7 +154,6 @@ static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
 	       (unsigned long long)salvo_client_reconnects(r.c));
 	CHECK(st.published == PRODUCERS * per_producer);
 	CHECK(lost <= st.possibly_lost);
-	OK(salvo_channel_open(counter, &ch, &err));
 	OK(salvo_queue_delete(ch, queue, 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
 	rabbit_close(counter, 5000);

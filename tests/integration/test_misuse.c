@@ -445,19 +445,6 @@ static void count_outcome(const salvo_outcome *o, void *arg)
 	}
 }
 
-/* q's count once the broker has counted what it took (the same three times in a row). */
-static uint32_t settled_count(salvo_channel *ch, const char *q)
-{
-	uint32_t n = channel_queue_count(ch, q), last = n + 1;
-
-	for (int same = 0; same < 3; usleep(100000)) {
-		n = channel_queue_count(ch, q);
-		same = n == last ? same + 1 : 0;
-		last = n;
-	}
-	return n;
-}
-
 /* Publish n to q until a call returns an error (returned); counts the ones accepted. */
 static int publish_until_error(salvo_publisher *p, const char *q, int n, uint64_t *accepted,
 			       salvo_error *err)
@@ -508,7 +495,7 @@ static void reopen_mode(salvo_client *c, salvo_channel *ch, salvo_confirm_mode m
 	rc = salvo_publisher_wait_confirms(p, 10000, &err);
 	salvo_publisher_stats(p, &st);
 	OK(salvo_publisher_close(p, 10000, &err));
-	uint32_t queued = settled_count(ch, q);
+	uint32_t queued = settled_queue_count(ch, q, 3, 100);
 	printf("%s: wait %d; accepted %llu, queued %u, acked %llu, failed %llu, possibly_lost "
 	       "%llu; outcomes acked %llu failed %llu (status %d)\n",
 	       names[mode], rc, (unsigned long long)accepted, queued, (unsigned long long)st.acked,
