@@ -460,8 +460,13 @@ void sv_acked_delivered(struct sv_acked *a, uint64_t tag, bool settled);
 bool sv_acked_settle(struct sv_acked *a, uint64_t tag, bool multiple);
 uint64_t sv_acked_advance(struct sv_acked *a);
 
-/* publisher.c */
+/* pub_stats.c: the client's list of publishers for salvo_client_stats; unlinking adds a
+ * closing publisher's figures to the closed totals (what never got an outcome: failed). */
+void sv_pub_stats_link(struct salvo_publisher *p);
+void sv_pub_stats_unlink(struct salvo_publisher *p);
 void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns);
+
+/* publisher.c */
 void sv_pub_wake(struct salvo_publisher *p);
 void sv_return_free_all(struct salvo_publisher *p);
 

@@ -499,42 +499,6 @@ static int wait_window(salvo_publisher *p, int timeout_ms, const struct timespec
 	return 0;
 }
 
-/* The histogram's bucket for ns: below 8 a bucket each; then (b - 2) * 8 plus the three
- * bits after the top bit b, about 12% wide. */
-static unsigned latency_bucket(uint64_t ns)
-{
-	unsigned b, i;
-
-	if (ns < 8)
-		return (unsigned)ns;
-	b = 63u - (unsigned)__builtin_clzll(ns);
-	i = (b - 2) * 8 + (unsigned)((ns >> (b - 3)) & 7);
-	return i < SALVO_LATENCY_BUCKETS ? i : SALVO_LATENCY_BUCKETS - 1;
-}
-
-void salvo_stats_latency_record(salvo_pub_stats *st, uint64_t ns)
-{
-	st->latency[latency_bucket(ns)]++;
-	st->latency_count++;
-	if (ns > st->latency_max_ns)
-		st->latency_max_ns = ns;
-}
-
-void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns)
-{
-	unsigned i = latency_bucket(ns);
-
-	/* One writer (the I/O thread): plain read-modify-write, no lock prefix. */
-	atomic_store_explicit(&ctr->latency[i],
-			      atomic_load_explicit(&ctr->latency[i], memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	atomic_store_explicit(&ctr->latency_count,
-			      atomic_load_explicit(&ctr->latency_count, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
-	if (ns > atomic_load_explicit(&ctr->latency_max_ns, memory_order_relaxed))
-		atomic_store_explicit(&ctr->latency_max_ns, ns, memory_order_relaxed);
-}
-
 /* Publishing. */
 
 /* A deadline computed on first use: a publish that never waits reads no clock for it. */
@@ -1053,59 +1017,6 @@ static void publisher_free(salvo_publisher *p)
 	free(p);
 }
 
-static void stats_link(salvo_publisher *p)
-{
-	salvo_client *c = p->client;
-
-	pthread_mutex_lock(&c->stats_lock);
-	p->stats_next = c->stats_pubs;
-	c->stats_pubs = p;
-	pthread_mutex_unlock(&c->stats_lock);
-}
-
-void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
-{
-	if (!sum || !st)
-		return;
-	sum->published += st->published;
-	sum->acked += st->acked;
-	sum->nacked += st->nacked;
-	sum->returned += st->returned;
-	sum->failed += st->failed;
-	sum->resent += st->resent;
-	sum->possibly_lost += st->possibly_lost;
-	sum->returns_unmatched += st->returns_unmatched;
-	sum->in_flight += st->in_flight;
-	sum->latency_count += st->latency_count;
-	if (st->latency_max_ns > sum->latency_max_ns)
-		sum->latency_max_ns = st->latency_max_ns;
-	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)
-		sum->latency[i] += st->latency[i];
-}
-
-/* Take p off the client's list, its numbers into the closed totals: what never got an
- * outcome counts as failed. */
-static void stats_unlink(salvo_publisher *p)
-{
-	salvo_client *c = p->client;
-	salvo_publisher **pp;
-	salvo_pub_stats st;
-
-	salvo_publisher_stats(p, &st);
-	if (confirming(p)) {
-		st.failed += st.in_flight;
-		st.in_flight = 0;
-	}
-	pthread_mutex_lock(&c->stats_lock);
-	for (pp = &c->stats_pubs; *pp; pp = &(*pp)->stats_next)
-		if (*pp == p) {
-			*pp = p->stats_next;
-			break;
-		}
-	salvo_pub_stats_add(&c->closed_stats, &st);
-	pthread_mutex_unlock(&c->stats_lock);
-}
-
 int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo_publisher **out,
 			salvo_error *err)
 {
@@ -1192,7 +1103,7 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 		publisher_free(p);
 		return rc;
 	}
-	stats_link(p);
+	sv_pub_stats_link(p);
 	*out = p;
 	return 0;
 }
@@ -1256,7 +1167,7 @@ int salvo_publisher_close(salvo_publisher *p, int timeout_ms, salvo_error *err)
 		sv_pub_count_unverified(p);
 	if (!rc)
 		rc = rc2;
-	stats_unlink(p);
+	sv_pub_stats_unlink(p);
 	publisher_free(p);
 	return rc;
 }
@@ -1266,218 +1177,8 @@ void sv_publisher_release_abandoned(salvo_publisher *p)
 	(void)sv_channel_close_within(p->ch, 0, NULL);
 	/* Nobody will see a close-ok for it: its unproven messages may be lost. */
 	sv_pub_count_unverified(p);
-	stats_unlink(p);
+	sv_pub_stats_unlink(p);
 	publisher_free(p);
-}
-
-/* Counters. */
-
-#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
-
-void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st)
-{
-	uint64_t settled;
-
-	memset(st, 0, sizeof *st);
-	if (!p)
-		return;
-	st->published = LOAD(p->published);
-	st->acked = LOAD(p->ctr.acked);
-	st->nacked = LOAD(p->ctr.nacked);
-	st->returned = LOAD(p->ctr.returned);
-	st->failed = LOAD(p->ctr.failed);
-	st->resent = LOAD(p->ctr.resent);
-	st->possibly_lost = LOAD(p->ctr.possibly_lost);
-	st->returns_unmatched = LOAD(p->ctr.returns_unmatched);
-	st->latency_count = LOAD(p->ctr.latency_count);
-	st->latency_max_ns = LOAD(p->ctr.latency_max_ns);
-	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)
-		st->latency[i] = LOAD(p->ctr.latency[i]);
-	settled = st->acked + st->nacked + st->returned + st->failed;
-	if (p->mode != SALVO_CONFIRM_NONE)
-		st->in_flight = st->published > settled ? st->published - settled : 0;
-}
-
-void salvo_client_stats(salvo_client *c, salvo_pub_stats *st)
-{
-	salvo_pub_stats one;
-
-	memset(st, 0, sizeof *st);
-	if (!c)
-		return;
-	pthread_mutex_lock(&c->stats_lock);
-	*st = c->closed_stats;
-	for (salvo_publisher *p = c->stats_pubs; p; p = p->stats_next) {
-		salvo_publisher_stats(p, &one);
-		salvo_pub_stats_add(st, &one);
-	}
-	pthread_mutex_unlock(&c->stats_lock);
-}
-
-/* The largest time bucket i holds. */
-static uint64_t bucket_top(unsigned i)
-{
-	unsigned b;
-
-	if (i < 8)
-		return i;
-	b = i / 8 + 2;
-	return ((uint64_t)(8 + i % 8 + 1) << (b - 3)) - 1;
-}
-
-uint64_t salvo_stats_latency_ns(const salvo_pub_stats *st, double q)
-{
-	uint64_t want, seen = 0;
-
-	if (!st || !st->latency_count || q <= 0)
-		return 0;
-	if (q >= 1)
-		return st->latency_max_ns;
-	want = (uint64_t)(q * (double)st->latency_count + 0.999999);
-	for (unsigned i = 0; i < SALVO_LATENCY_BUCKETS; i++) {
-		seen += st->latency[i];
-		if (seen >= want) {
-			uint64_t top = bucket_top(i);
-			return top < st->latency_max_ns ? top : st->latency_max_ns;
-		}
-	}
-	return st->latency_max_ns;
-}
-
-/* Publisher pools. */
-
-struct salvo_publisher_pool {
-	salvo_client *client;
-	salvo_publisher_opts opts;
-	pthread_key_t key;
-	pthread_mutex_t lock;
-	struct pool_entry *all;	 /* every publisher made, until destroy */
-	struct pool_entry *free; /* left by exited threads, ready for reuse */
-};
-
-struct pool_entry {
-	struct pool_entry *next_all, *next_free;
-	salvo_publisher_pool *pool;
-	salvo_publisher *pub;
-};
-
-/* A thread with a publisher exits: its publisher goes back to the pool. */
-static void pool_thread_exit(void *arg)
-{
-	struct pool_entry *e = arg;
-	salvo_publisher_pool *pool = e->pool;
-
-	pthread_mutex_lock(&pool->lock);
-	e->next_free = pool->free;
-	pool->free = e;
-	pthread_mutex_unlock(&pool->lock);
-}
-
-int salvo_publisher_pool_new(salvo_client *c, const salvo_publisher_opts *opts,
-			     salvo_publisher_pool **out, salvo_error *err)
-{
-	salvo_publisher_pool *pool;
-
-	if (!c || !out) {
-		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-			     "salvo_publisher_pool_new: client and out are required");
-		return SALVO_ERR_INVALID_ARGUMENT;
-	}
-	*out = NULL;
-	pool = calloc(1, sizeof *pool);
-	if (!pool || pthread_key_create(&pool->key, pool_thread_exit)) {
-		free(pool);
-		sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
-			     "cannot make a publisher pool");
-		return SALVO_ERR_NO_MEMORY;
-	}
-	pool->client = c;
-	if (opts)
-		pool->opts = *opts;
-	pthread_mutex_init(&pool->lock, NULL);
-	*out = pool;
-	return 0;
-}
-
-int salvo_publisher_pool_get(salvo_publisher_pool *pool, salvo_publisher **out, salvo_error *err)
-{
-	struct pool_entry *e;
-	int rc;
-
-	if (!pool || !out) {
-		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-			     "salvo_publisher_pool_get: pool and out are required");
-		return SALVO_ERR_INVALID_ARGUMENT;
-	}
-	/* The common case: one thread-specific load, no lock. */
-	e = pthread_getspecific(pool->key);
-	if (e) {
-		*out = e->pub;
-		return 0;
-	}
-	pthread_mutex_lock(&pool->lock);
-	e = pool->free;
-	if (e)
-		pool->free = e->next_free;
-	pthread_mutex_unlock(&pool->lock);
-	if (!e) {
-		e = calloc(1, sizeof *e);
-		if (!e) {
-			sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
-			return SALVO_ERR_NO_MEMORY;
-		}
-		rc = salvo_publisher_new(pool->client, &pool->opts, &e->pub, err);
-		if (rc) {
-			free(e);
-			return rc;
-		}
-		e->pool = pool;
-		pthread_mutex_lock(&pool->lock);
-		e->next_all = pool->all;
-		pool->all = e;
-		pthread_mutex_unlock(&pool->lock);
-	}
-	pthread_setspecific(pool->key, e);
-	*out = e->pub;
-	return 0;
-}
-
-int salvo_publisher_pool_publish(salvo_publisher_pool *pool, const salvo_msg *m, int timeout_ms,
-				 uint64_t *seq, salvo_error *err)
-{
-	salvo_publisher *p;
-	int rc = salvo_publisher_pool_get(pool, &p, err);
-
-	return rc ? rc : salvo_publish_msg(p, m, timeout_ms, seq, err);
-}
-
-int salvo_publisher_pool_destroy(salvo_publisher_pool *pool, int timeout_ms, salvo_error *err)
-{
-	struct pool_entry *e;
-	int rc = 0;
-
-	if (sv_check_timeout("salvo_publisher_pool_destroy", timeout_ms, err))
-		return SALVO_ERR_INVALID_ARGUMENT;
-
-	if (!pool)
-		return 0;
-	/* Threads still alive keep a pointer to their entry; the key goes first so that their
-	 * exit no longer touches the pool. */
-	pthread_key_delete(pool->key);
-	while ((e = pool->all)) {
-		salvo_error one;
-		int r = salvo_publisher_close(e->pub, timeout_ms, &one);
-
-		if (r && !rc) {
-			rc = r;
-			sv_error_copy(err, &one);
-		}
-		pool->all = e->next_all;
-		free(e);
-	}
-	pthread_mutex_destroy(&pool->lock);
-	free(pool);
-	return rc;
 }
 
 salvo_channel *salvo_publisher_channel(salvo_publisher *p)
