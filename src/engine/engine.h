@@ -34,6 +34,7 @@
 
 #include "../codec/frame.h"
 #include "../codec/template.h"
+#include "acked.h"
 #include "conf_internal.h"
 #include "confirm.h"
 #include "connect.h"
@@ -215,23 +216,6 @@ struct salvo_client {
 	pthread_mutex_t stats_lock;
 	struct salvo_publisher *stats_pubs;
 	salvo_pub_stats closed_stats;
-};
-
-/*
- * Delivery tags of a consuming channel the application has settled (consumer.c), so the
- * I/O thread can send one multiple ack when it is exact: every tag up to floor is settled
- * (or was delivered no_ack); for floor < t <= floor + SV_ACKED_SPAN, bit t % SV_ACKED_SPAN
- * says tag t is. I/O thread only.
- */
-#define SV_ACKED_SPAN ((uint64_t)1 << 16)
-struct sv_acked {
-	uint64_t floor;	    /* every tag <= floor is settled */
-	uint64_t delivered; /* the highest tag delivered */
-	uint64_t *bits;	    /* SV_ACKED_SPAN bits; NULL until the first delivery */
-	/* While the I/O thread sends a batch of settles: the floor needs moving, and the
-	 * highest single ack of the batch the floor has passed (0: none). */
-	bool due;
-	uint64_t batch_max;
 };
 
 enum sv_channel_state {
@@ -454,11 +438,6 @@ struct sv_settle *sv_settle_take(salvo_client *c);
 void sv_settle_free_all(struct sv_settle *s);
 bool sv_consumer_reads_should_hold(salvo_client *c);
 bool sv_consumer_over_bound(salvo_client *c);
-void sv_acked_init(struct sv_acked *a);
-void sv_acked_free(struct sv_acked *a);
-void sv_acked_delivered(struct sv_acked *a, uint64_t tag, bool settled);
-bool sv_acked_settle(struct sv_acked *a, uint64_t tag, bool multiple);
-uint64_t sv_acked_advance(struct sv_acked *a);
 
 /* pub_stats.c: the client's list of publishers for salvo_client_stats; unlinking adds a
  * closing publisher's figures to the closed totals (what never got an outcome: failed). */
