@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+/* Frames: the envelope, content headers, heartbeats, the sticky reader and the order of a
+ * message's frames (frame.h). */
 #include <stdarg.h>
 #include <stdio.h>
 
@@ -6,19 +8,6 @@
 #include "wire.h"
 
 const uint8_t sv_protocol_header[8] = {'A', 'M', 'Q', 'P', 0, 0, 9, 1};
-
-int sv_fail(struct sv_codec_error *err, uint16_t reply_code, const char *fmt, ...)
-{
-	va_list ap;
-
-	err->reply_code = reply_code;
-	err->class_id = 0;
-	err->method_id = 0;
-	va_start(ap, fmt);
-	vsnprintf(err->reason, sizeof err->reason, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* Smallest payload of each frame type: method ids; class, weight, body size, flags. */
 static uint32_t min_payload(uint8_t type)
