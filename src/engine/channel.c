@@ -213,20 +213,9 @@ static struct sv_bytes str(const char *s)
 			return rc_;                                                              \
 	} while (0)
 
-/* Flags a method does not take are refused: a stray bit (0xffff) must not become a
- * passive declare that fails with a misleading 404. */
-static int check_flags(const char *method, unsigned flags, unsigned allowed, salvo_error *err)
-{
-	if (!(flags & ~allowed))
-		return 0;
-	return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-			    "%s: flags 0x%x are not among those it takes (0x%x)", method,
-			    flags & ~allowed, allowed);
-}
-
 #define CHECK_FLAGS(method, flags, allowed)                                                      \
 	do {                                                                                     \
-		int rc_ = check_flags(method, flags, allowed, err);                              \
+		int rc_ = sv_check_flags(method, flags, allowed, err);                           \
 		if (rc_)                                                                         \
 			return rc_;                                                              \
 	} while (0)

@@ -556,11 +556,10 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	if (opts->arguments && opts->arguments->array)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "arguments must be a table, not a field array");
-	if (opts->flags & ~(SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE | SALVO_CONSUME_NO_LOCAL))
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "salvo_consume: unknown flags 0x%x",
-				    opts->flags & ~(SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE |
-						    SALVO_CONSUME_NO_LOCAL));
+	if (sv_check_flags("salvo_consume", opts->flags,
+			   SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE | SALVO_CONSUME_NO_LOCAL,
+			   err))
+		return SALVO_ERR_INVALID_ARGUMENT;
 	cons = calloc(1, sizeof *cons);
 	if (!cons)
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");

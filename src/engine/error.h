@@ -37,6 +37,19 @@ static inline int sv_check_timeout(const char *call, int timeout_ms, salvo_error
 			    "%s: timeout %d ms (SALVO_FOREVER, 0 or more)", call, timeout_ms);
 }
 
+/* Flags a call does not take are refused: a stray bit (0xffff) must not become, say, a
+ * passive declare that fails with a misleading 404. Returns 0 or SALVO_ERR_INVALID_ARGUMENT
+ * with err filled. */
+static inline int sv_check_flags(const char *call, unsigned flags, unsigned allowed,
+				 salvo_error *err)
+{
+	if (!(flags & ~allowed))
+		return 0;
+	return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			    "%s: flags 0x%x are not among those it takes (0x%x)", call,
+			    flags & ~allowed, allowed);
+}
+
 static inline void sv_error_copy(salvo_error *dst, const salvo_error *src)
 {
 	if (dst)

@@ -646,8 +646,6 @@ static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_m
 	return sync_outcome(p, s, &dl, err);
 }
 
-#define SALVO_MSG_KNOWN (SALVO_MSG_MANDATORY | SALVO_MSG_PERSISTENT)
-
 int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, uint64_t *seq,
 		      salvo_error *err)
 {
@@ -659,12 +657,9 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 			     "salvo_publish: publisher, exchange, routing key and body are required");
 		return SALVO_ERR_INVALID_ARGUMENT;
 	}
-	if (m->flags & ~(unsigned)SALVO_MSG_KNOWN)
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "salvo_publish: unknown flags 0x%x (SALVO_MSG_MANDATORY and "
-				    "SALVO_MSG_PERSISTENT are the flags)",
-				    m->flags & ~(unsigned)SALVO_MSG_KNOWN);
-	if (sv_check_timeout("salvo_publish", timeout_ms, err))
+	if (sv_check_flags("salvo_publish", m->flags, SALVO_MSG_MANDATORY | SALVO_MSG_PERSISTENT,
+			   err) ||
+	    sv_check_timeout("salvo_publish", timeout_ms, err))
 		return SALVO_ERR_INVALID_ARGUMENT;
 	rc = claim(p, "salvo_publish", &how, err);
 	if (rc)
@@ -1032,10 +1027,9 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	*out = NULL;
 	if (opts)
 		o = *opts;
-	if (o.flags & ~(SALVO_PUBLISHER_NO_SEQ_HEADER | SALVO_PUBLISHER_NO_REOPEN))
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "salvo_publisher_new: unknown flags 0x%x",
-				    o.flags & ~(SALVO_PUBLISHER_NO_SEQ_HEADER | SALVO_PUBLISHER_NO_REOPEN));
+	if (sv_check_flags("salvo_publisher_new", o.flags,
+			   SALVO_PUBLISHER_NO_SEQ_HEADER | SALVO_PUBLISHER_NO_REOPEN, err))
+		return SALVO_ERR_INVALID_ARGUMENT;
 	if (o.confirm != SALVO_CONFIRM_NONE && o.confirm != SALVO_CONFIRM_ASYNC &&
 	    o.confirm != SALVO_CONFIRM_SYNC) {
 		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
