@@ -73,8 +73,8 @@ static _Thread_local char thread_marker;
 static bool reopens(const salvo_publisher *p);
 static int detached_error(salvo_publisher *p, salvo_error *err);
 static void report_closed(salvo_publisher *p, int rc);
-static int reopen_within(salvo_publisher *p, int timeout_ms, const struct timespec *deadline,
-			 salvo_error *err);
+static int channel_for_call(salvo_publisher *p, bool may_reopen, int timeout_ms,
+			    const struct timespec *deadline, salvo_error *err);
 
 enum claim { CLAIMED, NESTED };
 
@@ -560,12 +560,9 @@ static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_m
 	uint64_t s, head_before;
 	int rc;
 
-	rc = closed_error(p, err);
-	/* Reported already, by an earlier call: this one goes on, on a new channel. */
-	if ((rc || p->detached) && p->closed_reported && !p->in_outcome && reopens(p))
-		rc = reopen_within(p, timeout_ms, deadline_get(&dl), err);
-	else if (!rc && p->detached)
-		rc = detached_error(p, err); /* nothing may go into a ring nobody sends */
+	rc = channel_for_call(p, !p->in_outcome, timeout_ms, deadline_get(&dl), err);
+	if (!rc)
+		rc = closed_error(p, err);
 	if (rc)
 		return rc;
 	/* Checks the names and properties before any wait. */
@@ -711,13 +708,9 @@ static int flush_claimed(salvo_publisher *p, int timeout_ms, bool reopen, salvo_
 	int rc;
 
 	bounded = deadline_at(timeout_ms, &ts);
-	if (reopen && p->closed_reported && reopens(p)) {
-		rc = reopen_within(p, timeout_ms, bounded ? &ts : NULL, err);
-		if (rc)
-			return rc;
-	} else if (p->detached) {
-		return detached_error(p, err);
-	}
+	rc = channel_for_call(p, reopen, timeout_ms, bounded ? &ts : NULL, err);
+	if (rc)
+		return rc;
 	if (confirming(p)) {
 		rc = wait_done(p, p->seq, bounded ? &ts : NULL);
 		if (rc == -ETIMEDOUT || (timeout_ms == 0 && done_of(p) < p->seq)) {
@@ -986,17 +979,33 @@ static int reopen_within(salvo_publisher *p, int timeout_ms, const struct timesp
 					    "the publisher's channel, closed by the broker, is being "
 					    "reopened");
 		}
-		struct timespec now, nap = {0, 200000};
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (deadline && (now.tv_sec > deadline->tv_sec ||
-				 (now.tv_sec == deadline->tv_sec && now.tv_nsec >= deadline->tv_nsec)))
+		/* The deadline is CLOCK_MONOTONIC, as sv_now_ns. */
+		if (deadline && sv_now_ns() >= (uint64_t)deadline->tv_sec * 1000000000u +
+						       (uint64_t)deadline->tv_nsec)
 			return sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
 					    "the publisher's channel, closed by the broker, was not "
 					    "reopened within %d ms",
 					    timeout_ms);
 		/* Rare and short: until the I/O thread's send in flight ends. */
-		nanosleep(&nap, NULL);
+		nanosleep(&(struct timespec){0, 200000}, NULL);
 	}
+}
+
+/*
+ * What a call that needs the publisher's channel does first: a channel error reported by
+ * an earlier call is replaced now, within this call's timeout (unless may_reopen is false:
+ * a close, or a publish from inside on_outcome); a publisher a reopening left detached
+ * sends nothing, so nothing goes into its ring. 0: go on (the channel may still be closed,
+ * with an error not yet reported: closed_error tells).
+ */
+static int channel_for_call(salvo_publisher *p, bool may_reopen, int timeout_ms,
+			    const struct timespec *deadline, salvo_error *err)
+{
+	if (may_reopen && p->closed_reported && reopens(p))
+		return reopen_within(p, timeout_ms, deadline, err);
+	if (p->detached)
+		return detached_error(p, err);
+	return 0;
 }
 
 static void publisher_free(salvo_publisher *p)
