@@ -72,6 +72,18 @@ static void on_outcome(const salvo_outcome *o, void *arg)
 	r->depth--;
 }
 
+/* n mandatory messages no queue takes: each comes back (basic.return, 312 NO_ROUTE). */
+static void publish_unroutable(salvo_publisher *p, int n)
+{
+	salvo_error err;
+
+	for (int i = 0; i < n; i++) {
+		salvo_msg m = {"amq.direct", "salvo.test.misuse.nowhere", "u", 1,
+			       SALVO_MSG_MANDATORY, .opaque = NULL};
+		OK(salvo_publish_msg(p, &m, 5000, NULL, &err));
+	}
+}
+
 static void case_republish_from_outcome(void)
 {
 	enum { N = 5000 };
@@ -85,11 +97,7 @@ static void case_republish_from_outcome(void)
 	OK(salvo_channel_open(c, &ch, &err));
 	fresh_queue(ch, r.queue, NULL);
 	OK(salvo_publisher_new(c, &o, &r.p, &err));
-	for (int i = 0; i < N; i++) {
-		salvo_msg m = {"amq.direct", "salvo.test.misuse.nowhere", "lost", 4,
-			       SALVO_MSG_MANDATORY, .opaque = NULL};
-		OK(salvo_publish_msg(r.p, &m, 5000, NULL, &err));
-	}
+	publish_unroutable(r.p, N);
 	/* The worst outcome since the last wait: returns, none nacked or failed. */
 	int rc = salvo_publisher_wait_confirms(r.p, 30000, &err);
 	printf("wait_confirms: %d (%s), reply %u\n", rc, salvo_err2str(rc), err.reply_code);
@@ -247,11 +255,7 @@ static void case_outcome_callback_limits(void)
 	OK(salvo_channel_open(c, &ch, &err));
 	fresh_queue(ch, l.queue, NULL);
 	OK(salvo_publisher_new(c, &o, &l.p, &err));
-	for (int i = 0; i < W; i++) {
-		salvo_msg m = {"amq.direct", "salvo.test.misuse.nowhere", "r", 1,
-			       SALVO_MSG_MANDATORY, .opaque = NULL};
-		OK(salvo_publish_msg(l.p, &m, 5000, NULL, &err));
-	}
+	publish_unroutable(l.p, W);
 	CHECK(salvo_publisher_wait_confirms(l.p, 10000, &err) == SALVO_ERR_RETURNED);
 	printf("callbacks %d: returned %d, acked %d; first publish ok %d, second would-block "
 	       "%d, refused calls %d\n",
@@ -397,11 +401,7 @@ static void case_seq_header(void)
 		OK(salvo_publisher_new(c, &o, &p, &err));
 		salvo_msg routed = {"", q, "r", 1, SALVO_MSG_MANDATORY, .opaque = NULL};
 		OK(salvo_publish_msg(p, &routed, 5000, NULL, &err));
-		for (int i = 0; i < N; i++) {
-			salvo_msg m = {"amq.direct", "salvo.test.misuse.nowhere", "u", 1,
-				       SALVO_MSG_MANDATORY, .opaque = NULL};
-			OK(salvo_publish_msg(p, &m, 5000, NULL, &err));
-		}
+		publish_unroutable(p, N);
 		int rc = salvo_publisher_wait_confirms(p, 10000, &err);
 		salvo_publisher_stats(p, &st);
 		bool seq = next_has_seq(ch, q);
