@@ -61,7 +61,6 @@ enum sv_req_kind {
 	SV_REQ_ATTACH, /* add pub to the I/O thread's publisher list */
 	SV_REQ_DETACH, /* remove pub from it */
 	SV_REQ_CLOSE,  /* send what is queued, then connection.close; complete on close-ok */
-	SV_REQ_RESUME, /* the on-connect hooks ran after a reconnection (status: theirs) */
 };
 
 struct sv_request {
@@ -76,7 +75,6 @@ struct sv_request {
 	 * broker handled the ckpt_count messages sent before it. */
 	struct salvo_publisher *ckpt;
 	uint64_t ckpt_count;
-	uint64_t generation; /* SV_REQ_RESUME: the connection whose hooks ran */
 	uint32_t reply_id;
 	uint8_t *frame;
 	size_t frame_len;
@@ -98,6 +96,13 @@ struct sv_request {
 	 * stopped waiting), takes it back on its list as it was. */
 	_Atomic int abandoned;
 	bool keep; /* SV_REQ_DETACH for a reopening: given up on, the publisher stays */
+};
+
+/* How the connection ended, as recorded for the loop's safe point (io_core.c). */
+enum sv_end_kind {
+	SV_END_FAILED, /* a failure: reconnect if it is worth it and allowed */
+	SV_END_FINAL,  /* a failure never retried (blocked_timeout) */
+	SV_END_CLOSED, /* the close the application asked for is complete */
 };
 
 enum sv_conn_state {
@@ -167,6 +172,11 @@ struct salvo_client {
 	bool batch_framed;    /* ... and at least one whole frame */
 	bool input_pending;   /* rbuf holds frames not decoded: consumers are over their bound */
 
+	/* The end recorded by sv_conn_fail and friends, acted on by the loop (I/O thread). */
+	bool end_pending;
+	enum sv_end_kind end_kind;
+	salvo_error end_why;
+
 	/* Recovery (I/O thread, except where said). */
 	salvo_error lost;     /* why the connection was lost */
 	bool paused;	      /* publishers wait: hooks still running after a reconnection */
@@ -176,7 +186,15 @@ struct salvo_client {
 	uint32_t session_frame_max; /* of the first connection: rings hold frames cut to it */
 	size_t next_endpoint;	    /* where the next reconnection attempt starts */
 	uint64_t generation;	    /* connections made so far, less one */
-	uint64_t hook_generation;   /* the generation the hook thread runs for */
+	unsigned rec_attempt;	    /* reconnection attempts since the loss */
+	uint64_t rec_delay_ms;	    /* backoff before the next one, before jitter */
+	uint64_t rec_next_ns;	    /* when the next attempt is due */
+	/* The on-connect hooks' thread (after a reconnection): the generation it runs for
+	 * (I/O thread), and, under lock, the generation it finished for and its result. */
+	uint64_t hook_generation;
+	uint64_t hooks_finished; /* generation + 1 once finished; 0: none yet */
+	int hook_status;
+	salvo_error hook_err;
 	struct sv_request *held_head, *held_tail; /* requests waiting for the next connection */
 	_Atomic uint64_t reconnects;
 

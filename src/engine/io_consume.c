@@ -1,0 +1,314 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The consumer's I/O half. A basic.deliver or basic.get-ok starts a message, its content
+ * frames fill it, and the finished message goes to its consumer's queue (consumer.c
+ * hands a read's deliveries over in one go) or to the basic.get waiting for it.
+ * Consumers are registered at consume-ok and end at cancel-ok, at the broker's cancel, or
+ * with their channel. The application's acks, nacks and rejects arrive on a lock-free
+ * stack and leave as few frames as the broker allows: consecutive single acks become one
+ * multiple ack (acked.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "io_internal.h"
+#include "props.h"
+
+static void out_of_memory(salvo_client *c, const char *what)
+{
+	salvo_error e;
+
+	sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION, "out of memory %s", what);
+	sv_conn_fail(c, &e);
+}
+
+/* A message whose content (header, bodies) follows: basic.get-ok or basic.deliver. */
+static struct salvo_message *start_message(salvo_client *c, salvo_channel *ch, uint64_t tag,
+					   bool redelivered, struct sv_bytes exchange,
+					   struct sv_bytes routing_key)
+{
+	struct salvo_message *msg = calloc(1, sizeof *msg);
+
+	if (!msg) {
+		out_of_memory(c, "receiving a message");
+		return NULL;
+	}
+	msg->delivery_tag = tag;
+	msg->redelivered = redelivered;
+	sv_copy_str(msg->exchange, exchange);
+	sv_copy_str(msg->routing_key, routing_key);
+	ch->incoming = msg;
+	ch->incoming_len = 0;
+	ch->incoming_to = NULL;
+	return msg;
+}
+
+void sv_start_get(salvo_client *c, salvo_channel *ch, const struct sv_basic_get_ok *a)
+{
+	struct salvo_message *msg = start_message(c, ch, a->delivery_tag, a->redelivered,
+						  a->exchange, a->routing_key);
+
+	if (msg)
+		msg->message_count = a->message_count;
+}
+
+static struct salvo_consumer *find_consumer(salvo_channel *ch, struct sv_bytes tag)
+{
+	for (struct salvo_consumer *k = ch->consumers; k; k = k->next)
+		if (strlen(k->tag) == tag.len && !memcmp(k->tag, tag.ptr, tag.len))
+			return k;
+	return NULL;
+}
+
+void sv_start_delivery(salvo_client *c, salvo_channel *ch, const struct sv_basic_deliver *a)
+{
+	struct salvo_consumer *cons = find_consumer(ch, a->consumer_tag);
+	struct salvo_message *msg;
+
+	if (!cons) {
+		char tag[128];
+		sv_protocol_error(c, 503, "basic.deliver on channel %u for consumer tag '%s', "
+			       "which that channel does not have",
+			       ch->id, sv_text_escape(tag, sizeof tag, a->consumer_tag.ptr,
+						      a->consumer_tag.len));
+		return;
+	}
+	msg = start_message(c, ch, a->delivery_tag, a->redelivered, a->exchange, a->routing_key);
+	if (!msg)
+		return;
+	sv_copy_str(msg->consumer_tag, a->consumer_tag);
+	msg->no_ack = cons->no_ack;
+	ch->incoming_to = cons;
+}
+
+/* The last frame of a message has come: it leaves the channel for a consumer's queue or
+ * the basic.get waiting for it, keeping its channel for salvo_message_ack. */
+static void message_done(salvo_client *c, salvo_channel *ch, struct salvo_message *msg)
+{
+	struct salvo_consumer *cons = ch->incoming_to;
+	struct sv_request *req;
+
+	ch->incoming = NULL;
+	ch->incoming_to = NULL;
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	msg->ch = ch;
+	msg->generation = atomic_load_explicit(&ch->generation, memory_order_relaxed);
+	if (cons) {
+		sv_acked_delivered(&ch->acked, msg->delivery_tag, msg->no_ack);
+		sv_consumer_deliver(c, cons, msg);
+		return;
+	}
+	req = ch->await_head;
+	ch->await_head = req->next;
+	if (!ch->await_head)
+		ch->await_tail = NULL;
+	msg->no_ack = req->no_ack;
+	sv_acked_delivered(&ch->acked, msg->delivery_tag, msg->no_ack);
+	req->msg = msg;
+	sv_request_complete(req, 0, NULL);
+}
+
+/* Content frames of a basic.get-ok or basic.deliver (a return's are handled apart). */
+void sv_get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_frame *d,
+			int event)
+{
+	struct salvo_message *msg = ch->incoming;
+
+	if (!msg)
+		return;
+	if (d->frame.type == SV_FRAME_HEADER) {
+		if (d->u.header.body_size > SV_MAX_BODY) {
+			sv_protocol_error(c, 502, "a %llu-byte body exceeds salvo's limit of %llu",
+				       (unsigned long long)d->u.header.body_size,
+				       (unsigned long long)SV_MAX_BODY);
+			return;
+		}
+		msg->len = (size_t)d->u.header.body_size;
+		msg->body = malloc(msg->len ? msg->len : 1);
+		/* What it costs while queued: body, properties (at most the header's size) and
+		 * the message itself. */
+		msg->cost = msg->len + d->frame.size + sizeof *msg;
+		/* The properties point into rbuf: the message keeps copies. */
+		if (!msg->body || sv_props_copy(&d->u.header.props, &msg->props, &msg->props_mem)) {
+			salvo_error e;
+			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+				     "out of memory for a %zu-byte message", msg->len);
+			sv_conn_fail(c, &e);
+			return;
+		}
+	} else if (d->frame.type == SV_FRAME_BODY) {
+		/* sv_content_feed has checked the body frames add up to the header's size */
+		memcpy(msg->body + ch->incoming_len, d->frame.payload, d->frame.size);
+		ch->incoming_len += d->frame.size;
+	}
+	if (event == SV_CONTENT_COMPLETE)
+		message_done(c, ch, msg);
+}
+
+/* Take the consumer tagged tag off the channel's list; NULL if it is not there. */
+static struct salvo_consumer *unlink_consumer(salvo_channel *ch, struct sv_bytes tag)
+{
+	for (struct salvo_consumer **p = &ch->consumers; *p; p = &(*p)->next) {
+		struct salvo_consumer *k = *p;
+
+		if (strlen(k->tag) == tag.len && !memcmp(k->tag, tag.ptr, tag.len)) {
+			*p = k->next;
+			if (ch->incoming_to == k)
+				ch->incoming_to = NULL;
+			return k;
+		}
+	}
+	return NULL;
+}
+
+/* A consumer is cancelled: by the broker (server), or by the application's cancel-ok. */
+void sv_cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag, bool server)
+{
+	struct salvo_consumer *cons = unlink_consumer(ch, tag);
+	salvo_event ev = {.kind = SALVO_EVENT_CONSUMER_CANCELLED, .channel = ch->id};
+	salvo_error e;
+	char shown[128];
+
+	if (!cons)
+		return; /* our cancel crossed the broker's */
+	/* The tag may be the broker's choice. */
+	sv_text_escape(shown, sizeof shown, (const uint8_t *)cons->tag, strlen(cons->tag));
+	if (server)
+		sv_error_set(&e, SALVO_ERR_CANCELLED, SALVO_ERROR_CHANNEL,
+			     "the broker cancelled consumer '%s' on channel %u (its queue was "
+			     "deleted, or the queue's node went down)",
+			     shown, ch->id);
+	else
+		sv_error_set(&e, SALVO_ERR_CANCELLED, SALVO_ERROR_LOCAL,
+			     "consumer '%s' was cancelled by the application", shown);
+	sv_consumer_end(cons, &e);
+	if (server) {
+		snprintf(ev.consumer_tag, sizeof ev.consumer_tag, "%s", cons->tag);
+		ev.error = e;
+		sv_event_push(c, &ev);
+	}
+	sv_consumer_put(cons);
+}
+
+/* consume-ok: the consumer's deliveries may come from now on. The request's reference
+ * to it becomes the channel list's. */
+void sv_register_consumer(salvo_channel *ch, struct sv_request *req,
+			      const struct sv_basic_consume_ok *a)
+{
+	struct salvo_consumer *cons = req->consumer;
+
+	req->consumer = NULL;
+	sv_copy_str(cons->tag, a->consumer_tag);
+	cons->next = ch->consumers;
+	ch->consumers = cons;
+}
+
+static void send_settle(salvo_client *c, uint16_t channel, const struct sv_settle *s,
+			uint64_t tag, bool multiple)
+{
+	struct sv_method m;
+
+	switch (s->kind) {
+	case SV_SETTLE_ACK:
+		m = (struct sv_method){.id = SV_BASIC_ACK, .a.basic_ack = {tag, multiple}};
+		break;
+	case SV_SETTLE_NACK:
+		m = (struct sv_method){.id = SV_BASIC_NACK,
+				       .a.basic_nack = {tag, multiple, s->requeue}};
+		break;
+	default:
+		m = (struct sv_method){.id = SV_BASIC_REJECT, .a.basic_reject = {tag, s->requeue}};
+		break;
+	}
+	sv_send_method(c, channel, &m);
+	sv_stat_add(&c->cctr.settle_frames, 1);
+}
+
+/* The channel a settle is for, if it is still the opening the message came on. */
+static salvo_channel *settle_channel(salvo_client *c, const struct sv_settle *s)
+{
+	salvo_channel *ch = s->channel <= c->sess.channel_max ? c->channels[s->channel] : NULL;
+
+	if (!sv_live(c) || !ch || ch->close_sent || ch->peer_closed ||
+	    atomic_load_explicit(&ch->state, memory_order_relaxed) == SV_CH_CLOSED ||
+	    atomic_load_explicit(&ch->generation, memory_order_relaxed) != s->generation)
+		return NULL;
+	return ch;
+}
+
+/*
+ * The single acks recorded in [from, to) of a batch, for channel ch (NULL: all): the
+ * floor moves over what is settled, and the highest single ack it passed goes out as one
+ * multiple ack; those above the floor go out alone. The multiple ack is exact: every tag
+ * below it is settled, and that tag itself is still unacked at the broker (RabbitMQ
+ * refuses a multiple ack that finds nothing to ack). tag 0 marks a settle dealt with.
+ */
+static void flush_singles(salvo_client *c, salvo_channel *only, struct sv_settle *from,
+			  struct sv_settle *to)
+{
+	struct sv_settle *s;
+	salvo_channel *ch;
+
+	for (s = from; s != to; s = s->next) {
+		if (!s->tag || (only && c->channels[s->channel] != only))
+			continue;
+		ch = c->channels[s->channel];
+		if (!ch) {
+			/* the connection failed while this batch was sent (no memory) */
+			s->tag = 0;
+			continue;
+		}
+		if (ch->acked.due) {
+			sv_acked_advance(&ch->acked);
+			ch->acked.due = false;
+		}
+		if (s->tag > ch->acked.floor) {
+			send_settle(c, ch->id, s, s->tag, false);
+			s->tag = 0;
+		} else if (s->tag > ch->acked.batch_max) {
+			ch->acked.batch_max = s->tag;
+		}
+	}
+	for (s = from; s != to; s = s->next) {
+		if (!s->tag || (only && c->channels[s->channel] != only))
+			continue;
+		ch = c->channels[s->channel];
+		if (ch && ch->acked.batch_max) {
+			send_settle(c, ch->id, s, ch->acked.batch_max, true);
+			ch->acked.batch_max = 0;
+		}
+		s->tag = 0;
+	}
+}
+
+/*
+ * Send what the application settled since the last loop, in its order. Single acks are
+ * recorded and sent by flush_singles, at the end or before a nack, reject or multiple
+ * ack of the same channel (which must come after them, as the application sent them).
+ */
+void sv_take_settles(salvo_client *c)
+{
+	struct sv_settle *list = sv_settle_take(c), *s;
+	salvo_channel *ch;
+
+	for (s = list; s; s = s->next) {
+		ch = settle_channel(c, s);
+		if (!ch) {
+			sv_stat_add(&c->cctr.settles_dropped, 1);
+			s->tag = 0;
+		} else if (s->kind != SV_SETTLE_ACK || s->multiple) {
+			flush_singles(c, ch, list, s);
+			send_settle(c, ch->id, s, s->tag, s->multiple);
+			sv_acked_settle(&ch->acked, s->tag, s->multiple);
+			s->tag = 0;
+		} else if (!sv_acked_settle(&ch->acked, s->tag, false)) {
+			send_settle(c, ch->id, s, s->tag, false);
+			s->tag = 0;
+		} else {
+			ch->acked.due = true;
+		}
+	}
+	flush_singles(c, NULL, list, NULL);
+	sv_settle_free_all(list);
+}

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What every part of the I/O thread may do to the connection and its channels: queue a
+ * control frame, record that the connection has ended (the loop acts on it), tell the
+ * broker it broke the protocol, and end a channel for its application handle.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "io_internal.h"
+
+/* Control frames queued while a send is in flight go to out_next, so the kernel never reads
+ * a buffer that moves. */
+int sv_out_append(salvo_client *c, const uint8_t *p, size_t n)
+{
+	uint8_t **buf = c->send_inflight ? &c->out_next : &c->out;
+	size_t *len = c->send_inflight ? &c->out_next_len : &c->out_len;
+	size_t *cap = c->send_inflight ? &c->out_next_cap : &c->out_cap;
+
+	if (*cap - *len < n) {
+		size_t want = *cap ? *cap : 4096;
+		while (want - *len < n)
+			want *= 2;
+		uint8_t *nb = realloc(*buf, want);
+		if (!nb)
+			return -1;
+		*buf = nb;
+		*cap = want;
+	}
+	memcpy(*buf + *len, p, n);
+	*len += n;
+	return 0;
+}
+
+bool sv_live(salvo_client *c)
+{
+	int state = atomic_load(&c->state);
+
+	return !c->end_pending && (state == SV_CONN_OPEN || state == SV_CONN_CLOSING);
+}
+
+/*
+ * Send a connection-level method right away, bypassing the ring, as the connection is
+ * about to be shut. Best effort, and only between frames: never behind a send in flight
+ * or into a frame a short write cut.
+ */
+void sv_send_now(salvo_client *c, const struct sv_method *m)
+{
+	uint8_t buf[512];
+	struct sv_codec_error cerr;
+	size_t n;
+
+	if (c->send_inflight || c->partial_out || c->partial_pub || sv_transport_staged(c))
+		return;
+	n = sv_frame_put_method(buf, sizeof buf, 0, m, &cerr);
+	if (!n)
+		return;
+	sv_transport_send_now(c, buf, n);
+}
+
+void sv_send_method(salvo_client *c, uint16_t channel, const struct sv_method *m)
+{
+	uint8_t buf[1024];
+	struct sv_codec_error cerr;
+	size_t n = sv_frame_put_method(buf, sizeof buf, channel, m, &cerr);
+
+	/* Only small fixed-shape methods (close, close-ok, flow-ok) are built here. */
+	if (!n || sv_out_append(c, buf, n)) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			     "cannot queue %s: %s", sv_method_name(m->id), n ? "out of memory" : cerr.reason);
+		sv_conn_fail(c, &e);
+	}
+}
+
+/* An error the broker sent in channel.close or connection.close. */
+void sv_broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
+			 struct sv_bytes text, uint16_t class_id, uint16_t method_id)
+{
+	char t[sizeof e->text];
+
+	/* A close without a code would read as success. */
+	sv_error_set(e, code ? code : SALVO_ERR_PROTOCOL, kind, "%s",
+		     sv_text_escape(t, sizeof t, text.ptr, text.len));
+	sv_error_set_reply(e, code, class_id, method_id);
+}
+
+/*
+ * Ending is recorded here and done by the loop (recover.c, sv_teardown) between two turns,
+ * as redis frees a client in beforeSleep: a handler deep in a read may fail the connection
+ * and go on returning through code that still uses the channel table, the requests and
+ * the buffers. From here on sv_live is false, so nothing more is read, sent or handled.
+ */
+static void record_end(salvo_client *c, const salvo_error *why, enum sv_end_kind kind)
+{
+	if (!sv_live(c))
+		return;
+	c->end_pending = true;
+	c->end_kind = kind;
+	if (why)
+		c->end_why = *why;
+	else
+		memset(&c->end_why, 0, sizeof c->end_why);
+}
+
+void sv_conn_fail(salvo_client *c, const salvo_error *why)
+{
+	record_end(c, why, SV_END_FAILED);
+}
+
+void sv_conn_fail_final(salvo_client *c, const salvo_error *why)
+{
+	record_end(c, why, SV_END_FINAL);
+}
+
+void sv_conn_closed(salvo_client *c)
+{
+	record_end(c, NULL, SV_END_CLOSED);
+}
+
+/* The broker broke the protocol: tell it why (best effort) and end the connection. */
+void sv_protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
+{
+	struct sv_method m = {.id = SV_CONNECTION_CLOSE};
+	salvo_error e;
+	va_list ap;
+
+	memset(&e, 0, sizeof e);
+	e.status = SALVO_ERR_PROTOCOL;
+	e.kind = SALVO_ERROR_CONNECTION;
+	e.reply_code = code;
+	va_start(ap, fmt);
+	vsnprintf(e.text, sizeof e.text, fmt, ap);
+	va_end(ap);
+	m.a.connection_close.reply_code = code;
+	m.a.connection_close.reply_text =
+		(struct sv_bytes){(const uint8_t *)e.text, (uint32_t)strnlen(e.text, 255)};
+	sv_send_now(c, &m);
+	sv_conn_fail(c, &e);
+}
+
+/* The connection's loss as a channel or a request sees it: closed, with the cause's text. */
+salvo_error sv_lost_error(const salvo_client *c)
+{
+	salvo_error e = c->lost;
+
+	e.status = SALVO_ERR_CLOSED;
+	e.kind = SALVO_ERROR_CONNECTION;
+	return e;
+}
+
+void sv_channel_await(salvo_channel *ch, struct sv_request *req)
+{
+	req->next = NULL;
+	if (ch->await_tail)
+		ch->await_tail->next = req;
+	else
+		ch->await_head = req;
+	ch->await_tail = req;
+}
+
+void sv_fail_awaiting(salvo_channel *ch, const salvo_error *why)
+{
+	struct sv_request *req;
+
+	salvo_message_destroy(ch->incoming);
+	ch->incoming = NULL;
+	while ((req = ch->await_head)) {
+		ch->await_head = req->next;
+		sv_request_complete(req, why->status, why);
+	}
+	ch->await_tail = NULL;
+}
+
+/* The channel has ended: so have its consumers, once their queued messages are taken. */
+void sv_end_consumers(salvo_channel *ch, const salvo_error *why)
+{
+	struct salvo_consumer *cons;
+
+	ch->incoming_to = NULL;
+	while ((cons = ch->consumers)) {
+		ch->consumers = cons->next;
+		sv_consumer_end(cons, why);
+		sv_consumer_put(cons);
+	}
+}
+
+/* The channel is closed for its application handle: record why, publish, fail waiters. */
+void sv_channel_mark_closed(salvo_channel *ch, const salvo_error *why)
+{
+	if (atomic_load_explicit(&ch->state, memory_order_relaxed) == SV_CH_CLOSED)
+		return;
+	ch->error = *why;
+	/* Release: a thread that sees CLOSED also sees error. */
+	atomic_store_explicit(&ch->state, SV_CH_CLOSED, memory_order_release);
+	sv_end_consumers(ch, why);
+	/* Its ring is discarded by settle_pubs once nothing of it is in flight; a producer
+	 * blocked on a full ring learns of the close now. */
+	if (ch->pub)
+		sv_ring_interrupt(&ch->pub->ring);
+}
+
+/* Both sides are done with the channel number: drop the table's reference. */
+void sv_channel_forget(salvo_client *c, salvo_channel *ch)
+{
+	c->channels[ch->id] = NULL;
+	sv_channel_id_free(c, ch->id);
+	sv_channel_put(ch);
+}

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The I/O thread's files and the one order their calls run in (docs/design.md draws it):
+ *
+ *   io.c          the loop: take work, send, arm reads, park, reap, timers; at one safe
+ *                 point per turn it hands a recorded end to recover.c
+ *   recover.c     teardown and reconnection: close everything, or reconnect with backoff,
+ *                 run the on-connect hooks, reopen the publishers' channels
+ *   io_send.c     gather control frames and publisher rings into one send; account it
+ *   io_recv.c     decode what a read brought; connection methods; route channel frames
+ *   io_channel.c  requests from application threads, and channel frames by method
+ *   io_pub.c      the publisher's I/O half: tags, confirms, returns, release, checkpoints
+ *   io_consume.c  the consumer's I/O half: deliveries, basic.get, settles
+ *   io_core.c     what every part may do: queue a control frame, record the connection's
+ *                 end, end a channel
+ *   transport.c   the byte stream under the frames, plain TCP or TLS
+ *
+ * A file calls only files below it in this list (and the engine's shared pieces: rings,
+ * confirm windows, requests, consumers' queues, the codec). Nothing below io.c tears the
+ * connection down: sv_conn_fail records why, and the loop acts on it between two turns,
+ * so no handler ever returns into a connection freed under it.
+ *
+ * Everything declared here runs on the I/O thread only.
+ */
+#ifndef SALVO_IO_INTERNAL_H
+#define SALVO_IO_INTERNAL_H
+
+#include <string.h>
+
+#include "engine.h"
+
+/* io_uring user data: which operation a completion is for. */
+enum { SV_UD_SEND = 1, SV_UD_RECV, SV_UD_WAKE };
+
+/* Counters with one writer, the I/O thread: no lock prefix needed. */
+static inline void sv_stat_add(_Atomic uint64_t *x, uint64_t n)
+{
+	atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+/* A short string of the broker's (at most 255 bytes) into a 256-byte field. */
+static inline void sv_copy_str(char *dst, struct sv_bytes s)
+{
+	memcpy(dst, s.ptr, s.len);
+	dst[s.len] = '\0';
+}
+
+/* recover.c */
+/* The loop's safe point: the end sv_conn_fail recorded becomes teardown or recovery. */
+void sv_teardown(salvo_client *c);
+/* Between connections: one reconnection attempt when due. Returns the time of the next
+ * one (0: none, the state has changed). */
+uint64_t sv_recover_step(salvo_client *c, uint64_t now);
+/* After a reconnection with on-connect hooks: resume once their thread has finished. */
+void sv_recover_hooks_done(salvo_client *c);
+
+/* io_send.c */
+void sv_start_send(salvo_client *c);
+void sv_on_send(salvo_client *c, int res);
+
+/* io_recv.c */
+void sv_decode_input(salvo_client *c, size_t fresh);
+void sv_on_recv(salvo_client *c, int res);
+
+/* io_channel.c */
+void sv_take_requests(salvo_client *c);
+void sv_channel_frame(salvo_client *c, salvo_channel *ch, const struct sv_decoded_frame *d);
+
+/* io_pub.c */
+void sv_pub_drain(struct salvo_publisher *pub);
+bool sv_pub_closed(const struct salvo_publisher *pub);
+bool sv_pubs_waiting(salvo_client *c);
+bool sv_rings_idle(salvo_client *c);
+/* What of a publisher's ring the next send may carry: sv_pub_span finds it (0: nothing),
+ * sv_pub_in_send records that it is in the send. */
+struct sv_span {
+	size_t n;
+	uint64_t lo; /* best effort: messages surely below the span's end */
+	bool to_head;
+};
+size_t sv_pub_span(salvo_client *c, struct salvo_publisher *pub, const uint8_t **p,
+		   struct sv_span *sp);
+void sv_pub_in_send(struct salvo_publisher *pub, const struct sv_span *sp);
+void sv_pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, size_t len);
+void sv_pub_checkpoints(salvo_client *c);
+void sv_count_possibly_lost(salvo_client *c);
+bool sv_pub_attach(salvo_client *c, struct salvo_publisher *pub);
+void sv_pub_detach(salvo_client *c, struct sv_request *req);
+void sv_detach_done(salvo_client *c, struct sv_request *req, struct salvo_publisher *pub,
+		    bool listed);
+void sv_settle_pubs(salvo_client *c);
+void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool multiple,
+		       bool nack);
+void sv_start_return(salvo_client *c, salvo_channel *ch, const struct sv_basic_return *a);
+void sv_return_header(salvo_channel *ch, const struct sv_content_header *h);
+void sv_pub_resume(struct salvo_publisher *pub);
+
+/* io_consume.c */
+void sv_start_get(salvo_client *c, salvo_channel *ch, const struct sv_basic_get_ok *a);
+void sv_start_delivery(salvo_client *c, salvo_channel *ch, const struct sv_basic_deliver *a);
+void sv_get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_frame *d,
+		    int event);
+void sv_cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag, bool server);
+void sv_register_consumer(salvo_channel *ch, struct sv_request *req,
+			  const struct sv_basic_consume_ok *a);
+void sv_take_settles(salvo_client *c);
+
+/* io_core.c */
+/* The socket is ours to read and write: open or closing, and no end recorded. */
+bool sv_live(salvo_client *c);
+int sv_out_append(salvo_client *c, const uint8_t *p, size_t n);
+void sv_send_method(salvo_client *c, uint16_t channel, const struct sv_method *m);
+void sv_send_now(salvo_client *c, const struct sv_method *m);
+/* Record that the connection has ended (the first end recorded wins); the loop tears it
+ * down or reconnects at its safe point. sv_conn_fail: a failure, retried if worth it;
+ * sv_conn_fail_final: never retried; sv_conn_closed: the close the application asked
+ * for is complete. */
+void sv_conn_fail(salvo_client *c, const salvo_error *why);
+void sv_conn_fail_final(salvo_client *c, const salvo_error *why);
+void sv_conn_closed(salvo_client *c);
+void sv_protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void sv_broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code, struct sv_bytes text,
+		     uint16_t class_id, uint16_t method_id);
+salvo_error sv_lost_error(const salvo_client *c);
+void sv_channel_await(salvo_channel *ch, struct sv_request *req);
+void sv_fail_awaiting(salvo_channel *ch, const salvo_error *why);
+void sv_end_consumers(salvo_channel *ch, const salvo_error *why);
+void sv_channel_mark_closed(salvo_channel *ch, const salvo_error *why);
+void sv_channel_forget(salvo_client *c, salvo_channel *ch);
+
+/* transport.c: plain TCP or TLS, the only place that knows which. */
+/* Prepare the next receive. */
+void sv_transport_prep_recv(salvo_client *c, struct io_uring_sqe *sqe);
+/* A receive brought n > 0 bytes: into rbuf (plain), or into the TLS object. -1: failed
+ * (recorded). */
+int sv_transport_received(salvo_client *c, size_t n);
+/* TLS: decrypt what the TLS object holds into rbuf's free room. Returns the bytes added
+ * (0: nothing more now; plain TCP always 0); a failure is recorded. */
+size_t sv_transport_more(salvo_client *c);
+/* Turn the gathered iovecs into what the next send carries. Plain TCP: the iovecs
+ * themselves, accounted when the send completes (*now false). TLS: records; *now true,
+ * and *taken bytes of the iovecs are inside them, to be accounted at once (even 0: the
+ * iovecs are no longer in flight). Returns whether there is anything to send; false also
+ * after a failure, which is recorded. */
+bool sv_transport_stage(salvo_client *c, size_t *taken, bool *now);
+/* TLS records of an earlier stage are still unsent (a short write). */
+bool sv_transport_staged(const salvo_client *c);
+void sv_transport_prep_send(salvo_client *c, struct io_uring_sqe *sqe);
+/* A send completed with res: returns true, with *took the bytes of the gathered iovecs it
+ * carried, when those are to be accounted now (plain TCP). */
+bool sv_transport_sent(salvo_client *c, int res, size_t *took);
+/* One small frame sent at once, outside the ring (best effort). */
+void sv_transport_send_now(salvo_client *c, const uint8_t *p, size_t n);
+/* The session is gone: drop what it had buffered. */
+void sv_transport_reset(salvo_client *c);
+
+#endif

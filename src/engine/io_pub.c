@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The publisher's I/O half: what the I/O thread does with a publisher's ring and window.
+ * Sending: the span of the ring the next send may carry (a paused, blocked or closed
+ * channel lets only the rest of a cut message go), and the accounting of what the kernel
+ * took, which tags each sent message of a confirm mode with its delivery tag. Confirms:
+ * acks and nacks settle the window (confirm.c), returns mark their message, and each
+ * read's settled outcomes are drained into the slots and published to the producer
+ * (done). Best effort: checkpoints that prove what the broker handled. And the list of
+ * attached publishers, with detaching once nothing of a publisher is in flight.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "../codec/table.h"
+#include "io_internal.h"
+
+/*
+ * Tag every message of a confirm-mode publisher whose last byte is now before sent. The
+ * producer wrote each message's end into its slot before committing it; a slot not yet
+ * rewritten for the next sequence number still holds an older, smaller end, which the
+ * comparison with tagged_end rejects (every message has at least one byte).
+ */
+static void tag_sent(struct salvo_publisher *pub, uint64_t sent)
+{
+	while (!sv_confirm_full(&pub->win)) {
+		uint64_t seq = sv_confirm_next_tag(&pub->win);
+		uint64_t end = atomic_load_explicit(&pub->slots[seq & pub->wmask].end,
+						    memory_order_relaxed);
+
+		if (end <= pub->tagged_end || end > sent)
+			break;
+		sv_confirm_add(&pub->win, end);
+		pub->tagged_end = end;
+	}
+}
+
+/*
+ * Release what the confirms allow and the kernel is done with. After a reconnection's
+ * rewind, messages settled on the old connection may be ahead of sent: they are released
+ * once resent, never before (the producer would overwrite bytes still to be sent).
+ */
+static void pub_release(struct salvo_publisher *pub)
+{
+	uint64_t sent = sv_ring_sent(&pub->ring);
+	uint64_t to = pub->release_to < sent ? pub->release_to : sent;
+
+	if (to > sv_ring_released(&pub->ring))
+		sv_ring_release(&pub->ring, to);
+}
+
+/*
+ * Report what the window has settled: write each outcome into its slot, count it, release
+ * the ring up to the last one, publish done, wake the producer if it sleeps.
+ */
+void sv_pub_drain(struct salvo_publisher *pub)
+{
+	struct sv_confirm_outcome out[256];
+	uint64_t release = 0, last = 0, now = 0;
+	uint64_t n_ack = 0, n_nack = 0, n_ret = 0, n_fail = 0;
+	size_t n;
+
+	pub->drain_due = false;
+	while ((n = sv_confirm_drain(&pub->win, out, sizeof out / sizeof out[0], &release))) {
+		for (size_t i = 0; i < n; i++) {
+			struct sv_slot *sl = &pub->slots[out[i].tag & pub->wmask];
+			unsigned st = out[i].status;
+
+			sl->outcome = (uint8_t)st;
+			if (st & SV_CONFIRM_RETURNED)
+				n_ret++;
+			else if (st & SV_CONFIRM_FAILED)
+				n_fail++;
+			else if (st & SV_CONFIRM_NACKED)
+				n_nack++;
+			else
+				n_ack++;
+			if (sl->t_ns) {
+				if (!now)
+					now = sv_now_ns();
+				sv_latency_record(&pub->ctr, now > sl->t_ns ? now - sl->t_ns : 0);
+			}
+		}
+		last = out[n - 1].tag;
+	}
+	if (!last)
+		return;
+	sv_stat_add(&pub->ctr.acked, n_ack);
+	sv_stat_add(&pub->ctr.nacked, n_nack);
+	sv_stat_add(&pub->ctr.returned, n_ret);
+	sv_stat_add(&pub->ctr.failed, n_fail);
+	/* Release: the outcomes written above are visible to whoever loads done. */
+	atomic_store_explicit(&pub->done, last, memory_order_release);
+	if (release > pub->release_to)
+		pub->release_to = release;
+	pub_release(pub);
+	sv_pub_wake(pub);
+}
+
+/*
+ * The publisher's channel is gone: give its unsent bytes back, and in confirm modes fail
+ * every message without an outcome, sent or not, so that none vanishes. Only when none of
+ * its bytes is in flight. The I/O thread calls it, or the producer once the I/O thread has
+ * exited (orphaned).
+ */
+void sv_pub_count_unverified(struct salvo_publisher *pub)
+{
+	/* Acquire: at least every message committed before the bytes the caller saw. */
+	uint64_t published = atomic_load_explicit(&pub->published, memory_order_acquire);
+
+	if (pub->slots || published <= pub->be_verified)
+		return;
+	sv_stat_add(&pub->ctr.possibly_lost, published - pub->be_verified);
+	pub->be_verified = published;
+}
+
+void sv_pub_fail(struct salvo_publisher *pub)
+{
+	const uint8_t *p;
+	size_t n = sv_ring_pending(&pub->ring, &p);
+	uint64_t sent;
+
+	/* Best effort: the broker ignores a closed channel's frames, so everything after the
+	 * last proof may be lost, and what is still unsent (given up on here) is. */
+	sv_pub_count_unverified(pub);
+	sv_ring_mark_sent(&pub->ring, n);
+	sent = sv_ring_sent(&pub->ring);
+	pub->must_end = 0;
+	if (pub->slots) {
+		tag_sent(pub, sent);
+		sv_confirm_fail_all(&pub->win);
+		sv_pub_drain(pub);
+	}
+	sv_ring_release(&pub->ring, sent);
+}
+
+/* Nothing of this publisher is in the kernel's hands, and no message is half sent. */
+static bool pub_quiet(const struct salvo_publisher *pub)
+{
+	return !pub->in_flight && sv_ring_sent(&pub->ring) >= pub->must_end;
+}
+
+bool sv_pub_closed(const struct salvo_publisher *pub)
+{
+	return atomic_load_explicit(&pub->ch->state, memory_order_relaxed) == SV_CH_CLOSED;
+}
+
+/*
+ * Whether a producer waits for what the broker says: a confirm, or ring space that
+ * confirms free. A ring three quarters full counts too: its producer may be about to
+ * wait (it kicks this thread before it records that it waits).
+ */
+bool sv_pubs_waiting(salvo_client *c)
+{
+	for (size_t i = 0; i < c->npubs; i++) {
+		struct salvo_publisher *pub = c->pubs[i];
+		uint64_t used = sv_ring_head(&pub->ring) - sv_ring_released(&pub->ring);
+
+		if (atomic_load_explicit(&pub->ev_want, memory_order_relaxed) ||
+		    atomic_load_explicit(&pub->ring.waiting, memory_order_relaxed) ||
+		    used > sv_ring_capacity(&pub->ring) / 4 * 3)
+			return true;
+	}
+	return false;
+}
+
+/* What of a publisher's ring the next send must or may carry: all pending messages while
+ * its channel is open and it stays attached; otherwise only the rest of a message a short
+ * write cut (the broker would take anything else on the channel for its missing frames). */
+static size_t pub_ready(salvo_client *c, struct salvo_publisher *pub, const uint8_t **p,
+			bool *to_head)
+{
+	size_t n = sv_ring_pending(&pub->ring, p);
+	uint64_t sent = sv_ring_sent(&pub->ring);
+
+	/* Paused after a reconnection until the hooks ran and the channel is back, and while
+	 * the broker says it is blocked. */
+	*to_head = !sv_pub_closed(pub) && !pub->detach && !c->paused && !c->blocked &&
+		   !pub->ch->recovering;
+	if (*to_head)
+		return n;
+	return pub->must_end > sent ? (size_t)(pub->must_end - sent) : 0;
+}
+
+size_t sv_pub_span(salvo_client *c, struct salvo_publisher *pub, const uint8_t **p,
+		   struct sv_span *sp)
+{
+	/* Best effort counts messages by the producer's count, not by walking frames (a read
+	 * of every frame header): the producer counts a message just before it commits it
+	 * (both stores released), so read after the head's acquire the count is at least the
+	 * number of messages below that head; read (acquire) before, less the one that may
+	 * be counted and not yet committed, at most. */
+	sp->lo = 0;
+	if (!pub->slots) {
+		sp->lo = atomic_load_explicit(&pub->published, memory_order_acquire);
+		sp->lo -= sp->lo > 0;
+	}
+	sp->n = pub_ready(c, pub, p, &sp->to_head);
+	return sp->n;
+}
+
+void sv_pub_in_send(struct salvo_publisher *pub, const struct sv_span *sp)
+{
+	pub->in_flight = true;
+	if (!pub->slots) {
+		pub->snap_lo = sp->lo;
+		pub->snap_hi = atomic_load_explicit(&pub->published, memory_order_relaxed);
+		/* Only a span that ends at the head lo was read before is described by it. */
+		pub->snap_end = sp->to_head ? sv_ring_sent(&pub->ring) + sp->n : 0;
+	}
+}
+
+bool sv_rings_idle(salvo_client *c)
+{
+	for (size_t i = 0; i < c->npubs; i++) {
+		const uint8_t *p;
+		bool to_head;
+		if (pub_ready(c, c->pubs[i], &p, &to_head))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Where the message holding ring position pos ends. from is a message boundary at or
+ * before pos, limit one after it (the end of what was sent), and every byte in between is
+ * committed, so the frame headers can be read: a publisher's ring holds only whole
+ * messages, each a basic.publish method frame followed by its content frames.
+ */
+static uint64_t message_end(const struct sv_ring *r, uint64_t from, uint64_t pos, uint64_t limit)
+{
+	while (from < pos)
+		from += SV_FRAME_OVERHEAD + sv_load32(sv_ring_at(r, from) + 3);
+	while (from < limit && *sv_ring_at(r, from) != SV_FRAME_METHOD)
+		from += SV_FRAME_OVERHEAD + sv_load32(sv_ring_at(r, from) + 3);
+	return from;
+}
+
+/* The kernel took take of the len bytes this publisher had in the send. */
+void sv_pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, size_t len)
+{
+	uint64_t s0 = sv_ring_sent(&pub->ring), s1 = s0 + take;
+
+	pub->in_flight = false;
+	/* Best effort: bounds of how many messages are now sent, from the snapshot of the
+	 * producer's count taken with this span (add_pub). */
+	if (!pub->slots && take) {
+		if (s1 == pub->snap_end)
+			pub->be_lo = pub->snap_lo;
+		if (pub->snap_hi > pub->be_hi)
+			pub->be_hi = pub->snap_hi;
+	}
+	/* Find where a cut message ends before releasing: once released, the producer may
+	 * overwrite the frame headers the walk reads. s0 is a message boundary unless an
+	 * earlier cut left must_end beyond it. */
+	if (take < len && pub->must_end <= s1)
+		pub->must_end = message_end(&pub->ring, pub->must_end > s0 ? pub->must_end : s0,
+					    s1, s0 + len);
+	sv_ring_mark_sent(&pub->ring, take);
+	if (pub->slots) {
+		/* Confirm modes: the space is released as confirms arrive (pub_drain), or here
+		 * when they came before a resend reached them. */
+		tag_sent(pub, s1);
+		pub_release(pub);
+	} else
+		/* Best effort: the space is reusable as soon as the kernel is done with it. */
+		sv_ring_release(&pub->ring, s1);
+	if (take < len && pub->must_end > s1)
+		c->partial_pub = pub;
+}
+
+/*
+ * Best effort has no confirms, so a lost connection would leave no way to say what it
+ * cost. About once a millisecond while a best-effort publisher sends, a channel.flow
+ * (active=true, which changes nothing) goes on its channel ahead of this send's messages:
+ * the broker handles a channel's frames in order, so its flow-ok proves every message
+ * sent before it was handled. At a loss, what was sent after the last proof is counted as
+ * possibly lost (salvo_pub_stats.possibly_lost). One checkpoint in flight per publisher.
+ */
+#define SV_CKPT_NS (1000u * 1000u)
+
+void sv_pub_checkpoints(salvo_client *c)
+{
+	uint64_t now = 0;
+
+	for (size_t i = 0; i < c->npubs; i++) {
+		struct salvo_publisher *pub = c->pubs[i];
+		struct sv_method flow = {.id = SV_CHANNEL_FLOW, .a.channel_flow.active = true};
+		struct sv_request *req;
+		struct sv_codec_error cerr;
+		uint8_t buf[32];
+		size_t n;
+
+		/* Not while the channel awaits a reply: RabbitMQ refuses any method during a
+		 * tx.commit with 504 "unexpected command while processing 'tx.commit'". */
+		if (pub->slots || pub->ckpt_inflight || pub->be_lo <= pub->be_verified ||
+		    sv_pub_closed(pub) || pub->detach || c->paused || pub->ch->recovering ||
+		    pub->ch->close_sent || pub->ch->await_head)
+			continue;
+		if (!now)
+			now = sv_now_ns();
+		if (now - pub->ckpt_last_ns < SV_CKPT_NS)
+			continue;
+		req = sv_request_new(SV_REQ_METHOD);
+		n = sv_frame_put_method(buf, sizeof buf, pub->ch->id, &flow, &cerr);
+		if (!req || !n || sv_out_append(c, buf, n)) {
+			free(req); /* a checkpoint is worth no failure: the next one may do */
+			continue;
+		}
+		atomic_store(&req->refs, 1); /* nobody waits for it */
+		atomic_fetch_add_explicit(&pub->ch->refs, 1, memory_order_relaxed);
+		req->ch = pub->ch;
+		req->reply_id = SV_CHANNEL_FLOW_OK;
+		req->ckpt = pub;
+		req->ckpt_count = pub->be_lo;
+		sv_channel_await(pub->ch, req);
+		pub->ckpt_inflight = true;
+		pub->ckpt_last_ns = now;
+	}
+}
+
+/* What a lost connection may have cost best-effort publishers: at most what was sent
+ * after the last checkpoint. The next connection starts from what was surely sent. */
+void sv_count_possibly_lost(salvo_client *c)
+{
+	for (size_t i = 0; i < c->npubs; i++) {
+		struct salvo_publisher *pub = c->pubs[i];
+
+		if (!pub->slots && pub->be_hi > pub->be_verified)
+			sv_stat_add(&pub->ctr.possibly_lost, pub->be_hi - pub->be_verified);
+		/* Counted once: a message counted here and sent again on the next connection
+		 * is not counted again there. */
+		if (pub->be_hi > pub->be_verified)
+			pub->be_verified = pub->be_hi;
+		pub->ckpt_inflight = false;
+	}
+}
+
+/* A publisher's detach is over: answer its waiter; if the waiter stopped waiting (its
+ * timeout passed while the broker read nothing), free the publisher (a close), or keep
+ * it on the list as it was (a reopening, which tries again at its next call). */
+void sv_detach_done(salvo_client *c, struct sv_request *req, struct salvo_publisher *pub,
+			bool listed)
+{
+	bool abandoned = atomic_exchange(&req->abandoned, 1);
+	bool keep = req->keep;
+
+	sv_request_complete(req, 0, NULL);
+	if (!abandoned)
+		return;
+	if (!keep) {
+		sv_publisher_release_abandoned(pub);
+		return;
+	}
+	if (!listed) {
+		c->pubs[c->npubs++] = pub; /* the slot it left */
+		pub->ch->pub = pub;
+	}
+}
+
+/*
+ * Once quiet, a publisher whose channel is closed gives its unsent bytes back, and one
+ * being detached leaves the list. Returns true if it left. Never while its bytes are in
+ * flight: the kernel may still be reading them, and the producer must not overwrite them.
+ */
+static bool pub_settle(salvo_client *c, size_t i)
+{
+	struct salvo_publisher *pub = c->pubs[i];
+	struct sv_request *req = pub->detach;
+
+	if (!pub_quiet(pub))
+		return false;
+	if (sv_pub_closed(pub)) {
+		sv_pub_fail(pub);
+		/* Release: what the fail wrote is the producer's once it sees this. */
+		atomic_store_explicit(&pub->closed_quiet, 1, memory_order_release);
+	}
+	if (!req)
+		return false;
+	c->pubs[i] = c->pubs[--c->npubs];
+	if (c->partial_pub == pub)
+		c->partial_pub = NULL;
+	pub->ch->pub = NULL;
+	pub->detach = NULL;
+	/* A checkpoint's reply may come after the publisher is gone. */
+	for (struct sv_request *r = pub->ch->await_head; r; r = r->next)
+		r->ckpt = NULL;
+	if (pub->ch->recovering && !pub->ch->await_head) {
+		/* Its channel was waiting to be reopened (the next connection, or the hooks);
+		 * nobody needs it now: it ends here, the broker never saw it. */
+		salvo_error e = sv_lost_error(c);
+		pub->ch->recovering = false;
+		sv_channel_mark_closed(pub->ch, &e);
+		sv_channel_forget(c, pub->ch);
+	} else if (pub->ch->recovering) {
+		/* Its reopening is under way: let it finish without the publisher, which may be
+		 * freed once this detach completes. */
+		for (struct sv_request *r = pub->ch->await_head; r; r = r->next)
+			r->resume = NULL;
+		pub->ch->recovering = false;
+	}
+	sv_detach_done(c, req, pub, false);
+	return true;
+}
+
+void sv_settle_pubs(salvo_client *c)
+{
+	/* backwards: pub_settle moves the last entry into the slot it frees */
+	for (size_t i = c->npubs; i-- > 0;)
+		pub_settle(c, i);
+}
+
+/* An attach request: the publisher joins the list the sends gather from. */
+bool sv_pub_attach(salvo_client *c, struct salvo_publisher *pub)
+{
+	if (c->npubs == c->pubs_cap) {
+		size_t cap = c->pubs_cap ? 2 * c->pubs_cap : 8;
+		void *p = realloc(c->pubs, cap * sizeof *c->pubs);
+		if (!p)
+			return false;
+		c->pubs = p;
+		c->pubs_cap = cap;
+	}
+	c->pubs[c->npubs++] = pub;
+	pub->ch->pub = pub;
+	return true;
+}
+
+/* A detach request: completed by sv_settle_pubs once the ring is quiet, since the
+ * publisher's memory may be unmapped as soon as the request completes. One at a time (the
+ * publisher's claim makes a second one a bug): refused, not leaked. */
+void sv_pub_detach(salvo_client *c, struct sv_request *req)
+{
+	if (req->pub->detach) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_INVALID_STATE, SALVO_ERROR_LOCAL,
+			     "the publisher is being detached already");
+		sv_request_complete(req, e.status, &e);
+		return;
+	}
+	req->pub->detach = req;
+	sv_settle_pubs(c);
+}
+
+/* A basic.ack or basic.nack from the broker, for a confirm-mode publisher's channel. */
+void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool multiple,
+			   bool nack)
+{
+	struct salvo_publisher *pub = ch->pub;
+
+	/* A publisher detached while the channel closes no longer tracks its messages; a
+	 * channel put in confirm mode with salvo_confirm_select has no publisher at all. */
+	if (!pub || !pub->slots)
+		return;
+	/* After a reconnection the new channel numbers from 1 again: seq = tag + tag_base. */
+	if (tag)
+		tag += pub->tag_base;
+	if (sv_confirm_settle(&pub->win, tag, multiple, nack)) {
+		/* A message sent again after a reconnection may have been settled on the old
+		 * connection already: its second ack settles nothing, and that is fine. */
+		if (tag && tag <= pub->resent_until)
+			return;
+		sv_protocol_error(c, 503, "basic.%s for delivery tag %llu%s on channel %u, which has "
+			       "no such message awaiting its confirm",
+			       nack ? "nack" : "ack", (unsigned long long)tag,
+			       multiple ? " (multiple)" : "", ch->id);
+		return;
+	}
+	pub->drain_due = true;
+}
+
+/* A basic.return: its content header (next) names the message; the body is dropped. */
+void sv_start_return(salvo_client *c, salvo_channel *ch, const struct sv_basic_return *a)
+{
+	struct sv_return *r;
+
+	ch->returning_seen = true;
+	if (!ch->pub)
+		return;
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		salvo_error e;
+		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			     "out of memory receiving a basic.return");
+		sv_conn_fail(c, &e);
+		return;
+	}
+	char text[80], exchange[80], routing_key[80];
+	sv_error_set(&r->err, SALVO_ERR_RETURNED, SALVO_ERROR_CHANNEL,
+		     "returned %u %s: exchange '%s', routing key '%s'", a->reply_code,
+		     sv_text_escape(text, sizeof text, a->reply_text.ptr, a->reply_text.len),
+		     sv_text_escape(exchange, sizeof exchange, a->exchange.ptr, a->exchange.len),
+		     sv_text_escape(routing_key, sizeof routing_key, a->routing_key.ptr,
+				    a->routing_key.len));
+	r->err.reply_code = a->reply_code;
+	sv_copy_str(r->exchange, a->exchange);
+	sv_copy_str(r->routing_key, a->routing_key);
+	ch->returning = r;
+}
+
+/* The returned message's content header: find its sequence number, mark it returned. */
+void sv_return_header(salvo_channel *ch, const struct sv_content_header *h)
+{
+	struct sv_return *r = ch->returning;
+	struct salvo_publisher *pub = ch->pub;
+	struct sv_field f;
+
+	ch->returning = NULL;
+	if (!pub) {
+		free(r);
+		return;
+	}
+	if (!pub->slots) {
+		/* Best effort: counted, nobody to report it to. */
+		sv_stat_add(&pub->ctr.returned, 1);
+		free(r);
+		return;
+	}
+	if ((h->props.flags & SV_PROP_HEADERS) && sv_table_find(h->props.headers, SV_SEQ_HEADER, &f) &&
+	    (f.type == SV_FIELD_I64 || f.type == SV_FIELD_U64))
+		r->seq = f.type == SV_FIELD_I64 ? (uint64_t)f.v.i64 : f.v.u64;
+	/* A return salvo cannot match (no stamp, or not awaiting its confirm) changes no
+	 * outcome: the message's ack still comes. It is counted, not lost without a trace. */
+	if (!r->seq || sv_confirm_mark_returned(&pub->win, r->seq)) {
+		sv_stat_add(&pub->ctr.returns_unmatched, 1);
+		free(r);
+		return;
+	}
+	pthread_mutex_lock(&pub->ret_lock);
+	if (pub->ret_tail)
+		pub->ret_tail->next = r;
+	else
+		pub->ret_head = r;
+	pub->ret_tail = r;
+	pthread_mutex_unlock(&pub->ret_lock);
+}
+
+/*
+ * A publisher's channel is open again on the new connection (and in confirm mode again):
+ * resume it. Confirm modes send again every message without an outcome, from released;
+ * the new channel's delivery tags start at 1, so tag t is now seq t + tag_base. Best
+ * effort cannot resend (its ring is released as it is sent); sv_recover() has dropped the
+ * rest of a message the loss cut.
+ */
+void sv_pub_resume(struct salvo_publisher *pub)
+{
+	pub->ch->recovering = false;
+	if (pub->slots) {
+		uint64_t first = pub->win.first, next = sv_confirm_next_tag(&pub->win);
+
+		sv_ring_rewind(&pub->ring);
+		pub->tag_base = first - 1;
+		pub->resent_until = next - 1;
+		sv_stat_add(&pub->ctr.resent, next - first);
+	}
+}

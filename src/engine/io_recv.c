@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Receiving. Reads are one at a time into rbuf (transport.c); complete frames are decoded
+ * in place and handled, the tail of a partial one is moved to the front. Connection
+ * methods are handled here, channel frames go to their channel (io_channel.c). Decoding
+ * stops while the consumers' queued messages exceed their bound, and resumes when the
+ * application has taken enough. After a read, the consumers get its deliveries in one
+ * hand-over and each publisher with new confirms is drained once; a small read of acks
+ * nobody waits for holds the next read back for a moment, so that acks pile up in the
+ * socket instead of waking the thread every few.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "io_internal.h"
+
+/* How long a read of nothing but acks may wait for more, and how small it must be. */
+#define SV_RECV_HOLD_NS (1000u * 1000u)
+#define SV_RECV_HOLD_BYTES 4096u
+
+static void connection_method(salvo_client *c, const struct sv_method *m)
+{
+	switch (m->id) {
+	case SV_CONNECTION_CLOSE: {
+		struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
+		const struct sv_connection_close *cl = &m->a.connection_close;
+		salvo_error e;
+
+		sv_broker_error(&e, SALVO_ERROR_CONNECTION, cl->reply_code, cl->reply_text,
+			     cl->class_id, cl->method_id);
+		sv_send_now(c, &ok);
+		sv_conn_fail(c, &e);
+		return;
+	}
+	case SV_CONNECTION_CLOSE_OK:
+		if (atomic_load(&c->state) == SV_CONN_CLOSING && c->close_req) {
+			sv_conn_closed(c);
+			return;
+		}
+		break;
+	case SV_CONNECTION_BLOCKED: {
+		salvo_event ev = {.kind = SALVO_EVENT_BLOCKED};
+		struct sv_bytes r = m->a.connection_blocked.reason;
+
+		/* Publishers stop sending (their rings fill and producers feel it); control
+		 * frames and heartbeats go on. */
+		c->blocked = true;
+		c->blocked_since = sv_now_ns();
+		sv_text_escape(ev.reason, sizeof ev.reason, r.ptr, r.len);
+		sv_text_escape(c->blocked_reason, sizeof c->blocked_reason, r.ptr, r.len);
+		sv_event_push(c, &ev);
+		return;
+	}
+	case SV_CONNECTION_UNBLOCKED: {
+		salvo_event ev = {.kind = SALVO_EVENT_UNBLOCKED};
+
+		c->blocked = false;
+		/* A send stuck through the block starts its stall clock now. */
+		c->send_started_ns = sv_now_ns();
+		sv_event_push(c, &ev);
+		return;
+	}
+	}
+	sv_protocol_error(c, 503, "unexpected %s on channel 0", sv_method_name(m->id));
+}
+
+static void handle_frame(salvo_client *c, const struct sv_decoded_frame *d)
+{
+	salvo_channel *ch;
+
+	if (d->frame.type == SV_FRAME_HEARTBEAT)
+		return;
+	if (d->frame.type != SV_FRAME_METHOD ||
+	    (d->u.method.id != SV_BASIC_ACK && d->u.method.id != SV_BASIC_NACK))
+		c->batch_acks_only = false;
+	if (d->frame.channel == 0) {
+		if (d->frame.type != SV_FRAME_METHOD)
+			sv_protocol_error(c, 505, "content frame on channel 0");
+		else
+			connection_method(c, &d->u.method);
+		return;
+	}
+	ch = d->frame.channel <= c->sess.channel_max ? c->channels[d->frame.channel] : NULL;
+	if (!ch) {
+		sv_protocol_error(c, 504, "frame on channel %u, which is not open", d->frame.channel);
+		return;
+	}
+	sv_channel_frame(c, ch, d);
+}
+
+/*
+ * Decode and handle the complete frames in rbuf; keep the tail of a partial one. Decoding
+ * stops, leaving the rest in rbuf (input_pending), while the consumers' queued messages
+ * exceed consumer.buffer_bytes: the bound then holds within one message, whatever the
+ * size of a read.
+ */
+static void frames(salvo_client *c)
+{
+	struct sv_decoded_frame d;
+	size_t pos = 0;
+	ssize_t n = 0;
+
+	c->input_pending = false;
+	while (sv_live(c) && !(c->input_pending = sv_consumer_over_bound(c)) &&
+	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
+		pos += (size_t)n;
+		c->batch_framed = true;
+		handle_frame(c, &d);
+	}
+	if (n < 0 && sv_live(c)) {
+		sv_protocol_error(c, c->reader.err.reply_code, "%s", c->reader.err.reason);
+		return;
+	}
+	memmove(c->rbuf, c->rbuf + pos, c->rlen - pos);
+	c->rlen -= pos;
+}
+
+/*
+ * Everything the transport has: what rbuf holds, then, for TLS, what the TLS object holds
+ * decrypted into rbuf's room, as long as the consumers' bound allows (rbuf has room while
+ * decoding goes on: a partial frame is smaller than frame_max, rcap is twice that).
+ */
+static void decode_all(salvo_client *c)
+{
+	frames(c); /* what was left undecoded first; and input_pending as of now */
+	while (sv_live(c) && !c->input_pending && sv_transport_more(c))
+		frames(c);
+}
+
+/*
+ * Handle what a read brought (fresh bytes of it; 0 when decoding resumes after the
+ * consumers drained, or for what a new TLS session already holds).
+ */
+void sv_decode_input(salvo_client *c, size_t fresh)
+{
+	c->batch_acks_only = true;
+	c->batch_framed = false;
+	decode_all(c);
+	/* The read's last deliveries to the consumers' queues (one wake-up per batch). */
+	sv_consumer_flush(c);
+	/* One drain per publisher per read: a burst of acks wakes each producer once. */
+	for (size_t i = 0; i < c->npubs; i++)
+		if (c->pubs[i]->drain_due)
+			sv_pub_drain(c->pubs[i]);
+	/* A small read of acks that no producer waits for: let the next ones pile up in the
+	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
+	 * stream in batches of about ten, and a wake-up costs more than ten publishes). Not
+	 * after a read that completed no frame: the rest of a frame, or of a TLS record, may
+	 * be what someone waits for. */
+	if (fresh && c->batch_acks_only && c->batch_framed && fresh < SV_RECV_HOLD_BYTES &&
+	    !c->close_req && !sv_pubs_waiting(c) && sv_live(c))
+		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
+}
+
+void sv_on_recv(salvo_client *c, int res)
+{
+	c->recv_inflight = false;
+	if (res <= 0) {
+		salvo_error e;
+		if (!sv_live(c))
+			return;
+		if (res == 0)
+			sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+				     "the broker closed the connection");
+		else
+			sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION, "recv: %s",
+				     strerror(-res));
+		sv_conn_fail(c, &e);
+		return;
+	}
+	c->last_recv_ns = sv_now_ns();
+	if (sv_transport_received(c, (size_t)res))
+		return;
+	sv_decode_input(c, (size_t)res);
+}
