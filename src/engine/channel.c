@@ -31,7 +31,7 @@ static int channel_closed_error(salvo_channel *ch, salvo_error *err)
  * request, for its reply fields; the caller puts it. A basic.consume carries its consumer
  * (one reference, the request's once submitted).
  */
-static int channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+static int channel_rpc(salvo_channel *ch, struct sv_method *m, const struct sv_rpc *rpc,
 		       struct salvo_consumer *consumer, struct sv_request **out, bool *submitted,
 		       int timeout_ms, salvo_error *err)
 {
@@ -76,7 +76,10 @@ static int channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id
 	 * the next connection). */
 	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	req->ch = ch;
-	req->reply_id = reply_id;
+	req->reply_id = rpc->reply_id;
+	req->reply_alt = rpc->reply_alt;
+	req->on_reply = rpc->on_reply;
+	req->on_queued = rpc->on_queued;
 	req->consumer = consumer;
 	req->no_ack = m->id == SV_BASIC_GET && m->a.basic_get.no_ack;
 	rc = sv_request_submit(c, req, err);
@@ -96,21 +99,26 @@ static int channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id
 	return rc;
 }
 
-int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, const struct sv_rpc *rpc,
 		   struct sv_request **out, bool *submitted, salvo_error *err)
 {
-	return channel_rpc(ch, m, reply_id, NULL, out, submitted, ch->client->set.rpc_timeout_ms,
+	return channel_rpc(ch, m, rpc, NULL, out, submitted, ch->client->set.rpc_timeout_ms, err);
+}
+
+int sv_channel_rpc_for(salvo_channel *ch, struct sv_method *m, const struct sv_rpc *rpc,
+		       struct salvo_consumer *consumer, bool *submitted, salvo_error *err)
+{
+	return channel_rpc(ch, m, rpc, consumer, NULL, submitted, ch->client->set.rpc_timeout_ms,
 			   err);
 }
 
-int sv_channel_rpc_for(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
-		       struct salvo_consumer *consumer, bool *submitted, salvo_error *err)
-{
-	return channel_rpc(ch, m, reply_id, consumer, NULL, submitted,
-			   ch->client->set.rpc_timeout_ms, err);
-}
-
 /* Channels. */
+
+static const struct sv_rpc open_rpc = {.reply_id = SV_CHANNEL_OPEN_OK,
+				       .on_queued = sv_channel_opening};
+static const struct sv_rpc close_rpc = {.reply_id = SV_CHANNEL_CLOSE_OK,
+					.on_queued = sv_channel_closing,
+					.on_reply = sv_channel_close_ok};
 
 int salvo_channel_open(salvo_client *c, salvo_channel **out, salvo_error *err)
 {
@@ -138,12 +146,13 @@ int salvo_channel_open(salvo_client *c, salvo_channel **out, salvo_error *err)
 	atomic_init(&ch->generation, atomic_fetch_add(&c->channel_serial, 1) + 1);
 	atomic_init(&ch->state, SV_CH_OPEN);
 	sv_acked_init(&ch->acked);
+	CK_STAILQ_INIT(&ch->await);
 	/* The handle's reference; the I/O thread takes its own when it registers the channel. */
 	atomic_init(&ch->refs, 1);
 	atomic_fetch_add(&c->refs, 1);
 
 	bool submitted = false;
-	rc = sv_channel_rpc(ch, &m, SV_CHANNEL_OPEN_OK, NULL, &submitted, err);
+	rc = sv_channel_rpc(ch, &m, &open_rpc, NULL, &submitted, err);
 	if (rc) {
 		/* A request the I/O thread never saw leaves the number to us; otherwise the
 		 * I/O thread frees it when the channel ends (close below, or the connection's). */
@@ -176,7 +185,7 @@ int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err)
 	if (!rc) {
 		/* On a timeout the request keeps the channel until close-ok or the end of the
 		 * connection; the handle's reference goes below either way. */
-		rc = channel_rpc(ch, &m, SV_CHANNEL_CLOSE_OK, NULL, NULL, NULL, timeout_ms, err);
+		rc = channel_rpc(ch, &m, &close_rpc, NULL, NULL, NULL, timeout_ms, err);
 		/* The broker's own close may have crossed ours: report its error, not success. */
 		if (channel_closed_error(ch, NULL) > 0)
 			rc = channel_closed_error(ch, err);
@@ -186,6 +195,31 @@ int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err)
 }
 
 /* Synchronous methods. */
+
+/* Replies whose fields the caller reads: copied out of the read buffer (I/O thread). */
+static enum sv_reply_next declare_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				     const struct sv_method *m)
+{
+	const struct sv_queue_declare_ok *a = &m->a.queue_declare_ok;
+
+	(void)c;
+	(void)ch;
+	memcpy(req->queue.name, a->queue.ptr, a->queue.len);
+	req->queue.name[a->queue.len] = '\0';
+	req->queue.message_count = a->message_count;
+	req->queue.consumer_count = a->consumer_count;
+	return SV_REPLY_DONE;
+}
+
+static enum sv_reply_next count_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				   const struct sv_method *m)
+{
+	(void)c;
+	(void)ch;
+	req->message_count = m->id == SV_QUEUE_PURGE_OK ? m->a.queue_purge_ok.message_count
+							: m->a.queue_delete_ok.message_count;
+	return SV_REPLY_DONE;
+}
 
 static int check_name(const char *what, const char *s, salvo_error *err)
 {
@@ -254,7 +288,8 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 		.internal = flags & SALVO_INTERNAL,
 		.arguments = sv_table_of(arguments),
 	};
-	return sv_channel_rpc(ch, &m, SV_EXCHANGE_DECLARE_OK, NULL, NULL, err);
+	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_EXCHANGE_DECLARE_OK}, NULL,
+			      NULL, err);
 }
 
 int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flags,
@@ -267,7 +302,8 @@ int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flag
 	CHECK_NAME("exchange", exchange);
 	m.a.exchange_delete.exchange = str(exchange);
 	m.a.exchange_delete.if_unused = flags & SALVO_IF_UNUSED;
-	return sv_channel_rpc(ch, &m, SV_EXCHANGE_DELETE_OK, NULL, NULL, err);
+	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_EXCHANGE_DELETE_OK}, NULL,
+			      NULL, err);
 }
 
 static int exchange_binding(salvo_channel *ch, bool bind, const char *destination,
@@ -292,8 +328,10 @@ static int exchange_binding(salvo_channel *ch, bool bind, const char *destinatio
 		m.a.exchange_unbind.routing_key = str(routing_key);
 		m.a.exchange_unbind.arguments = sv_table_of(arguments);
 	}
-	return sv_channel_rpc(ch, &m, bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK, NULL,
-			      NULL, err);
+	return sv_channel_rpc(
+	    ch, &m,
+	    &(struct sv_rpc){.reply_id = bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK}, NULL,
+	    NULL, err);
 }
 
 int salvo_exchange_bind(salvo_channel *ch, const char *destination, const char *source,
@@ -328,7 +366,9 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 		.auto_delete = flags & SALVO_AUTO_DELETE,
 		.arguments = sv_table_of(arguments),
 	};
-	rc = sv_channel_rpc(ch, &m, SV_QUEUE_DECLARE_OK, &req, NULL, err);
+	rc = sv_channel_rpc(
+	    ch, &m, &(struct sv_rpc){.reply_id = SV_QUEUE_DECLARE_OK, .on_reply = declare_ok}, &req,
+	    NULL, err);
 	if (rc)
 		return rc;
 	if (info)
@@ -358,7 +398,9 @@ static int queue_binding(salvo_channel *ch, bool bind, const char *queue, const 
 		m.a.queue_unbind.routing_key = str(routing_key);
 		m.a.queue_unbind.arguments = sv_table_of(arguments);
 	}
-	return sv_channel_rpc(ch, &m, bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK, NULL, NULL, err);
+	return sv_channel_rpc(
+	    ch, &m, &(struct sv_rpc){.reply_id = bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK},
+	    NULL, NULL, err);
 }
 
 int salvo_queue_bind(salvo_channel *ch, const char *queue, const char *exchange,
@@ -377,7 +419,8 @@ static int queue_count_rpc(salvo_channel *ch, struct sv_method *m, uint32_t repl
 			   uint32_t *message_count, salvo_error *err)
 {
 	struct sv_request *req;
-	int rc = sv_channel_rpc(ch, m, reply_id, &req, NULL, err);
+	int rc = sv_channel_rpc(ch, m, &(struct sv_rpc){.reply_id = reply_id, .on_reply = count_ok},
+				&req, NULL, err);
 
 	if (rc)
 		return rc;
@@ -419,7 +462,8 @@ int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_t prefetch
 			      .a.basic_qos = {prefetch_size, prefetch_count, global}};
 
 	CHECK_CHANNEL(ch);
-	return sv_channel_rpc(ch, &m, SV_BASIC_QOS_OK, NULL, NULL, err);
+	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_BASIC_QOS_OK}, NULL, NULL,
+			      err);
 }
 
 /* Channel modes. */
@@ -429,7 +473,7 @@ static int mode_rpc(salvo_channel *ch, uint32_t id, uint32_t reply_id, salvo_err
 	struct sv_method m = {.id = id};
 
 	CHECK_CHANNEL(ch);
-	return sv_channel_rpc(ch, &m, reply_id, NULL, NULL, err);
+	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = reply_id}, NULL, NULL, err);
 }
 
 int salvo_confirm_select(salvo_channel *ch, salvo_error *err)
@@ -468,7 +512,9 @@ int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack, salvo_mes
 	*msg = NULL;
 	m.a.basic_get.queue = str(queue);
 	m.a.basic_get.no_ack = no_ack;
-	rc = sv_channel_rpc(ch, &m, SV_BASIC_GET_OK, &req, NULL, err);
+	rc = sv_channel_rpc(
+	    ch, &m, &(struct sv_rpc){SV_BASIC_GET_OK, SV_BASIC_GET_EMPTY, sv_get_reply, NULL}, &req,
+	    NULL, err);
 	if (rc)
 		return rc;
 	*msg = req->msg;

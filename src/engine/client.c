@@ -4,28 +4,15 @@
  * its events. Requests to the I/O thread are request.c's.
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
 #include "tls.h"
-
-/* Wake the I/O thread if it is parked; costs a load when it is not. */
-void sv_client_kick(salvo_client *c)
-{
-	/* Pairs with the fence in the I/O thread's park: either it sees our work, or we see
-	 * parked == 1. The caller's work (ring head, queue) was stored before this fence. */
-	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&c->parked, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&c->parked, 0, memory_order_relaxed))
-		eventfd_write(c->wake_fd, 1);
-}
 
 /* Channel numbers. */
 
@@ -276,6 +263,8 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 	c->sess.fd = -1;
 	atomic_init(&c->refs, 1);
 	pthread_mutex_init(&c->lock, NULL);
+	CK_STAILQ_INIT(&c->queue);
+	CK_STAILQ_INIT(&c->held);
 	pthread_mutex_init(&c->stats_lock, NULL);
 	pthread_cond_init(&c->ev_cond, NULL);
 	pthread_mutex_init(&c->disp_lock, NULL);

@@ -3,7 +3,7 @@
  * Consumers: basic.consume, the queue of deliveries between the I/O thread and the
  * application, and acks from any thread.
  *
- * Deliveries. The I/O thread assembles a delivery (io.c, the same code as basic.get-ok)
+ * Deliveries. The I/O thread assembles a delivery (io_consume.c, as a basic.get-ok)
  * and appends it to its consumer's queue; the application takes it with
  * salvo_consumer_get or runs its callback with salvo_consumer_dispatch, on its own
  * thread. The I/O thread never runs application code, so a callback may take minutes
@@ -13,16 +13,16 @@
  * cost more than the message (the consumer woke for the first while the I/O thread still
  * appended the next, and they fought over the lock).
  *
- * Bounded memory. Every queued message counts its bytes in client->buffered. When that
- * passes consumer.buffer_bytes the I/O thread stops arming reads (io.c) and the socket's
- * buffers fill, which stops the broker; when the application has taken enough to bring it
- * to half the bound, the taker wakes the I/O thread to read again.
+ * Bounded memory. Every queued message counts its bytes against consumer.buffer_bytes;
+ * past it the I/O thread holds its reads until the application has taken enough
+ * (read_hold.c).
  *
  * Acks from any thread. salvo_message_ack and friends check the message (its channel must
  * still be the opening it came on) and push a small record onto a lock-free stack
- * (client->settles; a Treiber stack, pushed with compare-and-swap, emptied whole with one
- * exchange). The pusher that finds the stack empty wakes the I/O thread if it is parked;
- * the others know it will find their record with the first one's. This costs one
+ * (client->settles, Concurrency Kit's ck_stack: pushed with compare-and-swap, emptied
+ * whole with one exchange). Both sides are here (settle_push, sv_settle_take). The
+ * pusher that finds the stack empty wakes the I/O thread if it is parked; the others know
+ * it will find their record with the first one's. This costs one
  * allocation and one compare-and-swap; the request queue (allocation, mutex, eventfd
  * write, a wait for the I/O thread) cost 140 times more (docs/design.md, Consumers), so
  * salvo_basic_ack takes this path too.
@@ -36,10 +36,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <time.h>
 
 #include "engine.h"
+#include "tsan.h"
+#include "park.h"
+#include "read_hold.h"
 #include "props.h"
 
 /* Most deliveries handed over in one go: a consumer starts on a long read's first
@@ -48,18 +50,23 @@
 
 /* The settle stack. */
 
+CK_STACK_CONTAINER(struct sv_settle, entry, settle_of)
+
 /* Take every queued settle, oldest first. I/O thread. */
 struct sv_settle *sv_settle_take(salvo_client *c)
 {
-	/* Acquire: pairs with the pushers' release, so their records' contents are seen. */
-	struct sv_settle *s = atomic_exchange_explicit(&c->settles, NULL, memory_order_acquire);
+	/* An exchange: with the pushers' compare-and-swap, their records' contents are
+	 * seen (both are full barriers on x86, where ck_pr is inline assembly). */
+	struct ck_stack_entry *e = ck_stack_batch_pop_upmc(&c->settles);
 	struct sv_settle *fifo = NULL;
 
-	while (s) {
-		struct sv_settle *next = s->next;
+	sv_tsan_acquire(&c->settles);
+	while (e) {
+		struct sv_settle *s = settle_of(e);
+
+		e = e->next;
 		s->next = fifo;
 		fifo = s;
-		s = next;
 	}
 	return fifo;
 }
@@ -75,13 +82,14 @@ void sv_settle_free_all(struct sv_settle *s)
 
 static void settle_push(salvo_client *c, struct sv_settle *s)
 {
-	struct sv_settle *old = atomic_load_explicit(&c->settles, memory_order_relaxed);
+	struct ck_stack_entry *old = ck_pr_load_ptr(&c->settles.head);
 
-	/* Release: the I/O thread's acquire exchange then sees the record's fields. */
+	/* ck_stack_push_upmc's loop, keeping the head it replaced: whether the stack was
+	 * empty decides the kick, and ck_stack's push does not say. */
+	sv_tsan_release(&c->settles);
 	do
-		s->next = old;
-	while (!atomic_compare_exchange_weak_explicit(&c->settles, &old, s, memory_order_release,
-						      memory_order_relaxed));
+		s->entry.next = old;
+	while (!ck_pr_cas_ptr_value(&c->settles.head, old, &s->entry, &old));
 	/* The first record since the I/O thread last emptied the stack wakes it; later ones
 	 * ride along (it looks at the stack again before it parks). */
 	if (!old)
@@ -159,63 +167,30 @@ int salvo_message_reject(salvo_message *m, bool requeue, salvo_error *err)
 
 /* The queue of deliveries. */
 
-/* The consumers' queued messages are over the bound: stop decoding. */
-bool sv_consumer_over_bound(salvo_client *c)
-{
-	return atomic_load_explicit(&c->buffered, memory_order_relaxed) >
-	       c->set.consumer_buffer_bytes;
-}
-
-/*
- * Whether the I/O thread must hold its reads (and decoding): from the moment the queued
- * messages pass the bound until the application has taken them down to half of it.
- */
-bool sv_consumer_reads_should_hold(salvo_client *c)
-{
-	uint64_t limit = c->set.consumer_buffer_bytes;
-
-	if (!atomic_load(&c->reads_held)) {
-		if (atomic_load(&c->buffered) <= limit)
-			return false;
-		atomic_fetch_add_explicit(&c->cctr.read_holds, 1, memory_order_relaxed);
-		/* seq_cst store, then load: pairs with taken()'s subtraction and load. */
-		atomic_store(&c->reads_held, 1);
-	}
-	if (atomic_load(&c->buffered) > limit / 2)
-		return true;
-	atomic_store(&c->reads_held, 0);
-	return false;
-}
-
 /* The application took m off a queue: it no longer counts against the bound. */
 static void taken(salvo_client *c, salvo_message *m)
 {
-	uint64_t left = atomic_fetch_sub(&c->buffered, m->cost) - m->cost;
-
+	sv_hold_taken(c, m->cost);
 	m->cost = 0;
-	if (left <= c->set.consumer_buffer_bytes / 2 && atomic_load(&c->reads_held))
-		eventfd_write(c->wake_fd, 1);
 }
 
-/* Messages the application will never take (a list linked by next): off the bound, back
- * to the queue (refused, and harmless, once the channel is closed), freed. */
-static void give_back(salvo_client *c, salvo_message *m)
+/* Messages the application will never take: off the bound, back to the queue (refused,
+ * and harmless, once the channel is closed), freed. The list is left empty. */
+static void give_back(salvo_client *c, struct sv_message_list *list)
 {
-	while (m) {
-		salvo_message *next = m->next;
+	salvo_message *m;
 
+	while ((m = CK_STAILQ_FIRST(list))) {
+		CK_STAILQ_REMOVE_HEAD(list, link);
 		taken(c, m);
 		if (!m->no_ack)
 			(void)salvo_message_reject(m, true, NULL);
 		salvo_message_destroy(m);
-		m = next;
 	}
 }
 
 void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m)
 {
-	uint64_t now, peak;
-
 	if (atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
 		/* Nobody will take it: back to the queue at once, not held unacked (using up
 		 * the prefetch) until the channel closes. */
@@ -224,23 +199,14 @@ void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct sa
 		salvo_message_destroy(m);
 		return;
 	}
-	/* Counted before it is visible, so a taker never subtracts what was not added. */
-	now = atomic_fetch_add(&c->buffered, m->cost) + m->cost;
-	peak = atomic_load_explicit(&c->cctr.buffered_peak, memory_order_relaxed);
-	if (now > peak)
-		atomic_store_explicit(&c->cctr.buffered_peak, now, memory_order_relaxed);
+	sv_hold_charge(c, m->cost);
 	atomic_fetch_add_explicit(&c->cctr.delivered, 1, memory_order_relaxed);
-	m->next = NULL;
 	if (c->pend_cons != cons) {
 		sv_consumer_flush(c);
 		atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
 		c->pend_cons = cons;
 	}
-	if (cons->pend_tail)
-		cons->pend_tail->next = m;
-	else
-		cons->pend_head = m;
-	cons->pend_tail = m;
+	CK_STAILQ_INSERT_TAIL(&cons->pend, m, link);
 	if (++cons->pend_n >= SV_HANDOVER_MAX)
 		sv_consumer_flush(c);
 }
@@ -254,27 +220,22 @@ void sv_consumer_flush(salvo_client *c)
 	if (!cons)
 		return;
 	c->pend_cons = NULL;
-	if (cons->pend_head && atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
+	if (!CK_STAILQ_EMPTY(&cons->pend) &&
+	    atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
 		/* Destroyed since they came (its drop_queued could not see them): back to the
 		 * queue now, not left where nobody takes them, counting against the read bound
 		 * while the destroy's cancel waits for a cancel-ok the hold would not read. */
-		give_back(c, cons->pend_head);
-		cons->pend_head = cons->pend_tail = NULL;
+		give_back(c, &cons->pend);
 		cons->pend_n = 0;
-	} else if (cons->pend_head) {
+	} else if (!CK_STAILQ_EMPTY(&cons->pend)) {
 		atomic_fetch_add_explicit(&c->cctr.handovers, 1, memory_order_relaxed);
 		pthread_mutex_lock(&cons->lock);
-		if (cons->tail)
-			cons->tail->next = cons->pend_head;
-		else
-			cons->head = cons->pend_head;
-		cons->tail = cons->pend_tail;
+		CK_STAILQ_CONCAT(&cons->queue, &cons->pend);
 		if (cons->pend_n > 1)
 			pthread_cond_broadcast(&cons->cond);
 		else
 			pthread_cond_signal(&cons->cond);
 		pthread_mutex_unlock(&cons->lock);
-		cons->pend_head = cons->pend_tail = NULL;
 		cons->pend_n = 0;
 		if (cons->on_message)
 			sv_dispatch_wake(c);
@@ -310,13 +271,13 @@ void sv_consumer_interrupt(struct salvo_consumer *cons)
 
 static void drop_queued(struct salvo_consumer *cons)
 {
-	salvo_message *m;
+	struct sv_message_list all;
 
 	pthread_mutex_lock(&cons->lock);
-	m = cons->head;
-	cons->head = cons->tail = NULL;
+	CK_STAILQ_MOVE(&all, &cons->queue, link);
+	CK_STAILQ_INIT(&cons->queue);
 	pthread_mutex_unlock(&cons->lock);
-	give_back(cons->ch->client, m);
+	give_back(cons->ch->client, &all);
 }
 
 void sv_consumer_put(struct salvo_consumer *cons)
@@ -345,16 +306,13 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 	if (timeout_ms > 0)
 		sv_timespec_after(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&cons->lock);
-	while (!cons->head && !cons->end_status && !cons->interrupted && timeout_ms != 0 &&
+	while (CK_STAILQ_EMPTY(&cons->queue) && !cons->end_status && !cons->interrupted && timeout_ms != 0 &&
 	       rc == 0)
 		rc = timeout_ms < 0 ? pthread_cond_wait(&cons->cond, &cons->lock)
 				    : pthread_cond_timedwait(&cons->cond, &cons->lock, &ts);
-	m = cons->head;
+	m = CK_STAILQ_FIRST(&cons->queue);
 	if (m) {
-		cons->head = m->next;
-		if (!cons->head)
-			cons->tail = NULL;
-		m->next = NULL;
+		CK_STAILQ_REMOVE_HEAD(&cons->queue, link);
 		rc = 0;
 	} else if (cons->end_status) {
 		rc = cons->end_status;
@@ -564,6 +522,8 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	if (!cons)
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
 	pthread_mutex_init(&cons->lock, NULL);
+	CK_STAILQ_INIT(&cons->queue);
+	CK_STAILQ_INIT(&cons->pend);
 	sv_cond_init_monotonic(&cons->cond);
 	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	cons->ch = ch;
@@ -582,7 +542,9 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 		.exclusive = opts->flags & SALVO_CONSUME_EXCLUSIVE,
 		.arguments = sv_table_of(opts->arguments),
 	};
-	rc = sv_channel_rpc_for(ch, &m, SV_BASIC_CONSUME_OK, cons, &submitted, err);
+	rc = sv_channel_rpc_for(
+	    ch, &m, &(struct sv_rpc){.reply_id = SV_BASIC_CONSUME_OK, .on_reply = sv_consume_ok},
+	    cons, &submitted, err);
 	if (!submitted)
 		sv_consumer_put(cons); /* the request's reference, never handed over */
 	if (rc) {
@@ -620,7 +582,10 @@ int salvo_consumer_cancel(salvo_consumer *cons, salvo_error *err)
 		return status == SALVO_ERR_CANCELLED ? 0 : status;
 	m.a.basic_cancel.consumer_tag =
 		(struct sv_bytes){(const uint8_t *)cons->tag, (uint32_t)strlen(cons->tag)};
-	return sv_channel_rpc(cons->ch, &m, SV_BASIC_CANCEL_OK, NULL, NULL, err);
+	return sv_channel_rpc(
+	    cons->ch, &m,
+	    &(struct sv_rpc){.reply_id = SV_BASIC_CANCEL_OK, .on_reply = sv_cancel_ok}, NULL, NULL,
+	    err);
 }
 
 void salvo_consumer_destroy(salvo_consumer *cons)
@@ -644,7 +609,8 @@ int salvo_basic_recover(salvo_channel *ch, bool requeue, salvo_error *err)
 
 	if (!ch)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no channel");
-	return sv_channel_rpc(ch, &m, SV_BASIC_RECOVER_OK, NULL, NULL, err);
+	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_BASIC_RECOVER_OK}, NULL, NULL,
+			      err);
 }
 
 void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st)

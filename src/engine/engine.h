@@ -5,26 +5,27 @@
  * received messages.
  *
  * Threads. Application threads create channels, publishers and consumers, call
- * synchronous methods, publish, take deliveries and settle them. The I/O thread (io.c)
- * owns the socket, the io_uring, the channel table and the publisher list; it never runs
+ * synchronous methods, publish, take deliveries and settle them. The I/O thread
+ * (io_internal.h lists its files) owns the socket, the io_uring, the channel table and the publisher list; it never runs
  * application code (after a reconnection the on-connect hooks run on a thread of their
  * own). They meet only here:
  *  - the request queue (c->lock): application threads append, the I/O thread drains;
- *  - publisher rings (ring.h): lock-free, one producer each; in confirm modes also the
- *    window's slots, done and ev_want, and the returns (ret_lock);
- *  - the settle stack (c->settles): acks, nacks and rejects from any thread, lock-free;
+ *    results travel back in the request itself (request.c);
+ *  - publisher rings (ring.c): lock-free, one producer each; in confirm modes also the
+ *    window's slots and done (pub_done.c), and the returns (ret_lock);
+ *  - the settle stack (c->settles, consumer.c): acks, nacks and rejects from any thread;
  *  - consumers' queues (each under its own lock) and the dispatch list (disp_lock), with
- *    c->buffered and c->reads_held bounding what the queues hold;
+ *    the bound on what the queues hold (read_hold.c);
  *  - the event queue (c->lock), the counters (atomics) and the channels' and the
  *    connection's state (atomics; the error is valid once the state says CLOSED);
- *  - c->parked: the I/O thread's "I am about to sleep" flag, which tells a thread that just
- *    queued work whether it must write the wake-up eventfd (sv_client_kick).
- * Results travel back in the request itself (status, error, reply fields), published by a
- * store-release of its done word and a futex wake.
+ *  - c->parked and the wake-up eventfd (park.c).
+ * Each handshake has both of its sides, and its ordering argument, in the file named.
  */
 #ifndef SALVO_ENGINE_H
 #define SALVO_ENGINE_H
 
+#include <ck_queue.h>
+#include <ck_stack.h>
 #include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -39,6 +40,7 @@
 #include "confirm.h"
 #include "connect.h"
 #include "error.h"
+#include "futex.h"
 #include "ring.h"
 
 /* Settings the engine reads, taken from the configuration at salvo_client_new. */
@@ -63,19 +65,40 @@ enum sv_req_kind {
 	SV_REQ_CLOSE,  /* send what is queued, then connection.close; complete on close-ok */
 };
 
+/*
+ * What the I/O thread does with a request at two moments, named by whoever builds it (a
+ * new synchronous method names its handlers in channel.c; the I/O thread never switches
+ * on reply types). Both run on the I/O thread.
+ * on_queued: its frame has been queued for sending (channel.open: the channel joins the
+ * table, so the broker's first frames find it).
+ * on_reply: its reply has come; m points into the read buffer. The request is off its
+ * channel's queue and completes after the handler with status 0, unless the handler
+ * returns SV_REPLY_LATER: it has kept the request (basic.get-ok: the message's content
+ * completes it).
+ */
+struct sv_request;
+/* Requests in order: the client's queue, those held for the next connection, and those
+ * awaiting their reply on a channel (a request is on one list at a time). */
+CK_STAILQ_HEAD(sv_request_list, sv_request);
+enum sv_reply_next { SV_REPLY_DONE, SV_REPLY_LATER };
+typedef enum sv_reply_next (*sv_reply_fn)(salvo_client *c, struct salvo_channel *ch,
+					  struct sv_request *req, const struct sv_method *m);
+typedef void (*sv_queued_fn)(salvo_client *c, struct salvo_channel *ch, struct sv_request *req);
+
 struct sv_request {
-	struct sv_request *next;
+	CK_STAILQ_ENTRY(sv_request) link;
 	enum sv_req_kind kind;
 	struct salvo_channel *ch;	 /* SV_REQ_METHOD on a channel; NULL on channel 0 */
-	struct salvo_publisher *pub; /* SV_REQ_ATTACH / SV_REQ_DETACH */
-	/* An I/O thread's own request reopening a publisher's channel after a reconnection:
-	 * the publisher resumes when it completes. */
-	struct salvo_publisher *resume;
-	/* A best-effort publisher's checkpoint (channel.flow, see io.c): its reply proves the
-	 * broker handled the ckpt_count messages sent before it. */
-	struct salvo_publisher *ckpt;
+	/* SV_REQ_ATTACH / SV_REQ_DETACH; and the publisher an I/O thread's own request is for
+	 * (a checkpoint, a reopening), NULL once that publisher has left. */
+	struct salvo_publisher *pub;
+	/* A best-effort checkpoint (io_pub.c): its reply proves the broker handled the
+	 * ckpt_count messages sent before it. */
 	uint64_t ckpt_count;
-	uint32_t reply_id;
+	uint32_t reply_id;  /* 0: none, complete once queued */
+	uint32_t reply_alt; /* another reply that answers it (basic.get-empty), or 0 */
+	sv_reply_fn on_reply;
+	sv_queued_fn on_queued;
 	uint8_t *frame;
 	size_t frame_len;
 
@@ -133,7 +156,7 @@ struct salvo_client {
 	alignas(SV_CACHE_LINE) _Atomic int parked;
 
 	alignas(SV_CACHE_LINE) pthread_mutex_t lock; /* guards the fields down to error */
-	struct sv_request *queue_head, *queue_tail;
+	struct sv_request_list queue;
 	uint64_t *channel_ids; /* bitmap of channel numbers in use; bit 0 (channel 0) always set */
 	_Atomic int state;     /* enum sv_conn_state; written under lock by the I/O thread */
 	salvo_error error;     /* why the connection ended; valid once state is CLOSED */
@@ -195,7 +218,7 @@ struct salvo_client {
 	uint64_t hooks_finished; /* generation + 1 once finished; 0: none yet */
 	int hook_status;
 	salvo_error hook_err;
-	struct sv_request *held_head, *held_tail; /* requests waiting for the next connection */
+	struct sv_request_list held; /* requests waiting for the next connection */
 	_Atomic uint64_t reconnects;
 
 	/* Events for salvo_client_poll_event, under lock. */
@@ -206,7 +229,7 @@ struct salvo_client {
 
 	/* Consumers (consumer.c). Acks, nacks and rejects from any thread: a lock-free stack
 	 * the I/O thread empties each loop (sv_settle_take). */
-	alignas(SV_CACHE_LINE) _Atomic(struct sv_settle *) settles;
+	alignas(SV_CACHE_LINE) struct ck_stack settles;
 	/* Bytes of messages queued on consumers and not yet taken by the application; when
 	 * over consumer_buffer_bytes the I/O thread holds its reads. reads_held and
 	 * buffered pair as a Dekker: the I/O thread stores held then loads buffered; a taker
@@ -254,12 +277,13 @@ struct salvo_channel {
 	_Atomic int refs;
 
 	/* I/O thread only. */
-	struct sv_request *await_head, *await_tail; /* sent, reply pending, in order */
+	struct sv_request_list await; /* sent, reply pending, in order */
 	bool close_sent;     /* we sent channel.close and await close-ok */
 	bool peer_closed;    /* the broker closed it; we answered close-ok */
 	struct salvo_publisher *pub;
 	struct sv_content_state content;
 	struct salvo_message *incoming; /* basic.get-ok or deliver whose content is arriving */
+	struct sv_request *incoming_req; /* the basic.get that incoming completes */
 	size_t incoming_len;		 /* body bytes received so far */
 	struct salvo_consumer *incoming_to; /* the delivery's consumer; NULL for basic.get */
 	struct salvo_consumer *consumers;   /* registered at consume-ok, until they end */
@@ -272,7 +296,7 @@ struct salvo_channel {
 /* A basic.return, matched to its message by the sequence number salvo stamps in the
  * headers of mandatory publishes in confirm modes (SV_SEQ_HEADER). */
 struct sv_return {
-	struct sv_return *next;
+	CK_STAILQ_ENTRY(sv_return) link;
 	uint64_t seq; /* 0: no stamp found */
 	salvo_error err;
 	char exchange[256], routing_key[256];
@@ -282,6 +306,8 @@ struct sv_return {
 
 /* Largest body salvo accepts from the broker (RabbitMQ's own ceiling is 512 MiB). */
 #define SV_MAX_BODY ((uint64_t)512 << 20)
+
+CK_STAILQ_HEAD(sv_message_list, salvo_message);
 
 struct salvo_message {
 	uint8_t *body;
@@ -299,7 +325,7 @@ struct salvo_message {
 	 * generation then. */
 	salvo_channel *ch;
 	uint64_t generation;
-	struct salvo_message *next; /* in a consumer's queue */
+	CK_STAILQ_ENTRY(salvo_message) link; /* in a consumer's queue or pend list */
 	size_t cost;		    /* bytes counted in client->buffered while queued */
 };
 
@@ -325,8 +351,8 @@ struct salvo_consumer {
 
 	pthread_mutex_t lock; /* guards the queue and the end state */
 	pthread_cond_t cond;
-	struct salvo_message *head, *tail;
-	struct salvo_message *pend_head, *pend_tail; /* I/O thread: not yet queued */
+	struct sv_message_list queue;
+	struct sv_message_list pend; /* I/O thread: not yet queued */
 	unsigned pend_n;
 	int end_status; /* 0 while active; SALVO_ERR_CANCELLED or the channel's error */
 	salvo_error end_err;
@@ -342,7 +368,8 @@ struct salvo_consumer {
 /* An ack, nack or reject on its way to the I/O thread. */
 enum sv_settle_kind { SV_SETTLE_ACK, SV_SETTLE_NACK, SV_SETTLE_REJECT };
 struct sv_settle {
-	struct sv_settle *next;
+	struct ck_stack_entry entry; /* in c->settles */
+	struct sv_settle *next;	     /* in the batch the I/O thread took, oldest first */
 	uint64_t generation; /* the channel's when the message came */
 	uint64_t tag;
 	uint16_t channel;
@@ -420,8 +447,8 @@ struct salvo_publisher {
 	 * nothing more of it: a detach now completes at once (publisher.c, reopening). */
 	_Atomic uint32_t closed_quiet;
 	struct sv_pub_counters ctr;
-	pthread_mutex_t ret_lock; /* guards ret_head/ret_tail */
-	struct sv_return *ret_head, *ret_tail;
+	pthread_mutex_t ret_lock; /* guards returns */
+	CK_STAILQ_HEAD(, sv_return) returns;
 
 	/* I/O thread. Invariant: sent is at a message boundary unless must_end > sent. */
 	bool in_flight;		   /* some of the send in flight reads this ring */
@@ -454,8 +481,6 @@ void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
 void sv_consumer_interrupt(struct salvo_consumer *cons);
 struct sv_settle *sv_settle_take(salvo_client *c);
 void sv_settle_free_all(struct sv_settle *s);
-bool sv_consumer_reads_should_hold(salvo_client *c);
-bool sv_consumer_over_bound(salvo_client *c);
 
 /* pub_stats.c: the client's list of publishers for salvo_client_stats; unlinking adds a
  * closing publisher's figures to the closed totals (what never got an outcome: failed). */
@@ -464,7 +489,6 @@ void sv_pub_stats_unlink(struct salvo_publisher *p);
 void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns);
 
 /* publisher.c */
-void sv_pub_wake(struct salvo_publisher *p);
 void sv_return_free_all(struct salvo_publisher *p);
 
 /* client.c */
@@ -478,10 +502,8 @@ void sv_request_put(struct sv_request *req);
 int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err);
 int sv_request_wait(struct sv_request *req, int timeout_ms, salvo_error *err);
 void sv_request_complete(struct sv_request *req, int status, const salvo_error *err);
-void sv_client_kick(salvo_client *c);
 void sv_event_push(salvo_client *c, const salvo_event *ev);
 int sv_run_hooks(salvo_client *c, salvo_error *err);
-void sv_futex_wake_all(_Atomic uint32_t *word);
 void sv_io_wait_exit_if_closed(salvo_client *c);
 int sv_channel_id_alloc(salvo_client *c);
 void sv_channel_id_free(salvo_client *c, uint16_t id);
@@ -492,8 +514,11 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 		   salvo_error *err);
 void sv_settings_free(struct sv_settings *set);
 
-/* io.c */
+/* io.c: the I/O thread's body. */
 void *sv_io_main(void *arg);
+
+/* io_pub.c: the publisher's I/O half, also run by the producer once the I/O thread has let
+ * go of it (orphaned): give back what its ring holds, failing what has no outcome. */
 void sv_pub_fail(struct salvo_publisher *pub);
 /* Best effort: count every message published and not shown handled as possibly lost, and
  * take them as accounted for. Called by whoever writes the publisher's counters: the I/O
@@ -501,10 +526,29 @@ void sv_pub_fail(struct salvo_publisher *pub);
 void sv_pub_count_unverified(struct salvo_publisher *pub);
 
 /* channel.c */
-int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+/* How a synchronous method's request is answered: the reply it waits for, another that
+ * also answers it, and its handlers (all optional but reply_id). */
+struct sv_rpc {
+	uint32_t reply_id, reply_alt;
+	sv_reply_fn on_reply;
+	sv_queued_fn on_queued;
+};
+int sv_channel_rpc(salvo_channel *ch, struct sv_method *m, const struct sv_rpc *rpc,
 		   struct sv_request **out, bool *submitted, salvo_error *err);
-int sv_channel_rpc_for(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+int sv_channel_rpc_for(salvo_channel *ch, struct sv_method *m, const struct sv_rpc *rpc,
 		       struct salvo_consumer *consumer, bool *submitted, salvo_error *err);
+
+/* Handlers of the I/O thread's (io_channel.c, io_consume.c) that requests name. */
+void sv_channel_opening(salvo_client *c, salvo_channel *ch, struct sv_request *req);
+void sv_channel_closing(salvo_client *c, salvo_channel *ch, struct sv_request *req);
+enum sv_reply_next sv_channel_close_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				       const struct sv_method *m);
+enum sv_reply_next sv_get_reply(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				const struct sv_method *m);
+enum sv_reply_next sv_consume_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				 const struct sv_method *m);
+enum sv_reply_next sv_cancel_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				const struct sv_method *m);
 /* salvo_channel_close waiting at most timeout_ms for close-ok (0: not at all; the close
  * then finishes in the background). Callable from the I/O thread with 0. */
 int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err);

@@ -11,29 +11,20 @@
  * connections the turn only takes requests and settles and, when due, tries to reconnect
  * (recover.c).
  *
- * Parking: with nothing in flight to wait for and nothing to send, the thread sets
- * c->parked, fences, and looks once more for work before sleeping in io_uring with a read
- * of c->wake_fd armed. A producer whose commit found its ring idle (sent == its head
- * before the commit) fences and writes wake_fd if it sees parked (sv_client_kick): the
- * two fences make sure one side sees the other's store. A producer that finds bytes of its
- * own still unsent skips the fence: the I/O thread has work from it and will come back.
- * The catch is a stale sent: the producer may read an old sent (its load can pass its own
- * unfenced store of head), see "not idle", skip the kick, while the I/O thread marks the
- * bytes sent, misses the new head and parks. So after a send completes the thread first
- * parks for SV_LINGER_NS only, then looks again (parked, fence, rings) before a long sleep.
- * A message can be stranded only if the producer's head store stays invisible for the
- * whole linger, 100 µs, while store buffers drain in nanoseconds; and once the thread
- * sleeps long, the ring is idle as of a sent written at least a linger ago, so the next
- * producer sees it idle and takes the fenced path.
+ * Parking, and the linger after a send that makes it safe for producers to skip the
+ * kick: park.c.
  */
+#include <limits.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include "io_internal.h"
+#include "park.h"
+#include "pub_done.h"
+#include "read_hold.h"
 
 /* How long the I/O thread sleeps after a send before it looks for work once more and
- * sleeps for long (see Parking above). */
+ * sleeps for long (park.c). */
 #define SV_LINGER_NS (100u * 1000u)
 
 /* Timers. */
@@ -71,7 +62,7 @@ static uint64_t heartbeats(salvo_client *c, uint64_t now)
 		return 0;
 	/* While we hold reads for the consumers, the broker's frames wait in the socket:
 	 * its silence is ours. The count starts again when reading resumes. */
-	if (atomic_load_explicit(&c->reads_held, memory_order_relaxed) && !c->recv_inflight)
+	if (sv_hold_active(c) && !c->recv_inflight)
 		c->last_recv_ns = now;
 	if (now - c->last_recv_ns > 2 * hb) {
 		salvo_error e;
@@ -109,24 +100,11 @@ static uint64_t heartbeats(salvo_client *c, uint64_t now)
 	return next_send < dead ? next_send : dead;
 }
 
-/* The read of wake_fd that ends a sleep when an application thread has work for us. */
-static void arm_wake(salvo_client *c)
-{
-	struct io_uring_sqe *sqe;
-
-	if (c->wake_inflight)
-		return;
-	sqe = io_uring_get_sqe(&c->uring);
-	io_uring_prep_read(sqe, c->wake_fd, &c->wake_value, sizeof c->wake_value, 0);
-	io_uring_sqe_set_data64(sqe, SV_UD_WAKE);
-	c->wake_inflight = true;
-}
-
 static bool queue_empty(salvo_client *c)
 {
 	bool empty;
 	pthread_mutex_lock(&c->lock);
-	empty = c->queue_head == NULL;
+	empty = CK_STAILQ_EMPTY(&c->queue);
 	pthread_mutex_unlock(&c->lock);
 	return empty;
 }
@@ -140,16 +118,16 @@ static void arm(salvo_client *c, uint64_t now)
 	/* The application has taken enough: go on. Until decoding stops at the bound with
 	 * the hold recorded (reads_held), which is what makes the application's next take
 	 * wake this thread: a decode that refills past the bound must not leave it unset. */
-	while (c->input_pending && sv_live(c) && !sv_consumer_reads_should_hold(c))
+	while (c->input_pending && sv_live(c) && !sv_hold_reads(c))
 		sv_decode_input(c, 0);
 	if (!c->recv_inflight && !c->recv_hold_until && sv_live(c) && !c->input_pending &&
-	    !sv_consumer_reads_should_hold(c)) {
+	    !sv_hold_reads(c)) {
 		sqe = io_uring_get_sqe(&c->uring);
 		sv_transport_prep_recv(c, sqe);
 		io_uring_sqe_set_data64(sqe, SV_UD_RECV);
 		c->recv_inflight = true;
 	}
-	arm_wake(c);
+	sv_park_arm_wake(c);
 }
 
 static void reap(salvo_client *c)
@@ -201,7 +179,7 @@ static void recovering_turn(salvo_client *c)
 	next = sv_recover_step(c, now);
 	if (atomic_load(&c->state) != SV_CONN_RECOVERING || c->end_pending)
 		return;
-	arm_wake(c);
+	sv_park_arm_wake(c);
 	wait_for(c, now, next);
 	reap(c);
 }
@@ -232,12 +210,11 @@ static void open_turn(salvo_client *c)
 	if (!c->send_inflight) {
 		/* Nothing to wait for but new work: park. Pairs with sv_client_kick (and a
 		 * producer that starts waiting for a confirm kicks after saying so). */
-		atomic_store_explicit(&c->parked, 1, memory_order_relaxed);
-		atomic_thread_fence(memory_order_seq_cst);
+		sv_park_begin(c);
 		if (!queue_empty(c) || !sv_rings_idle(c) ||
-		    atomic_load_explicit(&c->settles, memory_order_relaxed) ||
+		    !CK_STACK_ISEMPTY(&c->settles) ||
 		    (c->recv_hold_until && sv_pubs_waiting(c))) {
-			atomic_store_explicit(&c->parked, 0, memory_order_relaxed);
+			sv_park_end(c);
 			io_uring_submit(&c->uring);
 			return;
 		}
@@ -248,7 +225,7 @@ static void open_turn(salvo_client *c)
 		}
 	}
 	wait_for(c, now, deadline);
-	atomic_store_explicit(&c->parked, 0, memory_order_relaxed);
+	sv_park_end(c);
 	reap(c);
 }
 
@@ -275,7 +252,7 @@ void *sv_io_main(void *arg)
 
 	/* Closed: let every operation in flight finish before the ring can go away. */
 	shutdown(c->sess.fd, SHUT_RDWR);
-	eventfd_write(c->wake_fd, 1);
+	sv_client_wake(c);
 	while (c->recv_inflight || c->send_inflight || c->wake_inflight) {
 		io_uring_submit_and_wait(&c->uring, 1);
 		reap(c);
@@ -291,10 +268,7 @@ void *sv_io_main(void *arg)
 		pub->detach = NULL;
 		/* From here the producer fails what it commits later itself; wake it in case it
 		 * sleeps on a confirm. Before the detach completes: then it may be freed. */
-		atomic_store_explicit(&pub->orphaned, 1, memory_order_release);
-		atomic_thread_fence(memory_order_seq_cst);
-		atomic_fetch_add_explicit(&pub->ev_seq, 1, memory_order_relaxed);
-		sv_futex_wake_all(&pub->ev_seq);
+		sv_done_orphan(pub);
 		if (detach)
 			sv_detach_done(c, detach, pub, true);
 	}
@@ -302,6 +276,6 @@ void *sv_io_main(void *arg)
 	sv_dispatch_wake(c); /* closed: salvo_client_dispatch stops waiting */
 	/* Release: whoever sees io_exited may unmap rings this thread was reading. */
 	atomic_store_explicit(&c->io_exited, 1, memory_order_release);
-	sv_futex_wake_all(&c->io_exited);
+	sv_futex_wake(&c->io_exited, INT_MAX);
 	return NULL;
 }

@@ -12,59 +12,36 @@
 
 #include "io_internal.h"
 
-/* Copy what the application asked for out of a reply, which points into rbuf. */
-static void take_reply(struct sv_request *req, const struct sv_method *m)
-{
-	switch (m->id) {
-	case SV_QUEUE_DECLARE_OK: {
-		const struct sv_queue_declare_ok *a = &m->a.queue_declare_ok;
-		memcpy(req->queue.name, a->queue.ptr, a->queue.len);
-		req->queue.name[a->queue.len] = '\0';
-		req->queue.message_count = a->message_count;
-		req->queue.consumer_count = a->consumer_count;
-		break;
-	}
-	case SV_QUEUE_PURGE_OK:
-		req->message_count = m->a.queue_purge_ok.message_count;
-		break;
-	case SV_QUEUE_DELETE_OK:
-		req->message_count = m->a.queue_delete_ok.message_count;
-		break;
-	}
-}
-
 static void channel_peer_close(salvo_client *c, salvo_channel *ch,
 			       const struct sv_channel_close *cl)
 {
 	struct sv_method ok = {.id = SV_CHANNEL_CLOSE_OK};
-	struct sv_request *req, *next, *ours = NULL;
+	struct sv_request *req, *ours = NULL;
 	salvo_error e;
 
 	sv_broker_error(&e, SALVO_ERROR_CHANNEL, cl->reply_code, cl->reply_text, cl->class_id,
 		     cl->method_id);
 	sv_channel_mark_closed(ch, &e);
-	salvo_message_destroy(ch->incoming);
-	ch->incoming = NULL;
+	sv_drop_incoming(ch, &e);
 	sv_send_method(c, ch->id, &ok);
 	/* A close of ours crossing the broker's stays awaited: its close-ok ends the channel,
 	 * and salvo_channel_close reports the broker's error from ch->error. */
-	for (req = ch->await_head; req; req = next) {
-		next = req->next;
-		if (req->reply_id == SV_CHANNEL_CLOSE_OK && !ours) {
+	while ((req = CK_STAILQ_FIRST(&ch->await))) {
+		CK_STAILQ_REMOVE_HEAD(&ch->await, link);
+		if (req->reply_id == SV_CHANNEL_CLOSE_OK && !ours)
 			ours = req;
-			req->next = NULL;
-			continue;
-		}
-		sv_request_complete(req, e.status, &e);
+		else
+			sv_request_complete(req, e.status, &e);
 	}
-	ch->await_head = ch->await_tail = ours;
-	if (!ours)
+	if (ours)
+		CK_STAILQ_INSERT_TAIL(&ch->await, ours, link);
+	else
 		sv_channel_forget(c, ch);
 }
 
 static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_method *m)
 {
-	struct sv_request *req = ch->await_head;
+	struct sv_request *req = CK_STAILQ_FIRST(&ch->await);
 
 	switch (m->id) {
 	case SV_CHANNEL_CLOSE:
@@ -99,43 +76,16 @@ static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_m
 		return;
 	}
 	}
-	if (m->id == SV_BASIC_GET_EMPTY && req && req->reply_id == SV_BASIC_GET_OK)
-		m = NULL; /* the queue is empty: complete with no message */
-	else if (!req || req->reply_id != m->id) {
+	if (!req || (m->id != req->reply_id && m->id != req->reply_alt)) {
 		sv_protocol_error(c, 505, "unexpected %s on channel %u", sv_method_name(m->id),
-			       ch->id);
+				  ch->id);
 		return;
 	}
-	if (m && m->id == SV_BASIC_GET_OK) {
-		/* Completed when its content has arrived (get_content). */
-		sv_start_get(c, ch, &m->a.basic_get_ok);
+	/* The reply to the oldest request awaiting one: its handler copies what it needs. */
+	CK_STAILQ_REMOVE_HEAD(&ch->await, link);
+	if (req->on_reply && req->on_reply(c, ch, req, m) == SV_REPLY_LATER)
 		return;
-	}
-	ch->await_head = req->next;
-	if (!ch->await_head)
-		ch->await_tail = NULL;
-	if (m)
-		take_reply(req, m);
-	if (m && m->id == SV_BASIC_CONSUME_OK && req->consumer)
-		sv_register_consumer(ch, req, &m->a.basic_consume_ok);
-	if (m && m->id == SV_BASIC_CANCEL_OK)
-		sv_cancel_consumer(c, ch, m->a.basic_cancel_ok.consumer_tag, false);
-	if (req->resume)
-		sv_pub_resume(req->resume);
-	if (req->ckpt) {
-		if (req->ckpt_count > req->ckpt->be_verified)
-			req->ckpt->be_verified = req->ckpt_count;
-		req->ckpt->ckpt_inflight = false;
-	}
 	sv_request_complete(req, 0, NULL);
-	if (m && m->id == SV_CHANNEL_CLOSE_OK) {
-		salvo_error e;
-		sv_error_set(&e, SALVO_ERR_CLOSED, SALVO_ERROR_CHANNEL, "channel %u is closed",
-			     ch->id);
-		sv_channel_mark_closed(ch, &e);
-		sv_fail_awaiting(ch, &e);
-		sv_channel_forget(c, ch);
-	}
 }
 
 /* A frame on an open channel: its method, or the content of a message or a return. */
@@ -160,10 +110,41 @@ void sv_channel_frame(salvo_client *c, salvo_channel *ch, const struct sv_decode
 	}
 }
 
+/* channel.open's frame is queued: the table holds a reference until the channel ends. */
+void sv_channel_opening(salvo_client *c, salvo_channel *ch, struct sv_request *req)
+{
+	(void)req;
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	c->channels[ch->id] = ch;
+	sv_content_init(&ch->content);
+}
+
+/* channel.close's frame is queued: settles for it are dropped from now on. */
+void sv_channel_closing(salvo_client *c, salvo_channel *ch, struct sv_request *req)
+{
+	(void)c;
+	(void)req;
+	ch->close_sent = true;
+}
+
+/* channel.close-ok: the channel ends, and so does every request still awaiting a reply. */
+enum sv_reply_next sv_channel_close_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				       const struct sv_method *m)
+{
+	salvo_error e;
+
+	(void)req;
+	(void)m;
+	sv_error_set(&e, SALVO_ERR_CLOSED, SALVO_ERROR_CHANNEL, "channel %u is closed", ch->id);
+	sv_channel_mark_closed(ch, &e);
+	sv_fail_awaiting(ch, &e);
+	sv_channel_forget(c, ch);
+	return SV_REPLY_DONE;
+}
+
 static void take_method(salvo_client *c, struct sv_request *req)
 {
 	salvo_channel *ch = req->ch;
-
 
 	if (ch && atomic_load_explicit(&ch->state, memory_order_relaxed) == SV_CH_CLOSED) {
 		sv_request_complete(req, ch->error.status, &ch->error);
@@ -175,14 +156,8 @@ static void take_method(salvo_client *c, struct sv_request *req)
 		sv_request_complete(req, e.status, &e);
 		return;
 	}
-	if (req->reply_id == SV_CHANNEL_OPEN_OK) {
-		/* The table holds a reference until the channel ends. */
-		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
-		c->channels[ch->id] = ch;
-		sv_content_init(&ch->content);
-	}
-	if (req->reply_id == SV_CHANNEL_CLOSE_OK)
-		ch->close_sent = true;
+	if (req->on_queued)
+		req->on_queued(c, ch, req);
 	if (!req->reply_id)
 		sv_request_complete(req, 0, NULL);
 	else
@@ -191,21 +166,21 @@ static void take_method(salvo_client *c, struct sv_request *req)
 
 void sv_take_requests(salvo_client *c)
 {
-	struct sv_request *req, *next;
+	struct sv_request_list batch;
+	struct sv_request *req;
 
 	pthread_mutex_lock(&c->lock);
-	req = c->queue_head;
-	c->queue_head = c->queue_tail = NULL;
+	CK_STAILQ_MOVE(&batch, &c->queue, link);
+	CK_STAILQ_INIT(&c->queue);
 	pthread_mutex_unlock(&c->lock);
 	/* Settles pushed before these requests were queued go out first (a channel.close
 	 * must not overtake the acks its caller made before it). The lock taken above makes
 	 * every push that happened before a queued request visible to this exchange. */
-	if (req)
+	if (!CK_STAILQ_EMPTY(&batch))
 		sv_take_settles(c);
 
-	for (; req; req = next) {
-		next = req->next;
-		req->next = NULL;
+	while ((req = CK_STAILQ_FIRST(&batch))) {
+		CK_STAILQ_REMOVE_HEAD(&batch, link);
 		/* Between connections, methods and new publishers wait for the next one (their
 		 * callers' timeouts still run); closes and detaches are served at once. */
 		if (atomic_load(&c->state) == SV_CONN_RECOVERING && req->kind == SV_REQ_ATTACH) {
@@ -216,11 +191,7 @@ void sv_take_requests(salvo_client *c)
 			continue;
 		}
 		if (atomic_load(&c->state) == SV_CONN_RECOVERING && req->kind == SV_REQ_METHOD) {
-			if (c->held_tail)
-				c->held_tail->next = req;
-			else
-				c->held_head = req;
-			c->held_tail = req;
+			CK_STAILQ_INSERT_TAIL(&c->held, req, link);
 			continue;
 		}
 		switch (req->kind) {

@@ -44,13 +44,22 @@ static struct salvo_message *start_message(salvo_client *c, salvo_channel *ch, u
 	return msg;
 }
 
-void sv_start_get(salvo_client *c, salvo_channel *ch, const struct sv_basic_get_ok *a)
+/* basic.get-ok (its content completes the request, message_done) or basic.get-empty. */
+enum sv_reply_next sv_get_reply(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				const struct sv_method *m)
 {
-	struct salvo_message *msg = start_message(c, ch, a->delivery_tag, a->redelivered,
-						  a->exchange, a->routing_key);
+	const struct sv_basic_get_ok *a = &m->a.basic_get_ok;
+	struct salvo_message *msg;
 
+	if (m->id == SV_BASIC_GET_EMPTY)
+		return SV_REPLY_DONE; /* no message */
+	/* Kept until the content completes it, or the channel's end fails it (also when
+	 * there is no memory for the message: the connection fails). */
+	ch->incoming_req = req;
+	msg = start_message(c, ch, a->delivery_tag, a->redelivered, a->exchange, a->routing_key);
 	if (msg)
 		msg->message_count = a->message_count;
+	return SV_REPLY_LATER;
 }
 
 static struct salvo_consumer *find_consumer(salvo_channel *ch, struct sv_bytes tag)
@@ -99,10 +108,8 @@ static void message_done(salvo_client *c, salvo_channel *ch, struct salvo_messag
 		sv_consumer_deliver(c, cons, msg);
 		return;
 	}
-	req = ch->await_head;
-	ch->await_head = req->next;
-	if (!ch->await_head)
-		ch->await_tail = NULL;
+	req = ch->incoming_req;
+	ch->incoming_req = NULL;
 	msg->no_ack = req->no_ack;
 	sv_acked_delivered(&ch->acked, msg->delivery_tag, msg->no_ack);
 	req->msg = msg;
@@ -193,15 +200,28 @@ void sv_cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag,
 
 /* consume-ok: the consumer's deliveries may come from now on. The request's reference
  * to it becomes the channel list's. */
-void sv_register_consumer(salvo_channel *ch, struct sv_request *req,
-			      const struct sv_basic_consume_ok *a)
+enum sv_reply_next sv_consume_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				 const struct sv_method *m)
 {
 	struct salvo_consumer *cons = req->consumer;
 
+	(void)c;
+	if (!cons)
+		return SV_REPLY_DONE;
 	req->consumer = NULL;
-	sv_copy_str(cons->tag, a->consumer_tag);
+	sv_copy_str(cons->tag, m->a.basic_consume_ok.consumer_tag);
 	cons->next = ch->consumers;
 	ch->consumers = cons;
+	return SV_REPLY_DONE;
+}
+
+/* cancel-ok: the application's cancel has taken effect. */
+enum sv_reply_next sv_cancel_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				const struct sv_method *m)
+{
+	(void)req;
+	sv_cancel_consumer(c, ch, m->a.basic_cancel_ok.consumer_tag, false);
+	return SV_REPLY_DONE;
 }
 
 static void send_settle(salvo_client *c, uint16_t channel, const struct sv_settle *s,

@@ -152,25 +152,29 @@ salvo_error sv_lost_error(const salvo_client *c)
 
 void sv_channel_await(salvo_channel *ch, struct sv_request *req)
 {
-	req->next = NULL;
-	if (ch->await_tail)
-		ch->await_tail->next = req;
-	else
-		ch->await_head = req;
-	ch->await_tail = req;
+	CK_STAILQ_INSERT_TAIL(&ch->await, req, link);
+}
+
+/* A message arriving on ch will not be finished: drop it, and fail its basic.get. */
+void sv_drop_incoming(salvo_channel *ch, const salvo_error *why)
+{
+	salvo_message_destroy(ch->incoming);
+	ch->incoming = NULL;
+	if (ch->incoming_req) {
+		sv_request_complete(ch->incoming_req, why->status, why);
+		ch->incoming_req = NULL;
+	}
 }
 
 void sv_fail_awaiting(salvo_channel *ch, const salvo_error *why)
 {
 	struct sv_request *req;
 
-	salvo_message_destroy(ch->incoming);
-	ch->incoming = NULL;
-	while ((req = ch->await_head)) {
-		ch->await_head = req->next;
+	sv_drop_incoming(ch, why);
+	while ((req = CK_STAILQ_FIRST(&ch->await))) {
+		CK_STAILQ_REMOVE_HEAD(&ch->await, link);
 		sv_request_complete(req, why->status, why);
 	}
-	ch->await_tail = NULL;
 }
 
 /* The channel has ended: so have its consumers, once their queued messages are taken. */

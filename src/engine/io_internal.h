@@ -28,9 +28,7 @@
 #include <string.h>
 
 #include "engine.h"
-
-/* io_uring user data: which operation a completion is for. */
-enum { SV_UD_SEND = 1, SV_UD_RECV, SV_UD_WAKE };
+#include "park.h"
 
 /* Counters with one writer, the I/O thread: no lock prefix needed. */
 static inline void sv_stat_add(_Atomic uint64_t *x, uint64_t n)
@@ -94,16 +92,14 @@ void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool mul
 		       bool nack);
 void sv_start_return(salvo_client *c, salvo_channel *ch, const struct sv_basic_return *a);
 void sv_return_header(salvo_channel *ch, const struct sv_content_header *h);
-void sv_pub_resume(struct salvo_publisher *pub);
+enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				   const struct sv_method *m);
 
 /* io_consume.c */
-void sv_start_get(salvo_client *c, salvo_channel *ch, const struct sv_basic_get_ok *a);
 void sv_start_delivery(salvo_client *c, salvo_channel *ch, const struct sv_basic_deliver *a);
 void sv_get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_frame *d,
 		    int event);
 void sv_cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag, bool server);
-void sv_register_consumer(salvo_channel *ch, struct sv_request *req,
-			  const struct sv_basic_consume_ok *a);
 void sv_take_settles(salvo_client *c);
 
 /* io_core.c */
@@ -125,26 +121,26 @@ void sv_broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code, struc
 		     uint16_t class_id, uint16_t method_id);
 salvo_error sv_lost_error(const salvo_client *c);
 void sv_channel_await(salvo_channel *ch, struct sv_request *req);
+void sv_drop_incoming(salvo_channel *ch, const salvo_error *why);
 void sv_fail_awaiting(salvo_channel *ch, const salvo_error *why);
 void sv_end_consumers(salvo_channel *ch, const salvo_error *why);
 void sv_channel_mark_closed(salvo_channel *ch, const salvo_error *why);
 void sv_channel_forget(salvo_client *c, salvo_channel *ch);
 
-/* transport.c: plain TCP or TLS, the only place that knows which. */
+/* transport.c: plain TCP or TLS, the only place that knows which. Failures are returned
+ * (-1, err filled), for the caller to record. */
 /* Prepare the next receive. */
 void sv_transport_prep_recv(salvo_client *c, struct io_uring_sqe *sqe);
-/* A receive brought n > 0 bytes: into rbuf (plain), or into the TLS object. -1: failed
- * (recorded). */
-int sv_transport_received(salvo_client *c, size_t n);
-/* TLS: decrypt what the TLS object holds into rbuf's free room. Returns the bytes added
- * (0: nothing more now; plain TCP always 0); a failure is recorded. */
-size_t sv_transport_more(salvo_client *c);
+/* A receive brought n > 0 bytes: into rbuf (plain), or into the TLS object. */
+int sv_transport_received(salvo_client *c, size_t n, salvo_error *err);
+/* TLS: decrypt what the TLS object holds into rbuf's free room, *got bytes (0: nothing
+ * more now; plain TCP always 0). */
+int sv_transport_more(salvo_client *c, size_t *got, salvo_error *err);
 /* Turn the gathered iovecs into what the next send carries. Plain TCP: the iovecs
  * themselves, accounted when the send completes (*now false). TLS: records; *now true,
  * and *taken bytes of the iovecs are inside them, to be accounted at once (even 0: the
- * iovecs are no longer in flight). Returns whether there is anything to send; false also
- * after a failure, which is recorded. */
-bool sv_transport_stage(salvo_client *c, size_t *taken, bool *now);
+ * iovecs are no longer in flight). Returns 1 if there is anything to send, 0 if not. */
+int sv_transport_stage(salvo_client *c, size_t *taken, bool *now, salvo_error *err);
 /* TLS records of an earlier stage are still unsent (a short write). */
 bool sv_transport_staged(const salvo_client *c);
 void sv_transport_prep_send(salvo_client *c, struct io_uring_sqe *sqe);

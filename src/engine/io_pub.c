@@ -14,6 +14,7 @@
 
 #include "../codec/table.h"
 #include "io_internal.h"
+#include "pub_done.h"
 
 /*
  * Tag every message of a confirm-mode publisher whose last byte is now before sent. The
@@ -89,12 +90,10 @@ void sv_pub_drain(struct salvo_publisher *pub)
 	sv_stat_add(&pub->ctr.nacked, n_nack);
 	sv_stat_add(&pub->ctr.returned, n_ret);
 	sv_stat_add(&pub->ctr.failed, n_fail);
-	/* Release: the outcomes written above are visible to whoever loads done. */
-	atomic_store_explicit(&pub->done, last, memory_order_release);
 	if (release > pub->release_to)
 		pub->release_to = release;
 	pub_release(pub);
-	sv_pub_wake(pub);
+	sv_done_publish(pub, last);
 }
 
 /*
@@ -279,6 +278,23 @@ void sv_pub_sent(salvo_client *c, struct salvo_publisher *pub, size_t take, size
  */
 #define SV_CKPT_NS (1000u * 1000u)
 
+/* A checkpoint's flow-ok: what was sent before it is proven handled. */
+static enum sv_reply_next checkpoint_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+					const struct sv_method *m)
+{
+	struct salvo_publisher *pub = req->pub; /* NULL: it has left */
+
+	(void)c;
+	(void)ch;
+	(void)m;
+	if (pub) {
+		if (req->ckpt_count > pub->be_verified)
+			pub->be_verified = req->ckpt_count;
+		pub->ckpt_inflight = false;
+	}
+	return SV_REPLY_DONE;
+}
+
 void sv_pub_checkpoints(salvo_client *c)
 {
 	uint64_t now = 0;
@@ -295,7 +311,7 @@ void sv_pub_checkpoints(salvo_client *c)
 		 * tx.commit with 504 "unexpected command while processing 'tx.commit'". */
 		if (pub->slots || pub->ckpt_inflight || pub->be_lo <= pub->be_verified ||
 		    sv_pub_closed(pub) || pub->detach || c->paused || pub->ch->recovering ||
-		    pub->ch->close_sent || pub->ch->await_head)
+		    pub->ch->close_sent || !CK_STAILQ_EMPTY(&pub->ch->await))
 			continue;
 		if (!now)
 			now = sv_now_ns();
@@ -311,7 +327,8 @@ void sv_pub_checkpoints(salvo_client *c)
 		atomic_fetch_add_explicit(&pub->ch->refs, 1, memory_order_relaxed);
 		req->ch = pub->ch;
 		req->reply_id = SV_CHANNEL_FLOW_OK;
-		req->ckpt = pub;
+		req->pub = pub;
+		req->on_reply = checkpoint_ok;
 		req->ckpt_count = pub->be_lo;
 		sv_channel_await(pub->ch, req);
 		pub->ckpt_inflight = true;
@@ -382,10 +399,11 @@ static bool pub_settle(salvo_client *c, size_t i)
 		c->partial_pub = NULL;
 	pub->ch->pub = NULL;
 	pub->detach = NULL;
-	/* A checkpoint's reply may come after the publisher is gone. */
-	for (struct sv_request *r = pub->ch->await_head; r; r = r->next)
-		r->ckpt = NULL;
-	if (pub->ch->recovering && !pub->ch->await_head) {
+	/* The reply to its checkpoint or its channel's reopening may come after it is gone. */
+	struct sv_request *r;
+	CK_STAILQ_FOREACH(r, &pub->ch->await, link)
+		r->pub = NULL;
+	if (pub->ch->recovering && CK_STAILQ_EMPTY(&pub->ch->await) && !pub->ch->incoming_req) {
 		/* Its channel was waiting to be reopened (the next connection, or the hooks);
 		 * nobody needs it now: it ends here, the broker never saw it. */
 		salvo_error e = sv_lost_error(c);
@@ -395,8 +413,6 @@ static bool pub_settle(salvo_client *c, size_t i)
 	} else if (pub->ch->recovering) {
 		/* Its reopening is under way: let it finish without the publisher, which may be
 		 * freed once this detach completes. */
-		for (struct sv_request *r = pub->ch->await_head; r; r = r->next)
-			r->resume = NULL;
 		pub->ch->recovering = false;
 	}
 	sv_detach_done(c, req, pub, false);
@@ -527,11 +543,7 @@ void sv_return_header(salvo_channel *ch, const struct sv_content_header *h)
 		return;
 	}
 	pthread_mutex_lock(&pub->ret_lock);
-	if (pub->ret_tail)
-		pub->ret_tail->next = r;
-	else
-		pub->ret_head = r;
-	pub->ret_tail = r;
+	CK_STAILQ_INSERT_TAIL(&pub->returns, r, link);
 	pthread_mutex_unlock(&pub->ret_lock);
 }
 
@@ -542,8 +554,16 @@ void sv_return_header(salvo_channel *ch, const struct sv_content_header *h)
  * effort cannot resend (its ring is released as it is sent); sv_recover() has dropped the
  * rest of a message the loss cut.
  */
-void sv_pub_resume(struct salvo_publisher *pub)
+enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv_request *req,
+				   const struct sv_method *m)
 {
+	struct salvo_publisher *pub = req->pub; /* NULL: it has left */
+
+	(void)c;
+	(void)ch;
+	(void)m;
+	if (!pub)
+		return SV_REPLY_DONE;
 	pub->ch->recovering = false;
 	if (pub->slots) {
 		uint64_t first = pub->win.first, next = sv_confirm_next_tag(&pub->win);
@@ -553,4 +573,5 @@ void sv_pub_resume(struct salvo_publisher *pub)
 		pub->resent_until = next - 1;
 		sv_stat_add(&pub->ctr.resent, next - first);
 	}
+	return SV_REPLY_DONE;
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "io_internal.h"
+#include "read_hold.h"
 
 /* How long a read of nothing but acks may wait for more, and how small it must be. */
 #define SV_RECV_HOLD_NS (1000u * 1000u)
@@ -101,7 +102,7 @@ static void frames(salvo_client *c)
 	ssize_t n = 0;
 
 	c->input_pending = false;
-	while (sv_live(c) && !(c->input_pending = sv_consumer_over_bound(c)) &&
+	while (sv_live(c) && !(c->input_pending = sv_hold_over_bound(c)) &&
 	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
 		pos += (size_t)n;
 		c->batch_framed = true;
@@ -122,9 +123,19 @@ static void frames(salvo_client *c)
  */
 static void decode_all(salvo_client *c)
 {
+	salvo_error e;
+	size_t got;
+
 	frames(c); /* what was left undecoded first; and input_pending as of now */
-	while (sv_live(c) && !c->input_pending && sv_transport_more(c))
+	while (sv_live(c) && !c->input_pending) {
+		if (sv_transport_more(c, &got, &e)) {
+			sv_conn_fail(c, &e);
+			return;
+		}
+		if (!got)
+			return;
 		frames(c);
+	}
 }
 
 /*
@@ -154,9 +165,10 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 
 void sv_on_recv(salvo_client *c, int res)
 {
+	salvo_error e;
+
 	c->recv_inflight = false;
 	if (res <= 0) {
-		salvo_error e;
 		if (!sv_live(c))
 			return;
 		if (res == 0)
@@ -169,7 +181,9 @@ void sv_on_recv(salvo_client *c, int res)
 		return;
 	}
 	c->last_recv_ns = sv_now_ns();
-	if (sv_transport_received(c, (size_t)res))
+	if (sv_transport_received(c, (size_t)res, &e)) {
+		sv_conn_fail(c, &e);
 		return;
+	}
 	sv_decode_input(c, (size_t)res);
 }

@@ -39,6 +39,13 @@ static bool iov_add(salvo_client *c, const uint8_t *p, size_t n, struct salvo_pu
 	return true;
 }
 
+/* The control frames not yet sent (out is NULL until the first one). */
+static void add_out(salvo_client *c)
+{
+	if (c->out_len > c->out_sent)
+		iov_add(c, c->out + c->out_sent, c->out_len - c->out_sent, NULL);
+}
+
 static void add_pub(salvo_client *c, struct salvo_publisher *pub)
 {
 	struct sv_span sp;
@@ -55,11 +62,11 @@ static void gather(salvo_client *c)
 	sv_settle_pubs(c);
 	c->niov = 0;
 	if (c->partial_out)
-		iov_add(c, c->out + c->out_sent, c->out_len - c->out_sent, NULL);
+		add_out(c);
 	else if (c->partial_pub)
 		add_pub(c, c->partial_pub);
 	if (!c->partial_out)
-		iov_add(c, c->out + c->out_sent, c->out_len - c->out_sent, NULL);
+		add_out(c);
 	for (size_t i = 0; i < c->npubs; i++)
 		if (c->pubs[i] != c->partial_pub)
 			add_pub(c, c->pubs[i]);
@@ -105,9 +112,11 @@ static void consumed(salvo_client *c, size_t n)
 	}
 	c->niov = 0;
 	sv_settle_pubs(c);
-	memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
-	c->out_len -= c->out_sent;
-	c->out_sent = 0;
+	if (c->out_sent) {
+		memmove(c->out, c->out + c->out_sent, c->out_len - c->out_sent);
+		c->out_len -= c->out_sent;
+		c->out_sent = 0;
+	}
 }
 
 static void submit_send(salvo_client *c)
@@ -123,15 +132,19 @@ static void submit_send(salvo_client *c)
 /* Unless the transport still holds bytes a short write left: gather, stage, send. */
 void sv_start_send(salvo_client *c)
 {
+	salvo_error e;
 	size_t taken;
-	bool now, ready;
+	bool now;
+	int ready;
 
 	if (!sv_transport_staged(c)) {
 		gather_all(c);
-		ready = sv_transport_stage(c, &taken, &now);
+		ready = sv_transport_stage(c, &taken, &now, &e);
 		if (now)
 			consumed(c, taken);
-		if (!ready)
+		if (ready < 0)
+			sv_conn_fail(c, &e);
+		if (ready <= 0)
 			return;
 	}
 	submit_send(c);

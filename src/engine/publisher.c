@@ -13,23 +13,18 @@
  * publishes done, the highest sequence number below which every message has an outcome,
  * with the outcomes in the slots. The producer reads them from its own thread: a sync
  * publish waits for done to pass its message, an async one delivers them from poll.
- *
- * Waiting for done is the ring's Dekker handshake again (ring.c): the producer stores in
- * ev_want the done it needs, fences and looks at done before sleeping on ev_seq; the I/O
- * thread stores done, fences and bumps ev_seq only if done has reached ev_want
- * (sv_pub_wake). A producer that is not asleep costs the I/O thread a fence and a load, a
- * burst of acks for many sync publishers wakes each sleeping one exactly once, and an
- * async producer waiting for a quarter of its window is not woken per confirm.
+ * Waiting for done is pub_done.c's handshake; waking the I/O thread after a commit,
+ * park.c's.
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "park.h"
+#include "pub_done.h"
 #include "props.h"
 
 /* Async mode timestamps one message in 16 for the latency histogram: a clock read costs
@@ -267,21 +262,9 @@ static int wait_room(salvo_publisher *p, size_t n, int timeout_ms, const struct 
 
 /* Confirms. */
 
-void sv_pub_wake(struct salvo_publisher *p)
-{
-	/* Dekker with the fence in wait_done: done (stored before) or ev_want is seen. */
-	atomic_thread_fence(memory_order_seq_cst);
-	uint64_t want = atomic_load_explicit(&p->ev_want, memory_order_relaxed);
-	if (want && atomic_load_explicit(&p->done, memory_order_relaxed) >= want) {
-		atomic_fetch_add_explicit(&p->ev_seq, 1, memory_order_relaxed);
-		syscall(SYS_futex, &p->ev_seq, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
-	}
-}
-
 static uint64_t done_of(salvo_publisher *p)
 {
-	/* Acquire: pairs with the I/O thread's release; the slots' outcomes are visible. */
-	return atomic_load_explicit(&p->done, memory_order_acquire);
+	return sv_done_load(p);
 }
 
 /*
@@ -291,32 +274,10 @@ static uint64_t done_of(salvo_publisher *p)
  */
 static int wait_done(salvo_publisher *p, uint64_t seq, const struct timespec *deadline)
 {
-	int rc = 0;
+	int rc;
 
-	if (done_of(p) >= seq)
-		return 0;
-	for (;;) {
-		uint32_t ev = atomic_load_explicit(&p->ev_seq, memory_order_acquire);
-
-		atomic_store_explicit(&p->ev_want, seq, memory_order_relaxed);
-		atomic_thread_fence(memory_order_seq_cst);
-		if (done_of(p) >= seq)
-			break;
-		/* After ev_want is visible: an I/O thread holding back its reads while nobody
-		 * waits for confirms (io.c) sees it when this wakes it, or before it parks. */
-		sv_client_kick(p->client);
-		if (atomic_load_explicit(&p->orphaned, memory_order_acquire)) {
-			sv_pub_fail(p);
-			continue;
-		}
-		rc = sv_futex_wait(&p->ev_seq, ev, deadline);
-		if (rc == -ETIMEDOUT) {
-			rc = done_of(p) >= seq ? 0 : -ETIMEDOUT;
-			break;
-		}
-		rc = 0;
-	}
-	atomic_store_explicit(&p->ev_want, 0, memory_order_relaxed);
+	while ((rc = sv_done_wait(p, seq, deadline)) == -EOWNERDEAD)
+		sv_pub_fail(p);
 	return rc;
 }
 
@@ -332,8 +293,8 @@ static struct sv_return *take_return(salvo_publisher *p, uint64_t seq)
 	struct sv_return *r, *found = NULL;
 
 	pthread_mutex_lock(&p->ret_lock);
-	while ((r = p->ret_head) && r->seq <= seq) {
-		p->ret_head = r->next;
+	while ((r = CK_STAILQ_FIRST(&p->returns)) && r->seq <= seq) {
+		CK_STAILQ_REMOVE_HEAD(&p->returns, link);
 		if (r->seq == seq) {
 			free(found);
 			found = r;
@@ -341,8 +302,6 @@ static struct sv_return *take_return(salvo_publisher *p, uint64_t seq)
 			free(r);
 		}
 	}
-	if (!p->ret_head)
-		p->ret_tail = NULL;
 	pthread_mutex_unlock(&p->ret_lock);
 	return found;
 }
@@ -351,11 +310,10 @@ void sv_return_free_all(struct salvo_publisher *p)
 {
 	struct sv_return *r;
 
-	while ((r = p->ret_head)) {
-		p->ret_head = r->next;
+	while ((r = CK_STAILQ_FIRST(&p->returns))) {
+		CK_STAILQ_REMOVE_HEAD(&p->returns, link);
 		free(r);
 	}
-	p->ret_tail = NULL;
 }
 
 /*
@@ -622,22 +580,14 @@ static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_m
 	head_before = sv_ring_head(&p->ring);
 	/* Counted before the commit, whose release carries it: whoever sees the head holding
 	 * the message sees the count too; and released itself, so whoever sees the count sees
-	 * the head of the message before (best effort's checkpoints count this way, io.c).
+	 * the head of the message before (best effort's checkpoints count this way, io_pub.c).
 	 * Both are plain stores on x86. */
 	atomic_store_explicit(&p->published, s, memory_order_release);
 	sv_ring_commit(&p->ring, need);
 	if (seq)
 		*seq = s;
-	/*
-	 * Wake the I/O thread only if it may be asleep: when the ring was idle (everything
-	 * before this message sent), or it says it is parked. With bytes of ours still
-	 * unsent it is busy with them and comes back for this message without a kick, so a
-	 * stream of publishes pays no fence per message (the fence cost 41% of the client's
-	 * CPU at 5M msgs/s). Why a stale sent cannot strand a message: io.c, "Parking".
-	 */
-	if (sv_ring_sent(&p->ring) == head_before ||
-	    atomic_load_explicit(&p->client->parked, memory_order_relaxed))
-		sv_client_kick(p->client);
+	/* Wake the I/O thread only if it may be asleep (park.c). */
+	sv_kick_after_commit(p->client, sv_ring_sent(&p->ring) == head_before);
 	if (p->mode != SALVO_CONFIRM_SYNC)
 		return 0;
 	return sync_outcome(p, s, &dl, err);
@@ -1067,6 +1017,7 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	p->on_outcome = o.on_outcome;
 	p->on_outcome_arg = o.on_outcome_arg;
 	pthread_mutex_init(&p->ret_lock, NULL);
+	CK_STAILQ_INIT(&p->returns);
 	rc = sv_ring_init(&p->ring, c->set.ring_size);
 	if (rc) {
 		sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,

@@ -15,7 +15,6 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -23,7 +22,7 @@
 
 static void close_all(salvo_client *c, const salvo_error *why)
 {
-	struct sv_request *req, *queued;
+	struct sv_request *req;
 
 	if (why)
 		sv_count_possibly_lost(c);
@@ -31,15 +30,9 @@ static void close_all(salvo_client *c, const salvo_error *why)
 	if (why)
 		c->error = *why;
 	atomic_store(&c->state, SV_CONN_CLOSED);
-	queued = c->queue_head;
-	c->queue_head = c->queue_tail = NULL;
+	/* Requests held for a connection that will not come, then those queued. */
+	CK_STAILQ_CONCAT(&c->held, &c->queue);
 	pthread_mutex_unlock(&c->lock);
-	/* Requests held for a connection that will not come. */
-	if (c->held_head) {
-		c->held_tail->next = queued;
-		queued = c->held_head;
-		c->held_head = c->held_tail = NULL;
-	}
 
 	salvo_error closed;
 	if (!why) {
@@ -47,9 +40,8 @@ static void close_all(salvo_client *c, const salvo_error *why)
 			     "the connection is closed");
 		why = &closed;
 	}
-	while ((req = queued)) {
-		queued = req->next;
-		req->next = NULL;
+	while ((req = CK_STAILQ_FIRST(&c->held))) {
+		CK_STAILQ_REMOVE_HEAD(&c->held, link);
 		/* A detach is answered by the exit path with the others (detach_done): its
 		 * publisher may have been handed over by a close that stopped waiting. */
 		if (req->kind == SV_REQ_DETACH && !req->pub->detach)
@@ -295,7 +287,11 @@ static void reopen(salvo_client *c, struct salvo_publisher *pub)
 		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 		req->ch = ch;
 		req->reply_id = replies[i];
-		req->resume = (i == 1 || !pub->slots) ? pub : NULL;
+		if (i == 1 || !pub->slots) {
+			/* The last step's reply resumes the publisher. */
+			req->pub = pub;
+			req->on_reply = sv_pub_reopened;
+		}
 		sv_channel_await(ch, req);
 	}
 }
@@ -320,13 +316,17 @@ static void *hook_main(void *arg)
 	memset(&err, 0, sizeof err);
 	status = sv_run_hooks(c, &err);
 	pthread_mutex_lock(&c->lock);
-	c->hooks_finished = generation + 1;
-	c->hook_status = status;
-	c->hook_err = err;
+	/* A thread for a connection lost since may finish after a later one's: it must not
+	 * hide the later one's result. */
+	if (generation + 1 > c->hooks_finished) {
+		c->hooks_finished = generation + 1;
+		c->hook_status = status;
+		c->hook_err = err;
+	}
 	pthread_mutex_unlock(&c->lock);
 	/* Unconditionally, as a request does: the loop looks at hooks_finished each turn
 	 * while paused, and this makes sure it turns. */
-	eventfd_write(c->wake_fd, 1);
+	sv_client_wake(c);
 	sv_client_put(c);
 	return NULL;
 }
@@ -372,13 +372,9 @@ static void reconnected(salvo_client *c, const struct sv_session *sess)
 	pthread_mutex_lock(&c->lock);
 	atomic_store(&c->state, SV_CONN_OPEN);
 	/* What waited for this connection goes first. */
-	if (c->held_head) {
-		c->held_tail->next = c->queue_head;
-		if (!c->queue_head)
-			c->queue_tail = c->held_tail;
-		c->queue_head = c->held_head;
-		c->held_head = c->held_tail = NULL;
-	}
+	CK_STAILQ_CONCAT(&c->held, &c->queue);
+	CK_STAILQ_MOVE(&c->queue, &c->held, link);
+	CK_STAILQ_INIT(&c->held);
 	pthread_mutex_unlock(&c->lock);
 	snprintf(ev.endpoint, sizeof ev.endpoint, "%s:%u", c->set.conf.endpoints[ep].host,
 		 c->set.conf.endpoints[ep].port);

@@ -7,15 +7,13 @@
  * caller that stops waiting leaves the request to the I/O thread.
  */
 #include <errno.h>
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "park.h"
 
 struct sv_request *sv_request_new(enum sv_req_kind kind)
 {
@@ -45,23 +43,13 @@ void sv_request_put(struct sv_request *req)
 	free(req);
 }
 
-static long futex(_Atomic uint32_t *word, int op, uint32_t val, const struct timespec *ts)
-{
-	return syscall(SYS_futex, (uint32_t *)word, op | FUTEX_PRIVATE_FLAG, val, ts, NULL, 0);
-}
-
-void sv_futex_wake_all(_Atomic uint32_t *word)
-{
-	futex(word, FUTEX_WAKE, INT32_MAX, NULL);
-}
-
 /* After the connection has closed, wait until the I/O thread has let go of every ring. */
 void sv_io_wait_exit_if_closed(salvo_client *c)
 {
 	if (atomic_load(&c->state) != SV_CONN_CLOSED)
 		return;
 	while (!atomic_load_explicit(&c->io_exited, memory_order_acquire))
-		futex(&c->io_exited, FUTEX_WAIT, 0, NULL);
+		sv_futex_wait(&c->io_exited, 0, NULL);
 }
 
 /* I/O thread: publish the outcome, wake the waiter, drop the I/O thread's reference. */
@@ -74,7 +62,7 @@ void sv_request_complete(struct sv_request *req, int status, const salvo_error *
 		memset(&req->err, 0, sizeof req->err);
 	/* Release: the waiter's acquire load of done makes status, err and replies visible. */
 	atomic_store_explicit(&req->done, 1, memory_order_release);
-	futex(&req->done, FUTEX_WAKE, 1, NULL);
+	sv_futex_wake(&req->done, 1);
 	sv_request_put(req);
 }
 
@@ -87,20 +75,17 @@ int sv_request_wait(struct sv_request *req, int timeout_ms, salvo_error *err)
 	uint64_t deadline = timeout_ms < 0 ? 0 : sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
 
 	while (!atomic_load_explicit(&req->done, memory_order_acquire)) {
-		struct timespec ts, *tsp = NULL;
-		if (timeout_ms >= 0) {
-			uint64_t now = sv_now_ns();
-			if (now >= deadline) {
-				sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
-					     "no answer from the broker within %d ms", timeout_ms);
-				return SALVO_ERR_TIMEOUT;
-			}
-			ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
-			ts.tv_nsec = (long)((deadline - now) % 1000000000u);
-			tsp = &ts;
+		/* CLOCK_MONOTONIC, as sv_now_ns. */
+		struct timespec ts = {(time_t)(deadline / 1000000000u),
+				      (long)(deadline % 1000000000u)};
+
+		if (timeout_ms >= 0 && sv_now_ns() >= deadline) {
+			sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+				     "no answer from the broker within %d ms", timeout_ms);
+			return SALVO_ERR_TIMEOUT;
 		}
 		/* Sleeps only while done is still 0: no wake-up can be missed. */
-		futex(&req->done, FUTEX_WAIT, 0, tsp);
+		sv_futex_wait(&req->done, 0, timeout_ms >= 0 ? &ts : NULL);
 	}
 	if (req->status)
 		sv_error_copy(err, &req->err);
@@ -126,14 +111,10 @@ int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err)
 		pthread_mutex_unlock(&c->lock);
 		return status;
 	}
-	if (c->queue_tail)
-		c->queue_tail->next = req;
-	else
-		c->queue_head = req;
-	c->queue_tail = req;
+	CK_STAILQ_INSERT_TAIL(&c->queue, req, link);
 	pthread_mutex_unlock(&c->lock);
 	/* Always wake the I/O thread: it may be waiting on a send that will not complete soon
 	 * (a broker not reading), and requests are not the hot path. */
-	eventfd_write(c->wake_fd, 1);
+	sv_client_wake(c);
 	return 0;
 }

@@ -48,13 +48,12 @@
  * really sleeps.
  */
 #include "ring.h"
+#include "futex.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
-#include <linux/futex.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 static size_t round_up_pow2(size_t n)
@@ -167,16 +166,6 @@ void sv_ring_commit(struct sv_ring *r, size_t n)
 	atomic_store_explicit(&r->head, head + n, memory_order_release);
 }
 
-/* Sleep while *word == val, until deadline (CLOCK_MONOTONIC, absolute; NULL: no limit). */
-int sv_futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespec *deadline)
-{
-	/* WAIT_BITSET takes an absolute time; without FUTEX_CLOCK_REALTIME it is monotonic. */
-	if (syscall(SYS_futex, word, FUTEX_WAIT_BITSET | FUTEX_PRIVATE_FLAG, val, deadline, NULL,
-		    FUTEX_BITSET_MATCH_ANY) < 0)
-		return -errno;
-	return 0;
-}
-
 int sv_ring_wait_space(struct sv_ring *r, size_t n, const struct timespec *deadline)
 {
 	uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -242,7 +231,7 @@ void sv_ring_interrupt(struct sv_ring *r)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&r->waiting, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&r->wake_seq, 1, memory_order_relaxed);
-		syscall(SYS_futex, &r->wake_seq, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+		sv_futex_wake(&r->wake_seq, 1);
 	}
 }
 
@@ -295,6 +284,6 @@ void sv_ring_release(struct sv_ring *r, uint64_t pos)
 	if (want && pos >= want) {
 		atomic_fetch_add_explicit(&r->wake_seq, 1, memory_order_relaxed);
 		/* One producer per ring, so at most one sleeper. */
-		syscall(SYS_futex, &r->wake_seq, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
+		sv_futex_wake(&r->wake_seq, 1);
 	}
 }

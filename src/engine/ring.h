@@ -61,13 +61,6 @@ int sv_ring_init(struct sv_ring *r, size_t capacity);
 /* Unmap the ring. After both threads are done with it. */
 void sv_ring_destroy(struct sv_ring *r);
 
-/*
- * Sleep while *word == val, until woken or until deadline (CLOCK_MONOTONIC, absolute; NULL:
- * no limit). Returns 0 when woken, -EAGAIN when *word had already changed, -ETIMEDOUT,
- * -EINTR. Process-private futex.
- */
-int sv_futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespec *deadline);
-
 /* Any thread. */
 static inline size_t sv_ring_capacity(const struct sv_ring *r)
 {

@@ -2,7 +2,7 @@
 /*
  * TLS over OpenSSL 3 memory BIOs: the caller moves ciphertext between the socket and the
  * TLS object, so the socket stays with whoever owns it (the handshake code in connect.c,
- * then the io_uring I/O thread in io.c). See tls.c for the design.
+ * then the io_uring I/O thread, through transport.c). See tls.c for the design.
  *
  * Every TLS failure is SALVO_ERR_TLS with kind SALVO_ERROR_LOCAL (the caller may report a
  * data path failure as the connection's end) and OpenSSL's reason in the text.

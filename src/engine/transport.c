@@ -26,42 +26,37 @@ void sv_transport_prep_recv(salvo_client *c, struct io_uring_sqe *sqe)
 		io_uring_prep_recv(sqe, c->sess.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
 }
 
-int sv_transport_received(salvo_client *c, size_t n)
+int sv_transport_received(salvo_client *c, size_t n, salvo_error *err)
 {
 	if (!c->sess.tls) {
 		c->rlen += n;
 		return 0;
 	}
 	if (sv_tls_feed(c->sess.tls, c->tls_in, n)) {
-		salvo_error e;
-		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+		sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
 			     "out of memory buffering TLS records");
-		sv_conn_fail(c, &e);
 		return -1;
 	}
 	return 0;
 }
 
-size_t sv_transport_more(salvo_client *c)
+int sv_transport_more(salvo_client *c, size_t *got, salvo_error *err)
 {
-	salvo_error e;
-	size_t got = 0;
 	int rc;
 
+	*got = 0;
 	if (!c->sess.tls || c->rlen >= c->rcap)
 		return 0;
-	rc = sv_tls_read(c->sess.tls, c->rbuf + c->rlen, c->rcap - c->rlen, &got, &e);
-	c->rlen += got;
-	if (rc == SALVO_ERR_CLOSED) {
-		sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+	/* A failure comes with nothing decrypted: what was decrypted before it goes first
+	 * (tls.c keeps the error for the next call). */
+	rc = sv_tls_read(c->sess.tls, c->rbuf + c->rlen, c->rcap - c->rlen, got, err);
+	c->rlen += *got;
+	if (rc == SALVO_ERR_CLOSED)
+		sv_error_set(err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
 			     "the broker ended the TLS session (close_notify)");
-		sv_conn_fail(c, &e);
-	} else if (rc) {
-		e.kind = SALVO_ERROR_CONNECTION;
-		sv_conn_fail(c, &e);
-	}
-	/* What it decrypted before failing is still the broker's, to be handled. */
-	return got;
+	else if (rc)
+		err->kind = SALVO_ERROR_CONNECTION;
+	return rc ? -1 : 0;
 }
 
 bool sv_transport_staged(const salvo_client *c)
@@ -69,35 +64,32 @@ bool sv_transport_staged(const salvo_client *c)
 	return c->tls_out_sent < c->tls_out_len;
 }
 
-bool sv_transport_stage(salvo_client *c, size_t *taken, bool *now)
+int sv_transport_stage(salvo_client *c, size_t *taken, bool *now, salvo_error *err)
 {
 	size_t want;
-	salvo_error e;
 	int rc = 0;
 
 	*taken = 0;
 	*now = c->sess.tls != NULL;
 	if (!c->sess.tls)
 		return c->niov > 0;
-	/* A sticky close_notify leaves e untouched: say so rather than pass garbage on. */
-	sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
+	/* A sticky close_notify leaves err untouched: say so rather than pass garbage on. */
+	sv_error_set(err, SALVO_ERR_IO, SALVO_ERROR_CONNECTION,
 		     "the broker ended the TLS session (close_notify)");
 	if (c->niov)
-		rc = sv_tls_write(c->sess.tls, c->iov, (int)c->niov, SV_TLS_BATCH, taken, &e);
+		rc = sv_tls_write(c->sess.tls, c->iov, (int)c->niov, SV_TLS_BATCH, taken, err);
 	if (rc) {
-		e.kind = SALVO_ERROR_CONNECTION;
-		sv_conn_fail(c, &e);
-		return false;
+		err->kind = SALVO_ERROR_CONNECTION;
+		return -1;
 	}
 	/* Every record waiting in the TLS object, ours and its own (a key update). */
 	want = sv_tls_pending(c->sess.tls);
 	if (want > c->tls_out_cap) {
 		uint8_t *nb = realloc(c->tls_out, want);
 		if (!nb) {
-			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
 				     "out of memory for %zu bytes of TLS records", want);
-			sv_conn_fail(c, &e);
-			return false;
+			return -1;
 		}
 		c->tls_out = nb;
 		c->tls_out_cap = want;

@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/* Parking the I/O thread and kicking it awake (park.c has the handshake's argument). */
+#ifndef SALVO_PARK_H
+#define SALVO_PARK_H
+
+#include "engine.h"
+
+/* io_uring user data: which operation a completion is for. */
+enum { SV_UD_SEND = 1, SV_UD_RECV, SV_UD_WAKE };
+
+/* I/O thread: arm the read of wake_fd that ends a sleep (once; reaping SV_UD_WAKE clears
+ * wake_inflight). */
+void sv_park_arm_wake(salvo_client *c);
+/* I/O thread: about to sleep; then look for work once more, and sleep only if none. */
+void sv_park_begin(salvo_client *c);
+/* I/O thread: awake (or not sleeping after all). */
+void sv_park_end(salvo_client *c);
+
+/* Any thread, after making work visible (stored before the call): wake the I/O thread if
+ * it is parked; a fence and a load when it is not. */
+void sv_client_kick(salvo_client *c);
+/* A producer, after its commit: kick only if the ring was idle before it or the thread
+ * says it is parked. */
+void sv_kick_after_commit(salvo_client *c, bool ring_was_idle);
+/* Any thread: wake the I/O thread whether parked or not (rare events). */
+void sv_client_wake(salvo_client *c);
+
+#endif
