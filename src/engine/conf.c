@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The configuration object. One table, keys[], holds every key's type, default, range and
- * help: salvo_conf_new takes the defaults from it, salvo_conf_set and the URI parser check
- * values against it, salvo_conf_get renders from it, salvo_conf_print_help prints it.
+ * help: salvo_conf_new takes the defaults from it, salvo_conf_set checks values against it
+ * (a URI's through sv_conf_read_uri, which gives the parser's components their meaning),
+ * salvo_conf_get renders from it, salvo_conf_print_help prints it.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -327,33 +328,103 @@ static int unknown_query_key(const char *key, char *errstr, size_t errstr_size)
 			     "unknown query parameter \"%s\" (a URI may set %s)", key, known);
 }
 
-int sv_conf_check(const char *key, const char *value, bool from_query, char *errstr,
-		  size_t errstr_size)
+/* Check a value for a key without storing it. With from_query, only keys a URI query may
+ * carry are known, and the message for an unknown key names those. */
+static int check(const char *key, const char *value, bool from_query, char *errstr,
+		 size_t errstr_size)
 {
 	const struct conf_key *k = find_key(key);
 	uint32_t num;
 
 	if (from_query && (!k || !(k->flags & KEY_QUERY)))
 		return unknown_query_key(key, errstr, errstr_size);
-	if (!k)
-		return sv_conf_error(errstr, errstr_size, "unknown configuration key \"%s\"", key);
 	return parse(k, value, &num, errstr, errstr_size);
 }
 
-static void set_endpoint(struct sv_endpoint *e, const struct sv_uri *u)
+/* The port's text as written: a message gives its offset, never the text (it may be the
+ * password, in "amqp://user:password" with the host forgotten). */
+static int read_port(const char *text, const struct sv_uri *u, uint32_t *port, char *errstr,
+		     size_t errstr_size)
 {
-	/* sv_uri_parse checked the host's length against the "host" key */
+	const struct conf_key *k = find_key("port");
+	uint64_t v;
+
+	if (u->port_len == 0)
+		return sv_conf_error(errstr, errstr_size, "port: empty after ':'");
+	if (sv_parse_uint(u->port, u->port_len, &v) || v < k->min || v > k->max)
+		return sv_conf_error(errstr, errstr_size,
+				     "port: the text at offset %zu is not a number in %" PRIu64
+				     "..%" PRIu64,
+				     (size_t)(u->port - text), k->min, k->max);
+	*port = (uint32_t)v;
+	return 0;
+}
+
+int sv_conf_read_uri(const char *text, struct sv_conf_uri *out, char *errstr, size_t errstr_size)
+{
+	const struct sv_uri *u = &out->parsed;
+	size_t len = strnlen(text, SV_URI_MAX + 1); /* past the limit is refused: stop there */
+	int rc = sv_uri_parse(text, len, &out->parsed, errstr, errstr_size);
+
+	if (rc)
+		return rc;
+	/* What the URI does not give, the key's default gives: the URI spec's defaults. An
+	 * empty host counts as absent, as the spec has it ("amqp://:5673"). */
+	const struct {
+		const char *key;
+		const char *given;
+		const char **value;
+	} fields[] = {
+	    {"user", u->user, &out->user},
+	    {"password", u->password, &out->password},
+	    {"host", *u->host ? u->host : NULL, &out->host},
+	    {"vhost", u->vhost, &out->vhost},
+	};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		*fields[i].value =
+		    fields[i].given ? fields[i].given : find_key(fields[i].key)->def_str;
+	out->tls = strcmp(u->scheme, "amqps") == 0;
+	out->port = out->tls ? SV_PORT_AMQPS : SV_PORT_AMQP;
+	if (u->port) {
+		rc = read_port(text, u, &out->port, errstr, errstr_size);
+		if (rc)
+			return rc;
+	}
+	for (size_t i = 0; i < u->n_params; i++) {
+		const struct sv_uri_param *param = &u->params[i];
+
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(u->params[j].key, param->key) == 0)
+				return sv_conf_error(errstr, errstr_size,
+						     "query parameter \"%s\" is given twice",
+						     param->key);
+		rc = check(param->key, param->value, true, errstr, errstr_size);
+		if (rc)
+			return rc;
+	}
+	/* Lengths, by the same table that checks salvo_conf_set. */
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		rc = check(fields[i].key, *fields[i].value, false, errstr, errstr_size);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void set_endpoint(struct sv_endpoint *e, const struct sv_conf_uri *u)
+{
+	/* sv_conf_read_uri checked the host's length against the "host" key */
 	strcpy(e->host, u->host);
 	e->port = u->port;
 	e->tls = u->tls;
 }
 
-/* sv_uri_parse checks every component against the table, so once it succeeds nothing can
+/* sv_conf_read_uri checks every value against the table, so once it succeeds nothing can
  * fail and the conf changes all at once or not at all. */
 static int set_uri(struct salvo_conf *conf, const char *value, char *errstr, size_t errstr_size)
 {
-	struct sv_uri u;
-	int rc = sv_uri_parse(value, &u, errstr, errstr_size);
+	struct sv_conf_uri u;
+	int rc = sv_conf_read_uri(value, &u, errstr, errstr_size);
 
 	if (rc == 0) {
 		set_endpoint(&conf->endpoints[0], &u);
@@ -361,12 +432,13 @@ static int set_uri(struct salvo_conf *conf, const char *value, char *errstr, siz
 		strcpy(conf->user, u.user);
 		strcpy(conf->password, u.password);
 		strcpy(conf->vhost, u.vhost);
-		for (size_t i = 0; i < u.n_params; i++) {
-			const struct conf_key *k = find_key(u.params[i].key);
+		for (size_t i = 0; i < u.parsed.n_params; i++) {
+			const struct sv_uri_param *param = &u.parsed.params[i];
+			const struct conf_key *k = find_key(param->key);
 			uint32_t num = 0;
 
-			parse(k, u.params[i].value, &num, NULL, 0);
-			store(conf, k, u.params[i].value, num);
+			parse(k, param->value, &num, NULL, 0);
+			store(conf, k, param->value, num);
 		}
 	}
 	/* the decoded password should not outlive the call on the stack */
@@ -376,15 +448,15 @@ static int set_uri(struct salvo_conf *conf, const char *value, char *errstr, siz
 
 static int add_uri(struct salvo_conf *conf, const char *value, char *errstr, size_t errstr_size)
 {
-	struct sv_uri u;
+	struct sv_conf_uri u;
 	int rc;
 
 	if (conf->n_endpoints == SV_ENDPOINTS_MAX)
 		return sv_conf_error(errstr, errstr_size,
 				     "uri.add: a conf holds at most %d endpoints",
 				     SV_ENDPOINTS_MAX);
-	rc = sv_uri_parse(value, &u, errstr, errstr_size);
-	if (rc == 0 && (u.has_userinfo || u.has_vhost || u.n_params))
+	rc = sv_conf_read_uri(value, &u, errstr, errstr_size);
+	if (rc == 0 && (u.parsed.user || u.parsed.vhost || u.parsed.n_params))
 		rc = sv_conf_error(errstr, errstr_size,
 				   "uri.add: a failover URI gives only scheme, host and port; user, "
 				   "password, vhost and query parameters come from \"uri\" or their "

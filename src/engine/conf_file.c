@@ -95,7 +95,7 @@ static int add_failover(salvo_conf *conf, const struct sv_ini_item *first,
 {
 	static const char why[] = "a repeated uri is a failover endpoint: ";
 	char text[SV_INI_LINE_MAX + 1], errstr[160], endpoint[SV_HOST_MAX + 32];
-	struct sv_uri *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+	struct sv_conf_uri *a = malloc(sizeof *a), *b = malloc(sizeof *b);
 	int rc = 0;
 
 	if (!a || !b) {
@@ -105,20 +105,20 @@ static int add_failover(salvo_conf *conf, const struct sv_ini_item *first,
 	}
 	memcpy(text, first->value, first->value_len);
 	text[first->value_len] = '\0';
-	rc = sv_uri_parse(text, a, NULL, 0); /* already applied: it parses */
+	rc = sv_conf_read_uri(text, a, NULL, 0); /* already applied: it reads */
 	memcpy(text, it->value, it->value_len);
 	text[it->value_len] = '\0';
-	if (!rc && sv_uri_parse(text, b, errstr, sizeof errstr))
+	if (!rc && sv_conf_read_uri(text, b, errstr, sizeof errstr))
 		rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line, "uri: %s", errstr);
-	else if (!rc && b->has_userinfo &&
+	else if (!rc && b->parsed.user &&
 		 (strcmp(a->user, b->user) || strcmp(a->password, b->password)))
 		rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line,
 				"uri: %sits user and password must be the first uri's, or left out",
 				why);
-	else if (!rc && b->has_vhost && strcmp(a->vhost, b->vhost))
+	else if (!rc && b->parsed.vhost && strcmp(a->vhost, b->vhost))
 		rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line,
 				"uri: %sits vhost must be the first uri's, or left out", why);
-	else if (!rc && b->n_params)
+	else if (!rc && b->parsed.n_params)
 		rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line,
 				"uri: %squery parameters go on the first uri", why);
 	if (!rc) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internals of the configuration object (salvo_conf) and the AMQP URI parser. The engine
+ * Internals of the configuration object (salvo_conf), and what its URIs mean. The engine
  * reads struct salvo_conf directly; applications only see the opaque handle.
  *
  * Every string lives in a fixed buffer sized by its limit, so a conf is one allocation,
@@ -14,14 +14,13 @@
 #include <stdint.h>
 
 #include "salvo.h"
+#include "uri.h"
 
-#define SV_URI_MAX	  4096 /* bytes, without the NUL: longer URIs are refused */
 #define SV_HOST_MAX	  255  /* a DNS name is at most 253 */
 #define SV_NAME_MAX	  255  /* user, vhost, connection_name: AMQP short strings */
 #define SV_PASSWORD_MAX	  4096 /* room for an OAuth 2 token sent as the password */
 #define SV_ENDPOINTS_MAX  16   /* "uri" plus up to 15 "uri.add" failover endpoints */
 #define SV_HOOKS_MAX      8    /* on-connect hooks per configuration */
-#define SV_URI_PARAMS_MAX 16   /* query parameters in one URI */
 #define SV_PATH_MAX	  4095 /* cacertfile, certfile, keyfile */
 #define SV_PORT_AMQP	  5672
 #define SV_PORT_AMQPS	  5671
@@ -74,45 +73,32 @@ struct salvo_conf {
 	size_t n_hooks;
 };
 
-struct sv_uri_param {
-	const char *key;   /* decoded; a key the configuration table lets a URI carry */
-	const char *value; /* decoded and already checked against that key's range */
-};
-
 /*
- * A parsed AMQP URI. Every component is filled in: absent ones take the spec's defaults
- * (user and password "guest", host "localhost", port 5672 or 5671, vhost "/"). The decoded
- * strings point into buf, so an sv_uri must not be copied; it owns no other memory and
- * needs no freeing.
+ * An AMQP URI as a configuration reads it: the components (uri.h) and what they mean.
+ * Absent parts take the URI spec's defaults (user and password "guest", host "localhost",
+ * port 5672 for amqp and 5671 for amqps, vhost "/"). The strings point into parsed.buf or
+ * at constants, so an sv_conf_uri must not be copied; it needs no freeing.
  */
-struct sv_uri {
-	bool tls; /* amqps */
+struct sv_conf_uri {
+	struct sv_uri parsed; /* as written: NULL where absent */
+	bool tls;	      /* amqps */
 	const char *host;
 	uint32_t port;
 	const char *user;
 	const char *password;
 	const char *vhost;
-	bool has_userinfo; /* "user@" or "user:password@" was present, even empty */
-	bool has_vhost;	   /* a path was present, even an empty one */
-	size_t n_params;
-	struct sv_uri_param params[SV_URI_PARAMS_MAX];
-	char buf[SV_URI_MAX + 1];
 };
 
 /*
- * Parse an amqp:// or amqps:// URI (RabbitMQ's URI spec; RFC 3986 syntax). Pure: no
- * allocation, no I/O. Returns 0, or SALVO_ERR_INVALID_ARGUMENT with a message in errstr
- * (which may be NULL). No message ever contains the password or a piece of it.
+ * Parse the NUL-terminated text as an AMQP URI and check every value against the key
+ * table: the port (1..65535), each query parameter (a key a URI may set, given once, with
+ * a value in that key's range) and the lengths of user, password, host and vhost. Stores
+ * nothing, so the caller can apply the result all at once or not at all. Pure (no I/O, no
+ * allocation); any thread. Returns 0, or SALVO_ERR_INVALID_ARGUMENT with a message in
+ * errstr (which may be NULL). No message ever contains the password or a piece of it.
  */
-int sv_uri_parse(const char *uri, struct sv_uri *out, char *errstr, size_t errstr_size);
-
-/*
- * Check a value for a configuration key against the key table without storing it. With
- * from_query, only keys a URI query may carry are known, and the message for an unknown
- * key names those. Returns 0 or SALVO_ERR_INVALID_ARGUMENT with a message in errstr.
- */
-int sv_conf_check(const char *key, const char *value, bool from_query, char *errstr,
-		  size_t errstr_size);
+int sv_conf_read_uri(const char *text, struct sv_conf_uri *out, char *errstr,
+		     size_t errstr_size);
 
 /* Parse [s, s + len) as a decimal number: digits only, no sign, no blanks; a value past
  * UINT64_MAX saturates there. Returns 0, or -1 if the text is not a number. */

@@ -1,33 +1,62 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * AMQP URIs, as RabbitMQ's URI spec defines them on RFC 3986:
- *
- *	amqp[s]://[user[:password]@]host[:port][/vhost][?key=value&...]
- *
- * The password must never show in an error message. Two rules make that hold. The user
- * info ends at the last '@' of the authority. And an '@' anywhere after the authority is
- * refused before anything else is looked at: it means a password holding an unescaped
- * '/', '?' or '#' has spilled into the path or query, where a later message would quote
- * it. After that the host, vhost and query can be quoted freely, and errors inside the
- * user info (or the port, which is the password in "amqp://user:password" with the host
- * forgotten) give only a byte offset.
- *
- * The decoded strings go into out->buf. Each is no longer than its raw text, and each raw
- * text is followed in the URI by a delimiter or the URI's NUL, which pays for the decoded
- * string's NUL; so they all fit in strlen(uri) + 1 <= sizeof out->buf bytes.
+ * The AMQP URI parser (uri.h). The password must never show in an error message. Two
+ * rules make that hold. The user info ends at the last '@' of the authority. And an '@'
+ * anywhere after the authority is refused before anything else is looked at: it means a
+ * password holding an unescaped '/', '?' or '#' has spilled into the path or query, where
+ * a later message would quote it. After that the host, vhost and query can be quoted
+ * freely, and errors inside the user info give only a byte offset. The port is not looked
+ * into at all (it is the password in "amqp://user:password" with the host forgotten).
  */
 #include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include "conf_internal.h"
+#include "salvo.h"
+#include "uri.h"
 
 struct parser {
 	const char *uri;
-	char *next; /* the first free byte of the output buffer */
+	struct sv_uri *out;
+	char *next; /* the first free byte of out->buf */
 	char *errstr;
 	size_t errstr_size;
 };
+
+/* Refuse the URI: at is where it went wrong. */
+static int fail(struct parser *p, const char *at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int fail(struct parser *p, const char *at, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->out->error_offset = (size_t)(at - p->uri);
+	if (p->errstr && p->errstr_size) {
+		va_start(ap, fmt);
+		vsnprintf(p->errstr, p->errstr_size, fmt, ap);
+		va_end(ap);
+	}
+	return SALVO_ERR_INVALID_ARGUMENT;
+}
+
+/* The first byte of [s, end) that is in set, or end. */
+static const char *find_any(const char *s, const char *end, const char *set)
+{
+	while (s < end && !(*s && strchr(set, *s)))
+		s++;
+	return s;
+}
+
+static const char *find(const char *s, const char *end, char c)
+{
+	const char *at = memchr(s, c, (size_t)(end - s));
+
+	return at ? at : end;
+}
 
 /* RFC 3986 unreserved and sub-delims characters, plus those in extra. */
 static bool allowed(unsigned char c, const char *extra)
@@ -46,37 +75,34 @@ static int hex(unsigned char c)
 }
 
 /*
- * Percent-decode the raw text [s, s + len) into the output buffer as a NUL-terminated
- * string and point *out at it. Messages name the component (what) and give offsets into
- * the URI rather than quoting it, since the component may be the password.
+ * Percent-decode the text [s, end) into out->buf as a NUL-terminated string and point *out
+ * at it. Messages name the component (what) and give offsets rather than quoting it, since
+ * the component may be the password.
  */
-static int decode(struct parser *p, const char *s, size_t len, const char *extra,
+static int decode(struct parser *p, const char *s, const char *end, const char *extra,
 		  const char *what, const char **out)
 {
 	char *d = p->next;
 
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		size_t at = (size_t)(s + i - p->uri);
+	for (; s < end; s++) {
+		unsigned char c = (unsigned char)*s;
+		size_t at = (size_t)(s - p->uri);
 
 		if (c == '%') {
-			int hi = i + 2 < len ? hex((unsigned char)s[i + 1]) : -1;
-			int lo = hi >= 0 ? hex((unsigned char)s[i + 2]) : -1;
+			int hi = end - s > 2 ? hex((unsigned char)s[1]) : -1;
+			int lo = hi >= 0 ? hex((unsigned char)s[2]) : -1;
 
 			if (lo < 0)
-				return sv_conf_error(p->errstr, p->errstr_size,
-						     "%s: invalid percent-escape at offset %zu", what,
-						     at);
+				return fail(p, s, "%s: invalid percent-escape at offset %zu", what,
+					    at);
 			c = (unsigned char)(hi << 4 | lo);
 			if (c == '\0')
-				return sv_conf_error(p->errstr, p->errstr_size,
-						     "%s: %%00 at offset %zu: NUL is not allowed",
-						     what, at);
-			i += 2;
+				return fail(p, s, "%s: %%00 at offset %zu: NUL is not allowed",
+					    what, at);
+			s += 2;
 		} else if (!allowed(c, extra)) {
-			return sv_conf_error(p->errstr, p->errstr_size,
-					     "%s: the character at offset %zu must be percent-encoded",
-					     what, at);
+			return fail(p, s, "%s: the character at offset %zu must be percent-encoded",
+				    what, at);
 		}
 		*d++ = (char)c;
 	}
@@ -87,183 +113,135 @@ static int decode(struct parser *p, const char *s, size_t len, const char *extra
 }
 
 /* user[:password] in [s, end); the password may hold ':' (RFC 3986 user info does). */
-static int parse_userinfo(struct parser *p, const char *s, const char *end, struct sv_uri *out)
+static int parse_userinfo(struct parser *p, const char *s, const char *end)
 {
-	const char *colon = memchr(s, ':', (size_t)(end - s));
-	int rc;
+	const char *colon = find(s, end, ':');
+	int rc = decode(p, s, colon, "", "user name", &p->out->user);
 
-	out->has_userinfo = true;
-	rc = decode(p, s, (size_t)((colon ? colon : end) - s), "", "user name", &out->user);
-	if (rc == 0 && colon)
-		rc = decode(p, colon + 1, (size_t)(end - colon - 1), ":", "password",
-			    &out->password);
+	if (rc == 0 && colon != end)
+		rc = decode(p, colon + 1, end, ":", "password", &p->out->password);
 	return rc;
 }
 
-/* host[:port] in [s, end); an empty host or no port leaves the default. */
-static int parse_hostport(struct parser *p, const char *s, const char *end, struct sv_uri *out)
+/* host[:port] in [s, end). */
+static int parse_hostport(struct parser *p, const char *s, const char *end)
 {
 	const char *colon;
-	uint64_t port;
 	int rc;
 
-	if (*s == '[') {
-		const char *close = memchr(s, ']', (size_t)(end - s));
+	if (s < end && *s == '[') {
+		const char *close = find(s, end, ']');
 		struct in6_addr addr;
 
-		if (!close)
-			return sv_conf_error(p->errstr, p->errstr_size,
-					     "host: an IPv6 address without its closing ']'");
-		rc = decode(p, s + 1, (size_t)(close - s - 1), ":", "host", &out->host);
+		if (close == end)
+			return fail(p, s, "host: an IPv6 address without its closing ']'");
+		rc = decode(p, s + 1, close, ":", "host", &p->out->host);
 		if (rc)
 			return rc;
-		if (inet_pton(AF_INET6, out->host, &addr) != 1)
-			return sv_conf_error(p->errstr, p->errstr_size,
-					     "host: \"%s\" is not an IPv6 address", out->host);
-		if (close + 1 != end && close[1] != ':')
-			return sv_conf_error(p->errstr, p->errstr_size,
-					     "host: text after the IPv6 address's ']'");
-		colon = close + 1 != end ? close + 1 : NULL;
+		if (inet_pton(AF_INET6, p->out->host, &addr) != 1)
+			return fail(p, s + 1, "host: \"%s\" is not an IPv6 address", p->out->host);
+		colon = close + 1;
+		if (colon != end && *colon != ':')
+			return fail(p, colon, "host: text after the IPv6 address's ']'");
 	} else {
-		colon = memchr(s, ':', (size_t)(end - s));
-		if ((colon ? colon : end) != s) {
-			rc = decode(p, s, (size_t)((colon ? colon : end) - s), "", "host",
-				    &out->host);
-			if (rc)
-				return rc;
-		}
+		colon = find(s, end, ':');
+		rc = decode(p, s, colon, "", "host", &p->out->host);
+		if (rc)
+			return rc;
 	}
-	if (!colon)
-		return 0;
-	if (colon + 1 == end)
-		return sv_conf_error(p->errstr, p->errstr_size, "port: empty after ':'");
-	if (sv_parse_uint(colon + 1, (size_t)(end - colon - 1), &port) || port < 1 ||
-	    port > UINT16_MAX)
-		return sv_conf_error(p->errstr, p->errstr_size,
-				     "port: the text at offset %zu is not a number in 1..65535",
-				     (size_t)(colon + 1 - p->uri));
-	out->port = (uint32_t)port;
+	if (colon != end) {
+		p->out->port = colon + 1;
+		p->out->port_len = (size_t)(end - colon - 1);
+	}
 	return 0;
 }
 
-/* The query after '?': key=value pairs joined by '&'; empty pairs are skipped. */
-static int parse_query(struct parser *p, const char *s, struct sv_uri *out)
+/* The query after '?', in [s, end): key=value pairs joined by '&'; empty pairs are skipped. */
+static int parse_query(struct parser *p, const char *s, const char *end)
 {
-	while (*s) {
-		size_t len = strcspn(s, "&");
-		const char *eq = memchr(s, '=', len);
-		struct sv_uri_param *param = &out->params[out->n_params];
+	struct sv_uri *out = p->out;
+
+	for (const char *pair_end; s < end; s = pair_end + 1) {
+		const char *eq;
 		int rc;
 
-		if (len == 0) {
-			s++;
+		pair_end = find(s, end, '&');
+		if (pair_end == s)
 			continue;
-		}
-		if (!eq)
-			return sv_conf_error(p->errstr, p->errstr_size,
-					     "query parameter \"%.*s\" has no '=value'", (int)len,
-					     s);
+		eq = find(s, pair_end, '=');
+		if (eq == pair_end)
+			return fail(p, s, "query parameter \"%.*s\" has no '=value'",
+				    (int)(pair_end - s), s);
 		if (out->n_params == SV_URI_PARAMS_MAX)
-			return sv_conf_error(p->errstr, p->errstr_size,
-					     "more than %d query parameters", SV_URI_PARAMS_MAX);
-		rc = decode(p, s, (size_t)(eq - s), ":/?", "query parameter", &param->key);
-		if (rc)
-			return rc;
-		rc = decode(p, eq + 1, (size_t)(s + len - eq - 1), ":/?", param->key,
-			    &param->value);
-		if (rc)
-			return rc;
-		for (size_t i = 0; i < out->n_params; i++)
-			if (strcmp(out->params[i].key, param->key) == 0)
-				return sv_conf_error(p->errstr, p->errstr_size,
-						     "query parameter \"%s\" is given twice",
-						     param->key);
-		rc = sv_conf_check(param->key, param->value, true, p->errstr, p->errstr_size);
+			return fail(p, s, "more than %d query parameters", SV_URI_PARAMS_MAX);
+		rc = decode(p, s, eq, ":/?", "query parameter", &out->params[out->n_params].key);
+		if (rc == 0)
+			rc = decode(p, eq + 1, pair_end, ":/?", out->params[out->n_params].key,
+				    &out->params[out->n_params].value);
 		if (rc)
 			return rc;
 		out->n_params++;
-		s += len + (s[len] == '&');
+		if (pair_end == end)
+			break;
 	}
 	return 0;
 }
 
-int sv_uri_parse(const char *uri, struct sv_uri *out, char *errstr, size_t errstr_size)
+int sv_uri_parse(const char *uri, size_t len, struct sv_uri *out, char *errstr, size_t errstr_size)
 {
-	struct parser p = {uri, out->buf, errstr, errstr_size};
-	const char *s, *auth_end, *at;
+	struct parser p = {uri, out, out->buf, errstr, errstr_size};
+	const char *end = uri + len, *s, *auth_end, *at;
 	int rc;
 
 	memset(out, 0, offsetof(struct sv_uri, buf));
-	if (strnlen(uri, SV_URI_MAX + 1) > SV_URI_MAX)
-		return sv_conf_error(errstr, errstr_size, "URI is longer than %d bytes",
-				     SV_URI_MAX);
-	if (strncasecmp(uri, "amqp://", 7) == 0) {
+	if (len > SV_URI_MAX)
+		return fail(&p, uri + SV_URI_MAX, "URI is longer than %d bytes", SV_URI_MAX);
+	if (len >= 7 && strncasecmp(uri, "amqp://", 7) == 0) {
 		s = uri + 7;
-		out->port = SV_PORT_AMQP;
-	} else if (strncasecmp(uri, "amqps://", 8) == 0) {
+		out->scheme = "amqp";
+	} else if (len >= 8 && strncasecmp(uri, "amqps://", 8) == 0) {
 		s = uri + 8;
-		out->port = SV_PORT_AMQPS;
-		out->tls = true;
+		out->scheme = "amqps";
 	} else {
-		return sv_conf_error(errstr, errstr_size,
-				     "URI must start with \"amqp://\" or \"amqps://\"");
+		return fail(&p, uri, "URI must start with \"amqp://\" or \"amqps://\"");
 	}
-	auth_end = s + strcspn(s, "/?#");
-	if (strchr(auth_end, '@'))
-		return sv_conf_error(errstr, errstr_size,
-				     "'@' after the host: in the user name and password, write "
-				     "'@' '/' '?' '#' as %%40 %%2F %%3F %%23");
-	if (strchr(auth_end, '#'))
-		return sv_conf_error(errstr, errstr_size,
-				     "a fragment ('#') has no meaning in an AMQP URI");
+	auth_end = find_any(s, end, "/?#");
+	at = find(auth_end, end, '@');
+	if (at != end)
+		return fail(&p, at,
+			    "'@' after the host: in the user name and password, write "
+			    "'@' '/' '?' '#' as %%40 %%2F %%3F %%23");
+	at = find(auth_end, end, '#');
+	if (at != end)
+		return fail(&p, at, "a fragment ('#') has no meaning in an AMQP URI");
 
-	out->user = "guest";
-	out->password = "guest";
-	out->host = "localhost";
-	out->vhost = "/";
 	at = memrchr(s, '@', (size_t)(auth_end - s));
 	if (at) {
-		rc = parse_userinfo(&p, s, at, out);
+		rc = parse_userinfo(&p, s, at);
 		if (rc)
 			return rc;
 		s = at + 1;
 	}
-	rc = parse_hostport(&p, s, auth_end, out);
+	rc = parse_hostport(&p, s, auth_end);
 	if (rc)
 		return rc;
 
 	s = auth_end;
-	if (*s == '/') {
-		size_t len = strcspn(s + 1, "?");
+	if (s < end && *s == '/') {
+		const char *path_end = find(s + 1, end, '?');
+		const char *slash = find(s + 1, path_end, '/');
 
 		/* Per the spec a vhost is one path segment: "/" itself must be written %2F. */
-		if (memchr(s + 1, '/', len))
-			return sv_conf_error(errstr, errstr_size,
-					     "vhost: \"%.*s\" has an unescaped '/'; write it as %%2F",
-					     (int)len, s + 1);
-		out->has_vhost = true;
-		rc = decode(&p, s + 1, len, ":", "vhost", &out->vhost);
+		if (slash != path_end)
+			return fail(&p, slash,
+				    "vhost: \"%.*s\" has an unescaped '/'; write it as %%2F",
+				    (int)(path_end - s - 1), s + 1);
+		rc = decode(&p, s + 1, path_end, ":", "vhost", &out->vhost);
 		if (rc)
 			return rc;
-		s += 1 + len;
+		s = path_end;
 	}
-	if (*s == '?') {
-		rc = parse_query(&p, s + 1, out);
-		if (rc)
-			return rc;
-	}
-
-	/* Lengths, by the same table that checks salvo_conf_set. */
-	const char *const fields[][2] = {
-		{"user", out->user},
-		{"password", out->password},
-		{"host", out->host},
-		{"vhost", out->vhost},
-	};
-	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-		rc = sv_conf_check(fields[i][0], fields[i][1], false, errstr, errstr_size);
-		if (rc)
-			return rc;
-	}
+	if (s < end && *s == '?')
+		return parse_query(&p, s + 1, end);
 	return 0;
 }

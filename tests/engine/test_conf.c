@@ -452,6 +452,202 @@ static void test_uri_applies_query(void **state)
 	salvo_conf_destroy(conf);
 }
 
+/* The examples of RabbitMQ's URI spec table: absent parts take the defaults, whatever the
+ * conf held before. */
+static void test_uri_spec_defaults(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *uri, *user, *password, *host;
+		uint32_t port;
+		const char *vhost;
+		bool tls;
+	} cases[] = {
+		{"amqp://user:pass@host:10000/vhost", "user", "pass", "host", 10000, "vhost", false},
+		{"amqp://user%61:%61pass@ho%61st:10000/v%2fhost", "usera", "apass", "hoast", 10000,
+		 "v/host", false},
+		{"amqp://", "guest", "guest", "localhost", 5672, "/", false},
+		{"amqp://:@/", "", "", "localhost", 5672, "", false},
+		{"amqp://user@", "user", "guest", "localhost", 5672, "/", false},
+		{"amqp://user:pass@", "user", "pass", "localhost", 5672, "/", false},
+		{"amqp://host", "guest", "guest", "host", 5672, "/", false},
+		{"amqp://:10000", "guest", "guest", "localhost", 10000, "/", false},
+		{"amqp:///vhost", "guest", "guest", "localhost", 5672, "vhost", false},
+		{"amqp://host/", "guest", "guest", "host", 5672, "", false},
+		{"amqp://host/%2f", "guest", "guest", "host", 5672, "/", false},
+		{"amqp://host/%2F", "guest", "guest", "host", 5672, "/", false},
+		{"amqp://[::1]", "guest", "guest", "::1", 5672, "/", false},
+		{"amqp://[::1]:5673/%2f", "guest", "guest", "::1", 5673, "/", false},
+		{"AMQP://host", "guest", "guest", "host", 5672, "/", false},
+		{"amqps://host", "guest", "guest", "host", 5671, "/", true},
+		{"amqps://u:p@host:5673/v", "u", "p", "host", 5673, "v", true},
+		{"AmQpS://host", "guest", "guest", "host", 5671, "/", true},
+		{"amqp://h?heartbeat=0", "guest", "guest", "h", 5672, "/", false},
+	};
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		salvo_conf *conf = new_conf();
+
+		set_ok(conf, "user", "x");
+		set_ok(conf, "password", "y");
+		set_ok(conf, "vhost", "z");
+		set_ok(conf, "host", "w");
+		set_ok(conf, "port", "1");
+		set_ok(conf, "uri", cases[i].uri);
+		assert_string_equal(conf->user, cases[i].user);
+		assert_string_equal(conf->password, cases[i].password);
+		assert_string_equal(conf->endpoints[0].host, cases[i].host);
+		assert_int_equal(conf->endpoints[0].port, cases[i].port);
+		assert_string_equal(conf->vhost, cases[i].vhost);
+		assert_int_equal(conf->endpoints[0].tls, cases[i].tls);
+		salvo_conf_destroy(conf);
+	}
+}
+
+/* The parser hands over the port's text; the conf decides what is a port. */
+static void test_uri_bad_port(void **state)
+{
+	(void)state;
+	const char *bad[] = {
+		"amqp://host:0",     "amqp://host:65536", "amqp://host:abc",
+		"amqp://host:-1",    "amqp://host:+1",    "amqp://host:99999999999999999999999",
+		"amqp://host:5672x", "amqp://host: 5672", "amqp://[::1]:0",
+		"amqp://host:56:72", "amqp://::1",        "amqps://u:p@h:70000/v",
+		"amqp://host:%31",
+	};
+	salvo_conf *conf = new_conf();
+
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (!strstr(set_fails(conf, "uri", bad[i]), "is not a number in 1..65535"))
+			fail_msg("%s: \"%s\"", bad[i], errstr);
+	assert_string_equal(set_fails(conf, "uri", "amqp://host:0"),
+			    "port: the text at offset 12 is not a number in 1..65535");
+	assert_string_equal(set_fails(conf, "uri", "amqp://[::1]:65536/v"),
+			    "port: the text at offset 13 is not a number in 1..65535");
+	assert_string_equal(set_fails(conf, "uri", "amqp://host:"), "port: empty after ':'");
+	assert_string_equal(set_fails(conf, "uri", "amqp://host:/v"), "port: empty after ':'");
+	assert_string_equal(set_fails(conf, "uri", "amqp://[::1]:"), "port: empty after ':'");
+	assert_string_equal(set_fails(conf, "uri", "amqp://u:p@:?heartbeat=1"),
+			    "port: empty after ':'");
+	assert_string_equal(set_fails(conf, "uri.add", "amqp://b:"), "port: empty after ':'");
+	/* the edges themselves are fine, leading zeros too */
+	set_ok(conf, "uri", "amqp://host:1");
+	assert_int_equal(conf->endpoints[0].port, 1);
+	set_ok(conf, "uri", "amqp://host:65535");
+	assert_int_equal(conf->endpoints[0].port, 65535);
+	set_ok(conf, "uri", "amqp://host:05672");
+	assert_int_equal(conf->endpoints[0].port, 5672);
+	salvo_conf_destroy(conf);
+}
+
+/* The parser hands over every pair; the conf knows which keys a URI may set, and how. */
+static void test_uri_query_checks(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+	char text[400];
+	int n;
+
+	assert_string_equal(set_fails(conf, "uri", "amqp://h?hearbeat=5"),
+			    "unknown query parameter \"hearbeat\" (a URI may set heartbeat, "
+			    "connection_timeout, channel_max, frame_max, connection_name, "
+			    "cacertfile, certfile, keyfile, verify, server_name_indication, "
+			    "auth_mechanism)");
+	/* RabbitMQ URI spec keys salvo does not take */
+	assert_non_null(strstr(set_fails(conf, "uri", "amqps://h?fail_if_no_peer_cert=true"),
+			       "unknown query parameter \"fail_if_no_peer_cert\""));
+	/* keys a URI has its own syntax for, or that are not per-connection, are refused */
+	static const char *const not_query[][2] = {
+		{"amqp://h?host=x", "unknown query parameter \"host\""},
+		{"amqp://h?password=x", "unknown query parameter \"password\""},
+		{"amqp://h?rpc_timeout=5", "unknown query parameter \"rpc_timeout\""},
+		{"amqp://h?=5", "unknown query parameter \"\""},
+		{"amqp://h?Heartbeat=5", "unknown query parameter \"Heartbeat\""},
+	};
+	for (size_t i = 0; i < sizeof not_query / sizeof not_query[0]; i++)
+		if (!strstr(set_fails(conf, "uri", not_query[i][0]), not_query[i][1]))
+			fail_msg("%s: \"%s\"", not_query[i][0], errstr);
+
+	static const char *const bad_value[][2] = {
+		{"amqp://h?heartbeat=abc", "heartbeat: \"abc\" is not a number"},
+		{"amqp://h?heartbeat=", "heartbeat: \"\" is not a number"},
+		{"amqp://h?heartbeat=65536", "heartbeat: 65536 is above the maximum 65535"},
+		{"amqp://h?channel_max=0", "channel_max: 0 is below the minimum 1"},
+		{"amqp://h?frame_max=100", "frame_max: 100 is below the minimum 4096"},
+		{"amqp://h?frame_max=0", "frame_max: 0 is below the minimum 4096"},
+		{"amqp://h?connection_timeout=-1", "connection_timeout: \"-1\" is not a number"},
+		/* a value that only decodes to something bad is still bad */
+		{"amqp://h?heartbeat=%31%20", "heartbeat: \"1 \" is not a number"},
+		{"amqps://h?verify=none", "verify: \"none\" is not one of verify_peer, verify_none"},
+		{"amqps://h?verify=verify%5Fnone%20",
+		 "verify: \"verify_none \" is not one of verify_peer, verify_none"},
+		{"amqps://h?auth_mechanism=amqplain",
+		 "auth_mechanism: \"amqplain\" is not one of plain, external"},
+		{"amqp://h?heartbeat=1&heartbeat=2", "query parameter \"heartbeat\" is given twice"},
+		{"amqp://h?heartbeat=1&heart%62eat=1", "query parameter \"heartbeat\" is given twice"},
+		{"amqps://h?verify=verify_peer&verify=verify_none",
+		 "query parameter \"verify\" is given twice"},
+		/* in the order written: the first bad pair is the one reported */
+		{"amqp://h?heartbeat=x&heartbeat=1&foo=1", "heartbeat: \"x\" is not a number"},
+		{"amqp://h?foo=1&heartbeat=x", "unknown query parameter \"foo\" (a URI may set "
+					       "heartbeat, connection_timeout, channel_max, "
+					       "frame_max, connection_name, cacertfile, certfile, "
+					       "keyfile, verify, server_name_indication, "
+					       "auth_mechanism)"},
+	};
+	for (size_t i = 0; i < sizeof bad_value / sizeof bad_value[0]; i++)
+		assert_string_equal(set_fails(conf, "uri", bad_value[i][0]), bad_value[i][1]);
+	/* uri.add reads the query as "uri" does, before refusing it */
+	assert_string_equal(set_fails(conf, "uri.add", "amqp://b?heartbeat=abc"),
+			    "heartbeat: \"abc\" is not a number");
+
+	n = snprintf(text, sizeof text, "amqp://h?connection_name=");
+	memset(text + n, 'n', 256);
+	text[n + 256] = '\0';
+	assert_string_equal(set_fails(conf, "uri", text),
+			    "connection_name: 256 bytes is above the maximum length 255");
+	text[n + 255] = '\0';
+	set_ok(conf, "uri", text);
+	assert_int_equal(strlen(conf->connection_name), 255);
+	salvo_conf_destroy(conf);
+}
+
+/* Each string the URI gives is held to its key's length. */
+static void test_uri_lengths(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+	char text[1200];
+	int n;
+
+	n = snprintf(text, sizeof text, "amqp://h/");
+	memset(text + n, 'v', 256);
+	text[n + 256] = '\0';
+	assert_string_equal(set_fails(conf, "uri", text),
+			    "vhost: 256 bytes is above the maximum length 255");
+	/* the limit is on the decoded name: 255 escapes of 3 bytes each are fine */
+	n = snprintf(text, sizeof text, "amqp://h/");
+	for (int i = 0; i < 255; i++)
+		n += snprintf(text + n, sizeof text - (size_t)n, "%%2F");
+	set_ok(conf, "uri", text);
+	assert_int_equal(strlen(conf->vhost), 255);
+
+	n = snprintf(text, sizeof text, "amqp://");
+	memset(text + n, 'h', 256);
+	text[n + 256] = '\0';
+	assert_string_equal(set_fails(conf, "uri", text),
+			    "host: 256 bytes is above the maximum length 255");
+	assert_string_equal(set_fails(conf, "uri.add", text),
+			    "host: 256 bytes is above the maximum length 255");
+
+	n = snprintf(text, sizeof text, "amqp://");
+	memset(text + n, 'u', 256);
+	strcpy(text + n + 256, "@h");
+	assert_string_equal(set_fails(conf, "uri", text),
+			    "user: 256 bytes is above the maximum length 255");
+	salvo_conf_destroy(conf);
+}
+
 static void test_tls_keys(void **state)
 {
 	(void)state;
@@ -815,21 +1011,43 @@ static void test_print_help(void **state)
 static void test_password_never_leaked(void **state)
 {
 	(void)state;
+	/* Refused for what the values mean; test_uri.c has the malformed ones. */
 	const char *bad[] = {
 		"amqp://user:s3cret@host:abc",
-		"amqp://user:s3cret",
+		"amqp://user:s3cret@host:0",
+		"amqp://user:s3cret@host:",
+		"amqp://user:s3cret",	    /* the host forgotten: the password is the "port" */
+		"amqp://user:s3cret/vhost", /* likewise */
+		"amqp://user:s3cret@host?foo=1",
+		"amqp://user:s3cret@host?heartbeat=abc",
+		"amqp://user:s3cret@host?heartbeat=1&heartbeat=2",
+		/* and two malformed ones, through the conf */
 		"amqp://user:s3/cret@host",
 		"amqp://user:s3cret%zz@host",
-		"amqp://user:s3cret@host?heartbeat=abc",
 	};
 	salvo_conf *conf = new_conf();
-	char *text = NULL, *long_password = malloc(SV_PASSWORD_MAX + 2);
+	char *help = NULL, *long_password = malloc(SV_PASSWORD_MAX + 2);
 	size_t size = 0;
 	FILE *out;
 
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-		assert_null(strstr(set_fails(conf, "uri", bad[i]), "s3"));
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *msg = set_fails(conf, "uri", bad[i]);
+
+		if (strstr(msg, "s3") || strstr(msg, "cret"))
+			fail_msg("%s: \"%s\" shows the password", bad[i], msg);
+		msg = set_fails(conf, "uri.add", bad[i]);
+		if (strstr(msg, "s3") || strstr(msg, "cret"))
+			fail_msg("uri.add %s: \"%s\" shows the password", bad[i], msg);
+	}
 	assert_null(strstr(set_fails(conf, "uri.add", "amqp://user:s3cret@b"), "s3"));
+	/* nor when the whole URI is too long */
+	char *text = malloc(SV_URI_MAX + 64);
+	assert_non_null(text);
+	int n = snprintf(text, SV_URI_MAX + 64, "amqp://user:s3cret@host/");
+	memset(text + n, 'v', SV_URI_MAX);
+	text[n + SV_URI_MAX] = '\0';
+	assert_string_equal(set_fails(conf, "uri", text), "URI is longer than 4096 bytes");
+	free(text);
 	assert_non_null(long_password);
 	memset(long_password, 'z', SV_PASSWORD_MAX + 1);
 	memcpy(long_password, "s3cret", 6);
@@ -846,12 +1064,12 @@ static void test_password_never_leaked(void **state)
 	set_ok(conf, "password", "s3cret");
 	for (size_t i = 0; i < N_KEYS; i++)
 		assert_null(strstr(get(conf, all_keys[i].key), "s3"));
-	out = open_memstream(&text, &size);
+	out = open_memstream(&help, &size);
 	assert_non_null(out);
 	salvo_conf_print_help(out);
 	assert_int_equal(fclose(out), 0);
-	assert_null(strstr(text, "s3"));
-	free(text);
+	assert_null(strstr(help, "s3"));
+	free(help);
 	salvo_conf_destroy(conf);
 }
 
@@ -893,6 +1111,10 @@ int main(int argc, char **argv)
 		CONF_TEST("uri sets endpoint and credentials", test_uri_sets_endpoint_and_credentials),
 		CONF_TEST("uri resets absent parts", test_uri_resets_absent_parts),
 		CONF_TEST("uri applies query", test_uri_applies_query),
+		CONF_TEST("uri spec defaults", test_uri_spec_defaults),
+		CONF_TEST("uri bad port", test_uri_bad_port),
+		CONF_TEST("uri query checks", test_uri_query_checks),
+		CONF_TEST("uri lengths", test_uri_lengths),
 		CONF_TEST("uri keeps other keys", test_uri_keeps_other_keys),
 		CONF_TEST("uri error leaves conf unchanged", test_uri_error_leaves_conf_unchanged),
 		CONF_TEST("uri.add appends", test_uri_add_appends),
