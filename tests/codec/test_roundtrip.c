@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 
-#include "support.h"
+#include "../support.h"
 
 #include "frame.h"
 #include "methods.h"

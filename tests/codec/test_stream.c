@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "support.h"
+#include "../support.h"
 
 #include "frame.h"
 #include "methods.h"

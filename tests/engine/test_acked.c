@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "acked.h"
 

@@ -8,7 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "conf_internal.h"
 #include "tls.h"

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "confirm.h"
 

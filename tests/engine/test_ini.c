@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "conf_internal.h"
 #include "ini.h"

@@ -8,9 +8,9 @@
  */
 #include <stdlib.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
-#include "../integration/props_sample.h"
+#include "../props_sample.h"
 #include "frame.h"
 #include "props.h"
 #include "template.h"

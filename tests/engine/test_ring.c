@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "ring.h"
 

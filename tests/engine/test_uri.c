@@ -6,7 +6,7 @@
  */
 #include <stdlib.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "conf_internal.h"
 

@@ -24,7 +24,7 @@
 #include "table.h"
 #include "template.h"
 
-#include "check.h"
+#include "../check.h"
 
 #define B(s) ((struct sv_bytes){(const uint8_t *)(s), sizeof(s) - 1})
 #define STR(s) ((struct sv_bytes){(const uint8_t *)(s), (uint32_t)strlen(s)})

@@ -30,7 +30,7 @@
 #include "methods.h"
 #include "table.h"
 
-#include "check.h"
+#include "../check.h"
 
 #define PASSWORD "hunter2-not-the-password"
 

@@ -24,9 +24,9 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "props_sample.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../props_sample.h"
+#include "../rabbit.h"
 
 static const char *uri;
 

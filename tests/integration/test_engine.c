@@ -17,8 +17,8 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../rabbit.h"
 
 static const char *uri;
 

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rabbit.h"
+#include "../rabbit.h"
 
 enum { PRODUCERS = 4 };
 

@@ -37,7 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rabbit.h"
+#include "../rabbit.h"
 
 struct republish {
 	salvo_publisher *p;

@@ -32,7 +32,7 @@
 #include "../../src/engine/connect.h"
 #include "../../src/engine/tls.h"
 
-#include "check.h"
+#include "../check.h"
 
 #define SKIP	       77
 #define BOGUS_PASSWORD "not-the-password"

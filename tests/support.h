@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Helpers shared by the codec tests (cmocka). */
+/* Helpers shared by the cmocka tests (codec, engine) and the fuzz corpus generator. */
 #ifndef SALVO_TEST_SUPPORT_H
 #define SALVO_TEST_SUPPORT_H
 

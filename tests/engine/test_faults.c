@@ -37,7 +37,7 @@
 #include "methods.h"
 #include "table.h"
 
-#include "check.h"
+#include "../check.h"
 
 #define FRAME_MAX 131072u
 #define BODY_FRAME_MAX (FRAME_MAX - SV_FRAME_OVERHEAD)

@@ -23,8 +23,8 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../rabbit.h"
 #include "sink_child.h"
 
 static salvo_client *connect_sink(const char *heartbeat)

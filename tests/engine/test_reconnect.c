@@ -34,8 +34,8 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../rabbit.h"
 #include "sink_child.h"
 
 /*

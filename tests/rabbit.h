@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the integration tests that talk to a broker: OK for a call that must
- * succeed, the monotonic clock, clients from a URI plus configuration keys, fresh queues
- * and a queue's message count (a passive queue.declare), rabbitmqctl close_connection
- * (scripts/rabbitmq.sh under SALVO_SOURCE_ROOT). They stop the test at the first
- * failure, like CHECK (check.h).
+ * Helpers shared by the tests that talk to a broker (RabbitMQ, or salvo-sink in suite
+ * engine): OK for a call that must succeed, the monotonic clock, clients from a URI plus
+ * configuration keys, fresh queues and a queue's message count (a passive queue.declare),
+ * rabbitmqctl close_connection (scripts/rabbitmq.sh under SALVO_SOURCE_ROOT). They stop
+ * the test at the first failure, like CHECK (check.h).
  */
 #ifndef SALVO_TEST_RABBIT_H
 #define SALVO_TEST_RABBIT_H
