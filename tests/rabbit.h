@@ -31,16 +31,24 @@
 		}                                                                                  \
 	} while (0)
 
+/*
+ * The before hook (run_cases, check.h) of a program whose every case needs the test
+ * broker: 0, or 77 (skipped) with a message without SALVO_TEST_URI.
+ */
+static inline int rabbit_need_broker(void)
+{
+	if (getenv("SALVO_TEST_URI"))
+		return 0;
+	fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
+	return 77;
+}
+
 /* The test broker's URI (SALVO_TEST_URI); without one the test is skipped (exit 77). */
 static inline const char *rabbit_test_uri(void)
 {
-	const char *uri = getenv("SALVO_TEST_URI");
-
-	if (!uri) {
-		fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
+	if (rabbit_need_broker())
 		exit(77);
-	}
-	return uri;
+	return getenv("SALVO_TEST_URI");
 }
 
 static inline double now_s(void)

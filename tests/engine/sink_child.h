@@ -38,6 +38,18 @@ static void stop_sink(void)
 	}
 }
 
+/*
+ * The before hook (run_cases, check.h) of a program whose cases start sinks: the path of
+ * salvo-sink, the operand after the case name, is in sink_exe; 2 when it is missing.
+ */
+static int need_sink(void)
+{
+	if (sink_exe)
+		return 0;
+	fprintf(stderr, "usage: PROGRAM CASE SALVO_SINK\n");
+	return 2;
+}
+
 /* Start sink_exe with the given options (NULL-terminated) and wait for its port. */
 static void start_sink(const char *opt, ...)
 {
