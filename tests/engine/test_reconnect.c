@@ -1313,12 +1313,12 @@ static void case_rabbitmq_kill9_tls(void)
 }
 
 static const struct test_case cases[] = {
-    {"rabbitmq-kill9", .run = case_rabbitmq_kill9},
-    {"rabbitmq-kill9-tls", .run = case_rabbitmq_kill9_tls},
-    {"rabbitmq-auth", .run = case_rabbitmq_auth},
-    {"rabbitmq-blocked", .run = case_rabbitmq_blocked},
-    {"rabbitmq", .run = case_rabbitmq},
-    {"rabbitmq-best-effort", .run = case_rabbitmq_best_effort},
+    {"rabbitmq kill -9", .run = case_rabbitmq_kill9},
+    {"rabbitmq kill -9 tls", .run = case_rabbitmq_kill9_tls},
+    {"rabbitmq wrong password", .run = case_rabbitmq_auth},
+    {"rabbitmq blocked", .run = case_rabbitmq_blocked},
+    {"rabbitmq close_connection", .run = case_rabbitmq},
+    {"rabbitmq best effort", .run = case_rabbitmq_best_effort},
     {"proxy-cut", .run = case_proxy_cut},
     {"proxy-stall", .run = case_proxy_stall},
     {"proxy-trickle", .run = case_proxy_trickle},
