@@ -3,7 +3,7 @@
  * Golden vectors: frames written out byte by byte from the AMQP 0-9-1 specification, to
  * catch an encoder and decoder that agree with each other but not with the wire.
  */
-#include "support.h"
+#include "../support.h"
 
 #include "frame.h"
 #include "methods.h"

@@ -7,7 +7,7 @@
  */
 #include <stdlib.h>
 
-#include "support.h"
+#include "../support.h"
 
 #include "frame.h"
 #include "methods.h"
@@ -1079,49 +1079,47 @@ static void test_reader_init_resets(void **state)
 	assert_int_equal(sv_reader_next(&r, good + 8, 8, &d), 8);
 }
 
-#define REJECT(name, fn) {name, fn, NULL, NULL, NULL}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		REJECT("frame-end", test_frame_end),
-		REJECT("frame-too-large", test_frame_too_large),
-		REJECT("frame-size-header-only", test_frame_size_header_only),
-		REJECT("frame-type-unknown", test_frame_type_unknown),
-		REJECT("method-frame-short", test_method_frame_short),
-		REJECT("header-frame-short", test_header_frame_short),
-		REJECT("heartbeat-payload", test_heartbeat_payload),
-		REJECT("heartbeat-channel", test_heartbeat_channel),
-		REJECT("shortstr-overrun", test_shortstr_overrun),
-		REJECT("longstr-overrun", test_longstr_overrun),
-		REJECT("table-length-overrun", test_table_length_overrun),
-		REJECT("table-value-overrun", test_table_value_overrun),
-		REJECT("table-key-overrun", test_table_key_overrun),
-		REJECT("encode-shortstr-too-long", test_encode_shortstr_too_long),
-		REJECT("table-writer-key-too-long", test_table_writer_key_too_long),
-		REJECT("table-writer-misuse", test_table_writer_misuse),
-		REJECT("template-refusals", test_template_refusals),
-		REJECT("header-body-size-high-bit", test_header_body_size_high_bit),
-		REJECT("header-class", test_header_class),
-		REJECT("header-flags-undefined", test_header_flags_undefined),
-		REJECT("header-trailing-bytes", test_header_trailing_bytes),
-		REJECT("header-property-overrun", test_header_property_overrun),
-		REJECT("table-depth-tables", test_table_depth_tables),
-		REJECT("table-depth-arrays", test_table_depth_arrays),
-		REJECT("table-depth-mixed", test_table_depth_mixed),
-		REJECT("table-depth-in-frames", test_table_depth_in_frames),
-		REJECT("table-writer-depth", test_table_writer_depth),
-		REJECT("field-type-unknown", test_field_type_unknown),
-		REJECT("class-unknown", test_class_unknown),
-		REJECT("method-unknown", test_method_unknown),
-		REJECT("method-trailing-bytes", test_method_trailing_bytes),
-		REJECT("content-header-first", test_content_header_first),
-		REJECT("content-body-first", test_content_body_first),
-		REJECT("content-method-interrupts", test_content_method_interrupts),
-		REJECT("content-body-overflow", test_content_body_overflow),
-		REJECT("content-class-mismatch", test_content_class_mismatch),
-		REJECT("reader-sticky", test_reader_sticky),
-		REJECT("reader-init-resets", test_reader_init_resets),
+		NAMED_TEST("frame-end", test_frame_end),
+		NAMED_TEST("frame-too-large", test_frame_too_large),
+		NAMED_TEST("frame-size-header-only", test_frame_size_header_only),
+		NAMED_TEST("frame-type-unknown", test_frame_type_unknown),
+		NAMED_TEST("method-frame-short", test_method_frame_short),
+		NAMED_TEST("header-frame-short", test_header_frame_short),
+		NAMED_TEST("heartbeat-payload", test_heartbeat_payload),
+		NAMED_TEST("heartbeat-channel", test_heartbeat_channel),
+		NAMED_TEST("shortstr-overrun", test_shortstr_overrun),
+		NAMED_TEST("longstr-overrun", test_longstr_overrun),
+		NAMED_TEST("table-length-overrun", test_table_length_overrun),
+		NAMED_TEST("table-value-overrun", test_table_value_overrun),
+		NAMED_TEST("table-key-overrun", test_table_key_overrun),
+		NAMED_TEST("encode-shortstr-too-long", test_encode_shortstr_too_long),
+		NAMED_TEST("table-writer-key-too-long", test_table_writer_key_too_long),
+		NAMED_TEST("table-writer-misuse", test_table_writer_misuse),
+		NAMED_TEST("template-refusals", test_template_refusals),
+		NAMED_TEST("header-body-size-high-bit", test_header_body_size_high_bit),
+		NAMED_TEST("header-class", test_header_class),
+		NAMED_TEST("header-flags-undefined", test_header_flags_undefined),
+		NAMED_TEST("header-trailing-bytes", test_header_trailing_bytes),
+		NAMED_TEST("header-property-overrun", test_header_property_overrun),
+		NAMED_TEST("table-depth-tables", test_table_depth_tables),
+		NAMED_TEST("table-depth-arrays", test_table_depth_arrays),
+		NAMED_TEST("table-depth-mixed", test_table_depth_mixed),
+		NAMED_TEST("table-depth-in-frames", test_table_depth_in_frames),
+		NAMED_TEST("table-writer-depth", test_table_writer_depth),
+		NAMED_TEST("field-type-unknown", test_field_type_unknown),
+		NAMED_TEST("class-unknown", test_class_unknown),
+		NAMED_TEST("method-unknown", test_method_unknown),
+		NAMED_TEST("method-trailing-bytes", test_method_trailing_bytes),
+		NAMED_TEST("content-header-first", test_content_header_first),
+		NAMED_TEST("content-body-first", test_content_body_first),
+		NAMED_TEST("content-method-interrupts", test_content_method_interrupts),
+		NAMED_TEST("content-body-overflow", test_content_body_overflow),
+		NAMED_TEST("content-class-mismatch", test_content_class_mismatch),
+		NAMED_TEST("reader-sticky", test_reader_sticky),
+		NAMED_TEST("reader-init-resets", test_reader_init_resets),
 	};
 
 	return sv_test_main(argc, argv, "reject", tests, sizeof tests / sizeof tests[0]);

@@ -3,11 +3,12 @@
  * Round trip of every generated method and of the basic properties: fill every argument
  * with distinctive values, encode, decode, compare argument by argument, re-encode to the
  * same bytes; every truncation of the payload must fail and a trailing byte must be
- * refused. Run with a method name ("basic.publish") to test that method alone.
+ * refused. A case per method, named as the method is ("basic.publish"), and
+ * "basic.properties".
  */
 #include <stdlib.h>
 
-#include "support.h"
+#include "../support.h"
 
 #include "frame.h"
 #include "methods.h"
@@ -154,21 +155,10 @@ static void roundtrip_method(const struct sv_method_desc *d)
 	}
 }
 
-static const char *selected;
-
-static void test_methods(void **state)
+/* The case of one method (state: its sv_method_desc). */
+static void test_method(void **state)
 {
-	(void)state;
-	unsigned ran = 0;
-
-	for (size_t i = 0; i < SV_METHOD_COUNT; i++) {
-		if (selected && strcmp(selected, sv_methods[i].name) != 0)
-			continue;
-		roundtrip_method(&sv_methods[i]);
-		ran++;
-	}
-	if (ran == 0)
-		fail_msg("no method named '%s'", selected);
+	roundtrip_method(*state);
 }
 
 /* Every combination of the 14 property flags, through a whole content header frame. */
@@ -209,20 +199,15 @@ static void test_properties(void **state)
 
 int main(int argc, char **argv)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_methods),
-		cmocka_unit_test(test_properties),
-	};
+	struct CMUnitTest tests[SV_METHOD_COUNT + 1];
 
+	for (size_t i = 0; i < SV_METHOD_COUNT; i++)
+		tests[i] = (struct CMUnitTest){sv_methods[i].name, test_method, NULL, NULL,
+					       (void *)&sv_methods[i]};
+	tests[SV_METHOD_COUNT] = (struct CMUnitTest)NAMED_TEST("basic.properties", test_properties);
 	for (size_t i = 0; i < sizeof longstr_buf; i++)
 		longstr_buf[i] = (uint8_t)(i * 7 + 1);
 	for (size_t i = 0; i < sizeof shortstr_buf; i++)
 		shortstr_buf[i] = (uint8_t)('a' + i % 26);
-	if (argc > 1 && strcmp(argv[1], "basic.properties") == 0)
-		return sv_test_main(2, (char *[]){argv[0], "test_properties"}, "roundtrip", tests, 2);
-	if (argc > 1) {
-		selected = argv[1];
-		return sv_test_main(2, (char *[]){argv[0], "test_methods"}, "roundtrip", tests, 2);
-	}
-	return sv_test_main(1, argv, "roundtrip", tests, 2);
+	return sv_test_main(argc, argv, "roundtrip", tests, SV_METHOD_COUNT + 1);
 }

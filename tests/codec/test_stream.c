@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "support.h"
+#include "../support.h"
 
 #include "frame.h"
 #include "methods.h"
@@ -891,18 +891,16 @@ static void test_publish_template(void **state)
 	}
 }
 
-#define STREAM_TEST(name, fn) {name, fn, NULL, NULL, NULL}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		STREAM_TEST("whole", test_whole),
-		STREAM_TEST("split at every offset", test_split_every_offset),
-		STREAM_TEST("one byte at a time", test_byte_at_a_time),
-		STREAM_TEST("guard page", test_guard_page),
-		STREAM_TEST("table guard page", test_table_guard_page),
-		STREAM_TEST("table iterators", test_table_iterators),
-		STREAM_TEST("publish template", test_publish_template),
+		NAMED_TEST("whole", test_whole),
+		NAMED_TEST("split at every offset", test_split_every_offset),
+		NAMED_TEST("one byte at a time", test_byte_at_a_time),
+		NAMED_TEST("guard page", test_guard_page),
+		NAMED_TEST("table guard page", test_table_guard_page),
+		NAMED_TEST("table iterators", test_table_iterators),
+		NAMED_TEST("publish template", test_publish_template),
 	};
 
 	return sv_test_main(argc, argv, "stream", tests, sizeof tests / sizeof tests[0]);

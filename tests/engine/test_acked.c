@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "acked.h"
 
@@ -152,11 +152,11 @@ static void test_random_against_model(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_in_order),
-		cmocka_unit_test(test_refusals),
-		cmocka_unit_test(test_no_ack),
-		cmocka_unit_test(test_multiple_across_words),
-		cmocka_unit_test(test_random_against_model),
+		NAMED_TEST("in order", test_in_order),
+		NAMED_TEST("refusals", test_refusals),
+		NAMED_TEST("no ack", test_no_ack),
+		NAMED_TEST("multiple across words", test_multiple_across_words),
+		NAMED_TEST("random against model", test_random_against_model),
 	};
 	return sv_test_main(argc, argv, "acked", tests, sizeof tests / sizeof tests[0]);
 }

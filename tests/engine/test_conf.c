@@ -8,7 +8,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "conf_internal.h"
 #include "tls.h"
@@ -1073,20 +1073,19 @@ static void test_password_never_leaked(void **state)
 	salvo_conf_destroy(conf);
 }
 
-#define CONF_TEST(name, fn) {name, fn, NULL, NULL, NULL}
 #define RANGE_TEST(name) {name, test_range, NULL, NULL, (void *)(name)}
 
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		CONF_TEST("defaults", test_defaults),
-		CONF_TEST("set and get", test_set_and_get),
-		CONF_TEST("password masked", test_password_masked),
-		CONF_TEST("number parsing", test_number_parsing),
-		CONF_TEST("error messages", test_error_messages),
-		CONF_TEST("unknown key", test_unknown_key),
-		CONF_TEST("null arguments", test_null_arguments),
-		CONF_TEST("failure leaves conf unchanged", test_failure_leaves_conf_unchanged),
+		NAMED_TEST("defaults", test_defaults),
+		NAMED_TEST("set and get", test_set_and_get),
+		NAMED_TEST("password masked", test_password_masked),
+		NAMED_TEST("number parsing", test_number_parsing),
+		NAMED_TEST("error messages", test_error_messages),
+		NAMED_TEST("unknown key", test_unknown_key),
+		NAMED_TEST("null arguments", test_null_arguments),
+		NAMED_TEST("failure leaves conf unchanged", test_failure_leaves_conf_unchanged),
 		RANGE_TEST("range heartbeat"),
 		RANGE_TEST("range connection_timeout"),
 		RANGE_TEST("range channel_max"),
@@ -1107,30 +1106,30 @@ int main(int argc, char **argv)
 		RANGE_TEST("range reconnect.max_delay"),
 		RANGE_TEST("range reconnect.max_attempts"),
 		RANGE_TEST("range blocked_timeout"),
-		CONF_TEST("ring size rounding", test_ring_size_rounding),
-		CONF_TEST("uri sets endpoint and credentials", test_uri_sets_endpoint_and_credentials),
-		CONF_TEST("uri resets absent parts", test_uri_resets_absent_parts),
-		CONF_TEST("uri applies query", test_uri_applies_query),
-		CONF_TEST("uri spec defaults", test_uri_spec_defaults),
-		CONF_TEST("uri bad port", test_uri_bad_port),
-		CONF_TEST("uri query checks", test_uri_query_checks),
-		CONF_TEST("uri lengths", test_uri_lengths),
-		CONF_TEST("uri keeps other keys", test_uri_keeps_other_keys),
-		CONF_TEST("uri error leaves conf unchanged", test_uri_error_leaves_conf_unchanged),
-		CONF_TEST("uri.add appends", test_uri_add_appends),
-		CONF_TEST("uri.add refusals", test_uri_add_refusals),
-		CONF_TEST("uri.add limit", test_uri_add_limit),
-		CONF_TEST("uri replaces list", test_uri_replaces_list),
-		CONF_TEST("host and port edit first endpoint", test_host_and_port_edit_first_endpoint),
-		CONF_TEST("get buffer sizing", test_get_buffer_sizing),
-		CONF_TEST("dup", test_dup),
-		CONF_TEST("destroy null", test_destroy_null),
-		CONF_TEST("print help", test_print_help),
-		CONF_TEST("password never leaked", test_password_never_leaked),
-		CONF_TEST("tls keys", test_tls_keys),
-		CONF_TEST("tls refusals", test_tls_refusals),
-		CONF_TEST("uri applies tls query", test_uri_applies_tls_query),
-		CONF_TEST("tls settings from conf", test_tls_settings_from_conf),
+		NAMED_TEST("ring size rounding", test_ring_size_rounding),
+		NAMED_TEST("uri sets endpoint and credentials", test_uri_sets_endpoint_and_credentials),
+		NAMED_TEST("uri resets absent parts", test_uri_resets_absent_parts),
+		NAMED_TEST("uri applies query", test_uri_applies_query),
+		NAMED_TEST("uri spec defaults", test_uri_spec_defaults),
+		NAMED_TEST("uri bad port", test_uri_bad_port),
+		NAMED_TEST("uri query checks", test_uri_query_checks),
+		NAMED_TEST("uri lengths", test_uri_lengths),
+		NAMED_TEST("uri keeps other keys", test_uri_keeps_other_keys),
+		NAMED_TEST("uri error leaves conf unchanged", test_uri_error_leaves_conf_unchanged),
+		NAMED_TEST("uri.add appends", test_uri_add_appends),
+		NAMED_TEST("uri.add refusals", test_uri_add_refusals),
+		NAMED_TEST("uri.add limit", test_uri_add_limit),
+		NAMED_TEST("uri replaces list", test_uri_replaces_list),
+		NAMED_TEST("host and port edit first endpoint", test_host_and_port_edit_first_endpoint),
+		NAMED_TEST("get buffer sizing", test_get_buffer_sizing),
+		NAMED_TEST("dup", test_dup),
+		NAMED_TEST("destroy null", test_destroy_null),
+		NAMED_TEST("print help", test_print_help),
+		NAMED_TEST("password never leaked", test_password_never_leaked),
+		NAMED_TEST("tls keys", test_tls_keys),
+		NAMED_TEST("tls refusals", test_tls_refusals),
+		NAMED_TEST("uri applies tls query", test_uri_applies_tls_query),
+		NAMED_TEST("tls settings from conf", test_tls_settings_from_conf),
 	};
 
 	return sv_test_main(argc, argv, "conf", tests, sizeof tests / sizeof tests[0]);

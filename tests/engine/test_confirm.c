@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "confirm.h"
 
@@ -653,32 +653,27 @@ static void test_random(void **state)
 		run_model(seed * 0x9E3779B97F4A7C15ull, bases[seed % 4], windows[seed % 6]);
 }
 
-#define CONFIRM_TEST(name, fn)                                                                     \
-	{                                                                                          \
-		name, fn, NULL, NULL, NULL                                                         \
-	}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    CONFIRM_TEST("init and destroy", test_init_destroy),
-	    CONFIRM_TEST("in-order acks", test_in_order),
-	    CONFIRM_TEST("out-of-order acks", test_out_of_order),
-	    CONFIRM_TEST("multiple ack across words", test_multiple_across_words),
-	    CONFIRM_TEST("tag 0 multiple", test_tag0_multiple),
-	    CONFIRM_TEST("nacks mixed", test_nacks_mixed),
-	    CONFIRM_TEST("returned then acked", test_returned),
-	    CONFIRM_TEST("full window", test_full_window),
-	    CONFIRM_TEST("drain limit", test_drain_limit),
-	    CONFIRM_TEST("wrap-around", test_wrap_around),
-	    CONFIRM_TEST("invalid settles", test_invalid_settles),
-	    CONFIRM_TEST("invalid returns", test_invalid_returns),
-	    CONFIRM_TEST("tags near 2^32", test_near_2_32),
-	    CONFIRM_TEST("tags near 2^63", test_near_2_63),
-	    CONFIRM_TEST("tag space exhausted", test_exhausted),
-	    CONFIRM_TEST("fail all", test_fail_all),
-	    CONFIRM_TEST("reset", test_reset),
-	    CONFIRM_TEST("random against model", test_random),
+	    NAMED_TEST("init and destroy", test_init_destroy),
+	    NAMED_TEST("in-order acks", test_in_order),
+	    NAMED_TEST("out-of-order acks", test_out_of_order),
+	    NAMED_TEST("multiple ack across words", test_multiple_across_words),
+	    NAMED_TEST("tag 0 multiple", test_tag0_multiple),
+	    NAMED_TEST("nacks mixed", test_nacks_mixed),
+	    NAMED_TEST("returned then acked", test_returned),
+	    NAMED_TEST("full window", test_full_window),
+	    NAMED_TEST("drain limit", test_drain_limit),
+	    NAMED_TEST("wrap-around", test_wrap_around),
+	    NAMED_TEST("invalid settles", test_invalid_settles),
+	    NAMED_TEST("invalid returns", test_invalid_returns),
+	    NAMED_TEST("tags near 2^32", test_near_2_32),
+	    NAMED_TEST("tags near 2^63", test_near_2_63),
+	    NAMED_TEST("tag space exhausted", test_exhausted),
+	    NAMED_TEST("fail all", test_fail_all),
+	    NAMED_TEST("reset", test_reset),
+	    NAMED_TEST("random against model", test_random),
 	};
 
 	return sv_test_main(argc, argv, "confirm", tests, sizeof tests / sizeof tests[0]);

@@ -10,7 +10,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "conf_internal.h"
 #include "ini.h"
@@ -527,34 +527,29 @@ static void test_files(void **state)
 	salvo_conf_destroy(conf);
 }
 
-#define INI_TEST(name, fn)                                                                         \
-	{                                                                                          \
-		name, fn, NULL, NULL, NULL                                                         \
-	}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    INI_TEST("items", test_items),
-	    INI_TEST("syntax errors", test_syntax_errors),
-	    INI_TEST("nul byte", test_nul_byte),
-	    INI_TEST("sticky errors", test_sticky_errors),
-	    INI_TEST("line length", test_line_length),
-	    INI_TEST("prefixes against a guard page", test_prefixes_guard_page),
-	    INI_TEST("random garbage", test_random_garbage),
-	    INI_TEST("load sections", test_load_sections),
-	    INI_TEST("defaults and null size", test_defaults_and_null_size),
-	    INI_TEST("uri order and failover", test_uri_order_and_failover),
-	    INI_TEST("uri repeated refusals", test_uri_repeated_refusals),
-	    INI_TEST("unknown key", test_unknown_key),
-	    INI_TEST("bad values", test_bad_values),
-	    INI_TEST("other section checked", test_other_section_checked),
-	    INI_TEST("duplicates", test_duplicates),
-	    INI_TEST("structure errors", test_structure_errors),
-	    INI_TEST("limits", test_limits),
-	    INI_TEST("password never in messages", test_password_never_in_messages),
-	    INI_TEST("hooks kept", test_hooks_kept),
-	    INI_TEST("files", test_files),
+	    NAMED_TEST("items", test_items),
+	    NAMED_TEST("syntax errors", test_syntax_errors),
+	    NAMED_TEST("nul byte", test_nul_byte),
+	    NAMED_TEST("sticky errors", test_sticky_errors),
+	    NAMED_TEST("line length", test_line_length),
+	    NAMED_TEST("prefixes against a guard page", test_prefixes_guard_page),
+	    NAMED_TEST("random garbage", test_random_garbage),
+	    NAMED_TEST("load sections", test_load_sections),
+	    NAMED_TEST("defaults and null size", test_defaults_and_null_size),
+	    NAMED_TEST("uri order and failover", test_uri_order_and_failover),
+	    NAMED_TEST("uri repeated refusals", test_uri_repeated_refusals),
+	    NAMED_TEST("unknown key", test_unknown_key),
+	    NAMED_TEST("bad values", test_bad_values),
+	    NAMED_TEST("other section checked", test_other_section_checked),
+	    NAMED_TEST("duplicates", test_duplicates),
+	    NAMED_TEST("structure errors", test_structure_errors),
+	    NAMED_TEST("limits", test_limits),
+	    NAMED_TEST("password never in messages", test_password_never_in_messages),
+	    NAMED_TEST("hooks kept", test_hooks_kept),
+	    NAMED_TEST("files", test_files),
 	};
 
 	return sv_test_main(argc, argv, "ini", tests, sizeof tests / sizeof tests[0]);

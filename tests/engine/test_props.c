@@ -8,9 +8,9 @@
  */
 #include <stdlib.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
-#include "../integration/props_sample.h"
+#include "../props_sample.h"
 #include "frame.h"
 #include "props.h"
 #include "template.h"
@@ -208,20 +208,15 @@ static void test_iterator(void **state)
 	salvo_table_destroy(empty);
 }
 
-#define PROPS_TEST(name, fn)                                                                       \
-	{                                                                                          \
-		name, fn, NULL, NULL, NULL                                                         \
-	}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    PROPS_TEST("every property", test_every_property),
-	    PROPS_TEST("absent properties", test_absent),
-	    PROPS_TEST("persistent", test_persistent),
-	    PROPS_TEST("invalid properties", test_invalid_props),
-	    PROPS_TEST("table refusals", test_table_refusals),
-	    PROPS_TEST("iterator", test_iterator),
+	    NAMED_TEST("every property", test_every_property),
+	    NAMED_TEST("absent properties", test_absent),
+	    NAMED_TEST("persistent", test_persistent),
+	    NAMED_TEST("invalid properties", test_invalid_props),
+	    NAMED_TEST("table refusals", test_table_refusals),
+	    NAMED_TEST("iterator", test_iterator),
 	};
 
 	return sv_test_main(argc, argv, "props", tests, sizeof tests / sizeof tests[0]);

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "ring.h"
 
@@ -740,29 +740,24 @@ static void test_stress(void **state)
 	free(st);
 }
 
-#define RING_TEST(name, fn)                                                                        \
-	{                                                                                          \
-		name, fn, NULL, NULL, NULL                                                         \
-	}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    RING_TEST("init and destroy", test_init_destroy),
-	    RING_TEST("capacity rounding", test_capacity_rounding),
-	    RING_TEST("invalid capacities", test_invalid_capacities),
-	    RING_TEST("init failure cleans up", test_init_failure),
-	    RING_TEST("basic flow", test_basic_flow),
-	    RING_TEST("commit less than reserved", test_commit_less),
-	    RING_TEST("mirror", test_mirror),
-	    RING_TEST("full ring", test_full_ring),
-	    RING_TEST("wrap-around", test_wrap_around),
-	    RING_TEST("short writes", test_short_writes),
-	    RING_TEST("wait_space without waiting", test_wait_space_ready),
-	    RING_TEST("wait_space timeout", test_wait_space_timeout),
-	    RING_TEST("wait_space wake-up", test_wait_space_wakeup),
-	    RING_TEST("wait_space interrupt", test_wait_space_interrupt),
-	    RING_TEST("stress", test_stress),
+	    NAMED_TEST("init and destroy", test_init_destroy),
+	    NAMED_TEST("capacity rounding", test_capacity_rounding),
+	    NAMED_TEST("invalid capacities", test_invalid_capacities),
+	    NAMED_TEST("init failure cleans up", test_init_failure),
+	    NAMED_TEST("basic flow", test_basic_flow),
+	    NAMED_TEST("commit less than reserved", test_commit_less),
+	    NAMED_TEST("mirror", test_mirror),
+	    NAMED_TEST("full ring", test_full_ring),
+	    NAMED_TEST("wrap-around", test_wrap_around),
+	    NAMED_TEST("short writes", test_short_writes),
+	    NAMED_TEST("wait_space without waiting", test_wait_space_ready),
+	    NAMED_TEST("wait_space timeout", test_wait_space_timeout),
+	    NAMED_TEST("wait_space wake-up", test_wait_space_wakeup),
+	    NAMED_TEST("wait_space interrupt", test_wait_space_interrupt),
+	    NAMED_TEST("stress", test_stress),
 	};
 
 	return sv_test_main(argc, argv, "ring", tests, sizeof tests / sizeof tests[0]);

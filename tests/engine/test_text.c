@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "error.h"
 
@@ -168,9 +168,11 @@ static void test_random(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_plain_kept),	 cmocka_unit_test(test_controls_escaped),
-		cmocka_unit_test(test_utf8),		 cmocka_unit_test(test_cut),
-		cmocka_unit_test(test_random),
+		NAMED_TEST("plain kept", test_plain_kept),
+		NAMED_TEST("controls escaped", test_controls_escaped),
+		NAMED_TEST("utf8", test_utf8),
+		NAMED_TEST("cut", test_cut),
+		NAMED_TEST("random", test_random),
 	};
 	return sv_test_main(argc, argv, "text", tests, sizeof tests / sizeof tests[0]);
 }

@@ -12,7 +12,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "../codec/support.h"
+#include "../support.h"
 
 #include "salvo.h"
 #include "uri.h"
@@ -754,56 +754,51 @@ static void test_prefixes_guard_page(void **state)
 	munmap(map, (size_t)page * 2);
 }
 
-#define URI_TEST(name, fn)                                                                         \
-	{                                                                                          \
-		name, fn, NULL, NULL, NULL                                                         \
-	}
-
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    URI_TEST("spec full", test_spec_full),
-	    URI_TEST("spec escapes", test_spec_escapes),
-	    URI_TEST("spec empty", test_spec_empty),
-	    URI_TEST("spec empty userinfo and vhost", test_spec_empty_userinfo_and_vhost),
-	    URI_TEST("spec user only", test_spec_user_only),
-	    URI_TEST("spec user and password", test_spec_user_and_password),
-	    URI_TEST("spec host", test_spec_host),
-	    URI_TEST("spec port only", test_spec_port_only),
-	    URI_TEST("spec vhost only", test_spec_vhost_only),
-	    URI_TEST("spec empty vhost", test_spec_empty_vhost),
-	    URI_TEST("spec slash vhost", test_spec_slash_vhost),
-	    URI_TEST("spec ipv6", test_spec_ipv6),
-	    URI_TEST("ipv6 with port", test_ipv6_with_port),
-	    URI_TEST("amqps", test_amqps),
-	    URI_TEST("scheme case", test_scheme_case),
-	    URI_TEST("password with colon", test_password_with_colon),
-	    URI_TEST("split points", test_split_points),
-	    URI_TEST("query parameters", test_query_parameters),
-	    URI_TEST("query decoding", test_query_decoding),
-	    URI_TEST("query empty pairs", test_query_empty_pairs),
-	    URI_TEST("query values unchecked", test_query_values_unchecked),
-	    URI_TEST("port text", test_port_text),
-	    URI_TEST("longest uri", test_longest_uri),
-	    URI_TEST("long components", test_long_components),
-	    URI_TEST("buffer bound", test_buffer_bound),
-	    URI_TEST("query pair limit", test_query_pair_limit),
-	    URI_TEST("bad scheme", test_bad_scheme),
-	    URI_TEST("bad escape", test_bad_escape),
-	    URI_TEST("nul escape", test_nul_escape),
-	    URI_TEST("bad character", test_bad_character),
-	    URI_TEST("embedded nul", test_embedded_nul),
-	    URI_TEST("bad ipv6", test_bad_ipv6),
-	    URI_TEST("tls query parameters", test_tls_query_parameters),
-	    URI_TEST("query without value", test_query_without_value),
-	    URI_TEST("unescaped slash in vhost", test_unescaped_slash_in_vhost),
-	    URI_TEST("at after host", test_at_after_host),
-	    URI_TEST("fragment", test_fragment),
-	    URI_TEST("too long", test_too_long),
-	    URI_TEST("error offset", test_error_offset),
-	    URI_TEST("password never leaked", test_password_never_leaked),
-	    URI_TEST("errstr size", test_errstr_size),
-	    URI_TEST("prefixes against a guard page", test_prefixes_guard_page),
+	    NAMED_TEST("spec full", test_spec_full),
+	    NAMED_TEST("spec escapes", test_spec_escapes),
+	    NAMED_TEST("spec empty", test_spec_empty),
+	    NAMED_TEST("spec empty userinfo and vhost", test_spec_empty_userinfo_and_vhost),
+	    NAMED_TEST("spec user only", test_spec_user_only),
+	    NAMED_TEST("spec user and password", test_spec_user_and_password),
+	    NAMED_TEST("spec host", test_spec_host),
+	    NAMED_TEST("spec port only", test_spec_port_only),
+	    NAMED_TEST("spec vhost only", test_spec_vhost_only),
+	    NAMED_TEST("spec empty vhost", test_spec_empty_vhost),
+	    NAMED_TEST("spec slash vhost", test_spec_slash_vhost),
+	    NAMED_TEST("spec ipv6", test_spec_ipv6),
+	    NAMED_TEST("ipv6 with port", test_ipv6_with_port),
+	    NAMED_TEST("amqps", test_amqps),
+	    NAMED_TEST("scheme case", test_scheme_case),
+	    NAMED_TEST("password with colon", test_password_with_colon),
+	    NAMED_TEST("split points", test_split_points),
+	    NAMED_TEST("query parameters", test_query_parameters),
+	    NAMED_TEST("query decoding", test_query_decoding),
+	    NAMED_TEST("query empty pairs", test_query_empty_pairs),
+	    NAMED_TEST("query values unchecked", test_query_values_unchecked),
+	    NAMED_TEST("port text", test_port_text),
+	    NAMED_TEST("longest uri", test_longest_uri),
+	    NAMED_TEST("long components", test_long_components),
+	    NAMED_TEST("buffer bound", test_buffer_bound),
+	    NAMED_TEST("query pair limit", test_query_pair_limit),
+	    NAMED_TEST("bad scheme", test_bad_scheme),
+	    NAMED_TEST("bad escape", test_bad_escape),
+	    NAMED_TEST("nul escape", test_nul_escape),
+	    NAMED_TEST("bad character", test_bad_character),
+	    NAMED_TEST("embedded nul", test_embedded_nul),
+	    NAMED_TEST("bad ipv6", test_bad_ipv6),
+	    NAMED_TEST("tls query parameters", test_tls_query_parameters),
+	    NAMED_TEST("query without value", test_query_without_value),
+	    NAMED_TEST("unescaped slash in vhost", test_unescaped_slash_in_vhost),
+	    NAMED_TEST("at after host", test_at_after_host),
+	    NAMED_TEST("fragment", test_fragment),
+	    NAMED_TEST("too long", test_too_long),
+	    NAMED_TEST("error offset", test_error_offset),
+	    NAMED_TEST("password never leaked", test_password_never_leaked),
+	    NAMED_TEST("errstr size", test_errstr_size),
+	    NAMED_TEST("prefixes against a guard page", test_prefixes_guard_page),
 	};
 
 	return sv_test_main(argc, argv, "uri", tests, sizeof tests / sizeof tests[0]);

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 
-#include "support.h"
+#include "../support.h"
 
 #include "frame.h"
 #include "template.h"

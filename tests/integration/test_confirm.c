@@ -15,8 +15,8 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../rabbit.h"
 
 static const char *uri;
 
@@ -488,18 +488,19 @@ static void case_window(void)
 }
 
 static const struct test_case cases[] = {
-	{"async 1M", case_async_million},
-	{"sync 16x20k", case_sync_16},
-	{"reject-publish", case_reject_publish},
-	{"mandatory returned", case_mandatory_returned},
-	{"missing exchange", case_missing_exchange},
-	{"tx then confirm", case_tx_then_confirm},
-	{"pool", case_pool},
-	{"window", case_window},
+	{"async 1M", .run = case_async_million},
+	{"sync 16x20k", .run = case_sync_16},
+	{"reject-publish", .run = case_reject_publish},
+	{"mandatory returned", .run = case_mandatory_returned},
+	{"missing exchange", .run = case_missing_exchange},
+	{"tx then confirm", .run = case_tx_then_confirm},
+	{"pool", .run = case_pool},
+	{"window", .run = case_window},
 };
 
 int main(int argc, char **argv)
 {
-	uri = rabbit_test_uri();
-	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
+	uri = getenv("SALVO_TEST_URI");
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], rabbit_need_broker,
+			 NULL);
 }

@@ -30,7 +30,7 @@
 #include "methods.h"
 #include "table.h"
 
-#include "check.h"
+#include "../check.h"
 
 #define PASSWORD "hunter2-not-the-password"
 
@@ -706,40 +706,24 @@ static int test_broker_missing_vhost(void)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} cases[] = {
-    {"handshake", test_broker_handshake},
-    {"wrong-password", test_broker_wrong_password},
-    {"missing-vhost", test_broker_missing_vhost},
-    {"closed-port", test_closed_port},
-    {"silent-server", test_silent_server},
-    {"old-protocol-version", test_old_version},
-    {"garbage", test_garbage},
-    {"no-plain", test_mechanism},
-    {"unexpected-frame", test_unexpected},
-    {"login-dropped", test_login_dropped},
-    {"password-redacted", test_password_redacted},
-    {"fake-handshake", test_fake_handshake},
-    {"ipv6", test_ipv6},
-    {"invalid-arguments", test_invalid_arguments},
+static const struct test_case cases[] = {
+    {"handshake", .run_status = test_broker_handshake},
+    {"wrong-password", .run_status = test_broker_wrong_password},
+    {"missing-vhost", .run_status = test_broker_missing_vhost},
+    {"closed-port", .run_status = test_closed_port},
+    {"silent-server", .run_status = test_silent_server},
+    {"old-protocol-version", .run_status = test_old_version},
+    {"garbage", .run_status = test_garbage},
+    {"no-plain", .run_status = test_mechanism},
+    {"unexpected-frame", .run_status = test_unexpected},
+    {"login-dropped", .run_status = test_login_dropped},
+    {"password-redacted", .run_status = test_password_redacted},
+    {"fake-handshake", .run_status = test_fake_handshake},
+    {"ipv6", .run_status = test_ipv6},
+    {"invalid-arguments", .run_status = test_invalid_arguments},
 };
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s CASE\n", argv[0]);
-		return 1;
-	}
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (strcmp(argv[1], cases[i].name))
-			continue;
-		int rc = cases[i].fn();
-		if (rc == 0)
-			printf("1 passed, 0 failed\n");
-		return rc;
-	}
-	fprintf(stderr, "unknown case \"%s\"\n", argv[1]);
-	return 1;
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], NULL, NULL);
 }

@@ -24,9 +24,9 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "props_sample.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../props_sample.h"
+#include "../rabbit.h"
 
 static const char *uri;
 
@@ -1049,31 +1049,33 @@ static void run_dump(const char *queue)
 }
 
 static const struct test_case cases[] = {
-    {"callback 100k", case_callback_100k},
-    {"get 100k", case_get_100k},
-    {"prefetch", case_prefetch},
-    {"queue deleted", case_queue_deleted},
-    {"cancel", case_cancel},
-    {"destroy requeues", case_destroy_requeues},
-    {"slow callback", case_slow_callback},
-    {"backpressure", case_backpressure},
-    {"settle kinds", case_settle_kinds},
-    {"tx", case_tx},
-    {"ack after recovery", case_ack_after_recovery},
-    {"props", case_props},
-    {"invalid", case_invalid},
-    {"ack paths", case_ack_paths},
-    {"client dispatch", case_client_dispatch},
-    {"client dispatch late", case_client_dispatch_late},
+    {"callback 100k", .run = case_callback_100k},
+    {"get 100k", .run = case_get_100k},
+    {"prefetch", .run = case_prefetch},
+    {"queue deleted", .run = case_queue_deleted},
+    {"cancel", .run = case_cancel},
+    {"destroy requeues", .run = case_destroy_requeues},
+    {"slow callback", .run = case_slow_callback},
+    {"backpressure", .run = case_backpressure},
+    {"settle kinds", .run = case_settle_kinds},
+    {"tx", .run = case_tx},
+    {"ack after recovery", .run = case_ack_after_recovery},
+    {"props", .run = case_props},
+    {"invalid", .run = case_invalid},
+    {"ack paths", .run = case_ack_paths},
+    {"client dispatch", .run = case_client_dispatch},
+    {"client dispatch late", .run = case_client_dispatch_late},
 };
 
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	uri = rabbit_test_uri();
 	if (argc == 3 && strcmp(argv[1], "dump") == 0) {
+		uri = rabbit_test_uri();
 		run_dump(argv[2]);
 		return 0;
 	}
-	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
+	uri = getenv("SALVO_TEST_URI");
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], rabbit_need_broker,
+			 NULL);
 }

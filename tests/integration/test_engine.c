@@ -17,8 +17,8 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../rabbit.h"
 
 static const char *uri;
 
@@ -370,19 +370,20 @@ static void case_heartbeat_dead(void)
 }
 
 static const struct test_case cases[] = {
-	{"sync methods", case_sync_methods},
-	{"channel error 404", case_channel_error_404},
-	{"channel error 406", case_channel_error_406},
-	{"publish 4x250k", case_publish_million},
-	{"publish to missing exchange", case_publish_missing_exchange},
-	{"large body", case_large_body},
-	{"wrong password", case_wrong_password},
-	{"heartbeat idle", case_heartbeat_idle},
-	{"heartbeat dead broker", case_heartbeat_dead},
+	{"sync methods", .run = case_sync_methods},
+	{"channel error 404", .run = case_channel_error_404},
+	{"channel error 406", .run = case_channel_error_406},
+	{"publish 4x250k", .run = case_publish_million},
+	{"publish to missing exchange", .run = case_publish_missing_exchange},
+	{"large body", .run = case_large_body},
+	{"wrong password", .run = case_wrong_password},
+	{"heartbeat idle", .run = case_heartbeat_idle},
+	{"heartbeat dead broker", .run = case_heartbeat_dead},
 };
 
 int main(int argc, char **argv)
 {
-	uri = rabbit_test_uri();
-	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
+	uri = getenv("SALVO_TEST_URI");
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], rabbit_need_broker,
+			 NULL);
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# salvo-publish against hostile brokers: test_hostile.sh SALVO_PUBLISH CASE
+# salvo-publish against hostile brokers: test_hostile.sh CASE SALVO_PUBLISH
 #
 # The broker is hostile_broker.py (next to this script): a fake AMQP 0-9-1 broker on
 # 127.0.0.1 that does a real handshake and channel.open, then misbehaves as CASE says (see
@@ -18,8 +18,10 @@
 #                             4096 bytes, the bodies add up to the header's size; exit 0
 set -euo pipefail
 
-bin=${1:?usage: $0 SALVO_PUBLISH CASE}
-case_name=${2:?usage: $0 SALVO_PUBLISH CASE}
+# --list: the case names, read from the case statement below (tests/list_cases.py).
+[[ ${1-} != --list ]] || exec python3 "$(dirname "$0")/../list_cases.py" "$0"
+case_name=${1:?usage: $0 CASE SALVO_PUBLISH}
+bin=${2:?usage: $0 CASE SALVO_PUBLISH}
 prog=salvo-publish
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rabbit.h"
+#include "../rabbit.h"
 
 enum { PRODUCERS = 4 };
 
@@ -182,13 +182,13 @@ static void case_reconnecting(void)
 }
 
 static const struct test_case cases[] = {
-	{"publishing", case_publishing},
-	{"flushing", case_flushing},
-	{"closing", case_closing},
-	{"reconnecting", case_reconnecting},
+	{"publishing", .run = case_publishing},
+	{"flushing", .run = case_flushing},
+	{"closing", .run = case_closing},
+	{"reconnecting", .run = case_reconnecting},
 };
 
 int main(int argc, char **argv)
 {
-	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], NULL, NULL);
 }

@@ -37,7 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rabbit.h"
+#include "../rabbit.h"
 
 struct republish {
 	salvo_publisher *p;
@@ -609,19 +609,19 @@ static void case_reopened_then_blocked(void)
 }
 
 static const struct test_case cases[] = {
-	{"republish from outcome", case_republish_from_outcome},
-	{"shared publisher", case_shared_publisher},
-	{"any-thread publish", case_any_thread_publish},
-	{"outcome callback limits", case_outcome_callback_limits},
-	{"bad arguments", case_bad_arguments},
-	{"hard error event", case_hard_error_event},
-	{"empty vhost hint", case_empty_vhost_hint},
-	{"seq header", case_seq_header},
-	{"publisher reopens", case_publisher_reopens},
-	{"reopened then blocked", case_reopened_then_blocked},
+	{"republish from outcome", .run = case_republish_from_outcome},
+	{"shared publisher", .run = case_shared_publisher},
+	{"any-thread publish", .run = case_any_thread_publish},
+	{"outcome callback limits", .run = case_outcome_callback_limits},
+	{"bad arguments", .run = case_bad_arguments},
+	{"hard error event", .run = case_hard_error_event},
+	{"empty vhost hint", .run = case_empty_vhost_hint},
+	{"seq header", .run = case_seq_header},
+	{"publisher reopens", .run = case_publisher_reopens},
+	{"reopened then blocked", .run = case_reopened_then_blocked},
 };
 
 int main(int argc, char **argv)
 {
-	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], NULL, NULL);
 }

@@ -21,8 +21,8 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../rabbit.h"
 
 static const char *uri;
 
@@ -577,37 +577,21 @@ static void case_listener_refusals(void)
 	rabbit_close(c, 10000);
 }
 
+static const struct test_case cases[] = {
+    {"pool ini", .run = case_pool_ini},
+    {"pool errors", .run = case_pool_errors},
+    {"listener", .run = case_listener},
+    {"listener stop mid-stream", .run = case_listener_stop_midstream},
+    {"listener reconnect", .run = case_listener_reconnect},
+    {"listener client closed", .run = case_listener_client_closed},
+    {"listener actions", .run = case_listener_actions},
+    {"listener refusals", .run = case_listener_refusals},
+};
+
 int main(int argc, char **argv)
 {
-	static const struct {
-		const char *name;
-		void (*fn)(void);
-	} cases[] = {
-	    {"pool ini", case_pool_ini},
-	    {"pool errors", case_pool_errors},
-	    {"listener", case_listener},
-	    {"listener stop mid-stream", case_listener_stop_midstream},
-	    {"listener reconnect", case_listener_reconnect},
-	    {"listener client closed", case_listener_client_closed},
-	    {"listener actions", case_listener_actions},
-	    {"listener refusals", case_listener_refusals},
-	};
-
 	uri = getenv("SALVO_TEST_URI");
 	snprintf(LQ, sizeof LQ, "salvo.test.listener.%d", (int)getpid());
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s CASE\n", argv[0]);
-		return 2;
-	}
-	if (!uri) {
-		fprintf(stderr, "SALVO_TEST_URI not set\n");
-		return 77;
-	}
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-		if (strcmp(argv[1], cases[i].name) == 0) {
-			cases[i].fn();
-			return 0;
-		}
-	fprintf(stderr, "no case named '%s'\n", argv[1]);
-	return 2;
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], rabbit_need_broker,
+			 NULL);
 }

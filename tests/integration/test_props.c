@@ -17,9 +17,9 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "props_sample.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../props_sample.h"
+#include "../rabbit.h"
 
 static const char *uri;
 
@@ -215,20 +215,23 @@ static void run_dump(const char *queue)
 }
 
 static const struct test_case cases[] = {
-    {"roundtrip", case_roundtrip},
-    {"stamp", case_stamp},
+    {"roundtrip", .run = case_roundtrip},
+    {"stamp", .run = case_stamp},
 };
 
 int main(int argc, char **argv)
 {
-	uri = rabbit_test_uri();
 	if (argc == 3 && strcmp(argv[1], "publish") == 0) {
+		uri = rabbit_test_uri();
 		run_publish(argv[2]);
 		return 0;
 	}
 	if (argc == 3 && strcmp(argv[1], "dump") == 0) {
+		uri = rabbit_test_uri();
 		run_dump(argv[2]);
 		return 0;
 	}
-	return run_cases(cases, sizeof cases / sizeof cases[0], argc > 1 ? argv[1] : NULL, NULL);
+	uri = getenv("SALVO_TEST_URI");
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], rabbit_need_broker,
+			 NULL);
 }

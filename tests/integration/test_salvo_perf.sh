@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# salvo-perf end to end: test_salvo_perf.sh SALVO_PERF CASE
+# salvo-perf end to end: test_salvo_perf.sh CASE SALVO_PERF
 #
 #   count json          2 producers, --confirm async --json: all acked, latency ordered, queued
 #   sync                4 producers on 2 connections, --confirm sync: all acked and queued
@@ -28,8 +28,10 @@
 # cases need no broker.
 set -euo pipefail
 
-bin=${1:?usage: $0 SALVO_PERF CASE}
-case_name=${2:?usage: $0 SALVO_PERF CASE}
+# --list: the case names, read from the case statement below (tests/list_cases.py).
+[[ ${1-} != --list ]] || exec python3 "$(dirname "$0")/../list_cases.py" "$0"
+case_name=${1:?usage: $0 CASE SALVO_PERF}
+bin=${2:?usage: $0 CASE SALVO_PERF}
 prog=salvo-perf
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"

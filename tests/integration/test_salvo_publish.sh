@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# salvo-publish end to end: test_salvo_publish.sh SALVO_PUBLISH CASE
+# salvo-publish end to end: test_salvo_publish.sh CASE SALVO_PUBLISH
 #
 #   count json          --count --size --declare-queue --json; the queue receives them all
 #   stdin               one message per line, the last one without a newline
@@ -14,8 +14,10 @@
 # cases need no broker.
 set -euo pipefail
 
-bin=${1:?usage: $0 SALVO_PUBLISH CASE}
-case_name=${2:?usage: $0 SALVO_PUBLISH CASE}
+# --list: the case names, read from the case statement below (tests/list_cases.py).
+[[ ${1-} != --list ]] || exec python3 "$(dirname "$0")/../list_cases.py" "$0"
+case_name=${1:?usage: $0 CASE SALVO_PUBLISH}
+bin=${2:?usage: $0 CASE SALVO_PUBLISH}
 prog=salvo-publish
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"

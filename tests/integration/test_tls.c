@@ -32,7 +32,7 @@
 #include "../../src/engine/connect.h"
 #include "../../src/engine/tls.h"
 
-#include "check.h"
+#include "../check.h"
 
 #define SKIP	       77
 #define BOGUS_PASSWORD "not-the-password"
@@ -1004,54 +1004,42 @@ static int case_client_refusal(void)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} cases[] = {
-    {"handshake", case_handshake},
-    {"handshake-ip", case_handshake_ip},
-    {"unknown-ca", case_unknown_ca},
-    {"unknown-ca-broker", case_unknown_ca_broker},
-    {"wrong-host", case_wrong_host},
-    {"wrong-ip", case_wrong_ip},
-    {"expired", case_expired},
-    {"tls11-server", case_tls11_server},
-    {"sni", case_sni},
-    {"verify-none", case_verify_none},
-    {"external", case_external},
-    {"external-refusals", case_external_refusals},
-    {"bad-files", case_bad_files},
-    {"nothing-in-clear", case_nothing_in_clear},
-    {"plain-port", case_plain_port},
-    {"silent-server", case_silent_server},
-    {"batching", case_batching},
-    {"client-confirm", case_client_confirm},
-    {"client-consume", case_client_consume},
-    {"client-external", case_client_external},
-    {"client-refusal", case_client_refusal},
+static const struct test_case cases[] = {
+    {"handshake", .run_status = case_handshake},
+    {"handshake-ip", .run_status = case_handshake_ip},
+    {"unknown-ca", .run_status = case_unknown_ca},
+    {"unknown-ca-broker", .run_status = case_unknown_ca_broker},
+    {"wrong-host", .run_status = case_wrong_host},
+    {"wrong-ip", .run_status = case_wrong_ip},
+    {"expired", .run_status = case_expired},
+    {"tls11-server", .run_status = case_tls11_server},
+    {"sni", .run_status = case_sni},
+    {"verify-none", .run_status = case_verify_none},
+    {"external", .run_status = case_external},
+    {"external-refusals", .run_status = case_external_refusals},
+    {"bad-files", .run_status = case_bad_files},
+    {"nothing-in-clear", .run_status = case_nothing_in_clear},
+    {"plain-port", .run_status = case_plain_port},
+    {"silent-server", .run_status = case_silent_server},
+    {"batching", .run_status = case_batching},
+    {"client-confirm", .run_status = case_client_confirm},
+    {"client-consume", .run_status = case_client_consume},
+    {"client-external", .run_status = case_client_external},
+    {"client-refusal", .run_status = case_client_refusal},
 };
+
+/* Every case needs the certificates of scripts/tls.sh. */
+static int need_certificates(void)
+{
+	tls_dir = getenv("SALVO_TEST_TLS_DIR");
+	if (tls_dir)
+		return 0;
+	printf("SALVO_TEST_TLS_DIR is not set: skipped\n");
+	return SKIP;
+}
 
 int main(int argc, char **argv)
 {
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s CASE\n", argv[0]);
-		return 1;
-	}
-	tls_dir = getenv("SALVO_TEST_TLS_DIR");
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (strcmp(argv[1], cases[i].name))
-			continue;
-		if (!tls_dir) {
-			printf("SALVO_TEST_TLS_DIR is not set: skipped\n");
-			return SKIP;
-		}
-		int rc = cases[i].fn();
-		if (rc == 0)
-			printf("1 passed, 0 failed\n");
-		else if (rc == SKIP)
-			printf("no broker (SALVO_TEST_TLS_URI / SALVO_TEST_URI): skipped\n");
-		return rc;
-	}
-	fprintf(stderr, "unknown case \"%s\"\n", argv[1]);
-	return 1;
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], need_certificates,
+			 NULL);
 }

@@ -2,12 +2,14 @@
 # Building against an installed salvo, as an application would: meson install into a
 # scratch DESTDIR, then the README's quick start (examples/quickstart.c) compiled with
 # nothing but `pkg-config --cflags --libs salvo` and -Wall -Wextra -Werror.
-#   test_install.sh BUILDDIR SOURCE_ROOT CASE
+#   test_install.sh CASE BUILDDIR SOURCE_ROOT
 # CASE: readme-matches   the README's quick start block is examples/quickstart.c, verbatim
 #       build-against    install, compile, link (shared; and static with --static), and run
 #                        it against SALVO_TEST_URI when that is set
 set -euo pipefail
-builddir=$1 src=$2 case_=$3
+# --list: the case names, read from the case statement below (tests/list_cases.py).
+[[ ${1-} != --list ]] || exec python3 "$(dirname "$0")/../list_cases.py" "$0"
+case_=$1 builddir=$2 src=$3
 fail() { echo "FAIL ($case_): $*" >&2; exit 1; }
 
 case $case_ in

@@ -4,7 +4,7 @@
 # records its arguments and what policy-rc.d held while it "installed"), and
 # SALVO_SETUP_POLICY_RC points policy-rc.d into a temporary directory, so the real
 # /usr/sbin/policy-rc.d is never touched.
-#   test_setup.sh SETUP_SH CASE
+#   test_setup.sh CASE SETUP_SH
 # CASE: policy-absent   no policy-rc.d before: one forbidding starts (exit 101) exists
 #                       during the install, none after; exit 0
 #       policy-present  a policy-rc.d of the machine's own before: used as it is, left
@@ -13,8 +13,10 @@
 #       install-fails   apt-get install failing: setup.sh fails too, policy-rc.d removed
 set -euo pipefail
 
-setup=$1
-case_=$2
+# --list: the case names, read from the case statement below (tests/list_cases.py).
+[[ ${1-} != --list ]] || exec python3 "$(dirname "$0")/../list_cases.py" "$0"
+case_=$1
+setup=$2
 tmp=$(mktemp -d)
 trap 'rm -rf -- "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/root/usr/sbin"

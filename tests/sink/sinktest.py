@@ -227,8 +227,12 @@ CASE_TIMEOUT = 45
 
 
 def main(cases):
-    """Run the case named argv[2] with the sink executable argv[1]."""
-    exe, name = sys.argv[1], sys.argv[2]
+    """Run the case named argv[1] with the sink executable argv[2]; with --list, print the
+    case names, one per line (tests/list_cases.py reads the same dict from the source)."""
+    if sys.argv[1:] == ["--list"]:
+        print("\n".join(cases))
+        return
+    name, exe = sys.argv[1], sys.argv[2]
     if name not in cases:
         sys.stderr.write("no test case named %r\n" % name)
         sys.exit(1)

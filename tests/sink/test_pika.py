@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """salvo-sink against pika (Debian's python3-pika): what a real client library sees.
 
-    test_pika.py SALVO_SINK CASE
+    test_pika.py CASE SALVO_SINK
 
 Each case starts its own sink. Exit 0 pass, 1 fail, 77 skip (pika not installed).
 """

@@ -3,7 +3,7 @@
 and the right reply code while other connections go on, and the faults it injects as they
 look on the wire.
 
-    test_raw.py SALVO_SINK CASE [SINK_LOAD]
+    test_raw.py CASE SALVO_SINK [SINK_LOAD]
 
 Each case starts its own sink. Exit 0 pass, 1 fail.
 """

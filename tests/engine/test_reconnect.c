@@ -9,7 +9,7 @@
  * `rabbitmqctl close_connection` mid-stream, with a hook that declares a queue deleted
  * meanwhile.
  *
- * usage: test_reconnect SALVO_SINK CASE. The sink cases start their own sink on an
+ * usage: test_reconnect CASE SALVO_SINK. The sink cases start their own sink on an
  * ephemeral 127.0.0.1 port and stop it by PID; the RabbitMQ case needs SALVO_TEST_URI
  * (and scripts/rabbitmq.sh, found from SALVO_SOURCE_ROOT) and skips with 77 without it.
  */
@@ -34,8 +34,8 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../rabbit.h"
 #include "sink_child.h"
 
 /*
@@ -1313,33 +1313,32 @@ static void case_rabbitmq_kill9_tls(void)
 }
 
 static const struct test_case cases[] = {
-	{"rabbitmq-kill9", case_rabbitmq_kill9},
-	{"rabbitmq-kill9-tls", case_rabbitmq_kill9_tls},
-	{"rabbitmq-auth", case_rabbitmq_auth},
-	{"rabbitmq-blocked", case_rabbitmq_blocked},
-	{"rabbitmq", case_rabbitmq},
-	{"rabbitmq-best-effort", case_rabbitmq_best_effort},
-	{"proxy-cut", case_proxy_cut},
-	{"proxy-stall", case_proxy_stall},
-	{"proxy-trickle", case_proxy_trickle},
-	{"close-after", case_close_after}, {"drop-after", case_drop_after},
-	{"stall-after", case_stall_after},
-	{"sync", case_sync},		   {"best-effort", case_best_effort},
-	{"give-up", case_give_up},
-	{"destroy-while-reconnecting", case_destroy_while_reconnecting},
-	{"destroy-during-attempt", case_destroy_during_attempt},
-	{"close-during-attempt", case_close_during_attempt},
-	{"resolve-timeout", case_resolve_timeout},
-	{"destroy-during-lookup", case_destroy_during_lookup},	   {"failover", case_failover},
+    {"rabbitmq kill -9", .run = case_rabbitmq_kill9},
+    {"rabbitmq kill -9 tls", .run = case_rabbitmq_kill9_tls},
+    {"rabbitmq wrong password", .run = case_rabbitmq_auth},
+    {"rabbitmq blocked", .run = case_rabbitmq_blocked},
+    {"rabbitmq close_connection", .run = case_rabbitmq},
+    {"rabbitmq best effort", .run = case_rabbitmq_best_effort},
+    {"proxy-cut", .run = case_proxy_cut},
+    {"proxy-stall", .run = case_proxy_stall},
+    {"proxy-trickle", .run = case_proxy_trickle},
+    {"close-after", .run = case_close_after},
+    {"drop-after", .run = case_drop_after},
+    {"stall-after", .run = case_stall_after},
+    {"sync", .run = case_sync},
+    {"best-effort", .run = case_best_effort},
+    {"give-up", .run = case_give_up},
+    {"destroy-while-reconnecting", .run = case_destroy_while_reconnecting},
+    {"destroy-during-attempt", .run = case_destroy_during_attempt},
+    {"close-during-attempt", .run = case_close_during_attempt},
+    {"resolve-timeout", .run = case_resolve_timeout},
+    {"destroy-during-lookup", .run = case_destroy_during_lookup},
+    {"failover", .run = case_failover},
 };
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s SALVO_SINK CASE\n", argv[0]);
-		return 2;
-	}
-	sink_exe = argv[1];
+	sink_exe = argc > 2 ? argv[2] : NULL;
 	atexit(stop_sink);
-	return run_cases(cases, sizeof cases / sizeof cases[0], argv[2], stop_sink);
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], need_sink, stop_sink);
 }

@@ -14,7 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "../check.h"
 
 static const char *sink_exe;
 static pid_t sink_pid;
@@ -36,6 +36,18 @@ static void stop_sink(void)
 		rmdir(sink_dir);
 		sink_dir[0] = '\0';
 	}
+}
+
+/*
+ * The before hook (run_cases, check.h) of a program whose cases start sinks: the path of
+ * salvo-sink, the operand after the case name, is in sink_exe; 2 when it is missing.
+ */
+static int need_sink(void)
+{
+	if (sink_exe)
+		return 0;
+	fprintf(stderr, "usage: PROGRAM CASE SALVO_SINK\n");
+	return 2;
 }
 
 /* Start sink_exe with the given options (NULL-terminated) and wait for its port. */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the integration tests that talk to a broker: OK for a call that must
- * succeed, the monotonic clock, clients from a URI plus configuration keys, fresh queues
- * and a queue's message count (a passive queue.declare), rabbitmqctl close_connection
- * (scripts/rabbitmq.sh under SALVO_SOURCE_ROOT). They stop the test at the first
- * failure, like CHECK (check.h).
+ * Helpers shared by the tests that talk to a broker (RabbitMQ, or salvo-sink in suite
+ * engine): OK for a call that must succeed, the monotonic clock, clients from a URI plus
+ * configuration keys, fresh queues and a queue's message count (a passive queue.declare),
+ * rabbitmqctl close_connection (scripts/rabbitmq.sh under SALVO_SOURCE_ROOT). They stop
+ * the test at the first failure, like CHECK (check.h).
  */
 #ifndef SALVO_TEST_RABBIT_H
 #define SALVO_TEST_RABBIT_H
@@ -31,16 +31,24 @@
 		}                                                                                  \
 	} while (0)
 
+/*
+ * The before hook (run_cases, check.h) of a program whose every case needs the test
+ * broker: 0, or 77 (skipped) with a message without SALVO_TEST_URI.
+ */
+static inline int rabbit_need_broker(void)
+{
+	if (getenv("SALVO_TEST_URI"))
+		return 0;
+	fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
+	return 77;
+}
+
 /* The test broker's URI (SALVO_TEST_URI); without one the test is skipped (exit 77). */
 static inline const char *rabbit_test_uri(void)
 {
-	const char *uri = getenv("SALVO_TEST_URI");
-
-	if (!uri) {
-		fprintf(stderr, "SALVO_TEST_URI not set: no broker to test against\n");
+	if (rabbit_need_broker())
 		exit(77);
-	}
-	return uri;
+	return getenv("SALVO_TEST_URI");
 }
 
 static inline double now_s(void)

@@ -3,7 +3,8 @@
  * The sample message properties of the property tests: every basic property, and headers
  * holding a value of every field type RabbitMQ accepts, nested table and array included.
  * The values are chosen so that a wrong width, sign or byte order changes them. Shared by
- * the unit test (tests/engine/test_props.c) and the broker test (test_props.c).
+ * the unit test (tests/engine/test_props.c) and the broker tests (tests/integration/
+ * test_props.c, test_consume.c).
  */
 #ifndef SALVO_TEST_PROPS_SAMPLE_H
 #define SALVO_TEST_PROPS_SAMPLE_H

@@ -6,7 +6,7 @@
  * message published gets exactly one outcome, in order, and the counters add up; nothing
  * hangs.
  *
- * usage: test_sink_confirm SALVO_SINK CASE. Each case starts its own sink on an ephemeral
+ * usage: test_sink_confirm CASE SALVO_SINK. Each case starts its own sink on an ephemeral
  * 127.0.0.1 port and stops it by PID. No RabbitMQ needed.
  */
 #include <errno.h>
@@ -23,8 +23,8 @@
 
 #include "salvo.h"
 
-#include "check.h"
-#include "rabbit.h"
+#include "../check.h"
+#include "../rabbit.h"
 #include "sink_child.h"
 
 static salvo_client *connect_sink(const char *heartbeat)
@@ -434,20 +434,20 @@ static void case_sync_64(void)
 }
 
 static const struct test_case cases[] = {
-	{"out-of-order", case_out_of_order}, {"nack-every", case_nack_every},
-	{"returns", case_returns},	     {"unknown-tag", case_unknown_tag},
-	{"close-after", case_close_after},   {"drop-after", case_drop_after},
-	{"stall-after", case_stall_after},   {"sync-64", case_sync_64},
-	{"close-stalled", case_close_stalled},
+    {"out-of-order", .run = case_out_of_order},
+    {"nack-every", .run = case_nack_every},
+    {"returns", .run = case_returns},
+    {"unknown-tag", .run = case_unknown_tag},
+    {"close-after", .run = case_close_after},
+    {"drop-after", .run = case_drop_after},
+    {"stall-after", .run = case_stall_after},
+    {"sync-64", .run = case_sync_64},
+    {"close-stalled", .run = case_close_stalled},
 };
 
 int main(int argc, char **argv)
 {
-	if (argc != 3) {
-		fprintf(stderr, "usage: %s SALVO_SINK CASE\n", argv[0]);
-		return 2;
-	}
-	sink_exe = argv[1];
+	sink_exe = argc > 2 ? argv[2] : NULL;
 	atexit(stop_sink);
-	return run_cases(cases, sizeof cases / sizeof cases[0], argv[2], stop_sink);
+	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], need_sink, stop_sink);
 }

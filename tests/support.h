@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Helpers shared by the codec tests (cmocka). */
+/* Helpers shared by the cmocka tests (codec, engine) and the fuzz corpus generator. */
 #ifndef SALVO_TEST_SUPPORT_H
 #define SALVO_TEST_SUPPORT_H
 
@@ -14,21 +14,29 @@
 
 #include "table.h"
 
+#include "check.h"
+
 /*
- * Run every test, or with an argument only the test of that name, so that meson can list
- * each case as a test of its own. An unknown name fails rather than passing vacuously.
+ * main of a cmocka program: the command line of every test program (check.h), each test of
+ * the table a case, so that meson can run each as a test of its own. An unknown name
+ * fails rather than passing vacuously.
  */
 static inline int sv_test_main(int argc, char **argv, const char *group,
 			       const struct CMUnitTest *tests, size_t n)
 {
-	if (argc < 2)
+	long pick = pick_case(argc > 1 ? argv[1] : NULL, tests, n, sizeof tests[0]);
+
+	if (pick == CASES_LISTED)
+		return 0;
+	if (pick == CASES_UNKNOWN)
+		return 1;
+	if (pick == CASES_ALL)
 		return _cmocka_run_group_tests(group, tests, n, NULL, NULL);
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(tests[i].name, argv[1]) == 0)
-			return _cmocka_run_group_tests(group, &tests[i], 1, NULL, NULL);
-	fprintf(stderr, "%s: no test named '%s'\n", group, argv[1]);
-	return 1;
+	return _cmocka_run_group_tests(group, &tests[pick], 1, NULL, NULL);
 }
+
+/* A test of a table: cmocka names a test after its function; meson names it so. */
+#define NAMED_TEST(name, fn) {name, fn, NULL, NULL, NULL}
 
 /* A table holding one value of every field type, nested table and array included. */
 static inline struct sv_table sv_test_sample_table(uint8_t *buf, size_t cap)
