@@ -328,9 +328,9 @@ static void case_stall_after(void)
  * A sink that stops reading and stays, no heartbeats to call it dead: a send of the
  * publisher's bytes never finishes. salvo_publisher_close(p, 500) still returns in about
  * half a second (the flush's timeout, then at most 100 ms for the detach), and the I/O
- * thread frees the publisher once the send ends — here when the sink goes away. Run under
- * valgrind when it is installed (tests/integration/meson.build), which checks that the
- * publisher freed in the background is freed once, and not read after.
+ * thread frees the publisher once the send ends — here when the sink goes away. The
+ * sanitizer pass of scripts/test.sh (AddressSanitizer, LeakSanitizer) checks that the
+ * publisher freed in the background is freed once, not read after, and not leaked.
  */
 static void case_close_stalled(void)
 {
