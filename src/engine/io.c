@@ -229,6 +229,18 @@ static void open_turn(salvo_client *c)
 	reap(c);
 }
 
+/* An end was recorded: let the socket's operations finish (teardown may close it, and
+ * recovery reuses the buffers they point into), then tear down or recover. */
+static void end_connection(salvo_client *c)
+{
+	shutdown(c->sess.fd, SHUT_RDWR);
+	while (c->recv_inflight || c->send_inflight) {
+		io_uring_submit_and_wait(&c->uring, 1);
+		reap(c);
+	}
+	sv_teardown(c);
+}
+
 void *sv_io_main(void *arg)
 {
 	salvo_client *c = arg;
@@ -239,7 +251,7 @@ void *sv_io_main(void *arg)
 	while (atomic_load(&c->state) != SV_CONN_CLOSED) {
 		/* The safe point: nothing of the last turn is on the stack. */
 		if (c->end_pending) {
-			sv_teardown(c);
+			end_connection(c);
 			continue;
 		}
 		sv_take_requests(c);

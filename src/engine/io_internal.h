@@ -45,7 +45,8 @@ static inline void sv_copy_str(char *dst, struct sv_bytes s)
 }
 
 /* recover.c */
-/* The loop's safe point: the end sv_conn_fail recorded becomes teardown or recovery. */
+/* The loop's safe point, once no operation on the socket is in flight: the end
+ * sv_conn_fail recorded becomes teardown or recovery. */
 void sv_teardown(salvo_client *c);
 /* Between connections: one reconnection attempt when due. Returns the time of the next
  * one (0: none, the state has changed). */

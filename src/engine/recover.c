@@ -105,35 +105,12 @@ static void give_up(salvo_client *c, const salvo_error *why)
 	close_all(c, why);
 }
 
-/* Wait until no operation of the old socket is in flight, then close it. */
+/* Close the old socket (the loop has let its operations finish) and drop what its
+ * session buffered. */
 static void drop_socket(salvo_client *c)
 {
 	int fd = c->sess.fd;
 
-	shutdown(fd, SHUT_RDWR);
-	while (c->recv_inflight || c->send_inflight) {
-		struct io_uring_cqe *cqe;
-		unsigned head, n = 0;
-
-		io_uring_submit_and_wait(&c->uring, 1);
-		io_uring_for_each_cqe(&c->uring, head, cqe)
-		{
-			/* The operations of a dead socket: their results mean nothing now. */
-			switch (io_uring_cqe_get_data64(cqe)) {
-			case SV_UD_SEND:
-				sv_on_send(c, cqe->res);
-				break;
-			case SV_UD_RECV:
-				c->recv_inflight = false;
-				break;
-			case SV_UD_WAKE:
-				c->wake_inflight = false;
-				break;
-			}
-			n++;
-		}
-		io_uring_cq_advance(&c->uring, n);
-	}
 	pthread_mutex_lock(&c->lock);
 	c->sess.fd = -1; /* stop_io must not shut down a reused number */
 	pthread_mutex_unlock(&c->lock);
