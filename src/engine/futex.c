@@ -24,3 +24,11 @@ void sv_futex_wake(_Atomic uint32_t *word, int n)
 {
 	syscall(SYS_futex, word, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, n, NULL, NULL, 0);
 }
+
+void sv_futex_bump(_Atomic uint32_t *word, int n)
+{
+	/* Relaxed: the caller's fence before its check of the waiter orders what the woken
+	 * thread must see; the new value only makes a wait that read the old one fail. */
+	atomic_fetch_add_explicit(word, 1, memory_order_relaxed);
+	sv_futex_wake(word, n);
+}

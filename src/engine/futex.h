@@ -19,4 +19,8 @@ int sv_futex_wait(_Atomic uint32_t *word, uint32_t val, const struct timespec *d
 /* Wake up to n threads sleeping on word. */
 void sv_futex_wake(_Atomic uint32_t *word, int n);
 
+/* Change word, so that a waiter about to sleep on its old value does not, and wake up to
+ * n threads sleeping on it. */
+void sv_futex_bump(_Atomic uint32_t *word, int n);
+
 #endif

@@ -29,8 +29,7 @@ void sv_done_publish(struct salvo_publisher *p, uint64_t done)
 	atomic_thread_fence(memory_order_seq_cst);
 	uint64_t want = atomic_load_explicit(&p->ev_want, memory_order_relaxed);
 	if (want && done >= want) {
-		atomic_fetch_add_explicit(&p->ev_seq, 1, memory_order_relaxed);
-		sv_futex_wake(&p->ev_seq, 1);
+		sv_futex_bump(&p->ev_seq, 1);
 	}
 }
 
@@ -39,8 +38,7 @@ void sv_done_orphan(struct salvo_publisher *p)
 	atomic_store_explicit(&p->orphaned, 1, memory_order_release);
 	/* Dekker with sv_done_wait's fence: it sees orphaned, or this sees it sleeping. */
 	atomic_thread_fence(memory_order_seq_cst);
-	atomic_fetch_add_explicit(&p->ev_seq, 1, memory_order_relaxed);
-	sv_futex_wake(&p->ev_seq, INT_MAX);
+	sv_futex_bump(&p->ev_seq, INT_MAX);
 }
 
 uint64_t sv_done_load(struct salvo_publisher *p)

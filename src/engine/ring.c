@@ -230,8 +230,7 @@ void sv_ring_interrupt(struct sv_ring *r)
 	/* Dekker with the producer's fence in sv_ring_wait_space, as in sv_ring_release. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&r->waiting, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&r->wake_seq, 1, memory_order_relaxed);
-		sv_futex_wake(&r->wake_seq, 1);
+		sv_futex_bump(&r->wake_seq, 1);
 	}
 }
 
@@ -282,8 +281,7 @@ void sv_ring_release(struct sv_ring *r, uint64_t pos)
 	atomic_thread_fence(memory_order_seq_cst);
 	uint64_t want = atomic_load_explicit(&r->waiting, memory_order_relaxed);
 	if (want && pos >= want) {
-		atomic_fetch_add_explicit(&r->wake_seq, 1, memory_order_relaxed);
 		/* One producer per ring, so at most one sleeper. */
-		sv_futex_wake(&r->wake_seq, 1);
+		sv_futex_bump(&r->wake_seq, 1);
 	}
 }
