@@ -55,8 +55,8 @@ CK_STACK_CONTAINER(struct sv_settle, entry, settle_of)
 /* Take every queued settle, oldest first. I/O thread. */
 struct sv_settle *sv_settle_take(salvo_client *c)
 {
-	/* An exchange: with the pushers' compare-and-swap, their records' contents are
-	 * seen (both are full barriers on x86, where ck_pr is inline assembly). */
+	/* The exchange, after the pushers' store fence and compare-and-swap: their records'
+	 * contents and links are seen (ck_stack_batch_pop_upmc fences after its exchange). */
 	struct ck_stack_entry *e = ck_stack_batch_pop_upmc(&c->settles);
 	struct sv_settle *fifo = NULL;
 
@@ -85,11 +85,13 @@ static void settle_push(salvo_client *c, struct sv_settle *s)
 	struct ck_stack_entry *old = ck_pr_load_ptr(&c->settles.head);
 
 	/* ck_stack_push_upmc's loop, keeping the head it replaced: whether the stack was
-	 * empty decides the kick, and ck_stack's push does not say. */
-	sv_tsan_release(&c->settles);
-	do
+	 * empty decides the kick, and ck_stack's push does not say. Its store fence orders
+	 * the record's fields and link before the compare-and-swap that publishes it. */
+	do {
 		s->entry.next = old;
-	while (!ck_pr_cas_ptr_value(&c->settles.head, old, &s->entry, &old));
+		ck_pr_fence_store();
+		sv_tsan_release(&c->settles);
+	} while (!ck_pr_cas_ptr_value(&c->settles.head, old, &s->entry, &old));
 	/* The first record since the I/O thread last emptied the stack wakes it; later ones
 	 * ride along (it looks at the stack again before it parks). */
 	if (!old)

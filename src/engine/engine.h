@@ -212,10 +212,9 @@ struct salvo_client {
 	unsigned rec_attempt;	    /* reconnection attempts since the loss */
 	uint64_t rec_delay_ms;	    /* backoff before the next one, before jitter */
 	uint64_t rec_next_ns;	    /* when the next attempt is due */
-	/* The on-connect hooks' thread (after a reconnection): the generation it runs for
-	 * (I/O thread), and, under lock, the generation it finished for and its result. */
-	uint64_t hook_generation;
-	uint64_t hooks_finished; /* generation + 1 once finished; 0: none yet */
+	/* The on-connect hooks' thread (after a reconnection), under lock: the last
+	 * generation a hooks' thread finished for, plus one (0: none yet), and its result. */
+	uint64_t hooks_finished;
 	int hook_status;
 	salvo_error hook_err;
 	struct sv_request_list held; /* requests waiting for the next connection */

@@ -180,7 +180,8 @@ static void recovering_turn(salvo_client *c)
 	if (atomic_load(&c->state) != SV_CONN_RECOVERING || c->end_pending)
 		return;
 	sv_park_arm_wake(c);
-	wait_for(c, now, next);
+	/* From now: the attempt may have taken up to connection_timeout. */
+	wait_for(c, sv_now_ns(), next);
 	reap(c);
 }
 
@@ -212,7 +213,7 @@ static void open_turn(salvo_client *c)
 		 * producer that starts waiting for a confirm kicks after saying so). */
 		sv_park_begin(c);
 		if (!queue_empty(c) || !sv_rings_idle(c) ||
-		    !CK_STACK_ISEMPTY(&c->settles) ||
+		    ck_pr_load_ptr(&c->settles.head) ||
 		    (c->recv_hold_until && sv_pubs_waiting(c))) {
 			sv_park_end(c);
 			io_uring_submit(&c->uring);

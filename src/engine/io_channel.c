@@ -190,7 +190,11 @@ void sv_take_requests(salvo_client *c)
 			sv_request_complete(req, e.status, &e);
 			continue;
 		}
-		if (atomic_load(&c->state) == SV_CONN_RECOVERING && req->kind == SV_REQ_METHOD) {
+		/* Also once an end is recorded (a settle above ran out of memory): the safe
+		 * point recovers, and they go on the next connection, or it closes everything
+		 * and fails them with the rest. */
+		if ((atomic_load(&c->state) == SV_CONN_RECOVERING || c->end_pending) &&
+		    req->kind == SV_REQ_METHOD) {
 			CK_STAILQ_INSERT_TAIL(&c->held, req, link);
 			continue;
 		}

@@ -275,7 +275,8 @@ static void flush_singles(salvo_client *c, salvo_channel *only, struct sv_settle
 			continue;
 		ch = c->channels[s->channel];
 		if (!ch) {
-			/* the connection failed while this batch was sent (no memory) */
+			/* Not expected: settle_channel found it, and channels are forgotten only
+			 * at the loop's safe point. A settle for no channel is dropped. */
 			s->tag = 0;
 			continue;
 		}

@@ -311,7 +311,8 @@ void sv_pub_checkpoints(salvo_client *c)
 		 * tx.commit with 504 "unexpected command while processing 'tx.commit'". */
 		if (pub->slots || pub->ckpt_inflight || pub->be_lo <= pub->be_verified ||
 		    sv_pub_closed(pub) || pub->detach || c->paused || pub->ch->recovering ||
-		    pub->ch->close_sent || !CK_STAILQ_EMPTY(&pub->ch->await))
+		    pub->ch->close_sent || !CK_STAILQ_EMPTY(&pub->ch->await) ||
+		    pub->ch->incoming_req)
 			continue;
 		if (!now)
 			now = sv_now_ns();
@@ -551,7 +552,7 @@ void sv_return_header(salvo_channel *ch, const struct sv_content_header *h)
  * A publisher's channel is open again on the new connection (and in confirm mode again):
  * resume it. Confirm modes send again every message without an outcome, from released;
  * the new channel's delivery tags start at 1, so tag t is now seq t + tag_base. Best
- * effort cannot resend (its ring is released as it is sent); sv_recover() has dropped the
+ * effort cannot resend (its ring is released as it is sent); recovery has dropped the
  * rest of a message the loss cut.
  */
 enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv_request *req,

@@ -11,7 +11,7 @@
  * close) and calls sv_recover_step when an attempt is due. Once connected, the on-connect
  * hooks run on a thread of their own (they make synchronous calls, which this thread
  * serves); the loop sees them finish (sv_recover_hooks_done) and reopens the publishers'
- * channels, each reopening's last reply resuming its publisher (io_channel.c).
+ * channels, each reopening's last reply resuming its publisher (sv_pub_reopened).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -283,13 +283,20 @@ static void resume_publishers(salvo_client *c)
 }
 
 /* The hooks' thread: run them, leave the result for the loop, wake it. */
+struct hook_run {
+	salvo_client *c;
+	uint64_t generation; /* the connection they run for */
+};
+
 static void *hook_main(void *arg)
 {
-	salvo_client *c = arg;
-	uint64_t generation = c->hook_generation;
+	struct hook_run *run = arg;
+	salvo_client *c = run->c;
+	uint64_t generation = run->generation;
 	salvo_error err;
 	int status;
 
+	free(run);
 	memset(&err, 0, sizeof err);
 	status = sv_run_hooks(c, &err);
 	pthread_mutex_lock(&c->lock);
@@ -362,14 +369,18 @@ static void reconnected(salvo_client *c, const struct sv_session *sess)
 	if (!sv_live(c))
 		return; /* lost again: the loop's safe point sees to it */
 	if (c->set.conf.n_hooks) {
+		struct hook_run *run = malloc(sizeof *run);
 		pthread_t t;
 
 		c->paused = true;
-		c->hook_generation = c->generation; /* read by the new thread before it runs */
 		atomic_fetch_add(&c->refs, 1);
-		if (pthread_create(&t, NULL, hook_main, c) == 0) {
-			pthread_detach(t);
-			return;
+		if (run) {
+			*run = (struct hook_run){c, c->generation};
+			if (pthread_create(&t, NULL, hook_main, run) == 0) {
+				pthread_detach(t);
+				return;
+			}
+			free(run);
 		}
 		atomic_fetch_sub(&c->refs, 1);
 		sv_error_set(&err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
