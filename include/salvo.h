@@ -532,6 +532,14 @@ SALVO_API const char *salvo_message_consumer_tag(const salvo_message *m);
  * headers is read-only, for salvo_table_iter_init. Never NULL; lives as long as m.
  */
 SALVO_API const salvo_props *salvo_message_props(const salvo_message *m);
+/*
+ * A record of an envelope (a batching publisher's message, see salvo_batch_opts), as
+ * consumers hand them out: its index (0-based) and the envelope's record count. A message
+ * that is not from an envelope, or an envelope delivered raw (SALVO_CONSUME_RAW_ENVELOPES),
+ * is record 0 of 1.
+ */
+SALVO_API uint32_t salvo_message_record_index(const salvo_message *m);
+SALVO_API uint32_t salvo_message_record_count(const salvo_message *m);
 /* Free the message. An unacknowledged message stays unacknowledged (the broker requeues
  * it when the channel closes). NULL is ignored. Any thread. */
 SALVO_API void salvo_message_destroy(salvo_message *m);
@@ -598,6 +606,8 @@ typedef struct salvo_consumer salvo_consumer;
 #define SALVO_CONSUME_NO_ACK 0x1u    /* the broker considers messages acked when sent */
 #define SALVO_CONSUME_EXCLUSIVE 0x2u /* the only consumer of the queue */
 #define SALVO_CONSUME_NO_LOCAL 0x4u  /* not honoured by RabbitMQ */
+/* Envelopes of batching publishers are handed out as they came, not split into records. */
+#define SALVO_CONSUME_RAW_ENVELOPES 0x8u
 
 /* Called with a message the callee owns (it must destroy it, and may hand it to another
  * thread to process and ack). */
@@ -756,6 +766,51 @@ typedef struct salvo_outcome {
 
 typedef void (*salvo_outcome_fn)(const salvo_outcome *o, void *arg);
 
+/*
+ * Batching (salvo_publisher_opts.batch): records published with the same exchange, routing
+ * key, flags and properties are packed into one AMQP message, an envelope, which the
+ * broker stores and routes as one message. The wire format (README "Batching") is stable
+ * and versioned: content_type application/vnd.salvo.batch+v1, header x-salvo-records, the
+ * body the records back to back (32-bit big-endian length, bytes), compressed whole when
+ * content_encoding is lz4 or zstd. salvo consumers hand the records out one by one.
+ *
+ * An envelope is closed and sent when it holds max_records records or max_bytes bytes of
+ * records (each record costs its length plus 4), when linger_us has passed since its
+ * first record (the I/O thread closes it: a producer that stops publishing leaves no
+ * record waiting longer), when a record with another exchange, routing key, flags or
+ * properties comes, and on flush, wait_confirms and close. A sync publish closes its
+ * envelope at once: the calling thread could add nothing more to it before its outcome.
+ *
+ * Sequence numbers, outcomes (async: one per record, with its opaque, when its envelope
+ * is settled), the window and the statistics count records; salvo_pub_stats.envelopes
+ * counts envelopes. After a reconnection whole unconfirmed envelopes are sent again:
+ * their records count in resent.
+ */
+typedef enum salvo_compression {
+	SALVO_COMPRESSION_NONE = 0,
+	SALVO_COMPRESSION_LZ4,	/* one LZ4 frame (liblz4) */
+	SALVO_COMPRESSION_ZSTD, /* one zstd frame (libzstd) */
+} salvo_compression;
+
+typedef struct salvo_batch_opts {
+	/* 0: no batching (every other field is ignored). Otherwise the most records of one
+	 * envelope, 1 .. 1,048,576. Configuration key publisher.batch.records. */
+	size_t max_records;
+	/* Bytes of records (lengths included) of one envelope, before compression; 0: 65536
+	 * (publisher.batch.bytes). At most the negotiated frame_max less the envelope's
+	 * frame overhead (and less compression's worst-case growth): an envelope is one
+	 * body frame. A record larger than this travels alone in its own envelope if it fits
+	 * the frame, else the publish is refused. */
+	size_t max_bytes;
+	/* Longest a record waits in an open envelope, in microseconds; 0: 1000
+	 * (publisher.batch.linger_us). */
+	unsigned linger_us;
+	salvo_compression compression; /* publisher.batch.compression: none, lz4, zstd */
+	/* The codec's own level: lz4 0 (fast) .. 12, zstd 1 .. 19; 0: the codec's default
+	 * (publisher.batch.level). */
+	int level;
+} salvo_batch_opts;
+
 typedef struct salvo_publisher_opts {
 	salvo_confirm_mode confirm;
 	/* Most messages published and not yet reported (async) or not yet confirmed (sync,
@@ -765,6 +820,9 @@ typedef struct salvo_publisher_opts {
 	salvo_outcome_fn on_outcome; /* async only; NULL: outcomes are only counted */
 	void *on_outcome_arg;
 	unsigned flags; /* SALVO_PUBLISHER_* */
+	/* Zeroed: the configuration's publisher.batch.* keys (no batching unless
+	 * publisher.batch.records is set). */
+	salvo_batch_opts batch;
 } salvo_publisher_opts;
 
 /*
@@ -914,6 +972,9 @@ typedef struct salvo_pub_stats {
 	 * SALVO_PUBLISHER_NO_SEQ_HEADER, or whose outcome was already known); not part of
 	 * published = acked + nacked + returned + failed + in_flight. */
 	uint64_t returns_unmatched;
+	/* Batching publishers: envelopes sent (each counted once, not again when resent) and
+	 * the bytes of their bodies as sent (after compression) and before compression. */
+	uint64_t envelopes, envelope_bytes, envelope_raw_bytes;
 } salvo_pub_stats;
 
 SALVO_API void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st);

@@ -98,9 +98,12 @@ if [ "$sanitize" != 0 ]; then
 		--timeout-multiplier 3 || status=$?
 fi
 
-# One closing line per build, from meson's own record of the run.
+# One closing line per build, from meson's own record of the run, after the failed tests
+# with the end of their output: a CI log is often read from its tail, and a long run
+# pushes meson's own failure reports out of it.
 python3 - "$builddir" "$sandir" "$tsandir" <<'PY'
 import json, os, sys
+lines = []
 for name, build in (("salvo", sys.argv[1]), ("salvo (sanitizers)", sys.argv[2]),
                     ("salvo (thread sanitizer)", sys.argv[3])):
     log = build + "/meson-logs/testlog.json"
@@ -108,9 +111,16 @@ for name, build in (("salvo", sys.argv[1]), ("salvo (sanitizers)", sys.argv[2]),
         continue
     counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
     for line in open(log):
-        r = json.loads(line)["result"]
+        t = json.loads(line)
+        r = t["result"]
         key = "OK" if r in ("OK", "EXPECTEDFAIL") else "SKIP" if r == "SKIP" else "FAIL"
         counts[key] += 1
-    print("%s: %d passed, %d failed, %d skipped" % (name, counts["OK"], counts["FAIL"], counts["SKIP"]))
+        if key == "FAIL":
+            out = (t.get("stdout") or "").rstrip("\n").split("\n")
+            print("--- %s: %s %s (%.1f s); its last lines:" % (name, r, t["name"], t["duration"]))
+            for l in out[-12:]:
+                print("    " + l[:300])
+    lines.append("%s: %d passed, %d failed, %d skipped" % (name, counts["OK"], counts["FAIL"], counts["SKIP"]))
+print("\n".join(lines))
 PY
 exit $status

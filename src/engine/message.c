@@ -50,6 +50,18 @@ const salvo_props *salvo_message_props(const salvo_message *m)
 	return &m->props;
 }
 
+uint32_t salvo_message_record_index(const salvo_message *m)
+{
+	(void)m;
+	return 0;
+}
+
+uint32_t salvo_message_record_count(const salvo_message *m)
+{
+	(void)m;
+	return 1;
+}
+
 void salvo_message_destroy(salvo_message *m)
 {
 	if (!m)
