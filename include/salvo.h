@@ -794,13 +794,14 @@ typedef enum salvo_compression {
 
 typedef struct salvo_batch_opts {
 	/* 0: no batching (every other field is ignored). Otherwise the most records of one
-	 * envelope, 1 .. 1,048,576. Configuration key publisher.batch.records. */
+	 * envelope, 1 .. 1,048,576, and in confirm modes at most half the window.
+	 * Configuration key publisher.batch.records. */
 	size_t max_records;
 	/* Bytes of records (lengths included) of one envelope, before compression; 0: 65536
 	 * (publisher.batch.bytes). At most the negotiated frame_max less the envelope's
 	 * frame overhead (and less compression's worst-case growth): an envelope is one
-	 * body frame. A record larger than this travels alone in its own envelope if it fits
-	 * the frame, else the publish is refused. */
+	 * body frame. A publish of a record larger than max_bytes - 4 is refused
+	 * (SALVO_ERR_INVALID_ARGUMENT). */
 	size_t max_bytes;
 	/* Longest a record waits in an open envelope, in microseconds; 0: 1000
 	 * (publisher.batch.linger_us). */

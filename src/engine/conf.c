@@ -123,6 +123,22 @@ static const struct conf_key keys[] = {
 	NUMBER("publisher.window", window, KEY_POW2, 64, 1 << 24, 16384, "messages",
 	       "Confirm modes: most messages a publisher has without a known outcome,\n"
 	       "rounded up to a power of two (salvo_publisher_opts.window overrides it)."),
+	NUMBER("publisher.batch.records", batch_records, 0, 0, 1u << 20, 0, "records",
+	       "Batching (salvo_batch_opts): most records packed into one envelope; 0: no\n"
+	       "batching. At most half the window in confirm modes."),
+	NUMBER("publisher.batch.bytes", batch_bytes, 0, 0, INT32_MAX, 65536, "bytes",
+	       "Batching: bytes of records (each its length plus 4) in one envelope, before\n"
+	       "compression; the envelope is one body frame, so it must fit frame_max."),
+	NUMBER("publisher.batch.linger_us", batch_linger_us, 0, 1, 60000000, 1000, "microseconds",
+	       "Batching: longest a record waits in an open envelope; then the I/O thread\n"
+	       "closes and sends it."),
+	CHOICE("publisher.batch.compression", batch_compression, 0,
+	       "Batching: compression of each envelope's body, one LZ4 or zstd frame\n"
+	       "(content_encoding lz4 or zstd).",
+	       "none", "lz4", "zstd"),
+	NUMBER("publisher.batch.level", batch_level, 0, 0, 19, 0, "",
+	       "Batching: the compression level, on the codec's own scale (lz4 0..12,\n"
+	       "zstd 1..19); 0: the codec's default."),
 	NUMBER("reconnect", reconnect, 0, 0, 1, 1, "",
 	       "1: when the connection is lost (I/O error, missed heartbeats, 320\n"
 	       "CONNECTION_FORCED), reconnect, run the on-connect hooks and resume publishers,\n"

@@ -39,6 +39,7 @@
 #include "conf_internal.h"
 #include "confirm.h"
 #include "connect.h"
+#include "pub_batch.h"
 #include "error.h"
 #include "futex.h"
 #include "ring.h"
@@ -297,6 +298,7 @@ struct salvo_channel {
 struct sv_return {
 	CK_STAILQ_ENTRY(sv_return) link;
 	uint64_t seq; /* 0: no stamp found */
+	uint64_t last; /* an envelope's: its last record (seq its first); else seq */
 	salvo_error err;
 	char exchange[256], routing_key[256];
 };
@@ -412,6 +414,8 @@ struct salvo_publisher {
 	uint8_t *tpl_heap;
 	size_t tpl_heap_cap;
 	uint32_t seq_at; /* offset of the SV_SEQ_HEADER value in the template; 0: none */
+	uint64_t tpl_gen; /* bumped by every new template */
+	struct sv_batch batch; /* batching publishers (pub_batch.c) */
 	salvo_confirm_mode mode;
 	bool stamp;  /* confirm modes: mandatory messages carry SV_SEQ_HEADER */
 	bool reopen; /* a channel the broker closed is replaced (SALVO_PUBLISHER_NO_REOPEN) */
@@ -459,6 +463,13 @@ struct salvo_publisher {
 	uint64_t resent_until;	   /* seqs up to here were sent again: their acks may repeat */
 	uint64_t release_to;	   /* confirms allow releasing up to here (once it is sent) */
 	bool drain_due;		   /* acks arrived: drain the window after this read */
+	/* Batching in a confirm mode: the records (seqs) each delivery tag of the channel
+	 * carries, entry tag + env_base (mod window); env_tags tags are assigned on the
+	 * channel, env_lo is the lowest whose envelope is not drained yet (io_pub.c). */
+	struct sv_env_range {
+		uint64_t first, last;
+	} *envs;
+	uint64_t env_tags, env_lo, env_base;
 	/* Best effort, counted in messages since the publisher began: bounds of how many
 	 * are sent (be_lo <= sent <= be_hi), how many a checkpoint proved the broker handled,
 	 * whether a checkpoint is in flight (and since when), and the snapshot taken with

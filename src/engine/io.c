@@ -12,7 +12,8 @@
  * (recover.c).
  *
  * Parking, and the linger after a send that makes it safe for producers to skip the
- * kick: park.c.
+ * kick: park.c. Batching publishers' envelopes that have lingered are closed each turn
+ * (pub_batch.c), and the next one due bounds the sleep.
  */
 #include <limits.h>
 #include <stdlib.h>
@@ -188,7 +189,7 @@ static void recovering_turn(salvo_client *c)
 /* A turn with the connection up. */
 static void open_turn(salvo_client *c)
 {
-	uint64_t now, deadline;
+	uint64_t now, deadline, batch;
 
 	if (c->paused)
 		sv_recover_hooks_done(c);
@@ -201,6 +202,10 @@ static void open_turn(salvo_client *c)
 	}
 	if (!sv_live(c))
 		return;
+	/* Envelopes that have lingered go out with this turn's send. */
+	batch = sv_batch_linger(c, now);
+	if (batch && (!deadline || batch < deadline))
+		deadline = batch;
 	if (!c->send_inflight)
 		sv_start_send(c);
 	arm(c, now);
@@ -212,6 +217,12 @@ static void open_turn(salvo_client *c)
 		/* Nothing to wait for but new work: park. Pairs with sv_client_kick (and a
 		 * producer that starts waiting for a confirm kicks after saying so). */
 		sv_park_begin(c);
+		/* After the fence: an envelope opened since the look above (its producer
+		 * kicked, or we see it here) sets how long we may sleep; one that is due is
+		 * closed, and the rings are then not idle. */
+		batch = sv_batch_linger(c, sv_now_ns());
+		if (batch && (!deadline || batch < deadline))
+			deadline = batch;
 		if (!queue_empty(c) || !sv_rings_idle(c) ||
 		    ck_pr_load_ptr(&c->settles.head) ||
 		    (c->recv_hold_until && sv_pubs_waiting(c))) {

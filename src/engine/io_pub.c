@@ -29,11 +29,39 @@ static void tag_sent(struct salvo_publisher *pub, uint64_t sent)
 		uint64_t end = atomic_load_explicit(&pub->slots[seq & pub->wmask].end,
 						    memory_order_relaxed);
 
-		if (end <= pub->tagged_end || end > sent)
+		if (end > sent || end < pub->tagged_end || !end)
 			break;
+		if (end == pub->tagged_end) {
+			/* The next record of the envelope just tagged (they share its end); a
+			 * stale slot's end is smaller, since an envelope has fewer records than
+			 * the window. */
+			if (!pub->envs)
+				break;
+			pub->envs[(pub->env_tags + pub->env_base) & pub->wmask].last = seq;
+		} else if (pub->envs) {
+			/* An envelope: the channel's next delivery tag. */
+			struct sv_env_range *e =
+			    &pub->envs[(++pub->env_tags + pub->env_base) & pub->wmask];
+			e->first = e->last = seq;
+		}
 		sv_confirm_add(&pub->win, end);
 		pub->tagged_end = end;
 	}
+}
+
+/* Batching: the records delivery tag `tag` of the channel carries; false for a tag not
+ * (or no longer) assigned. */
+static bool env_range(const struct salvo_publisher *pub, uint64_t tag, uint64_t *first,
+		      uint64_t *last)
+{
+	const struct sv_env_range *e;
+
+	if (!tag || tag > pub->env_tags || tag < pub->env_lo)
+		return false;
+	e = &pub->envs[(tag + pub->env_base) & pub->wmask];
+	*first = e->first;
+	*last = e->last;
+	return true;
 }
 
 /*
@@ -92,6 +120,11 @@ void sv_pub_drain(struct salvo_publisher *pub)
 	sv_stat_add(&pub->ctr.failed, n_fail);
 	if (release > pub->release_to)
 		pub->release_to = release;
+	/* Envelopes whose records are all drained no longer need their tags' ranges. */
+	if (pub->envs)
+		while (pub->env_lo <= pub->env_tags &&
+		       pub->envs[(pub->env_lo + pub->env_base) & pub->wmask].last <= last)
+			pub->env_lo++;
 	pub_release(pub);
 	sv_done_publish(pub, last);
 }
@@ -469,6 +502,27 @@ void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool mul
 	 * channel put in confirm mode with salvo_confirm_select has no publisher at all. */
 	if (!pub || !pub->slots)
 		return;
+	if (pub->envs && tag) {
+		/* Batching: a tag is an envelope, a range of records. */
+		uint64_t first, last;
+		int rc = -1;
+
+		if (env_range(pub, tag, &first, &last)) {
+			if (multiple)
+				rc = sv_confirm_settle(&pub->win, last, true, nack);
+			else
+				for (uint64_t s = first; s <= last; s++)
+					rc &= sv_confirm_settle(&pub->win, s, false, nack);
+		}
+		/* An envelope sent again may have been settled on the old connection. */
+		if (rc && !(env_range(pub, tag, &first, &last) && last <= pub->resent_until))
+			sv_protocol_error(c, 503, "basic.%s for delivery tag %llu%s on channel %u, "
+					  "which has no such envelope awaiting its confirm",
+					  nack ? "nack" : "ack", (unsigned long long)tag,
+					  multiple ? " (multiple)" : "", ch->id);
+		pub->drain_due = true;
+		return;
+	}
 	/* After a reconnection the new channel numbers from 1 again: seq = tag + tag_base. */
 	if (tag)
 		tag += pub->tag_base;
@@ -536,9 +590,22 @@ void sv_return_header(salvo_channel *ch, const struct sv_content_header *h)
 	if ((h->props.flags & SV_PROP_HEADERS) && sv_table_find(h->props.headers, SV_SEQ_HEADER, &f) &&
 	    (f.type == SV_FIELD_I64 || f.type == SV_FIELD_U64))
 		r->seq = f.type == SV_FIELD_I64 ? (uint64_t)f.v.i64 : f.v.u64;
+	r->last = r->seq;
+	/* An envelope's stamp is its first record's; every record of it comes back. */
+	if (r->seq && pub->envs && sv_table_find(h->props.headers, SV_BATCH_RECORDS_HEADER, &f) &&
+	    f.type == SV_FIELD_I32 && f.v.i32 > 0 && (uint64_t)f.v.i32 <= pub->wmask + 1)
+		r->last = r->seq + (uint64_t)f.v.i32 - 1;
 	/* A return salvo cannot match (no stamp, or not awaiting its confirm) changes no
 	 * outcome: the message's ack still comes. It is counted, not lost without a trace. */
-	if (!r->seq || sv_confirm_mark_returned(&pub->win, r->seq)) {
+	if (r->seq) {
+		int bad = sv_confirm_mark_returned(&pub->win, r->seq);
+
+		for (uint64_t s = r->seq + 1; !bad && s <= r->last; s++)
+			bad = sv_confirm_mark_returned(&pub->win, s);
+		if (bad)
+			r->seq = 0;
+	}
+	if (!r->seq) {
 		sv_stat_add(&pub->ctr.returns_unmatched, 1);
 		free(r);
 		return;
@@ -572,6 +639,12 @@ enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv
 		sv_ring_rewind(&pub->ring);
 		pub->tag_base = first - 1;
 		pub->resent_until = next - 1;
+		/* Batching: the envelopes go again in order, the first not drained as tag 1. */
+		if (pub->envs) {
+			pub->env_base += pub->env_lo - 1;
+			pub->env_tags -= pub->env_lo - 1;
+			pub->env_lo = 1;
+		}
 		sv_stat_add(&pub->ctr.resent, next - first);
 	}
 	return SV_REPLY_DONE;

@@ -68,6 +68,9 @@ void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
 	sum->possibly_lost += st->possibly_lost;
 	sum->returns_unmatched += st->returns_unmatched;
 	sum->in_flight += st->in_flight;
+	sum->envelopes += st->envelopes;
+	sum->envelope_bytes += st->envelope_bytes;
+	sum->envelope_raw_bytes += st->envelope_raw_bytes;
 	sum->latency_count += st->latency_count;
 	if (st->latency_max_ns > sum->latency_max_ns)
 		sum->latency_max_ns = st->latency_max_ns;
@@ -115,6 +118,9 @@ void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st)
 	st->resent = LOAD(p->ctr.resent);
 	st->possibly_lost = LOAD(p->ctr.possibly_lost);
 	st->returns_unmatched = LOAD(p->ctr.returns_unmatched);
+	st->envelopes = LOAD(p->batch.envelopes);
+	st->envelope_bytes = LOAD(p->batch.bytes);
+	st->envelope_raw_bytes = LOAD(p->batch.raw_bytes);
 	st->latency_count = LOAD(p->ctr.latency_count);
 	st->latency_max_ns = LOAD(p->ctr.latency_max_ns);
 	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)

@@ -218,6 +218,7 @@ static int set_template(salvo_publisher *p, const salvo_msg *m, unsigned flags, 
 	memcpy(p->tpl_routing_key, routing_key, rlen + 1);
 	p->tpl_flags = m->props ? flags | TPL_PROPS : flags;
 	p->tpl_valid = true;
+	p->tpl_gen++;
 	return 0;
 }
 
@@ -287,15 +288,22 @@ static struct sv_slot *slot_of(salvo_publisher *p, uint64_t seq)
 }
 
 /* The basic.return recorded for seq, if any: taken off the list (caller frees). Returns
- * are recorded in the order of their messages, so older unmatched ones are dropped. */
+ * are recorded in the order of their messages, so older unmatched ones are dropped. An
+ * envelope's return covers its records seq .. last: each but the last gets a copy. */
 static struct sv_return *take_return(salvo_publisher *p, uint64_t seq)
 {
 	struct sv_return *r, *found = NULL;
 
 	pthread_mutex_lock(&p->ret_lock);
 	while ((r = CK_STAILQ_FIRST(&p->returns)) && r->seq <= seq) {
+		if (seq < r->last) {
+			found = malloc(sizeof *found);
+			if (found)
+				*found = *r;
+			break;
+		}
 		CK_STAILQ_REMOVE_HEAD(&p->returns, link);
-		if (r->seq == seq) {
+		if (seq == r->last) {
 			free(found);
 			found = r;
 		} else {
@@ -507,6 +515,40 @@ static int use_template(salvo_publisher *p, const salvo_msg *m, unsigned flags, 
 	return 0;
 }
 
+/*
+ * A batching publisher's publish, past the window: the record goes into the open envelope
+ * (pub_batch.c), which may first need ring room for a new one. A sync publish closes it
+ * at once: nothing else can join it before the outcome this thread waits for.
+ */
+static int publish_record(salvo_publisher *p, const salvo_msg *m, unsigned flags,
+			  struct lazy_deadline *dl, uint64_t *seq, salvo_error *err)
+{
+	uint64_t s = p->seq + 1;
+	int64_t need;
+
+	if (confirming(p)) {
+		/* The slot is free (the window has room); the envelope's close writes its end. */
+		struct sv_slot *sl = slot_of(p, s);
+
+		sl->opaque = m->opaque;
+		sl->t_ns = p->mode == SALVO_CONFIRM_SYNC || !(s & SAMPLE_MASK) ? sv_now_ns() : 0;
+	}
+	while ((need = sv_batch_add(p, m, flags, s, err)) > 0) {
+		int rc = wait_room(p, (size_t)need, dl->timeout_ms, deadline_get(dl), err);
+		if (rc)
+			return rc;
+	}
+	if (need < 0)
+		return (int)need;
+	p->seq = s;
+	if (seq)
+		*seq = s;
+	if (p->mode != SALVO_CONFIRM_SYNC)
+		return 0;
+	sv_batch_close(p);
+	return sync_outcome(p, s, dl, err);
+}
+
 /* salvo_publish_msg once the publisher is claimed. */
 static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_ms, uint64_t *seq,
 			   salvo_error *err)
@@ -528,6 +570,8 @@ static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_m
 	if (rc)
 		return rc;
 	if (p->seq - p->reported > p->wmask && confirming(p)) {
+		/* The outcomes waited for may be in the open envelope. */
+		sv_batch_close(p);
 		if (p->mode == SALVO_CONFIRM_ASYNC) {
 			/* Outcomes delivered here may run on_outcome, whose publishes change the
 			 * template: choose it again once the window has room. */
@@ -547,6 +591,8 @@ static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_m
 			skip_to(p, p->seq - p->wmask);
 		}
 	}
+	if (p->batch.on)
+		return publish_record(p, m, flags, &dl, seq, err);
 	need = sv_publish_size(&p->tpl, m->len);
 	if (need > sv_ring_capacity(&p->ring)) {
 		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
@@ -661,6 +707,7 @@ static int flush_claimed(salvo_publisher *p, int timeout_ms, bool reopen, salvo_
 	rc = channel_for_call(p, reopen, timeout_ms, bounded ? &ts : NULL, err);
 	if (rc)
 		return rc;
+	sv_batch_close(p);
 	if (confirming(p)) {
 		rc = wait_done(p, p->seq, bounded ? &ts : NULL);
 		if (rc == -ETIMEDOUT || (timeout_ms == 0 && done_of(p) < p->seq)) {
@@ -853,6 +900,8 @@ static int try_reopen(salvo_publisher *p, salvo_error *e)
 		if (!atomic_load_explicit(&p->closed_quiet, memory_order_acquire) ||
 		    atomic_load_explicit(&p->client->state, memory_order_relaxed) != SV_CONN_OPEN)
 			return 1;
+		/* Its records fail with the rest of what the closed channel held. */
+		sv_batch_close(p);
 		rc = attach_req(p, SV_REQ_DETACH, true, p->client->set.rpc_timeout_ms, e);
 		if (rc == SALVO_ERR_TIMEOUT)
 			p->reopen_stuck = true;
@@ -885,6 +934,10 @@ static int try_reopen(salvo_publisher *p, salvo_error *e)
 	atomic_store_explicit(&p->closed_quiet, 0, memory_order_relaxed);
 	p->tag_base = p->seq;
 	p->resent_until = 0;
+	/* The new channel's delivery tags start at 1; every envelope before is settled. */
+	p->env_base += p->env_tags;
+	p->env_tags = 0;
+	p->env_lo = 1;
 	if (!confirming(p)) {
 		uint64_t published = atomic_load_explicit(&p->published, memory_order_relaxed);
 		p->be_lo = p->be_hi = p->be_verified = published;
@@ -961,6 +1014,8 @@ static int channel_for_call(salvo_publisher *p, bool may_reopen, int timeout_ms,
 static void publisher_free(salvo_publisher *p)
 {
 	free(p->tpl_heap);
+	sv_batch_free(&p->batch);
+	free(p->envs);
 	sv_ring_destroy(&p->ring);
 	if (p->slots) {
 		sv_confirm_destroy(&p->win);
@@ -969,6 +1024,32 @@ static void publisher_free(salvo_publisher *p)
 	sv_return_free_all(p);
 	pthread_mutex_destroy(&p->ret_lock);
 	free(p);
+}
+
+/* Batching: the caller's options, or the configuration's publisher.batch.* keys. */
+static int batch_setup(salvo_publisher *p, const salvo_batch_opts *opts, salvo_error *err)
+{
+	const struct salvo_conf *conf = &p->client->set.conf;
+	salvo_batch_opts o = *opts;
+	int rc;
+
+	if (!o.max_records) {
+		o.max_records = conf->batch_records;
+		o.max_bytes = conf->batch_bytes;
+		o.linger_us = conf->batch_linger_us;
+		o.compression = (salvo_compression)conf->batch_compression;
+		o.level = (int)conf->batch_level;
+	}
+	rc = sv_batch_setup(p, &o, err);
+	if (rc || !p->batch.on || !p->slots)
+		return rc;
+	p->envs = calloc(p->wmask + 1, sizeof *p->envs);
+	p->env_lo = 1;
+	if (!p->envs)
+		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+				    "out of memory for a window of %llu envelopes",
+				    (unsigned long long)(p->wmask + 1));
+	return 0;
 }
 
 int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo_publisher **out,
@@ -1042,6 +1123,11 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 			publisher_free(p);
 			return SALVO_ERR_NO_MEMORY;
 		}
+	}
+	rc = batch_setup(p, &o.batch, err);
+	if (rc) {
+		publisher_free(p);
+		return rc;
 	}
 	rc = salvo_channel_open(c, &p->ch, err);
 	if (rc) {
