@@ -33,6 +33,11 @@ static const struct {
 	{"rpc_timeout", "30000"},
 	{"publisher.ring_size", "4194304"},
 	{"publisher.window", "16384"},
+	{"publisher.batch.records", "0"},
+	{"publisher.batch.bytes", "65536"},
+	{"publisher.batch.linger_us", "1000"},
+	{"publisher.batch.compression", "none"},
+	{"publisher.batch.level", "0"},
 	{"reconnect", "1"},
 	{"reconnect.initial_delay", "100"},
 	{"reconnect.max_delay", "10000"},
@@ -302,6 +307,10 @@ static const struct range ranges[] = {
 	{"rpc_timeout", 1, 3600000, false},
 	{"publisher.ring_size", 65536, 1073741824, false},
 	{"publisher.window", 64, 16777216, false},
+	{"publisher.batch.records", 0, 1048576, false},
+	{"publisher.batch.bytes", 0, 2147483647, false},
+	{"publisher.batch.linger_us", 1, 60000000, false},
+	{"publisher.batch.level", 0, 19, false},
 	{"reconnect", 0, 1, false},
 	{"reconnect.initial_delay", 1, 3600000, false},
 	{"reconnect.max_delay", 1, 3600000, false},
@@ -1003,6 +1012,7 @@ static void test_print_help(void **state)
 	assert_non_null(strstr(text, "\nverify\n  default: \"verify_peer\"\n"
 				     "  range:   verify_peer | verify_none\n"));
 	assert_non_null(strstr(text, "range:   plain | external\n"));
+	assert_non_null(strstr(text, "range:   none | lz4 | zstd\n"));
 	assert_non_null(strstr(text, "range:   0..4095 bytes\n"));
 	assert_non_null(strstr(text, "a warning is\n  printed to stderr once per process"));
 	free(text);
@@ -1101,6 +1111,10 @@ int main(int argc, char **argv)
 		RANGE_TEST("length connection_name"),
 		RANGE_TEST("range consumer.buffer_bytes"),
 		RANGE_TEST("range publisher.window"),
+		RANGE_TEST("range publisher.batch.records"),
+		RANGE_TEST("range publisher.batch.bytes"),
+		RANGE_TEST("range publisher.batch.linger_us"),
+		RANGE_TEST("range publisher.batch.level"),
 		RANGE_TEST("range reconnect"),
 		RANGE_TEST("range reconnect.initial_delay"),
 		RANGE_TEST("range reconnect.max_delay"),
