@@ -42,9 +42,9 @@
 #define BODY_HEADER 7
 /* The largest basic.publish method frame (publisher.c). */
 #define PUBLISH_METHOD_MAX 527
-#define MAX_RECORDS_LIMIT (1u << 20)
-#define DEFAULT_BYTES 65536u
-#define DEFAULT_LINGER_US 1000u
+#define MAX_RECORDS_LIMIT  (1u << 20)
+#define DEFAULT_BYTES	   65536u
+#define DEFAULT_LINGER_US  1000u
 
 static const char records_key[] = SV_BATCH_RECORDS_HEADER;
 
@@ -52,8 +52,9 @@ static const char records_key[] = SV_BATCH_RECORDS_HEADER;
 
 static enum sv_batch_codec codec_of(salvo_compression c)
 {
-	return c == SALVO_COMPRESSION_LZ4 ? SV_BATCH_LZ4 :
-	       c == SALVO_COMPRESSION_ZSTD ? SV_BATCH_ZSTD : SV_BATCH_PLAIN;
+	return c == SALVO_COMPRESSION_LZ4    ? SV_BATCH_LZ4
+	       : c == SALVO_COMPRESSION_ZSTD ? SV_BATCH_ZSTD
+					     : SV_BATCH_PLAIN;
 }
 
 static int refuse(salvo_error *err, const char *fmt, size_t a, size_t b)
@@ -82,8 +83,9 @@ int sv_batch_setup(struct salvo_publisher *p, const salvo_batch_opts *o, salvo_e
 	 * tagged from a stale slot because an envelope never spans a whole window (io_pub.c),
 	 * and two envelopes can be awaiting their confirms at once. */
 	if (p->slots && o->max_records > (p->wmask + 1) / 2)
-		return refuse(err, "max_records %zu is above half the window of %zu records "
-				   "(publisher.window)",
+		return refuse(err,
+			      "max_records %zu is above half the window of %zu records "
+			      "(publisher.window)",
 			      o->max_records, (size_t)(p->wmask + 1));
 	if (o->compression > SALVO_COMPRESSION_ZSTD)
 		return refuse(err, "unknown compression %zu (of %zu)", (size_t)o->compression,
@@ -113,16 +115,18 @@ int sv_batch_setup(struct salvo_publisher *p, const salvo_batch_opts *o, salvo_e
 		}
 	}
 	if (b->area > body_max) {
-		int rc = refuse(err, "envelopes of %zu body bytes do not fit one frame: frame_max "
-				     "allows %zu (lower max_bytes)",
+		int rc = refuse(err,
+				"envelopes of %zu body bytes do not fit one frame: frame_max "
+				"allows %zu (lower max_bytes)",
 				b->area, body_max);
 		sv_batch_free(b);
 		return rc;
 	}
 	/* Two envelopes at least, or the producer would wait for its own. */
 	if (2 * (b->area + frame_max) > sv_ring_capacity(&p->ring)) {
-		int rc = refuse(err, "envelopes of %zu bytes need a larger ring than %zu bytes "
-				     "(publisher.ring_size)",
+		int rc = refuse(err,
+				"envelopes of %zu bytes need a larger ring than %zu bytes "
+				"(publisher.ring_size)",
 				b->area, sv_ring_capacity(&p->ring));
 		sv_batch_free(b);
 		return rc;
@@ -187,8 +191,8 @@ static int env_template(struct salvo_publisher *p, struct sv_env_tpl *e, const s
 		w = put_field(w, SV_SEQ_HEADER, 'l', 8);
 	w = put_field(w, records_key, 'I', 4);
 	ours = (size_t)(w - headers);
-	need = PUBLISH_METHOD_MAX + SV_FRAME_OVERHEAD + 12 + sv_props_encoded_size(&props) +
-	       ours + 64;
+	need =
+	    PUBLISH_METHOD_MAX + SV_FRAME_OVERHEAD + 12 + sv_props_encoded_size(&props) + ours + 64;
 	/* The table is built after the buffer's template room: [template | table]. */
 	if (e->cap < need + ours + props.headers.len) {
 		uint8_t *nb = realloc(e->buf, need + ours + props.headers.len);
@@ -211,10 +215,11 @@ static int env_template(struct salvo_publisher *p, struct sv_env_tpl *e, const s
 		props.content_encoding =
 		    (struct sv_bytes){(const uint8_t *)encoding, (uint32_t)strlen(encoding)};
 	}
-	if (sv_publish_template_init(&e->tpl, e->buf, need, p->ch->id,
-				     (struct sv_bytes){(const uint8_t *)m->exchange, (uint32_t)elen},
-				     (struct sv_bytes){(const uint8_t *)m->routing_key, (uint32_t)rlen},
-				     mandatory, &props, p->client->sess.frame_max, &cerr))
+	if (sv_publish_template_init(
+		&e->tpl, e->buf, need, p->ch->id,
+		(struct sv_bytes){(const uint8_t *)m->exchange, (uint32_t)elen},
+		(struct sv_bytes){(const uint8_t *)m->routing_key, (uint32_t)rlen}, mandatory,
+		&props, p->client->sess.frame_max, &cerr))
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "%s",
 				    cerr.reason);
 	/* Find our fields, zero values included, in the frames: nothing before them can
@@ -355,8 +360,8 @@ int64_t sv_batch_add(struct salvo_publisher *p, const salvo_msg *m, unsigned fla
 				    "(batch max_bytes, 4 of them per record's length)",
 				    m->len, b->max_bytes);
 	pthread_mutex_lock(&b->lock);
-	if (b->dst && (!same_records(p) || b->records == b->max_records ||
-		       b->used + need > b->max_bytes)) {
+	if (b->dst &&
+	    (!same_records(p) || b->records == b->max_records || b->used + need > b->max_bytes)) {
 		head_before = sv_ring_head(&p->ring);
 		close_locked(p);
 		closed = true;

@@ -30,7 +30,7 @@
 #include "../../src/codec/batch.h"
 #include "../rabbit.h"
 
-#define Q "salvo.test.batch"
+#define Q  "salvo.test.batch"
 #define Q2 "salvo.test.batch.2"
 
 static salvo_client *client(void)
@@ -173,6 +173,7 @@ static void on_outcome(const salvo_outcome *o, void *arg)
 
 static void case_async_100k(void)
 {
+	const char *q = Q ".async-100k";
 	const uint64_t n = 100000;
 	struct outcomes t = {.expect_opaque = 1000};
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC,
@@ -180,7 +181,7 @@ static void case_async_100k(void)
 				     .on_outcome_arg = &t,
 				     .batch = {.max_records = 1000}};
 	salvo_client *c = client();
-	salvo_channel *ch = channel_with(c, Q);
+	salvo_channel *ch = channel_with(c, q);
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -191,7 +192,10 @@ static void case_async_100k(void)
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	t0 = now_s();
 	for (uint64_t i = 0; i < n; i++) {
-		salvo_msg m = {.exchange = "", .routing_key = Q, .body = rec, .len = sizeof rec,
+		salvo_msg m = {.exchange = "",
+			       .routing_key = q,
+			       .body = rec,
+			       .len = sizeof rec,
 			       .opaque = (void *)(uintptr_t)(1000 + i + 1)};
 		uint64_t seq;
 
@@ -204,14 +208,13 @@ static void case_async_100k(void)
 	printf("async 100k: %llu records, %llu envelopes (%llu body bytes) acked %llu in "
 	       "%.2f s\n",
 	       (unsigned long long)st.published, (unsigned long long)st.envelopes,
-	       (unsigned long long)st.envelope_bytes, (unsigned long long)st.acked,
-	       now_s() - t0);
+	       (unsigned long long)st.envelope_bytes, (unsigned long long)st.acked, now_s() - t0);
 	CHECK(t.n == n && t.acked == n && t.in_order == n);
 	CHECK(st.published == n && st.acked == n && st.in_flight == 0);
 	CHECK(st.envelopes >= n / 1000 && st.envelopes < n / 10);
 	CHECK(st.envelope_raw_bytes == n * (sizeof rec + 4));
 	OK(salvo_publisher_close(p, 10000, &err));
-	envs = read_back(ch, Q, n, sizeof rec, NULL);
+	envs = read_back(ch, q, n, sizeof rec, NULL);
 	CHECK(envs == st.envelopes);
 	OK(salvo_channel_close(ch, &err));
 	rabbit_close(c, 10000);
@@ -219,10 +222,11 @@ static void case_async_100k(void)
 
 static void case_linger(void)
 {
+	const char *q = Q ".linger";
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC,
 				     .batch = {.max_records = 100, .linger_us = 200000}};
 	salvo_client *c = client();
-	salvo_channel *ch = channel_with(c, Q);
+	salvo_channel *ch = channel_with(c, q);
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -233,21 +237,21 @@ static void case_linger(void)
 	t0 = now_s();
 	for (uint64_t i = 0; i < 3; i++) {
 		make_record(rec, sizeof rec, i);
-		OK(salvo_publish(p, "", Q, rec, sizeof rec, 0, 1000, &err));
+		OK(salvo_publish(p, "", q, rec, sizeof rec, 0, 1000, &err));
 	}
 	/* 200 ms of linger: nothing is sent for a while... */
 	nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
-	CHECK(channel_queue_count(ch, Q) == 0);
+	CHECK(channel_queue_count(ch, q) == 0);
 	salvo_publisher_stats(p, &st);
 	CHECK(st.envelopes == 0);
 	/* ...then the I/O thread closes the envelope, with no call from here. */
-	while (channel_queue_count(ch, Q) == 0 && now_s() - t0 < 5)
+	while (channel_queue_count(ch, q) == 0 && now_s() - t0 < 5)
 		nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
 	printf("linger: sent after %.0f ms (linger 200 ms)\n", (now_s() - t0) * 1000);
 	CHECK(now_s() - t0 >= 0.19 && now_s() - t0 < 2);
 	salvo_publisher_stats(p, &st);
 	CHECK(st.envelopes == 1 && st.published == 3);
-	CHECK(read_back(ch, Q, 3, sizeof rec, NULL) == 1);
+	CHECK(read_back(ch, q, 3, sizeof rec, NULL) == 1);
 	OK(salvo_publisher_wait_confirms(p, 10000, &err));
 	OK(salvo_publisher_close(p, 10000, &err));
 	OK(salvo_channel_close(ch, &err));
@@ -256,10 +260,11 @@ static void case_linger(void)
 
 static void case_sync(void)
 {
+	const char *q = Q ".sync";
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_SYNC,
 				     .batch = {.max_records = 100, .linger_us = 1000000}};
 	salvo_client *c = client();
-	salvo_channel *ch = channel_with(c, Q);
+	salvo_channel *ch = channel_with(c, q);
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -269,26 +274,27 @@ static void case_sync(void)
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	for (uint64_t i = 0; i < 200; i++) {
 		make_record(rec, sizeof rec, i);
-		OK(salvo_publish(p, "", Q, rec, sizeof rec, 0, 10000, &err));
+		OK(salvo_publish(p, "", q, rec, sizeof rec, 0, 10000, &err));
 	}
 	/* A linger of a second would make 200 publishes take minutes had they waited. */
 	CHECK(now_s() - t0 < 20);
 	salvo_publisher_stats(p, &st);
 	CHECK(st.acked == 200 && st.envelopes == 200);
 	OK(salvo_publisher_close(p, 10000, &err));
-	CHECK(read_back(ch, Q, 200, sizeof rec, NULL) == 200);
+	CHECK(read_back(ch, q, 200, sizeof rec, NULL) == 200);
 	OK(salvo_channel_close(ch, &err));
 	rabbit_close(c, 10000);
 }
 
 static void case_best_effort(void)
 {
+	const char *q = Q ".best-effort";
 	const uint64_t n = 50000;
-	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_NONE,
-				     .batch = {.max_records = 500, .max_bytes = 16384,
-					       .linger_us = 1000000}};
+	salvo_publisher_opts opts = {
+	    .confirm = SALVO_CONFIRM_NONE,
+	    .batch = {.max_records = 500, .max_bytes = 16384, .linger_us = 1000000}};
 	salvo_client *c = client();
-	salvo_channel *ch = channel_with(c, Q);
+	salvo_channel *ch = channel_with(c, q);
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -297,7 +303,7 @@ static void case_best_effort(void)
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	for (uint64_t i = 0; i < n; i++) {
 		make_record(rec, sizeof rec, i);
-		OK(salvo_publish(p, "", Q, rec, sizeof rec, 0, 10000, &err));
+		OK(salvo_publish(p, "", q, rec, sizeof rec, 0, 10000, &err));
 	}
 	OK(salvo_publisher_flush(p, 30000, &err));
 	salvo_publisher_stats(p, &st);
@@ -307,18 +313,19 @@ static void case_best_effort(void)
 	       (unsigned long long)st.envelopes);
 	CHECK(st.published == n && st.envelopes == (n + 239) / 240);
 	OK(salvo_publisher_close(p, 10000, &err));
-	CHECK(settled_queue_count(ch, Q, 3, 50) == st.envelopes);
-	CHECK(read_back(ch, Q, n, sizeof rec, NULL) == st.envelopes);
+	CHECK(settled_queue_count(ch, q, 3, 50) == st.envelopes);
+	CHECK(read_back(ch, q, n, sizeof rec, NULL) == st.envelopes);
 	OK(salvo_channel_close(ch, &err));
 	rabbit_close(c, 10000);
 }
 
 static void case_keys_split(void)
 {
+	const char *q = Q ".keys-split";
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC,
 				     .batch = {.max_records = 1000}};
 	salvo_client *c = client();
-	salvo_channel *ch = channel_with(c, Q);
+	salvo_channel *ch = channel_with(c, q);
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -326,18 +333,19 @@ static void case_keys_split(void)
 
 	fresh_queue(ch, Q2, NULL);
 	OK(salvo_publisher_new(c, &opts, &p, &err));
-	/* 10 to Q, 10 to Q2, 10 to Q: three envelopes. */
+	/* 10 to q, 10 to Q2, 10 to q: three envelopes. */
 	for (uint64_t i = 0; i < 30; i++) {
 		uint64_t k = i % 10 + (i >= 20 ? 10 : 0);
 
 		make_record(rec, sizeof rec, k);
-		OK(salvo_publish(p, "", i >= 10 && i < 20 ? Q2 : Q, rec, sizeof rec, 0, 1000, &err));
+		OK(salvo_publish(p, "", i >= 10 && i < 20 ? Q2 : q, rec, sizeof rec, 0, 1000,
+				 &err));
 	}
 	OK(salvo_publisher_wait_confirms(p, 10000, &err));
 	salvo_publisher_stats(p, &st);
 	CHECK(st.acked == 30 && st.envelopes == 3);
 	OK(salvo_publisher_close(p, 10000, &err));
-	CHECK(read_back(ch, Q, 20, sizeof rec, NULL) == 2);
+	CHECK(read_back(ch, q, 20, sizeof rec, NULL) == 2);
 	CHECK(read_back(ch, Q2, 10, sizeof rec, NULL) == 1);
 	OK(salvo_queue_delete(ch, Q2, 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
@@ -359,10 +367,11 @@ static size_t json_record(char *r, size_t cap, uint64_t i)
 static void compressed(salvo_compression comp, const char *name)
 {
 	const uint64_t n = 20000;
+	char qname[64];
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC,
 				     .batch = {.max_records = 2000, .compression = comp}};
 	salvo_client *c = client();
-	salvo_channel *ch = channel_with(c, Q);
+	salvo_channel *ch;
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -370,10 +379,13 @@ static void compressed(salvo_compression comp, const char *name)
 	char rec[200];
 	uint64_t got = 0;
 
+	snprintf(qname, sizeof qname, "%s.%s", Q, name);
+	ch = channel_with(c, qname);
+
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	for (uint64_t i = 0; i < n; i++) {
 		size_t len = json_record(rec, sizeof rec, i);
-		OK(salvo_publish(p, "", Q, rec, len, 0, 10000, &err));
+		OK(salvo_publish(p, "", qname, rec, len, 0, 10000, &err));
 	}
 	OK(salvo_publisher_wait_confirms(p, 30000, &err));
 	salvo_publisher_stats(p, &st);
@@ -385,7 +397,7 @@ static void compressed(salvo_compression comp, const char *name)
 	CHECK(st.acked == n);
 	CHECK(st.envelope_bytes * 3 < st.envelope_raw_bytes);
 	OK(salvo_publisher_close(p, 10000, &err));
-	while (next_envelope(ch, Q, &e)) {
+	while (next_envelope(ch, qname, &e)) {
 		struct sv_batch_iter it;
 		const uint8_t *r;
 		uint32_t len;
@@ -426,12 +438,13 @@ static void random_record(uint8_t *r, size_t size, uint64_t *x)
 
 static void case_incompressible(void)
 {
+	const char *q = Q ".incompressible";
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC,
 				     .batch = {.max_records = 100,
 					       .linger_us = 1000000,
 					       .compression = SALVO_COMPRESSION_LZ4}};
 	salvo_client *c = client();
-	salvo_channel *ch = channel_with(c, Q);
+	salvo_channel *ch = channel_with(c, q);
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -441,7 +454,7 @@ static void case_incompressible(void)
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	for (uint64_t i = 0; i < 10; i++) {
 		random_record(rec, sizeof rec, &x);
-		OK(salvo_publish(p, "", Q, rec, sizeof rec, 0, 1000, &err));
+		OK(salvo_publish(p, "", q, rec, sizeof rec, 0, 1000, &err));
 	}
 	OK(salvo_publisher_wait_confirms(p, 10000, &err));
 	salvo_publisher_stats(p, &st);
@@ -458,7 +471,7 @@ static void case_incompressible(void)
 		uint64_t k = 0;
 
 		x = 88172645463325252ull;
-		CHECK(next_envelope(ch, Q, &e) == 1);
+		CHECK(next_envelope(ch, q, &e) == 1);
 		CHECK(e.encoding == NULL && e.records == 10);
 		sv_batch_iter_init(&it, e.body, e.len);
 		while (sv_batch_next(&it, &r, &len)) {
@@ -488,8 +501,11 @@ static void case_returned(void)
 
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	for (uint64_t i = 0; i < 120; i++) {
-		salvo_msg m = {.exchange = "", .routing_key = "salvo.test.batch.nowhere",
-			       .body = rec, .len = sizeof rec, .flags = SALVO_MSG_MANDATORY,
+		salvo_msg m = {.exchange = "",
+			       .routing_key = "salvo.test.batch.nowhere",
+			       .body = rec,
+			       .len = sizeof rec,
+			       .flags = SALVO_MSG_MANDATORY,
 			       .opaque = (void *)(uintptr_t)(7 + i + 1)};
 
 		make_record(rec, sizeof rec, i);
@@ -497,9 +513,8 @@ static void case_returned(void)
 	}
 	CHECK(salvo_publisher_wait_confirms(p, 10000, &err) == SALVO_ERR_RETURNED);
 	salvo_publisher_stats(p, &st);
-	printf("returned: %llu outcomes, %llu returned, %llu envelopes\n",
-	       (unsigned long long)t.n, (unsigned long long)t.returned,
-	       (unsigned long long)st.envelopes);
+	printf("returned: %llu outcomes, %llu returned, %llu envelopes\n", (unsigned long long)t.n,
+	       (unsigned long long)t.returned, (unsigned long long)st.envelopes);
 	CHECK(t.n == 120 && t.returned == 120 && t.in_order == 120);
 	CHECK(st.returned == 120 && st.envelopes == 3 && st.returns_unmatched == 0);
 	OK(salvo_publisher_close(p, 10000, &err));
@@ -508,6 +523,7 @@ static void case_returned(void)
 
 static void case_refusals(void)
 {
+	const char *q = Q ".refusals";
 	salvo_client *c = client();
 	salvo_publisher *p;
 	salvo_error err;
@@ -516,8 +532,8 @@ static void case_refusals(void)
 	int rc;
 
 	{
-		salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC, .window = 64,
-					  .batch = {.max_records = 33}};
+		salvo_publisher_opts o = {
+		    .confirm = SALVO_CONFIRM_ASYNC, .window = 64, .batch = {.max_records = 33}};
 		rc = salvo_publisher_new(c, &o, &p, &err);
 		printf("max_records above half the window: %s\n", err.text);
 		CHECK(rc == SALVO_ERR_INVALID_ARGUMENT && strstr(err.text, "window"));
@@ -531,21 +547,21 @@ static void case_refusals(void)
 	{
 		salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC,
 					  .batch = {.max_records = 10}};
-		salvo_msg m = {.exchange = "", .routing_key = Q, .body = "x", .len = 1,
-			       .props = &props};
+		salvo_msg m = {
+		    .exchange = "", .routing_key = q, .body = "x", .len = 1, .props = &props};
 		salvo_pub_stats st;
 
 		OK(salvo_publisher_new(c, &o, &p, &err));
 		rc = salvo_publish_msg(p, &m, 1000, NULL, &err);
 		printf("content_type: %s\n", err.text);
 		CHECK(rc == SALVO_ERR_INVALID_ARGUMENT && strstr(err.text, "content_type"));
-		rc = salvo_publish(p, "", Q, big, sizeof big, 0, 1000, &err);
+		rc = salvo_publish(p, "", q, big, sizeof big, 0, 1000, &err);
 		printf("a record over max_bytes: %s\n", err.text);
 		CHECK(rc == SALVO_ERR_INVALID_ARGUMENT && strstr(err.text, "max_bytes"));
 		/* Nothing was published by either. */
 		salvo_publisher_stats(p, &st);
 		CHECK(st.published == 0);
-		OK(salvo_publish(p, "", Q, "y", 1, 0, 1000, &err));
+		OK(salvo_publish(p, "", q, "y", 1, 0, 1000, &err));
 		OK(salvo_publisher_close(p, 10000, &err));
 	}
 	rabbit_close(c, 10000);
