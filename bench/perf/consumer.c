@@ -62,25 +62,16 @@ struct consumer *consumers_new(unsigned n)
 	return cs;
 }
 
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Time one message, or count it as someone else's. Returns true for a message of the run. */
 static bool note_message(struct consumer *cs, const salvo_message *m)
 {
 	const struct perf *pf = cs->perf;
 	size_t len;
 	const uint8_t *body = salvo_message_body(m, &len);
-	uint64_t now = real_ns(), sent;
+	uint64_t now = real_ns(), seq, sent;
 
-	if (len < HEADER_SIZE || get_be64(body) >> SEQ_INDEX_SHIFT >= pf->o->producers ||
-	    (sent = get_be64(body + 8)) < pf->start_real_ns) {
+	if (!body_read(pf->o->body, body, len, &seq, &sent) ||
+	    seq >> SEQ_INDEX_SHIFT >= pf->o->producers || sent < pf->start_real_ns) {
 		cs->other++;
 		return false;
 	}
