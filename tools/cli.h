@@ -82,7 +82,8 @@ enum {
 	CLI_OPT_COMPRESSION_LEVEL,
 	CLI_OPT_BATCH_END,
 };
-/* clang-format off: it would split the last entry over four lines */
+/* Formatted by hand: clang-format would split the last entry over four lines. */
+/* clang-format off */
 #define CLI_BATCH_LONG_OPTIONS                                                                     \
 	{"batch-records", required_argument, NULL, CLI_OPT_BATCH_RECORDS},                         \
 	{"batch-bytes", required_argument, NULL, CLI_OPT_BATCH_BYTES},                             \
