@@ -82,6 +82,17 @@ expect_usage_errors() {
 	done
 }
 
+# expect_usage_message ARGS REGEX: ARGS (split at blanks) exit 2 with a first line on stderr
+# matching the basic regular expression REGEX.
+expect_usage_message() {
+	# Word splitting of $1 is intended, as in expect_usage_errors.
+	# shellcheck disable=SC2086
+	run usage-message $1
+	((rc == 2)) || fail "'$1': exit status $rc, expected 2"
+	head -1 "$tmp/usage-message.err" | grep -q -- "$2" ||
+		fail "'$1': the message is '$(head -1 "$tmp/usage-message.err")', expected /$2/"
+}
+
 # expect_help OPTION...: --help exits 0 and describes every OPTION.
 expect_help() {
 	local opt
