@@ -9,11 +9,13 @@
  * consume-ok), reports ready and waits for the go with the producers, so nothing it
  * receives is queueing from before the clock started. Then it takes messages with
  * salvo_consumer_get until the main thread says stop. For each message it reads the send
- * time the producer wrote into the body (bytes 8..15, CLOCK_REALTIME ns) and records the
- * publish -> consume latency in a histogram of salvo's own bucket scheme, so that
- * salvo_stats_latency_ns reads its quantiles. A message whose body is too short for the
- * header, whose producer index is not one of this run's or whose send time is older than
- * the go was left in the queue by someone else: counted apart, not timed.
+ * time the producer stamped into the body (body.c: bytes 8..15, or the "ts" digits of a
+ * JSON body; CLOCK_REALTIME ns) and records the publish -> consume latency in a histogram
+ * of salvo's own bucket scheme, so that salvo_stats_latency_ns reads its quantiles. A
+ * message without a stamp, whose producer index is not one of this run's or whose send
+ * time is older than the go was left in the queue by someone else: counted apart, not
+ * timed. With batching, salvo's consumer hands out an envelope's records one by one: each
+ * is a message here, timed on its own.
  *
  * Acks (without --auto-ack): one salvo_message_ack per message by default, which salvo's
  * I/O thread turns into multiple acks when it can; with --multi-ack-every K, one ack with

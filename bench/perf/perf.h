@@ -3,7 +3,8 @@
  * salvo-perf: what its files share. options.c parses the command line into struct options
  * (tools/cli.c reports the errors); report.c prints progress, CSV rows, the summary and
  * the JSON; salvo-perf.c runs the clients, the producer threads and the clock;
- * consumer.c runs the consumer threads (--consumers).
+ * consumer.c runs the consumer threads (--consumers); body.c makes the bodies (--body) and
+ * reads their stamps back.
  */
 #ifndef SALVO_PERF_H
 #define SALVO_PERF_H
@@ -23,7 +24,8 @@
 #define DEFAULT_KEY   "salvo-perf"
 #define DEFAULT_SIZE  100
 #define DEFAULT_COUNT 1000000
-/* Bodies of at least HEADER_SIZE bytes start with the sequence number and the send time. */
+/* Pattern bodies of at least HEADER_SIZE bytes start with the sequence number and the send
+ * time (body.c). */
 #define HEADER_SIZE 16
 /* The producer's index goes in the sequence number's top 16 bits, its count below. */
 #define SEQ_INDEX_SHIFT		48
