@@ -102,63 +102,47 @@ case_confirm_returned() {
 }
 
 # queued_records QUEUE lines|count: the records QUEUE holds, each followed by a newline, or
-# their number; a message is a record, an envelope holds x-salvo-records of them (read with
-# pika, the queue emptied; each envelope's count checked against its body).
+# their number: a message is a record, an envelope holds x-salvo-records of them (its count
+# checked against its body). The queue is emptied.
 queued_records() {
-	"$pika_python" - "$SALVO_TEST_URI" "$1" "$2" <<-'EOF'
-		import struct, sys
-		import pika
+	drain_queue "$1" "$tmp/drained"
+	"$pika_python" - "$tmp/drained" "$2" <<-'EOF'
+		import base64, json, struct, sys
+		import lz4.frame
+		import zstandard
 
-		def inflate(body, encoding):
-		    if encoding == "lz4":
-		        import lz4.frame
-		        return lz4.frame.decompress(body)
-		    if encoding == "zstd":
-		        import zstandard
-		        return zstandard.ZstdDecompressor().decompress(body)
-		    return body
-
-		conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
-		ch = conn.channel()
 		records = []
-		while True:
-		    method, props, body = ch.basic_get(sys.argv[2], auto_ack=True)
-		    if method is None:
-		        break
-		    if props.content_type != "application/vnd.salvo.batch+v1":
+		for m in json.load(open(sys.argv[1])):
+		    body = base64.b64decode(m["body"])
+		    if m["content_type"] != "application/vnd.salvo.batch+v1":
 		        records.append(body)
 		        continue
-		    body, n, at = inflate(body, props.content_encoding), props.headers["x-salvo-records"], 0
+		    if m["content_encoding"] == "lz4":
+		        body = lz4.frame.decompress(body)
+		    elif m["content_encoding"] == "zstd":
+		        body = zstandard.ZstdDecompressor().decompress(body)
+		    n, at = m["records"], 0
 		    while at < len(body):
 		        (size,) = struct.unpack(">I", body[at:at + 4])
 		        records.append(body[at + 4:at + 4 + size])
 		        at += 4 + size
 		        n -= 1
 		    assert n == 0 and at == len(body), "an envelope's count or lengths are wrong"
-		conn.close()
-		if sys.argv[3] == "count":
+		if sys.argv[2] == "count":
 		    print(len(records))
 		else:
 		    sys.stdout.buffer.write(b"".join(r + b"\n" for r in records))
 	EOF
 }
 
-# A python3 that has pika, lz4 and zstandard (Debian's python3-* are for the system python3).
-find_pika() {
-	local py
-	for py in python3 /usr/bin/python3; do
-		if "$py" -c 'import pika, lz4.frame, zstandard' 2>/dev/null; then
-			pika_python=$py
-			return 0
-		fi
-	done
-	echo "no python3 with pika, lz4 and zstandard (python3-pika, python3-lz4, python3-zstandard)" >&2
-	exit 77
-}
-
 case_batching() {
 	need_broker
 	find_pika
+	"$pika_python" -c 'import lz4.frame, zstandard' ||
+		{
+			echo "$pika_python has no lz4 or zstandard (python3-lz4, python3-zstandard)" >&2
+			exit 77
+		}
 	fresh_queue batch
 	rc=0
 	seq 1 5000 | sed 's/.*/{"n":&,"msg":"hello"}/' >"$tmp/lines"
