@@ -26,8 +26,9 @@
 #include "perf.h"
 
 #define JSON_POOL 256
-/* A pool holds at most this much, so huge JSON bodies repeat sooner. */
-#define JSON_POOL_BYTES (16u << 20)
+/* A producer's pool holds at most this much (a thousand producers may have one each), so
+ * large JSON bodies repeat sooner. */
+#define JSON_POOL_BYTES (1u << 20)
 #define JSON_SEQ_AT	8  /* {"seq":" */
 #define JSON_TS_AT	31 /* {"seq":"0123456789abcdef","ts": */
 #define JSON_PREFIX	51 /* ... 19 digits and the comma */
