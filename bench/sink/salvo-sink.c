@@ -371,7 +371,8 @@ int main(int argc, char **argv)
 	uint16_t port;
 	int opt, lfd, stop_fd;
 
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	opterr = 0; /* our own messages, naming the option */
+	while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_LISTEN:
 			listen_addr = optarg;
@@ -449,7 +450,10 @@ int main(int argc, char **argv)
 			sink_opts.ack_unknown_tag = true;
 			break;
 		default:
-			usage_error("unknown option");
+			usage_error(opt == ':'
+					? "option '%s' needs a value"
+					: "unknown option '%s' (or a value it does not take)",
+				    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)

@@ -326,6 +326,24 @@ def publish_tool(exe):
         agree(j, sink.totals(), 3000)
 
 
+def options(exe):
+    """--help describes the envelope options and the JSON; bad values exit 2 with a
+    message naming the option."""
+    out = subprocess.run([exe, "--help"], stdout=subprocess.PIPE, universal_newlines=True)
+    check(out.returncode == 0, "--help: exit status %d" % out.returncode)
+    for word in ("--envelope-max", "--log-bad-envelopes", "--json", "records/s", "records",
+                 "envelope_records", "invalid_envelopes", CONTENT_TYPE):
+        check(word in out.stdout, "--help does not mention %s" % word)
+    for args in (["--envelope-max", "4095"], ["--envelope-max", "268435457"],
+                 ["--envelope-max", "1k"], ["--envelope-max"], ["--json=yes"]):
+        out = subprocess.run([exe, "--listen", "127.0.0.1:0", *args], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, universal_newlines=True, timeout=10)
+        check(out.returncode == 2, "%r: exit status %d" % (args, out.returncode))
+        check(out.stderr.startswith("salvo-sink: "), "%r: %r" % (args, out.stderr))
+        check(args[0] in out.stderr, "%r: the message does not name the option: %r"
+              % (args, out.stderr))
+
+
 if __name__ == "__main__":
     main({
         "valid": valid,
@@ -333,4 +351,5 @@ if __name__ == "__main__":
         "invalid": invalid,
         "salvo-perf": perf,
         "salvo-publish": publish_tool,
+        "options": options,
     })
