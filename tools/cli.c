@@ -2,6 +2,7 @@
 /* The command-line programs' shared helpers; see cli.h. */
 #include "cli.h"
 
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <time.h>
 
 const char *const confirm_names[3] = {"none", "async", "sync"};
+const char *const compression_names[3] = {"none", "lz4", "zstd"};
 
 int usage_error(const char *fmt, ...)
 {
@@ -159,6 +161,122 @@ int declare_queue(salvo_client *c, const char *name)
 	if (rc)
 		fail(rc, &err, "close the channel that declared queue '%s'", name);
 	return rc;
+}
+
+int parse_range(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
+{
+	if (!parse_u64(arg, out) || *out < min || *out > max)
+		return usage_error("--%s: '%s' is not a number in %" PRIu64 "..%" PRIu64, opt, arg,
+				   min, max);
+	return 0;
+}
+
+int cli_batch_option(int opt, const char *arg, struct cli_batch *b)
+{
+	static const struct option names[] = {CLI_BATCH_LONG_OPTIONS, {NULL, 0, NULL, 0}};
+	const char *name = option_name(names, opt);
+	uint64_t v = 0;
+	int rc = 0;
+
+	if (opt != CLI_OPT_BATCH_RECORDS && !b->first)
+		b->first = name;
+	switch (opt) {
+	case CLI_OPT_BATCH_RECORDS:
+		rc = parse_range(name, arg, 1, CLI_BATCH_MAX_RECORDS, &v);
+		b->opts.max_records = (size_t)v;
+		break;
+	case CLI_OPT_BATCH_BYTES:
+		rc = parse_range(name, arg, 1, CLI_BATCH_MAX_BYTES, &v);
+		b->opts.max_bytes = (size_t)v;
+		break;
+	case CLI_OPT_LINGER_US:
+		/* 0 would be salvo's default (1000), not "no linger": refused, not misread. */
+		rc = parse_range(name, arg, 1, CLI_LINGER_MAX_US, &v);
+		b->opts.linger_us = (unsigned)v;
+		break;
+	case CLI_OPT_COMPRESSION:
+		for (int c = 0; c < 3; c++)
+			if (!strcmp(arg, compression_names[c])) {
+				b->opts.compression = (salvo_compression)c;
+				return 0;
+			}
+		return usage_error("--compression: '%s' is not none, lz4 or zstd", arg);
+	default: /* CLI_OPT_COMPRESSION_LEVEL: its range depends on the codec, checked after */
+		rc = parse_range(name, arg, 0, 19, &v);
+		b->opts.level = (int)v;
+		b->level = true;
+	}
+	return rc;
+}
+
+int cli_batch_check(const struct cli_batch *b)
+{
+	if (b->first && !b->opts.max_records)
+		return usage_error("--%s needs --batch-records", b->first);
+	if (!b->level)
+		return 0;
+	if (b->opts.compression == SALVO_COMPRESSION_NONE)
+		return usage_error("--compression-level needs --compression lz4 or zstd");
+	if (b->opts.compression == SALVO_COMPRESSION_LZ4 && b->opts.level > 12)
+		return usage_error("--compression-level: %d is not an lz4 level (0..12)",
+				   b->opts.level);
+	return 0;
+}
+
+static double ratio(double x, double y)
+{
+	return y > 0 ? x / y : 0;
+}
+
+void cli_batch_summary(const salvo_batch_opts *b, const salvo_pub_stats *st, uint64_t records,
+		       double seconds)
+{
+	if (!b->max_records)
+		return;
+	flockfile(stderr);
+	fprintf(stderr, "batching: up to %zu records", b->max_records);
+	if (b->max_bytes)
+		fprintf(stderr, " or %zu bytes", b->max_bytes);
+	if (b->linger_us)
+		fprintf(stderr, ", linger %u us", b->linger_us);
+	fprintf(stderr, ", compression %s", compression_names[b->compression]);
+	if (b->compression != SALVO_COMPRESSION_NONE)
+		fprintf(stderr, " level %d", b->level);
+	fputc('\n', stderr);
+	if (!st->envelopes)
+		fprintf(stderr, "envelopes: 0 (salvo sent every record as a message of its own)\n");
+	else
+		fprintf(stderr,
+			"envelopes: %llu in %.3f s: %.0f envelopes/s, %.1f records each, "
+			"%.0f records/s; %llu bytes sent (%.1f per record), %.3f of the %llu "
+			"bytes before compression\n",
+			(unsigned long long)st->envelopes, seconds,
+			ratio((double)st->envelopes, seconds),
+			ratio((double)records, (double)st->envelopes),
+			ratio((double)records, seconds), (unsigned long long)st->envelope_bytes,
+			ratio((double)st->envelope_bytes, (double)records),
+			ratio((double)st->envelope_bytes, (double)st->envelope_raw_bytes),
+			(unsigned long long)st->envelope_raw_bytes);
+	funlockfile(stderr);
+}
+
+void cli_batch_json(FILE *f, const salvo_batch_opts *b, const salvo_pub_stats *st, uint64_t records,
+		    double seconds)
+{
+	fprintf(f,
+		"\"batch_records\": %zu, \"batch_bytes\": %zu, \"linger_us\": %u, "
+		"\"compression\": \"%s\", \"compression_level\": %d, \"envelopes\": %llu, "
+		"\"envelopes_per_s\": %.1f, \"envelope_bytes\": %llu, "
+		"\"envelope_raw_bytes\": %llu, ",
+		b->max_records, b->max_bytes, b->linger_us, compression_names[b->compression],
+		b->level, (unsigned long long)st->envelopes, ratio((double)st->envelopes, seconds),
+		(unsigned long long)st->envelope_bytes, (unsigned long long)st->envelope_raw_bytes);
+	if (st->envelopes)
+		fprintf(f, "\"records_per_envelope\": %.3f, \"envelope_bytes_per_record\": %.3f, ",
+			ratio((double)records, (double)st->envelopes),
+			ratio((double)st->envelope_bytes, (double)records));
+	else
+		fputs("\"records_per_envelope\": null, \"envelope_bytes_per_record\": null, ", f);
 }
 
 double now_s(void)

@@ -9,11 +9,13 @@
  * consume-ok), reports ready and waits for the go with the producers, so nothing it
  * receives is queueing from before the clock started. Then it takes messages with
  * salvo_consumer_get until the main thread says stop. For each message it reads the send
- * time the producer wrote into the body (bytes 8..15, CLOCK_REALTIME ns) and records the
- * publish -> consume latency in a histogram of salvo's own bucket scheme, so that
- * salvo_stats_latency_ns reads its quantiles. A message whose body is too short for the
- * header, whose producer index is not one of this run's or whose send time is older than
- * the go was left in the queue by someone else: counted apart, not timed.
+ * time the producer stamped into the body (body.c: bytes 8..15, or the "ts" digits of a
+ * JSON body; CLOCK_REALTIME ns) and records the publish -> consume latency in a histogram
+ * of salvo's own bucket scheme, so that salvo_stats_latency_ns reads its quantiles. A
+ * message without a stamp, whose producer index is not one of this run's or whose send
+ * time is older than the go was left in the queue by someone else: counted apart, not
+ * timed. With batching, salvo's consumer hands out an envelope's records one by one: each
+ * is a message here, timed on its own.
  *
  * Acks (without --auto-ack): one salvo_message_ack per message by default, which salvo's
  * I/O thread turns into multiple acks when it can; with --multi-ack-every K, one ack with
@@ -62,25 +64,16 @@ struct consumer *consumers_new(unsigned n)
 	return cs;
 }
 
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* Time one message, or count it as someone else's. Returns true for a message of the run. */
 static bool note_message(struct consumer *cs, const salvo_message *m)
 {
 	const struct perf *pf = cs->perf;
 	size_t len;
 	const uint8_t *body = salvo_message_body(m, &len);
-	uint64_t now = real_ns(), sent;
+	uint64_t now = real_ns(), seq, sent;
 
-	if (len < HEADER_SIZE || get_be64(body) >> SEQ_INDEX_SHIFT >= pf->o->producers ||
-	    (sent = get_be64(body + 8)) < pf->start_real_ns) {
+	if (!body_read(pf->o->body, body, len, &seq, &sent) ||
+	    seq >> SEQ_INDEX_SHIFT >= pf->o->producers || sent < pf->start_real_ns) {
 		cs->other++;
 		return false;
 	}

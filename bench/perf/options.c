@@ -20,6 +20,7 @@ enum {
 	OPT_DURATION,
 	OPT_RATE,
 	OPT_CSV,
+	OPT_BODY,
 	OPT_CONSUMERS,
 	/* The options that need --consumers: from here to the end. */
 	OPT_CONSUMER_CONNECTIONS,
@@ -35,6 +36,7 @@ static const struct option long_options[] = {
     {"connections", required_argument, NULL, OPT_CONNECTIONS},
     {"producers", required_argument, NULL, OPT_PRODUCERS},
     {"size", required_argument, NULL, 's'},
+    {"body", required_argument, NULL, OPT_BODY},
     {"confirm", required_argument, NULL, 'C'},
     {"window", required_argument, NULL, 'w'},
     {"count", required_argument, NULL, 'n'},
@@ -45,6 +47,7 @@ static const struct option long_options[] = {
     {"declare-queue", no_argument, NULL, 'd'},
     {"persistent", no_argument, NULL, 'p'},
     {"mandatory", no_argument, NULL, 'm'},
+    CLI_BATCH_LONG_OPTIONS,
     {"consumers", required_argument, NULL, OPT_CONSUMERS},
     {"consumer-connections", required_argument, NULL, OPT_CONSUMER_CONNECTIONS},
     {"prefetch", required_argument, NULL, OPT_PREFETCH},
@@ -87,6 +90,15 @@ static void usage(FILE *out)
 	    "                         once per 16 messages, or per message with --rate or\n"
 	    "                         --consumers), then the pattern abc...z; shorter bodies\n"
 	    "                         hold the pattern only\n"
+	    "      --body KIND        pattern (the default: the layout above) or json: each body "
+	    "is\n"
+	    "                         one JSON object of exactly --size bytes (at least 64),\n"
+	    "                         like a line of telemetry, for measuring compression:\n"
+	    "                         {\"seq\":\"<16 hex digits>\",\"ts\":<19 digits>, then\n"
+	    "                         host, dc, metric, value and unit fields that vary from\n"
+	    "                         body to body (dropped from the end when they do not\n"
+	    "                         fit), \"msg\" words filling the rest}; seq and ts are the\n"
+	    "                         sequence number and send time above, in text\n"
 	    "  -C, --confirm MODE     none (default, best effort), async (publisher confirms,\n"
 	    "                         streamed) or sync (each publish waits for its confirm)\n"
 	    "  -w, --window N         confirm modes: most messages awaiting confirms per\n"
@@ -106,6 +118,10 @@ static void usage(FILE *out)
 	    "                         message counts as returned\n"
 	    "  -c, --conf KEY=VALUE   set a salvo configuration key, after --uri; repeatable\n"
 	    "                         (e.g. publisher.ring_size=16777216; keys below)\n"
+	    "\n" CLI_BATCH_HELP
+	    "                         With batching the sequence numbers, counts, rates and\n"
+	    "                         latencies are of records; each is stamped as it is\n"
+	    "                         published, so the linger counts in its latency\n"
 	    "\n"
 	    "Consumers (end-to-end latency):\n"
 	    "      --consumers N      N consumer threads (default 0: none), each with its own\n"
@@ -116,7 +132,9 @@ static void usage(FILE *out)
 	    "                         time minus the send time in its body, so --size must be\n"
 	    "                         at least 16. Messages not sent by this run (a body too\n"
 	    "                         short, another producer index, a send time before the\n"
-	    "                         start) are counted apart and not timed\n"
+	    "                         start) are counted apart and not timed. salvo consumers\n"
+	    "                         hand out the records of envelopes one by one: each\n"
+	    "                         record is a message here\n"
 	    "      --consumer-connections N  put the consumers on N connections of their own,\n"
 	    "                         round-robin (default 1, at most --consumers); 0: consumer\n"
 	    "                         i shares producer connection i % --connections, where\n"
@@ -142,13 +160,15 @@ static void usage(FILE *out)
 	    "\n"
 	    "Output:\n"
 	    "  -P, --progress         once a second on stderr: \"t=3s sent N (R msg/s)\", with\n"
-	    "                         acked, nacked and in-flight counts in confirm modes and\n"
-	    "                         \"consumed N (R msg/s)\" with consumers (the default)\n"
+	    "                         acked, nacked and in-flight counts in confirm modes,\n"
+	    "                         \"envelopes N (R/s)\" with batching and \"consumed N\n"
+	    "                         (R msg/s)\" with consumers (the default)\n"
 	    "  -q, --quiet            no progress lines\n"
 	    "      --csv FILE         write to FILE one row per second and one at the end:\n"
 	    "                         t (seconds since the start), sent, acked, nacked,\n"
-	    "                         in_flight, msgs_per_s (since the previous row), and with\n"
-	    "                         consumers consumed, consume_msgs_per_s\n"
+	    "                         in_flight, msgs_per_s (since the previous row), with\n"
+	    "                         batching envelopes, envelopes_per_s, and with consumers\n"
+	    "                         consumed, consume_msgs_per_s\n"
 	    "  -j, --json             end stdout with one JSON object: sent, acked, nacked,\n"
 	    "                         returned, failed, bytes (body bytes sent), seconds,\n"
 	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
@@ -157,7 +177,17 @@ static void usage(FILE *out)
 	    "                         reconnects, duplicates_possible (messages sent again after\n"
 	    "                         a reconnection), possibly_lost (best effort: sent on\n"
 	    "                         lost connections after the last checkpoint), producers,\n"
-	    "                         connections, size, confirm, rate, max_rss_kb (peak RSS);\n"
+	    "                         connections, size, confirm, rate, max_rss_kb (peak RSS),\n"
+	    "                         body (pattern or json); records and records_per_s (the\n"
+	    "                         same as sent and msgs_per_s: every publish is a record),\n"
+	    "                         batch_records, batch_bytes, linger_us (0: salvo's\n"
+	    "                         default), compression, compression_level, envelopes\n"
+	    "                         (salvo_pub_stats.envelopes: the messages the broker\n"
+	    "                         got), envelopes_per_s, envelope_bytes (their bodies as\n"
+	    "                         sent), envelope_raw_bytes (before compression),\n"
+	    "                         records_per_envelope, envelope_bytes_per_record (what\n"
+	    "                         the broker stores per record; both null without\n"
+	    "                         envelopes);\n"
 	    "                         and for consumers (0 and nulls without): consumers,\n"
 	    "                         consumer_connections, prefetch, auto_ack,\n"
 	    "                         multi_ack_every, consumed (messages of this run),\n"
@@ -192,15 +222,6 @@ static void usage(FILE *out)
 	    "\n",
 	    out);
 	salvo_conf_print_help(out);
-}
-
-/* A number in [min, max], or a usage error naming the option. */
-static int parse_range(const char *opt, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
-{
-	if (!parse_u64(arg, out) || *out < min || *out > max)
-		return usage_error("--%s: '%s' is not a number in %" PRIu64 "..%" PRIu64, opt, arg,
-				   min, max);
-	return 0;
 }
 
 /* Which consumer options were given, for the checks between them. */
@@ -244,6 +265,7 @@ static int check_consumer_args(struct options *o, const struct consumer_args *ca
 static int check_args(struct options *o, bool counted, bool windowed,
 		      const struct consumer_args *ca)
 {
+	int rc;
 
 	if (counted && o->duration_s)
 		return usage_error("--count and --duration exclude each other");
@@ -257,7 +279,11 @@ static int check_args(struct options *o, bool counted, bool windowed,
 		return usage_error("--window needs --confirm async or sync");
 	if (o->declare_queue && !o->routing_key[0])
 		return usage_error("--declare-queue needs a non-empty --routing-key");
-	return check_consumer_args(o, ca);
+	if (o->body == BODY_JSON && o->size < BODY_JSON_MIN)
+		return usage_error("--body json needs --size of at least %d (--size is %zu)",
+				   BODY_JSON_MIN, o->size);
+	rc = cli_batch_check(&o->batch);
+	return rc ? rc : check_consumer_args(o, ca);
 }
 
 /* Returns -1 to go on, else the exit status. */
@@ -304,6 +330,12 @@ int parse_args(int argc, char **argv, struct options *o)
 		case 's':
 			rc = parse_range("size", optarg, 0, MAX_SIZE, &v);
 			o->size = (size_t)v;
+			break;
+		case OPT_BODY:
+			if (!strcmp(optarg, body_names[BODY_JSON]))
+				o->body = BODY_JSON;
+			else if (strcmp(optarg, body_names[BODY_PATTERN]))
+				return usage_error("--body: '%s' is not pattern or json", optarg);
 			break;
 		case 'C':
 			rc = parse_confirm(optarg, &o->confirm);
@@ -385,11 +417,15 @@ int parse_args(int argc, char **argv, struct options *o)
 			o->progress = false;
 			break;
 		default:
+			if (opt >= CLI_OPT_BATCH_RECORDS && opt < CLI_OPT_BATCH_END) {
+				rc = cli_batch_option(opt, optarg, &o->batch);
+				break;
+			}
 			return other_option(opt, argv, long_options, usage);
 		}
 		if (rc)
 			return rc;
-		if (opt >= OPT_CONSUMER_CONNECTIONS && !ca.first[0])
+		if (opt >= OPT_CONSUMER_CONNECTIONS && opt <= OPT_DRAIN_TIMEOUT && !ca.first[0])
 			ca.first = option_name(long_options, opt);
 	}
 	if (optind < argc)

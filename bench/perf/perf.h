@@ -3,7 +3,8 @@
  * salvo-perf: what its files share. options.c parses the command line into struct options
  * (tools/cli.c reports the errors); report.c prints progress, CSV rows, the summary and
  * the JSON; salvo-perf.c runs the clients, the producer threads and the clock;
- * consumer.c runs the consumer threads (--consumers).
+ * consumer.c runs the consumer threads (--consumers); body.c makes the bodies (--body) and
+ * reads their stamps back.
  */
 #ifndef SALVO_PERF_H
 #define SALVO_PERF_H
@@ -23,7 +24,8 @@
 #define DEFAULT_KEY   "salvo-perf"
 #define DEFAULT_SIZE  100
 #define DEFAULT_COUNT 1000000
-/* Bodies of at least HEADER_SIZE bytes start with the sequence number and the send time. */
+/* Pattern bodies of at least HEADER_SIZE bytes start with the sequence number and the send
+ * time (body.c). */
 #define HEADER_SIZE 16
 /* The producer's index goes in the sequence number's top 16 bits, its count below. */
 #define SEQ_INDEX_SHIFT		48
@@ -33,6 +35,10 @@
 #define DEFAULT_DRAIN_TIMEOUT_S 10
 #define NS			1000000000ull
 #define MAX_SIZE		(1u << 30) /* the largest publisher.ring_size */
+/* --body json: room for the stamp and a field or two. */
+#define BODY_JSON_MIN 64
+
+enum body_kind { BODY_PATTERN, BODY_JSON };
 
 struct options {
 	const char **uris; /* --uri in order: "uri", then "uri.add" */
@@ -42,6 +48,7 @@ struct options {
 	unsigned connections;
 	unsigned producers;
 	size_t size;
+	enum body_kind body;
 	salvo_confirm_mode confirm;
 	size_t window; /* 0: the configuration's publisher.window */
 	uint64_t count;
@@ -50,7 +57,8 @@ struct options {
 	const char *exchange;
 	const char *routing_key;
 	bool declare_queue;
-	unsigned flags; /* SALVO_MSG_* */
+	unsigned flags;		/* SALVO_MSG_* */
+	struct cli_batch batch; /* opts.max_records 0: no batching */
 	bool json;
 	bool progress;
 	const char *csv;
@@ -155,6 +163,31 @@ uint64_t received_total(struct perf *pf); /* with messages not of the run */
 void stop_consumers(struct perf *pf);
 /* After stop_consumers: their counts, latencies and CPU time into r. */
 void collect_consumers(struct perf *pf, struct result *r);
+
+/* body.c: the bodies of one producer, and the stamp (sequence number, send time) each
+ * carries (--body; the layouts are in body.c and --help). */
+struct bodies {
+	enum body_kind kind;
+	size_t size;
+	unsigned n; /* bodies in the pool: a power of two */
+	uint8_t *mem;
+};
+struct stamp {
+	uint64_t ns;   /* CLOCK_REALTIME */
+	char text[19]; /* json: ns in decimal */
+};
+extern const char *const body_names[2];
+/* Returns 0, or -1 out of memory. */
+int bodies_new(struct bodies *b, enum body_kind kind, size_t size, unsigned producer);
+void bodies_free(struct bodies *b);
+/* A new send time, read from the clock by the caller. */
+void stamp_time(struct stamp *st, enum body_kind kind, uint64_t ns);
+/* The body of message n, stamped with seq and st's time (not for pattern bodies under
+ * HEADER_SIZE bytes, which carry no stamp). */
+uint8_t *body_stamp(struct bodies *b, uint64_t n, uint64_t seq, const struct stamp *st);
+/* A body's stamp: true with *seq and *sent_ns, or false when it carries none. */
+bool body_read(enum body_kind kind, const uint8_t *body, size_t len, uint64_t *seq,
+	       uint64_t *sent_ns);
 
 /* options.c */
 int parse_args(int argc, char **argv, struct options *o);

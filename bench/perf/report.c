@@ -17,9 +17,14 @@ static double rate_between(const struct sample *s, const struct sample *prev, ui
 	return dt > 0 ? (double)(n1 - n0) / dt : 0;
 }
 
+static bool batching(const struct options *o)
+{
+	return o->batch.opts.max_records > 0;
+}
+
 void progress_line(const struct options *o, const struct sample *s, const struct sample *prev)
 {
-	char outcomes[160] = "", consumed[80] = "";
+	char outcomes[160] = "", envelopes[80] = "", consumed[80] = "";
 
 	if (o->confirm != SALVO_CONFIRM_NONE) {
 		int n = snprintf(outcomes, sizeof outcomes,
@@ -31,20 +36,24 @@ void progress_line(const struct options *o, const struct sample *s, const struct
 				 " returned %" PRIu64 " failed %" PRIu64, s->pub.returned,
 				 s->pub.failed);
 	}
+	if (batching(o))
+		snprintf(envelopes, sizeof envelopes, " envelopes %" PRIu64 " (%.0f/s)",
+			 s->pub.envelopes,
+			 rate_between(s, prev, s->pub.envelopes, prev->pub.envelopes));
 	if (o->consumers)
 		snprintf(consumed, sizeof consumed, " consumed %" PRIu64 " (%.0f msg/s)",
 			 s->consumed, rate_between(s, prev, s->consumed, prev->consumed));
 	/* One fprintf: a line never interleaves with an error another thread reports. */
-	fprintf(stderr, "t=%.0fs sent %" PRIu64 " (%.0f msg/s)%s%s\n", s->t, s->sent,
-		rate_between(s, prev, s->sent, prev->sent), outcomes, consumed);
+	fprintf(stderr, "t=%.0fs sent %" PRIu64 " (%.0f msg/s)%s%s%s\n", s->t, s->sent,
+		rate_between(s, prev, s->sent, prev->sent), outcomes, envelopes, consumed);
 }
 
+/* The columns: the first six always, then those of batching and of consumers. */
 int csv_header(const struct options *o, FILE *f)
 {
-	return fputs(o->consumers ? "t,sent,acked,nacked,in_flight,msgs_per_s,consumed,"
-				    "consume_msgs_per_s\n"
-				  : "t,sent,acked,nacked,in_flight,msgs_per_s\n",
-		     f) < 0
+	return fprintf(f, "t,sent,acked,nacked,in_flight,msgs_per_s%s%s\n",
+		       batching(o) ? ",envelopes,envelopes_per_s" : "",
+		       o->consumers ? ",consumed,consume_msgs_per_s" : "") < 0
 		   ? -1
 		   : 0;
 }
@@ -54,6 +63,9 @@ void csv_row(const struct options *o, FILE *f, const struct sample *s, const str
 	fprintf(f, "%.3f,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%.1f", s->t, s->sent,
 		s->pub.acked, s->pub.nacked, s->pub.in_flight,
 		rate_between(s, prev, s->sent, prev->sent));
+	if (batching(o))
+		fprintf(f, ",%" PRIu64 ",%.1f", s->pub.envelopes,
+			rate_between(s, prev, s->pub.envelopes, prev->pub.envelopes));
 	if (o->consumers)
 		fprintf(f, ",%" PRIu64 ",%.1f", s->consumed,
 			rate_between(s, prev, s->consumed, prev->consumed));
@@ -144,18 +156,19 @@ void summary(const struct options *o, const struct result *r)
 	double bytes = (double)r->sent * (double)o->size;
 
 	fprintf(stderr,
-		"%u producer%s on %u connection%s, %zu-byte bodies, confirm %s%s\n"
+		"%u producer%s on %u connection%s, %zu-byte %sbodies, confirm %s%s\n"
 		"sent %" PRIu64 " messages in %.3f s: %.0f msgs/s, %.2f MB/s\n"
 		"cpu %.3f s: %.3f us/msg\n"
 		"memory: peak RSS %ld KiB\n",
 		o->producers, plural(o->producers), o->connections, plural(o->connections), o->size,
-		confirm_names[o->confirm],
+		o->body == BODY_JSON ? "JSON " : "", confirm_names[o->confirm],
 		r->failed	 ? " (stopped by an error)"
 		: r->interrupted ? " (interrupted)"
 				 : "",
 		r->sent, r->seconds, per_second((double)r->sent, r->seconds),
 		per_second(bytes, r->seconds) / 1e6, r->cpu_seconds,
 		r->sent ? r->cpu_seconds * 1e6 / (double)r->sent : 0.0, max_rss_kb());
+	cli_batch_summary(&o->batch.opts, p, r->sent, r->seconds);
 	if (r->reconnects)
 		fprintf(stderr,
 			"reconnections: %" PRIu64 ", messages sent again: %" PRIu64
@@ -219,6 +232,9 @@ void json(const struct options *o, const struct result *r)
 	       r->consumed_other, r->redelivered);
 	printf("\"consume_seconds\": %.6f, \"consume_msgs_per_s\": %.1f, ", r->consume_seconds,
 	       per_second((double)r->consumed, r->consume_seconds));
+	printf("\"body\": \"%s\", \"records\": %" PRIu64 ", \"records_per_s\": %.1f, ",
+	       body_names[o->body], r->sent, per_second((double)r->sent, r->seconds));
+	cli_batch_json(stdout, &o->batch.opts, p, r->sent, r->seconds);
 	json_latency("e2e_latency_us", o->consumers ? &r->e2e : NULL);
 	printf("\"consumer_cpu_seconds\": %.6f, \"consumer_cpu_us_per_msg\": %.3f, "
 	       "\"max_rss_kb\": %ld}\n",

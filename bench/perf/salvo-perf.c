@@ -88,12 +88,6 @@ static void timespec_at(uint64_t ns, struct timespec *ts)
 	ts->tv_nsec = (long)(ns % NS);
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-	for (int i = 7; i >= 0; i--, v >>= 8)
-		p[i] = (uint8_t)v;
-}
-
 /* Report an error (only the first of the run: later ones are usually its echoes from other
  * producers or from closing) and stop every producer. */
 void run_error(struct perf *pf, int status, const salvo_error *err, const char *fmt, ...)
@@ -178,26 +172,13 @@ static void note_sync_outcome(struct producer *pr, int rc, const salvo_error *er
 	snprintf(pr->first_bad_text, sizeof pr->first_bad_text, "%s", err->text);
 }
 
-/* The body: the pattern abc...z after the header (or from the start when the body is too
- * small for one); the header is written per message. */
-static uint8_t *body_new(size_t size)
-{
-	uint8_t *body = malloc(size ? size : 1);
-	size_t from = size >= HEADER_SIZE ? HEADER_SIZE : 0;
-
-	if (body)
-		for (size_t i = from; i < size; i++)
-			body[i] = (uint8_t)('a' + (i - from) % 26);
-	return body;
-}
-
 /* Publish the producer's share. Returns 0, or the status of the error that stopped it
  * (in err), with *n the messages sent. */
-static int publish_all(struct producer *pr, uint8_t *body, uint64_t *n, salvo_error *err)
+static int publish_all(struct producer *pr, struct bodies *bodies, uint64_t *n, salvo_error *err)
 {
 	struct perf *pf = pr->perf;
 	const struct options *o = pf->o;
-	const bool stamp = o->size >= HEADER_SIZE;
+	const bool stamped = o->body == BODY_JSON || o->size >= HEADER_SIZE;
 	/* A paced message may wait a while after the one before; a consumer times each. */
 	const bool stamp_each = pr->rate > 0 || o->consumers;
 	const bool async = o->confirm == SALVO_CONFIRM_ASYNC;
@@ -205,9 +186,9 @@ static int publish_all(struct producer *pr, uint8_t *body, uint64_t *n, salvo_er
 	const uint64_t seq_mask = (1ull << SEQ_INDEX_SHIFT) - 1;
 	salvo_msg m = {.exchange = o->exchange,
 		       .routing_key = o->routing_key,
-		       .body = body,
 		       .len = o->size,
 		       .flags = o->flags};
+	struct stamp st = {0};
 	struct pacer pc = {0};
 	int rc;
 
@@ -218,20 +199,17 @@ static int publish_all(struct producer *pr, uint8_t *body, uint64_t *n, salvo_er
 			pacer_take(&pc);
 		if (atomic_load_explicit(&pf->stop, memory_order_relaxed))
 			break;
-		if (stamp) {
-			put_be64(body, index | (*n & seq_mask));
-			/* A clock read costs ~27 ns on a VM's kvm-clock, as much as the rest of
-			 * a publish (28% of the client's CPU at 7M msgs/s when read per
-			 * message), so the send time is read once every STAMP_EVERY messages:
-			 * at most that many publishes stale, a few microseconds at full speed,
-			 * far below any broker latency it measures. But a publish that waited
-			 * for ring room would leave the rest of its batch stamped before the
-			 * wait, so with consumers timing each message every one is stamped
-			 * (they run at the broker's pace anyway). Bodies under 16 bytes carry
-			 * no header and skip it. */
-			if (stamp_each || !(*n & (STAMP_EVERY - 1)))
-				put_be64(body + 8, real_ns());
-		}
+		/* A clock read costs ~27 ns on a VM's kvm-clock, as much as the rest of a
+		 * publish (28% of the client's CPU at 7M msgs/s when read per message), so
+		 * the send time is read once every STAMP_EVERY messages: at most that many
+		 * publishes stale, a few microseconds at full speed, far below any broker
+		 * latency it measures. But a publish that waited for ring room would leave
+		 * the rest of its batch stamped before the wait, so with consumers timing
+		 * each message every one is stamped (they run at the broker's pace anyway).
+		 * Pattern bodies under 16 bytes carry no stamp and skip it. */
+		if (stamped && (stamp_each || !(*n & (STAMP_EVERY - 1))))
+			stamp_time(&st, o->body, real_ns());
+		m.body = body_stamp(bodies, *n, index | (*n & seq_mask), &st);
 		rc = salvo_publish_msg(pr->pub, &m, SALVO_FOREVER, NULL, err);
 		if (rc == SALVO_ERR_NACKED || rc == SALVO_ERR_RETURNED)
 			note_sync_outcome(pr, rc, err); /* counted by salvo; not a reason to stop */
@@ -271,21 +249,25 @@ static void *producer_main(void *arg)
 	    .window = o->window,
 	    .on_outcome = o->confirm == SALVO_CONFIRM_ASYNC ? note_outcome : NULL,
 	    .on_outcome_arg = pr,
+	    .batch = o->batch.opts,
 	};
 	salvo_error err = {0};
-	uint8_t *body = body_new(o->size);
+	struct bodies bodies;
+	bool have_bodies = bodies_new(&bodies, o->body, o->size, pr->index) == 0;
 	uint64_t n = 0;
 	int rc;
 
-	rc = body ? salvo_publisher_new(pr->client, &popts, &pr->pub, &err) : SALVO_ERR_NO_MEMORY;
+	rc = have_bodies ? salvo_publisher_new(pr->client, &popts, &pr->pub, &err)
+			 : SALVO_ERR_NO_MEMORY;
 	if (rc) {
 		pr->pub = NULL;
-		run_error(pf, rc, body ? &err : NULL, "producer %u: open a publisher", pr->index);
+		run_error(pf, rc, have_bodies ? &err : NULL, "producer %u: open a publisher",
+			  pr->index);
 	}
 	count_in(pf, &pf->ready);
 	wait_phase(pf, PHASE_GO);
 	if (pr->pub) {
-		rc = publish_all(pr, body, &n, &err);
+		rc = publish_all(pr, &bodies, &n, &err);
 		if (rc)
 			run_error(pf, rc, &err, "producer %u: publish message %" PRIu64, pr->index,
 				  n);
@@ -306,7 +288,8 @@ static void *producer_main(void *arg)
 		if (rc)
 			run_error(pf, rc, &err, "producer %u: close the publisher", pr->index);
 	}
-	free(body);
+	if (have_bodies)
+		bodies_free(&bodies);
 	return NULL;
 }
 

@@ -5,9 +5,10 @@
  *
  * proto_input() is handed each read batch (the carried tail of the last read, then what
  * recv() returned) and parses frames in place: nothing is copied except a routing key that
- * changes, and the one message --return-unroutable sends back. A body is only counted, so a
- * connection's memory does not depend on message sizes. Replies go to conn->out; the worker
- * sends them after the batch.
+ * changes, the one message --return-unroutable sends back, and an envelope's body that
+ * comes in several frames (envelope.c). Other bodies are only counted, so a connection's
+ * memory does not depend on message sizes beyond --envelope-max. Replies go to conn->out;
+ * the worker sends them after the batch.
  *
  * At the end of each batch, batch.c sends what it owes: confirms and routing-key counts.
  */
@@ -170,6 +171,7 @@ static void free_channel(struct conn *c, struct channel *ch)
 {
 	c->ch[ch->id] = NULL;
 	buf_free(&ch->ret);
+	buf_free(&ch->env_body);
 	free(ch);
 }
 
@@ -580,6 +582,7 @@ static void publish_method(struct conn *c, struct channel *ch, const struct sv_m
 static void publish_header(struct conn *c, struct channel *ch, const struct sv_decoded_frame *d)
 {
 	ch->body_size = d->u.header.body_size;
+	envelope_header(ch, &d->u.header.props, ch->body_size);
 	if (!ch->returning)
 		return;
 	if (ch->body_size > SINK_RETURN_MAX) {
@@ -594,12 +597,21 @@ static void publish_header(struct conn *c, struct channel *ch, const struct sv_d
 		d->frame.size + SV_FRAME_OVERHEAD);
 }
 
+static void publish_body(struct channel *ch, const struct sv_decoded_frame *d, bool last)
+{
+	envelope_body(ch, d->frame.payload, d->frame.size, last);
+	if (ch->returning)
+		buf_put(&ch->ret, d->frame.payload - SV_FRAME_HEADER_SIZE,
+			d->frame.size + SV_FRAME_OVERHEAD);
+}
+
 static void publish_done(struct conn *c, struct channel *ch)
 {
 	uint64_t n = ++c->msgs;
 
 	c->batch_msgs++;
 	c->batch_bytes += ch->body_size;
+	c->batch_records += envelope_done(c, ch);
 	if (ch->returning) {
 		/* Before the message's confirm, which waits for the end of the batch. */
 		buf_put(&c->out, ch->ret.p, ch->ret.len);
@@ -669,9 +681,8 @@ static void channel_frame(struct conn *c, const struct sv_decoded_frame *d)
 		publish_method(c, ch, &d->u.method);
 	else if (d->frame.type == SV_FRAME_HEADER)
 		publish_header(c, ch, d);
-	else if (ch->returning)
-		buf_put(&ch->ret, d->frame.payload - SV_FRAME_HEADER_SIZE,
-			d->frame.size + SV_FRAME_OVERHEAD);
+	else
+		publish_body(ch, d, ev == SV_CONTENT_COMPLETE);
 	if (ev == SV_CONTENT_COMPLETE && c->state == CONN_RUNNING && !ch->closing)
 		publish_done(c, ch);
 }

@@ -51,10 +51,26 @@ static const char usage[] =
     "                          4096 to 16777216)\n"
     "  --heartbeat S           heartbeat offered in connection.tune, seconds (default 60,\n"
     "                          0 disables); the client's tune-ok decides\n"
-    "  --stats                 print msgs/s and MB/s (message bodies) every second on stderr,\n"
-    "                          and the totals at exit (SIGINT or SIGTERM)\n"
+    "  --stats                 print msgs/s, records/s and MB/s (message bodies) every second\n"
+    "                          on stderr, and the totals at exit (SIGINT or SIGTERM)\n"
+    "  --json                  at exit (SIGINT or SIGTERM), print the totals as one JSON\n"
+    "                          object on stdout: messages, bytes (message bodies),\n"
+    "                          records, envelopes, envelope_records, invalid_envelopes,\n"
+    "                          seconds, msgs_per_s, records_per_s, mbytes_per_s\n"
     "  --quiet                 no log lines (connections refused, closed, timed out)\n"
     "  --help                  this text\n"
+    "\n"
+    "Envelopes (salvo's batches of records, README \"Batching\"): a publish with\n"
+    "content_type application/vnd.salvo.batch+v1 is checked as one (its x-salvo-records\n"
+    "header, content_encoding none, lz4 or zstd, the compressed frame, every record's\n"
+    "length, the count) and its records are counted. records counts one per message that\n"
+    "is not an envelope, each record of a valid envelope, and none for an invalid one,\n"
+    "which is counted in invalid_envelopes and still confirmed, as a broker would.\n"
+    "  --envelope-max N        the largest envelope body checked, in bytes, before and\n"
+    "                          after decompression (default: --frame-max; 4096 to\n"
+    "                          268435456); a larger one is invalid. Each worker thread\n"
+    "                          holds a buffer of N bytes for decompression\n"
+    "  --log-bad-envelopes     log each invalid envelope and why (unless --quiet)\n"
     "\n"
     "Fault injection (message counts are per connection, delivery tags per channel):\n"
     "  --nack-every N          basic.nack every delivery tag that is a multiple of N\n"
@@ -202,30 +218,67 @@ static double seconds_since(const struct timespec *t0)
 	return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
-static void totals(struct worker *w, unsigned n, uint64_t *msgs, uint64_t *bytes, uint32_t *conns)
+/* The workers' counters, summed. */
+struct totals {
+	uint64_t msgs, bytes, records, envelopes, bad_envelopes;
+	uint32_t conns;
+};
+
+static void totals(struct worker *w, unsigned n, struct totals *t)
 {
-	*msgs = *bytes = 0;
-	*conns = 0;
+	memset(t, 0, sizeof *t);
 	for (unsigned i = 0; i < n; i++) {
-		*msgs += atomic_load_explicit(&w[i].msgs, memory_order_relaxed);
-		*bytes += atomic_load_explicit(&w[i].bytes, memory_order_relaxed);
-		*conns += atomic_load_explicit(&w[i].conns_open, memory_order_relaxed);
+		t->msgs += atomic_load_explicit(&w[i].msgs, memory_order_relaxed);
+		t->bytes += atomic_load_explicit(&w[i].bytes, memory_order_relaxed);
+		t->records += atomic_load_explicit(&w[i].records, memory_order_relaxed);
+		t->envelopes += atomic_load_explicit(&w[i].envelopes, memory_order_relaxed);
+		t->bad_envelopes += atomic_load_explicit(&w[i].bad_envelopes, memory_order_relaxed);
+		t->conns += atomic_load_explicit(&w[i].conns_open, memory_order_relaxed);
 	}
+}
+
+static double per_second(uint64_t n, double secs)
+{
+	return secs > 0 ? (double)n / secs : 0;
+}
+
+/* The totals at exit: a line on stderr (--stats), an object on stdout (--json). */
+static void report(const struct totals *t, double secs, bool stats, bool json)
+{
+	/* Messages that are not envelopes count one record each. */
+	uint64_t plain = t->msgs - t->envelopes - t->bad_envelopes;
+
+	if (stats)
+		fprintf(stderr,
+			"salvo-sink: total %llu messages, %llu body bytes in %.3f s: %.0f msgs/s, "
+			"%.1f MB/s; %llu records (%llu envelopes, %llu invalid): %.0f records/s\n",
+			(unsigned long long)t->msgs, (unsigned long long)t->bytes, secs,
+			per_second(t->msgs, secs), per_second(t->bytes, secs) / 1e6,
+			(unsigned long long)t->records, (unsigned long long)t->envelopes,
+			(unsigned long long)t->bad_envelopes, per_second(t->records, secs));
+	if (json)
+		printf("{\"messages\": %llu, \"bytes\": %llu, \"records\": %llu, "
+		       "\"envelopes\": %llu, \"envelope_records\": %llu, "
+		       "\"invalid_envelopes\": %llu, \"seconds\": %.6f, \"msgs_per_s\": %.1f, "
+		       "\"records_per_s\": %.1f, \"mbytes_per_s\": %.3f}\n",
+		       (unsigned long long)t->msgs, (unsigned long long)t->bytes,
+		       (unsigned long long)t->records, (unsigned long long)t->envelopes,
+		       (unsigned long long)(t->records - plain),
+		       (unsigned long long)t->bad_envelopes, secs, per_second(t->msgs, secs),
+		       per_second(t->records, secs), per_second(t->bytes, secs) / 1e6);
 }
 
 /* Until SIGINT or SIGTERM: every second, the rates of the last second if --stats. */
 static void main_loop(struct worker *w, unsigned n, bool stats)
 {
-	struct timespec t0, last, second = {1, 0};
-	uint64_t last_msgs = 0, last_bytes = 0, msgs, bytes;
-	uint32_t conns;
+	struct timespec last, second = {1, 0};
+	struct totals prev = {0}, cur;
 	sigset_t stop;
 
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	last = t0;
+	clock_gettime(CLOCK_MONOTONIC, &last);
 	for (;;) {
 		int sig = sigtimedwait(&stop, NULL, &second);
 		double dt;
@@ -234,24 +287,15 @@ static void main_loop(struct worker *w, unsigned n, bool stats)
 			break;
 		if (!stats)
 			continue;
-		totals(w, n, &msgs, &bytes, &conns);
+		totals(w, n, &cur);
 		dt = seconds_since(&last);
 		clock_gettime(CLOCK_MONOTONIC, &last);
-		fprintf(stderr, "salvo-sink: %.0f msgs/s, %.1f MB/s, %u connections\n",
-			(double)(msgs - last_msgs) / dt, (double)(bytes - last_bytes) / 1e6 / dt,
-			conns);
-		last_msgs = msgs;
-		last_bytes = bytes;
-	}
-	if (stats) {
-		double secs = seconds_since(&t0);
-
-		totals(w, n, &msgs, &bytes, &conns);
 		fprintf(stderr,
-			"salvo-sink: total %llu messages, %llu body bytes in %.3f s: %.0f msgs/s, "
-			"%.1f MB/s\n",
-			(unsigned long long)msgs, (unsigned long long)bytes, secs,
-			(double)msgs / secs, (double)bytes / 1e6 / secs);
+			"salvo-sink: %.0f msgs/s, %.1f MB/s, %u connections, %.0f records/s\n",
+			per_second(cur.msgs - prev.msgs, dt),
+			per_second(cur.bytes - prev.bytes, dt) / 1e6, cur.conns,
+			per_second(cur.records - prev.records, dt));
+		prev = cur;
 	}
 }
 
@@ -275,7 +319,10 @@ int main(int argc, char **argv)
 		OPT_FRAME_MAX,
 		OPT_HEARTBEAT,
 		OPT_STATS,
+		OPT_JSON,
 		OPT_QUIET,
+		OPT_ENVELOPE_MAX,
+		OPT_LOG_BAD_ENVELOPES,
 		OPT_HELP,
 		OPT_NACK_EVERY,
 		OPT_RETURN_UNROUTABLE,
@@ -296,6 +343,9 @@ int main(int argc, char **argv)
 	    {"frame-max", required_argument, NULL, OPT_FRAME_MAX},
 	    {"heartbeat", required_argument, NULL, OPT_HEARTBEAT},
 	    {"stats", no_argument, NULL, OPT_STATS},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"envelope-max", required_argument, NULL, OPT_ENVELOPE_MAX},
+	    {"log-bad-envelopes", no_argument, NULL, OPT_LOG_BAD_ENVELOPES},
 	    {"quiet", no_argument, NULL, OPT_QUIET},
 	    {"help", no_argument, NULL, OPT_HELP},
 	    {"nack-every", required_argument, NULL, OPT_NACK_EVERY},
@@ -311,15 +361,18 @@ int main(int argc, char **argv)
 	const char *listen_addr = "127.0.0.1:5673", *port_file = NULL;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	unsigned nthreads = cores > 0 ? (unsigned)cores : 1;
-	bool allow_remote = false, stats = false;
+	bool allow_remote = false, stats = false, json = false;
 	struct sockaddr_storage ss;
 	struct worker *workers;
+	struct timespec t0;
+	struct totals sum;
 	sigset_t block;
 	socklen_t sslen;
 	uint16_t port;
 	int opt, lfd, stop_fd;
 
-	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	opterr = 0; /* our own messages, naming the option */
+	while ((opt = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
 		switch (opt) {
 		case OPT_LISTEN:
 			listen_addr = optarg;
@@ -350,6 +403,16 @@ int main(int argc, char **argv)
 			break;
 		case OPT_STATS:
 			stats = true;
+			break;
+		case OPT_JSON:
+			json = true;
+			break;
+		case OPT_ENVELOPE_MAX:
+			sink_opts.envelope_max = (uint32_t)number(
+			    "--envelope-max", optarg, SV_FRAME_MIN_SIZE, SINK_MAX_ENVELOPE);
+			break;
+		case OPT_LOG_BAD_ENVELOPES:
+			sink_opts.log_bad_envelopes = true;
 			break;
 		case OPT_QUIET:
 			sink_opts.quiet = true;
@@ -387,12 +450,17 @@ int main(int argc, char **argv)
 			sink_opts.ack_unknown_tag = true;
 			break;
 		default:
-			usage_error("unknown option");
+			usage_error(opt == ':'
+					? "option '%s' needs a value"
+					: "unknown option '%s' (or a value it does not take)",
+				    argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s'", argv[optind]);
 
+	if (!sink_opts.envelope_max)
+		sink_opts.envelope_max = sink_opts.frame_max;
 	sslen = parse_listen(listen_addr, &ss, allow_remote);
 	proto_init();
 	lfd = listen_on(&ss, sslen, &port);
@@ -446,19 +514,27 @@ int main(int argc, char **argv)
 			(int)(strrchr(listen_addr, ':') - listen_addr), listen_addr, port,
 			nthreads);
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	main_loop(workers, nthreads, stats);
 
 	/* The eventfd stays readable, so every worker sees it, whichever wakes first. */
 	if (eventfd_write(stop_fd, 1))
 		die("eventfd_write: %s", strerror(errno));
-	for (unsigned i = 0; i < nthreads; i++) {
+	for (unsigned i = 0; i < nthreads; i++)
 		pthread_join(workers[i].thread, NULL);
+	/* Once every worker is done: nothing is counted after this. */
+	totals(workers, nthreads, &sum);
+	report(&sum, seconds_since(&t0), stats, json);
+	for (unsigned i = 0; i < nthreads; i++) {
 		free(workers[i].rbuf);
+		free(workers[i].zbuf);
 		close(workers[i].epfd);
 		close(workers[i].spare_fd);
 	}
 	free(workers);
 	close(lfd);
 	close(stop_fd);
+	if (json && (fflush(stdout) || ferror(stdout)))
+		die("write standard output: %s", strerror(errno));
 	return 0;
 }

@@ -9,6 +9,7 @@
  *   batch.c       what each read batch owes at its end: confirms (nacked, reordered,
  *                 delayed as asked) and routing-key counts
  *   counts.c      messages received per routing key, for queue.declare's message_count
+ *   envelope.c    envelopes (batches of records): checked with the codec, records counted
  *
  * A connection belongs to the worker that accepted it for its whole life, so nothing in
  * struct conn or struct channel is shared between threads. What is shared: the options
@@ -24,11 +25,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "batch.h"
 #include "frame.h"
 #include "methods.h"
 
 #define SINK_DEFAULT_FRAME_MAX 131072u
 #define SINK_MAX_FRAME_MAX     (16u << 20)
+#define SINK_MAX_ENVELOPE      (256u << 20) /* --envelope-max */
 #define SINK_CHANNEL_MAX       2047
 /* Each worker reads up to this much per recv(), or two frames if frame_max is larger. */
 #define SINK_RECV_BUF (1u << 20)
@@ -57,6 +60,9 @@ struct sink_opts {
 	bool ack_out_of_order;
 	bool ack_unknown_tag;
 	bool quiet;
+	uint32_t envelope_max; /* the most bytes of an envelope's body, before and after
+				* decompression */
+	bool log_bad_envelopes;
 };
 
 /* Set by main before any worker starts, read-only afterwards. */
@@ -101,6 +107,13 @@ struct channel {
 	uint8_t key_len;
 	uint8_t key[SV_SHORTSTR_MAX];
 	struct buf ret; /* the basic.return being assembled: method, header, body frames */
+	/* The message in progress as an envelope (envelope.c). */
+	enum { ENV_NONE, ENV_OPEN, ENV_BAD } env;
+	struct sv_batch_info env_info;
+	struct buf env_body;	/* a body of several frames, gathered */
+	const uint8_t *env_ptr; /* the whole body, once its last frame came */
+	size_t env_len;
+	struct sv_codec_error env_err; /* why it is ENV_BAD (or failed its check) */
 };
 
 enum conn_state {
@@ -149,13 +162,19 @@ struct conn {
 	/* Statistics of the read batch in progress, added to the worker's at its end. */
 	uint64_t batch_msgs;
 	uint64_t batch_bytes;
+	uint64_t batch_records;
+	uint64_t batch_envelopes;
+	uint64_t batch_bad_envelopes;
 };
 
 struct worker {
 	/* Written by this worker only; the stats loop reads them. Its own cache line, so the
 	 * reader never bounces the line the worker's hot fields live on. */
 	_Alignas(64) _Atomic uint64_t msgs;
-	_Atomic uint64_t bytes; /* message bodies */
+	_Atomic uint64_t bytes;	  /* message bodies */
+	_Atomic uint64_t records; /* see envelope.c */
+	_Atomic uint64_t envelopes;
+	_Atomic uint64_t bad_envelopes;
 	_Atomic uint32_t conns_open;
 
 	_Alignas(64) pthread_t thread;
@@ -165,6 +184,7 @@ struct worker {
 	int spare_fd;  /* kept open to be given up when accept() runs out of descriptors */
 	uint8_t *rbuf; /* one receive buffer shared by this worker's connections */
 	size_t rcap;
+	uint8_t *zbuf; /* envelopes inflate here: sink_opts.envelope_max bytes, once needed */
 	int64_t now_ms;
 	int64_t next_tick_ms; /* the earliest time a connection needs its timers looked at */
 	struct conn *conns;
@@ -189,6 +209,12 @@ void batch_settle_channel(struct conn *c, struct channel *ch);
 void batch_flush_counts(struct conn *c);
 void batch_flush_key(struct channel *ch);
 int64_t batch_release_held(struct conn *c, int64_t now);
+
+/* envelope.c: a message's content header, each body frame of it (last: the message's
+ * final frame), and its end, which returns the records it counts for. */
+void envelope_header(struct channel *ch, const struct sv_basic_props *props, uint64_t body_size);
+void envelope_body(struct channel *ch, const uint8_t *p, uint32_t len, bool last);
+uint64_t envelope_done(struct conn *c, struct channel *ch);
 
 /* counts.c */
 void counts_add(const uint8_t *key, size_t len, uint64_t n);

@@ -215,7 +215,14 @@ static void conn_read(struct conn *c)
 	if (c->batch_msgs) {
 		atomic_fetch_add_explicit(&w->msgs, c->batch_msgs, memory_order_relaxed);
 		atomic_fetch_add_explicit(&w->bytes, c->batch_bytes, memory_order_relaxed);
-		c->batch_msgs = c->batch_bytes = 0;
+		atomic_fetch_add_explicit(&w->records, c->batch_records, memory_order_relaxed);
+		c->batch_msgs = c->batch_bytes = c->batch_records = 0;
+	}
+	if (c->batch_envelopes || c->batch_bad_envelopes) {
+		atomic_fetch_add_explicit(&w->envelopes, c->batch_envelopes, memory_order_relaxed);
+		atomic_fetch_add_explicit(&w->bad_envelopes, c->batch_bad_envelopes,
+					  memory_order_relaxed);
+		c->batch_envelopes = c->batch_bad_envelopes = 0;
 	}
 }
 

@@ -59,6 +59,45 @@ expect_queue_count() {
 	done
 }
 
+# find_pika: sets pika_python to a python3 that has pika (Debian's python3-pika is for the
+# system python3), or skips (77).
+find_pika() {
+	local py
+	for py in python3 /usr/bin/python3; do
+		if "$py" -c 'import pika' 2>/dev/null; then
+			pika_python=$py
+			return 0
+		fi
+	done
+	echo "no python3 with pika (python3-pika)" >&2
+	exit 77
+}
+
+# drain_queue QUEUE FILE: take every message of QUEUE with pika (basic.get, auto-ack) and
+# write them to FILE as a JSON list of {"body": base64, "content_type", "content_encoding",
+# "records": the x-salvo-records header or null}, in queue order. Needs find_pika first.
+drain_queue() {
+	"$pika_python" - "$SALVO_TEST_URI" "$1" "$2" <<-'EOF' || fail "could not read queue $1"
+		import base64, json, sys
+		import pika
+
+		conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
+		ch = conn.channel()
+		out = []
+		while True:
+		    method, props, body = ch.basic_get(sys.argv[2], auto_ack=True)
+		    if method is None:
+		        break
+		    out.append({"body": base64.b64encode(body).decode(),
+		                "content_type": props.content_type,
+		                "content_encoding": props.content_encoding,
+		                "records": (props.headers or {}).get("x-salvo-records")})
+		conn.close()
+		with open(sys.argv[3], "w") as f:
+		    json.dump(out, f)
+	EOF
+}
+
 # run OUT_PREFIX ARGS...: runs the program, stdout and stderr to files; sets $rc.
 run() {
 	local out=$1
@@ -80,6 +119,17 @@ expect_usage_errors() {
 		((rc == 2)) || fail "'$args': exit status $rc, expected 2"
 		grep -q "^$prog: " "$tmp/bad$i.err" || fail "'$args': no message on stderr"
 	done
+}
+
+# expect_usage_message ARGS REGEX: ARGS (split at blanks) exit 2 with a first line on stderr
+# matching the basic regular expression REGEX.
+expect_usage_message() {
+	# Word splitting of $1 is intended, as in expect_usage_errors.
+	# shellcheck disable=SC2086
+	run usage-message $1
+	((rc == 2)) || fail "'$1': exit status $rc, expected 2"
+	head -1 "$tmp/usage-message.err" | grep -q -- "$2" ||
+		fail "'$1': the message is '$(head -1 "$tmp/usage-message.err")', expected /$2/"
 }
 
 # expect_help OPTION...: --help exits 0 and describes every OPTION.

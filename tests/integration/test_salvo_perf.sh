@@ -23,6 +23,12 @@
 #                       (the consumer on the producer's connection: --consumer-connections 0);
 #                       consuming 100,000 of them outlasts --drain-timeout 2 without a give-up
 #   not consumed        acked by the broker but routed to no queue: exit 1, reported
+#   body json           --body json --size 120: read back with pika, each body one JSON
+#                       object of 120 bytes with seq and ts as documented, bodies varied
+#   batching            --batch-records 100 --compression zstd --body json with a consumer:
+#                       every record acked and consumed end to end (latency per record),
+#                       envelopes <= records, batching and envelopes in the summary, the
+#                       JSON and the CSV
 #
 # The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
 # cases need no broker.
@@ -49,8 +55,19 @@ json_check() {
 		          "reconnects", "producers", "connections", "size", "consumers",
 		          "consumer_connections", "prefetch", "multi_ack_every", "consumed",
 		          "not_consumed", "consumed_other", "redelivered", "consume_seconds",
-		          "consume_msgs_per_s", "consumer_cpu_seconds", "consumer_cpu_us_per_msg"):
+		          "consume_msgs_per_s", "consumer_cpu_seconds", "consumer_cpu_us_per_msg",
+		          "records", "records_per_s", "batch_records", "batch_bytes", "linger_us",
+		          "compression_level", "envelopes", "envelopes_per_s", "envelope_bytes",
+		          "envelope_raw_bytes"):
 		    assert isinstance(j[k], (int, float)) and j[k] >= 0, k
+		assert j["records"] == j["sent"], "records"
+		assert j["body"] in ("pattern", "json"), "body"
+		assert j["compression"] in ("none", "lz4", "zstd"), "compression"
+		assert j["envelopes"] <= j["records"], "more envelopes than records"
+		for k in ("records_per_envelope", "envelope_bytes_per_record"):
+		    assert (j[k] is None) == (j["envelopes"] == 0), k
+		if j["batch_records"] == 0:
+		    assert j["envelopes"] == 0, "envelopes without batching"
 		assert j["reconnects"] == 0, "reconnects"
 		assert j["confirm"] in ("none", "async", "sync"), "confirm"
 		assert isinstance(j["auto_ack"], bool), "auto_ack"
@@ -142,19 +159,6 @@ case_csv() {
 	expect_queue_count "$q" 3000
 }
 
-# A python3 that has pika (Debian's python3-pika is for the system python3).
-find_pika() {
-	local py
-	for py in python3 /usr/bin/python3; do
-		if "$py" -c 'import pika' 2>/dev/null; then
-			pika_python=$py
-			return 0
-		fi
-	done
-	echo "no python3 with pika (python3-pika)" >&2
-	exit 77
-}
-
 case_body_layout() {
 	need_broker
 	find_pika
@@ -163,19 +167,10 @@ case_body_layout() {
 		--producers 2 --confirm async
 	((rc == 0)) || fail "exit status $rc"
 	expect_queue_count "$q" 10
-	"$pika_python" - "$SALVO_TEST_URI" "$q" <<-'EOF' || fail "the bodies are not as documented"
-		import struct, sys, time
-		import pika
-
-		conn = pika.BlockingConnection(pika.URLParameters(sys.argv[1]))
-		ch = conn.channel()
-		bodies = []
-		while True:
-		    method, _, body = ch.basic_get(sys.argv[2], auto_ack=True)
-		    if method is None:
-		        break
-		    bodies.append(body)
-		conn.close()
+	drain_queue "$q" "$tmp/body.msgs"
+	python3 - "$tmp/body.msgs" <<-'EOF' || fail "the bodies are not as documented"
+		import base64, json, struct, sys, time
+		bodies = [base64.b64decode(m["body"]) for m in json.load(open(sys.argv[1]))]
 		assert len(bodies) == 10, "%d messages read back" % len(bodies)
 		now = time.time_ns()
 		seqs = {0: [], 1: []}
@@ -371,6 +366,66 @@ case_not_consumed() {
 	grep -q '^NOT CONSUMED: 1000 messages' "$tmp/lost.err" || fail "the summary does not say so"
 }
 
+case_body_json() {
+	need_broker
+	find_pika
+	fresh_queue json
+	run json --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --body json \
+		--size 120 --count 300 --producers 2 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/json.out" "j['body'] == 'json' and j['sent'] == 300 and j['bytes'] == 36000"
+	grep -q '^2 producers on 1 connection, 120-byte JSON bodies, confirm async$' "$tmp/json.err" ||
+		fail "the summary does not say the bodies are JSON"
+	expect_queue_count "$q" 300
+	drain_queue "$q" "$tmp/json.msgs"
+	python3 - "$tmp/json.msgs" <<-'EOF' || fail "the JSON bodies are not as documented"
+		import base64, json, sys, time
+		bodies = [base64.b64decode(m["body"]) for m in json.load(open(sys.argv[1]))]
+		assert len(bodies) == 300, "%d messages read back" % len(bodies)
+		now = time.time_ns()
+		seqs = {0: [], 1: []}
+		for b in bodies:
+		    assert len(b) == 120, "a body of %d bytes" % len(b)
+		    assert b.startswith(b'{"seq":"') and b[24:31] == b'","ts":', b
+		    o = json.loads(b)
+		    seq, ts = int(o["seq"], 16), o["ts"]
+		    assert o["seq"] == b[8:24].decode() and str(ts).zfill(19) == b[31:50].decode(), b
+		    assert abs(now - ts) < 3600 * 10**9, "send time %d" % ts
+		    # At 120 bytes the fields up to metric fit; value and unit are dropped.
+		    for k in ("host", "dc", "metric"):
+		        assert k in o, (k, b)
+		    seqs[seq >> 48].append(seq & (2**48 - 1))
+		for producer, got in seqs.items():
+		    assert got == list(range(150)), (producer, got)
+		# Telemetry varies: many distinct bodies once the stamps are taken out.
+		distinct = {b[51:] for b in bodies}
+		assert len(distinct) > 100, "only %d distinct bodies" % len(distinct)
+	EOF
+}
+
+case_batching() {
+	need_broker
+	fresh_queue batch
+	run batch --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 20000 \
+		--confirm async --batch-records 100 --batch-bytes 32768 --linger-us 2000 \
+		--compression zstd --compression-level 3 --body json --size 100 --consumers 1 \
+		--prefetch 1000 --csv "$tmp/batch.csv" --json
+	((rc == 0)) || fail "exit status $rc"
+	# Records are what was published, acked and consumed, each timed end to end. The
+	# envelope count is salvo's: 0 while the library sends every record on its own.
+	json_check "$tmp/batch.out" \
+		"j['sent'] == 20000 and j['records'] == 20000 and j['acked'] == 20000 and j['consumed'] == 20000 and j['not_consumed'] == 0 and j['consumed_other'] == 0 and j['batch_records'] == 100 and j['batch_bytes'] == 32768 and j['linger_us'] == 2000 and j['compression'] == 'zstd' and j['compression_level'] == 3 and j['body'] == 'json' and j['e2e_latency_us']['max'] is not None and $e2e_ordered"
+	grep -q '^batching: up to 100 records or 32768 bytes, linger 2000 us, compression zstd level 3$' \
+		"$tmp/batch.err" || fail "the summary does not describe the batching"
+	grep -q '^envelopes: ' "$tmp/batch.err" || fail "the summary does not count envelopes"
+	grep -q '^end-to-end latency: .* (20000 samples)$' "$tmp/batch.err" ||
+		fail "not every record was timed end to end"
+	head -1 "$tmp/batch.csv" |
+		grep -qx 't,sent,acked,nacked,in_flight,msgs_per_s,envelopes,envelopes_per_s,consumed,consume_msgs_per_s' ||
+		fail "CSV header: $(head -1 "$tmp/batch.csv")"
+	expect_queue_count "$q" 0
+}
+
 case_connection_refused() {
 	expect_connection_refused --count 1 --json
 	[[ ! -s $tmp/refused.out ]] || fail "stdout is not empty"
@@ -425,6 +480,29 @@ case_usage_errors() {
 		"--consumers 2 --consumer-connections 3"
 		"--consumers 1 --drain-timeout 0"
 		"--consumers 1 --drain-timeout 3601"
+		"--body"
+		"--body xml"
+		"--body json --size 63"
+		"--body json --consumers 1 --size 63"
+		"--batch-records 0"
+		"--batch-records 1048577"
+		"--batch-records x"
+		"--batch-records -1"
+		"--batch-bytes 1000"
+		"--linger-us 10"
+		"--compression lz4"
+		"--compression-level 1"
+		"--batch-records 10 --batch-bytes 0"
+		"--batch-records 10 --batch-bytes 2147483648"
+		"--batch-records 10 --linger-us 0"
+		"--batch-records 10 --linger-us 60000001"
+		"--batch-records 10 --compression gzip"
+		"--batch-records 10 --compression LZ4"
+		"--batch-records 10 --compression-level 3"
+		"--batch-records 10 --compression none --compression-level 3"
+		"--batch-records 10 --compression lz4 --compression-level 13"
+		"--batch-records 10 --compression zstd --compression-level 20"
+		"--batch-records 10 --compression zstd --compression-level -1"
 	)
 	expect_usage_errors "${bad[@]}"
 	# Empty values, which a word-split list cannot hold.
@@ -439,11 +517,25 @@ case_usage_errors() {
 	grep -q '^salvo-perf: --consumers needs --size of at least 16: ' "$tmp/small.err" ||
 		fail "--size 15 with consumers: the message does not say why"
 
+	# The messages say what is wrong, naming the option and what it needs.
+	expect_usage_message "--batch-records 0" "^$prog: --batch-records: '0' is not a number in 1..1048576$"
+	expect_usage_message "--linger-us 10" "^$prog: --linger-us needs --batch-records$"
+	expect_usage_message "--batch-records 5 --compression-level 3" \
+		"^$prog: --compression-level needs --compression lz4 or zstd$"
+	expect_usage_message "--batch-records 5 --compression lz4 --compression-level 13" \
+		"^$prog: --compression-level: 13 is not an lz4 level (0..12)$"
+	expect_usage_message "--batch-records 5 --compression brotli" \
+		"^$prog: --compression: 'brotli' is not none, lz4 or zstd$"
+	expect_usage_message "--body json --size 63" \
+		"^$prog: --body json needs --size of at least 64 (--size is 63)$"
+
 	expect_help --uri --connections --producers --size --confirm --window --count --duration \
 		--rate --exchange --routing-key --declare-queue --persistent --mandatory --json \
 		--csv --conf --progress --quiet --help --version --consumers --consumer-connections \
 		--prefetch --auto-ack --multi-ack-every --consumer-rate --drain-timeout \
-		e2e_latency_us consume_msgs_per_s consumed
+		e2e_latency_us consume_msgs_per_s consumed --body --batch-records --batch-bytes \
+		--linger-us --compression --compression-level records_per_s envelopes_per_s \
+		envelope_bytes_per_record
 	grep -q CLOCK_REALTIME "$tmp/help.out" || fail "--help does not name the timestamp's clock"
 	grep -q publisher.ring_size "$tmp/help.out" || fail "--help lacks the configuration keys"
 	expect_version
@@ -464,6 +556,8 @@ consumers) case_consumers ;;
 'consumers prefetch') case_consumers_prefetch ;;
 'consumers other') case_consumers_other ;;
 'not consumed') case_not_consumed ;;
+'body json') case_body_json ;;
+batching) case_batching ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok"

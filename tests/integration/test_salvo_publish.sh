@@ -9,6 +9,9 @@
 #   confirm async       --confirm async --window: every message acked, counted in the JSON
 #   confirm sync        --confirm sync: every message acked
 #   confirm returned    --confirm async --mandatory to an unbound key: all returned, exit 1
+#   batching            --batch-records with lz4 (stdin lines) and zstd (--count): every
+#                       record acked and queued as a record (envelopes <= records), the
+#                       batching and envelopes in the summary and the JSON
 #
 # The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
 # cases need no broker.
@@ -98,6 +101,73 @@ case_confirm_returned() {
 		fail "stderr does not say the messages were not acked"
 }
 
+# queued_records QUEUE lines|count: the records QUEUE holds, each followed by a newline, or
+# their number: a message is a record, an envelope holds x-salvo-records of them (its count
+# checked against its body). The queue is emptied.
+queued_records() {
+	drain_queue "$1" "$tmp/drained"
+	"$pika_python" - "$tmp/drained" "$2" <<-'EOF'
+		import base64, json, struct, sys
+		import lz4.frame
+		import zstandard
+
+		records = []
+		for m in json.load(open(sys.argv[1])):
+		    body = base64.b64decode(m["body"])
+		    if m["content_type"] != "application/vnd.salvo.batch+v1":
+		        records.append(body)
+		        continue
+		    if m["content_encoding"] == "lz4":
+		        body = lz4.frame.decompress(body)
+		    elif m["content_encoding"] == "zstd":
+		        body = zstandard.ZstdDecompressor().decompress(body)
+		    n, at = m["records"], 0
+		    while at < len(body):
+		        (size,) = struct.unpack(">I", body[at:at + 4])
+		        records.append(body[at + 4:at + 4 + size])
+		        at += 4 + size
+		        n -= 1
+		    assert n == 0 and at == len(body), "an envelope's count or lengths are wrong"
+		if sys.argv[2] == "count":
+		    print(len(records))
+		else:
+		    sys.stdout.buffer.write(b"".join(r + b"\n" for r in records))
+	EOF
+}
+
+case_batching() {
+	need_broker
+	find_pika
+	"$pika_python" -c 'import lz4.frame, zstandard' ||
+		{
+			echo "$pika_python has no lz4 or zstandard (python3-lz4, python3-zstandard)" >&2
+			exit 77
+		}
+	fresh_queue batch
+	rc=0
+	seq 1 5000 | sed 's/.*/{"n":&,"msg":"hello"}/' >"$tmp/lines"
+	"$bin" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --confirm async \
+		--batch-records 500 --linger-us 1000 --compression lz4 --compression-level 9 --json \
+		<"$tmp/lines" >"$tmp/lines.out" 2>"$tmp/lines.err" || rc=$?
+	cat "$tmp/lines.err" >&2
+	((rc == 0)) || fail "stdin: exit status $rc"
+	json_check "$tmp/lines.out" \
+		"j['sent'] == 5000 and j['acked'] == 5000 and j['batch_records'] == 500 and j['linger_us'] == 1000 and j['compression'] == 'lz4' and j['compression_level'] == 9 and j['envelopes'] <= 5000"
+	grep -q '^batching: up to 500 records, linger 1000 us, compression lz4 level 9$' "$tmp/lines.err" ||
+		fail "the summary does not describe the batching"
+	grep -q '^envelopes: ' "$tmp/lines.err" || fail "the summary does not count envelopes"
+	queued_records "$q" lines >"$tmp/lines.back" || fail "could not read the queue back"
+	cmp -s "$tmp/lines" "$tmp/lines.back" || fail "the records read back differ from the lines sent"
+
+	run count --uri "$SALVO_TEST_URI" --routing-key "$q" --count 3000 --size 32 \
+		--confirm async --batch-records 64 --batch-bytes 4096 --compression zstd --json
+	((rc == 0)) || fail "--count: exit status $rc"
+	json_check "$tmp/count.out" \
+		"j['sent'] == 3000 and j['acked'] == 3000 and j['batch_bytes'] == 4096 and j['compression'] == 'zstd' and j['envelopes'] <= 3000 and (j['envelopes'] == 0) == (j['records_per_envelope'] is None)"
+	n=$(queued_records "$q" count) || fail "could not read the queue back"
+	((n == 3000)) || fail "$n records queued, expected 3000"
+}
+
 case_usage_errors() {
 	local -a bad=(
 		"--routing-key x --no-such-option"
@@ -116,11 +186,29 @@ case_usage_errors() {
 		"--routing-key x --uri http://localhost"
 		"--routing-key x --confirm maybe"
 		"--routing-key x --window 0"
+		"--routing-key x --batch-records 0"
+		"--routing-key x --batch-records 1048577"
+		"--routing-key x --batch-records many"
+		"--routing-key x --batch-bytes 100"
+		"--routing-key x --linger-us 100"
+		"--routing-key x --compression zstd"
+		"--routing-key x --compression-level 1"
+		"--routing-key x --batch-records 8 --batch-bytes 0"
+		"--routing-key x --batch-records 8 --linger-us 0"
+		"--routing-key x --batch-records 8 --compression snappy"
+		"--routing-key x --batch-records 8 --compression-level 1"
+		"--routing-key x --batch-records 8 --compression lz4 --compression-level 13"
+		"--routing-key x --batch-records 8 --compression zstd --compression-level 20"
 	)
 	expect_usage_errors "${bad[@]}"
+	expect_usage_message "--routing-key x --compression zstd" \
+		"^$prog: --compression needs --batch-records$"
+	expect_usage_message "--routing-key x --batch-records 8 --compression zstd --compression-level 20" \
+		"^$prog: --compression-level: '20' is not a number in 0..19$"
 
 	expect_help --uri --exchange --routing-key --count --size --persistent --mandatory --json \
-		--declare-queue --conf --confirm --window --help --version
+		--declare-queue --conf --confirm --window --help --version --batch-records \
+		--batch-bytes --linger-us --compression --compression-level envelopes_per_s
 	expect_version
 }
 
@@ -137,6 +225,7 @@ stdin) case_stdin ;;
 'confirm async') case_confirm async ;;
 'confirm sync') case_confirm sync ;;
 'confirm returned') case_confirm_returned ;;
+batching) case_batching ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok"

@@ -4,6 +4,7 @@ speak raw AMQP 0-9-1 frames to it.
 Every sink listens on 127.0.0.1 with an ephemeral port (--listen 127.0.0.1:0), which it
 writes to a port file in a private temporary directory once it is listening.
 """
+import json
 import os
 import signal
 import socket
@@ -36,10 +37,11 @@ class Sink:
         self.dir = tempfile.TemporaryDirectory(prefix="salvo-sink-test.")
         port_file = os.path.join(self.dir.name, "port")
         self.log_path = os.path.join(self.dir.name, "log")
-        with open(self.log_path, "w") as log:
+        self.out_path = os.path.join(self.dir.name, "out")
+        with open(self.log_path, "w") as log, open(self.out_path, "w") as out:
             self.proc = subprocess.Popen(
                 [exe, "--listen", "127.0.0.1:0", "--port-file", port_file, *args],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                stdin=subprocess.DEVNULL, stdout=out, stderr=log)
         deadline = time.monotonic() + IO_TIMEOUT
         while not os.path.exists(port_file):
             if self.proc.poll() is not None:
@@ -68,6 +70,15 @@ class Sink:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+    def totals(self):
+        """Stop a sink started with --json and return the totals it printed at exit."""
+        status = self.stop()
+        check(status == 0, "salvo-sink exited with status %d" % status)
+        with open(self.out_path) as f:
+            lines = f.read().splitlines()
+        check(len(lines) == 1, "salvo-sink --json printed %d lines: %r" % (len(lines), lines))
+        return json.loads(lines[0])
 
     def __enter__(self):
         return self
@@ -107,14 +118,19 @@ def method(channel, cm, args=b""):
     return frame(FRAME_METHOD, channel, struct.pack(">HH", *cm) + args)
 
 
-def publish(channel, routing_key, body, exchange="", mandatory=False, body_size=None):
-    """basic.publish, its content header and one body frame (none for an empty body)."""
+def publish(channel, routing_key, body, exchange="", mandatory=False, body_size=None,
+            props=(0, b""), frame_body=None):
+    """basic.publish, its content header and one body frame (none for an empty body).
+    props: (property flags, encoded properties); frame_body: the largest body frame, to
+    split the body into several."""
     m = method(channel, BASIC_PUBLISH,
                struct.pack(">H", 0) + shortstr(exchange) + shortstr(routing_key)
                + bytes([1 if mandatory else 0]))
     size = len(body) if body_size is None else body_size
-    h = frame(FRAME_HEADER, channel, struct.pack(">HHQH", 60, 0, size, 0))
-    return m + h + (frame(FRAME_BODY, channel, body) if body else b"")
+    h = frame(FRAME_HEADER, channel, struct.pack(">HHQH", 60, 0, size, props[0]) + props[1])
+    step = frame_body or max(len(body), 1)
+    return m + h + b"".join(frame(FRAME_BODY, channel, body[i:i + step])
+                            for i in range(0, len(body), step))
 
 
 # Decoding.
