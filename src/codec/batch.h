@@ -80,7 +80,7 @@ static inline void sv_batch_iter_init(struct sv_batch_iter *it, const uint8_t *b
 	it->end = body + len;
 }
 
-/* The next record of a checked body: 1 with *rec/*len set, 0 at the end. */
+/* The next record of a checked body: 1 with *rec and *len set, 0 at the end. */
 static inline int sv_batch_next(struct sv_batch_iter *it, const uint8_t **rec, uint32_t *len)
 {
 	uint32_t n;
