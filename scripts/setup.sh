@@ -14,10 +14,11 @@ packages=(
 	# build
 	meson ninja-build pkg-config gcc g++ clang libclang-rt-14-dev
 	liburing-dev libck-dev libssl-dev openssl libcmocka-dev libbenchmark-dev
+	liblz4-dev libzstd-dev
 	# the throwaway broker and the scripts around it (ss, pgrep)
 	rabbitmq-server iproute2 procps
 	# tests, peers, charts
-	python3 python3-pika valgrind librabbitmq-dev gnuplot-nox
+	python3 python3-pika python3-lz4 python3-zstandard valgrind librabbitmq-dev gnuplot-nox
 )
 
 missing=()
