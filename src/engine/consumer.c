@@ -162,7 +162,6 @@ static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, boo
 	if (!d->env)
 		return settle_tag(d->ch, d->generation, d->delivery_tag, kind, multiple, requeue,
 				  err);
-	atomic_fetch_add_explicit(&d->ch->client->cctr.settles, 1, memory_order_relaxed);
 	return sv_envelope_settle(m, kind, multiple, requeue, err);
 }
 

@@ -195,6 +195,7 @@ int sv_envelope_settle(salvo_message *m, enum sv_settle_kind kind, bool multiple
 				    "settled already",
 				    verbs[kind], m->index, e->count,
 				    (unsigned long long)d->delivery_tag);
+	atomic_fetch_add_explicit(&d->ch->client->cctr.settles, 1, memory_order_relaxed);
 	if (multiple)
 		for (uint32_t i = 0; i < m->index; i++)
 			n += !atomic_exchange_explicit(&e->rec[i].settled, 1, memory_order_relaxed);

@@ -123,6 +123,7 @@ static void refuse_envelope(salvo_client *c, salvo_channel *ch, struct salvo_con
 			    struct sv_delivery *d, const char *reason)
 {
 	salvo_event ev = {.kind = SALVO_EVENT_ENVELOPE_REJECTED, .channel = ch->id};
+	char key[80];
 
 	if (!d->no_ack) {
 		send_settle(c, ch->id, &(struct sv_settle){.kind = SV_SETTLE_REJECT},
@@ -134,7 +135,9 @@ static void refuse_envelope(salvo_client *c, salvo_channel *ch, struct salvo_con
 	sv_error_set(&ev.error, SALVO_ERR_PROTOCOL, SALVO_ERROR_LOCAL,
 		     "malformed envelope (delivery tag %llu on channel %u, routing key '%s') %s: "
 		     "%s",
-		     (unsigned long long)d->delivery_tag, ch->id, d->routing_key,
+		     (unsigned long long)d->delivery_tag, ch->id,
+		     sv_text_escape(key, sizeof key, (const uint8_t *)d->routing_key,
+				    strlen(d->routing_key)),
 		     d->no_ack ? "dropped (consumed with no_ack)" : "rejected without requeue",
 		     reason);
 	sv_event_push(c, &ev);

@@ -23,6 +23,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lz4frame.h>
+#include <zstd.h>
+
 #include "salvo.h"
 
 #include "../check.h"
@@ -750,6 +753,35 @@ static struct hostile hostile_zip(const char *name, enum sv_batch_codec codec,
 	return h;
 }
 
+/* A bomb whose frame does not declare its size: found out while decompressing. */
+static struct hostile hostile_unsized(const char *name, enum sv_batch_codec codec,
+				      const struct env *e)
+{
+	struct hostile h = {.name = name, .enc = sv_batch_codec_name(codec), .records = e->n};
+
+	if (codec == SV_BATCH_ZSTD) {
+		ZSTD_CCtx *z = ZSTD_createCCtx();
+
+		CHECK(z && !ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_contentSizeFlag, 0)));
+		h.len = ZSTD_compressBound(e->len);
+		h.body = malloc(h.len);
+		CHECK(h.body);
+		h.len = ZSTD_compress2(z, h.body, h.len, e->buf, e->len);
+		CHECK(!ZSTD_isError(h.len));
+		CHECK(ZSTD_getFrameContentSize(h.body, h.len) == ZSTD_CONTENTSIZE_UNKNOWN);
+		ZSTD_freeCCtx(z);
+	} else {
+		LZ4F_preferences_t prefs = {.frameInfo = {.contentSize = 0}};
+
+		h.len = LZ4F_compressFrameBound(e->len, &prefs);
+		h.body = malloc(h.len);
+		CHECK(h.body);
+		h.len = LZ4F_compressFrame(h.body, h.len, e->buf, e->len, &prefs);
+		CHECK(!LZ4F_isError(h.len));
+	}
+	return h;
+}
+
 static size_t make_hostiles(struct hostile *h)
 {
 	struct env two = {0}, big = {0}, empties = {0}, overrun = {0};
@@ -796,6 +828,8 @@ static size_t make_hostiles(struct hostile *h)
 	h[n++].enc = "zstd";
 	h[n++] = hostile_zip("zstd bomb", SV_BATCH_ZSTD, &big);
 	h[n++] = hostile_zip("lz4 bomb", SV_BATCH_LZ4, &big);
+	h[n++] = hostile_unsized("zstd bomb, size not declared", SV_BATCH_ZSTD, &big);
+	h[n++] = hostile_unsized("lz4 bomb, size not declared", SV_BATCH_LZ4, &big);
 	/* A record of the count in a compressed body that lies about the count. */
 	h[n] = hostile_zip("zstd count over", SV_BATCH_ZSTD, &two);
 	h[n++].records = 3;
