@@ -125,7 +125,8 @@ static void refuse_envelope(salvo_client *c, salvo_channel *ch, struct salvo_con
 	salvo_event ev = {.kind = SALVO_EVENT_ENVELOPE_REJECTED, .channel = ch->id};
 	char key[80];
 
-	if (!d->no_ack) {
+	/* A channel being closed takes nothing more (its close requeues the envelope). */
+	if (!d->no_ack && !ch->close_sent && !ch->peer_closed) {
 		send_settle(c, ch->id, &(struct sv_settle){.kind = SV_SETTLE_REJECT},
 			    d->delivery_tag, false);
 		sv_acked_settle(&ch->acked, d->delivery_tag, false);
