@@ -363,6 +363,12 @@ typedef enum salvo_event_kind {
 	/* The broker cancelled a consumer (consumer_cancel_notify: its queue was deleted, or
 	 * its node went down): consumer_tag names it, error says so. */
 	SALVO_EVENT_CONSUMER_CANCELLED,
+	/* A consumer that splits envelopes got a malformed one (see "Envelopes" at
+	 * salvo_consume): it was rejected without requeue, so a dead-letter exchange gets it
+	 * (dropped, if consumed with no_ack), and the consumer went on. consumer_tag and
+	 * channel name the consumer; error (SALVO_ERR_PROTOCOL) the delivery and what is
+	 * wrong. Counted in salvo_consume_stats.envelopes_rejected. */
+	SALVO_EVENT_ENVELOPE_REJECTED,
 } salvo_event_kind;
 
 typedef struct salvo_event {
@@ -373,8 +379,8 @@ typedef struct salvo_event {
 	salvo_error error;
 	char endpoint[300]; /* host:port */
 	char reason[256];
-	char consumer_tag[256]; /* SALVO_EVENT_CONSUMER_CANCELLED */
-	uint16_t channel;	/* SALVO_EVENT_CONSUMER_CANCELLED: the consumer's channel */
+	char consumer_tag[256]; /* SALVO_EVENT_CONSUMER_CANCELLED, _ENVELOPE_REJECTED */
+	uint16_t channel;	/* ... of them: the consumer's channel */
 } salvo_event;
 
 /*
@@ -511,6 +517,8 @@ typedef struct salvo_message salvo_message;
  * queue is empty (a normal answer, not an error); otherwise like every synchronous method.
  * With no_ack false the message must be acknowledged (salvo_message_ack, or
  * salvo_basic_ack on this channel). Bodies over 512 MiB are refused as a protocol error.
+ * An envelope comes as it is, not split (record 0 of 1, its body the wire format's): one
+ * basic.get is one message of the queue.
  */
 SALVO_API int salvo_basic_get(salvo_channel *ch, const char *queue, bool no_ack,
 			      salvo_message **msg, salvo_error *err);
@@ -535,13 +543,18 @@ SALVO_API const salvo_props *salvo_message_props(const salvo_message *m);
 /*
  * A record of an envelope (a batching publisher's message, see salvo_batch_opts), as
  * consumers hand them out: its index (0-based) and the envelope's record count. A message
- * that is not from an envelope, or an envelope delivered raw (SALVO_CONSUME_RAW_ENVELOPES),
- * is record 0 of 1.
+ * that is not from an envelope, or an envelope delivered raw (SALVO_CONSUME_RAW_ENVELOPES,
+ * salvo_basic_get), is record 0 of 1. A record's body is its own bytes, decompressed;
+ * everything else (exchange, routing key, delivery tag, redelivered, consumer tag,
+ * properties) is its envelope's, shared by all its records, except that content_type and
+ * content_encoding read as absent: they describe the envelope, and a batching publisher
+ * refuses records that carry their own.
  */
 SALVO_API uint32_t salvo_message_record_index(const salvo_message *m);
 SALVO_API uint32_t salvo_message_record_count(const salvo_message *m);
 /* Free the message. An unacknowledged message stays unacknowledged (the broker requeues
- * it when the channel closes). NULL is ignored. Any thread. */
+ * it when the channel closes). NULL is ignored. Any thread. A record holds its envelope's
+ * memory (one block for all its records) until every record of it is destroyed. */
 SALVO_API void salvo_message_destroy(salvo_message *m);
 
 /*
@@ -561,6 +574,19 @@ SALVO_API void salvo_message_destroy(salvo_message *m);
  * err->text saying so; a message received with no_ack returns SALVO_ERR_INVALID_ARGUMENT.
  * Settling the same message twice is the caller's error: the broker closes the channel
  * (406). The message stays the caller's: destroy it when done.
+ *
+ * Records of an envelope (salvo_message_record_count > 1) are settled one by one, and
+ * their envelope, one message at the broker, is settled once every record of it is:
+ * acked if every record was acked; otherwise rejected, with requeue if any record's nack
+ * or reject asked for requeue (the whole envelope is delivered again, records already
+ * acked included, with redelivered set: at least once per record), without requeue if
+ * none did (the whole envelope is dropped or dead-lettered). A record settled twice
+ * returns SALVO_ERR_INVALID_STATE and changes nothing. With multiple, a record settles
+ * the records of its envelope up to it (lower index) and every message of the channel
+ * delivered before its envelope (whole envelopes too, whatever became of their records:
+ * their own settles, later, are then dropped instead of sent); the records after it stay
+ * unsettled. An envelope whose records are never all settled stays unacknowledged until
+ * the channel closes, and is then redelivered.
  */
 SALVO_API int salvo_message_ack(salvo_message *m, bool multiple, salvo_error *err);
 SALVO_API int salvo_message_nack(salvo_message *m, bool multiple, bool requeue,
@@ -600,13 +626,31 @@ SALVO_API int salvo_basic_recover(salvo_channel *ch, bool requeue, salvo_error *
  * drain consumers, or consume on a connection of its own. A prefetch (salvo_basic_qos)
  * bounds what the broker sends in the first place, and is what consumers that ack should
  * use.
+ *
+ * Envelopes (a batching publisher's messages, salvo_batch_opts) are split: consumers hand
+ * out their records one at a time, in order, each a salvo_message (see
+ * salvo_message_record_index; settling: salvo_message_ack). The I/O thread splits an
+ * envelope when its last frame is in: it decompresses it, checks it and makes a handle
+ * per record, in one allocation per envelope (48 bytes a record, plus the decompressed
+ * body; a plain envelope's records point into the body as received); the records count
+ * against consumer.buffer_bytes as they are queued (an envelope's records all go to the
+ * queue at once, so the bound holds within one envelope, decompressed). An envelope that
+ * is malformed (record lengths overrunning the body or leaving bytes over, a record count
+ * that disagrees with x-salvo-records or is missing, not an integer, zero or negative, an
+ * unknown content_encoding, a compressed frame that is corrupt, truncated or followed by
+ * more bytes) or too large (more memory than consumer.batch.max_bytes, 16 MiB by default,
+ * once decompressed: a decompression bomb) is rejected without requeue (a dead-letter
+ * exchange gets it), counted (salvo_consume_stats.envelopes_rejected) and reported
+ * (SALVO_EVENT_ENVELOPE_REJECTED); the consumer goes on with the next message.
  */
 typedef struct salvo_consumer salvo_consumer;
 
 #define SALVO_CONSUME_NO_ACK 0x1u    /* the broker considers messages acked when sent */
 #define SALVO_CONSUME_EXCLUSIVE 0x2u /* the only consumer of the queue */
 #define SALVO_CONSUME_NO_LOCAL 0x4u  /* not honoured by RabbitMQ */
-/* Envelopes of batching publishers are handed out as they came, not split into records. */
+/* Envelopes of batching publishers are handed out as they came, not split into records
+ * (record 0 of 1, the body in the wire format, nothing checked): to forward or store
+ * them as they are. */
 #define SALVO_CONSUME_RAW_ENVELOPES 0x8u
 
 /* Called with a message the callee owns (it must destroy it, and may hand it to another
@@ -700,6 +744,9 @@ typedef struct salvo_consume_stats {
 	uint64_t settle_frames;	 /* basic.ack/nack/reject frames sent for them */
 	uint64_t settles_dropped; /* for a channel closed before the I/O thread sent them */
 	uint64_t handovers;	 /* batches of deliveries queued at once (one wake-up each) */
+	/* Envelopes split into records (counted once in delivered each) and their records;
+	 * malformed envelopes rejected (SALVO_EVENT_ENVELOPE_REJECTED). */
+	uint64_t envelopes, records, envelopes_rejected;
 } salvo_consume_stats;
 
 SALVO_API void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st);
@@ -1147,7 +1194,7 @@ typedef salvo_listener_action (*salvo_listener_fn)(salvo_message *m, void *arg);
 
 typedef struct salvo_listener_opts {
 	uint16_t prefetch;	/* basic.qos prefetch_count; 0: 64 (unused with NO_ACK) */
-	unsigned consume_flags; /* SALVO_CONSUME_*: NO_ACK, EXCLUSIVE */
+	unsigned consume_flags; /* SALVO_CONSUME_*: NO_ACK, EXCLUSIVE, RAW_ENVELOPES */
 	/* queue.declare(queue, declare_flags) before each consume (SALVO_DURABLE, ...). */
 	bool declare;
 	unsigned declare_flags;

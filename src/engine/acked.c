@@ -55,6 +55,17 @@ bool sv_acked_settle(struct sv_acked *a, uint64_t tag, bool multiple)
 	return true;
 }
 
+bool sv_acked_is_settled(const struct sv_acked *a, uint64_t tag)
+{
+	uint64_t i = tag % SV_ACKED_SPAN;
+
+	if (tag <= a->floor)
+		return true;
+	if (tag - a->floor > SV_ACKED_SPAN || !a->bits)
+		return false;
+	return a->bits[i / 64] & (UINT64_C(1) << (i % 64));
+}
+
 void sv_acked_delivered(struct sv_acked *a, uint64_t tag, bool settled)
 {
 	if (tag > a->delivered)

@@ -37,6 +37,9 @@ void sv_acked_delivered(struct sv_acked *a, uint64_t tag, bool settled);
  */
 bool sv_acked_settle(struct sv_acked *a, uint64_t tag, bool multiple);
 
+/* Whether tag is settled (recorded by sv_acked_settle or sv_acked_delivered). */
+bool sv_acked_is_settled(const struct sv_acked *a, uint64_t tag);
+
 /* Move the floor over every settled tag just above it; returns it. */
 uint64_t sv_acked_advance(struct sv_acked *a);
 

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "envelope.h"
 #include "tls.h"
 
 /* Channel numbers. */
@@ -49,7 +50,7 @@ void sv_channel_put(salvo_channel *ch)
 	if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	free(ch->returning);
-	salvo_message_destroy(ch->incoming);
+	sv_delivery_free(ch->incoming);
 	sv_acked_free(&ch->acked);
 	free(ch);
 	sv_client_put(c);
@@ -203,6 +204,7 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 	set->window = set->conf.window;
 	set->uring_entries = set->conf.io_uring_entries;
 	set->consumer_buffer_bytes = set->conf.consumer_buffer_bytes;
+	set->consumer_batch_max_bytes = set->conf.consumer_batch_max_bytes;
 	return 0;
 }
 
@@ -240,6 +242,7 @@ static void client_free(salvo_client *c)
 	free(c->out_next);
 	free(c->iov);
 	free(c->iov_pub);
+	sv_scratch_free(&c->zbuf);
 	sv_settle_free_all(sv_settle_take(c));
 	sv_settings_free(&c->set);
 	free(c);

@@ -161,6 +161,12 @@ static const struct conf_key keys[] = {
 	       "application (salvo_consumer_get / dispatch), body and properties. Past it\n"
 	       "the I/O thread stops reading the socket (TCP pushes back on the broker),\n"
 	       "still sending heartbeats and acks, and reads again once half is taken."),
+	NUMBER("consumer.batch.max_bytes", consumer_batch_max_bytes, 0, 65536, 1u << 31,
+	       16u << 20, "bytes",
+	       "Most memory one envelope (a batching publisher's message) may take once a\n"
+	       "consumer has split it into records: its body decompressed, plus 48 bytes a\n"
+	       "record. A larger one (a decompression bomb) is malformed: rejected without\n"
+	       "requeue, like an envelope whose lengths or record count are wrong."),
 	NUMBER("io_uring.entries", io_uring_entries, 0, 8, 32768, 256, "",
 	       "Submission queue entries of each I/O thread's io_uring; the kernel rounds\n"
 	       "it up to a power of two."),

@@ -67,6 +67,7 @@ struct salvo_conf {
 	uint32_t reconnect_max_attempts;		       /* 0: for ever */
 	uint32_t blocked_timeout;			       /* milliseconds; 0: none */
 	uint32_t consumer_buffer_bytes; /* deliveries queued before reads are held */
+	uint32_t consumer_batch_max_bytes; /* memory one split envelope may take */
 	/* On-connect hooks (salvo_conf_add_on_connect), in order. */
 	struct {
 		salvo_on_connect_fn fn;

@@ -39,6 +39,7 @@
 #include <time.h>
 
 #include "engine.h"
+#include "envelope.h"
 #include "tsan.h"
 #include "park.h"
 #include "read_hold.h"
@@ -100,12 +101,9 @@ static void settle_push(salvo_client *c, struct sv_settle *s)
 
 static const char *const settle_verbs[] = {"ack", "nack", "reject"};
 
-/* Queue a settle of tag on ch, as opened in generation gen, for the I/O thread. */
-static int settle_tag(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
-		      bool multiple, bool requeue, salvo_error *err)
+int sv_settle_check(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
+		    salvo_error *err)
 {
-	struct sv_settle *s;
-
 	/* Acquire: pairs with the I/O thread's release of state, for ch->error. */
 	if (atomic_load_explicit(&ch->state, memory_order_acquire) == SV_CH_CLOSED)
 		return sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
@@ -118,29 +116,53 @@ static int settle_tag(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_set
 				    "%s of delivery tag %llu refused: channel %u has been reopened "
 				    "since it came; the tag means nothing on the new channel",
 				    settle_verbs[kind], (unsigned long long)tag, ch->id);
-	s = malloc(sizeof *s);
+	return 0;
+}
+
+int sv_settle_push(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
+		   bool multiple, bool requeue, bool quiet, salvo_error *err)
+{
+	struct sv_settle *s = malloc(sizeof *s);
+
 	if (!s)
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
 	*s = (struct sv_settle){.generation = gen, .tag = tag, .channel = ch->id,
-				.kind = (uint8_t)kind, .multiple = multiple, .requeue = requeue};
-	atomic_fetch_add_explicit(&ch->client->cctr.settles, 1, memory_order_relaxed);
+				.kind = (uint8_t)kind, .multiple = multiple, .requeue = requeue,
+				.quiet = quiet};
 	settle_push(ch->client, s);
 	return 0;
+}
+
+/* Queue a settle of tag on ch, as opened in generation gen, for the I/O thread. */
+static int settle_tag(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
+		      bool multiple, bool requeue, salvo_error *err)
+{
+	int rc = sv_settle_check(ch, gen, tag, kind, err);
+
+	if (rc)
+		return rc;
+	atomic_fetch_add_explicit(&ch->client->cctr.settles, 1, memory_order_relaxed);
+	return sv_settle_push(ch, gen, tag, kind, multiple, requeue, false, err);
 }
 
 static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, bool requeue,
 		  salvo_error *err)
 {
-	if (!m || !m->ch)
+	struct sv_delivery *d = m ? m->d : NULL;
+
+	if (!d || !d->ch)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "%s: not a message received from the broker",
 				    settle_verbs[kind]);
-	if (m->no_ack)
+	if (d->no_ack)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "%s of delivery tag %llu: it was received with no_ack, so the "
 				    "broker took it as acknowledged when it sent it",
-				    settle_verbs[kind], (unsigned long long)m->delivery_tag);
-	return settle_tag(m->ch, m->generation, m->delivery_tag, kind, multiple, requeue, err);
+				    settle_verbs[kind], (unsigned long long)d->delivery_tag);
+	if (!d->env)
+		return settle_tag(d->ch, d->generation, d->delivery_tag, kind, multiple, requeue,
+				  err);
+	return sv_envelope_settle(m, kind, multiple, requeue, err);
 }
 
 /* By tag: the channel as it is now (the caller vouches for the tag). */
@@ -185,31 +207,41 @@ static void give_back(salvo_client *c, struct sv_message_list *list)
 	while ((m = CK_STAILQ_FIRST(list))) {
 		CK_STAILQ_REMOVE_HEAD(list, link);
 		taken(c, m);
-		if (!m->no_ack)
+		if (!m->d->no_ack)
 			(void)salvo_message_reject(m, true, NULL);
 		salvo_message_destroy(m);
 	}
 }
 
-void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m)
+void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m,
+			 uint32_t n)
 {
+	uint64_t cost = 0;
+
 	if (atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
-		/* Nobody will take it: back to the queue at once, not held unacked (using up
+		/* Nobody will take them: back to the queue at once, not held unacked (using up
 		 * the prefetch) until the channel closes. */
-		if (!m->no_ack)
-			(void)salvo_message_reject(m, true, NULL);
-		salvo_message_destroy(m);
+		for (uint32_t i = 0; i < n; i++) {
+			if (!m[i].d->no_ack)
+				(void)salvo_message_reject(&m[i], true, NULL);
+			salvo_message_destroy(&m[i]);
+		}
 		return;
 	}
-	sv_hold_charge(c, m->cost);
+	for (uint32_t i = 0; i < n; i++)
+		cost += m[i].cost;
+	sv_hold_charge(c, cost);
 	atomic_fetch_add_explicit(&c->cctr.delivered, 1, memory_order_relaxed);
 	if (c->pend_cons != cons) {
 		sv_consumer_flush(c);
 		atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
 		c->pend_cons = cons;
 	}
-	CK_STAILQ_INSERT_TAIL(&cons->pend, m, link);
-	if (++cons->pend_n >= SV_HANDOVER_MAX)
+	for (uint32_t i = 0; i < n; i++)
+		CK_STAILQ_INSERT_TAIL(&cons->pend, &m[i], link);
+	/* An envelope's records go over together, whatever their number. */
+	cons->pend_n += n;
+	if (cons->pend_n >= SV_HANDOVER_MAX)
 		sv_consumer_flush(c);
 }
 
@@ -517,7 +549,8 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "arguments must be a table, not a field array");
 	if (sv_check_flags("salvo_consume", opts->flags,
-			   SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE | SALVO_CONSUME_NO_LOCAL,
+			   SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE | SALVO_CONSUME_NO_LOCAL |
+				   SALVO_CONSUME_RAW_ENVELOPES,
 			   err))
 		return SALVO_ERR_INVALID_ARGUMENT;
 	cons = calloc(1, sizeof *cons);
@@ -530,6 +563,7 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
 	cons->ch = ch;
 	cons->no_ack = opts->flags & SALVO_CONSUME_NO_ACK;
+	cons->raw = opts->flags & SALVO_CONSUME_RAW_ENVELOPES;
 	cons->on_message = opts->on_message;
 	cons->on_message_arg = opts->on_message_arg;
 	/* The application's reference, and the request's (the channel's list takes it over at
@@ -631,4 +665,8 @@ void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st)
 	st->settles_dropped =
 		atomic_load_explicit(&c->cctr.settles_dropped, memory_order_relaxed);
 	st->handovers = atomic_load_explicit(&c->cctr.handovers, memory_order_relaxed);
+	st->envelopes = atomic_load_explicit(&c->cctr.envelopes, memory_order_relaxed);
+	st->records = atomic_load_explicit(&c->cctr.records, memory_order_relaxed);
+	st->envelopes_rejected =
+		atomic_load_explicit(&c->cctr.envelopes_rejected, memory_order_relaxed);
 }

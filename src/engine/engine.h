@@ -33,6 +33,7 @@
 
 #include "salvo.h"
 
+#include "../codec/batch.h"
 #include "../codec/frame.h"
 #include "../codec/template.h"
 #include "acked.h"
@@ -53,6 +54,14 @@ struct sv_settings {
 	size_t window; /* publisher.window */
 	unsigned uring_entries;
 	uint64_t consumer_buffer_bytes; /* consumer.buffer_bytes */
+	size_t consumer_batch_max_bytes; /* consumer.batch.max_bytes */
+};
+
+/* Memory for decompressing envelopes: mapped once at its full size (the configured
+ * limit), pages given back after a large one (envelope.c). */
+struct sv_scratch {
+	uint8_t *p;
+	size_t cap;
 };
 
 /* amqps: ciphertext received per recv, and plaintext encrypted per send. */
@@ -240,7 +249,10 @@ struct salvo_client {
 	struct sv_consume_counters {
 		_Atomic uint64_t delivered, buffered_peak, read_holds, settles, settle_frames,
 			settles_dropped, handovers;
+		_Atomic uint64_t envelopes, records, envelopes_rejected;
 	} cctr;
+	/* I/O thread: where compressed envelopes are decompressed (envelope.c). */
+	struct sv_scratch zbuf;
 	/* I/O thread: the consumer whose deliveries of this read wait in its pend list, to
 	 * be queued in one go (sv_consumer_flush); referenced while set. */
 	struct salvo_consumer *pend_cons;
@@ -282,9 +294,14 @@ struct salvo_channel {
 	bool peer_closed;    /* the broker closed it; we answered close-ok */
 	struct salvo_publisher *pub;
 	struct sv_content_state content;
-	struct salvo_message *incoming; /* basic.get-ok or deliver whose content is arriving */
+	struct sv_delivery *incoming; /* basic.get-ok or deliver whose content is arriving */
 	struct sv_request *incoming_req; /* the basic.get that incoming completes */
 	size_t incoming_len;		 /* body bytes received so far */
+	/* What incoming's content header says of it for a consumer that splits envelopes:
+	 * sv_batch_classify's result (0 no envelope, 1 one, -1 malformed: the reason). */
+	int incoming_env;
+	struct sv_batch_info incoming_info;
+	struct sv_codec_error incoming_env_err;
 	struct salvo_consumer *incoming_to; /* the delivery's consumer; NULL for basic.get */
 	struct salvo_consumer *consumers;   /* registered at consume-ok, until they end */
 	struct sv_acked acked;		    /* delivery tags settled, for multiple acks */
@@ -310,8 +327,32 @@ struct sv_return {
 
 CK_STAILQ_HEAD(sv_message_list, salvo_message);
 
+struct sv_delivery;
+struct sv_envelope;
+
+/*
+ * What the application holds: a message as it came (its delivery's whole handle), or one
+ * record of an envelope split by a consumer (envelope.c). Everything but the body and
+ * the record's place is its delivery's, shared by every record of the envelope.
+ */
 struct salvo_message {
-	uint8_t *body;
+	struct sv_delivery *d;
+	const uint8_t *body;
+	size_t len;
+	uint32_t index;		 /* a record's, in d->env; 0 for a whole message */
+	_Atomic uint8_t settled; /* a record: acked, nacked or rejected (envelope.c) */
+	CK_STAILQ_ENTRY(salvo_message) link; /* in a consumer's queue or pend list */
+	size_t cost;			     /* bytes counted in client->buffered while queued */
+};
+
+/*
+ * A message as the broker sent it (basic.get-ok or basic.deliver). Its handles (the whole
+ * one, or each record of a split envelope) hold a reference each; the last one destroyed
+ * frees it (message.c).
+ */
+struct sv_delivery {
+	_Atomic uint32_t refs;
+	uint8_t *body; /* as received; NULL once a compressed envelope is split */
 	size_t len;
 	uint64_t delivery_tag;
 	uint32_t message_count;
@@ -326,9 +367,14 @@ struct salvo_message {
 	 * generation then. */
 	salvo_channel *ch;
 	uint64_t generation;
-	CK_STAILQ_ENTRY(salvo_message) link; /* in a consumer's queue or pend list */
-	size_t cost;		    /* bytes counted in client->buffered while queued */
+	struct sv_envelope *env;    /* split into records; NULL: handed out whole */
+	struct salvo_message whole; /* the handle of a message handed out whole */
 };
+
+/* message.c: a delivery with one reference, its whole handle's (NULL: out of memory). */
+struct sv_delivery *sv_delivery_new(void);
+/* Free d now, whatever its references (I/O thread: a message it never handed out). */
+void sv_delivery_free(struct sv_delivery *d);
 
 /*
  * A consumer. The I/O thread collects a read's finished deliveries in its pend list and
@@ -343,6 +389,7 @@ struct salvo_consumer {
 	salvo_channel *ch; /* referenced */
 	char tag[256];	   /* the I/O thread writes it at consume-ok, before the caller reads */
 	bool no_ack;
+	bool raw; /* SALVO_CONSUME_RAW_ENVELOPES: envelopes are handed out whole */
 	salvo_message_fn on_message;
 	void *on_message_arg;
 	_Atomic int refs;
@@ -376,6 +423,10 @@ struct sv_settle {
 	uint16_t channel;
 	uint8_t kind;
 	bool multiple, requeue;
+	/* An envelope's settle, which the application's acks of its records imply: the
+	 * I/O thread drops it when the tags are settled already (a multiple ack of a later
+	 * message covered them) instead of earning a 406 for an unknown tag. */
+	bool quiet;
 };
 
 /*
@@ -482,7 +533,10 @@ struct salvo_publisher {
 
 /* consumer.c */
 void sv_consumer_put(struct salvo_consumer *cons);
-void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m);
+/* I/O thread: hand cons the n handles m[0..n): a delivery's whole one, or an envelope's
+ * records (queued together). */
+void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m,
+			 uint32_t n);
 void sv_consumer_flush(salvo_client *c);
 void sv_dispatch_wake(salvo_client *c); /* the client closed: dispatchers look again */
 void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
@@ -490,6 +544,14 @@ void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why);
  * with SALVO_ERR_TIMEOUT when no message is queued (a listener being stopped). */
 void sv_consumer_interrupt(struct salvo_consumer *cons);
 struct sv_settle *sv_settle_take(salvo_client *c);
+/* Any thread: may tag, of ch as opened in generation gen, still be settled? 0, or
+ * SALVO_ERR_CLOSED with err saying why not (the channel closed or was reopened). */
+int sv_settle_check(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
+		    salvo_error *err);
+/* Any thread: queue a settle for the I/O thread (quiet: see struct sv_settle). 0, or
+ * SALVO_ERR_NO_MEMORY. */
+int sv_settle_push(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
+		   bool multiple, bool requeue, bool quiet, salvo_error *err);
 void sv_settle_free_all(struct sv_settle *s);
 
 /* pub_stats.c: the client's list of publishers for salvo_client_stats; unlinking adds a

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "envelope.h"
 #include "io_internal.h"
 #include "props.h"
 
@@ -24,24 +25,25 @@ static void out_of_memory(salvo_client *c, const char *what)
 }
 
 /* A message whose content (header, bodies) follows: basic.get-ok or basic.deliver. */
-static struct salvo_message *start_message(salvo_client *c, salvo_channel *ch, uint64_t tag,
-					   bool redelivered, struct sv_bytes exchange,
-					   struct sv_bytes routing_key)
+static struct sv_delivery *start_message(salvo_client *c, salvo_channel *ch, uint64_t tag,
+					 bool redelivered, struct sv_bytes exchange,
+					 struct sv_bytes routing_key)
 {
-	struct salvo_message *msg = calloc(1, sizeof *msg);
+	struct sv_delivery *d = sv_delivery_new();
 
-	if (!msg) {
+	if (!d) {
 		out_of_memory(c, "receiving a message");
 		return NULL;
 	}
-	msg->delivery_tag = tag;
-	msg->redelivered = redelivered;
-	sv_copy_str(msg->exchange, exchange);
-	sv_copy_str(msg->routing_key, routing_key);
-	ch->incoming = msg;
+	d->delivery_tag = tag;
+	d->redelivered = redelivered;
+	sv_copy_str(d->exchange, exchange);
+	sv_copy_str(d->routing_key, routing_key);
+	ch->incoming = d;
 	ch->incoming_len = 0;
 	ch->incoming_to = NULL;
-	return msg;
+	ch->incoming_env = 0;
+	return d;
 }
 
 /* basic.get-ok (its content completes the request, message_done) or basic.get-empty. */
@@ -49,7 +51,7 @@ enum sv_reply_next sv_get_reply(salvo_client *c, salvo_channel *ch, struct sv_re
 				const struct sv_method *m)
 {
 	const struct sv_basic_get_ok *a = &m->a.basic_get_ok;
-	struct salvo_message *msg;
+	struct sv_delivery *msg;
 
 	if (m->id == SV_BASIC_GET_EMPTY)
 		return SV_REPLY_DONE; /* no message */
@@ -73,7 +75,7 @@ static struct salvo_consumer *find_consumer(salvo_channel *ch, struct sv_bytes t
 void sv_start_delivery(salvo_client *c, salvo_channel *ch, const struct sv_basic_deliver *a)
 {
 	struct salvo_consumer *cons = find_consumer(ch, a->consumer_tag);
-	struct salvo_message *msg;
+	struct sv_delivery *msg;
 
 	if (!cons) {
 		char tag[128];
@@ -91,9 +93,87 @@ void sv_start_delivery(salvo_client *c, salvo_channel *ch, const struct sv_basic
 	ch->incoming_to = cons;
 }
 
+static void send_settle(salvo_client *c, uint16_t channel, const struct sv_settle *s,
+			uint64_t tag, bool multiple)
+{
+	struct sv_method m;
+
+	switch (s->kind) {
+	case SV_SETTLE_ACK:
+		m = (struct sv_method){.id = SV_BASIC_ACK, .a.basic_ack = {tag, multiple}};
+		break;
+	case SV_SETTLE_NACK:
+		m = (struct sv_method){.id = SV_BASIC_NACK,
+				       .a.basic_nack = {tag, multiple, s->requeue}};
+		break;
+	default:
+		m = (struct sv_method){.id = SV_BASIC_REJECT, .a.basic_reject = {tag, s->requeue}};
+		break;
+	}
+	sv_send_method(c, channel, &m);
+	sv_stat_add(&c->cctr.settle_frames, 1);
+}
+
+/*
+ * A malformed envelope for a consumer that splits them: rejected without requeue at once
+ * (a dead-letter exchange gets it; with no_ack it is gone already), counted and reported,
+ * and freed. Its tag counts as settled, so multiple acks pass over it.
+ */
+static void refuse_envelope(salvo_client *c, salvo_channel *ch, struct salvo_consumer *cons,
+			    struct sv_delivery *d, const char *reason)
+{
+	salvo_event ev = {.kind = SALVO_EVENT_ENVELOPE_REJECTED, .channel = ch->id};
+	char key[80];
+
+	/* A channel being closed takes nothing more (its close requeues the envelope). */
+	if (!d->no_ack && !ch->close_sent && !ch->peer_closed) {
+		send_settle(c, ch->id, &(struct sv_settle){.kind = SV_SETTLE_REJECT},
+			    d->delivery_tag, false);
+		sv_acked_settle(&ch->acked, d->delivery_tag, false);
+	}
+	sv_stat_add(&c->cctr.envelopes_rejected, 1);
+	snprintf(ev.consumer_tag, sizeof ev.consumer_tag, "%s", cons->tag);
+	sv_error_set(&ev.error, SALVO_ERR_PROTOCOL, SALVO_ERROR_LOCAL,
+		     "malformed envelope (delivery tag %llu on channel %u, routing key '%s') %s: "
+		     "%s",
+		     (unsigned long long)d->delivery_tag, ch->id,
+		     sv_text_escape(key, sizeof key, (const uint8_t *)d->routing_key,
+				    strlen(d->routing_key)),
+		     d->no_ack ? "dropped (consumed with no_ack)" : "rejected without requeue",
+		     reason);
+	sv_event_push(c, &ev);
+	sv_delivery_free(d);
+}
+
+/* A delivery is complete: to its consumer, whole or split into records. */
+static void deliver(salvo_client *c, salvo_channel *ch, struct salvo_consumer *cons,
+		    struct sv_delivery *d)
+{
+	struct salvo_message *first;
+	uint32_t n;
+
+	sv_acked_delivered(&ch->acked, d->delivery_tag, d->no_ack);
+	if (!ch->incoming_env || atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
+		sv_consumer_deliver(c, cons, &d->whole, 1);
+		return;
+	}
+	if (ch->incoming_env < 0) {
+		refuse_envelope(c, ch, cons, d, ch->incoming_env_err.reason);
+		return;
+	}
+	if (sv_envelope_split(d, &ch->incoming_info, c->set.consumer_batch_max_bytes, &c->zbuf,
+			      &first, &n, &ch->incoming_env_err)) {
+		refuse_envelope(c, ch, cons, d, ch->incoming_env_err.reason);
+		return;
+	}
+	sv_stat_add(&c->cctr.envelopes, 1);
+	sv_stat_add(&c->cctr.records, n);
+	sv_consumer_deliver(c, cons, first, n);
+}
+
 /* The last frame of a message has come: it leaves the channel for a consumer's queue or
  * the basic.get waiting for it, keeping its channel for salvo_message_ack. */
-static void message_done(salvo_client *c, salvo_channel *ch, struct salvo_message *msg)
+static void message_done(salvo_client *c, salvo_channel *ch, struct sv_delivery *msg)
 {
 	struct salvo_consumer *cons = ch->incoming_to;
 	struct sv_request *req;
@@ -104,15 +184,14 @@ static void message_done(salvo_client *c, salvo_channel *ch, struct salvo_messag
 	msg->ch = ch;
 	msg->generation = atomic_load_explicit(&ch->generation, memory_order_relaxed);
 	if (cons) {
-		sv_acked_delivered(&ch->acked, msg->delivery_tag, msg->no_ack);
-		sv_consumer_deliver(c, cons, msg);
+		deliver(c, ch, cons, msg);
 		return;
 	}
 	req = ch->incoming_req;
 	ch->incoming_req = NULL;
 	msg->no_ack = req->no_ack;
 	sv_acked_delivered(&ch->acked, msg->delivery_tag, msg->no_ack);
-	req->msg = msg;
+	req->msg = &msg->whole;
 	sv_request_complete(req, 0, NULL);
 }
 
@@ -120,7 +199,7 @@ static void message_done(salvo_client *c, salvo_channel *ch, struct salvo_messag
 void sv_get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_frame *d,
 			int event)
 {
-	struct salvo_message *msg = ch->incoming;
+	struct sv_delivery *msg = ch->incoming;
 
 	if (!msg)
 		return;
@@ -133,9 +212,11 @@ void sv_get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_
 		}
 		msg->len = (size_t)d->u.header.body_size;
 		msg->body = malloc(msg->len ? msg->len : 1);
+		msg->whole.body = msg->body;
+		msg->whole.len = msg->len;
 		/* What it costs while queued: body, properties (at most the header's size) and
 		 * the message itself. */
-		msg->cost = msg->len + d->frame.size + sizeof *msg;
+		msg->whole.cost = msg->len + d->frame.size + sizeof *msg;
 		/* The properties point into rbuf: the message keeps copies. */
 		if (!msg->body || sv_props_copy(&d->u.header.props, &msg->props, &msg->props_mem)) {
 			salvo_error e;
@@ -144,6 +225,11 @@ void sv_get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_
 			sv_conn_fail(c, &e);
 			return;
 		}
+		/* Whether it is an envelope is read here, from the properties as they came
+		 * (a copied string stops at a NUL byte); a consumer splits it when complete. */
+		if (ch->incoming_to && !ch->incoming_to->raw)
+			ch->incoming_env = sv_batch_classify(&d->u.header.props, &ch->incoming_info,
+							     &ch->incoming_env_err);
 	} else if (d->frame.type == SV_FRAME_BODY) {
 		/* sv_content_feed has checked the body frames add up to the header's size */
 		memcpy(msg->body + ch->incoming_len, d->frame.payload, d->frame.size);
@@ -224,27 +310,6 @@ enum sv_reply_next sv_cancel_ok(salvo_client *c, salvo_channel *ch, struct sv_re
 	return SV_REPLY_DONE;
 }
 
-static void send_settle(salvo_client *c, uint16_t channel, const struct sv_settle *s,
-			uint64_t tag, bool multiple)
-{
-	struct sv_method m;
-
-	switch (s->kind) {
-	case SV_SETTLE_ACK:
-		m = (struct sv_method){.id = SV_BASIC_ACK, .a.basic_ack = {tag, multiple}};
-		break;
-	case SV_SETTLE_NACK:
-		m = (struct sv_method){.id = SV_BASIC_NACK,
-				       .a.basic_nack = {tag, multiple, s->requeue}};
-		break;
-	default:
-		m = (struct sv_method){.id = SV_BASIC_REJECT, .a.basic_reject = {tag, s->requeue}};
-		break;
-	}
-	sv_send_method(c, channel, &m);
-	sv_stat_add(&c->cctr.settle_frames, 1);
-}
-
 /* The channel a settle is for, if it is still the opening the message came on. */
 static salvo_channel *settle_channel(salvo_client *c, const struct sv_settle *s)
 {
@@ -304,6 +369,21 @@ static void flush_singles(salvo_client *c, salvo_channel *only, struct sv_settle
 }
 
 /*
+ * An envelope's settle (quiet) whose tags a multiple settle covered already: nothing to
+ * send (RabbitMQ would close the channel for an unknown tag). A multiple one needs some
+ * tag up to it still unsettled: after the singles before it are recorded and the floor
+ * has moved over them, that is floor + 1 if the tag is above the floor.
+ */
+static bool quiet_settled(salvo_client *c, salvo_channel *ch, struct sv_settle *list,
+			  struct sv_settle *s)
+{
+	if (!s->multiple)
+		return sv_acked_is_settled(&ch->acked, s->tag);
+	flush_singles(c, ch, list, s);
+	return s->tag <= sv_acked_advance(&ch->acked);
+}
+
+/*
  * Send what the application settled since the last loop, in its order. Single acks are
  * recorded and sent by flush_singles, at the end or before a nack, reject or multiple
  * ack of the same channel (which must come after them, as the application sent them).
@@ -317,6 +397,8 @@ void sv_take_settles(salvo_client *c)
 		ch = settle_channel(c, s);
 		if (!ch) {
 			sv_stat_add(&c->cctr.settles_dropped, 1);
+			s->tag = 0;
+		} else if (s->quiet && quiet_settled(c, ch, list, s)) {
 			s->tag = 0;
 		} else if (s->kind != SV_SETTLE_ACK || s->multiple) {
 			flush_singles(c, ch, list, s);

@@ -158,7 +158,7 @@ void sv_channel_await(salvo_channel *ch, struct sv_request *req)
 /* A message arriving on ch will not be finished: drop it, and fail its basic.get. */
 void sv_drop_incoming(salvo_channel *ch, const salvo_error *why)
 {
-	salvo_message_destroy(ch->incoming);
+	sv_delivery_free(ch->incoming);
 	ch->incoming = NULL;
 	if (ch->incoming_req) {
 		sv_request_complete(ch->incoming_req, why->status, why);

@@ -1,12 +1,38 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A received message (basic.get or a delivery): read-only accessors, any thread, and its
- * end. A message holds its channel (for acks), so the channel outlives the handle until
- * every message is destroyed. Settling it is consumer.c's (salvo_message_ack and friends).
+ * A received message (basic.get or a delivery), or a record of an envelope a consumer
+ * split: read-only accessors, any thread, and its end. Every handle holds its delivery,
+ * which holds the channel (for acks), so the channel outlives the handle until every
+ * message is destroyed. Settling it is consumer.c's (salvo_message_ack and friends).
  */
 #include <stdlib.h>
 
 #include "engine.h"
+#include "envelope.h"
+
+struct sv_delivery *sv_delivery_new(void)
+{
+	struct sv_delivery *d = calloc(1, sizeof *d);
+
+	if (!d)
+		return NULL;
+	atomic_init(&d->refs, 1);
+	d->whole.d = d;
+	return d;
+}
+
+void sv_delivery_free(struct sv_delivery *d)
+{
+	if (!d)
+		return;
+	free(d->body);
+	if (d->env)
+		sv_envelope_free(d->env);
+	free(d->props_mem);
+	if (d->ch)
+		sv_channel_put(d->ch);
+	free(d);
+}
 
 const void *salvo_message_body(const salvo_message *m, size_t *len)
 {
@@ -17,58 +43,52 @@ const void *salvo_message_body(const salvo_message *m, size_t *len)
 
 const char *salvo_message_exchange(const salvo_message *m)
 {
-	return m->exchange;
+	return m->d->exchange;
 }
 
 const char *salvo_message_routing_key(const salvo_message *m)
 {
-	return m->routing_key;
+	return m->d->routing_key;
 }
 
 uint64_t salvo_message_delivery_tag(const salvo_message *m)
 {
-	return m->delivery_tag;
+	return m->d->delivery_tag;
 }
 
 bool salvo_message_redelivered(const salvo_message *m)
 {
-	return m->redelivered;
+	return m->d->redelivered;
 }
 
 uint32_t salvo_message_count(const salvo_message *m)
 {
-	return m->message_count;
+	return m->d->message_count;
 }
 
 const char *salvo_message_consumer_tag(const salvo_message *m)
 {
-	return m->consumer_tag;
+	return m->d->consumer_tag;
 }
 
 const salvo_props *salvo_message_props(const salvo_message *m)
 {
-	return &m->props;
+	return &m->d->props;
 }
 
 uint32_t salvo_message_record_index(const salvo_message *m)
 {
-	(void)m;
-	return 0;
+	return m->index;
 }
 
 uint32_t salvo_message_record_count(const salvo_message *m)
 {
-	(void)m;
-	return 1;
+	return m->d->env ? sv_envelope_count(m->d->env) : 1;
 }
 
 void salvo_message_destroy(salvo_message *m)
 {
-	if (!m)
-		return;
-	free(m->body);
-	free(m->props_mem);
-	if (m->ch)
-		sv_channel_put(m->ch);
-	free(m);
+	/* acq_rel: the last one to let go sees what the others did with the delivery. */
+	if (m && atomic_fetch_sub_explicit(&m->d->refs, 1, memory_order_acq_rel) == 1)
+		sv_delivery_free(m->d);
 }

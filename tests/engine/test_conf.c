@@ -44,6 +44,7 @@ static const struct {
 	{"reconnect.max_attempts", "0"},
 	{"blocked_timeout", "0"},
 	{"consumer.buffer_bytes", "16777216"},
+	{"consumer.batch.max_bytes", "16777216"},
 	{"io_uring.entries", "256"},
 	{"cacertfile", ""},
 	{"certfile", ""},
@@ -324,6 +325,7 @@ static const struct range ranges[] = {
 	{"vhost", 0, 255, true},
 	{"connection_name", 0, 255, true},
 	{"consumer.buffer_bytes", 65536, 2147483648, false},
+	{"consumer.batch.max_bytes", 65536, 2147483648, false},
 };
 
 /* The value n: the number, or a string n bytes long. The caller frees it. */
@@ -1110,6 +1112,7 @@ int main(int argc, char **argv)
 		RANGE_TEST("length vhost"),
 		RANGE_TEST("length connection_name"),
 		RANGE_TEST("range consumer.buffer_bytes"),
+		RANGE_TEST("range consumer.batch.max_bytes"),
 		RANGE_TEST("range publisher.window"),
 		RANGE_TEST("range publisher.batch.records"),
 		RANGE_TEST("range publisher.batch.bytes"),
