@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The README's Python decoder (tests/integration/batch_decode.py) reads the envelopes
 salvo's codec makes (tests/codec/make_envelopes.c): plain, lz4 and zstd, at several levels,
-small and large, record for record; and refuses the malformed ones and those over its limit.
+small and large, record for record; refuses the malformed ones and those over its limit;
+and is the code the README shows.
 
     test_batch_decode.py CASE MAKE_ENVELOPES
 
@@ -89,6 +90,20 @@ def limit(d):
             fail("%s: not decoded with the limit exactly its size" % name)
 
 
+def same_as_readme(d):
+    """The README shows batch_decode.py's code from its first import on, unchanged."""
+    with open(os.path.join(here, "..", "integration", "batch_decode.py")) as f:
+        code = f.read()
+    code = code[code.index("import struct"):]
+    with open(os.path.join(here, "..", "..", "README.md")) as f:
+        readme = f.read()
+    start = readme.index("### Reading envelopes in Python")
+    block = readme[readme.index("```python\n", start) + len("```python\n"):]
+    block = block[:block.index("```")]
+    if block != code:
+        fail("README's decoder differs from tests/integration/batch_decode.py")
+
+
 def main(cases):
     if sys.argv[1:] == ["--list"]:
         print("\n".join(cases))
@@ -114,4 +129,5 @@ main({
     "malformed": lambda d: refuses(d, envelopes(d, "bad-")),
     "not an envelope": not_envelope,
     "limit": limit,
+    "same as the README": same_as_readme,
 })
