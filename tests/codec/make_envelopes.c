@@ -127,8 +127,7 @@ static void write_envelope(const char *name, enum sv_batch_codec codec, uint64_t
 
 /* The envelope of r with codec at level, checked by salvo's own decoder before it is
  * written; returns the frame (the body for PLAIN), to free, and its size. */
-static uint8_t *envelope(const struct records *r, enum sv_batch_codec codec, int level,
-			 size_t *len)
+static uint8_t *envelope(const struct records *r, enum sv_batch_codec codec, int level, size_t *len)
 {
 	struct sv_codec_error err;
 	struct sv_batch_zip z;
@@ -162,8 +161,7 @@ static uint8_t *envelope(const struct records *r, enum sv_batch_codec codec, int
 	return frame;
 }
 
-static void good(const char *name, const struct records *r, enum sv_batch_codec codec,
-		 int level)
+static void good(const char *name, const struct records *r, enum sv_batch_codec codec, int level)
 {
 	size_t len;
 	uint8_t *frame = envelope(r, codec, level, &len);
@@ -175,8 +173,8 @@ static void good(const char *name, const struct records *r, enum sv_batch_codec 
 
 /* An envelope every reader must refuse: frame (len bytes, made for r) changed by the
  * caller, or a count that disagrees. */
-static void bad(const char *name, enum sv_batch_codec codec, uint64_t records,
-		const uint8_t *frame, size_t len)
+static void bad(const char *name, enum sv_batch_codec codec, uint64_t records, const uint8_t *frame,
+		size_t len)
 {
 	static const struct records none = {NULL, 0, 0};
 
@@ -191,8 +189,9 @@ int main(int argc, char **argv)
 	size_t len;
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s DIR\nWrite envelopes made by salvo's codec (plain, "
-				"lz4, zstd, and malformed ones) into DIR.\n",
+		fprintf(stderr,
+			"usage: %s DIR\nWrite envelopes made by salvo's codec (plain, "
+			"lz4, zstd, and malformed ones) into DIR.\n",
 			argv[0]);
 		return 2;
 	}

@@ -22,15 +22,6 @@
 
 #define MiB ((size_t)1 << 20)
 
-static struct sv_codec_error poisoned(void)
-{
-	struct sv_codec_error e;
-
-	memset(&e, 0, sizeof e);
-	e.reply_code = 0xFFFF;
-	return e;
-}
-
 /* Telemetry-like text: JSON lines that differ in their numbers. */
 static void fill_json(uint8_t *buf, size_t n, uint32_t seed)
 {
@@ -71,8 +62,7 @@ static uint8_t *xmalloc(size_t n)
 }
 
 /* A frame made by salvo's compressor; *len its size. */
-static uint8_t *zip(enum sv_batch_codec codec, int level, const uint8_t *in, size_t n,
-		    size_t *len)
+static uint8_t *zip(enum sv_batch_codec codec, int level, const uint8_t *in, size_t n, size_t *len)
 {
 	struct sv_codec_error err;
 	struct sv_batch_zip z;
@@ -102,12 +92,10 @@ struct frame_kind {
 
 static const struct frame_kind kinds[] = {
     {"lz4 salvo's", SV_BATCH_LZ4, LZ4F_default, LZ4F_blockLinked, false, true, true},
-    {"lz4 no size, no checksum", SV_BATCH_LZ4, LZ4F_default, LZ4F_blockLinked, false, false,
-     false},
+    {"lz4 no size, no checksum", SV_BATCH_LZ4, LZ4F_default, LZ4F_blockLinked, false, false, false},
     {"lz4 4 MiB independent blocks, block checksums", SV_BATCH_LZ4, LZ4F_max4MB,
      LZ4F_blockIndependent, true, false, true},
-    {"lz4 256 KiB blocks, size", SV_BATCH_LZ4, LZ4F_max256KB, LZ4F_blockLinked, false, true,
-     false},
+    {"lz4 256 KiB blocks, size", SV_BATCH_LZ4, LZ4F_max256KB, LZ4F_blockLinked, false, true, false},
     {"zstd salvo's", SV_BATCH_ZSTD, 0, 0, false, true, true},
     {"zstd no size, no checksum", SV_BATCH_ZSTD, 0, 0, false, false, false},
     {"zstd no size, checksum", SV_BATCH_ZSTD, 0, 0, false, false, true},
@@ -153,8 +141,8 @@ static uint8_t *frame_of(const struct frame_kind *k, const uint8_t *in, size_t n
 
 /* Inflate frame (against the guard page) into a buffer of exactly cap bytes ending at
  * another: 0 with the body, or -1 with a reason. */
-static int inflate_guarded(enum sv_batch_codec codec, const uint8_t *frame, size_t flen,
-			   size_t cap, uint8_t *copy_out, size_t *len, struct sv_codec_error *err)
+static int inflate_guarded(enum sv_batch_codec codec, const uint8_t *frame, size_t flen, size_t cap,
+			   uint8_t *copy_out, size_t *len, struct sv_codec_error *err)
 {
 	struct guard gin, gout;
 	const uint8_t *in, *body = NULL;
@@ -165,7 +153,7 @@ static int inflate_guarded(enum sv_batch_codec codec, const uint8_t *frame, size
 	guard_init(&gout, cap);
 	in = guard_place(&gin, frame, flen);
 	out = guard_room(&gout, cap);
-	*err = poisoned();
+	*err = sv_test_poisoned();
 	*len = 0;
 	rc = sv_batch_inflate(codec, in, flen, out, cap, &body, len, err);
 	if (rc == 0) {
@@ -205,8 +193,7 @@ static void assert_inflates(enum sv_batch_codec codec, const uint8_t *frame, siz
 	free(got);
 }
 
-static void assert_refused(enum sv_batch_codec codec, const uint8_t *frame, size_t flen,
-			   size_t cap)
+static void assert_refused(enum sv_batch_codec codec, const uint8_t *frame, size_t flen, size_t cap)
 {
 	struct sv_codec_error err;
 	size_t len;
@@ -214,9 +201,8 @@ static void assert_refused(enum sv_batch_codec codec, const uint8_t *frame, size
 	assert_int_equal(inflate_guarded(codec, frame, flen, cap, NULL, &len, &err), -1);
 }
 
-static const size_t sizes[] = {1,     2,      100,	      4095,	      4096,
-			       65535, 65536,  65537,	      3 * 65536 + 17, 300000,
-			       MiB,   MiB + 3, 4 * MiB + 1};
+static const size_t sizes[] = {
+    1, 2, 100, 4095, 4096, 65535, 65536, 65537, 3 * 65536 + 17, 300000, MiB, MiB + 3, 4 * MiB + 1};
 
 /* salvo's compressor at several levels and sizes, compressible and not, back intact. */
 static void roundtrip(enum sv_batch_codec codec, const int *levels, size_t nlevels)
@@ -316,13 +302,13 @@ static void test_unknown_codec(void **state)
 	(void)state;
 	static const uint8_t in[] = "\0\0\0\3abc";
 	uint8_t out[16];
-	struct sv_codec_error err = poisoned();
+	struct sv_codec_error err = sv_test_poisoned();
 	const uint8_t *body;
 	size_t len;
 
-	assert_int_equal(sv_batch_inflate((enum sv_batch_codec)3, in, 7, out, sizeof out, &body,
-					  &len, &err),
-			 -1);
+	assert_int_equal(
+	    sv_batch_inflate((enum sv_batch_codec)3, in, 7, out, sizeof out, &body, &len, &err),
+	    -1);
 	assert_int_equal(err.reply_code, 0);
 	assert_int_not_equal(err.reason[0], '\0');
 }
@@ -371,7 +357,12 @@ static void test_trailing_bytes(void **state)
 			const void *bytes;
 			size_t len;
 		} tails[] = {
-		    {"\0", 1}, {"\x01", 1}, {"trailing", 8}, {frame, flen}, {skippable, sizeof skippable}, {frame, 4},
+		    {"\0", 1},
+		    {"\x01", 1},
+		    {"trailing", 8},
+		    {frame, flen},
+		    {skippable, sizeof skippable},
+		    {frame, 4},
 		};
 
 		assert_true(2 * flen + 16 <= sizeof buf);
@@ -507,7 +498,8 @@ static uint8_t *zstd_bomb(bool declared, size_t *len)
 		size_t left;
 
 		do {
-			left = ZSTD_compressStream2(c, &out, &in, last ? ZSTD_e_end : ZSTD_e_continue);
+			left =
+			    ZSTD_compressStream2(c, &out, &in, last ? ZSTD_e_end : ZSTD_e_continue);
 			assert_false(ZSTD_isError(left));
 			assert_true(out.pos < out.size);
 		} while (last ? left != 0 : in.pos < in.size);
@@ -579,35 +571,37 @@ static void test_zip_levels(void **state)
 		int level;
 		bool ok;
 	} cases[] = {
-	    {SV_BATCH_LZ4, -1, false},	{SV_BATCH_LZ4, 0, true},    {SV_BATCH_LZ4, 12, true},
-	    {SV_BATCH_LZ4, 13, false},	{SV_BATCH_ZSTD, -1, false}, {SV_BATCH_ZSTD, 0, true},
-	    {SV_BATCH_ZSTD, 19, true},	{SV_BATCH_ZSTD, 20, false}, {SV_BATCH_PLAIN, 0, false},
-	    {(enum sv_batch_codec)9, 0, false},
+	    {SV_BATCH_LZ4, -1, false},	{SV_BATCH_LZ4, 0, true},
+	    {SV_BATCH_LZ4, 12, true},	{SV_BATCH_LZ4, 13, false},
+	    {SV_BATCH_ZSTD, -1, false}, {SV_BATCH_ZSTD, 0, true},
+	    {SV_BATCH_ZSTD, 19, true},	{SV_BATCH_ZSTD, 20, false},
+	    {SV_BATCH_PLAIN, 0, false}, {(enum sv_batch_codec)9, 0, false},
 	};
 	uint8_t body[10000], out[20000], got[10000];
 
 	fill_json(body, sizeof body, 5);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct sv_codec_error err = poisoned();
+		struct sv_codec_error err = sv_test_poisoned();
 		struct sv_batch_zip z;
 		size_t n, len;
 
 		if (!cases[i].ok) {
-			assert_int_equal(sv_batch_zip_init(&z, cases[i].codec, cases[i].level, &err),
-					 -1);
+			assert_int_equal(
+			    sv_batch_zip_init(&z, cases[i].codec, cases[i].level, &err), -1);
 			assert_int_equal(err.reply_code, 0);
 			printf("refused: %s\n", err.reason);
 			assert_null(z.ctx);
 			sv_batch_zip_free(&z);
-			assert_int_equal(sv_batch_zip_run(&z, body, sizeof body, out, sizeof out), 0);
+			assert_int_equal(sv_batch_zip_run(&z, body, sizeof body, out, sizeof out),
+					 0);
 			continue;
 		}
 		assert_int_equal(sv_batch_zip_init(&z, cases[i].codec, cases[i].level, &err), 0);
 		assert_true(sv_batch_zip_bound(&z, sizeof body) <= sizeof out);
 		n = sv_batch_zip_run(&z, body, sizeof body, out, sizeof out);
 		assert_true(n > 0 && n < sizeof body);
-		assert_int_equal(inflate_guarded(cases[i].codec, out, n, sizeof got, got, &len, &err),
-				 0);
+		assert_int_equal(
+		    inflate_guarded(cases[i].codec, out, n, sizeof got, got, &len, &err), 0);
 		assert_int_equal(len, sizeof body);
 		assert_memory_equal(got, body, sizeof body);
 		sv_batch_zip_free(&z);
@@ -640,8 +634,9 @@ static void test_zip_small_cap(void **state)
 				assert_int_not_equal(n, 0);
 			if (n == 0)
 				continue;
-			assert_int_equal(inflate_guarded((enum sv_batch_codec)c, guard_room(&g, cap),
-							 n, sizeof got, got, &len, &err),
+			assert_int_equal(inflate_guarded((enum sv_batch_codec)c,
+							 guard_room(&g, cap), n, sizeof got, got,
+							 &len, &err),
 					 0);
 			assert_memory_equal(got, body, sizeof body);
 		}
@@ -676,15 +671,16 @@ static void test_zip_reuse(void **state)
 				LZ4F_frameInfo_t fi;
 				size_t hl = f;
 
-				assert_false(LZ4F_isError(LZ4F_createDecompressionContext(&d, LZ4F_VERSION)));
+				assert_false(LZ4F_isError(
+				    LZ4F_createDecompressionContext(&d, LZ4F_VERSION)));
 				assert_false(LZ4F_isError(LZ4F_getFrameInfo(d, &fi, out, &hl)));
 				assert_int_equal(fi.contentSize, n);
-				assert_int_equal(fi.contentChecksumFlag, LZ4F_contentChecksumEnabled);
+				assert_int_equal(fi.contentChecksumFlag,
+						 LZ4F_contentChecksumEnabled);
 				LZ4F_freeDecompressionContext(d);
 			}
-			assert_int_equal(inflate_guarded((enum sv_batch_codec)c, out, f, n, got, &len,
-							 &err),
-					 0);
+			assert_int_equal(
+			    inflate_guarded((enum sv_batch_codec)c, out, f, n, got, &len, &err), 0);
 			assert_int_equal(len, n);
 			assert_memory_equal(got, body, n);
 		}
@@ -698,22 +694,22 @@ static void test_zip_reuse(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		NAMED_TEST("roundtrip-lz4", test_roundtrip_lz4),
-		NAMED_TEST("roundtrip-zstd", test_roundtrip_zstd),
-		NAMED_TEST("frame-kinds", test_frame_kinds),
-		NAMED_TEST("empty-body", test_empty_body),
-		NAMED_TEST("plain", test_plain),
-		NAMED_TEST("unknown-codec", test_unknown_codec),
-		NAMED_TEST("truncated", test_truncated),
-		NAMED_TEST("trailing-bytes", test_trailing_bytes),
-		NAMED_TEST("corrupt", test_corrupt),
-		NAMED_TEST("wrong-format", test_wrong_format),
-		NAMED_TEST("bomb-lz4", test_bomb_lz4),
-		NAMED_TEST("bomb-lz4-4mib-blocks", test_bomb_lz4_4mib_blocks),
-		NAMED_TEST("bomb-zstd", test_bomb_zstd),
-		NAMED_TEST("zip-levels", test_zip_levels),
-		NAMED_TEST("zip-small-cap", test_zip_small_cap),
-		NAMED_TEST("zip-reuse", test_zip_reuse),
+	    NAMED_TEST("roundtrip-lz4", test_roundtrip_lz4),
+	    NAMED_TEST("roundtrip-zstd", test_roundtrip_zstd),
+	    NAMED_TEST("frame-kinds", test_frame_kinds),
+	    NAMED_TEST("empty-body", test_empty_body),
+	    NAMED_TEST("plain", test_plain),
+	    NAMED_TEST("unknown-codec", test_unknown_codec),
+	    NAMED_TEST("truncated", test_truncated),
+	    NAMED_TEST("trailing-bytes", test_trailing_bytes),
+	    NAMED_TEST("corrupt", test_corrupt),
+	    NAMED_TEST("wrong-format", test_wrong_format),
+	    NAMED_TEST("bomb-lz4", test_bomb_lz4),
+	    NAMED_TEST("bomb-lz4-4mib-blocks", test_bomb_lz4_4mib_blocks),
+	    NAMED_TEST("bomb-zstd", test_bomb_zstd),
+	    NAMED_TEST("zip-levels", test_zip_levels),
+	    NAMED_TEST("zip-small-cap", test_zip_small_cap),
+	    NAMED_TEST("zip-reuse", test_zip_reuse),
 	};
 
 	return sv_test_main(argc, argv, "inflate", tests, sizeof tests / sizeof tests[0]);

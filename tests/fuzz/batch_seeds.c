@@ -41,8 +41,8 @@ static size_t headers_of(uint8_t *buf, size_t cap, const struct sv_field *f)
 	return t.len;
 }
 
-static void seed(const char *name, uint8_t codec, size_t cap, uint8_t encoding,
-		 uint32_t records, const struct sv_field *header, const void *body, size_t len)
+static void seed(const char *name, uint8_t codec, size_t cap, uint8_t encoding, uint32_t records,
+		 const struct sv_field *header, const void *body, size_t len)
 {
 	static uint8_t buf[65536];
 	uint8_t headers[255];
@@ -93,8 +93,7 @@ static size_t make_body(uint8_t *buf, size_t cap, uint32_t n)
 	return at;
 }
 
-static size_t zip(enum sv_batch_codec codec, const uint8_t *in, size_t n, uint8_t *out,
-		  size_t cap)
+static size_t zip(enum sv_batch_codec codec, const uint8_t *in, size_t n, uint8_t *out, size_t cap)
 {
 	struct sv_codec_error err;
 	struct sv_batch_zip z;
@@ -185,8 +184,8 @@ void batch_seeds(void)
 	seed("zstd-no-size-cap-short", SV_BATCH_ZSTD, n - 1, ENC_ZSTD, 100, &h, frame, len);
 
 	/* Bombs: 4 MiB of zeros under a 64 KiB cap, the size undeclared. */
-	len = lz4_other(zeros, sizeof zeros, frame, sizeof frame, LZ4F_default, LZ4F_blockLinked,
-			0);
+	len =
+	    lz4_other(zeros, sizeof zeros, frame, sizeof frame, LZ4F_default, LZ4F_blockLinked, 0);
 	seed("lz4-bomb", SV_BATCH_LZ4, 65536, ENC_LZ4, 1, &h, frame, len);
 	len = zstd_other(zeros, sizeof zeros, frame, sizeof frame);
 	seed("zstd-bomb", SV_BATCH_ZSTD, 65536, ENC_ZSTD, 1, &h, frame, len);

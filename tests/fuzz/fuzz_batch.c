@@ -58,8 +58,8 @@ static void fuzz_classify(const struct fuzz_batch_input *in)
 		return;
 	}
 	FUZZ_CHECK(known);
-	FUZZ_CHECK(info.codec == (in->encoding == 7 ? SV_BATCH_PLAIN
-						    : (enum sv_batch_codec)in->encoding));
+	FUZZ_CHECK(info.codec ==
+		   (in->encoding == 7 ? SV_BATCH_PLAIN : (enum sv_batch_codec)in->encoding));
 	FUZZ_CHECK(info.records >= 1 && info.records <= SV_BATCH_RECORDS_MAX);
 	FUZZ_CHECK(sv_table_validate(in->headers, in->headers_len, &err) == 0);
 	FUZZ_CHECK(sv_table_find(props.headers, SV_BATCH_RECORDS_HEADER, &f));
@@ -91,8 +91,7 @@ static void fuzz_recompress(enum sv_batch_codec codec, const uint8_t *body, size
 }
 
 /* Inflate; returns the body (in the input, or in *owned to free), or NULL if refused. */
-static const uint8_t *fuzz_inflate(const struct fuzz_batch_input *in, size_t *len,
-				   uint8_t **owned)
+static const uint8_t *fuzz_inflate(const struct fuzz_batch_input *in, size_t *len, uint8_t **owned)
 {
 	enum sv_batch_codec codec = (enum sv_batch_codec)in->codec;
 	struct sv_codec_error err = {0};
@@ -118,8 +117,8 @@ static const uint8_t *fuzz_inflate(const struct fuzz_batch_input *in, size_t *le
 	/* The cap is a boundary, not a hint: exactly the size is enough, one less is not. */
 	exact = malloc(*len ? *len : 1);
 	FUZZ_CHECK(exact);
-	FUZZ_CHECK(sv_batch_inflate(codec, in->body, in->body_len, exact, *len, &again, &got,
-				    &err) == 0);
+	FUZZ_CHECK(
+	    sv_batch_inflate(codec, in->body, in->body_len, exact, *len, &again, &got, &err) == 0);
 	FUZZ_CHECK(again == exact && got == *len && memcmp(exact, body, got) == 0);
 	if (*len > 0)
 		FUZZ_CHECK(sv_batch_inflate(codec, in->body, in->body_len, exact, *len - 1, &again,

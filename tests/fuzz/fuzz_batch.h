@@ -27,11 +27,11 @@
 #define FUZZ_BATCH_FIXED 8
 
 struct fuzz_batch_input {
-	uint8_t codec;	       /* 0..3 */
+	uint8_t codec; /* 0..3 */
 	size_t cap;
-	uint8_t encoding;      /* index into fuzz_batch_encodings */
-	int content_type;      /* 0 absent, 1 the envelope's */
-	uint32_t records;      /* 0: whatever the body holds */
+	uint8_t encoding; /* index into fuzz_batch_encodings */
+	int content_type; /* 0 absent, 1 the envelope's */
+	uint32_t records; /* 0: whatever the body holds */
 	const uint8_t *headers;
 	uint8_t headers_len;
 	const uint8_t *body;
@@ -54,8 +54,8 @@ static inline int fuzz_batch_read(const uint8_t *data, size_t size, struct fuzz_
 	in->cap = ((size_t)data[1] << 8 | data[2]) << (2 * ((data[0] >> 2) & 3));
 	in->encoding = (data[0] >> 4) & 7;
 	in->content_type = !(data[0] >> 7);
-	in->records = (uint32_t)data[3] << 24 | (uint32_t)data[4] << 16 | (uint32_t)data[5] << 8 |
-		      data[6];
+	in->records =
+	    (uint32_t)data[3] << 24 | (uint32_t)data[4] << 16 | (uint32_t)data[5] << 8 | data[6];
 	in->headers_len = data[7];
 	in->headers = data + FUZZ_BATCH_FIXED;
 	in->body = in->headers + in->headers_len;
