@@ -38,6 +38,19 @@ static inline int sv_test_main(int argc, char **argv, const char *group,
 /* A test of a table: cmocka names a test after its function; meson names it so. */
 #define NAMED_TEST(name, fn) {name, fn, NULL, NULL, NULL}
 
+/* An error record that no decoder or refusal would produce, so a failure that leaves it
+ * unfilled (or a stale one from an earlier call) shows. */
+static inline struct sv_codec_error sv_test_poisoned(void)
+{
+	struct sv_codec_error e;
+
+	memset(&e, 0, sizeof e);
+	e.reply_code = 0xFFFF;
+	e.class_id = 0xFFFF;
+	e.method_id = 0xFFFF;
+	return e;
+}
+
 /* A table holding one value of every field type, nested table and array included. */
 static inline struct sv_table sv_test_sample_table(uint8_t *buf, size_t cap)
 {

@@ -128,8 +128,9 @@ int sv_batch_classify(const struct sv_basic_props *props, struct sv_batch_info *
 	if (!sv_table_find(props->headers, SV_BATCH_RECORDS_HEADER, &f))
 		return BAD(err, "envelope: header " SV_BATCH_RECORDS_HEADER " missing");
 	if (!field_integer(&f, &neg, &n))
-		return BAD(err, "envelope: header " SV_BATCH_RECORDS_HEADER
-				" has field type '%c', not an integer",
+		return BAD(err,
+			   "envelope: header " SV_BATCH_RECORDS_HEADER
+			   " has field type '%c', not an integer",
 			   f.type >= 0x20 && f.type < 0x7F ? f.type : '?');
 	if (neg)
 		return BAD(err, "envelope: header " SV_BATCH_RECORDS_HEADER " is negative (-%llu)",
@@ -225,7 +226,8 @@ static int zstd_inflate(const uint8_t *in, size_t in_len, uint8_t *out, size_t c
 	if (declared == ZSTD_CONTENTSIZE_ERROR)
 		return BAD(err, "zstd envelope: the frame header does not decode");
 	if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared > cap)
-		return BAD(err, "zstd envelope: the frame declares %llu bytes, over the limit of %zu",
+		return BAD(err,
+			   "zstd envelope: the frame declares %llu bytes, over the limit of %zu",
 			   declared, cap);
 	dctx = ZSTD_createDCtx();
 	if (!dctx)
@@ -235,8 +237,9 @@ static int zstd_inflate(const uint8_t *in, size_t in_len, uint8_t *out, size_t c
 	ZSTD_freeDCtx(dctx);
 	if (ZSTD_isError(n)) {
 		if (ZSTD_getErrorCode(n) == ZSTD_error_dstSize_tooSmall)
-			return BAD(err, "zstd envelope: decompresses to more than the limit of %zu "
-					"bytes",
+			return BAD(err,
+				   "zstd envelope: decompresses to more than the limit of %zu "
+				   "bytes",
 				   cap);
 		return BAD(err, "zstd envelope: corrupt frame: %s", ZSTD_getErrorName(n));
 	}
@@ -276,10 +279,12 @@ int sv_batch_check(const uint8_t *body, size_t len, uint64_t records, struct sv_
 
 		if (len - at < SV_BATCH_RECORD_PREFIX) {
 			if (at == len)
-				return BAD(err, "envelope: the body holds %llu records, "
-						SV_BATCH_RECORDS_HEADER " says %llu",
+				return BAD(err,
+					   "envelope: the body holds %llu "
+					   "records, " SV_BATCH_RECORDS_HEADER " says %llu",
 					   (unsigned long long)k, (unsigned long long)records);
-			return BAD(err, "envelope: record %llu's length is cut off (%zu of 4 bytes)",
+			return BAD(err,
+				   "envelope: record %llu's length is cut off (%zu of 4 bytes)",
 				   (unsigned long long)k, len - at);
 		}
 		n = sv_load32(body + at);
@@ -290,8 +295,9 @@ int sv_batch_check(const uint8_t *body, size_t len, uint64_t records, struct sv_
 		at += n;
 	}
 	if (at != len)
-		return BAD(err, "envelope: %zu bytes follow the %llu records " SV_BATCH_RECORDS_HEADER
-				" says the body holds",
+		return BAD(err,
+			   "envelope: %zu bytes follow the %llu records " SV_BATCH_RECORDS_HEADER
+			   " says the body holds",
 			   len - at, (unsigned long long)records);
 	return 0;
 }
@@ -312,7 +318,7 @@ static LZ4F_preferences_t lz4_prefs(int level, size_t in_len)
 	return p;
 }
 
-#define LZ4_LEVEL_MAX 12  /* LZ4HC_CLEVEL_MAX */
+#define LZ4_LEVEL_MAX  12 /* LZ4HC_CLEVEL_MAX */
 #define ZSTD_LEVEL_MAX 19 /* 20-22 are zstd's "ultra" levels, with windows of 32 MiB and more */
 
 int sv_batch_zip_init(struct sv_batch_zip *z, enum sv_batch_codec codec, int level,
@@ -326,7 +332,8 @@ int sv_batch_zip_init(struct sv_batch_zip *z, enum sv_batch_codec codec, int lev
 		LZ4F_cctx *c;
 
 		if (level < 0 || level > LZ4_LEVEL_MAX)
-			return sv_fail(err, 0, "lz4 level %d is outside 0..%d", level, LZ4_LEVEL_MAX);
+			return sv_fail(err, 0, "lz4 level %d is outside 0..%d", level,
+				       LZ4_LEVEL_MAX);
 		if (LZ4F_isError(LZ4F_createCompressionContext(&c, LZ4F_VERSION)))
 			return sv_fail(err, 0, "lz4: out of memory for a compression context");
 		z->ctx = c;
@@ -351,7 +358,8 @@ int sv_batch_zip_init(struct sv_batch_zip *z, enum sv_batch_codec codec, int lev
 		return 0;
 	}
 	case SV_BATCH_PLAIN:
-		return sv_fail(err, 0, "compression context for the plain codec: nothing to compress");
+		return sv_fail(err, 0,
+			       "compression context for the plain codec: nothing to compress");
 	}
 	return sv_fail(err, 0, "compression context for unknown codec %d", (int)codec);
 }

@@ -12,25 +12,15 @@
 
 #include "batch.h"
 
-/* An error record that no refusal leaves as it is, so an unfilled one shows. */
-static struct sv_codec_error poisoned(void)
-{
-	struct sv_codec_error e;
-
-	memset(&e, 0, sizeof e);
-	e.reply_code = 0xFFFF;
-	return e;
-}
-
 /* A refusal: -1, reply code 0 (the message's fault), a reason to log. Prints the reason,
  * so the test log shows every message a user would read. */
-#define assert_refused(call, err)                                                          \
-	do {                                                                               \
-		(err) = poisoned();                                                        \
-		assert_int_equal((call), -1);                                              \
-		assert_int_equal((err).reply_code, 0);                                     \
-		assert_int_not_equal((err).reason[0], '\0');                               \
-		printf("refused: %s\n", (err).reason);                                     \
+#define assert_refused(call, err)                                                                  \
+	do {                                                                                       \
+		(err) = sv_test_poisoned();                                                        \
+		assert_int_equal((call), -1);                                                      \
+		assert_int_equal((err).reply_code, 0);                                             \
+		assert_int_not_equal((err).reason[0], '\0');                                       \
+		printf("refused: %s\n", (err).reason);                                             \
 	} while (0)
 
 /* Properties under construction: content type, encoding, headers. */
@@ -100,7 +90,7 @@ static void test_classify_not_envelope(void **state)
 	    "APPLICATION/VND.SALVO.BATCH+V1",
 	    "",
 	};
-	struct sv_codec_error err = poisoned();
+	struct sv_codec_error err = sv_test_poisoned();
 	struct sv_batch_info info = {SV_BATCH_ZSTD, 99};
 	struct props pr;
 
@@ -266,55 +256,56 @@ static void test_classify_header_not_integer(void **state)
 	}
 }
 
-static void test_classify_header_zero(void **state)
+/* x-salvo-records values classify must refuse: the field's type and its bits. */
+struct count_value {
+	uint8_t type;
+	uint64_t bits;
+};
+
+static void assert_counts_refused(const struct count_value *v, size_t n)
 {
-	(void)state;
-	static const uint8_t types[] = {SV_FIELD_I8,  SV_FIELD_U8,  SV_FIELD_I16, SV_FIELD_U16,
-					SV_FIELD_I32, SV_FIELD_U32, SV_FIELD_I64, SV_FIELD_U64};
 	struct sv_codec_error err;
 	struct sv_batch_info info;
 	struct props pr;
 
-	for (size_t i = 0; i < sizeof types; i++) {
+	for (size_t i = 0; i < n; i++) {
 		props_envelope(&pr, NULL);
-		props_records(&pr, types[i], 0);
+		props_records(&pr, v[i].type, v[i].bits);
 		assert_refused(sv_batch_classify(&pr.p, &info, &err), err);
 	}
+}
+
+static void test_classify_header_zero(void **state)
+{
+	(void)state;
+	static const struct count_value zeros[] = {
+	    {SV_FIELD_I8, 0},  {SV_FIELD_U8, 0},  {SV_FIELD_I16, 0}, {SV_FIELD_U16, 0},
+	    {SV_FIELD_I32, 0}, {SV_FIELD_U32, 0}, {SV_FIELD_I64, 0}, {SV_FIELD_U64, 0},
+	};
+
+	assert_counts_refused(zeros, sizeof zeros / sizeof zeros[0]);
 }
 
 static void test_classify_header_negative(void **state)
 {
 	(void)state;
-	static const struct {
-		uint8_t type;
-		uint64_t bits;
-	} cases[] = {
-	    {SV_FIELD_I8, 0xFF},		  /* -1 */
-	    {SV_FIELD_I8, 0x80},		  /* -128 */
-	    {SV_FIELD_I16, 0xFFFF},		  /* -1 */
-	    {SV_FIELD_I32, 0xFFFFFFFF},		  /* -1 */
-	    {SV_FIELD_I32, 0x80000000},		  /* INT32_MIN */
-	    {SV_FIELD_I64, UINT64_MAX},		  /* -1 */
+	static const struct count_value negative[] = {
+	    {SV_FIELD_I8, 0xFF},	       /* -1 */
+	    {SV_FIELD_I8, 0x80},	       /* -128 */
+	    {SV_FIELD_I16, 0xFFFF},	       /* -1 */
+	    {SV_FIELD_I32, 0xFFFFFFFF},	       /* -1 */
+	    {SV_FIELD_I32, 0x80000000},	       /* INT32_MIN */
+	    {SV_FIELD_I64, UINT64_MAX},	       /* -1 */
 	    {SV_FIELD_I64, (uint64_t)1 << 63}, /* INT64_MIN, whose magnitude no int64_t holds */
 	};
-	struct sv_codec_error err;
-	struct sv_batch_info info;
-	struct props pr;
 
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		props_envelope(&pr, NULL);
-		props_records(&pr, cases[i].type, cases[i].bits);
-		assert_refused(sv_batch_classify(&pr.p, &info, &err), err);
-	}
+	assert_counts_refused(negative, sizeof negative / sizeof negative[0]);
 }
 
 static void test_classify_header_over_max(void **state)
 {
 	(void)state;
-	static const struct {
-		uint8_t type;
-		uint64_t bits;
-	} cases[] = {
+	static const struct count_value over[] = {
 	    {SV_FIELD_I32, SV_BATCH_RECORDS_MAX + 1},
 	    {SV_FIELD_U32, 0xFFFFFFFF},
 	    {SV_FIELD_I64, SV_BATCH_RECORDS_MAX + 1},
@@ -322,15 +313,8 @@ static void test_classify_header_over_max(void **state)
 	    {SV_FIELD_U64, UINT64_MAX}, /* would be -1 if read as signed */
 	    {SV_FIELD_U64, (uint64_t)1 << 63},
 	};
-	struct sv_codec_error err;
-	struct sv_batch_info info;
-	struct props pr;
 
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		props_envelope(&pr, NULL);
-		props_records(&pr, cases[i].type, cases[i].bits);
-		assert_refused(sv_batch_classify(&pr.p, &info, &err), err);
-	}
+	assert_counts_refused(over, sizeof over / sizeof over[0]);
 }
 
 /* Properties that did not come from the decoder: a headers table that does not decode. */
@@ -341,10 +325,10 @@ static void test_classify_headers_malformed(void **state)
 		const char *bytes;
 		uint32_t len;
 	} tables[] = {
-	    {"\x0fx-salvo-records", 16},		     /* a key, no value */
-	    {"\x0fx-salvo-recordsI\0\0", 19},	     /* a value cut short */
-	    {"\x0fx-salvo-recordsQ\0\0\0\1", 21},    /* an unknown field type */
-	    {"\x40x-salvo-recordsI\0\0\0\1", 21},    /* a key longer than the table */
+	    {"\x0fx-salvo-records", 16},	    /* a key, no value */
+	    {"\x0fx-salvo-recordsI\0\0", 19},	    /* a value cut short */
+	    {"\x0fx-salvo-recordsQ\0\0\0\1", 21},   /* an unknown field type */
+	    {"\x40x-salvo-recordsI\0\0\0\1", 21},   /* a key longer than the table */
 	    {"\x0fx-salvo-recordsI\0\0\0\1\1", 22}, /* a stray byte after the entry */
 	};
 	struct sv_codec_error err;
@@ -523,9 +507,8 @@ static void test_check_leftover(void **state)
 	guard_init(&g, len + 8);
 	for (size_t extra = 1; extra <= 8; extra++) {
 		memset(buf + len, 0xAB, extra);
-		assert_refused(sv_batch_check(guard_place(&g, buf, len + extra), len + extra, 2,
-					      &err),
-			       err);
+		assert_refused(
+		    sv_batch_check(guard_place(&g, buf, len + extra), len + extra, 2, &err), err);
 	}
 	guard_free(&g);
 }
@@ -533,24 +516,24 @@ static void test_check_leftover(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-		NAMED_TEST("classify-not-envelope", test_classify_not_envelope),
-		NAMED_TEST("classify-codecs", test_classify_codecs),
-		NAMED_TEST("classify-integer-types", test_classify_integer_types),
-		NAMED_TEST("classify-encoding-unknown", test_classify_encoding_unknown),
-		NAMED_TEST("classify-no-headers", test_classify_no_headers),
-		NAMED_TEST("classify-header-missing", test_classify_header_missing),
-		NAMED_TEST("classify-header-not-integer", test_classify_header_not_integer),
-		NAMED_TEST("classify-header-zero", test_classify_header_zero),
-		NAMED_TEST("classify-header-negative", test_classify_header_negative),
-		NAMED_TEST("classify-header-over-max", test_classify_header_over_max),
-		NAMED_TEST("classify-headers-malformed", test_classify_headers_malformed),
-		NAMED_TEST("check-ok", test_check_ok),
-		NAMED_TEST("check-zero-length-records", test_check_zero_length_records),
-		NAMED_TEST("check-length-overrun", test_check_length_overrun),
-		NAMED_TEST("check-cut", test_check_cut),
-		NAMED_TEST("check-count-high", test_check_count_high),
-		NAMED_TEST("check-count-low", test_check_count_low),
-		NAMED_TEST("check-leftover", test_check_leftover),
+	    NAMED_TEST("classify-not-envelope", test_classify_not_envelope),
+	    NAMED_TEST("classify-codecs", test_classify_codecs),
+	    NAMED_TEST("classify-integer-types", test_classify_integer_types),
+	    NAMED_TEST("classify-encoding-unknown", test_classify_encoding_unknown),
+	    NAMED_TEST("classify-no-headers", test_classify_no_headers),
+	    NAMED_TEST("classify-header-missing", test_classify_header_missing),
+	    NAMED_TEST("classify-header-not-integer", test_classify_header_not_integer),
+	    NAMED_TEST("classify-header-zero", test_classify_header_zero),
+	    NAMED_TEST("classify-header-negative", test_classify_header_negative),
+	    NAMED_TEST("classify-header-over-max", test_classify_header_over_max),
+	    NAMED_TEST("classify-headers-malformed", test_classify_headers_malformed),
+	    NAMED_TEST("check-ok", test_check_ok),
+	    NAMED_TEST("check-zero-length-records", test_check_zero_length_records),
+	    NAMED_TEST("check-length-overrun", test_check_length_overrun),
+	    NAMED_TEST("check-cut", test_check_cut),
+	    NAMED_TEST("check-count-high", test_check_count_high),
+	    NAMED_TEST("check-count-low", test_check_count_low),
+	    NAMED_TEST("check-leftover", test_check_leftover),
 	};
 
 	return sv_test_main(argc, argv, "batch", tests, sizeof tests / sizeof tests[0]);

@@ -15,23 +15,10 @@
 
 #define FRAME_MAX SV_FRAME_MIN_SIZE
 
-/* An error record that no decoder would produce, so a rejection that leaves it unfilled
- * (or a stale one from an earlier call) shows. */
-static struct sv_codec_error poisoned(void)
-{
-	struct sv_codec_error e;
-
-	memset(&e, 0, sizeof e);
-	e.reply_code = 0xFFFF;
-	e.class_id = 0xFFFF;
-	e.method_id = 0xFFFF;
-	return e;
-}
-
 /* A macro rather than a function so that a failure reports the caller's line. */
 #define assert_rejected(call, err, code)                                                           \
 	do {                                                                                       \
-		(err) = poisoned();                                                                \
+		(err) = sv_test_poisoned();                                                        \
 		assert_int_equal((call), -1);                                                      \
 		assert_int_equal((err).reply_code, (code));                                        \
 		assert_int_not_equal((err).reason[0], '\0');                                       \
@@ -389,12 +376,12 @@ static void test_encode_shortstr_too_long(void **state)
 	assert_int_not_equal(sv_method_encode(buf, sizeof buf, &m, &err), 0);
 
 	m.a.basic_publish.exchange = (struct sv_bytes){name, 256};
-	err = poisoned();
+	err = sv_test_poisoned();
 	assert_int_equal(sv_method_encode(buf, sizeof buf, &m, &err), 0);
 	assert_int_equal(err.reply_code, 0);
 	assert_non_null(strstr(err.reason, "255"));
 
-	err = poisoned();
+	err = sv_test_poisoned();
 	assert_int_equal(sv_frame_put_method(buf, sizeof buf, 1, &m, &err), 0);
 	assert_int_equal(err.reply_code, 0);
 	assert_non_null(strstr(err.reason, "255"));
@@ -402,7 +389,7 @@ static void test_encode_shortstr_too_long(void **state)
 	/* a property, through the content header writer */
 	h.props.flags = SV_PROP_MESSAGE_ID;
 	h.props.message_id = (struct sv_bytes){name, 256};
-	err = poisoned();
+	err = sv_test_poisoned();
 	assert_int_equal(sv_frame_put_header(buf, sizeof buf, 1, &h, &err), 0);
 	assert_int_equal(err.reply_code, 0);
 	assert_non_null(strstr(err.reason, "255"));
@@ -423,7 +410,7 @@ static void test_table_writer_key_too_long(void **state)
 	sv_table_writer_init(&w, buf, sizeof buf);
 	sv_tw_bool(&w, key, true);
 	sv_tw_bool(&w, "after", true); /* the failure is sticky: this changes nothing */
-	err = poisoned();
+	err = sv_test_poisoned();
 	assert_int_equal(sv_table_writer_finish(&w, &t, &err), -1);
 	assert_int_equal(err.reply_code, 0);
 	assert_non_null(strstr(err.reason, "255"));
@@ -475,7 +462,7 @@ static void test_table_writer_misuse(void **state)
 			sv_tw_str(&w, "s", "longer than eight bytes");
 			break;
 		}
-		err = poisoned();
+		err = sv_test_poisoned();
 		assert_int_equal(sv_table_writer_finish(&w, &t, &err), -1);
 		assert_int_equal(err.reply_code, 0);
 		assert_int_not_equal(err.reason[0], '\0');
@@ -775,7 +762,7 @@ static void test_table_writer_depth(void **state)
 			else
 				sv_tw_table_end(&w);
 		}
-		err = poisoned();
+		err = sv_test_poisoned();
 		/* the outermost table is level 1, so depth + 1 levels */
 		if (depth + 1 <= SV_TABLE_MAX_DEPTH) {
 			if (sv_table_writer_finish(&w, &t, &err))
