@@ -6,7 +6,11 @@
  * The queue's count is the truth: published - queued = lost, and salvo_pub_stats'
  * possibly_lost (summed over the client's publishers, closed ones included) must be at
  * least that.
- *   test_loss_bound CASE     CASE: publishing | flushing | closing | reconnecting
+ * "publishing batched" does it with batching publishers (envelopes of up to 100 records):
+ * published and possibly_lost count records, and the truth is the records the queued
+ * envelopes hold.
+ *   test_loss_bound CASE     CASE: publishing | flushing | closing | reconnecting |
+ *                            publishing batched
  * Needs SALVO_TEST_URI and SALVO_SOURCE_ROOT (for scripts/rabbitmq.sh ctl).
  */
 #include <pthread.h>
@@ -27,6 +31,7 @@ struct run {
 	const char *queue;
 	uint64_t per_producer;
 	int persistent;
+	size_t batch; /* records per envelope; 0: no batching */
 	_Atomic int trigger; /* the phase has begun: the killer goes */
 	_Atomic int killed;
 	int close_rc[PRODUCERS];
@@ -105,10 +110,37 @@ static void *produce(void *arg)
 	return NULL;
 }
 
-static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
+/* Drain q with basic.get, summing the records of its envelopes (x-salvo-records). */
+static uint64_t queued_records(salvo_channel *ch, const char *q)
+{
+	uint64_t records = 0;
+	salvo_message *m;
+	salvo_error err;
+
+	for (;;) {
+		salvo_table_iter it;
+		salvo_field f;
+		uint64_t n = 0;
+
+		OK(salvo_basic_get(ch, q, true, &m, &err));
+		if (!m)
+			return records;
+		salvo_table_iter_init(&it, salvo_message_props(m)->headers);
+		while (salvo_table_next(&it, &f) == 1)
+			if (strcmp(f.key, "x-salvo-records") == 0 && f.type == SALVO_FIELD_I32)
+				n = (uint64_t)f.v.i32;
+		CHECK(n > 0);
+		records += n;
+		salvo_message_destroy(m);
+	}
+}
+
+static void run_phase(enum phase phase, uint64_t per_producer, int persistent, size_t batch)
 {
 	static const char *const names[] = {"publishing", "flushing", "closing", "reconnecting"};
-	struct run r = {.phase = phase, .per_producer = per_producer, .persistent = persistent};
+	struct run r = {.phase = phase, .per_producer = per_producer, .persistent = persistent,
+			.batch = batch};
+	salvo_publisher_opts opts = {.batch = {.max_records = batch}};
 	struct producer pr[PRODUCERS];
 	pthread_t t[PRODUCERS], k;
 	salvo_channel *ch;
@@ -117,10 +149,11 @@ static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
 	salvo_error err;
 	char queue[64];
 
-	snprintf(queue, sizeof queue, "salvo.test.loss.%s", names[phase]);
+	snprintf(queue, sizeof queue, "salvo.test.loss.%s%s", names[phase], batch ? ".batched" : "");
 	r.queue = queue;
 	/* The queue is counted on a connection of its own, which the kills also end. */
-	snprintf(conn_name, sizeof conn_name, "salvo loss-bound %s %d", names[phase], (int)getpid());
+	snprintf(conn_name, sizeof conn_name, "salvo loss-bound %s%s %d", names[phase],
+		 batch ? " batched" : "", (int)getpid());
 	r.c = rabbit_connect(rabbit_test_uri(), "connection_name", conn_name,
 			     "reconnect.initial_delay", "50", "publisher.ring_size", "16777216",
 			     NULL);
@@ -130,7 +163,7 @@ static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
 	OK(salvo_channel_close(ch, &err));
 	for (int i = 0; i < PRODUCERS; i++) {
 		pr[i] = (struct producer){.r = &r, .idx = i};
-		OK(salvo_publisher_new(r.c, NULL, &pr[i].p, &err));
+		OK(salvo_publisher_new(r.c, &opts, &pr[i].p, &err));
 	}
 	CHECK(pthread_create(&k, NULL, killer, &r) == 0);
 	for (int i = 0; i < PRODUCERS; i++)
@@ -145,14 +178,19 @@ static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
 	/* The truth, once the broker has taken in what it will. */
 	counter = rabbit_connect(rabbit_test_uri(), NULL);
 	OK(salvo_channel_open(counter, &ch, &err));
-	uint32_t queued = settled_queue_count(ch, queue, 5, 200);
+	uint64_t queued = settled_queue_count(ch, queue, 5, 200);
+	if (batch)
+		queued = queued_records(ch, queue);
 	uint64_t lost = st.published > queued ? st.published - queued : 0;
-	printf("%s: kills %d, published %llu, queued %u, lost %llu, possibly_lost %llu, "
-	       "reconnects %llu\n",
-	       names[phase], atomic_load(&r.killed), (unsigned long long)st.published, queued,
+	printf("%s%s: kills %d, published %llu, queued %llu, lost %llu, possibly_lost %llu, "
+	       "reconnects %llu, envelopes %llu\n",
+	       names[phase], batch ? " batched" : "", atomic_load(&r.killed),
+	       (unsigned long long)st.published, (unsigned long long)queued,
 	       (unsigned long long)lost, (unsigned long long)st.possibly_lost,
-	       (unsigned long long)salvo_client_reconnects(r.c));
+	       (unsigned long long)salvo_client_reconnects(r.c),
+	       (unsigned long long)st.envelopes);
 	CHECK(st.published == PRODUCERS * per_producer);
+	CHECK(!batch || (st.envelopes >= st.published / batch && st.envelopes < st.published / 2));
 	CHECK(lost <= st.possibly_lost);
 	OK(salvo_queue_delete(ch, queue, 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
@@ -163,22 +201,27 @@ static void run_phase(enum phase phase, uint64_t per_producer, int persistent)
 
 static void case_publishing(void)
 {
-	run_phase(PUBLISHING, 250000, 0);
+	run_phase(PUBLISHING, 250000, 0, 0);
 }
 
 static void case_flushing(void)
 {
-	run_phase(FLUSHING, 150000, 0);
+	run_phase(FLUSHING, 150000, 0, 0);
 }
 
 static void case_closing(void)
 {
-	run_phase(CLOSING, 100000, 1);
+	run_phase(CLOSING, 100000, 1, 0);
 }
 
 static void case_reconnecting(void)
 {
-	run_phase(RECONNECTING, 250000, 0);
+	run_phase(RECONNECTING, 250000, 0, 0);
+}
+
+static void case_publishing_batched(void)
+{
+	run_phase(PUBLISHING, 250000, 0, 100);
 }
 
 static const struct test_case cases[] = {
@@ -186,6 +229,7 @@ static const struct test_case cases[] = {
 	{"flushing", .run = case_flushing},
 	{"closing", .run = case_closing},
 	{"reconnecting", .run = case_reconnecting},
+	{"publishing batched", .run = case_publishing_batched},
 };
 
 int main(int argc, char **argv)
