@@ -4,7 +4,7 @@
  * hand (wire format v1, src/codec/batch.h) and published as ordinary messages, so nothing
  * depends on the batching publisher: plain, lz4 and zstd envelopes split in order with
  * their index and count, through salvo_consumer_get, salvo_consumer_dispatch,
- * salvo_client_dispatch and a listener; every record acked leaves the queue empty; a nack
+ * salvo_client_dispatch, four threads acking and a listener; every record acked leaves the queue empty; a nack
  * of one record brings the whole envelope back once the others are settled; a reject
  * dead-letters it; multiple acks over records and whole envelopes; raw consumers and
  * basic.get; hostile envelopes (lengths overrunning, counts disagreeing either way, corrupt
@@ -16,6 +16,7 @@
  * Each case uses queues of its own and a fanout dead-letter exchange of its own. Needs
  * SALVO_TEST_URI (skips with 77 without it).
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -423,6 +424,71 @@ static void case_client_dispatch(void)
 	salvo_consumer_destroy(cons[0]);
 	finish(c, ch, cons[1], q[1], 0, NULL, 0);
 	CHECK(queue_count(c, q[0]) == 0);
+	rabbit_close(c, 10000);
+}
+
+/*
+ * Records acked from four threads in whatever order they come: 200 envelopes of 50
+ * records, each thread taking records from the consumer and acking them at once. Every
+ * envelope's last ack (on any thread) sends its ack; the queue ends empty and no settle
+ * is dropped or refused.
+ */
+struct workers {
+	salvo_consumer *cons;
+	_Atomic int taken, errors;
+};
+
+static void *work(void *arg)
+{
+	struct workers *w = arg;
+	salvo_message *m;
+	salvo_error err;
+
+	while (atomic_load(&w->taken) < 10000) {
+		if (salvo_consumer_get(w->cons, 100, &m, &err))
+			continue;
+		atomic_fetch_add(&w->taken, 1);
+		if (salvo_message_ack(m, false, &err))
+			atomic_fetch_add(&w->errors, 1);
+		salvo_message_destroy(m);
+	}
+	return NULL;
+}
+
+static void case_workers(void)
+{
+	const char *q = "salvo.test.bc.workers";
+	salvo_client *c = rabbit_connect(uri, NULL);
+	salvo_publisher *p = sync_publisher(c);
+	struct workers w = {0};
+	salvo_consume_stats st;
+	salvo_channel *ch;
+	salvo_error err;
+	pthread_t t[4];
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, q, NULL);
+	for (int i = 0; i < 200; i++) {
+		struct env e = {0};
+
+		for (int j = 0; j < 50; j++)
+			env_addf(&e, "e%d-r%d", i, j);
+		publish_env(p, q, &e, (enum sv_batch_codec)(i % 3));
+		env_free(&e);
+	}
+	OK(salvo_consume(ch, q, NULL, &w.cons, &err));
+	for (int i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, work, &w) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK(atomic_load(&w.taken) == 10000 && atomic_load(&w.errors) == 0);
+	expect_nothing(w.cons, 200);
+	salvo_client_consume_stats(c, &st);
+	printf("settles %llu in %llu frames, dropped %llu\n", (unsigned long long)st.settles,
+	       (unsigned long long)st.settle_frames, (unsigned long long)st.settles_dropped);
+	CHECK(st.settles == 10000 && st.settles_dropped == 0 && st.records == 10000);
+	finish(c, ch, w.cons, q, 0, NULL, 0);
+	OK(salvo_publisher_close(p, 5000, &err));
 	rabbit_close(c, 10000);
 }
 
@@ -1024,6 +1090,7 @@ static const struct test_case cases[] = {
     {"split zstd", .run = case_split_zstd},
     {"dispatch", .run = case_dispatch},
     {"client dispatch", .run = case_client_dispatch},
+    {"workers", .run = case_workers},
     {"listener", .run = case_listener},
     {"nack one", .run = case_nack_one},
     {"reject", .run = case_reject},
