@@ -4,8 +4,8 @@
  * hand (wire format v1, src/codec/batch.h) and published as ordinary messages, so nothing
  * depends on the batching publisher: plain, lz4 and zstd envelopes split in order with
  * their index and count, through salvo_consumer_get, salvo_consumer_dispatch,
- * salvo_client_dispatch, four threads acking and a listener; every record acked leaves the queue empty; a nack
- * of one record brings the whole envelope back once the others are settled; a reject
+ * salvo_client_dispatch, four threads acking and a listener; every record acked leaves the queue
+ * empty; a nack of one record brings the whole envelope back once the others are settled; a reject
  * dead-letters it; multiple acks over records and whole envelopes; raw consumers and
  * basic.get; hostile envelopes (lengths overrunning, counts disagreeing either way, corrupt
  * and truncated frames, bombs over consumer.batch.max_bytes, an unknown encoding, counts
@@ -111,8 +111,7 @@ static void publish_body(salvo_publisher *p, const char *q, const void *body, si
 			 const char *ctype, const char *enc, const salvo_table *headers)
 {
 	salvo_props props = {.content_type = ctype, .content_encoding = enc, .headers = headers};
-	salvo_msg m = {.exchange = "", .routing_key = q, .body = body, .len = len,
-		       .props = &props};
+	salvo_msg m = {.exchange = "", .routing_key = q, .body = body, .len = len, .props = &props};
 	salvo_error err;
 
 	OK(salvo_publish_msg(p, &m, 10000, NULL, &err));
@@ -181,8 +180,7 @@ static bool has_header(const salvo_message *m, const char *key)
 }
 
 /* The next message, which must be record index of count with body want. */
-static salvo_message *expect(salvo_consumer *cons, const char *want, uint32_t index,
-			     uint32_t count)
+static salvo_message *expect(salvo_consumer *cons, const char *want, uint32_t index, uint32_t count)
 {
 	salvo_message *m;
 	salvo_error err;
@@ -541,8 +539,8 @@ static void case_listener(void)
 	OK(salvo_listener_stop(l, 5000, &err));
 	salvo_listener_get_stats(l, &st);
 	printf("received %d, redelivered %d, listener acked %llu requeued %llu\n",
-	       atomic_load(&s.received), atomic_load(&s.redelivered),
-	       (unsigned long long)st.acked, (unsigned long long)st.requeued);
+	       atomic_load(&s.received), atomic_load(&s.redelivered), (unsigned long long)st.acked,
+	       (unsigned long long)st.requeued);
 	CHECK(atomic_load(&s.received) == 110 && atomic_load(&s.redelivered) == 10);
 	CHECK(atomic_load(&s.bad) == 0 && st.requeued == 1 && st.acked == 109);
 	salvo_listener_destroy(l);
@@ -810,8 +808,7 @@ static struct hostile hostile_plain(const char *name, const struct env *e, int64
 	return h;
 }
 
-static struct hostile hostile_zip(const char *name, enum sv_batch_codec codec,
-				  const struct env *e)
+static struct hostile hostile_zip(const char *name, enum sv_batch_codec codec, const struct env *e)
 {
 	struct hostile h = {.name = name, .enc = sv_batch_codec_name(codec), .records = e->n};
 
@@ -862,7 +859,7 @@ static size_t make_hostiles(struct hostile *h)
 	env_put(&overrun, (uint8_t[]){0, 0, 0, 100, 'a', 'b', 'c'}, 7);
 	overrun.n++;
 	env_add(&big, zeros, 2 * LIMIT); /* one record of 2 MiB of zeros: a bomb */
-	for (int i = 0; i < 30000; i++) /* 30,000 records of nothing: 1.4 MB of handles */
+	for (int i = 0; i < 30000; i++)	 /* 30,000 records of nothing: 1.4 MB of handles */
 		env_add(&empties, "", 0);
 
 	h[n++] = hostile_plain("overrun", &overrun, 2, 0);
