@@ -10,6 +10,7 @@
  * LZ4 goes through LZ4F_decompress, whose own buffers are bounded by the largest block the
  * format allows (4 MiB), whatever the frame claims.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <lz4frame.h>
@@ -34,6 +35,23 @@ static bool bytes_are(struct sv_bytes b, const char *s)
 	size_t n = strlen(s);
 
 	return b.len == n && memcmp(b.ptr, s, n) == 0;
+}
+
+/* b for a message: printable ASCII as it is, other bytes as \xNN, cut to fit out. */
+static const char *printable(struct sv_bytes b, char *out, size_t cap)
+{
+	size_t o = 0;
+
+	for (uint32_t i = 0; i < b.len && o + 5 <= cap; i++) {
+		uint8_t c = b.ptr[i];
+
+		if (c >= 0x20 && c < 0x7F && c != '\\' && c != '"')
+			out[o++] = (char)c;
+		else
+			o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+	}
+	out[o] = '\0';
+	return out;
 }
 
 /* An integer field of any width and signedness as a sign and a magnitude (no one integer
@@ -81,6 +99,7 @@ int sv_batch_classify(const struct sv_basic_props *props, struct sv_batch_info *
 		      struct sv_codec_error *err)
 {
 	struct sv_field f;
+	char shown[64];
 	bool neg;
 	uint64_t n;
 
@@ -94,9 +113,8 @@ int sv_batch_classify(const struct sv_basic_props *props, struct sv_batch_info *
 	else if (bytes_are(props->content_encoding, "zstd"))
 		info->codec = SV_BATCH_ZSTD;
 	else
-		return BAD(err, "envelope: content_encoding '%.*s' is none of absent, lz4, zstd",
-			   (int)(props->content_encoding.len > 64 ? 64 : props->content_encoding.len),
-			   (const char *)props->content_encoding.ptr);
+		return BAD(err, "envelope: content_encoding \"%s\" is none of absent, lz4, zstd",
+			   printable(props->content_encoding, shown, sizeof shown));
 	if (!(props->flags & SV_PROP_HEADERS))
 		return BAD(err, "envelope: no headers, so no " SV_BATCH_RECORDS_HEADER);
 	/* The headers of a decoded message were validated with it; properties built some other
@@ -273,7 +291,7 @@ int sv_batch_check(const uint8_t *body, size_t len, uint64_t records, struct sv_
 	}
 	if (at != len)
 		return BAD(err, "envelope: %zu bytes follow the %llu records " SV_BATCH_RECORDS_HEADER
-				" announces",
+				" says the body holds",
 			   len - at, (unsigned long long)records);
 	return 0;
 }

@@ -7,9 +7,8 @@
  * to run that test alone.
  */
 #include <stdlib.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
+#include "../guard.h"
 #include "../support.h"
 
 #include "frame.h"
@@ -435,37 +434,6 @@ static void test_byte_at_a_time(void **state)
 		net_receive(&n, stream + i, 1);
 	net_done(&n);
 	free(acc);
-}
-
-/* Memory whose last usable byte sits right before a PROT_NONE page. */
-struct guard {
-	uint8_t *map;
-	size_t map_len;
-	uint8_t *end; /* the first byte of the unmapped page */
-};
-
-static void guard_init(struct guard *g, size_t room)
-{
-	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t usable = (room + page - 1) / page * page;
-
-	g->map_len = usable + page;
-	g->map = mmap(NULL, g->map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	assert_true(g->map != MAP_FAILED);
-	g->end = g->map + usable;
-	assert_int_equal(mprotect(g->end, page, PROT_NONE), 0);
-}
-
-/* Copy n bytes so that they end at the guard page; returns where they start. */
-static const uint8_t *guard_place(struct guard *g, const void *src, size_t n)
-{
-	memcpy(g->end - n, src, n);
-	return g->end - n;
-}
-
-static void guard_free(struct guard *g)
-{
-	munmap(g->map, g->map_len);
 }
 
 /*
