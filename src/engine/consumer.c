@@ -27,6 +27,9 @@
  * write, a wait for the I/O thread) cost 140 times more (docs/design.md, Consumers), so
  * salvo_basic_ack takes this path too.
  *
+ * Records of an envelope are settled here too, by envelope.c: their envelope's own settle
+ * is pushed when the last of them is settled.
+ *
  * Multiple acks. The I/O thread sends each batch's settles at once, and turns single acks
  * into one basic.ack with multiple when that is exact: struct sv_acked (acked.c) knows
  * which delivery tags of the channel are settled, and a multiple ack for tag T is sent

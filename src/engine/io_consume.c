@@ -2,11 +2,14 @@
 /*
  * The consumer's I/O half. A basic.deliver or basic.get-ok starts a message, its content
  * frames fill it, and the finished message goes to its consumer's queue (consumer.c
- * hands a read's deliveries over in one go) or to the basic.get waiting for it.
+ * hands a read's deliveries over in one go) or to the basic.get waiting for it. An
+ * envelope for a consumer that splits them goes as its records (envelope.c), or, when
+ * malformed, is rejected without requeue here and reported.
  * Consumers are registered at consume-ok and end at cancel-ok, at the broker's cancel, or
  * with their channel. The application's acks, nacks and rejects arrive on a lock-free
  * stack and leave as few frames as the broker allows: consecutive single acks become one
- * multiple ack (acked.c).
+ * multiple ack (acked.c); an envelope's settle that a multiple one covered already is
+ * dropped (quiet).
  */
 #include <stdio.h>
 #include <stdlib.h>

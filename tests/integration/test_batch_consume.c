@@ -4,8 +4,8 @@
  * hand (wire format v1, src/codec/batch.h) and published as ordinary messages, so nothing
  * depends on the batching publisher: plain, lz4 and zstd envelopes split in order with
  * their index and count, through salvo_consumer_get, salvo_consumer_dispatch,
- * salvo_client_dispatch and a listener; every record acked leaves the queue empty; a nack
- * of one record brings the whole envelope back once the others are settled; a reject
+ * salvo_client_dispatch, four threads acking and a listener; every record acked leaves the queue
+ * empty; a nack of one record brings the whole envelope back once the others are settled; a reject
  * dead-letters it; multiple acks over records and whole envelopes; raw consumers and
  * basic.get; hostile envelopes (lengths overrunning, counts disagreeing either way, corrupt
  * and truncated frames, bombs over consumer.batch.max_bytes, an unknown encoding, counts
@@ -16,6 +16,7 @@
  * Each case uses queues of its own and a fanout dead-letter exchange of its own. Needs
  * SALVO_TEST_URI (skips with 77 without it).
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -110,8 +111,7 @@ static void publish_body(salvo_publisher *p, const char *q, const void *body, si
 			 const char *ctype, const char *enc, const salvo_table *headers)
 {
 	salvo_props props = {.content_type = ctype, .content_encoding = enc, .headers = headers};
-	salvo_msg m = {.exchange = "", .routing_key = q, .body = body, .len = len,
-		       .props = &props};
+	salvo_msg m = {.exchange = "", .routing_key = q, .body = body, .len = len, .props = &props};
 	salvo_error err;
 
 	OK(salvo_publish_msg(p, &m, 10000, NULL, &err));
@@ -180,8 +180,7 @@ static bool has_header(const salvo_message *m, const char *key)
 }
 
 /* The next message, which must be record index of count with body want. */
-static salvo_message *expect(salvo_consumer *cons, const char *want, uint32_t index,
-			     uint32_t count)
+static salvo_message *expect(salvo_consumer *cons, const char *want, uint32_t index, uint32_t count)
 {
 	salvo_message *m;
 	salvo_error err;
@@ -426,6 +425,71 @@ static void case_client_dispatch(void)
 	rabbit_close(c, 10000);
 }
 
+/*
+ * Records acked from four threads in whatever order they come: 200 envelopes of 50
+ * records, each thread taking records from the consumer and acking them at once. Every
+ * envelope's last ack (on any thread) sends its ack; the queue ends empty and no settle
+ * is dropped or refused.
+ */
+struct workers {
+	salvo_consumer *cons;
+	_Atomic int taken, errors;
+};
+
+static void *work(void *arg)
+{
+	struct workers *w = arg;
+	salvo_message *m;
+	salvo_error err;
+
+	while (atomic_load(&w->taken) < 10000) {
+		if (salvo_consumer_get(w->cons, 100, &m, &err))
+			continue;
+		atomic_fetch_add(&w->taken, 1);
+		if (salvo_message_ack(m, false, &err))
+			atomic_fetch_add(&w->errors, 1);
+		salvo_message_destroy(m);
+	}
+	return NULL;
+}
+
+static void case_workers(void)
+{
+	const char *q = "salvo.test.bc.workers";
+	salvo_client *c = rabbit_connect(uri, NULL);
+	salvo_publisher *p = sync_publisher(c);
+	struct workers w = {0};
+	salvo_consume_stats st;
+	salvo_channel *ch;
+	salvo_error err;
+	pthread_t t[4];
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, q, NULL);
+	for (int i = 0; i < 200; i++) {
+		struct env e = {0};
+
+		for (int j = 0; j < 50; j++)
+			env_addf(&e, "e%d-r%d", i, j);
+		publish_env(p, q, &e, (enum sv_batch_codec)(i % 3));
+		env_free(&e);
+	}
+	OK(salvo_consume(ch, q, NULL, &w.cons, &err));
+	for (int i = 0; i < 4; i++)
+		CHECK(pthread_create(&t[i], NULL, work, &w) == 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CHECK(atomic_load(&w.taken) == 10000 && atomic_load(&w.errors) == 0);
+	expect_nothing(w.cons, 200);
+	salvo_client_consume_stats(c, &st);
+	printf("settles %llu in %llu frames, dropped %llu\n", (unsigned long long)st.settles,
+	       (unsigned long long)st.settle_frames, (unsigned long long)st.settles_dropped);
+	CHECK(st.settles == 10000 && st.settles_dropped == 0 && st.records == 10000);
+	finish(c, ch, w.cons, q, 0, NULL, 0);
+	OK(salvo_publisher_close(p, 5000, &err));
+	rabbit_close(c, 10000);
+}
+
 /* A listener: each record is handed to the callback; the first time record 3 of
  * envelope 5 comes, it is requeued, so envelope 5 comes back whole (redelivered) after
  * its other records are acked. */
@@ -475,8 +539,8 @@ static void case_listener(void)
 	OK(salvo_listener_stop(l, 5000, &err));
 	salvo_listener_get_stats(l, &st);
 	printf("received %d, redelivered %d, listener acked %llu requeued %llu\n",
-	       atomic_load(&s.received), atomic_load(&s.redelivered),
-	       (unsigned long long)st.acked, (unsigned long long)st.requeued);
+	       atomic_load(&s.received), atomic_load(&s.redelivered), (unsigned long long)st.acked,
+	       (unsigned long long)st.requeued);
 	CHECK(atomic_load(&s.received) == 110 && atomic_load(&s.redelivered) == 10);
 	CHECK(atomic_load(&s.bad) == 0 && st.requeued == 1 && st.acked == 109);
 	salvo_listener_destroy(l);
@@ -744,8 +808,7 @@ static struct hostile hostile_plain(const char *name, const struct env *e, int64
 	return h;
 }
 
-static struct hostile hostile_zip(const char *name, enum sv_batch_codec codec,
-				  const struct env *e)
+static struct hostile hostile_zip(const char *name, enum sv_batch_codec codec, const struct env *e)
 {
 	struct hostile h = {.name = name, .enc = sv_batch_codec_name(codec), .records = e->n};
 
@@ -796,7 +859,7 @@ static size_t make_hostiles(struct hostile *h)
 	env_put(&overrun, (uint8_t[]){0, 0, 0, 100, 'a', 'b', 'c'}, 7);
 	overrun.n++;
 	env_add(&big, zeros, 2 * LIMIT); /* one record of 2 MiB of zeros: a bomb */
-	for (int i = 0; i < 30000; i++) /* 30,000 records of nothing: 1.4 MB of handles */
+	for (int i = 0; i < 30000; i++)	 /* 30,000 records of nothing: 1.4 MB of handles */
 		env_add(&empties, "", 0);
 
 	h[n++] = hostile_plain("overrun", &overrun, 2, 0);
@@ -1024,6 +1087,7 @@ static const struct test_case cases[] = {
     {"split zstd", .run = case_split_zstd},
     {"dispatch", .run = case_dispatch},
     {"client dispatch", .run = case_client_dispatch},
+    {"workers", .run = case_workers},
     {"listener", .run = case_listener},
     {"nack one", .run = case_nack_one},
     {"reject", .run = case_reject},
