@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Writes the fuzz targets' seed corpus: `make_corpus DIR` fills DIR/frame and DIR/table.
+ * Writes the fuzz targets' seed corpus: `make_corpus DIR` fills DIR/frame, DIR/table and
+ * DIR/batch (batch_seeds.c).
  * tests/fuzz/corpus is its committed output; rerun it there after a codec change and commit
  * the result (the regression-* seeds are hand-kept and not written here).
  *
@@ -15,6 +16,7 @@
 
 #include "../support.h"
 
+#include "corpus.h"
 #include "frame.h"
 #include "template.h"
 
@@ -26,7 +28,7 @@ static void die(const char *what, const char *why)
 	exit(1);
 }
 
-static void write_seed(const char *kind, const char *name, const void *buf, size_t len)
+void write_seed(const char *kind, const char *name, const void *buf, size_t len)
 {
 	char path[4096];
 	FILE *f;
@@ -512,16 +514,17 @@ static void table_seeds(void)
 
 int main(int argc, char **argv)
 {
+	static const char *const kinds[] = {"frame", "table", "batch"};
 	char path[4096];
 
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s DIR\nWrite the fuzz seed corpus to DIR/frame and "
-				"DIR/table.\n", argv[0]);
+		fprintf(stderr, "usage: %s DIR\nWrite the fuzz seed corpus to DIR/frame, "
+				"DIR/table and DIR/batch.\n", argv[0]);
 		return 2;
 	}
 	out_dir = argv[1];
-	for (int i = 0; i < 2; i++) {
-		snprintf(path, sizeof path, "%s/%s", out_dir, i ? "table" : "frame");
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		snprintf(path, sizeof path, "%s/%s", out_dir, kinds[i]);
 		if (mkdir(path, 0777) && errno != EEXIST)
 			die(path, strerror(errno));
 	}
@@ -531,5 +534,6 @@ int main(int argc, char **argv)
 	frame_seeds();
 	invalid_seeds();
 	table_seeds();
+	batch_seeds();
 	return 0;
 }
