@@ -4,7 +4,7 @@
  * holding a value of every field type RabbitMQ accepts, nested table and array included.
  * The values are chosen so that a wrong width, sign or byte order changes them. Shared by
  * the unit test (tests/engine/test_props.c) and the broker tests (tests/integration/
- * test_props.c, test_consume.c).
+ * test_props.c, test_consume.c, batch_pika_publish.c); inline, as each uses a part.
  */
 #ifndef SALVO_TEST_PROPS_SAMPLE_H
 #define SALVO_TEST_PROPS_SAMPLE_H
@@ -18,7 +18,7 @@
 static const uint8_t sample_bytes[] = {0x00, 0xFF, 0x10, 0x80};
 
 /* The headers; NULL when out of memory. Caller destroys. */
-static salvo_table *sample_headers(void)
+static inline salvo_table *sample_headers(void)
 {
 	salvo_table *h = salvo_table_new(), *in = salvo_table_new(), *arr = salvo_array_new(),
 		    *arr2 = salvo_array_new();
@@ -54,7 +54,7 @@ static salvo_table *sample_headers(void)
 	return h;
 }
 
-static salvo_props sample_props(const salvo_table *headers)
+static inline salvo_props sample_props(const salvo_table *headers)
 {
 	return (salvo_props){
 	    .flags = SALVO_PROP_DELIVERY_MODE | SALVO_PROP_PRIORITY | SALVO_PROP_TIMESTAMP,
@@ -81,9 +81,9 @@ static salvo_props sample_props(const salvo_table *headers)
  * properties present, then "h KEY TYPE VALUE" for each header, nested keys joined with
  * '/', array positions as [i], strings and byte arrays in hex.
  */
-static void dump_table(FILE *out, salvo_table_iter *it, const char *prefix, bool array);
+static inline void dump_table(FILE *out, salvo_table_iter *it, const char *prefix, bool array);
 
-static void dump_value(FILE *out, const char *path, salvo_field *f)
+static inline void dump_value(FILE *out, const char *path, salvo_field *f)
 {
 	fprintf(out, "h %s %c ", path, (char)f->type);
 	switch (f->type) {
@@ -140,7 +140,7 @@ static void dump_value(FILE *out, const char *path, salvo_field *f)
 	fprintf(out, "\n");
 }
 
-static void dump_table(FILE *out, salvo_table_iter *it, const char *prefix, bool array)
+static inline void dump_table(FILE *out, salvo_table_iter *it, const char *prefix, bool array)
 {
 	salvo_field f;
 	char path[1024];
@@ -157,7 +157,7 @@ static void dump_table(FILE *out, salvo_table_iter *it, const char *prefix, bool
 		fprintf(out, "malformed table at %s\n", prefix);
 }
 
-static void sample_dump(FILE *out, const salvo_props *p)
+static inline void sample_dump(FILE *out, const salvo_props *p)
 {
 	const char *names[] = {"content_type", "content_encoding", "correlation_id", "reply_to",
 			       "expiration",   "message_id",	   "type",	     "user_id",
@@ -225,7 +225,7 @@ static const char sample_expected[] = "content_type=application/json\n"
 				      "h array[3][0] t 1\n";
 
 /* The canonical text of p in buf (NUL-terminated, cut at size). */
-static void sample_text(const salvo_props *p, char *buf, size_t size)
+static inline void sample_text(const salvo_props *p, char *buf, size_t size)
 {
 	FILE *f;
 

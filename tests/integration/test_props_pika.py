@@ -9,7 +9,8 @@ every property and a header of every type pika encodes; `test_props dump` reads 
 salvo_basic_get, and `test_consume dump` (argv[2]) with a salvo consumer, each printing
 canonical text compared line by line with what pika sent.
 
-Needs SALVO_TEST_URI; exits 77 (skip) without it or without pika.
+Needs SALVO_TEST_URI; exits 77 (skip) without it or without pika. test_batch_pika.py
+imports SAMPLE_PROPS, SAMPLE_HEADERS and check: importing this file runs no test.
 """
 import datetime
 import decimal
