@@ -13,8 +13,9 @@ def salvo_records(props, body, limit=64 << 20):
         return None
     enc = props.content_encoding
     if enc == "lz4":
+        size = lz4.frame.get_frame_info(body)["content_size"]  # 0: not declared
         d = lz4.frame.LZ4FrameDecompressor()
-        body = d.decompress(body, max_length=limit)
+        body = d.decompress(body, max_length=min(size or limit, limit))
     elif enc == "zstd":
         if not 0 <= zstandard.frame_content_size(body) <= limit:  # salvo always writes it
             raise ValueError("zstd frame without its size, or over the limit")
