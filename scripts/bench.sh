@@ -18,12 +18,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
-bash scripts/setup.sh </dev/null
-builddir=${SALVO_BENCH_BUILD_DIR:-build-release}
-if [ ! -f "$builddir/build.ninja" ]; then
-	meson setup "$builddir" --buildtype=release -Dbench=enabled
-fi
-ninja -C "$builddir"
+# shellcheck source=scripts/bench_build.sh
+. scripts/bench_build.sh
 
 perf=$builddir/bench/perf/salvo-perf
 sink=$builddir/bench/sink/salvo-sink
@@ -33,7 +29,6 @@ for exe in "$perf" "$sink" "$peer" "$probe"; do
 	[ -x "$exe" ] || { echo "bench.sh: $exe was not built" >&2; exit 1; }
 done
 
-scale=${SALVO_BENCH_SCALE:-1}
 export SALVO_TEST_PORT=${SALVO_BENCH_PORT:-5699}
 tmp=$(mktemp -d)
 sink_pid=""
@@ -47,9 +42,6 @@ cleanup() {
 	rm -rf -- "$tmp"
 }
 trap cleanup EXIT
-
-# A count times the scale, at least 64 (SALVO_BENCH_SCALE=0.1 for a quick look).
-n() { awk -v a="$1" -v s="$scale" 'BEGIN { v = int(a * s); print v < 64 ? 64 : v }'; }
 
 # row GROUP LABEL COMMAND...: run it, keep the last stdout line (its JSON) with labels.
 row() {
