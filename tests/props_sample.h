@@ -147,10 +147,12 @@ static inline void dump_table(FILE *out, salvo_table_iter *it, const char *prefi
 	int rc;
 
 	for (unsigned i = 0; (rc = salvo_table_next(it, &f)) == 1; i++) {
-		if (array)
-			snprintf(path, sizeof path, "%s[%u]", prefix, i);
-		else
-			snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "", f.key);
+		/* A path cut at 1023 bytes is still a path: the samples nest a few levels. */
+		int n = array ? snprintf(path, sizeof path, "%s[%u]", prefix, i)
+			      : snprintf(path, sizeof path, "%s%s%s", prefix, *prefix ? "/" : "",
+					 f.key);
+		if (n < 0)
+			path[0] = '\0';
 		dump_value(out, path, &f);
 	}
 	if (rc)

@@ -50,6 +50,10 @@ struct consumer {
 	pthread_t thread;
 	uint64_t other;	      /* messages not sent by this run */
 	uint64_t redelivered; /* of this run's */
+	/* The sequence check: per producer, the counter expected next; gaps (counters
+	 * skipped) and repeats (a counter at or below one already seen). */
+	uint64_t *next;
+	uint64_t gaps, repeats;
 	uint64_t last_ns;     /* CLOCK_REALTIME when the last message of the run came */
 	double cpu_seconds;   /* this thread's, from the go to its stop */
 	salvo_pub_stats e2e;  /* the latency histogram only */
@@ -79,6 +83,17 @@ static bool note_message(struct consumer *cs, const salvo_message *m)
 	}
 	/* One machine's clock: a send time in the future is a clock step, not a latency. */
 	salvo_stats_latency_record(&cs->e2e, now > sent ? now - sent : 0);
+	if (cs->next) {
+		uint64_t *next = &cs->next[seq >> SEQ_INDEX_SHIFT];
+		uint64_t ctr = seq & (((uint64_t)1 << SEQ_INDEX_SHIFT) - 1);
+
+		if (ctr < *next) {
+			cs->repeats++;
+		} else {
+			cs->gaps += ctr - *next;
+			*next = ctr + 1;
+		}
+	}
 	cs->redelivered += salvo_message_redelivered(m);
 	cs->last_ns = now;
 	return true;
@@ -148,6 +163,8 @@ static void consume_all(struct consumer *cs, salvo_consumer *cons)
 
 	if (cs->rate > 0)
 		pacer_init(&pc, cs->rate);
+	/* Without it (no memory) the run goes on unchecked: gaps and repeats stay 0. */
+	cs->next = calloc(o->producers, sizeof *cs->next);
 	while (!atomic_load_explicit(&pf->consumers_stop, memory_order_relaxed)) {
 		salvo_message *m;
 
@@ -180,6 +197,8 @@ static void consume_all(struct consumer *cs, salvo_consumer *cons)
 			pacer_take(&pc);
 	}
 	ack_held(cs, &held, &nheld);
+	free(cs->next);
+	cs->next = NULL;
 }
 
 static double thread_cpu_s(void)
@@ -287,6 +306,8 @@ void collect_consumers(struct perf *pf, struct result *r)
 		r->consumed += atomic_load_explicit(&cs->consumed, memory_order_relaxed);
 		r->consumed_other += cs->other;
 		r->redelivered += cs->redelivered;
+		r->sequence_gaps += cs->gaps;
+		r->sequence_repeats += cs->repeats;
 		r->consumer_cpu_seconds += cs->cpu_seconds;
 		salvo_pub_stats_add(&r->e2e, &cs->e2e);
 		if (cs->last_ns > last)

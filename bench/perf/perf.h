@@ -96,6 +96,10 @@ struct result {
 	uint64_t consumed;	     /* messages of this run */
 	uint64_t consumed_other;     /* messages not sent by this run (left in the queue before) */
 	uint64_t redelivered;	     /* of this run's, those the broker marked redelivered */
+	/* The consumers' sequence check, per producer in each consumer: counters skipped,
+	 * and counters that came again or late. With one consumer both 0 and consumed ==
+	 * sent mean every message arrived once, in each producer's order. */
+	uint64_t sequence_gaps, sequence_repeats;
 	uint64_t expected;	     /* what they should have received: acked, or sent (none) */
 	double consume_seconds;	     /* from the go to the last message received */
 	double consumer_cpu_seconds; /* the consumer threads' own CPU time */

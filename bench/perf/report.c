@@ -139,6 +139,12 @@ static void consumer_summary(const struct options *o, const struct result *r)
 		latency_line("end-to-end latency", &r->e2e);
 	if (r->redelivered)
 		fprintf(stderr, "redelivered: %" PRIu64 "\n", r->redelivered);
+	if (o->consumers)
+		fprintf(stderr, "sequence check: %" PRIu64 " gap%s, %" PRIu64 " repeat%s%s\n",
+			r->sequence_gaps, plural(r->sequence_gaps), r->sequence_repeats,
+			plural(r->sequence_repeats),
+			o->consumers > 1 ? " (several consumers share the queue: gaps expected)"
+					 : "");
 	if (r->consumed_other)
 		fprintf(stderr, "not from this run (not counted): %" PRIu64 " message%s\n",
 			r->consumed_other, plural(r->consumed_other));
@@ -225,11 +231,12 @@ void json(const struct options *o, const struct result *r)
 	printf("\"consumers\": %u, \"consumer_connections\": %u, \"prefetch\": %u, "
 	       "\"auto_ack\": %s, \"multi_ack_every\": %u, \"consumed\": %" PRIu64
 	       ", \"not_consumed\": %" PRIu64 ", \"consumed_other\": %" PRIu64
-	       ", \"redelivered\": %" PRIu64 ", ",
+	       ", \"redelivered\": %" PRIu64 ", \"sequence_gaps\": %" PRIu64
+	       ", \"sequence_repeats\": %" PRIu64 ", ",
 	       o->consumers, o->consumer_connections, o->prefetch, o->auto_ack ? "true" : "false",
 	       o->multi_ack_every, r->consumed,
 	       o->consumers && r->consumed < r->expected ? r->expected - r->consumed : 0,
-	       r->consumed_other, r->redelivered);
+	       r->consumed_other, r->redelivered, r->sequence_gaps, r->sequence_repeats);
 	printf("\"consume_seconds\": %.6f, \"consume_msgs_per_s\": %.1f, ", r->consume_seconds,
 	       per_second((double)r->consumed, r->consume_seconds));
 	printf("\"body\": \"%s\", \"records\": %" PRIu64 ", \"records_per_s\": %.1f, ",
