@@ -160,7 +160,8 @@ def all_confirmed(r):
 def all_consumed(r):
     return (all_confirmed(r) and r["consumed"] == r["sent"] and r["not_consumed"] == 0 and
             r["consumed_other"] == 0 and r["redelivered"] == 0 and
-            r["duplicates_possible"] == 0)
+            r["duplicates_possible"] == 0 and r.get("sequence_gaps", 0) == 0 and
+            r.get("sequence_repeats", 0) == 0)
 
 goals = []
 def line(name, have, rest):
