@@ -521,6 +521,7 @@ struct salvo_publisher {
 		uint64_t first, last;
 	} *envs;
 	uint64_t env_tags, env_lo, env_base;
+	uint64_t env_resent; /* tags up to it were sent again after a reconnection */
 	/* Best effort, counted in messages since the publisher began: bounds of how many
 	 * are sent (be_lo <= sent <= be_hi), how many a checkpoint proved the broker handled,
 	 * whether a checkpoint is in flight (and since when), and the snapshot taken with

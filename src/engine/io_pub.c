@@ -225,7 +225,10 @@ size_t sv_pub_span(salvo_client *c, struct salvo_publisher *pub, const uint8_t *
 	sp->lo = 0;
 	if (!pub->slots) {
 		sp->lo = atomic_load_explicit(&pub->published, memory_order_acquire);
-		sp->lo -= sp->lo > 0;
+		/* A batching producer counts a whole envelope's records before its commit. */
+		uint64_t ahead = pub->batch.on ? pub->batch.max_records : 1;
+
+		sp->lo = sp->lo > ahead ? sp->lo - ahead : 0;
 	}
 	sp->n = pub_ready(c, pub, p, &sp->to_head);
 	return sp->n;
@@ -513,6 +516,10 @@ void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool mul
 			else
 				for (uint64_t s = first; s <= last; s++)
 					rc &= sv_confirm_settle(&pub->win, s, false, nack);
+		} else if (tag <= pub->env_resent) {
+			/* Sent again after a reconnection, settled on the old connection and
+			 * drained since: its range is gone, and a repeat is fine. */
+			return;
 		}
 		/* An envelope sent again may have been settled on the old connection. */
 		if (rc && !(env_range(pub, tag, &first, &last) && last <= pub->resent_until))
@@ -598,12 +605,13 @@ void sv_return_header(salvo_channel *ch, const struct sv_content_header *h)
 	/* A return salvo cannot match (no stamp, or not awaiting its confirm) changes no
 	 * outcome: the message's ack still comes. It is counted, not lost without a trace. */
 	if (r->seq) {
-		int bad = sv_confirm_mark_returned(&pub->win, r->seq);
-
-		for (uint64_t s = r->seq + 1; !bad && s <= r->last; s++)
-			bad = sv_confirm_mark_returned(&pub->win, s);
-		if (bad)
+		/* The records marked are those it reports; a range cut short (a count that is
+		 * not ours) ends at the last one that could be. */
+		if (sv_confirm_mark_returned(&pub->win, r->seq))
 			r->seq = 0;
+		for (uint64_t s = r->seq + 1; r->seq && s <= r->last; s++)
+			if (sv_confirm_mark_returned(&pub->win, s))
+				r->last = s - 1;
 	}
 	if (!r->seq) {
 		sv_stat_add(&pub->ctr.returns_unmatched, 1);
@@ -637,6 +645,15 @@ enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv
 		uint64_t first = pub->win.first, next = sv_confirm_next_tag(&pub->win);
 
 		sv_ring_rewind(&pub->ring);
+		/* What confirms already drained (a resend on a connection lost in turn may have
+		 * drained messages before their bytes went again) is not sent again: the resend
+		 * starts at the first message without an outcome, which tag 1 names below, and
+		 * never in the middle of a message a short write cut. */
+		if (pub->release_to > sv_ring_released(&pub->ring)) {
+			sv_ring_mark_sent(&pub->ring,
+					  (size_t)(pub->release_to - sv_ring_released(&pub->ring)));
+			sv_ring_release(&pub->ring, pub->release_to);
+		}
 		pub->tag_base = first - 1;
 		pub->resent_until = next - 1;
 		/* Batching: the envelopes go again in order, the first not drained as tag 1. */
@@ -644,6 +661,7 @@ enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv
 			pub->env_base += pub->env_lo - 1;
 			pub->env_tags -= pub->env_lo - 1;
 			pub->env_lo = 1;
+			pub->env_resent = pub->env_tags;
 		}
 		sv_stat_add(&pub->ctr.resent, next - first);
 	}

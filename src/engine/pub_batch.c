@@ -379,6 +379,9 @@ int64_t sv_batch_add(struct salvo_publisher *p, const salvo_msg *m, unsigned fla
 			b->tpl_valid = rc == 0;
 			if (rc) {
 				pthread_mutex_unlock(&b->lock);
+				if (closed)
+					sv_kick_after_commit(p->client,
+							     sv_ring_sent(&p->ring) == head_before);
 				return rc;
 			}
 		}
@@ -425,9 +428,11 @@ uint64_t sv_batch_linger(salvo_client *c, uint64_t now)
 		if (!b->on)
 			continue;
 		open = atomic_load_explicit(&b->open_ns, memory_order_relaxed);
-		/* A channel the broker closed, or a publisher leaving, is its producer's to
-		 * settle (the reopening closes the envelope and fails what it holds). */
-		if (!open || sv_pub_closed(pub) || pub->detach)
+		/* A publisher leaving is its producer's (it closed its envelope before
+		 * asking). On a channel the broker closed the envelope is closed all the same:
+		 * its records then fail with the rest of what the channel held, and their
+		 * outcomes come without another call from the producer. */
+		if (!open || pub->detach)
 			continue;
 		due = open + b->linger_ns;
 		if (now >= due) {

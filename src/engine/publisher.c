@@ -938,6 +938,7 @@ static int try_reopen(salvo_publisher *p, salvo_error *e)
 	p->env_base += p->env_tags;
 	p->env_tags = 0;
 	p->env_lo = 1;
+	p->env_resent = 0;
 	if (!confirming(p)) {
 		uint64_t published = atomic_load_explicit(&p->published, memory_order_relaxed);
 		p->be_lo = p->be_hi = p->be_verified = published;
