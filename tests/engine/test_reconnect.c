@@ -1271,7 +1271,9 @@ static void kill9(bool tls)
 			body[b] = (uint8_t)(i >> (56 - 8 * b));
 		if (i == n / 4)
 			CHECK(pthread_create(&crasher, NULL, crash_and_restart, NULL) == 0);
-		OK(salvo_publish(p, "", KQ, body, sizeof body, SALVO_MSG_PERSISTENT, 120000, &err));
+		/* Longer than the restart may take (SALVO_TEST_START_TIMEOUT, 300 s): a slow
+		 * restart then fails in the script, with the broker's logs, not here. */
+		OK(salvo_publish(p, "", KQ, body, sizeof body, SALVO_MSG_PERSISTENT, 360000, &err));
 	}
 	OK(salvo_publisher_wait_confirms(p, 300000, &err));
 	pthread_join(crasher, NULL);
