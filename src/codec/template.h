@@ -11,6 +11,10 @@
 #include "codec.h"
 #include "methods.h"
 
+/* The largest basic.publish method frame: envelope (8), class and method ids (4), reserved
+ * short (2), exchange and routing key (1 + 255 each), mandatory/immediate octet (1). */
+#define SV_PUBLISH_METHOD_MAX 527
+
 struct sv_publish_template {
 	const uint8_t *bytes;  /* method frame then content header frame (body size 0) */
 	uint32_t len;

@@ -508,21 +508,18 @@ void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool mul
 	if (pub->envs && tag) {
 		/* Batching: a tag is an envelope, a range of records. */
 		uint64_t first, last;
+		bool known = env_range(pub, tag, &first, &last);
 		int rc = -1;
 
-		if (env_range(pub, tag, &first, &last)) {
-			if (multiple)
-				rc = sv_confirm_settle(&pub->win, last, true, nack);
-			else
-				for (uint64_t s = first; s <= last; s++)
-					rc &= sv_confirm_settle(&pub->win, s, false, nack);
-		} else if (tag <= pub->env_resent) {
-			/* Sent again after a reconnection, settled on the old connection and
-			 * drained since: its range is gone, and a repeat is fine. */
-			return;
-		}
-		/* An envelope sent again may have been settled on the old connection. */
-		if (rc && !(env_range(pub, tag, &first, &last) && last <= pub->resent_until))
+		if (known && multiple)
+			rc = sv_confirm_settle(&pub->win, last, true, nack);
+		else if (known)
+			for (uint64_t s = first; s <= last; s++)
+				rc &= sv_confirm_settle(&pub->win, s, false, nack);
+		/* An envelope sent again after a reconnection may have been settled on the old
+		 * connection already, or settled and drained since (its range gone): a repeat
+		 * is fine. */
+		if (known ? rc && last > pub->resent_until : tag > pub->env_resent)
 			sv_protocol_error(c, 503, "basic.%s for delivery tag %llu%s on channel %u, "
 					  "which has no such envelope awaiting its confirm",
 					  nack ? "nack" : "ack", (unsigned long long)tag,

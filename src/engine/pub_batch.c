@@ -39,12 +39,10 @@
 #include "props.h"
 
 /* The body frame's header: type, channel, size. */
-#define BODY_HEADER 7
-/* The largest basic.publish method frame (publisher.c). */
-#define PUBLISH_METHOD_MAX 527
-#define MAX_RECORDS_LIMIT  (1u << 20)
-#define DEFAULT_BYTES	   65536u
-#define DEFAULT_LINGER_US  1000u
+#define BODY_HEADER	  7
+#define MAX_RECORDS_LIMIT (1u << 20)
+#define DEFAULT_BYTES	  65536u
+#define DEFAULT_LINGER_US 1000u
 
 static const char records_key[] = SV_BATCH_RECORDS_HEADER;
 
@@ -57,14 +55,10 @@ static enum sv_batch_codec codec_of(salvo_compression c)
 					     : SV_BATCH_PLAIN;
 }
 
-static int refuse(salvo_error *err, const char *fmt, size_t a, size_t b)
-{
-	char msg[200];
-
-	snprintf(msg, sizeof msg, fmt, a, b);
-	return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "batching: %s",
-			    msg);
-}
+/* An option out of range: SALVO_ERR_INVALID_ARGUMENT, the message naming batching. */
+#define REFUSE(err, fmt, ...)                                                                      \
+	sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "batching: " fmt,         \
+		     __VA_ARGS__)
 
 int sv_batch_setup(struct salvo_publisher *p, const salvo_batch_opts *o, salvo_error *err)
 {
@@ -77,24 +71,24 @@ int sv_batch_setup(struct salvo_publisher *p, const salvo_batch_opts *o, salvo_e
 	if (!o->max_records)
 		return 0;
 	if (o->max_records > MAX_RECORDS_LIMIT)
-		return refuse(err, "max_records %zu is above the limit of %zu", o->max_records,
-			      MAX_RECORDS_LIMIT);
+		return REFUSE(err, "max_records %zu is above the limit of %zu", o->max_records,
+			      (size_t)MAX_RECORDS_LIMIT);
 	/* At most half the window: the I/O thread tells a record of the envelope it just
 	 * tagged from a stale slot because an envelope never spans a whole window (io_pub.c),
 	 * and two envelopes can be awaiting their confirms at once. */
 	if (p->slots && o->max_records > (p->wmask + 1) / 2)
-		return refuse(err,
+		return REFUSE(err,
 			      "max_records %zu is above half the window of %zu records "
 			      "(publisher.window)",
 			      o->max_records, (size_t)(p->wmask + 1));
 	if (o->compression > SALVO_COMPRESSION_ZSTD)
-		return refuse(err, "unknown compression %zu (of %zu)", (size_t)o->compression,
+		return REFUSE(err, "unknown compression %zu (of %zu)", (size_t)o->compression,
 			      (size_t)SALVO_COMPRESSION_ZSTD + 1);
 	b->max_records = (uint32_t)o->max_records;
 	b->max_bytes = o->max_bytes ? o->max_bytes : DEFAULT_BYTES;
 	b->linger_ns = (uint64_t)(o->linger_us ? o->linger_us : DEFAULT_LINGER_US) * 1000u;
 	if (b->max_bytes < SV_BATCH_RECORD_PREFIX + 1)
-		return refuse(err, "max_bytes %zu is below %zu", b->max_bytes,
+		return REFUSE(err, "max_bytes %zu is below %zu", b->max_bytes,
 			      (size_t)SV_BATCH_RECORD_PREFIX + 1);
 	b->area = b->max_bytes;
 	if (codec_of(o->compression) != SV_BATCH_PLAIN) {
@@ -115,7 +109,7 @@ int sv_batch_setup(struct salvo_publisher *p, const salvo_batch_opts *o, salvo_e
 		}
 	}
 	if (b->area > body_max) {
-		int rc = refuse(err,
+		int rc = REFUSE(err,
 				"envelopes of %zu body bytes do not fit one frame: frame_max "
 				"allows %zu (lower max_bytes)",
 				b->area, body_max);
@@ -124,7 +118,7 @@ int sv_batch_setup(struct salvo_publisher *p, const salvo_batch_opts *o, salvo_e
 	}
 	/* Two envelopes at least, or the producer would wait for its own. */
 	if (2 * (b->area + frame_max) > sv_ring_capacity(&p->ring)) {
-		int rc = refuse(err,
+		int rc = REFUSE(err,
 				"envelopes of %zu bytes need a larger ring than %zu bytes "
 				"(publisher.ring_size)",
 				b->area, sv_ring_capacity(&p->ring));
@@ -191,8 +185,8 @@ static int env_template(struct salvo_publisher *p, struct sv_env_tpl *e, const s
 		w = put_field(w, SV_SEQ_HEADER, 'l', 8);
 	w = put_field(w, records_key, 'I', 4);
 	ours = (size_t)(w - headers);
-	need =
-	    PUBLISH_METHOD_MAX + SV_FRAME_OVERHEAD + 12 + sv_props_encoded_size(&props) + ours + 64;
+	need = SV_PUBLISH_METHOD_MAX + SV_FRAME_OVERHEAD + 12 + sv_props_encoded_size(&props) +
+	       ours + 64;
 	/* The table is built after the buffer's template room: [template | table]. */
 	if (e->cap < need + ours + props.headers.len) {
 		uint8_t *nb = realloc(e->buf, need + ours + props.headers.len);
@@ -345,6 +339,37 @@ void sv_batch_close(struct salvo_publisher *p)
 
 /* The producer's side. */
 
+/*
+ * With the lock held and no envelope open: open one for records like m, first record
+ * seq, in the ring. Returns 0, the ring bytes to wait for, or a negative SALVO_ERR_*.
+ */
+static int64_t open_locked(struct salvo_publisher *p, const salvo_msg *m, unsigned flags,
+			   uint64_t seq, salvo_error *err)
+{
+	struct sv_batch *b = &p->batch;
+	size_t cap;
+
+	if (!same_records(p)) {
+		int rc =
+		    env_template(p, &b->env[0], m, flags, sv_batch_codec_name(b->zip.codec), err);
+		if (!rc && b->zip.codec != SV_BATCH_PLAIN)
+			rc = env_template(p, &b->env[1], m, flags, NULL, err);
+		if (!rc)
+			rc = remember_records(p, err);
+		b->tpl_valid = rc == 0;
+		if (rc)
+			return rc;
+	}
+	cap = b->env[0].tpl.len + BODY_HEADER + b->area + 1;
+	b->dst = sv_ring_reserve(&p->ring, cap);
+	if (!b->dst)
+		return (int64_t)cap;
+	memcpy(b->dst, b->env[0].tpl.bytes, b->env[0].tpl.len);
+	b->first_seq = seq;
+	atomic_store_explicit(&b->open_ns, sv_now_ns(), memory_order_relaxed);
+	return 0;
+}
+
 int64_t sv_batch_add(struct salvo_publisher *p, const salvo_msg *m, unsigned flags, uint64_t seq,
 		     salvo_error *err)
 {
@@ -352,7 +377,7 @@ int64_t sv_batch_add(struct salvo_publisher *p, const salvo_msg *m, unsigned fla
 	size_t need = SV_BATCH_RECORD_PREFIX + m->len;
 	uint64_t head_before = 0;
 	bool closed = false, opened = false;
-	uint8_t *w;
+	int64_t rc = 0;
 
 	if (need > b->max_bytes)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
@@ -367,51 +392,25 @@ int64_t sv_batch_add(struct salvo_publisher *p, const salvo_msg *m, unsigned fla
 		closed = true;
 	}
 	if (!b->dst) {
-		size_t cap;
-
-		if (!same_records(p)) {
-			int rc = env_template(p, &b->env[0], m, flags,
-					      sv_batch_codec_name(b->zip.codec), err);
-			if (!rc && b->zip.codec != SV_BATCH_PLAIN)
-				rc = env_template(p, &b->env[1], m, flags, NULL, err);
-			if (!rc)
-				rc = remember_records(p, err);
-			b->tpl_valid = rc == 0;
-			if (rc) {
-				pthread_mutex_unlock(&b->lock);
-				if (closed)
-					sv_kick_after_commit(p->client,
-							     sv_ring_sent(&p->ring) == head_before);
-				return rc;
-			}
-		}
-		cap = b->env[0].tpl.len + BODY_HEADER + b->area + 1;
-		b->dst = sv_ring_reserve(&p->ring, cap);
-		if (!b->dst) {
-			pthread_mutex_unlock(&b->lock);
-			if (closed)
-				sv_kick_after_commit(p->client,
-						     sv_ring_sent(&p->ring) == head_before);
-			return (int64_t)cap;
-		}
-		memcpy(b->dst, b->env[0].tpl.bytes, b->env[0].tpl.len);
-		b->first_seq = seq;
-		atomic_store_explicit(&b->open_ns, sv_now_ns(), memory_order_relaxed);
-		opened = true;
+		rc = open_locked(p, m, flags, seq, err);
+		opened = rc == 0;
 	}
-	w = b->dst + b->env[0].tpl.len + BODY_HEADER + b->used;
-	sv_store32(w, (uint32_t)m->len);
-	if (m->len)
-		memcpy(w + SV_BATCH_RECORD_PREFIX, m->body, m->len);
-	b->used += need;
-	b->records++;
+	if (rc == 0) {
+		uint8_t *w = b->dst + b->env[0].tpl.len + BODY_HEADER + b->used;
+
+		sv_store32(w, (uint32_t)m->len);
+		if (m->len)
+			memcpy(w + SV_BATCH_RECORD_PREFIX, m->body, m->len);
+		b->used += need;
+		b->records++;
+	}
 	pthread_mutex_unlock(&b->lock);
 	if (closed)
 		sv_kick_after_commit(p->client, sv_ring_sent(&p->ring) == head_before);
 	else if (opened)
 		/* A parked I/O thread must learn the envelope's deadline (park.c). */
 		sv_client_kick(p->client);
-	return 0;
+	return rc;
 }
 
 /* The I/O thread's side. */

@@ -121,9 +121,6 @@ static const uint8_t seq_table[] = {
 	'l', 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
-/* The largest basic.publish method frame: envelope (8), class and method ids (4), reserved
- * short (2), exchange and routing key (1 + 255 each), mandatory/immediate octet (1). */
-#define PUBLISH_METHOD_MAX 527
 /* tpl_flags of a template made from properties: it never matches a later message's flags,
  * so the next message encodes its own. */
 #define TPL_PROPS 0x80000000u
@@ -187,7 +184,7 @@ static int set_template(salvo_publisher *p, const salvo_msg *m, unsigned flags, 
 				     header, p->client->sess.frame_max);
 			return SALVO_ERR_INVALID_ARGUMENT;
 		}
-		cap = PUBLISH_METHOD_MAX + header;
+		cap = SV_PUBLISH_METHOD_MAX + header;
 		rc = tpl_heap_reserve(p, cap, merged, err);
 		if (rc)
 			return rc;
@@ -516,6 +513,19 @@ static int use_template(salvo_publisher *p, const salvo_msg *m, unsigned flags, 
 }
 
 /*
+ * Confirm modes: what message s's slot holds besides its end (the window has room, so the
+ * slot is free): its opaque, and its publish time when it is sampled for the latency
+ * histogram (every message in sync mode, one in 16 in async).
+ */
+static void slot_begin(salvo_publisher *p, uint64_t s, void *opaque)
+{
+	struct sv_slot *sl = slot_of(p, s);
+
+	sl->opaque = opaque;
+	sl->t_ns = p->mode == SALVO_CONFIRM_SYNC || !(s & SAMPLE_MASK) ? sv_now_ns() : 0;
+}
+
+/*
  * A batching publisher's publish, past the window: the record goes into the open envelope
  * (pub_batch.c), which may first need ring room for a new one. A sync publish closes it
  * at once: nothing else can join it before the outcome this thread waits for.
@@ -526,13 +536,9 @@ static int publish_record(salvo_publisher *p, const salvo_msg *m, unsigned flags
 	uint64_t s = p->seq + 1;
 	int64_t need;
 
-	if (confirming(p)) {
-		/* The slot is free (the window has room); the envelope's close writes its end. */
-		struct sv_slot *sl = slot_of(p, s);
-
-		sl->opaque = m->opaque;
-		sl->t_ns = p->mode == SALVO_CONFIRM_SYNC || !(s & SAMPLE_MASK) ? sv_now_ns() : 0;
-	}
+	/* The envelope's close writes the slot's end. */
+	if (confirming(p))
+		slot_begin(p, s, m->opaque);
 	while ((need = sv_batch_add(p, m, flags, s, err)) > 0) {
 		int rc = wait_room(p, (size_t)need, dl->timeout_ms, deadline_get(dl), err);
 		if (rc)
@@ -615,10 +621,7 @@ static int publish_claimed(salvo_publisher *p, const salvo_msg *m, int timeout_m
 
 		if (p->seq_at)
 			sv_store64(dst + p->seq_at, s);
-		sl->opaque = m->opaque;
-		sl->t_ns = 0;
-		if (p->mode == SALVO_CONFIRM_SYNC || !(s & SAMPLE_MASK))
-			sl->t_ns = sv_now_ns();
+		slot_begin(p, s, m->opaque);
 		/* Ordered before the I/O thread reads it by the commit's release. */
 		atomic_store_explicit(&sl->end, sv_ring_head(&p->ring) + need,
 				      memory_order_relaxed);
