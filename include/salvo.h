@@ -751,6 +751,19 @@ typedef struct salvo_consume_stats {
 
 SALVO_API void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st);
 
+/* Counters of one consumer, readable from any thread while the consumer exists. */
+typedef struct salvo_consumer_stats {
+	uint64_t delivered;	 /* deliveries queued for it (an envelope split into records: once) */
+	uint64_t taken;		 /* messages the application took (a split envelope's records each) */
+	uint64_t handovers;	 /* batches queued at once (one wake-up each) */
+	uint64_t buffered_bytes; /* queued for it, not yet taken (counted as consumer.buffer_bytes) */
+	/* salvo_message_ack, _nack and _reject calls on messages taken from it (a multiple ack
+	 * counts once; salvo_basic_ack by tag is not tied to a consumer). */
+	uint64_t acks, nacks, rejects;
+} salvo_consumer_stats;
+
+SALVO_API void salvo_consumer_get_stats(const salvo_consumer *cons, salvo_consumer_stats *st);
+
 /*
  * Publishers: the fast path. A publisher owns a channel and a ring of pre-encoded frames
  * (configuration key publisher.ring_size). salvo_publish copies the message's frames into
@@ -1023,6 +1036,9 @@ typedef struct salvo_pub_stats {
 	/* Batching publishers: envelopes sent (each counted once, not again when resent) and
 	 * the bytes of their bodies as sent (after compression) and before compression. */
 	uint64_t envelopes, envelope_bytes, envelope_raw_bytes;
+	/* The sum of the latencies the histogram counts, in ns (a Prometheus histogram's
+	 * _sum). */
+	uint64_t latency_sum_ns;
 } salvo_pub_stats;
 
 SALVO_API void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st);
@@ -1036,6 +1052,52 @@ SALVO_API uint64_t salvo_stats_latency_ns(const salvo_pub_stats *st, double q);
 /* Count one latency of ns into st's histogram (count and maximum too): for latencies the
  * application measures itself, e.g. publish to consume, read back the same way. */
 SALVO_API void salvo_stats_latency_record(salvo_pub_stats *st, uint64_t ns);
+
+/* What the client's I/O thread did, from its start (every connection); any thread. */
+typedef struct salvo_io_stats {
+	uint64_t turns;	  /* turns of its loop */
+	uint64_t waits;	  /* io_uring_enter calls that waited for a completion */
+	uint64_t submits; /* io_uring_enter calls that only submitted */
+	uint64_t sends, send_bytes; /* sendmsg completions, and the bytes they took */
+	uint64_t recvs, recv_bytes; /* recv completions, and the bytes they brought */
+	uint64_t wakeups; /* times it was woken from a wait by the application (eventfd) */
+	uint64_t kicks;	  /* eventfd writes of application threads to wake it */
+} salvo_io_stats;
+
+SALVO_API void salvo_client_io_stats(salvo_client *c, salvo_io_stats *st);
+
+/*
+ * Statistics for monitoring, in two forms built from one snapshot of the client: every
+ * figure above, plus the connection's state, endpoint, reconnections and time blocked.
+ * docs/statistics.md lists each field and metric.
+ *
+ * A JSON document per interval: with the configuration key statistics.interval_ms set
+ * (0, the default, is off) and a callback registered here, salvo_client_poll_event runs
+ * fn once per interval on the thread that calls it (a waiting call wakes when a
+ * document is due; an application that does not otherwise poll events runs a thread
+ * that does), never on salvo's I/O thread. json (len bytes, NUL-terminated) is valid
+ * during the call only. One call at a time per client, even with several pollers.
+ * Counters are totals since the client was created; latency percentiles are of the
+ * outcomes that came during the interval. Returns 0, or SALVO_ERR_INVALID_ARGUMENT
+ * without conf (fn NULL removes the callback).
+ */
+typedef void (*salvo_stats_fn)(salvo_client *c, const char *json, size_t len, void *arg);
+SALVO_API int salvo_conf_set_stats_cb(salvo_conf *conf, salvo_stats_fn fn, void *arg);
+
+/*
+ * The Prometheus text exposition format (version 0.0.4) of the same figures: counters
+ * end in _total, the confirm latency is a histogram in seconds, and every series has a
+ * connection label (the configuration key connection_name, else "salvo"), publishers'
+ * series a channel label, consumers' a channel and a consumer (tag) label. Writes at most
+ * len bytes into buf, NUL-terminated when len > 0, and returns the length of the whole
+ * text (as snprintf): when that is len or more, call again with a larger buffer. Any
+ * thread; takes the client's statistics lock briefly. salvo_stats_prometheus_clients does
+ * the same for n clients in one text (each metric's lines together, as the format
+ * requires; give the clients distinct connection_names).
+ */
+SALVO_API size_t salvo_stats_prometheus(salvo_client *c, char *buf, size_t len);
+SALVO_API size_t salvo_stats_prometheus_clients(salvo_client *const *clients, size_t n,
+						char *buf, size_t len);
 
 /*
  * A publisher per thread for code that does not own one: salvo_publisher_pool_get returns

@@ -76,9 +76,28 @@ void sv_event_push(salvo_client *c, const salvo_event *ev)
 	pthread_mutex_unlock(&c->lock);
 }
 
+/* Wait on ev_cond until deadline_ns (monotonic; 0: for ever) or a statistics document
+ * due at due_ns (0: none), whichever comes first. */
+static int wait_event(salvo_client *c, uint64_t deadline_ns, uint64_t due_ns)
+{
+	uint64_t until = deadline_ns, now;
+	struct timespec ts;
+
+	if (due_ns && (!until || due_ns < until))
+		until = due_ns;
+	if (!until)
+		return pthread_cond_wait(&c->ev_cond, &c->lock);
+	/* ev_cond runs on CLOCK_REALTIME (shared with older code paths): wait the time left. */
+	now = sv_now_ns();
+	if (until <= now)
+		return ETIMEDOUT;
+	sv_timespec_after(&ts, CLOCK_REALTIME, (int)((until - now + 999999) / 1000000));
+	return pthread_cond_timedwait(&c->ev_cond, &c->lock, &ts);
+}
+
 int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms)
 {
-	struct timespec ts;
+	uint64_t deadline = 0, due;
 	int rc = 0;
 
 	if (sv_check_timeout("salvo_client_poll_event", timeout_ms, NULL))
@@ -87,11 +106,23 @@ int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms)
 	if (!c || !ev)
 		return SALVO_ERR_INVALID_ARGUMENT;
 	if (timeout_ms > 0)
-		sv_timespec_after(&ts, CLOCK_REALTIME, timeout_ms);
+		deadline = sv_now_ns() + (uint64_t)timeout_ms * 1000000u;
 	pthread_mutex_lock(&c->lock);
-	while (!c->ev_count && timeout_ms != 0 && rc == 0)
-		rc = timeout_ms < 0 ? pthread_cond_wait(&c->ev_cond, &c->lock)
-				    : pthread_cond_timedwait(&c->ev_cond, &c->lock, &ts);
+	/* A statistics document that is due is written first (the lock released meanwhile),
+	 * also while waiting. */
+	due = sv_stats_poll_locked(c, sv_now_ns());
+	while (!c->ev_count && timeout_ms != 0) {
+		uint64_t now = sv_now_ns();
+		if (deadline && now >= deadline)
+			break;
+		if (due && now >= due) {
+			due = sv_stats_poll_locked(c, now);
+			continue;
+		}
+		rc = wait_event(c, deadline, due);
+		if (rc == ETIMEDOUT)
+			due = sv_stats_poll_locked(c, sv_now_ns());
+	}
 	if (c->ev_count) {
 		*ev = c->events[c->ev_head];
 		c->ev_head = (c->ev_head + 1) % (sizeof c->events / sizeof c->events[0]);
@@ -229,6 +260,7 @@ static void client_free(salvo_client *c)
 	sv_tls_free(c->sess.tls);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->stats_lock);
+	free(c->stats_prev);
 	pthread_cond_destroy(&c->ev_cond);
 	pthread_mutex_destroy(&c->disp_lock);
 	pthread_cond_destroy(&c->disp_cond);
@@ -284,6 +316,8 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 		return rc;
 	}
 	c->session_frame_max = c->sess.frame_max;
+	atomic_init(&c->endpoint_at, (uint32_t)((c->next_endpoint + c->set.conf.n_endpoints - 1) %
+						c->set.conf.n_endpoints));
 	/* Reconnections ask for no more: the read buffer and the rings are cut to it. */
 	c->set.connect.frame_max = c->sess.frame_max;
 

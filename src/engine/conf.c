@@ -167,6 +167,11 @@ static const struct conf_key keys[] = {
 	       "consumer has split it into records: its body decompressed, plus 48 bytes a\n"
 	       "record. A larger one (a decompression bomb) is malformed: rejected without\n"
 	       "requeue, like an envelope whose lengths or record count are wrong."),
+	NUMBER("statistics.interval_ms", statistics_interval_ms, 0, 0, 86400000, 0,
+	       "milliseconds",
+	       "How often the statistics callback (salvo_conf_set_stats_cb) gets a JSON\n"
+	       "document of the client's figures (docs/statistics.md), run by\n"
+	       "salvo_client_poll_event on the application's thread; 0: never."),
 	NUMBER("io_uring.entries", io_uring_entries, 0, 8, 32768, 256, "",
 	       "Submission queue entries of each I/O thread's io_uring; the kernel rounds\n"
 	       "it up to a power of two."),
@@ -590,6 +595,15 @@ salvo_conf *salvo_conf_dup(const salvo_conf *conf)
 	if (copy)
 		memcpy(copy, conf, sizeof *copy);
 	return copy;
+}
+
+int salvo_conf_set_stats_cb(salvo_conf *conf, salvo_stats_fn fn, void *arg)
+{
+	if (!conf)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	conf->stats_fn = fn;
+	conf->stats_arg = fn ? arg : NULL;
+	return 0;
 }
 
 int salvo_conf_add_on_connect(salvo_conf *conf, salvo_on_connect_fn fn, void *arg)

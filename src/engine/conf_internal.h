@@ -68,6 +68,9 @@ struct salvo_conf {
 	uint32_t blocked_timeout;			       /* milliseconds; 0: none */
 	uint32_t consumer_buffer_bytes; /* deliveries queued before reads are held */
 	uint32_t consumer_batch_max_bytes; /* memory one split envelope may take */
+	uint32_t statistics_interval_ms;   /* 0: no statistics documents */
+	salvo_stats_fn stats_fn;	   /* salvo_conf_set_stats_cb */
+	void *stats_arg;
 	/* On-connect hooks (salvo_conf_add_on_connect), in order. */
 	struct {
 		salvo_on_connect_fn fn;

@@ -148,10 +148,23 @@ static int settle_tag(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_set
 	return sv_settle_push(ch, gen, tag, kind, multiple, requeue, false, err);
 }
 
+/* A settle asked of a message taken from a consumer: that consumer's count. */
+static void count_settle(const salvo_message *m, enum sv_settle_kind kind)
+{
+	struct sv_consumer_counters *ctr = m->taken ? &m->d->cons->ctr : NULL;
+
+	if (ctr)
+		atomic_fetch_add_explicit(kind == SV_SETTLE_ACK    ? &ctr->acks
+					  : kind == SV_SETTLE_NACK ? &ctr->nacks
+								   : &ctr->rejects,
+					  1, memory_order_relaxed);
+}
+
 static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, bool requeue,
 		  salvo_error *err)
 {
 	struct sv_delivery *d = m ? m->d : NULL;
+	int rc;
 
 	if (!d || !d->ch)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
@@ -162,10 +175,12 @@ static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, boo
 				    "%s of delivery tag %llu: it was received with no_ack, so the "
 				    "broker took it as acknowledged when it sent it",
 				    settle_verbs[kind], (unsigned long long)d->delivery_tag);
-	if (!d->env)
-		return settle_tag(d->ch, d->generation, d->delivery_tag, kind, multiple, requeue,
-				  err);
-	return sv_envelope_settle(m, kind, multiple, requeue, err);
+	rc = d->env ? sv_envelope_settle(m, kind, multiple, requeue, err)
+		    : settle_tag(d->ch, d->generation, d->delivery_tag, kind, multiple, requeue,
+				 err);
+	if (!rc)
+		count_settle(m, kind);
+	return rc;
 }
 
 /* By tag: the channel as it is now (the caller vouches for the tag). */
@@ -235,15 +250,18 @@ void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct sa
 		cost += m[i].cost;
 	sv_hold_charge(c, cost);
 	atomic_fetch_add_explicit(&c->cctr.delivered, 1, memory_order_relaxed);
+	sv_stat_add(&cons->ctr.delivered, 1);
 	if (c->pend_cons != cons) {
 		sv_consumer_flush(c);
 		atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
 		c->pend_cons = cons;
 	}
+	m->d->cons = cons;
 	for (uint32_t i = 0; i < n; i++)
 		CK_STAILQ_INSERT_TAIL(&cons->pend, &m[i], link);
 	/* An envelope's records go over together, whatever their number. */
 	cons->pend_n += n;
+	cons->pend_cost += cost;
 	if (cons->pend_n >= SV_HANDOVER_MAX)
 		sv_consumer_flush(c);
 }
@@ -263,20 +281,22 @@ void sv_consumer_flush(salvo_client *c)
 		 * queue now, not left where nobody takes them, counting against the read bound
 		 * while the destroy's cancel waits for a cancel-ok the hold would not read. */
 		give_back(c, &cons->pend);
-		cons->pend_n = 0;
 	} else if (!CK_STAILQ_EMPTY(&cons->pend)) {
 		atomic_fetch_add_explicit(&c->cctr.handovers, 1, memory_order_relaxed);
 		pthread_mutex_lock(&cons->lock);
+		sv_stat_add(&cons->ctr.handovers, 1);
+		sv_stat_add(&cons->ctr.buffered, cons->pend_cost);
 		CK_STAILQ_CONCAT(&cons->queue, &cons->pend);
 		if (cons->pend_n > 1)
 			pthread_cond_broadcast(&cons->cond);
 		else
 			pthread_cond_signal(&cons->cond);
 		pthread_mutex_unlock(&cons->lock);
-		cons->pend_n = 0;
 		if (cons->on_message)
 			sv_dispatch_wake(c);
 	}
+	cons->pend_n = 0;
+	cons->pend_cost = 0;
 	sv_consumer_put(cons);
 }
 
@@ -313,6 +333,7 @@ static void drop_queued(struct salvo_consumer *cons)
 	pthread_mutex_lock(&cons->lock);
 	CK_STAILQ_MOVE(&all, &cons->queue, link);
 	CK_STAILQ_INIT(&cons->queue);
+	atomic_store_explicit(&cons->ctr.buffered, 0, memory_order_relaxed);
 	pthread_mutex_unlock(&cons->lock);
 	give_back(cons->ch->client, &all);
 }
@@ -350,6 +371,9 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 	m = CK_STAILQ_FIRST(&cons->queue);
 	if (m) {
 		CK_STAILQ_REMOVE_HEAD(&cons->queue, link);
+		/* Writers of buffered hold the lock: flush, this, drop_queued. */
+		sv_stat_add(&cons->ctr.buffered, -(uint64_t)m->cost);
+		sv_stat_add(&cons->ctr.taken, 1);
 		rc = 0;
 	} else if (cons->end_status) {
 		rc = cons->end_status;
@@ -363,8 +387,12 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 		sv_error_set(err, rc, SALVO_ERROR_LOCAL, "no message within %d ms", timeout_ms);
 	}
 	pthread_mutex_unlock(&cons->lock);
-	if (m)
+	if (m) {
 		taken(cons->ch->client, m);
+		/* For its settle counters: the consumer lives until the message is destroyed. */
+		atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
+		m->taken = true;
+	}
 	*out = m;
 	return rc;
 }
@@ -595,6 +623,7 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	}
 	if (cons->on_message)
 		disp_link(ch->client, cons);
+	sv_consumer_stats_link(cons);
 	*out = cons;
 	return 0;
 }
@@ -635,6 +664,7 @@ void salvo_consumer_destroy(salvo_consumer *cons)
 	 * (sv_consumer_deliver), and what is queued is given back first: over
 	 * consumer.buffer_bytes the I/O thread reads nothing, cancel-ok included. */
 	atomic_store(&cons->abandoned, 1);
+	sv_consumer_stats_unlink(cons);
 	disp_unlink(cons->ch->client, cons);
 	drop_queued(cons);
 	salvo_consumer_cancel(cons, NULL);

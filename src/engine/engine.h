@@ -265,10 +265,29 @@ struct salvo_client {
 	size_t disp_count;
 	uint64_t disp_seq;
 
-	/* Live publishers for salvo_client_stats, and the totals of closed ones. */
+	/* Live publishers and consumers for the statistics, and the totals of closed
+	 * publishers (pub_stats.c, stats.c). Under stats_lock too: the histogram of the
+	 * client's outcomes at the last statistics document, for its interval's latencies. */
 	pthread_mutex_t stats_lock;
 	struct salvo_publisher *stats_pubs;
+	struct salvo_consumer *stats_cons;
 	salvo_pub_stats closed_stats;
+	uint64_t *stats_prev;
+	/* The statistics callback's schedule, under lock: when the next document is due
+	 * (monotonic ns), whether a poller is writing one, and how many were written. */
+	uint64_t stats_due_ns, stats_last_ns, stats_docs;
+	bool stats_busy;
+
+	/* Figures for the statistics: the I/O thread's own (one writer; kicks excepted),
+	 * the endpoint connected to (an index into set.conf.endpoints), and time blocked:
+	 * since when (0: not blocked) and in all before. */
+	alignas(SV_CACHE_LINE) struct sv_io_counters {
+		_Atomic uint64_t turns, waits, submits, sends, send_bytes, recvs, recv_bytes,
+			wakeups;
+		_Atomic uint64_t kicks; /* any thread: fetch-add */
+	} ioctr;
+	_Atomic uint32_t endpoint_at;
+	_Atomic uint64_t blocked_at, blocked_ns;
 };
 
 enum sv_channel_state {
@@ -341,6 +360,8 @@ struct salvo_message {
 	size_t len;
 	uint32_t index;		 /* a record's, in d->env; 0 for a whole message */
 	_Atomic uint8_t settled; /* a record: acked, nacked or rejected (envelope.c) */
+	/* Taken from d->cons, which it references until destroyed (for its counters). */
+	bool taken;
 	CK_STAILQ_ENTRY(salvo_message) link; /* in a consumer's queue or pend list */
 	size_t cost;			     /* bytes counted in client->buffered while queued */
 };
@@ -367,6 +388,9 @@ struct sv_delivery {
 	 * generation then. */
 	salvo_channel *ch;
 	uint64_t generation;
+	/* The consumer it was delivered to (I/O thread, before queueing it; NULL for
+	 * basic.get). Not referenced: each handle taken references it (taken). */
+	struct salvo_consumer *cons;
 	struct sv_envelope *env;    /* split into records; NULL: handed out whole */
 	struct salvo_message whole; /* the handle of a message handed out whole */
 };
@@ -407,6 +431,15 @@ struct salvo_consumer {
 	bool cancel_asked;
 	bool interrupted; /* sv_consumer_interrupt: the next wait returns at once */
 
+	/* Statistics: the I/O thread writes delivered and handovers; buffered changes under
+	 * lock (queued, taken); any thread counts taken and settles (fetch-add). */
+	struct sv_consumer_counters {
+		_Atomic uint64_t delivered, taken, handovers, buffered, acks, nacks, rejects;
+	} ctr;
+	uint64_t pend_cost; /* I/O thread: the bytes of the pend list */
+	struct salvo_consumer *stats_next; /* in client->stats_cons, under its stats_lock */
+	bool stats_linked;
+
 	struct salvo_consumer *next; /* I/O thread: in ch->consumers */
 	/* In the client's dispatch list (under client->disp_lock). */
 	struct salvo_consumer *disp_next, *disp_prev;
@@ -446,7 +479,7 @@ struct sv_slot {
 struct sv_pub_counters {
 	_Atomic uint64_t acked, nacked, returned, failed, resent, possibly_lost;
 	_Atomic uint64_t returns_unmatched;
-	_Atomic uint64_t latency_count, latency_max_ns;
+	_Atomic uint64_t latency_count, latency_max_ns, latency_sum_ns;
 	_Atomic uint64_t latency[SALVO_LATENCY_BUCKETS];
 };
 
@@ -491,6 +524,7 @@ struct salvo_publisher {
 	_Atomic uintptr_t user;
 	_Atomic uint64_t published;
 	struct salvo_publisher *stats_next; /* under client->stats_lock */
+	uint64_t *stats_prev; /* its histogram at the last statistics document (stats.c) */
 
 	/* I/O thread writes, producer reads. */
 	alignas(SV_CACHE_LINE) _Atomic uint64_t done; /* every seq <= done has an outcome */
@@ -534,6 +568,14 @@ struct salvo_publisher {
 
 /* consumer.c */
 void sv_consumer_put(struct salvo_consumer *cons);
+
+/* Counters with one writer at a time (the I/O thread, or whoever holds their lock): no
+ * lock prefix needed. */
+static inline void sv_stat_add(_Atomic uint64_t *x, uint64_t n)
+{
+	atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
 /* I/O thread: hand cons the n handles m[0..n): a delivery's whole one, or an envelope's
  * records (queued together). */
 void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m,
@@ -559,6 +601,16 @@ void sv_settle_free_all(struct sv_settle *s);
  * closing publisher's figures to the closed totals (what never got an outcome: failed). */
 void sv_pub_stats_link(struct salvo_publisher *p);
 void sv_pub_stats_unlink(struct salvo_publisher *p);
+
+/* stats.c: the client's list of consumers for the statistics (linked once consuming,
+ * unlinked by salvo_consumer_destroy before it lets go); the connection blocked since
+ * since_ns, or not (0): I/O thread. With statistics.interval_ms: run the statistics
+ * callback if a document is due, and when the next one is (0: never); c->lock held, and
+ * released while the callback runs. */
+void sv_consumer_stats_link(struct salvo_consumer *cons);
+void sv_consumer_stats_unlink(struct salvo_consumer *cons);
+void sv_stats_blocked(salvo_client *c, uint64_t since_ns);
+uint64_t sv_stats_poll_locked(salvo_client *c, uint64_t now_ns);
 void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns);
 
 /* publisher.c */

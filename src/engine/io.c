@@ -141,12 +141,17 @@ static void reap(salvo_client *c)
 		int res = cqe->res;
 		switch (io_uring_cqe_get_data64(cqe)) {
 		case SV_UD_SEND:
+			sv_stat_add(&c->ioctr.sends, 1);
+			sv_stat_add(&c->ioctr.send_bytes, res > 0 ? (uint64_t)res : 0);
 			sv_on_send(c, res);
 			break;
 		case SV_UD_RECV:
+			sv_stat_add(&c->ioctr.recvs, 1);
+			sv_stat_add(&c->ioctr.recv_bytes, res > 0 ? (uint64_t)res : 0);
 			sv_on_recv(c, res);
 			break;
 		case SV_UD_WAKE:
+			sv_stat_add(&c->ioctr.wakeups, 1);
 			c->wake_inflight = false;
 			break;
 		}
@@ -168,6 +173,7 @@ static void wait_for(salvo_client *c, uint64_t now, uint64_t deadline)
 		ts.tv_nsec = (long long)(left % 1000000000u);
 		tsp = &ts;
 	}
+	sv_stat_add(&c->ioctr.waits, 1);
 	io_uring_submit_and_wait_timeout(&c->uring, &cqe, 1, tsp, NULL);
 }
 
@@ -227,7 +233,8 @@ static void open_turn(salvo_client *c)
 		    ck_pr_load_ptr(&c->settles.head) ||
 		    (c->recv_hold_until && sv_pubs_waiting(c))) {
 			sv_park_end(c);
-			io_uring_submit(&c->uring);
+			if (io_uring_submit(&c->uring) > 0)
+				sv_stat_add(&c->ioctr.submits, 1);
 			return;
 		}
 		if (c->sent_lately) {
@@ -266,6 +273,7 @@ void *sv_io_main(void *arg)
 			end_connection(c);
 			continue;
 		}
+		sv_stat_add(&c->ioctr.turns, 1);
 		sv_take_requests(c);
 		sv_take_settles(c);
 		if (atomic_load(&c->state) == SV_CONN_RECOVERING)

@@ -30,13 +30,6 @@
 #include "engine.h"
 #include "park.h"
 
-/* Counters with one writer, the I/O thread: no lock prefix needed. */
-static inline void sv_stat_add(_Atomic uint64_t *x, uint64_t n)
-{
-	atomic_store_explicit(x, atomic_load_explicit(x, memory_order_relaxed) + n,
-			      memory_order_relaxed);
-}
-
 /* A short string of the broker's (at most 255 bytes) into a 256-byte field. */
 static inline void sv_copy_str(char *dst, struct sv_bytes s)
 {

@@ -47,6 +47,7 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		 * frames and heartbeats go on. */
 		c->blocked = true;
 		c->blocked_since = sv_now_ns();
+		sv_stats_blocked(c, c->blocked_since);
 		sv_text_escape(ev.reason, sizeof ev.reason, r.ptr, r.len);
 		sv_text_escape(c->blocked_reason, sizeof c->blocked_reason, r.ptr, r.len);
 		sv_event_push(c, &ev);
@@ -56,6 +57,7 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		salvo_event ev = {.kind = SALVO_EVENT_UNBLOCKED};
 
 		c->blocked = false;
+		sv_stats_blocked(c, 0);
 		/* A send stuck through the block starts its stall clock now. */
 		c->send_started_ns = sv_now_ns();
 		sv_event_push(c, &ev);

@@ -88,7 +88,14 @@ uint32_t salvo_message_record_count(const salvo_message *m)
 
 void salvo_message_destroy(salvo_message *m)
 {
+	struct salvo_consumer *cons;
+
+	if (!m)
+		return;
+	cons = m->taken ? m->d->cons : NULL; /* a record's handle goes with the delivery */
 	/* acq_rel: the last one to let go sees what the others did with the delivery. */
-	if (m && atomic_fetch_sub_explicit(&m->d->refs, 1, memory_order_acq_rel) == 1)
+	if (atomic_fetch_sub_explicit(&m->d->refs, 1, memory_order_acq_rel) == 1)
 		sv_delivery_free(m->d);
+	if (cons)
+		sv_consumer_put(cons);
 }

@@ -58,8 +58,10 @@ void sv_client_kick(salvo_client *c)
 	 * parked == 1. The caller's work (ring head, queue) was stored before this fence. */
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&c->parked, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&c->parked, 0, memory_order_relaxed))
+	    atomic_exchange_explicit(&c->parked, 0, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
 		eventfd_write(c->wake_fd, 1);
+	}
 }
 
 void sv_kick_after_commit(salvo_client *c, bool ring_was_idle)

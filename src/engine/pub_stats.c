@@ -26,6 +26,7 @@ void salvo_stats_latency_record(salvo_pub_stats *st, uint64_t ns)
 {
 	st->latency[latency_bucket(ns)]++;
 	st->latency_count++;
+	st->latency_sum_ns += ns;
 	if (ns > st->latency_max_ns)
 		st->latency_max_ns = ns;
 }
@@ -40,6 +41,9 @@ void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns)
 			      memory_order_relaxed);
 	atomic_store_explicit(&ctr->latency_count,
 			      atomic_load_explicit(&ctr->latency_count, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+	atomic_store_explicit(&ctr->latency_sum_ns,
+			      atomic_load_explicit(&ctr->latency_sum_ns, memory_order_relaxed) + ns,
 			      memory_order_relaxed);
 	if (ns > atomic_load_explicit(&ctr->latency_max_ns, memory_order_relaxed))
 		atomic_store_explicit(&ctr->latency_max_ns, ns, memory_order_relaxed);
@@ -72,6 +76,7 @@ void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
 	sum->envelope_bytes += st->envelope_bytes;
 	sum->envelope_raw_bytes += st->envelope_raw_bytes;
 	sum->latency_count += st->latency_count;
+	sum->latency_sum_ns += st->latency_sum_ns;
 	if (st->latency_max_ns > sum->latency_max_ns)
 		sum->latency_max_ns = st->latency_max_ns;
 	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)
@@ -123,6 +128,7 @@ void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st)
 	st->envelope_raw_bytes = LOAD(p->batch.raw_bytes);
 	st->latency_count = LOAD(p->ctr.latency_count);
 	st->latency_max_ns = LOAD(p->ctr.latency_max_ns);
+	st->latency_sum_ns = LOAD(p->ctr.latency_sum_ns);
 	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)
 		st->latency[i] = LOAD(p->ctr.latency[i]);
 	settled = st->acked + st->nacked + st->returned + st->failed;

@@ -1027,6 +1027,7 @@ static void publisher_free(salvo_publisher *p)
 	}
 	sv_return_free_all(p);
 	pthread_mutex_destroy(&p->ret_lock);
+	free(p->stats_prev);
 	free(p);
 }
 

@@ -166,6 +166,7 @@ static void recover_begin(salvo_client *c, const salvo_error *why)
 	c->partial_pub = NULL;
 	c->recv_hold_until = 0;
 	c->blocked = false;
+	sv_stats_blocked(c, 0);
 	sv_count_possibly_lost(c);
 
 	/* Channels: publishers' wait for the new connection; the application's end here. */
@@ -352,6 +353,7 @@ static void reconnected(salvo_client *c, const struct sv_session *sess)
 	sv_reader_init(&c->reader, c->sess.frame_max);
 	c->last_send_ns = c->last_recv_ns = sv_now_ns();
 	atomic_fetch_add(&c->reconnects, 1);
+	atomic_store_explicit(&c->endpoint_at, (uint32_t)ep, memory_order_relaxed);
 	c->generation++;
 	pthread_mutex_lock(&c->lock);
 	atomic_store(&c->state, SV_CONN_OPEN);

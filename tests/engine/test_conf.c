@@ -45,6 +45,7 @@ static const struct {
 	{"blocked_timeout", "0"},
 	{"consumer.buffer_bytes", "16777216"},
 	{"consumer.batch.max_bytes", "16777216"},
+	{"statistics.interval_ms", "0"},
 	{"io_uring.entries", "256"},
 	{"cacertfile", ""},
 	{"certfile", ""},
@@ -326,6 +327,7 @@ static const struct range ranges[] = {
 	{"connection_name", 0, 255, true},
 	{"consumer.buffer_bytes", 65536, 2147483648, false},
 	{"consumer.batch.max_bytes", 65536, 2147483648, false},
+	{"statistics.interval_ms", 0, 86400000, false},
 };
 
 /* The value n: the number, or a string n bytes long. The caller frees it. */
@@ -1113,6 +1115,7 @@ int main(int argc, char **argv)
 		RANGE_TEST("length connection_name"),
 		RANGE_TEST("range consumer.buffer_bytes"),
 		RANGE_TEST("range consumer.batch.max_bytes"),
+		RANGE_TEST("range statistics.interval_ms"),
 		RANGE_TEST("range publisher.window"),
 		RANGE_TEST("range publisher.batch.records"),
 		RANGE_TEST("range publisher.batch.bytes"),
