@@ -447,10 +447,10 @@ case_plot() {
 	fresh_queue plot
 	# Its private directory goes in TMPDIR: nothing may be left there.
 	mkdir "$tmp/tmpdir"
-	# 4000 messages at 2000/s: two per-second rows and a last one.
+	# 5000 messages at 2000/s, 2.5 s: two per-second rows and a last one.
 	rc=0
 	TMPDIR=$tmp/tmpdir "$bin" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue \
-		--count 4000 --rate 2000 --confirm async --consumers 1 --csv "$tmp/plot.csv" \
+		--count 5000 --rate 2000 --confirm async --consumers 1 --csv "$tmp/plot.csv" \
 		--plot "$tmp/run.png" --quiet >"$tmp/plot.out" 2>"$tmp/plot.err" || rc=$?
 	sed 's/^/  plot stderr: /' "$tmp/plot.err" >&2
 	((rc == 0)) || fail "exit status $rc"
@@ -474,7 +474,7 @@ case_plot() {
 		assert head[-6:] == lat, head
 		rows = [dict(zip(head, line.split(","))) for line in lines[1:]]
 		assert len(rows) >= 3, "%d rows" % len(rows)
-		assert float(rows[-1]["acked"]) == 4000 and float(rows[-1]["consumed"]) == 4000
+		assert float(rows[-1]["acked"]) == 5000 and float(rows[-1]["consumed"]) == 5000
 		# Every full second timed about 125 confirms and 2000 messages end to end (each
 		# consumer hands over every 256, or when idle).
 		for r in rows[:-1]:
