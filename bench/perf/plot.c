@@ -241,6 +241,7 @@ static int write_script(const struct plot *p, const struct options *o, const str
 	      "set rmargin 36\n"
 	      "set xlabel 'seconds since the start'\n"
 	      "set xrange [0:*]\n"
+	      "set autoscale xfixmax\n"
 	      "set format y '%.1s%c'\n",
 	      f);
 
