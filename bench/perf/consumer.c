@@ -61,8 +61,8 @@ struct consumer {
 	 * skipped) and repeats (a counter at or below one already seen). */
 	uint64_t *next;
 	uint64_t gaps, repeats;
-	uint64_t last_ns;     /* CLOCK_REALTIME when the last message of the run came */
-	double cpu_seconds;   /* this thread's, from the go to its stop */
+	uint64_t last_ns;	 /* CLOCK_REALTIME when the last message of the run came */
+	double cpu_seconds;	 /* this thread's, from the go to its stop */
 	salvo_pub_stats pending; /* latencies not yet handed over: the histogram only */
 	/* What the consumer has handed over, read by the main thread: under e2e_lock, on a
 	 * cache line apart from what the consumer writes for every message. */

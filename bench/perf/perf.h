@@ -62,8 +62,8 @@ struct options {
 	bool json;
 	bool progress;
 	const char *csv;
-	const char *plot;  /* --plot: the PNG to write */
-	char *gnuplot;	   /* with --plot: the gnuplot found in PATH */
+	const char *plot; /* --plot: the PNG to write */
+	char *gnuplot;	  /* with --plot: the gnuplot found in PATH */
 	/* Consumers (0: none). */
 	unsigned consumers;
 	unsigned consumer_connections; /* 0: consumers share the producers' connections */
@@ -205,13 +205,11 @@ void options_free(struct options *o);
 
 /* report.c */
 /* Messages per second from n0 at prev to n1 at s. */
-double rate_between(const struct sample *s, const struct sample *prev, uint64_t n1,
-		    uint64_t n0);
+double rate_between(const struct sample *s, const struct sample *prev, uint64_t n1, uint64_t n0);
 /* The latencies of st that completed between the snapshots prev and st: the difference of
  * the histograms, in d (read with salvo_stats_latency_ns; its max is exact when the run's
  * maximum grew in the interval, else the top of the highest bucket, about 12% above). */
-void interval_latency(const salvo_pub_stats *st, const salvo_pub_stats *prev,
-		      salvo_pub_stats *d);
+void interval_latency(const salvo_pub_stats *st, const salvo_pub_stats *prev, salvo_pub_stats *d);
 void progress_line(const struct options *o, const struct sample *s, const struct sample *prev);
 int csv_header(const struct options *o, FILE *f);
 void csv_row(const struct options *o, FILE *f, const struct sample *s, const struct sample *prev);

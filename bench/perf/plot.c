@@ -183,8 +183,8 @@ static void put_title(FILE *f, const struct options *o, const struct result *r)
 		     "salvo-perf: confirm %s%s, %u producer%s on %u connection%s, %zu B %s "
 		     "bodies%s",
 		     confirm_names[o->confirm], window, o->producers, o->producers == 1 ? "" : "s",
-		     o->connections, o->connections == 1 ? "" : "s", o->size,
-		     body_names[o->body], o->flags & SALVO_MSG_PERSISTENT ? ", persistent" : "");
+		     o->connections, o->connections == 1 ? "" : "s", o->size, body_names[o->body],
+		     o->flags & SALVO_MSG_PERSISTENT ? ", persistent" : "");
 	if (o->rate && n > 0 && (size_t)n < sizeof line)
 		snprintf(line + n, sizeof line - (size_t)n, ", --rate %" PRIu64, o->rate);
 	put_quoted(f, line);
@@ -194,7 +194,8 @@ static void put_title(FILE *f, const struct options *o, const struct result *r)
 	if (o->consumers)
 		snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
 			 ", %u consumer%s (prefetch %u%s)", o->consumers,
-			 o->consumers == 1 ? "" : "s", o->prefetch, o->auto_ack ? ", auto-ack" : "");
+			 o->consumers == 1 ? "" : "s", o->prefetch,
+			 o->auto_ack ? ", auto-ack" : "");
 	snprintf(line, sizeof line,
 		 "%s%s, routing key %s%s; sent %" PRIu64 " in %.2f s: %.0f msgs/s%s", addr,
 		 o->nuris > 1 ? " (and failover URIs)" : "", o->routing_key, extra, r->sent,
@@ -249,16 +250,19 @@ static int write_script(const struct plot *p, const struct options *o, const str
 	      "set ylabel 'messages/s'\n"
 	      "set yrange [0:*]\n",
 	      f);
-	fprintf(f, "plot data using 1:%d with linespoints lw 2 pt 7 ps 0.6 lc rgb '%s' "
-		   "title 'sent'",
+	fprintf(f,
+		"plot data using 1:%d with linespoints lw 2 pt 7 ps 0.6 lc rgb '%s' "
+		"title 'sent'",
 		COL_SENT_RATE, BLUE[0]);
 	if (confirm)
-		fprintf(f, ", \\\n     data using 1:%d with linespoints lw 2 pt 5 ps 0.6 "
-			   "lc rgb '%s' title 'acked by the broker'",
+		fprintf(f,
+			", \\\n     data using 1:%d with linespoints lw 2 pt 5 ps 0.6 "
+			"lc rgb '%s' title 'acked by the broker'",
 			COL_ACKED_RATE, GREEN);
 	if (o->consumers)
-		fprintf(f, ", \\\n     data using 1:%d with linespoints lw 2 pt 9 ps 0.6 "
-			   "lc rgb '%s' title 'consumed'",
+		fprintf(f,
+			", \\\n     data using 1:%d with linespoints lw 2 pt 9 ps 0.6 "
+			"lc rgb '%s' title 'consumed'",
 			COL_CONSUMED_RATE, RED[0]);
 	fputc('\n', f);
 
@@ -267,12 +271,14 @@ static int write_script(const struct plot *p, const struct options *o, const str
 		      "set ylabel 'messages'\n",
 		      f);
 		if (confirm)
-			fprintf(f, "plot data using 1:%d with linespoints lw 2 pt 7 ps 0.6 "
-				   "lc rgb '%s' title 'in flight (no confirm yet)'",
+			fprintf(f,
+				"plot data using 1:%d with linespoints lw 2 pt 7 ps 0.6 "
+				"lc rgb '%s' title 'in flight (no confirm yet)'",
 				COL_IN_FLIGHT, BLUE[0]);
 		if (o->consumers)
-			fprintf(f, "%s data using 1:%d with linespoints lw 2 pt 9 ps 0.6 "
-				   "lc rgb '%s' title '%s, not yet consumed'",
+			fprintf(f,
+				"%s data using 1:%d with linespoints lw 2 pt 9 ps 0.6 "
+				"lc rgb '%s' title '%s, not yet consumed'",
 				confirm ? ", \\\n    " : "plot", COL_NOT_CONSUMED, RED[0],
 				confirm ? "acked" : "sent");
 		fputc('\n', f);
@@ -291,14 +297,16 @@ static int write_script(const struct plot *p, const struct options *o, const str
 		static const char *const style[] = {"lw 2 pt 7", "lw 2 pt 5", "lw 1 dt 2 pt 1"};
 
 		for (int i = 0; i < 3 && p->confirm_lat; i++) {
-			fprintf(f, "%s data using 1:%d with linespoints %s ps 0.6 lc rgb '%s' "
-				   "title 'confirm %s'",
+			fprintf(f,
+				"%s data using 1:%d with linespoints %s ps 0.6 lc rgb '%s' "
+				"title 'confirm %s'",
 				cmd, COL_CONFIRM + i, style[i], BLUE[i], q[i]);
 			cmd = ", \\\n    ";
 		}
 		for (int i = 0; i < 3 && p->e2e_lat; i++) {
-			fprintf(f, "%s data using 1:%d with linespoints %s ps 0.6 lc rgb '%s' "
-				   "title 'end to end %s'",
+			fprintf(f,
+				"%s data using 1:%d with linespoints %s ps 0.6 lc rgb '%s' "
+				"title 'end to end %s'",
 				cmd, COL_E2E + i, style[i], RED[i], q[i]);
 			cmd = ", \\\n    ";
 		}

@@ -10,8 +10,7 @@
 #include "perf.h"
 
 /* Messages per second from n0 at prev to n1 at s. */
-double rate_between(const struct sample *s, const struct sample *prev, uint64_t n1,
-			   uint64_t n0)
+double rate_between(const struct sample *s, const struct sample *prev, uint64_t n1, uint64_t n0)
 {
 	double dt = s->t - prev->t;
 
@@ -49,22 +48,21 @@ void progress_line(const struct options *o, const struct sample *s, const struct
 		rate_between(s, prev, s->sent, prev->sent), outcomes, envelopes, consumed);
 }
 
-void interval_latency(const salvo_pub_stats *st, const salvo_pub_stats *prev,
-		      salvo_pub_stats *d)
+void interval_latency(const salvo_pub_stats *st, const salvo_pub_stats *prev, salvo_pub_stats *d)
 {
 	memset(d, 0, sizeof *d);
 	for (unsigned i = 0; i < SALVO_LATENCY_BUCKETS; i++) {
 		/* Each bucket only grows; the guard is for a snapshot taken mid-update. */
-		d->latency[i] = st->latency[i] > prev->latency[i] ? st->latency[i] - prev->latency[i]
-								  : 0;
+		d->latency[i] =
+		    st->latency[i] > prev->latency[i] ? st->latency[i] - prev->latency[i] : 0;
 		d->latency_count += d->latency[i];
 	}
 	d->latency_max_ns = st->latency_max_ns;
 	/* The run's maximum is this interval's when it grew; else the q that reaches the
 	 * last sample gives the top of the highest bucket (capped at the run's maximum). */
 	if (d->latency_count && st->latency_max_ns <= prev->latency_max_ns)
-		d->latency_max_ns = salvo_stats_latency_ns(
-		    d, ((double)d->latency_count - 0.5) / (double)d->latency_count);
+		d->latency_max_ns = salvo_stats_latency_ns(d, ((double)d->latency_count - 0.5) /
+								  (double)d->latency_count);
 }
 
 /* The columns: the first six always, then those of batching, of consumers, of confirm

@@ -12,9 +12,9 @@
  * every message the broker took, or none for --drain-timeout seconds. Then the main
  * thread stops the clock, stops the consumers and lets the producers close their
  * publishers. Meanwhile the main thread samples the counters once a second for the
- * progress line, the CSV and the plot's rows, and ends a --duration run by raising the stop flag. A signal
- * thread turns the first SIGINT or SIGTERM into the stop flag, so an interrupted run
- * still reports.
+ * progress line, the CSV and the plot's rows, and ends a --duration run by raising the stop flag. A
+ * signal thread turns the first SIGINT or SIGTERM into the stop flag, so an interrupted run still
+ * reports.
  *
  * The hot loop reads no clock unless the body carries a send time (--size >= 16) or the
  * rate is capped, and then the pacer reads one about once a millisecond. What the sampler
