@@ -11,12 +11,121 @@
 # the speed targets met or not, and writes bench/results/latest.json and
 # bench/results/latest.png (gnuplot).
 #
+# scripts/bench.sh --plot-only: no benchmark; redraw bench/results/latest.png from
+# bench/results/latest.json (needs python3 and gnuplot only).
+#
 # Environment: SALVO_BENCH_BUILD_DIR (default build-release), SALVO_BENCH_PORT (the
 # RabbitMQ's AMQP port, default 5699), SALVO_BENCH_SCALE (multiplies every count;
 # default 1; 0.1 for a quick look), SALVO_BENCH_MICRO (0 skips the micro-benchmarks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
+
+# plot_chart JSON PNG: the chart of a run's rows. Against salvo-sink (the client's own
+# cost) and against RabbitMQ side by side, each scenario salvo's bar next to the peer's:
+# messages/s above, client CPU per message below, each bar with its figure; log scales
+# where salvo and the peer are orders of magnitude apart.
+plot_chart() {
+	local dir rc=0
+	dir=$(mktemp -d)
+	python3 - "$1" "$dir" <<-'EOF' || rc=$?
+		import json, math, sys
+		run = json.load(open(sys.argv[1]))
+		out = sys.argv[2]
+		rows = {(r["group"], r["label"]): r for r in run["rows"]}
+		mode = {"none": "no confirms", "async w4096": "async, window 4096",
+		        "sync x1": "sync, 1 thread", "sync x64": "sync, 64 threads"}
+
+		def human(v):
+		    for div, unit in ((1e6, "M"), (1e3, "k")):
+		        if v >= div:
+		            return "%.3g%s" % (v / div, unit)
+		    return "%.3g" % v
+
+		def scenarios(group):
+		    # "salvo 100B sync x64" and "rabbitmq-c 100B sync x64": the scenario "100B sync x64"
+		    seen = []
+		    for r in run["rows"]:
+		        sc = r["label"].split(" ", 1)[1]
+		        if r["group"] == group and sc not in seen:
+		            seen.append(sc)
+		    return seen
+
+		# The data of a panel into f (x, salvo's figure, the peer's, both as text for the bars),
+		# and its x tics: body size and mode, with messages/s how many times the peer's salvo is.
+		def panel(group, f, key):
+		    xtics = []
+		    for i, sc in enumerate(scenarios(group)):
+		        s, p = rows.get((group, "salvo " + sc)), rows.get((group, "rabbitmq-c " + sc))
+		        size, m = sc.split(" ", 1)
+		        tic = "%s bodies\\n%s" % (size.replace("KiB", " KiB").replace("0B", "0 B"),
+		                                  mode.get(m, m))
+		        if key == "msgs_per_s":
+		            tic += "\\n" + ("salvo/peer: %.3gx" % (s[key] / p[key]) if s and p
+		                            else "(no peer run)")
+		        xtics.append('"%s" %d' % (tic, i))
+		        f.write("%d %s %s %s %s\n" % (
+		            i, s[key] if s else "NaN", p[key] if p else "NaN",
+		            human(s[key]) if s else '""', human(p[key]) if p else '""'))
+		    return "set xtics (%s)\n" % ", ".join(xtics)
+
+		# A log scale where the figures are orders of magnitude apart, else linear from 0; room
+		# above the highest bar for its figure and the key.
+		def yaxis(group, key):
+		    vs = [r[key] for r in run["rows"] if r["group"] == group and r[key] > 0]
+		    if max(vs) / min(vs) < 20:
+		        return "unset logscale y\nset yrange [0:%g]\n" % (max(vs) * 1.35), ""
+		    return "set logscale y\nset yrange [%g:%g]\n" % (
+		        10 ** math.floor(math.log10(min(vs))),
+		        10 ** (math.ceil(math.log10(max(vs))) + 0.4)), ", log scale"
+
+		gp = open(out + "/chart.gp", "w")
+		gp.write('set terminal pngcairo size 1600,1100 font ",10" noenhanced\n')
+		gp.write('set output "%s/chart.png"\n' % out)
+		gp.write('set multiplot title "salvo and rabbitmq-c publishing, one run of scripts/bench.sh: '
+		         '%s, commit %s, %s CPUs; TCP loopback limit %.2f GB/s" font ",13"\n' % (
+		             run["when"], run["commit"], run["machine"]["cpus"],
+		             run["loopback"]["bytes_per_s"] / 1e9))
+		gp.write("set style fill solid 0.85 border -1\nset boxwidth 0.38\nset grid ytics\n"
+		         "set key top right\nset xtics nomirror scale 0 font ',9'\n"
+		         "set bmargin 5\nset lmargin 11\n")
+		for key, bottom in (("msgs_per_s", 0.48), ("cpu_us_per_msg", 0.0)):
+		    for group, left, width in (("sink", 0.0, 0.72), ("rabbitmq", 0.72, 0.28)):
+		        dat = "%s/%s_%s.dat" % (out, group, key)
+		        with open(dat, "w") as f:
+		            gp.write(panel(group, f, key))
+		        gp.write("set origin %g,%g\nset size %g,0.46\n" % (left, bottom, width))
+		        gp.write("set xrange [-0.6:%g]\n" % (len(scenarios(group)) - 0.4))
+		        axis, scale = yaxis(group, key)
+		        gp.write(axis)
+		        where = ("Against salvo-sink (a mock broker in another process: the client's own cost)"
+		                 if group == "sink" else "Against RabbitMQ (same machine)")
+		        if key == "msgs_per_s":
+		            gp.write('set title "%s:\\nmessages/s, higher is better"\n' % where)
+		            gp.write('set ylabel "messages/s%s"\n' % scale)
+		            gp.write("set format y '%.0s%c'\n")
+		        else:
+		            gp.write('set title "%s:\\nclient CPU per message, lower is better"\n' % where)
+		            gp.write('set ylabel "client CPU, us/message%s"\n' % scale)
+		            gp.write("set format y '%g'\n")
+		        gp.write('plot "%s" using ($1-0.2):2 with boxes lc rgb "#1f77b4" title "salvo", \\\n'
+		                 '     "" using ($1+0.2):3 with boxes lc rgb "#ff7f0e" title "rabbitmq-c", \\\n'
+		                 '     "" using ($1-0.2):2:4 with labels offset 0,0.7 font ",9" notitle, \\\n'
+		                 '     "" using ($1+0.2):3:5 with labels offset 0,0.7 font ",9" notitle\n' % dat)
+		gp.write("unset multiplot\n")
+	EOF
+	if ((rc == 0)); then
+		gnuplot "$dir/chart.gp" && mv "$dir/chart.png" "$2" || rc=$?
+	fi
+	rm -rf -- "$dir"
+	return "$rc"
+}
+
+if [ "${1-}" = --plot-only ]; then
+	plot_chart bench/results/latest.json bench/results/latest.png
+	echo "wrote bench/results/latest.png" >&2
+	exit 0
+fi
 
 # shellcheck source=scripts/bench_build.sh
 . scripts/bench_build.sh
@@ -169,30 +278,9 @@ json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "targets": [{"name": n.strip(), "value": h, "want": w, "met": h >= w}
                        for n, h, w in checks]},
           open(sys.argv[3], "w"), indent=1)
-with open(sys.argv[3] + ".dat", "w") as f:
-    for i, r in enumerate(rows):
-        f.write('%d "%s: %s" %.0f %d\n' % (i, r["group"], r["label"], r["msgs_per_s"],
-                                         1 if r["label"].startswith("salvo") else 2))
 EOF
 
-gnuplot <<EOF
-set terminal pngcairo size 1400,700 font ",10"
-set output "bench/results/latest.png"
-set title "salvo: messages/s, one run of scripts/bench.sh (log scale; loopback limit $(python3 -c "import json;print('%.2f' % (json.load(open('$tmp/probe.json'))['bytes_per_s']/1e9))") GB/s)"
-set style fill solid 0.8
-set boxwidth 0.7
-set logscale y
-set yrange [1000:*]
-set ylabel "messages/s"
-set xtics rotate by -40 left
-set grid ytics
-set bmargin 12
-set rmargin 18
-set key top right
-plot "bench/results/latest.json.dat" using 1:(\$4 == 1 ? \$3 : 1/0):xtic(2) with boxes lc rgb "#1f77b4" title "salvo", \
-     "" using 1:(\$4 == 2 ? \$3 : 1/0) with boxes lc rgb "#ff7f0e" title "rabbitmq-c"
-EOF
-rm -f bench/results/latest.json.dat
+plot_chart bench/results/latest.json bench/results/latest.png
 echo "wrote bench/results/latest.json and bench/results/latest.png" >&2
 
 if [ "${SALVO_BENCH_MICRO:-1}" != 0 ]; then

@@ -19,11 +19,140 @@
 # and writes bench/results/batch.json and bench/results/batch.png (gnuplot). About three
 # minutes on the project's 2-core machine.
 #
+# scripts/bench_batch.sh --plot-only: no benchmark; redraw bench/results/batch.png from
+# bench/results/batch.json (needs python3 and gnuplot only).
+#
 # Environment: SALVO_BENCH_BUILD_DIR (default build-release), SALVO_BENCH_PORT (the
 # RabbitMQ's AMQP port, default 5697), SALVO_BENCH_SCALE (multiplies every count; default
 # 1; 0.1 for a quick look).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# plot_chart JSON PNG: the chart of a run (its batch.json), for the end of a run and for
+# --plot-only.
+plot_chart() {
+	local tmp rc=0 version
+	tmp=$(mktemp -d)
+	version=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["rabbitmq"].split("-")[0])' "$1")
+	python3 - "$1" "$tmp" <<-'EOF' || rc=$?
+		import json, statistics, sys
+		run = json.load(open(sys.argv[1]))
+		tmp = sys.argv[2]
+		rows = run["rows"]
+		group = lambda g: [r for r in rows if r["group"] == g]
+		peers, salvos = group("1")[0::2], group("1")[1::2]
+		ratios = [s["records_per_s"] / p["records_per_s"] for p, s in zip(peers, salvos)]
+		cell = {}
+		for r in group("5"):
+		    cell[(r["batch_records"], r["linger_us"], "rate" if r["rate"] else "unlimited")] = r
+		batches, lingers = (10, 100, 1000), (100, 1000, 10000)
+		comp = run["compression"]
+		with open(tmp + "/p1.dat", "w") as f:
+		    for i, (p, s) in enumerate(zip(peers, salvos), 1):
+		        f.write("%d %.0f %.0f %.3f %.3f\n" % (i, p["records_per_s"], s["records_per_s"],
+		                                              p["cpu_us_per_msg"], s["cpu_us_per_msg"]))
+		with open(tmp + "/p1.gp", "w") as f:
+		    f.write("set xtics (%s)\n" % ", ".join('"run %d\\nsalvo %.0fx rabbitmq-c" %d' % (i, q, i)
+		                                           for i, q in enumerate(ratios, 1)))
+		with open(tmp + "/p5rate.dat", "w") as f:
+		    for l in lingers:
+		        for b in batches:
+		            f.write("%d %.0f\n" % (b, cell[(b, l, "unlimited")]["records_per_s"]))
+		        f.write("\n\n")
+		with open(tmp + "/p5lat.dat", "w") as f:
+		    for b in batches:
+		        for l in lingers:
+		            lat = cell[(b, l, "rate")]["latency_us"]
+		            f.write("%d %.1f %.1f\n" % (l, lat["p50"] / 1e3, lat["p99"] / 1e3))
+		        f.write("\n\n")
+		with open(tmp + "/p4.dat", "w") as f:
+		    for i, c in enumerate(("none", "lz4", "zstd")):
+		        f.write('%d %s %.1f %.0f\n' % (i, c, comp[c]["envelope_bytes_per_record"],
+		                                       comp[c]["records_per_s"]))
+	EOF
+	if ((rc == 0)); then
+		gnuplot <<-EOF || rc=$?
+		set terminal pngcairo size 1400,1000 font ",10" noenhanced
+		set output "$tmp/chart.png"
+		set multiplot layout 2,2 title "salvo batching against one RabbitMQ $version, one run of scripts/bench_batch.sh (2-core VM, other work running: noisy)" font ",12"
+		set grid ytics
+		set style fill solid 0.8
+		set format y "%.0s%c"
+
+		set title "1. Confirmed publishing, 100 B records: records/s and client CPU per record (log scale)"
+		set logscale y
+		set yrange [1000:1e8]
+		set ylabel "records/s"
+		set xrange [0.4:3.6]
+		set boxwidth 0.36
+		set key top left
+		load "$tmp/p1.gp"
+		plot "$tmp/p1.dat" using (\$1-0.19):2 with boxes lc rgb "#ff7f0e" title "rabbitmq-c 0.11, windowed confirms (4096)", \
+		     "" using (\$1+0.19):3 with boxes lc rgb "#1f77b4" title "salvo, async confirms, --batch-records 1000", \
+		     "" using (\$1-0.19):2:(sprintf("%.0fk/s\n%.2f us", \$2/1e3, \$4)) with labels offset 0,1.6 font ",9" notitle, \
+		     "" using (\$1+0.19):3:(sprintf("%.2fM/s\n%.3f us", \$3/1e6, \$5)) with labels offset 0,1.6 font ",9" notitle
+
+		set title "5. Records/s against batch size, unlimited publishing (log-log)"
+		set logscale xy
+		set xrange [7:1400]
+		set yrange [1e5:1e7]
+		set xtics (10, 100, 1000)
+		set xlabel "--batch-records"
+		set key bottom right
+		plot "$tmp/p5rate.dat" index 0 using 1:2 with linespoints lw 2 pt 7 title "--linger-us 100", \
+		     "" index 1 using 1:2 with linespoints lw 2 pt 5 title "--linger-us 1000", \
+		     "" index 2 using 1:2 with linespoints lw 2 pt 9 title "--linger-us 10000", \
+		     1e6 with lines dt 2 lc rgb "gray" title "1 M records/s (the goal)"
+
+		set title "5. Confirm latency per record at --rate 100000 (log-log)"
+		set xrange [70:14000]
+		set yrange [0.1:*]
+		set format y "%g"
+		set xtics (100, 1000, 10000)
+		set xlabel "--linger-us (microseconds)"
+		set ylabel "confirm latency (ms)"
+		set key bottom right maxrows 3 width -2
+		plot "$tmp/p5lat.dat" index 0 using 1:2 with linespoints lw 2 pt 7 lc 1 title "batch 10, p50", \
+		     "" index 1 using 1:2 with linespoints lw 2 pt 5 lc 2 title "batch 100, p50", \
+		     "" index 2 using 1:2 with linespoints lw 2 pt 9 lc 3 title "batch 1000, p50", \
+		     "" index 0 using 1:3 with linespoints lw 1 dt 2 pt 7 lc 1 title "batch 10, p99", \
+		     "" index 1 using 1:3 with linespoints lw 1 dt 2 pt 5 lc 2 title "batch 100, p99", \
+		     "" index 2 using 1:3 with linespoints lw 1 dt 2 pt 9 lc 3 title "batch 1000, p99"
+
+		set title "4. Compression of 200 B JSON records, --batch-records 1000 (medians of 3 runs)"
+		unset logscale
+		set xrange [*:*]
+		set yrange [*:*]
+		stats "$tmp/p4.dat" using 3 name "B" nooutput
+		stats "$tmp/p4.dat" using 4 name "R" nooutput
+		unset xlabel
+		set xrange [-0.6:2.6]
+		set yrange [0:B_max*1.5]
+		set y2range [0:R_max*1.5/1e6]
+		set format y2 "%.1f"
+		set xtics ("none" 0, "lz4" 1, "zstd" 2)
+		set boxwidth 0.3
+		set ylabel "bytes stored per record (envelope body / records)"
+		set y2label "million records/s"
+		set y2tics
+		set key top right
+		plot "$tmp/p4.dat" using (\$1-0.16):3 with boxes lc rgb "#2ca02c" title "bytes stored per record (left axis)", \
+		     "" using (\$1-0.16):3:(sprintf("%.1f B", \$3)) with labels offset 0,0.8 notitle, \
+		     "" using (\$1+0.16):(\$4/1e6) axes x1y2 with boxes lc rgb "#d62728" title "records/s (right axis)", \
+		     "" using (\$1+0.16):(\$4/1e6):(sprintf("%.2fM/s", \$4/1e6)) axes x1y2 with labels offset 0,0.8 notitle
+		unset multiplot
+	EOF
+	fi
+	((rc == 0)) && mv "$tmp/chart.png" "$2" || rc=1
+	rm -rf -- "$tmp"
+	return "$rc"
+}
+
+if [ "${1-}" = --plot-only ]; then
+	plot_chart bench/results/batch.json bench/results/batch.png
+	echo "wrote bench/results/batch.png" >&2
+	exit 0
+fi
 
 # shellcheck source=scripts/bench_build.sh
 . scripts/bench_build.sh
@@ -286,101 +415,7 @@ json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "rabbitmq": cmd(["dpkg-query", "-W", "-f=${Version}", "rabbitmq-server"]),
            "scale": float(scale), "rows": rows, "compression": comp, "goals": goals},
           open(out, "w"), indent=1)
-
-# Data for gnuplot.
-with open(tmp + "/p1.dat", "w") as f:
-    for i, (p, s) in enumerate(zip(peers, salvos), 1):
-        f.write("%d %.0f %.0f %.3f %.3f\n" % (i, p["records_per_s"], s["records_per_s"],
-                                              p["cpu_us_per_msg"], s["cpu_us_per_msg"]))
-with open(tmp + "/p1.gp", "w") as f:
-    f.write("set xtics (%s)\n" % ", ".join('"run %d\\nsalvo %.0fx rabbitmq-c" %d' % (i, q, i)
-                                           for i, q in enumerate(ratios, 1)))
-with open(tmp + "/p5rate.dat", "w") as f:
-    for l in lingers:
-        for b in batches:
-            f.write("%d %.0f\n" % (b, cell[(b, l, "unlimited")]["records_per_s"]))
-        f.write("\n\n")
-with open(tmp + "/p5lat.dat", "w") as f:
-    for b in batches:
-        for l in lingers:
-            lat = cell[(b, l, "rate")]["latency_us"]
-            f.write("%d %.1f %.1f\n" % (l, lat["p50"] / 1e3, lat["p99"] / 1e3))
-        f.write("\n\n")
-with open(tmp + "/p4.dat", "w") as f:
-    for i, c in enumerate(("none", "lz4", "zstd")):
-        f.write('%d %s %.1f %.0f\n' % (i, c, comp[c]["envelope_bytes_per_record"],
-                                       comp[c]["records_per_s"]))
 EOF
 
-gnuplot <<EOF
-set terminal pngcairo size 1400,1000 font ",10" noenhanced
-set output "bench/results/batch.png"
-set multiplot layout 2,2 title "salvo batching against one RabbitMQ 3.10, one run of scripts/bench_batch.sh (2-core VM, other work running: noisy)" font ",12"
-set grid ytics
-set style fill solid 0.8
-set format y "%.0s%c"
-
-set title "1. Confirmed publishing, 100 B records: records/s and client CPU per record (log scale)"
-set logscale y
-set yrange [1000:1e8]
-set ylabel "records/s"
-set xrange [0.4:3.6]
-set boxwidth 0.36
-set key top left
-load "$tmp/p1.gp"
-plot "$tmp/p1.dat" using (\$1-0.19):2 with boxes lc rgb "#ff7f0e" title "rabbitmq-c 0.11, windowed confirms (4096)", \
-     "" using (\$1+0.19):3 with boxes lc rgb "#1f77b4" title "salvo, async confirms, --batch-records 1000", \
-     "" using (\$1-0.19):2:(sprintf("%.0fk/s\n%.2f us", \$2/1e3, \$4)) with labels offset 0,1.6 font ",9" notitle, \
-     "" using (\$1+0.19):3:(sprintf("%.2fM/s\n%.3f us", \$3/1e6, \$5)) with labels offset 0,1.6 font ",9" notitle
-
-set title "5. Records/s against batch size, unlimited publishing (log-log)"
-set logscale xy
-set xrange [7:1400]
-set yrange [1e5:1e7]
-set xtics (10, 100, 1000)
-set xlabel "--batch-records"
-set key bottom right
-plot "$tmp/p5rate.dat" index 0 using 1:2 with linespoints lw 2 pt 7 title "--linger-us 100", \
-     "" index 1 using 1:2 with linespoints lw 2 pt 5 title "--linger-us 1000", \
-     "" index 2 using 1:2 with linespoints lw 2 pt 9 title "--linger-us 10000", \
-     1e6 with lines dt 2 lc rgb "gray" title "1 M records/s (the goal)"
-
-set title "5. Confirm latency per record at --rate 100000 (log-log)"
-set xrange [70:14000]
-set yrange [0.1:*]
-set format y "%g"
-set xtics (100, 1000, 10000)
-set xlabel "--linger-us (microseconds)"
-set ylabel "confirm latency (ms)"
-set key bottom right maxrows 3 width -2
-plot "$tmp/p5lat.dat" index 0 using 1:2 with linespoints lw 2 pt 7 lc 1 title "batch 10, p50", \
-     "" index 1 using 1:2 with linespoints lw 2 pt 5 lc 2 title "batch 100, p50", \
-     "" index 2 using 1:2 with linespoints lw 2 pt 9 lc 3 title "batch 1000, p50", \
-     "" index 0 using 1:3 with linespoints lw 1 dt 2 pt 7 lc 1 title "batch 10, p99", \
-     "" index 1 using 1:3 with linespoints lw 1 dt 2 pt 5 lc 2 title "batch 100, p99", \
-     "" index 2 using 1:3 with linespoints lw 1 dt 2 pt 9 lc 3 title "batch 1000, p99"
-
-set title "4. Compression of 200 B JSON records, --batch-records 1000 (medians of 3 runs)"
-unset logscale
-set xrange [*:*]
-set yrange [*:*]
-stats "$tmp/p4.dat" using 3 name "B" nooutput
-stats "$tmp/p4.dat" using 4 name "R" nooutput
-unset xlabel
-set xrange [-0.6:2.6]
-set yrange [0:B_max*1.5]
-set y2range [0:R_max*1.5/1e6]
-set format y2 "%.1f"
-set xtics ("none" 0, "lz4" 1, "zstd" 2)
-set boxwidth 0.3
-set ylabel "bytes stored per record (envelope body / records)"
-set y2label "million records/s"
-set y2tics
-set key top right
-plot "$tmp/p4.dat" using (\$1-0.16):3 with boxes lc rgb "#2ca02c" title "bytes stored per record (left axis)", \
-     "" using (\$1-0.16):3:(sprintf("%.1f B", \$3)) with labels offset 0,0.8 notitle, \
-     "" using (\$1+0.16):(\$4/1e6) axes x1y2 with boxes lc rgb "#d62728" title "records/s (right axis)", \
-     "" using (\$1+0.16):(\$4/1e6):(sprintf("%.2fM/s", \$4/1e6)) axes x1y2 with labels offset 0,0.8 notitle
-unset multiplot
-EOF
+plot_chart bench/results/batch.json bench/results/batch.png
 echo "wrote bench/results/batch.json and bench/results/batch.png" >&2

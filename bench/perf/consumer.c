@@ -24,8 +24,13 @@
  * prefetch is never starved by acks held back and every message received is acked.
  *
  * What the main thread reads while the run goes is one counter per consumer, alone on
- * its cache line, stored (not added to with a locked instruction) by its consumer; the
- * histogram and the other counts are read after the thread is joined.
+ * its cache line, stored (not added to with a locked instruction) by its consumer, and
+ * once a second the latency histogram for the per-second rows. A lock per message would
+ * cost the consumer more than the histogram does, so the consumer records into a private
+ * histogram and adds it to the one the main thread reads, under a lock, every
+ * E2E_HANDOVER messages and whenever a wait finds nothing: a row's latencies are those
+ * of the messages received by its time, less at most E2E_HANDOVER per consumer. The
+ * other counts are read after the thread is joined.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -37,6 +42,8 @@
 /* How long a consumer waits for a message before it acks what it holds and looks at the
  * stop flag again. */
 #define ACK_IDLE_MS 50
+/* Messages per hand-over of the latencies to the main thread (a power of two). */
+#define E2E_HANDOVER 256
 
 struct consumer {
 	/* Stored by the consumer after every message, read by the main thread: the run's
@@ -54,18 +61,36 @@ struct consumer {
 	 * skipped) and repeats (a counter at or below one already seen). */
 	uint64_t *next;
 	uint64_t gaps, repeats;
-	uint64_t last_ns;     /* CLOCK_REALTIME when the last message of the run came */
-	double cpu_seconds;   /* this thread's, from the go to its stop */
-	salvo_pub_stats e2e;  /* the latency histogram only */
+	uint64_t last_ns;	 /* CLOCK_REALTIME when the last message of the run came */
+	double cpu_seconds;	 /* this thread's, from the go to its stop */
+	salvo_pub_stats pending; /* latencies not yet handed over: the histogram only */
+	/* What the consumer has handed over, read by the main thread: under e2e_lock, on a
+	 * cache line apart from what the consumer writes for every message. */
+	_Alignas(64) pthread_mutex_t e2e_lock;
+	salvo_pub_stats e2e;
 };
 
 struct consumer *consumers_new(unsigned n)
 {
 	struct consumer *cs = aligned_alloc(_Alignof(struct consumer), n * sizeof *cs);
 
-	if (cs)
-		memset(cs, 0, n * sizeof *cs);
+	if (!cs)
+		return NULL;
+	memset(cs, 0, n * sizeof *cs);
+	for (unsigned i = 0; i < n; i++)
+		pthread_mutex_init(&cs[i].e2e_lock, NULL);
 	return cs;
+}
+
+/* Add the pending latencies to those the main thread reads. */
+static void hand_over(struct consumer *cs)
+{
+	if (!cs->pending.latency_count)
+		return;
+	pthread_mutex_lock(&cs->e2e_lock);
+	salvo_pub_stats_add(&cs->e2e, &cs->pending);
+	pthread_mutex_unlock(&cs->e2e_lock);
+	memset(&cs->pending, 0, sizeof cs->pending);
 }
 
 /* Time one message, or count it as someone else's. Returns true for a message of the run. */
@@ -82,7 +107,9 @@ static bool note_message(struct consumer *cs, const salvo_message *m)
 		return false;
 	}
 	/* One machine's clock: a send time in the future is a clock step, not a latency. */
-	salvo_stats_latency_record(&cs->e2e, now > sent ? now - sent : 0);
+	salvo_stats_latency_record(&cs->pending, now > sent ? now - sent : 0);
+	if (!(cs->pending.latency_count & (E2E_HANDOVER - 1)))
+		hand_over(cs);
 	if (cs->next) {
 		uint64_t *next = &cs->next[seq >> SEQ_INDEX_SHIFT];
 		uint64_t ctr = seq & (((uint64_t)1 << SEQ_INDEX_SHIFT) - 1);
@@ -170,6 +197,7 @@ static void consume_all(struct consumer *cs, salvo_consumer *cons)
 
 		rc = salvo_consumer_get(cons, ACK_IDLE_MS, &m, &err);
 		if (rc == SALVO_ERR_TIMEOUT) {
+			hand_over(cs);
 			if (ack_held(cs, &held, &nheld))
 				break;
 			continue;
@@ -197,6 +225,7 @@ static void consume_all(struct consumer *cs, salvo_consumer *cons)
 			pacer_take(&pc);
 	}
 	ack_held(cs, &held, &nheld);
+	hand_over(cs);
 	free(cs->next);
 	cs->next = NULL;
 }
@@ -278,6 +307,17 @@ uint64_t consumed_total(struct perf *pf)
 	for (unsigned i = 0; i < pf->nconsumers; i++)
 		n += atomic_load_explicit(&pf->consumers[i].consumed, memory_order_relaxed);
 	return n;
+}
+
+void e2e_total(struct perf *pf, salvo_pub_stats *sum)
+{
+	for (unsigned i = 0; i < pf->nconsumers; i++) {
+		struct consumer *cs = &pf->consumers[i];
+
+		pthread_mutex_lock(&cs->e2e_lock);
+		salvo_pub_stats_add(sum, &cs->e2e);
+		pthread_mutex_unlock(&cs->e2e_lock);
+	}
 }
 
 uint64_t received_total(struct perf *pf)

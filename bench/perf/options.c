@@ -20,6 +20,7 @@ enum {
 	OPT_DURATION,
 	OPT_RATE,
 	OPT_CSV,
+	OPT_PLOT,
 	OPT_BODY,
 	OPT_CONSUMERS,
 	/* The options that need --consumers: from here to the end. */
@@ -57,6 +58,7 @@ static const struct option long_options[] = {
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"json", no_argument, NULL, 'j'},
     {"csv", required_argument, NULL, OPT_CSV},
+    {"plot", required_argument, NULL, OPT_PLOT},
     {"conf", required_argument, NULL, 'c'},
     {"progress", no_argument, NULL, 'P'},
     {"quiet", no_argument, NULL, 'q'},
@@ -167,8 +169,23 @@ static void usage(FILE *out)
 	    "      --csv FILE         write to FILE one row per second and one at the end:\n"
 	    "                         t (seconds since the start), sent, acked, nacked,\n"
 	    "                         in_flight, msgs_per_s (since the previous row), with\n"
-	    "                         batching envelopes, envelopes_per_s, and with consumers\n"
-	    "                         consumed, consume_msgs_per_s\n"
+	    "                         batching envelopes, envelopes_per_s, with consumers\n"
+	    "                         consumed, consume_msgs_per_s, with confirms\n"
+	    "                         confirm_p50_us, confirm_p99_us, confirm_max_us (the\n"
+	    "                         confirm latencies sampled since the previous row), and\n"
+	    "                         with consumers e2e_p50_us, e2e_p99_us, e2e_max_us (the\n"
+	    "                         end-to-end latencies of the messages received since the\n"
+	    "                         previous row, less up to 256 per consumer not yet\n"
+	    "                         handed over); a latency field is empty when no latency\n"
+	    "                         was sampled, and a max is exact when it is the run's\n"
+	    "                         largest so far, else up to 12% high\n"
+	    "      --plot FILE        after the run, draw the per-second rows (as in --csv)\n"
+	    "                         into FILE as a PNG with gnuplot, which must be in PATH:\n"
+	    "                         messages/s sent, acked and consumed; messages in flight\n"
+	    "                         and not yet consumed; confirm and end-to-end latency\n"
+	    "                         p50, p99 and max in ms on a log scale; titled with the\n"
+	    "                         run's parameters and the broker's address (no user or\n"
+	    "                         password)\n"
 	    "  -j, --json             end stdout with one JSON object: sent, acked, nacked,\n"
 	    "                         returned, failed, bytes (body bytes sent), seconds,\n"
 	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
@@ -287,6 +304,10 @@ static int check_args(struct options *o, bool counted, bool windowed,
 	if (o->body == BODY_JSON && o->size < BODY_JSON_MIN)
 		return usage_error("--body json needs --size of at least %d (--size is %zu)",
 				   BODY_JSON_MIN, o->size);
+	/* Before the run, not after it: a run can take long. */
+	if (o->plot && !(o->gnuplot = plot_find_gnuplot()))
+		return usage_error("--plot needs gnuplot (the Debian package gnuplot-nox), and "
+				   "there is none in PATH");
 	rc = cli_batch_check(&o->batch);
 	return rc ? rc : check_consumer_args(o, ca);
 }
@@ -384,6 +405,11 @@ int parse_args(int argc, char **argv, struct options *o)
 				return usage_error("--csv needs a file name");
 			o->csv = optarg;
 			break;
+		case OPT_PLOT:
+			if (!optarg[0])
+				return usage_error("--plot needs a file name");
+			o->plot = optarg;
+			break;
 		case 'c':
 			rc = add_conf(optarg, o->conf, &o->nconf);
 			break;
@@ -457,4 +483,5 @@ void options_free(struct options *o)
 {
 	free(o->uris);
 	free(o->conf);
+	free(o->gnuplot);
 }

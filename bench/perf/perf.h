@@ -4,7 +4,7 @@
  * (tools/cli.c reports the errors); report.c prints progress, CSV rows, the summary and
  * the JSON; salvo-perf.c runs the clients, the producer threads and the clock;
  * consumer.c runs the consumer threads (--consumers); body.c makes the bodies (--body) and
- * reads their stamps back.
+ * reads their stamps back; plot.c draws the per-second rows with gnuplot (--plot).
  */
 #ifndef SALVO_PERF_H
 #define SALVO_PERF_H
@@ -62,6 +62,8 @@ struct options {
 	bool json;
 	bool progress;
 	const char *csv;
+	const char *plot; /* --plot: the PNG to write */
+	char *gnuplot;	  /* with --plot: the gnuplot found in PATH */
 	/* Consumers (0: none). */
 	unsigned consumers;
 	unsigned consumer_connections; /* 0: consumers share the producers' connections */
@@ -78,6 +80,7 @@ struct sample {
 	uint64_t sent;
 	uint64_t consumed;   /* by the consumers, messages of this run only */
 	salvo_pub_stats pub; /* summed over every client */
+	salvo_pub_stats e2e; /* the consumers' publish -> consume latencies handed over so far */
 };
 
 /* What the run achieved, for the summary and the JSON. */
@@ -162,6 +165,8 @@ int start_consumers(struct perf *pf);
 /* Messages of this run received so far, over every consumer. Any thread. */
 uint64_t consumed_total(struct perf *pf);
 uint64_t received_total(struct perf *pf); /* with messages not of the run */
+/* Add the end-to-end latencies the consumers have handed over so far to sum. Any thread. */
+void e2e_total(struct perf *pf, salvo_pub_stats *sum);
 /* Tell the consumers to stop (they ack what they received, cancel and close their
  * channels) and join them. */
 void stop_consumers(struct perf *pf);
@@ -199,10 +204,38 @@ int configure(salvo_conf *conf, const struct options *o);
 void options_free(struct options *o);
 
 /* report.c */
+/* Messages per second from n0 at prev to n1 at s. */
+double rate_between(const struct sample *s, const struct sample *prev, uint64_t n1, uint64_t n0);
+/* The latencies of st that completed between the snapshots prev and st: the difference of
+ * the histograms, in d (read with salvo_stats_latency_ns; its max is exact when the run's
+ * maximum grew in the interval, else the top of the highest bucket, about 12% above). */
+void interval_latency(const salvo_pub_stats *st, const salvo_pub_stats *prev, salvo_pub_stats *d);
 void progress_line(const struct options *o, const struct sample *s, const struct sample *prev);
 int csv_header(const struct options *o, FILE *f);
 void csv_row(const struct options *o, FILE *f, const struct sample *s, const struct sample *prev);
 void summary(const struct options *o, const struct result *r);
 void json(const struct options *o, const struct result *r);
+
+/* plot.c: --plot. The rows go to a data file in a private temporary directory as the run
+ * goes; after it, gnuplot draws them into the PNG. */
+struct plot {
+	char dir[512]; /* the temporary directory; "" before plot_open */
+	FILE *data;
+	int png; /* opened before the run, so that a bad path fails at once; -1: none */
+	unsigned rows;
+	bool confirm_lat, e2e_lat; /* some row has confirm, end-to-end latencies */
+	bool drawn;		   /* gnuplot wrote the PNG */
+};
+/* The gnuplot executable in PATH, malloc'd, or NULL. */
+char *plot_find_gnuplot(void);
+/* Open the PNG and the data file. Returns 0, or -1 (reported). */
+int plot_open(struct plot *p, const struct options *o);
+void plot_row(struct plot *p, const struct options *o, const struct sample *s,
+	      const struct sample *prev);
+/* Run gnuplot on the rows. Returns 0, or -1 (reported). */
+int plot_draw(struct plot *p, const struct options *o, const struct result *r);
+/* Close the files and remove the temporary directory. Returns 0, or -1 when the PNG
+ * could not be written (reported). */
+int plot_close(struct plot *p, const struct options *o);
 
 #endif

@@ -4,13 +4,13 @@
  * object that ends stdout.
  */
 #include <inttypes.h>
+#include <string.h>
 #include <sys/resource.h>
 
 #include "perf.h"
 
 /* Messages per second from n0 at prev to n1 at s. */
-static double rate_between(const struct sample *s, const struct sample *prev, uint64_t n1,
-			   uint64_t n0)
+double rate_between(const struct sample *s, const struct sample *prev, uint64_t n1, uint64_t n0)
 {
 	double dt = s->t - prev->t;
 
@@ -48,14 +48,51 @@ void progress_line(const struct options *o, const struct sample *s, const struct
 		rate_between(s, prev, s->sent, prev->sent), outcomes, envelopes, consumed);
 }
 
-/* The columns: the first six always, then those of batching and of consumers. */
+void interval_latency(const salvo_pub_stats *st, const salvo_pub_stats *prev, salvo_pub_stats *d)
+{
+	memset(d, 0, sizeof *d);
+	for (unsigned i = 0; i < SALVO_LATENCY_BUCKETS; i++) {
+		/* Each bucket only grows; the guard is for a snapshot taken mid-update. */
+		d->latency[i] =
+		    st->latency[i] > prev->latency[i] ? st->latency[i] - prev->latency[i] : 0;
+		d->latency_count += d->latency[i];
+	}
+	d->latency_max_ns = st->latency_max_ns;
+	/* The run's maximum is this interval's when it grew; else the q that reaches the
+	 * last sample gives the top of the highest bucket (capped at the run's maximum). */
+	if (d->latency_count && st->latency_max_ns <= prev->latency_max_ns)
+		d->latency_max_ns = salvo_stats_latency_ns(d, ((double)d->latency_count - 0.5) /
+								  (double)d->latency_count);
+}
+
+/* The columns: the first six always, then those of batching, of consumers, of confirm
+ * latency and of end-to-end latency. */
 int csv_header(const struct options *o, FILE *f)
 {
-	return fprintf(f, "t,sent,acked,nacked,in_flight,msgs_per_s%s%s\n",
+	return fprintf(f, "t,sent,acked,nacked,in_flight,msgs_per_s%s%s%s%s\n",
 		       batching(o) ? ",envelopes,envelopes_per_s" : "",
-		       o->consumers ? ",consumed,consume_msgs_per_s" : "") < 0
+		       o->consumers ? ",consumed,consume_msgs_per_s" : "",
+		       o->confirm != SALVO_CONFIRM_NONE
+			   ? ",confirm_p50_us,confirm_p99_us,confirm_max_us"
+			   : "",
+		       o->consumers ? ",e2e_p50_us,e2e_p99_us,e2e_max_us" : "") < 0
 		   ? -1
 		   : 0;
+}
+
+/* ",p50,p99,max" in microseconds of the latencies between prev and st, or ",,," when
+ * none completed. */
+static void csv_latency(FILE *f, const salvo_pub_stats *st, const salvo_pub_stats *prev)
+{
+	salvo_pub_stats d;
+
+	interval_latency(st, prev, &d);
+	if (!d.latency_count)
+		fputs(",,,", f);
+	else
+		fprintf(f, ",%.1f,%.1f,%.1f", (double)salvo_stats_latency_ns(&d, 0.5) / 1e3,
+			(double)salvo_stats_latency_ns(&d, 0.99) / 1e3,
+			(double)d.latency_max_ns / 1e3);
 }
 
 void csv_row(const struct options *o, FILE *f, const struct sample *s, const struct sample *prev)
@@ -69,6 +106,10 @@ void csv_row(const struct options *o, FILE *f, const struct sample *s, const str
 	if (o->consumers)
 		fprintf(f, ",%" PRIu64 ",%.1f", s->consumed,
 			rate_between(s, prev, s->consumed, prev->consumed));
+	if (o->confirm != SALVO_CONFIRM_NONE)
+		csv_latency(f, &s->pub, &prev->pub);
+	if (o->consumers)
+		csv_latency(f, &s->e2e, &prev->e2e);
 	fputc('\n', f);
 }
 

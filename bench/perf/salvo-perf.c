@@ -12,9 +12,9 @@
  * every message the broker took, or none for --drain-timeout seconds. Then the main
  * thread stops the clock, stops the consumers and lets the producers close their
  * publishers. Meanwhile the main thread samples the counters once a second for the
- * progress line and the CSV, and ends a --duration run by raising the stop flag. A signal
- * thread turns the first SIGINT or SIGTERM into the stop flag, so an interrupted run
- * still reports.
+ * progress line, the CSV and the plot's rows, and ends a --duration run by raising the stop flag. A
+ * signal thread turns the first SIGINT or SIGTERM into the stop flag, so an interrupted run still
+ * reports.
  *
  * The hot loop reads no clock unless the body carries a send time (--size >= 16) or the
  * rate is capped, and then the pacer reads one about once a millisecond. What the sampler
@@ -339,19 +339,34 @@ static void take_sample(struct perf *pf, uint64_t t0, struct sample *s)
 	for (unsigned i = 0; i < pf->nproducers; i++)
 		s->sent += atomic_load_explicit(&pf->producers[i].sent, memory_order_relaxed);
 	s->consumed = consumed_total(pf);
+	e2e_total(pf, &s->e2e);
 }
 
-/* One tick: a progress line and a CSV row. Called without pf->lock: sampling takes each
- * client's stats lock. */
-static void tick(struct perf *pf, FILE *csv, uint64_t t0, struct sample *prev)
+/* Where the per-second rows go: --csv, --plot (each NULL when not asked for). */
+struct rows {
+	FILE *csv;
+	struct plot *plot;
+};
+
+static void write_row(const struct perf *pf, const struct rows *out, const struct sample *s,
+		      const struct sample *prev)
+{
+	if (out->csv)
+		csv_row(pf->o, out->csv, s, prev);
+	if (out->plot)
+		plot_row(out->plot, pf->o, s, prev);
+}
+
+/* One tick: a progress line and a row. Called without pf->lock: sampling takes each
+ * client's stats lock and each consumer's latency lock. */
+static void tick(struct perf *pf, const struct rows *out, uint64_t t0, struct sample *prev)
 {
 	struct sample cur;
 
 	take_sample(pf, t0, &cur);
 	if (pf->o->progress)
 		progress_line(pf->o, &cur, prev);
-	if (csv)
-		csv_row(pf->o, csv, &cur, prev);
+	write_row(pf, out, &cur, prev);
 	*prev = cur;
 }
 
@@ -375,10 +390,10 @@ static bool drained(struct perf *pf, uint64_t expected, uint64_t now, uint64_t *
 }
 
 /* Run the clock from the go until the run is over: the last producer's done, then, with
- * consumers, the drain (above). A tick a second for the progress line and the CSV, the
+ * consumers, the drain (above). A tick a second for the progress line and the rows, the
  * stop flag at the end of a --duration. Fills r's seconds (the producers' span) and CPU
  * seconds (the whole run's). */
-static void run_clock(struct perf *pf, FILE *csv, struct result *r)
+static void run_clock(struct perf *pf, const struct rows *out, struct result *r)
 {
 	const struct options *o = pf->o;
 	struct sample prev = {0}, cur;
@@ -429,7 +444,7 @@ static void run_clock(struct perf *pf, FILE *csv, struct result *r)
 		if (now < next || (publishing && pf->done == pf->nproducers))
 			continue;
 		pthread_mutex_unlock(&pf->lock);
-		tick(pf, csv, t0, &prev);
+		tick(pf, out, t0, &prev);
 		while (next <= now)
 			next += NS;
 		pthread_mutex_lock(&pf->lock);
@@ -437,10 +452,10 @@ static void run_clock(struct perf *pf, FILE *csv, struct result *r)
 	total = (double)(mono_ns() - t0) / 1e9;
 	r->cpu_seconds = cpu_s() - cpu0;
 	pthread_mutex_unlock(&pf->lock);
-	if (csv) {
+	if (out->csv || out->plot) {
 		take_sample(pf, t0, &cur);
 		cur.t = total;
-		csv_row(o, csv, &cur, &prev);
+		write_row(pf, out, &cur, &prev);
 	}
 }
 
@@ -567,7 +582,7 @@ static void close_clients(struct perf *pf)
 /* Publish with every producer (and consume with every consumer), then report. Returns
  * the exit status. Setup failures (connect, declare, open a publisher, start a consumer)
  * end it without a summary. */
-static int run(struct perf *pf, const salvo_conf *conf, FILE *csv)
+static int run(struct perf *pf, const salvo_conf *conf, const struct rows *out)
 {
 	const struct options *o = pf->o;
 	struct result r = {0};
@@ -589,7 +604,7 @@ static int run(struct perf *pf, const salvo_conf *conf, FILE *csv)
 		return EXIT_FAILED;
 	}
 
-	run_clock(pf, csv, &r);
+	run_clock(pf, out, &r);
 	stop_consumers(pf);
 	release_producers(pf);
 	collect(pf, &r);
@@ -603,6 +618,8 @@ static int run(struct perf *pf, const salvo_conf *conf, FILE *csv)
 		fprintf(stderr, PROG ": write standard output: %s\n", strerror(errno));
 		status = EXIT_FAILED;
 	}
+	if (out->plot && plot_draw(out->plot, o, &r))
+		status = EXIT_FAILED;
 	if (o->confirm != SALVO_CONFIRM_NONE && r.pub.acked != r.sent) {
 		fprintf(stderr, PROG ": %" PRIu64 " of %" PRIu64 " messages were not acked\n",
 			r.sent - r.pub.acked, r.sent);
@@ -666,7 +683,8 @@ int main(int argc, char **argv)
 {
 	struct options o = {0};
 	salvo_conf *conf = NULL;
-	FILE *csv = NULL;
+	struct plot plot = {.png = -1};
+	struct rows out = {0};
 	int status;
 
 	status = parse_args(argc, argv, &o);
@@ -678,20 +696,29 @@ int main(int argc, char **argv)
 	if (status)
 		goto out;
 	if (o.csv) {
-		csv = fopen(o.csv, "w");
-		if (!csv || csv_header(&o, csv)) {
+		out.csv = fopen(o.csv, "w");
+		if (!out.csv || csv_header(&o, out.csv)) {
 			fprintf(stderr, PROG ": write %s: %s\n", o.csv, strerror(errno));
 			status = EXIT_FAILED;
 			goto out;
 		}
 	}
-	status = perf_init(&perf, &o) ? EXIT_FAILED : run(&perf, conf, csv);
+	if (o.plot) {
+		out.plot = &plot;
+		if (plot_open(&plot, &o)) {
+			status = EXIT_FAILED;
+			goto out;
+		}
+	}
+	status = perf_init(&perf, &o) ? EXIT_FAILED : run(&perf, conf, &out);
 out:
-	if (csv) {
+	if (out.plot && plot_close(&plot, &o))
+		status = EXIT_FAILED;
+	if (out.csv) {
 		/* ferror: a row that failed to go out earlier; fclose: the last ones. */
-		bool bad = ferror(csv);
+		bool bad = ferror(out.csv);
 
-		if (fclose(csv) || bad) {
+		if (fclose(out.csv) || bad) {
 			fprintf(stderr, PROG ": write %s: %s\n", o.csv,
 				bad ? "write error" : strerror(errno));
 			status = EXIT_FAILED;

@@ -4,7 +4,8 @@
 #   count json          2 producers, --confirm async --json: all acked, latency ordered, queued
 #   sync                4 producers on 2 connections, --confirm sync: all acked and queued
 #   duration            --duration 2 --rate 2000: about 4000 sent in about 2 s; progress lines
-#   csv                 --csv: the header, a row per second and a last one; --quiet
+#   csv                 --csv: the header, a row per second and a last one, confirm
+#                       latency per row; --quiet
 #   body layout         --size 32: read back with pika, sequence numbers per producer, the
 #                       send time, the pattern
 #   returned            --confirm sync --mandatory, unroutable: every message counted as
@@ -29,9 +30,13 @@
 #                       every record acked and consumed end to end (latency per record),
 #                       envelopes <= records, batching and envelopes in the summary, the
 #                       JSON and the CSV
+#   plot                --plot and --csv with confirms and a consumer: a PNG (signature,
+#                       size, dimensions), latency columns with numbers, and no temporary
+#                       files left in TMPDIR
+#   plot no gnuplot     --plot with no gnuplot in PATH: a usage error before connecting
 #
-# The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
-# cases need no broker.
+# The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); 'plot'
+# needs gnuplot too; the other cases need no broker.
 set -euo pipefail
 
 # --list: the case names, read from the case statement below (tests/list_cases.py).
@@ -147,14 +152,19 @@ case_csv() {
 	python3 - "$tmp/rows.csv" <<-'EOF' || fail "CSV check on: $(cat "$tmp/rows.csv")"
 		import sys
 		lines = open(sys.argv[1]).read().splitlines()
-		assert lines[0] == "t,sent,acked,nacked,in_flight,msgs_per_s", lines[0]
-		rows = [[float(x) for x in line.split(",")] for line in lines[1:]]
+		assert lines[0] == "t,sent,acked,nacked,in_flight,msgs_per_s,confirm_p50_us,confirm_p99_us,confirm_max_us", lines[0]
+		# A latency field is empty when no confirm was sampled in that row's interval.
+		rows = [[float(x) if x else None for x in line.split(",")] for line in lines[1:]]
 		assert len(rows) >= 2, "%d rows, expected a per-second one and a last one" % len(rows)
-		assert all(len(r) == 6 for r in rows), "a row without 6 fields"
+		assert all(len(r) == 9 for r in rows), "a row without 9 fields"
+		assert all(None not in r[:6] for r in rows), "an empty count"
 		ts = [r[0] for r in rows]
 		assert ts == sorted(ts) and ts[0] > 0, "t not increasing"
 		last = rows[-1]
 		assert last[1] == 3000 and last[2] == 3000 and last[3] == 0 and last[4] == 0, last
+		# 1500 messages/s, one in 16 timed: every full second has about 90 latencies.
+		for r in rows[:-1]:
+		    assert None not in r[6:] and 0 < r[6] <= r[7] <= r[8], r
 	EOF
 	expect_queue_count "$q" 3000
 }
@@ -256,9 +266,9 @@ case_consumers_acks() {
 	python3 - "$tmp/acks.csv" <<-'EOF' || fail "CSV check on: $(cat "$tmp/acks.csv")"
 		import sys
 		lines = open(sys.argv[1]).read().splitlines()
-		assert lines[0] == "t,sent,acked,nacked,in_flight,msgs_per_s,consumed,consume_msgs_per_s", lines[0]
-		last = [float(x) for x in lines[-1].split(",")]
-		assert len(last) == 8 and last[1] == 10001 and last[6] == 10001, last
+		assert lines[0] == "t,sent,acked,nacked,in_flight,msgs_per_s,consumed,consume_msgs_per_s,e2e_p50_us,e2e_p99_us,e2e_max_us", lines[0]
+		last = [float(x) if x else None for x in lines[-1].split(",")]
+		assert len(last) == 11 and last[1] == 10001 and last[6] == 10001, last
 	EOF
 
 	run auto --uri "$SALVO_TEST_URI" --routing-key "$q" --consumers 1 --auto-ack \
@@ -423,9 +433,72 @@ case_batching() {
 	grep -q '^end-to-end latency: .* (20000 samples)$' "$tmp/batch.err" ||
 		fail "not every record was timed end to end"
 	head -1 "$tmp/batch.csv" |
-		grep -qx 't,sent,acked,nacked,in_flight,msgs_per_s,envelopes,envelopes_per_s,consumed,consume_msgs_per_s' ||
+		grep -qx 't,sent,acked,nacked,in_flight,msgs_per_s,envelopes,envelopes_per_s,consumed,consume_msgs_per_s,confirm_p50_us,confirm_p99_us,confirm_max_us,e2e_p50_us,e2e_p99_us,e2e_max_us' ||
 		fail "CSV header: $(head -1 "$tmp/batch.csv")"
 	expect_queue_count "$q" 0
+}
+
+case_plot() {
+	need_broker
+	command -v gnuplot >/dev/null || {
+		echo "no gnuplot in PATH" >&2
+		exit 77
+	}
+	fresh_queue plot
+	# Its private directory goes in TMPDIR: nothing may be left there.
+	mkdir "$tmp/tmpdir"
+	# 5000 messages at 2000/s, 2.5 s: two per-second rows and a last one.
+	rc=0
+	TMPDIR=$tmp/tmpdir "$bin" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue \
+		--count 5000 --rate 2000 --confirm async --consumers 1 --csv "$tmp/plot.csv" \
+		--plot "$tmp/run.png" --quiet >"$tmp/plot.out" 2>"$tmp/plot.err" || rc=$?
+	sed 's/^/  plot stderr: /' "$tmp/plot.err" >&2
+	((rc == 0)) || fail "exit status $rc"
+	[[ -z $(ls -A "$tmp/tmpdir") ]] || fail "left in TMPDIR: $(ls -A "$tmp/tmpdir")"
+	python3 - "$tmp/run.png" <<-'EOF' || fail "the PNG is not one"
+		import struct, sys
+		png = open(sys.argv[1], "rb").read()
+		assert png[:8] == b"\x89PNG\r\n\x1a\n", "no PNG signature: %r" % png[:8]
+		assert 10000 < len(png) < 5000000, "%d bytes" % len(png)
+		assert png[12:16] == b"IHDR", "no IHDR chunk first"
+		width, height = struct.unpack(">II", png[16:24])
+		# Three panels: rates, messages waiting, latencies.
+		assert width == 1200 and height == 1020, (width, height)
+	EOF
+	python3 - "$tmp/plot.csv" <<-'EOF' || fail "CSV check on: $(cat "$tmp/plot.csv")"
+		import sys
+		lines = open(sys.argv[1]).read().splitlines()
+		head = lines[0].split(",")
+		lat = ["confirm_p50_us", "confirm_p99_us", "confirm_max_us",
+		       "e2e_p50_us", "e2e_p99_us", "e2e_max_us"]
+		assert head[-6:] == lat, head
+		rows = [dict(zip(head, line.split(","))) for line in lines[1:]]
+		assert len(rows) >= 3, "%d rows" % len(rows)
+		assert float(rows[-1]["acked"]) == 5000 and float(rows[-1]["consumed"]) == 5000
+		# Every full second timed about 125 confirms and 2000 messages end to end (each
+		# consumer hands over every 256, or when idle).
+		for r in rows[:-1]:
+		    for side in ("confirm", "e2e"):
+		        p50, p99, mx = (float(r[side + k]) for k in ("_p50_us", "_p99_us", "_max_us"))
+		        assert 0 < p50 <= p99 <= mx < 60e6, (side, r)
+	EOF
+	expect_queue_count "$q" 0
+}
+
+case_plot_no_gnuplot() {
+	# A PATH of one empty directory: no gnuplot (nor anything else) in it. The URI has
+	# nothing listening: exit 2, not 1, shows that no connection was tried.
+	mkdir "$tmp/empty"
+	rc=0
+	PATH=$tmp/empty "$bin" --uri amqp://guest:guest@127.0.0.1:1 --count 10 \
+		--plot "$tmp/never.png" >"$tmp/nognuplot.out" 2>"$tmp/nognuplot.err" || rc=$?
+	sed 's/^/  nognuplot stderr: /' "$tmp/nognuplot.err" >&2
+	((rc == 2)) || fail "exit status $rc, expected 2"
+	head -1 "$tmp/nognuplot.err" |
+		grep -qx "$prog: --plot needs gnuplot (the Debian package gnuplot-nox), and there is none in PATH" ||
+		fail "the message does not say gnuplot is missing"
+	! grep -q "connect" "$tmp/nognuplot.err" || fail "it tried to connect"
+	[[ ! -e $tmp/never.png ]] || fail "the PNG was created"
 }
 
 case_connection_refused() {
@@ -464,6 +537,7 @@ case_usage_errors() {
 		"--uri amqp://localhost --uri ftp://x"
 		"--uri"
 		"--csv"
+		"--plot"
 		"--consumers x"
 		"--consumers 1025"
 		"--prefetch 10"
@@ -512,6 +586,8 @@ case_usage_errors() {
 	((rc == 2)) || fail "--declare-queue with an empty key: exit status $rc, expected 2"
 	run empty-csv --csv ""
 	((rc == 2)) || fail "--csv '': exit status $rc, expected 2"
+	run empty-plot --plot ""
+	((rc == 2)) || fail "--plot '': exit status $rc, expected 2"
 	run empty-queue --consumers 1 --routing-key ""
 	((rc == 2)) || fail "--consumers with an empty key: exit status $rc, expected 2"
 	run small --consumers 1 --size 15
@@ -533,11 +609,11 @@ case_usage_errors() {
 
 	expect_help --uri --connections --producers --size --confirm --window --count --duration \
 		--rate --exchange --routing-key --declare-queue --persistent --mandatory --json \
-		--csv --conf --progress --quiet --help --version --consumers --consumer-connections \
+		--csv --plot --conf --progress --quiet --help --version --consumers --consumer-connections \
 		--prefetch --auto-ack --multi-ack-every --consumer-rate --drain-timeout \
 		e2e_latency_us consume_msgs_per_s consumed --body --batch-records --batch-bytes \
 		--linger-us --compression --compression-level records_per_s envelopes_per_s \
-		envelope_bytes_per_record
+		envelope_bytes_per_record confirm_p50_us e2e_max_us
 	grep -q CLOCK_REALTIME "$tmp/help.out" || fail "--help does not name the timestamp's clock"
 	grep -q publisher.ring_size "$tmp/help.out" || fail "--help lacks the configuration keys"
 	expect_version
@@ -560,6 +636,8 @@ consumers) case_consumers ;;
 'not consumed') case_not_consumed ;;
 'body json') case_body_json ;;
 batching) case_batching ;;
+plot) case_plot ;;
+'plot no gnuplot') case_plot_no_gnuplot ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok"
