@@ -21,6 +21,7 @@ enum {
 	OPT_RATE,
 	OPT_CSV,
 	OPT_PLOT,
+	OPT_METRICS_PORT,
 	OPT_BODY,
 	OPT_CONSUMERS,
 	/* The options that need --consumers: from here to the end. */
@@ -59,6 +60,7 @@ static const struct option long_options[] = {
     {"json", no_argument, NULL, 'j'},
     {"csv", required_argument, NULL, OPT_CSV},
     {"plot", required_argument, NULL, OPT_PLOT},
+    {"metrics-port", required_argument, NULL, OPT_METRICS_PORT},
     {"conf", required_argument, NULL, 'c'},
     {"progress", no_argument, NULL, 'P'},
     {"quiet", no_argument, NULL, 'q'},
@@ -186,6 +188,14 @@ static void usage(FILE *out)
 	    "                         p50, p99 and max in ms on a log scale; titled with the\n"
 	    "                         run's parameters and the broker's address (no user or\n"
 	    "                         password)\n"
+	    "      --metrics-port P   while connected, serve salvo's statistics of every\n"
+	    "                         connection in the Prometheus text format\n"
+	    "                         (salvo_stats_prometheus, docs/statistics.md) over HTTP\n"
+	    "                         on 127.0.0.1:P, at any path (e.g. /metrics); 0: a port\n"
+	    "                         the kernel picks. The address goes to stderr as\n"
+	    "                         \"salvo-perf: metrics at http://127.0.0.1:P/metrics\".\n"
+	    "                         Each connection's series carry connection=\"perf-N\"\n"
+	    "                         (its number from 1) unless connection_name is set\n"
 	    "  -j, --json             end stdout with one JSON object: sent, acked, nacked,\n"
 	    "                         returned, failed, bytes (body bytes sent), seconds,\n"
 	    "                         msgs_per_s, mbytes_per_s (10^6 bytes), cpu_seconds,\n"
@@ -329,6 +339,7 @@ int parse_args(int argc, char **argv, struct options *o)
 	o->progress = true;
 	o->multi_ack_every = 1;
 	o->drain_timeout_s = DEFAULT_DRAIN_TIMEOUT_S;
+	o->metrics_port = -1;
 	/* --uri and --conf can each appear at most once per argument, plus the default. */
 	o->uris = calloc((size_t)argc + 1, sizeof *o->uris);
 	o->conf = calloc((size_t)argc, sizeof *o->conf);
@@ -409,6 +420,10 @@ int parse_args(int argc, char **argv, struct options *o)
 			if (!optarg[0])
 				return usage_error("--plot needs a file name");
 			o->plot = optarg;
+			break;
+		case OPT_METRICS_PORT:
+			rc = parse_range("metrics-port", optarg, 0, 65535, &v);
+			o->metrics_port = (int)v;
 			break;
 		case 'c':
 			rc = add_conf(optarg, o->conf, &o->nconf);

@@ -64,6 +64,7 @@ struct options {
 	const char *csv;
 	const char *plot; /* --plot: the PNG to write */
 	char *gnuplot;	  /* with --plot: the gnuplot found in PATH */
+	int metrics_port; /* --metrics-port; -1: none */
 	/* Consumers (0: none). */
 	unsigned consumers;
 	unsigned consumer_connections; /* 0: consumers share the producers' connections */
@@ -112,6 +113,20 @@ struct result {
 
 enum phase { PHASE_SETUP, PHASE_GO, PHASE_RELEASE };
 
+/* metrics.c: --metrics-port, served from a thread of its own from metrics_start (after
+ * every connection is made) to metrics_stop (before any is closed). */
+struct metrics {
+	int fd; /* the listening socket; -1: not serving */
+	int port;
+	pthread_t thread;
+	atomic_bool stop;
+	salvo_client *const *clients;
+	size_t nclients;
+};
+/* Returns 0, or -1 (reported). */
+int metrics_start(struct metrics *m, salvo_client *const *clients, size_t n, int port);
+void metrics_stop(struct metrics *m);
+
 struct producer;
 struct consumer;
 
@@ -120,6 +135,7 @@ struct perf {
 	const struct options *o;
 	salvo_client **clients; /* the producers' connections, then the consumers' own */
 	unsigned nclients;
+	struct metrics metrics; /* --metrics-port */
 	struct producer *producers;
 	unsigned nproducers; /* threads started */
 	struct consumer *consumers;
@@ -237,5 +253,6 @@ int plot_draw(struct plot *p, const struct options *o, const struct result *r);
 /* Close the files and remove the temporary directory. Returns 0, or -1 when the PNG
  * could not be written (reported). */
 int plot_close(struct plot *p, const struct options *o);
+
 
 #endif

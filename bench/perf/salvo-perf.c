@@ -470,13 +470,28 @@ static int connect_all(struct perf *pf, const salvo_conf *conf)
 	if (salvo_conf_get(conf, "uri", where, &where_size))
 		snprintf(where, sizeof where, "the broker");
 	for (; pf->nclients < o->connections + o->consumer_connections; pf->nclients++) {
-		int rc = salvo_client_new(conf, &pf->clients[pf->nclients], &err);
+		salvo_conf *named = salvo_conf_dup(conf);
+		char name[300];
+		size_t name_size = sizeof name;
+		int rc;
 
+		/* Each connection's own name (unless the user gave one): the broker's
+		 * management UI and the metrics' connection label tell them apart. */
+		if (named && !salvo_conf_get(conf, "connection_name", name, &name_size) &&
+		    !name[0]) {
+			snprintf(name, sizeof name, "perf-%u", pf->nclients + 1);
+			salvo_conf_set(named, "connection_name", name, NULL, 0);
+		}
+		rc = salvo_client_new(named ? named : conf, &pf->clients[pf->nclients], &err);
+		salvo_conf_destroy(named);
 		if (rc) {
 			fail(rc, &err, "connect to %s (connection %u)", where, pf->nclients + 1);
 			return rc;
 		}
 	}
+	if (o->metrics_port >= 0 &&
+	    metrics_start(&pf->metrics, pf->clients, pf->nclients, o->metrics_port))
+		return SALVO_ERR_INVALID_ARGUMENT;
 	return 0;
 }
 
@@ -570,6 +585,8 @@ static void close_clients(struct perf *pf)
 {
 	salvo_error err = {0};
 
+	metrics_stop(&pf->metrics);
+
 	for (unsigned i = 0; i < pf->nclients; i++) {
 		int rc = salvo_client_close(pf->clients[i], CLOSE_TIMEOUT_MS, &err);
 
@@ -647,6 +664,7 @@ static int perf_init(struct perf *pf, const struct options *o)
 	int rc;
 
 	pf->o = o;
+	pf->metrics.fd = -1;
 	pthread_mutex_init(&pf->lock, NULL);
 	/* The main thread's ticks are deadlines on the monotonic clock. */
 	pthread_condattr_init(&attr);
