@@ -74,6 +74,7 @@ void sv_event_push(salvo_client *c, const salvo_event *ev)
 	c->ev_count++;
 	pthread_cond_broadcast(&c->ev_cond);
 	pthread_mutex_unlock(&c->lock);
+	sv_log_event(&c->set.log, ev);
 }
 
 int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms)
@@ -153,6 +154,10 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 	size_t n = set->conf.n_endpoints, first = next ? *next % n : 0;
 	int rc = SALVO_ERR_IO;
 
+	salvo_error local;
+
+	if (!err)
+		err = &local;
 	for (size_t k = 0; k < n; k++) {
 		const struct sv_endpoint *ep = &set->conf.endpoints[(first + k) % n];
 		struct sv_connect_params p = set->connect;
@@ -161,6 +166,17 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 		p.port = (uint16_t)ep->port;
 		p.tls = ep->tls;
 		rc = sv_connect(&p, s, err);
+		if (!rc) {
+			sv_log(&set->log, SALVO_LOG_INFO, "connection",
+			       "connected to %s:%u (frame_max %u, channel_max %u, heartbeat %u s)",
+			       ep->host, (unsigned)ep->port, (unsigned)s->frame_max,
+			       (unsigned)s->channel_max, (unsigned)s->heartbeat);
+		} else if (rc != SALVO_ERR_CLOSED && sv_log_enabled(&set->log, SALVO_LOG_DEBUG)) {
+			char e[512];
+
+			sv_log(&set->log, SALVO_LOG_DEBUG, "connection", "connecting to %s:%u failed: %s",
+			       ep->host, (unsigned)ep->port, salvo_error_format(err, e, sizeof e));
+		}
 		if (!rc || rc == 403 || rc == 530 || rc == SALVO_ERR_CLOSED) {
 			if (next)
 				*next = first + k + 1;
@@ -199,6 +215,8 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 		.auth_external = set->conf.auth_mechanism == SV_AUTH_EXTERNAL,
 	};
 	sv_tls_settings_from_conf(&set->conf, &set->connect.tls_settings);
+	sv_log_init(&set->log, &set->conf);
+	set->connect.tls_settings.log = &set->log;
 	set->rpc_timeout_ms = (int)set->conf.rpc_timeout;
 	set->ring_size = set->conf.ring_size;
 	set->window = set->conf.window;

@@ -119,13 +119,13 @@ static void drop_socket(salvo_client *c)
 }
 
 /* When the next attempt is due: exponential, with jitter (between half the delay and all
- * of it). */
-static void schedule_attempt(salvo_client *c)
+ * of it). last: why the connection is down, the loss or the attempt that just failed. */
+static void schedule_attempt(salvo_client *c, const salvo_error *last)
 {
 	uint64_t delay = c->rec_delay_ms;
 	uint64_t wait = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
 	salvo_event ev = {.kind = SALVO_EVENT_RECONNECTING, .attempt = ++c->rec_attempt,
-			  .delay_ms = (unsigned)wait, .error = c->lost};
+			  .delay_ms = (unsigned)wait, .error = *last};
 
 	sv_event_push(c, &ev);
 	c->rec_next_ns = sv_now_ns() + wait * 1000000u;
@@ -198,7 +198,7 @@ static void recover_begin(salvo_client *c, const salvo_error *why)
 	sv_settle_pubs(c);
 	c->rec_attempt = 0;
 	c->rec_delay_ms = c->set.conf.reconnect_initial_delay;
-	schedule_attempt(c);
+	schedule_attempt(c, why);
 }
 
 void sv_teardown(salvo_client *c)
@@ -413,7 +413,7 @@ uint64_t sv_recover_step(salvo_client *c, uint64_t now)
 		c->rec_delay_ms = c->rec_delay_ms * 2 > c->set.conf.reconnect_max_delay
 					  ? c->set.conf.reconnect_max_delay
 					  : c->rec_delay_ms * 2;
-		schedule_attempt(c);
+		schedule_attempt(c, &err);
 		return c->rec_next_ns;
 	}
 	/* The rings hold frames cut to the first connection's frame_max, on their channels. */
