@@ -309,7 +309,7 @@ static void case_refused_no_secret(void)
 	salvo_error err;
 
 	CHECK(conf);
-	snprintf(uri, sizeof uri, "amqp://salvo-test-user:%s@127.0.0.1:%u/", PASSWORD_ESCAPED, p1);
+	snprintf(uri, sizeof uri, "amqp://salvo-test-user:%s@127.0.0.1:%u", PASSWORD_ESCAPED, p1);
 	snprintf(add, sizeof add, "amqp://127.0.0.1:%u", p2);
 	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
 	CHECK(salvo_conf_set(conf, "uri.add", add, errstr, sizeof errstr) == 0);
