@@ -62,6 +62,8 @@ void sv_event_push(salvo_client *c, const salvo_event *ev)
 {
 	size_t cap = sizeof c->events / sizeof c->events[0];
 
+	/* First, so a line is out before its event can be polled. */
+	sv_log_event(&c->set.log, ev);
 	pthread_mutex_lock(&c->lock);
 	if (c->ev_count == cap) {
 		/* Full: the oldest goes. */
@@ -74,7 +76,6 @@ void sv_event_push(salvo_client *c, const salvo_event *ev)
 	c->ev_count++;
 	pthread_cond_broadcast(&c->ev_cond);
 	pthread_mutex_unlock(&c->lock);
-	sv_log_event(&c->set.log, ev);
 }
 
 int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms)

@@ -577,7 +577,7 @@ void sv_request_put(struct sv_request *req);
 int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err);
 int sv_request_wait(struct sv_request *req, int timeout_ms, salvo_error *err);
 void sv_request_complete(struct sv_request *req, int status, const salvo_error *err);
-/* Queue ev for salvo_client_poll_event and log it (after letting go of c->lock). */
+/* Log ev, then queue it for salvo_client_poll_event (the log is called without c->lock). */
 void sv_event_push(salvo_client *c, const salvo_event *ev);
 int sv_run_hooks(salvo_client *c, salvo_error *err);
 void sv_io_wait_exit_if_closed(salvo_client *c);

@@ -35,7 +35,9 @@
 #define PASSWORD_ESCAPED "S3cr3t%3APa55%2Fzz9"
 #define WRONG "Wr0ng:Pa55/zz9"
 #define WRONG_ESCAPED "Wr0ng%3APa55%2Fzz9"
-#define CONN_NAME "salvo-test-log-secrets"
+/* Connection names for rabbitmqctl close_connection, with the pid: a connection of an
+ * earlier run may still be listed while the broker closes it. */
+static char relay_name[64], tls_name[64];
 
 /* Lines collected from every client's callback (their I/O threads and this one). */
 #define MAX_LINES 256
@@ -301,7 +303,7 @@ static void relay_client(const char *host, unsigned broker_port)
 	relay_start(&r, host, broker_port);
 	snprintf(uri, sizeof uri, "amqp://%s:%s@127.0.0.1:%u", USER, PASSWORD_ESCAPED, r.port);
 	snprintf(add, sizeof add, "amqp://127.0.0.1:%u", dead);
-	conf = log_conf(uri, "uri.add", add, "connection_name", CONN_NAME,
+	conf = log_conf(uri, "uri.add", add, "connection_name", relay_name,
 			"reconnect.initial_delay", "20", "reconnect.max_delay", "100",
 			"reconnect.max_attempts", "3", NULL);
 	OK(salvo_client_new(conf, &c, &err));
@@ -310,7 +312,7 @@ static void relay_client(const char *host, unsigned broker_port)
 	EXPECT(SALVO_LOG_INFO, "connection", "connected to 127.0.0.1", port);
 
 	/* A loss the broker makes: reconnected through the relay, after the dead endpoint. */
-	close_connection(CONN_NAME, "salvo log test");
+	close_connection(relay_name, "salvo log test");
 	AWAIT(SALVO_LOG_NOTICE, "connection", "reconnected to 127.0.0.1", port);
 	EXPECT(SALVO_LOG_WARNING, "connection", "connection lost: 320 CONNECTION_FORCED");
 	EXPECT(SALVO_LOG_NOTICE, "connection", "reconnecting: attempt 1 in ");
@@ -382,10 +384,10 @@ static void tls_client(void)
 
 	host_port(tls, host, sizeof host, &port);
 	snprintf(uri, sizeof uri, "amqps://%s:%s@%s:%u", USER, PASSWORD_ESCAPED, host, port);
-	conf = log_conf(uri, "verify", "verify_none", "connection_name", CONN_NAME "-tls", NULL);
+	conf = log_conf(uri, "verify", "verify_none", "connection_name", tls_name, NULL);
 	OK(salvo_client_new(conf, &c, &err));
 	salvo_conf_destroy(conf);
-	close_connection(CONN_NAME "-tls", "salvo log test");
+	close_connection(tls_name, "salvo log test");
 	snprintf(uri, sizeof uri, "reconnected to %s:%u", host, port);
 	AWAIT(SALVO_LOG_NOTICE, "connection", uri);
 	rabbit_close(c, 5000);
@@ -404,6 +406,8 @@ static int case_no_secrets(void)
 	char host[256];
 	unsigned port;
 
+	snprintf(relay_name, sizeof relay_name, "salvo-test-log-relay-%d", (int)getpid());
+	snprintf(tls_name, sizeof tls_name, "salvo-test-log-tls-%d", (int)getpid());
 	host_port(rabbit_test_uri(), host, sizeof host, &port);
 	make_user();
 	relay_client(host, port);
