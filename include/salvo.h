@@ -124,7 +124,8 @@ SALVO_API salvo_conf *salvo_conf_new(void);
 /* Free a conf, wiping the password from memory first. NULL is ignored. */
 SALVO_API void salvo_conf_destroy(salvo_conf *conf);
 
-/* A copy of conf that the caller owns, or NULL when out of memory or conf is NULL. */
+/* A copy of conf that the caller owns (its log callback and on-connect hooks included), or
+ * NULL when out of memory or conf is NULL. */
 SALVO_API salvo_conf *salvo_conf_dup(const salvo_conf *conf);
 
 /*
@@ -167,6 +168,58 @@ SALVO_API int salvo_conf_get(const salvo_conf *conf, const char *key, char *dest
 /* Write every key to out (not NULL): name, default, range and help. Any thread. Write errors
  * are not reported; check ferror(out). */
 SALVO_API void salvo_conf_print_help(FILE *out);
+
+/*
+ * Logging. What salvo has to say on its own, outside any call's return value, is a log
+ * line with a level and a facility, in the manner of librdkafka's log_cb: the connection
+ * lost, each reconnection attempt, reconnected, giving up, blocked and unblocked by the
+ * broker (facility "connection"); a consumer cancelled by the broker, a malformed envelope
+ * rejected ("consumer"); a protocol violation salvo found in the peer's frames, or the
+ * broker's connection.close over one ("protocol"); TLS peer verification disabled
+ * ("tls": once per process on stderr, once per client to a callback). The events of salvo_client_poll_event are logged as well as queued, so an
+ * application that never polls still has them in its log.
+ *
+ * Levels are syslog's; the key "log.level" (default notice) says the least severe that is
+ * logged, and nothing below it is even formatted. Without a callback, lines go to stderr
+ * as "salvo: WARNING [tls] TLS peer verification is disabled ..." (one write each).
+ *
+ * No line ever holds a password or other secret: endpoints appear as host:port, URIs with
+ * the password as "***", and errors as salvo_error_format gives them (whose texts never
+ * hold the password: a broker echoing it is masked).
+ */
+#define SALVO_LOG_ERR 3	    /* the client gave up, a protocol violation */
+#define SALVO_LOG_WARNING 4 /* the connection lost, blocked, a consumer cancelled, ... */
+#define SALVO_LOG_NOTICE 5  /* reconnecting, reconnected, unblocked */
+#define SALVO_LOG_INFO 6    /* connected */
+#define SALVO_LOG_DEBUG 7   /* each endpoint that failed to connect */
+
+/*
+ * Receives one log line: level (SALVO_LOG_*), facility ("connection", "consumer",
+ * "protocol", "tls") and message (one line, no newline, safe to print: text from the
+ * network is escaped). The strings are valid during the call only.
+ *
+ * Called on salvo's threads: most lines come from a client's I/O thread, some from the
+ * thread in salvo_client_new (or salvo_pool_new) while it connects. Several threads may
+ * call it at once (each client has its I/O thread), so it must be thread-safe. It must be
+ * quick and must not block: while it runs, its client's I/O thread sends and receives
+ * nothing. It must not call salvo functions that wait for the I/O thread (synchronous
+ * methods, publishing, closing a client); hand such work to a thread of the
+ * application's. It is never called with a lock of salvo's held that application calls
+ * take, and never after salvo_client_destroy has returned.
+ */
+typedef void (*salvo_log_fn)(void *arg, int level, const char *facility, const char *message);
+
+/*
+ * Send the log lines of clients made from conf to fn(arg, ...) instead of stderr; fn NULL
+ * restores stderr. To drop them all, pass a function that does nothing. salvo_conf_dup
+ * copies it; so do pools (every client of the pool logs to it). Returns 0, or
+ * SALVO_ERR_INVALID_ARGUMENT when conf is NULL. Any thread (conf as for salvo_conf_set).
+ */
+SALVO_API int salvo_conf_set_log_cb(salvo_conf *conf, salvo_log_fn fn, void *arg);
+
+/* The name of a level as the stderr lines show it: "ERROR", "WARNING", "NOTICE", "INFO",
+ * "DEBUG"; "LOG" for any other value. Any thread. */
+SALVO_API const char *salvo_log_level_name(int level);
 
 /*
  * Timeouts. Every blocking call takes timeout_ms: > 0 waits at most that long and then
@@ -353,7 +406,9 @@ SALVO_API int salvo_conf_add_on_connect(salvo_conf *conf, salvo_on_connect_fn fn
  */
 typedef enum salvo_event_kind {
 	SALVO_EVENT_CONNECTION_LOST = 1, /* error: why */
-	SALVO_EVENT_RECONNECTING,	 /* attempt, delay_ms before it */
+	/* attempt, delay_ms before it; error: the loss (attempt 1) or why the attempt
+	 * before failed */
+	SALVO_EVENT_RECONNECTING,
 	SALVO_EVENT_RECONNECTED,	 /* attempt, endpoint */
 	/* error: the last failure; reason: why it was not retried, when it was not. The
 	 * client is closed: every call on it returns that error. */
@@ -387,7 +442,8 @@ typedef struct salvo_event {
  * Take the oldest event, waiting up to timeout_ms (0: not at all) for one. Returns 0 with
  * *ev filled, or SALVO_ERR_TIMEOUT / SALVO_ERR_WOULD_BLOCK when there is none. The queue
  * keeps the last 64 events; older ones are dropped (counted in salvo_client_events_dropped).
- * Any thread; events are never delivered on the I/O thread.
+ * Any thread; events are never delivered on the I/O thread. Each event is also logged
+ * (salvo_conf_set_log_cb) as it happens, whether or not anyone polls.
  */
 SALVO_API int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int timeout_ms);
 SALVO_API uint64_t salvo_client_events_dropped(salvo_client *c);

@@ -62,6 +62,8 @@ void sv_event_push(salvo_client *c, const salvo_event *ev)
 {
 	size_t cap = sizeof c->events / sizeof c->events[0];
 
+	/* First, so a line is out before its event can be polled. */
+	sv_log_event(&c->set.log, ev);
 	pthread_mutex_lock(&c->lock);
 	if (c->ev_count == cap) {
 		/* Full: the oldest goes. */
@@ -184,6 +186,10 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 	size_t n = set->conf.n_endpoints, first = next ? *next % n : 0;
 	int rc = SALVO_ERR_IO;
 
+	salvo_error local;
+
+	if (!err)
+		err = &local;
 	for (size_t k = 0; k < n; k++) {
 		const struct sv_endpoint *ep = &set->conf.endpoints[(first + k) % n];
 		struct sv_connect_params p = set->connect;
@@ -192,6 +198,17 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 		p.port = (uint16_t)ep->port;
 		p.tls = ep->tls;
 		rc = sv_connect(&p, s, err);
+		if (!rc) {
+			sv_log(&set->log, SALVO_LOG_INFO, "connection",
+			       "connected to %s:%u (frame_max %u, channel_max %u, heartbeat %u s)",
+			       ep->host, (unsigned)ep->port, (unsigned)s->frame_max,
+			       (unsigned)s->channel_max, (unsigned)s->heartbeat);
+		} else if (rc != SALVO_ERR_CLOSED && sv_log_enabled(&set->log, SALVO_LOG_DEBUG)) {
+			char e[512];
+
+			sv_log(&set->log, SALVO_LOG_DEBUG, "connection", "connecting to %s:%u failed: %s",
+			       ep->host, (unsigned)ep->port, salvo_error_format(err, e, sizeof e));
+		}
 		if (!rc || rc == 403 || rc == 530 || rc == SALVO_ERR_CLOSED) {
 			if (next)
 				*next = first + k + 1;
@@ -230,6 +247,8 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 		.auth_external = set->conf.auth_mechanism == SV_AUTH_EXTERNAL,
 	};
 	sv_tls_settings_from_conf(&set->conf, &set->connect.tls_settings);
+	sv_log_init(&set->log, &set->conf);
+	set->connect.tls_settings.log = &set->log;
 	set->rpc_timeout_ms = (int)set->conf.rpc_timeout;
 	set->ring_size = set->conf.ring_size;
 	set->window = set->conf.window;

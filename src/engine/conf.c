@@ -59,12 +59,13 @@ struct conf_key {
 		.max = FIELD_SIZE(field) - 1, .def_str = def_, .unit = "bytes", .help = help_      \
 	}
 
-/* A choice's default is its first value; the order matches enum sv_verify / sv_auth. */
-#define CHOICE(name_, field, flags_, help_, ...)                                                   \
+/* A choice's default is the index def_ of its values; their order matches enum sv_verify /
+ * sv_auth, or the levels from SV_LOG_LEVEL_BASE. */
+#define CHOICE(name_, field, flags_, def_, help_, ...)                                             \
 	{                                                                                          \
 		.name = name_, .type = KEY_CHOICE, .flags = flags_,                                \
-		.offset = offsetof(struct salvo_conf, field), .unit = "", .help = help_,           \
-		.choices = (const char *const[]){__VA_ARGS__, NULL}                                \
+		.offset = offsetof(struct salvo_conf, field), .def = def_, .unit = "",             \
+		.help = help_, .choices = (const char *const[]){__VA_ARGS__, NULL}                 \
 	}
 
 static const struct conf_key keys[] = {
@@ -132,7 +133,7 @@ static const struct conf_key keys[] = {
 	NUMBER("publisher.batch.linger_us", batch_linger_us, 0, 1, 60000000, 1000, "microseconds",
 	       "Batching: longest a record waits in an open envelope; then the I/O thread\n"
 	       "closes and sends it."),
-	CHOICE("publisher.batch.compression", batch_compression, 0,
+	CHOICE("publisher.batch.compression", batch_compression, 0, 0,
 	       "Batching: compression of each envelope's body, one LZ4 or zstd frame\n"
 	       "(content_encoding lz4 or zstd).",
 	       "none", "lz4", "zstd"),
@@ -172,6 +173,16 @@ static const struct conf_key keys[] = {
 	       "How often the statistics callback (salvo_conf_set_stats_cb) gets a JSON\n"
 	       "document of the client's figures (docs/statistics.md), run by\n"
 	       "salvo_client_poll_event on the application's thread; 0: never."),
+	CHOICE("log.level", log_level, 0, SALVO_LOG_NOTICE - SV_LOG_LEVEL_BASE,
+	       "The least severe log line passed to the log callback (salvo_conf_set_log_cb)\n"
+	       "or, without one, written to stderr; lines below it are not even formatted.\n"
+	       "error: giving up, protocol violations; warning: also the connection lost,\n"
+	       "blocked by the broker, consumers cancelled, envelopes rejected, TLS\n"
+	       "verification off; notice: also each reconnection attempt, reconnected,\n"
+	       "unblocked (the default: a loss is followed by how it ended); info: also\n"
+	       "each connection made; debug: also each endpoint that failed to connect.\n"
+	       "No line holds a password.",
+	       "error", "warning", "notice", "info", "debug"),
 	NUMBER("io_uring.entries", io_uring_entries, 0, 8, 32768, 256, "",
 	       "Submission queue entries of each I/O thread's io_uring; the kernel rounds\n"
 	       "it up to a power of two."),
@@ -184,12 +195,13 @@ static const struct conf_key keys[] = {
 	STRING("keyfile", keyfile, KEY_QUERY, 0, "",
 	       "amqps: PEM file of the client certificate's private key (unencrypted);\n"
 	       "empty takes the key from certfile."),
-	CHOICE("verify", verify, KEY_QUERY,
+	CHOICE("verify", verify, KEY_QUERY, 0,
 	       "amqps: verify_peer checks the broker's certificate chain and its name\n"
 	       "(or IP address) against the host or server_name_indication, and fails\n"
 	       "the connection with SALVO_ERR_TLS otherwise. verify_none skips both\n"
 	       "checks, so anyone on the path can pose as the broker: a warning is\n"
-	       "printed to stderr once per process.",
+	       "logged (facility tls), once per process on stderr, once per client to a\n"
+	       "log callback.",
 	       "verify_peer", "verify_none"),
 	STRING("server_name_indication", server_name_indication, KEY_QUERY, 0, "",
 	       "amqps: the name sent as SNI and checked against the broker's\n"
@@ -197,7 +209,7 @@ static const struct conf_key keys[] = {
 	       "address); empty uses the host (no SNI for an IP address, which is then\n"
 	       "checked against the certificate's IP addresses); \"disable\" sends no\n"
 	       "SNI and still checks the host."),
-	CHOICE("auth_mechanism", auth_mechanism, KEY_QUERY,
+	CHOICE("auth_mechanism", auth_mechanism, KEY_QUERY, 0,
 	       "SASL mechanism for the login: plain sends user and password; external\n"
 	       "logs in as the client certificate's identity (amqps with certfile;\n"
 	       "RabbitMQ needs the rabbitmq_auth_mechanism_ssl plugin).",
@@ -613,6 +625,15 @@ int salvo_conf_add_on_connect(salvo_conf *conf, salvo_on_connect_fn fn, void *ar
 	conf->hooks[conf->n_hooks].fn = fn;
 	conf->hooks[conf->n_hooks].arg = arg;
 	conf->n_hooks++;
+	return 0;
+}
+
+int salvo_conf_set_log_cb(salvo_conf *conf, salvo_log_fn fn, void *arg)
+{
+	if (!conf)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	conf->log_fn = fn;
+	conf->log_arg = fn ? arg : NULL;
 	return 0;
 }
 

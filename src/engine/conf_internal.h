@@ -34,6 +34,8 @@ struct sv_endpoint {
 /* The values of the "verify" and "auth_mechanism" keys, in the order of their names in
  * conf.c's table. */
 enum sv_verify { SV_VERIFY_PEER, SV_VERIFY_NONE };
+/* "log.level": the index of its value; the level is SALVO_LOG_ERR + index. */
+#define SV_LOG_LEVEL_BASE SALVO_LOG_ERR
 enum sv_auth { SV_AUTH_PLAIN, SV_AUTH_EXTERNAL };
 
 struct salvo_conf {
@@ -71,6 +73,9 @@ struct salvo_conf {
 	uint32_t statistics_interval_ms;   /* 0: no statistics documents */
 	salvo_stats_fn stats_fn;	   /* salvo_conf_set_stats_cb */
 	void *stats_arg;
+	uint32_t log_level; /* "log.level": SALVO_LOG_* less SV_LOG_LEVEL_BASE */
+	salvo_log_fn log_fn; /* salvo_conf_set_log_cb; NULL: stderr */
+	void *log_arg;
 	/* On-connect hooks (salvo_conf_add_on_connect), in order. */
 	struct {
 		salvo_on_connect_fn fn;

@@ -43,6 +43,7 @@
 #include "pub_batch.h"
 #include "error.h"
 #include "futex.h"
+#include "log.h"
 #include "ring.h"
 
 /* Settings the engine reads, taken from the configuration at salvo_client_new. */
@@ -55,6 +56,7 @@ struct sv_settings {
 	unsigned uring_entries;
 	uint64_t consumer_buffer_bytes; /* consumer.buffer_bytes */
 	size_t consumer_batch_max_bytes; /* consumer.batch.max_bytes */
+	struct sv_log log; /* connect.tls_settings.log points here */
 };
 
 /* Memory for decompressing envelopes: mapped once at its full size (the configured
@@ -627,6 +629,7 @@ void sv_request_put(struct sv_request *req);
 int sv_request_submit(salvo_client *c, struct sv_request *req, salvo_error *err);
 int sv_request_wait(struct sv_request *req, int timeout_ms, salvo_error *err);
 void sv_request_complete(struct sv_request *req, int status, const salvo_error *err);
+/* Log ev, then queue it for salvo_client_poll_event (the log is called without c->lock). */
 void sv_event_push(salvo_client *c, const salvo_event *ev);
 int sv_run_hooks(salvo_client *c, salvo_error *err);
 void sv_io_wait_exit_if_closed(salvo_client *c);

@@ -136,6 +136,13 @@ void sv_protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
 	m.a.connection_close.reply_code = code;
 	m.a.connection_close.reply_text =
 		(struct sv_bytes){(const uint8_t *)e.text, (uint32_t)strnlen(e.text, 255)};
+	if (sv_live(c) && sv_log_enabled(&c->set.log, SALVO_LOG_ERR)) {
+		char line[512];
+
+		sv_log(&c->set.log, SALVO_LOG_ERR, "protocol",
+		       "closing the connection: %s",
+		       salvo_error_format(&e, line, sizeof line));
+	}
 	sv_send_now(c, &m);
 	sv_conn_fail(c, &e);
 }

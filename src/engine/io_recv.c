@@ -29,6 +29,16 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 
 		sv_broker_error(&e, SALVO_ERROR_CONNECTION, cl->reply_code, cl->reply_text,
 			     cl->class_id, cl->method_id);
+		/* The broker says salvo broke the protocol (or sent a command it refuses):
+		 * 501..505 and 540, the codes the spec gives to such errors. */
+		if (((cl->reply_code >= 501 && cl->reply_code <= 505) || cl->reply_code == 540) &&
+		    sv_log_enabled(&c->set.log, SALVO_LOG_ERR)) {
+			char line[512];
+
+			sv_log(&c->set.log, SALVO_LOG_ERR, "protocol",
+			       "the broker closed the connection over a protocol error: %s",
+			       salvo_error_format(&e, line, sizeof line));
+		}
 		sv_send_now(c, &ok);
 		sv_conn_fail(c, &e);
 		return;

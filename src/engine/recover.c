@@ -97,9 +97,13 @@ static void report_end(salvo_client *c, const salvo_error *why, const char *reas
 	sv_event_push(c, &ev);
 }
 
-static void give_up(salvo_client *c, const salvo_error *why)
+/* reason: why no more attempts (NULL: the error says it). */
+static void give_up(salvo_client *c, const salvo_error *why, const char *reason)
 {
 	salvo_event ev = {.kind = SALVO_EVENT_GIVING_UP, .error = *why};
+
+	if (reason)
+		snprintf(ev.reason, sizeof ev.reason, "%s", reason);
 
 	sv_event_push(c, &ev);
 	close_all(c, why);
@@ -119,13 +123,13 @@ static void drop_socket(salvo_client *c)
 }
 
 /* When the next attempt is due: exponential, with jitter (between half the delay and all
- * of it). */
-static void schedule_attempt(salvo_client *c)
+ * of it). last: why the connection is down, the loss or the attempt that just failed. */
+static void schedule_attempt(salvo_client *c, const salvo_error *last)
 {
 	uint64_t delay = c->rec_delay_ms;
 	uint64_t wait = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
 	salvo_event ev = {.kind = SALVO_EVENT_RECONNECTING, .attempt = ++c->rec_attempt,
-			  .delay_ms = (unsigned)wait, .error = c->lost};
+			  .delay_ms = (unsigned)wait, .error = *last};
 
 	sv_event_push(c, &ev);
 	c->rec_next_ns = sv_now_ns() + wait * 1000000u;
@@ -199,7 +203,7 @@ static void recover_begin(salvo_client *c, const salvo_error *why)
 	sv_settle_pubs(c);
 	c->rec_attempt = 0;
 	c->rec_delay_ms = c->set.conf.reconnect_initial_delay;
-	schedule_attempt(c);
+	schedule_attempt(c, why);
 }
 
 void sv_teardown(salvo_client *c)
@@ -387,7 +391,7 @@ static void reconnected(salvo_client *c, const struct sv_session *sess)
 		atomic_fetch_sub(&c->refs, 1);
 		sv_error_set(&err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
 			     "cannot start a thread for the on-connect hooks");
-		give_up(c, &err);
+		give_up(c, &err, NULL);
 		return;
 	}
 	resume_publishers(c);
@@ -399,23 +403,26 @@ uint64_t sv_recover_step(salvo_client *c, uint64_t now)
 	salvo_error err;
 
 	if (c->close_req) {
-		give_up(c, &c->lost);
+		give_up(c, &c->lost, NULL);
 		return 0;
 	}
 	if (now < c->rec_next_ns)
 		return c->rec_next_ns;
 	memset(&err, 0, sizeof err);
 	if (sv_connect_any(&c->set, &sess, &c->next_endpoint, &err)) {
-		if (err.status == 403 || err.status == 530 ||
-		    (c->set.conf.reconnect_max_attempts &&
-		     c->rec_attempt >= c->set.conf.reconnect_max_attempts)) {
-			give_up(c, &err);
+		if (err.status == 403 || err.status == 530) {
+			give_up(c, &err, NULL);
+			return 0;
+		}
+		if (c->set.conf.reconnect_max_attempts &&
+		    c->rec_attempt >= c->set.conf.reconnect_max_attempts) {
+			give_up(c, &err, "reconnect.max_attempts reached");
 			return 0;
 		}
 		c->rec_delay_ms = c->rec_delay_ms * 2 > c->set.conf.reconnect_max_delay
 					  ? c->set.conf.reconnect_max_delay
 					  : c->rec_delay_ms * 2;
-		schedule_attempt(c);
+		schedule_attempt(c, &err);
 		return c->rec_next_ns;
 	}
 	/* The rings hold frames cut to the first connection's frame_max, on their channels. */
@@ -427,7 +434,7 @@ uint64_t sv_recover_step(salvo_client *c, uint64_t now)
 			     c->sess.channel_max);
 		close(sess.fd);
 		sv_tls_free(sess.tls);
-		give_up(c, &err);
+		give_up(c, &err, NULL);
 		return 0;
 	}
 	sess.channel_max = c->sess.channel_max; /* the tables are sized for it */

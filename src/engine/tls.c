@@ -18,14 +18,14 @@
  *
  * Safe defaults, per the RabbitMQ TLS guide: TLS 1.2 minimum, peer verification against
  * the system store (or the CA file given), host name (or IP address) checked, SNI sent for
- * names. Turning verification off takes an explicit setting and prints a warning once.
+ * names. Turning verification off takes an explicit setting and logs a warning once.
  */
 #include "tls.h"
 #include "conf_internal.h"
 #include "error.h"
+#include "log.h"
 
 #include <arpa/inet.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,18 +121,6 @@ static int file_failed(salvo_error *err, const char *what, const char *path)
 	return sv_error_set(err, SALVO_ERR_TLS, SALVO_ERROR_LOCAL, "TLS %s %s: %s", what, path, r);
 }
 
-/* Once per process: a connection without verification is worth one loud line, not one
- * per reconnect. */
-static void warn_verify_none(void)
-{
-	static atomic_flag warned = ATOMIC_FLAG_INIT;
-
-	if (!atomic_flag_test_and_set(&warned))
-		fputs("salvo: WARNING: TLS peer verification is disabled (verify=verify_none): the "
-		      "broker's certificate and name are not checked\n",
-		      stderr);
-}
-
 static int ctx_new(const struct sv_tls_settings *s, SSL_CTX **out, salvo_error *err)
 {
 	SSL_CTX *ctx = NULL;
@@ -150,7 +138,9 @@ static int ctx_new(const struct sv_tls_settings *s, SSL_CTX **out, salvo_error *
 	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION);
 	if (s->verify_none) {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
-		warn_verify_none();
+		/* A connection without verification is worth one loud line, not one per
+		 * reconnection. */
+		sv_log_verify_none(s->log);
 	} else {
 		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 		if (!empty(s->cacertfile)) {

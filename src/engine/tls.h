@@ -23,6 +23,7 @@
 #include "salvo.h"
 
 struct salvo_conf;
+struct sv_log;
 
 /* What a TLS context is built from. Strings are borrowed for the calls that take them. */
 struct sv_tls_settings {
@@ -32,6 +33,7 @@ struct sv_tls_settings {
 	bool verify_none;	 /* skip certificate and host name checks (warned once) */
 	const char *server_name; /* SNI and name to verify; NULL or "": the host */
 	bool sni_disabled;	 /* send no SNI ("server_name_indication=disable") */
+	struct sv_log *log;	 /* where the verify_none warning goes; NULL: stderr */
 };
 
 /* The TLS part of a configuration; the strings point into conf. */
@@ -45,7 +47,8 @@ struct sv_tls;
  * minimum; unless s->verify_none, the peer's chain is checked against the CA file or the
  * system store and its name against s->server_name or host (an IP literal against the
  * certificate's IP addresses); SNI is sent for names unless disabled. With verify_none a
- * warning goes to stderr, once per process. Any thread.
+ * warning is logged to s->log (sv_log_verify_none: once per process on stderr, once per
+ * logger with a callback). Any thread.
  *
  * Returns 0 with *out set, or with err filled: SALVO_ERR_INVALID_ARGUMENT (keyfile without
  * certfile), SALVO_ERR_TLS (a file that does not load, a key that does not match the

@@ -46,6 +46,7 @@ static const struct {
 	{"consumer.buffer_bytes", "16777216"},
 	{"consumer.batch.max_bytes", "16777216"},
 	{"statistics.interval_ms", "0"},
+	{"log.level", "notice"},
 	{"io_uring.entries", "256"},
 	{"cacertfile", ""},
 	{"certfile", ""},
@@ -1018,7 +1019,9 @@ static void test_print_help(void **state)
 	assert_non_null(strstr(text, "range:   plain | external\n"));
 	assert_non_null(strstr(text, "range:   none | lz4 | zstd\n"));
 	assert_non_null(strstr(text, "range:   0..4095 bytes\n"));
-	assert_non_null(strstr(text, "a warning is\n  printed to stderr once per process"));
+	assert_non_null(strstr(text, "a warning is\n  logged (facility tls), once per process on stderr"));
+	assert_non_null(strstr(text, "\nlog.level\n  default: \"notice\"\n"
+				     "  range:   error | warning | notice | info | debug\n"));
 	free(text);
 }
 

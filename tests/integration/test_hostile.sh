@@ -110,17 +110,22 @@ expect_fake() {
 	done
 }
 
-# expect_failure CODE TEXT: exit status 1 soon, stderr exactly one line ending in
-# "CODE - TEXT" (the code with its name, then salvo's reason), and the fake saw
-# connection.close CODE 'TEXT' from salvo, then the end of the connection.
+# expect_failure CODE TEXT: exit status 1 soon, stderr exactly one line of salvo-publish's
+# ending in "CODE - TEXT" (the code with its name, then salvo's reason) besides the
+# library's log lines ("salvo: LEVEL [facility] ..."), among which the protocol error
+# with the same words; and the fake saw connection.close CODE 'TEXT' from salvo, then the
+# end of the connection.
 expect_failure() {
-	local code=$1 text=$2
+	local code=$1 text=$2 own
 	[[ $rc != timeout ]] || fail "salvo-publish hung (killed after 20 s)"
 	[[ $rc == 1 ]] || fail "exit status $rc, expected 1"
 	((ms < max_ms)) || fail "took $ms ms, more than $max_ms"
-	(($(wc -l <"$tmp/pub.err") == 1)) || fail "stderr holds $(wc -l <"$tmp/pub.err") lines, not 1"
-	[[ $(<"$tmp/pub.err") == "salvo-publish: "*": $code - $text" ]] ||
+	own=$(grep -v '^salvo: ' "$tmp/pub.err" || true)
+	(($(grep -c '' <<<"$own") == 1)) || fail "stderr holds $(grep -c '' <<<"$own") lines of salvo-publish's, not 1"
+	[[ $own == "salvo-publish: "*": $code - $text" ]] ||
 		fail "stderr is not 'salvo-publish: ...: $code - $text'"
+	grep -qxF "salvo: ERROR [protocol] closing the connection: protocol error: $code - $text" \
+		"$tmp/pub.err" || fail "no log line of the protocol error"
 	[[ ! -s $tmp/pub.out ]] || fail "stdout is not empty"
 	expect_fake "client connection.close ${code%% *} '$text' class 0 method 0" "client EOF"
 }
