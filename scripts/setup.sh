@@ -18,7 +18,7 @@ packages=(
 	# the throwaway broker and the scripts around it (ss, pgrep)
 	rabbitmq-server iproute2 procps
 	# tests, peers, charts
-	python3 python3-pika python3-lz4 python3-zstandard valgrind librabbitmq-dev gnuplot-nox
+	python3 python3-pika python3-lz4 python3-zstandard valgrind librabbitmq-dev gnuplot-nox curl
 )
 
 missing=()

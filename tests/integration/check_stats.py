@@ -202,6 +202,13 @@ def check_json(docs_path, api_path):
     for k in ("sends", "recvs", "send_bytes", "recv_bytes", "turns"):
         if not last["io"][k]:
             fail(f"io.{k} is 0 after a run")
+    print("seq  state       reconnects  published    acked  in_flight  interval: outcomes"
+          "  p50_us  p99_us")
+    for d in docs:
+        pub, lat = d["publishing"], d["publishing"]["interval_latency"]
+        print(f"{d['seq']:3}  {d['connection']['state']:10}  {d['connection']['reconnects']:10}"
+              f"  {pub['published']:9}  {pub['acked']:7}  {pub['in_flight']:9}"
+              f"  {lat['count']:18}  {lat['p50_ns'] / 1000:6.0f}  {lat['p99_ns'] / 1000:6.0f}")
     print(f"{len(docs)} documents; reconnects seen {sorted(seen)}; "
           f"published {last['publishing']['published']}, "
           f"interval latency counts {iv} = latency_count")

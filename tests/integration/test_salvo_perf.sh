@@ -34,6 +34,9 @@
 #                       size, dimensions), latency columns with numbers, and no temporary
 #                       files left in TMPDIR
 #   plot no gnuplot     --plot with no gnuplot in PATH: a usage error before connecting
+#   metrics             --metrics-port 0 during a run with two connections: scraped with
+#                       curl twice, each parsed by check_stats.py (HELP and TYPE, series,
+#                       cumulative buckets), counters that grow, both connections labelled
 #
 # The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); 'plot'
 # needs gnuplot too; the other cases need no broker.
@@ -501,6 +504,50 @@ case_plot_no_gnuplot() {
 	[[ ! -e $tmp/never.png ]] || fail "the PNG was created"
 }
 
+case_metrics() {
+	need_broker
+	command -v curl >/dev/null || fail "no curl in PATH (scripts/setup.sh installs it)"
+	fresh_queue metrics
+	# 12000 messages at 3000/s over two connections: 4 s to scrape in.
+	"$bin" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 12000 \
+		--rate 3000 --producers 2 --connections 2 --confirm async --metrics-port 0 \
+		--quiet >"$tmp/metrics.out" 2>"$tmp/metrics.err" &
+	local pid=$! url="" n
+	for ((n = 0; n < 100; n++)); do
+		url=$(grep -o 'http://127\.0\.0\.1:[0-9]*/metrics' "$tmp/metrics.err" || true)
+		[[ -z $url ]] || break
+		sleep 0.1
+	done
+	[[ -n $url ]] || { kill "$pid"; fail "no metrics address on stderr: $(cat "$tmp/metrics.err")"; }
+	sleep 1
+	curl -sS --max-time 5 -o "$tmp/scrape1.txt" -D "$tmp/scrape1.head" "$url" ||
+		{ kill "$pid"; fail "the first scrape failed"; }
+	sleep 1
+	curl -sS --max-time 5 -o "$tmp/scrape2.txt" "$url" || { kill "$pid"; fail "the second scrape failed"; }
+	wait "$pid" || fail "salvo-perf exit status $?: $(cat "$tmp/metrics.err")"
+	grep -qi '^content-type: text/plain; version=0.0.4' "$tmp/scrape1.head" ||
+		fail "content type: $(cat "$tmp/scrape1.head")"
+	python3 "$root/tests/integration/check_stats.py" prom "$tmp/scrape1.txt" \
+		salvo_connection_up=2 || fail "the first scrape does not parse"
+	python3 "$root/tests/integration/check_stats.py" prom "$tmp/scrape2.txt" \
+		salvo_connection_up=2 || fail "the second scrape does not parse"
+	python3 - "$tmp/scrape1.txt" "$tmp/scrape2.txt" <<-'EOF' || fail "scrapes: $(grep published_total "$tmp"/scrape*.txt)"
+		import re, sys
+		def published(path):
+		    got = {}
+		    for line in open(path):
+		        m = re.match(r'salvo_publisher_published_total\{connection="([^"]*)",channel="(\d+)"\} (\d+)', line)
+		        if m:
+		            got[m.group(1)] = got.get(m.group(1), 0) + int(m.group(3))
+		    return got
+		a, b = published(sys.argv[1]), published(sys.argv[2])
+		# Both connections, named by salvo-perf, publishing during the run.
+		assert set(a) == {"perf-1", "perf-2"} == set(b), (a, b)
+		assert all(0 < a[k] < b[k] <= 6000 for k in a), (a, b)
+	EOF
+	expect_queue_count "$q" 12000
+}
+
 case_connection_refused() {
 	expect_connection_refused --count 1 --json
 	[[ ! -s $tmp/refused.out ]] || fail "stdout is not empty"
@@ -638,6 +685,7 @@ consumers) case_consumers ;;
 batching) case_batching ;;
 plot) case_plot ;;
 'plot no gnuplot') case_plot_no_gnuplot ;;
+metrics) case_metrics ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok"
