@@ -14,29 +14,57 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "perf.h"
 
-/* The request line and headers: a scrape's are a few hundred bytes. */
-#define REQUEST_MAX 8192
+/* A request has this long to arrive whole, however it trickles in. */
+#define REQUEST_MS 2000
 
-/* Read until the end of the headers (or REQUEST_MAX, or the timeout): the request itself
- * does not matter, but answering before it is read would make the peer see a reset. */
-static void read_request(int fd)
+static uint64_t now_ms(void)
 {
-	char buf[REQUEST_MAX + 1];
-	size_t len = 0;
+	struct timespec ts;
 
-	while (len < REQUEST_MAX) {
-		ssize_t n = recv(fd, buf + len, REQUEST_MAX - len, 0);
-		if (n <= 0)
-			return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Read until the end of the headers, REQUEST_MS after the connection came, or stop: the
+ * request itself does not matter (any path is the metrics), but answering before it is
+ * read would make the peer see a reset. Bytes past the buffer are read and dropped, only
+ * the last three kept to find the end. Returns false to drop the connection unanswered. */
+static bool read_request(struct metrics *m, int fd)
+{
+	char buf[4096 + 4];
+	size_t len = 0;
+	uint64_t deadline = now_ms() + REQUEST_MS;
+
+	while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		uint64_t now = now_ms();
+		ssize_t n;
+
+		if (now >= deadline)
+			return false;
+		/* At most 100 ms at a time: stop is seen promptly. */
+		if (poll(&p, 1, deadline - now < 100 ? (int)(deadline - now) : 100) <= 0)
+			continue;
+		n = recv(fd, buf + len, sizeof buf - 1 - len, MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+			return false;
+		if (n < 0)
+			continue;
 		len += (size_t)n;
 		buf[len] = '\0';
 		if (strstr(buf, "\r\n\r\n") || strstr(buf, "\n\n"))
-			return;
+			return true;
+		if (len == sizeof buf - 1) {
+			memmove(buf, buf + len - 3, 3);
+			len = 3;
+		}
 	}
+	return false;
 }
 
 static void send_all(int fd, const char *p, size_t len)
@@ -57,7 +85,10 @@ static void answer(struct metrics *m, int fd)
 	size_t cap = 1 << 16, len;
 	char *body = malloc(cap), head[256];
 
-	read_request(fd);
+	if (!read_request(m, fd)) {
+		free(body);
+		return;
+	}
 	/* The text's length is known only once written: grow until it fits. */
 	while (body && (len = salvo_stats_prometheus_clients(m->clients, m->nclients, body, cap)) >=
 			       cap) {
@@ -88,6 +119,7 @@ static void answer(struct metrics *m, int fd)
 static void *serve(void *arg)
 {
 	struct metrics *m = arg;
+	/* Sends: a reader that stops reading cannot hold the thread longer than this. */
 	struct timeval tv = {.tv_sec = 2};
 
 	while (!atomic_load_explicit(&m->stop, memory_order_relaxed)) {
@@ -97,10 +129,11 @@ static void *serve(void *arg)
 		/* Woken by stop within 100 ms: no other way out of accept is needed. */
 		if (poll(&p, 1, 100) <= 0)
 			continue;
+		/* The listening socket is non-blocking: a peer that went away between the poll
+		 * and here cannot hold the thread in accept. */
 		fd = accept4(m->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 		answer(m, fd);
 		close(fd);
@@ -118,7 +151,7 @@ int metrics_start(struct metrics *m, salvo_client *const *clients, size_t n, int
 	m->clients = clients;
 	m->nclients = n;
 	atomic_init(&m->stop, false);
-	m->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	m->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (m->fd < 0 || setsockopt(m->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
 	    bind(m->fd, (struct sockaddr *)&a, sizeof a) || listen(m->fd, 16) ||
 	    getsockname(m->fd, (struct sockaddr *)&a, &alen)) {

@@ -527,6 +527,8 @@ struct salvo_publisher {
 	_Atomic uint64_t published;
 	struct salvo_publisher *stats_next; /* under client->stats_lock */
 	uint64_t *stats_prev; /* its histogram at the last statistics document (stats.c) */
+	uint16_t stats_channel; /* its first channel's number, the statistics' name for it:
+				 * p->ch may be freed while it is still listed (closing) */
 
 	/* I/O thread writes, producer reads. */
 	alignas(SV_CACHE_LINE) _Atomic uint64_t done; /* every seq <= done has an outcome */

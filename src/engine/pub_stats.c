@@ -53,6 +53,7 @@ void sv_pub_stats_link(salvo_publisher *p)
 {
 	salvo_client *c = p->client;
 
+	p->stats_channel = p->ch->id;
 	pthread_mutex_lock(&c->stats_lock);
 	p->stats_next = c->stats_pubs;
 	c->stats_pubs = p;
@@ -91,12 +92,14 @@ void sv_pub_stats_unlink(salvo_publisher *p)
 	salvo_publisher **pp;
 	salvo_pub_stats st;
 
+	/* Read under the lock: a snapshot sees p's figures either listed or in the closed
+	 * sums, never in both or neither. */
+	pthread_mutex_lock(&c->stats_lock);
 	salvo_publisher_stats(p, &st);
 	if (p->mode != SALVO_CONFIRM_NONE) {
 		st.failed += st.in_flight;
 		st.in_flight = 0;
 	}
-	pthread_mutex_lock(&c->stats_lock);
 	for (pp = &c->stats_pubs; *pp; pp = &(*pp)->stats_next)
 		if (*pp == p) {
 			*pp = p->stats_next;
@@ -126,11 +129,14 @@ void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st)
 	st->envelopes = LOAD(p->batch.envelopes);
 	st->envelope_bytes = LOAD(p->batch.bytes);
 	st->envelope_raw_bytes = LOAD(p->batch.raw_bytes);
-	st->latency_count = LOAD(p->ctr.latency_count);
 	st->latency_max_ns = LOAD(p->ctr.latency_max_ns);
 	st->latency_sum_ns = LOAD(p->ctr.latency_sum_ns);
-	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++)
+	/* The count is the buckets' sum, read with them: a latency recorded meanwhile is in
+	 * both or neither, so the histogram stays consistent (Prometheus: +Inf == _count). */
+	for (size_t i = 0; i < SALVO_LATENCY_BUCKETS; i++) {
 		st->latency[i] = LOAD(p->ctr.latency[i]);
+		st->latency_count += st->latency[i];
+	}
 	settled = st->acked + st->nacked + st->returned + st->failed;
 	if (p->mode != SALVO_CONFIRM_NONE)
 		st->in_flight = st->published > settled ? st->published - settled : 0;

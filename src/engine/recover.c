@@ -26,6 +26,7 @@ static void close_all(salvo_client *c, const salvo_error *why)
 
 	if (why)
 		sv_count_possibly_lost(c);
+	sv_stats_blocked(c, 0); /* a closed connection is not blocked any more */
 	pthread_mutex_lock(&c->lock);
 	if (why)
 		c->error = *why;

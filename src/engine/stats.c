@@ -91,10 +91,12 @@ void sv_stats_blocked(salvo_client *c, uint64_t since_ns)
 {
 	uint64_t at = LOAD(c->blocked_at);
 
+	/* Sequentially consistent: the time is added before blocked_at is cleared, in the
+	 * order sv_stats_take reads them. */
 	if (at && !since_ns)
-		sv_stat_add(&c->blocked_ns, sv_now_ns() - at);
+		atomic_store(&c->blocked_ns, atomic_load(&c->blocked_ns) + sv_now_ns() - at);
 	if (!at || !since_ns)
-		atomic_store_explicit(&c->blocked_at, since_ns, memory_order_relaxed);
+		atomic_store(&c->blocked_at, since_ns);
 }
 
 /* The histogram of now less the one at *mark into iv (latencies only), and *mark moved to
@@ -165,7 +167,7 @@ static void take_lists(salvo_client *c, struct sv_stats_snap *s, bool interval)
 	for (salvo_publisher *p = c->stats_pubs; p && s->npubs < np; p = p->stats_next) {
 		struct sv_stats_pub *sp = &s->pubs[s->npubs++];
 
-		sp->channel = p->ch ? p->ch->id : 0;
+		sp->channel = p->stats_channel;
 		sp->mode = p->mode;
 		salvo_publisher_stats(p, &sp->st);
 		salvo_pub_stats_add(&s->total, &sp->st);
@@ -205,9 +207,16 @@ void sv_stats_take(salvo_client *c, struct sv_stats_snap *s, bool interval)
 	s->time_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 	s->reconnects = salvo_client_reconnects(c);
 	s->events_dropped = salvo_client_events_dropped(c);
-	at = LOAD(c->blocked_at);
-	s->blocked = at != 0;
-	s->blocked_ms = (LOAD(c->blocked_ns) + (at && now > at ? now - at : 0)) / 1000000u;
+	/* An unblock between the two loads would count the block twice (its time is added
+	 * to blocked_ns before blocked_at is cleared): read again until blocked_ns held
+	 * still around blocked_at. */
+	for (uint64_t before = 1, after = 0; before != after;) {
+		before = atomic_load(&c->blocked_ns);
+		at = atomic_load(&c->blocked_at);
+		after = atomic_load(&c->blocked_ns);
+		s->blocked = at != 0;
+		s->blocked_ms = (after + (at && now > at ? now - at : 0)) / 1000000u;
+	}
 	salvo_client_io_stats(c, &s->io);
 	salvo_client_consume_stats(c, &s->consume);
 	pthread_mutex_lock(&c->stats_lock);
@@ -289,20 +298,52 @@ void sv_out_printf(struct sv_out *o, const char *fmt, ...)
 	o->len += (size_t)n;
 }
 
-void sv_out_escaped(struct sv_out *o, const char *s, bool json)
+/* The length of the well-formed UTF-8 sequence at s (2..4 bytes: no overlong form, no
+ * surrogate, nothing past U+10FFFF), or 0. */
+static size_t utf8_len(const unsigned char *s)
 {
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	unsigned cp;
+	size_t n;
 
-		if (ch == '\\' || ch == '"')
-			sv_out_printf(o, "\\%c", ch);
-		else if (ch == '\n')
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		n = 2, cp = s[0] & 0x1fu;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		n = 3, cp = s[0] & 0x0fu;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		n = 4, cp = s[0] & 0x07u;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) /* the NUL that ends the string included */
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+void sv_out_escaped(struct sv_out *o, const char *text, bool json)
+{
+	const unsigned char *s = (const unsigned char *)text;
+
+	while (*s) {
+		size_t n = *s < 0x80 ? 1 : utf8_len(s);
+
+		if (*s == '\\' || *s == '"')
+			sv_out_printf(o, "\\%c", *s);
+		else if (*s == '\n')
 			sv_out_printf(o, "\\n");
-		else if ((ch < 0x20 || ch >= 0x7f) && json)
-			/* Bytes, not characters: a tag or name that is not ASCII (the broker's,
-			 * so possibly not UTF-8) cannot make the document invalid. */
-			sv_out_printf(o, "\\u%04x", ch);
+		else if (n && (*s >= 0x20 && *s != 0x7f))
+			sv_out_printf(o, "%.*s", (int)n, (const char *)s);
+		else if (n && json)
+			sv_out_printf(o, "\\u%04x", *s); /* a control byte */
 		else
-			sv_out_printf(o, "%c", ch);
+			/* A control byte in a label, or bytes that are not UTF-8 (a tag is the
+			 * broker's, a name the application's): U+FFFD, so the text stays valid
+			 * UTF-8 whatever they hold. */
+			sv_out_printf(o, "%s", json ? "\\ufffd" : "\xef\xbf\xbd");
+		s += n ? n : 1;
 	}
 }

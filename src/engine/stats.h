@@ -64,8 +64,9 @@ struct sv_out {
 };
 
 void sv_out_printf(struct sv_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* s as a JSON string's contents or a Prometheus label value: \, " and control bytes
- * escaped (JSON: \uXXXX; Prometheus: \n, and others as they are). */
+/* s as a JSON string's contents or a Prometheus label value: \ and " escaped, newline as
+ * \n, other control bytes as \u00XX (JSON) or U+FFFD (Prometheus), bytes that are not
+ * well-formed UTF-8 as U+FFFD: valid UTF-8 out, whatever came in. */
 void sv_out_escaped(struct sv_out *o, const char *s, bool json);
 
 void sv_stats_json(const struct sv_stats_snap *s, struct sv_out *o);

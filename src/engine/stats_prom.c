@@ -110,9 +110,11 @@ static const struct metric consumer_metrics[] = {
 	 offsetof(salvo_consumer_stats, handovers)},
 	{"salvo_consumer_buffered_bytes", "gauge", "Bytes queued, not yet taken.",
 	 offsetof(salvo_consumer_stats, buffered_bytes)},
-	{"salvo_consumer_acks_total", "counter", "Acks asked of messages taken from it.",
+	{"salvo_consumer_acks_total", "counter",
+	 "Acks asked of messages taken from it (calls: a multiple ack counts once).",
 	 offsetof(salvo_consumer_stats, acks)},
-	{"salvo_consumer_nacks_total", "counter", "Nacks asked of messages taken from it.",
+	{"salvo_consumer_nacks_total", "counter",
+	 "Nacks asked of messages taken from it (calls: a multiple nack counts once).",
 	 offsetof(salvo_consumer_stats, nacks)},
 	{"salvo_consumer_rejects_total", "counter", "Rejects asked of messages taken from it.",
 	 offsetof(salvo_consumer_stats, rejects)},
@@ -284,10 +286,10 @@ void sv_stats_prom(const struct sv_stats_snap *snaps, size_t n, struct sv_out *o
 size_t salvo_stats_prometheus_clients(salvo_client *const *clients, size_t n, char *buf,
 				      size_t len)
 {
-	struct sv_out o = {.buf = buf, .cap = len};
+	struct sv_out o = {.buf = buf, .cap = buf ? len : 0};
 	struct sv_stats_snap *snaps = n ? calloc(n, sizeof *snaps) : NULL;
 
-	if (len)
+	if (buf && len)
 		buf[0] = '\0';
 	for (size_t k = 0; clients && k < n; k++)
 		if (!clients[k])
@@ -308,7 +310,7 @@ size_t salvo_stats_prometheus_clients(salvo_client *const *clients, size_t n, ch
 size_t salvo_stats_prometheus(salvo_client *c, char *buf, size_t len)
 {
 	if (!c) {
-		if (len)
+		if (buf && len)
 			buf[0] = '\0';
 		return 0;
 	}
