@@ -1011,6 +1011,21 @@ static void *blocked_produce(void *arg)
  * connection; salvo says so with an event and stops sending; eight producers keep trying
  * and memory stays within their rings; after the alarm ends, everything is acked.
  */
+/* The value of metric name (its first series) in c's Prometheus text. */
+static double prom_value(salvo_client *c, const char *name)
+{
+	static char text[1 << 16];
+	char key[128];
+	const char *at;
+	double v = -1;
+
+	CHECK(salvo_stats_prometheus(c, text, sizeof text) < sizeof text);
+	snprintf(key, sizeof key, "\n%s{", name);
+	at = strstr(text, key);
+	CHECK(at && (at = strstr(at, "} ")) && sscanf(at + 2, "%lf", &v) == 1);
+	return v;
+}
+
 static void case_rabbitmq_blocked(void)
 {
 	const char *uri = rabbitmq_uri();
@@ -1075,6 +1090,16 @@ static void case_rabbitmq_blocked(void)
 		CHECK(rc != 0 && rc != SALVO_ERR_TIMEOUT && strstr(err.text, "blocked_timeout"));
 		salvo_publisher_stats(p2, &st);
 		CHECK(st.failed == 1);
+		/* Closed by the block: not blocked any more, and the time blocked stops. */
+		{
+			double t1 = prom_value(c2, "salvo_connection_blocked_seconds_total"), t2;
+			CHECK(prom_value(c2, "salvo_connection_up") == 0);
+			CHECK(prom_value(c2, "salvo_connection_blocked") == 0);
+			usleep(300000);
+			t2 = prom_value(c2, "salvo_connection_blocked_seconds_total");
+			printf("blocked_timeout: blocked for %.3f s, %.3f s later\n", t1, t2);
+			CHECK(t1 >= 0.9 && t2 == t1);
+		}
 		salvo_publisher_close(p2, 1000, NULL);
 		salvo_client_destroy(c2);
 	}
@@ -1083,6 +1108,9 @@ static void case_rabbitmq_blocked(void)
 	sleep(2); /* and the producers keep trying */
 	rss1 = rss_kb();
 	printf("RSS while blocked: %ld KiB, 2 s later %ld KiB\n", rss0, rss1);
+	/* The statistics say so: blocked now, for at least the 3 s slept. */
+	CHECK(prom_value(c, "salvo_connection_blocked") == 1);
+	CHECK(prom_value(c, "salvo_connection_blocked_seconds_total") >= 3);
 	/* Bounded by the rings (1 MiB each, already touched): no growth beyond noise. */
 	CHECK(rss1 - rss0 < 2048);
 
@@ -1090,6 +1118,14 @@ static void case_rabbitmq_blocked(void)
 	while (!unblocked && salvo_client_poll_event(c, &ev, 10000) == 0)
 		unblocked = ev.kind == SALVO_EVENT_UNBLOCKED;
 	CHECK(unblocked);
+	{
+		double t1 = prom_value(c, "salvo_connection_blocked_seconds_total"), t2;
+		CHECK(prom_value(c, "salvo_connection_blocked") == 0);
+		usleep(200000);
+		t2 = prom_value(c, "salvo_connection_blocked_seconds_total");
+		printf("unblocked after %.3f s blocked (%.3f s later)\n", t1, t2);
+		CHECK(t1 >= 3 && t2 == t1);
+	}
 	for (int i = 0; i < BLOCKED_PRODUCERS; i++)
 		atomic_store(&bp[i].stop, true);
 	for (int i = 0; i < BLOCKED_PRODUCERS; i++) {
