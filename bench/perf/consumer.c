@@ -12,10 +12,13 @@
  * time the producer stamped into the body (body.c: bytes 8..15, or the "ts" digits of a
  * JSON body; CLOCK_REALTIME ns) and records the publish -> consume latency in a histogram
  * of salvo's own bucket scheme, so that salvo_stats_latency_ns reads its quantiles. A
- * message without a stamp, whose producer index is not one of this run's or whose send
- * time is older than the go was left in the queue by someone else: counted apart, not
- * timed. With batching, salvo's consumer hands out an envelope's records one by one: each
- * is a message here, timed on its own.
+ * message without a stamp, whose producer index is not one of this run's, whose send
+ * time is older than the go or more than CLOCK_SLACK_NS ahead of the receive time was
+ * left in the queue by someone else (or carries something else in those bytes, as
+ * salvo-publish's bodies do): counted apart, not timed. Every message, the run's or not,
+ * counts in the consume rate: draining a backlog is consuming too. With batching,
+ * salvo's consumer hands out an envelope's records one by one: each is a message here,
+ * timed on its own.
  *
  * Acks (without --auto-ack): one salvo_message_ack per message by default, which salvo's
  * I/O thread turns into multiple acks when it can; with --multi-ack-every K, one ack with
@@ -44,6 +47,9 @@
 #define ACK_IDLE_MS 50
 /* Messages per hand-over of the latencies to the main thread (a power of two). */
 #define E2E_HANDOVER 256
+/* A send time this far ahead of the receive time is not a clock step between a
+ * producer's read and a consumer's on one machine: the body is not one of the run's. */
+#define CLOCK_SLACK_NS NS
 
 struct consumer {
 	/* Stored by the consumer after every message, read by the main thread: the run's
@@ -61,7 +67,7 @@ struct consumer {
 	 * skipped) and repeats (a counter at or below one already seen). */
 	uint64_t *next;
 	uint64_t gaps, repeats;
-	uint64_t last_ns;	 /* CLOCK_REALTIME when the last message of the run came */
+	uint64_t last_ns;	 /* CLOCK_REALTIME when the last message (any) came */
 	double cpu_seconds;	 /* this thread's, from the go to its stop */
 	salvo_pub_stats pending; /* latencies not yet handed over: the histogram only */
 	/* What the consumer has handed over, read by the main thread: under e2e_lock, on a
@@ -101,12 +107,15 @@ static bool note_message(struct consumer *cs, const salvo_message *m)
 	const uint8_t *body = salvo_message_body(m, &len);
 	uint64_t now = real_ns(), seq, sent;
 
+	cs->last_ns = now;
 	if (!body_read(pf->o->body, body, len, &seq, &sent) ||
-	    seq >> SEQ_INDEX_SHIFT >= pf->o->producers || sent < pf->start_real_ns) {
+	    seq >> SEQ_INDEX_SHIFT >= pf->o->producers || sent < pf->start_real_ns ||
+	    sent > now + CLOCK_SLACK_NS) {
 		cs->other++;
 		return false;
 	}
-	/* One machine's clock: a send time in the future is a clock step, not a latency. */
+	/* One machine's clock: a send time slightly in the future is a clock step, not a
+	 * latency. */
 	salvo_stats_latency_record(&cs->pending, now > sent ? now - sent : 0);
 	if (!(cs->pending.latency_count & (E2E_HANDOVER - 1)))
 		hand_over(cs);
@@ -122,7 +131,6 @@ static bool note_message(struct consumer *cs, const salvo_message *m)
 		}
 	}
 	cs->redelivered += salvo_message_redelivered(m);
-	cs->last_ns = now;
 	return true;
 }
 

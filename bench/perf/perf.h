@@ -79,7 +79,7 @@ struct options {
 struct sample {
 	double t; /* seconds since the clock started */
 	uint64_t sent;
-	uint64_t consumed;   /* by the consumers, messages of this run only */
+	uint64_t consumed;   /* by the consumers, every message (older ones too) */
 	salvo_pub_stats pub; /* summed over every client */
 	salvo_pub_stats e2e; /* the consumers' publish -> consume latencies handed over so far */
 };
@@ -105,7 +105,7 @@ struct result {
 	 * sent mean every message arrived once, in each producer's order. */
 	uint64_t sequence_gaps, sequence_repeats;
 	uint64_t expected;	     /* what they should have received: acked, or sent (none) */
-	double consume_seconds;	     /* from the go to the last message received */
+	double consume_seconds;	     /* from the go to the last message received (any) */
 	double consumer_cpu_seconds; /* the consumer threads' own CPU time */
 	salvo_pub_stats e2e;	     /* publish -> consume latency: only its histogram is used */
 	salvo_consume_stats cst;     /* every connection's, summed */

@@ -136,6 +136,23 @@ static long max_rss_kb(void)
 	return getrusage(RUSAGE_SELF, &ru) ? -1 : ru.ru_maxrss;
 }
 
+/* Every message the consumers took, this run's and older ones: what the consume rate and
+ * the consumers' CPU per message count, so that draining a backlog reports its rate. */
+static uint64_t consumed_all(const struct result *r)
+{
+	return r->consumed + r->consumed_other;
+}
+
+static double consume_rate(const struct result *r)
+{
+	return per_second((double)consumed_all(r), r->consume_seconds);
+}
+
+static double consumer_us_per_msg(const struct result *r)
+{
+	return consumed_all(r) ? r->consumer_cpu_seconds * 1e6 / (double)consumed_all(r) : 0.0;
+}
+
 static const char *const outcome_names[] = {"acked", "nacked", "returned", "failed"};
 
 /* "p50 X us, p99 X us, p99.9 X us, max X us (N samples)" of a histogram. */
@@ -164,11 +181,11 @@ static void consumer_summary(const struct options *o, const struct result *r)
 		plural(o->consumers), nconn, o->consumer_connections ? "own" : "shared",
 		plural(nconn), o->prefetch, acks);
 	fprintf(stderr,
-		"consumed %" PRIu64 " of %" PRIu64 " messages in %.3f s: %.0f msgs/s\n"
+		"consumed %" PRIu64 " messages in %.3f s: %.0f msgs/s (%" PRIu64 " of the %" PRIu64
+		" of this run, %" PRIu64 " older)\n"
 		"consumer threads cpu %.3f s: %.3f us/msg\n",
-		r->consumed, r->expected, r->consume_seconds,
-		per_second((double)r->consumed, r->consume_seconds), r->consumer_cpu_seconds,
-		r->consumed ? r->consumer_cpu_seconds * 1e6 / (double)r->consumed : 0.0);
+		consumed_all(r), r->consume_seconds, consume_rate(r), r->consumed, r->expected,
+		r->consumed_other, r->consumer_cpu_seconds, consumer_us_per_msg(r));
 	if (r->cst.handovers)
 		fprintf(stderr,
 			"deliveries: %" PRIu64 " in %" PRIu64 " hand-overs to the consumers "
@@ -186,9 +203,6 @@ static void consumer_summary(const struct options *o, const struct result *r)
 			plural(r->sequence_repeats),
 			o->consumers > 1 ? " (several consumers share the queue: gaps expected)"
 					 : "");
-	if (r->consumed_other)
-		fprintf(stderr, "not from this run (not counted): %" PRIu64 " message%s\n",
-			r->consumed_other, plural(r->consumed_other));
 	if (r->consumed < r->expected)
 		fprintf(stderr, "NOT CONSUMED: %" PRIu64 " message%s %s\n",
 			r->expected - r->consumed, plural(r->expected - r->consumed),
@@ -278,15 +292,14 @@ void json(const struct options *o, const struct result *r)
 	       o->multi_ack_every, r->consumed,
 	       o->consumers && r->consumed < r->expected ? r->expected - r->consumed : 0,
 	       r->consumed_other, r->redelivered, r->sequence_gaps, r->sequence_repeats);
-	printf("\"consume_seconds\": %.6f, \"consume_msgs_per_s\": %.1f, ", r->consume_seconds,
-	       per_second((double)r->consumed, r->consume_seconds));
+	printf("\"consumed_total\": %" PRIu64 ", \"consume_seconds\": %.6f, "
+	       "\"consume_msgs_per_s\": %.1f, ",
+	       consumed_all(r), r->consume_seconds, consume_rate(r));
 	printf("\"body\": \"%s\", \"records\": %" PRIu64 ", \"records_per_s\": %.1f, ",
 	       body_names[o->body], r->sent, per_second((double)r->sent, r->seconds));
 	cli_batch_json(stdout, &o->batch.opts, p, r->sent, r->seconds);
 	json_latency("e2e_latency_us", o->consumers ? &r->e2e : NULL);
 	printf("\"consumer_cpu_seconds\": %.6f, \"consumer_cpu_us_per_msg\": %.3f, "
 	       "\"max_rss_kb\": %ld}\n",
-	       r->consumer_cpu_seconds,
-	       r->consumed ? r->consumer_cpu_seconds * 1e6 / (double)r->consumed : 0.0,
-	       max_rss_kb());
+	       r->consumer_cpu_seconds, consumer_us_per_msg(r), max_rss_kb());
 }

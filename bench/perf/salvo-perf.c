@@ -338,7 +338,7 @@ static void take_sample(struct perf *pf, uint64_t t0, struct sample *s)
 	}
 	for (unsigned i = 0; i < pf->nproducers; i++)
 		s->sent += atomic_load_explicit(&pf->producers[i].sent, memory_order_relaxed);
-	s->consumed = consumed_total(pf);
+	s->consumed = received_total(pf);
 	e2e_total(pf, &s->e2e);
 }
 
@@ -372,14 +372,17 @@ static void tick(struct perf *pf, const struct rows *out, uint64_t t0, struct sa
 
 /* The drain, after the producers: whether it is over — every message the broker took
  * (acked with confirms, sent without) received, none (of the run or not: the run's may
- * wait behind older ones) for --drain-timeout, or an error or signal. *seen and
- * *idle_since follow the consumers' progress. With pf->lock held. */
+ * wait behind older ones) for --drain-timeout, or an error or signal. A run that
+ * publishes nothing (--count 0) only drains what is queued: it ends when nothing has
+ * come for --drain-timeout. *seen and *idle_since follow the consumers' progress. With
+ * pf->lock held. */
 static bool drained(struct perf *pf, uint64_t expected, uint64_t now, uint64_t *seen,
 		    uint64_t *idle_since)
 {
+	const bool backlog_only = !pf->o->duration_s && !pf->o->count;
 	uint64_t r = received_total(pf);
 
-	if (consumed_total(pf) >= expected || pf->failed || pf->interrupted)
+	if ((!backlog_only && consumed_total(pf) >= expected) || pf->failed || pf->interrupted)
 		return true;
 	if (r != *seen) {
 		*seen = r;
