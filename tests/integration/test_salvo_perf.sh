@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# salvo-perf end to end: test_salvo_perf.sh CASE SALVO_PERF
+# salvo-perf end to end: test_salvo_perf.sh CASE SALVO_PERF SALVO_PUBLISH [RABBITMQ_C_CONSUME]
 #
 #   count json          2 producers, --confirm async --json: all acked, latency ordered, queued
 #   sync                4 producers on 2 connections, --confirm sync: all acked and queued
@@ -23,6 +23,14 @@
 #   consumers other     messages already in the queue are counted apart, not as the run's
 #                       (the consumer on the producer's connection: --consumer-connections 0);
 #                       consuming 100,000 of them outlasts --drain-timeout 2 without a give-up
+#   consumers backlog   5000 messages queued by a run without consumers, drained by
+#                       --count 0 --consumers 1: all counted (as older ones), the rate is
+#                       their count over consume_seconds, the queue left empty
+#   consumers future    salvo-publish's bodies (bytes 8..15 "abcdefgh", a send time in the
+#                       year 2192) ahead of the run's own: not the run's, so they neither
+#                       end the drain early nor count as consumed
+#   peer consume        bench/peers/rabbitmq_c_consume (skips without it): --count stops
+#                       it, then --drain-timeout drains the rest; each message acked once
 #   not consumed        acked by the broker but routed to no queue: exit 1, reported
 #   body json           --body json --size 120: read back with pika, each body one JSON
 #                       object of 120 bytes with seq and ts as documented, bodies varied
@@ -44,8 +52,10 @@ set -euo pipefail
 
 # --list: the case names, read from the case statement below (tests/list_cases.py).
 [[ ${1-} != --list ]] || exec python3 "$(dirname "$0")/../list_cases.py" "$0"
-case_name=${1:?usage: $0 CASE SALVO_PERF}
-bin=${2:?usage: $0 CASE SALVO_PERF}
+case_name=${1:?usage: $0 CASE SALVO_PERF SALVO_PUBLISH [RABBITMQ_C_CONSUME]}
+bin=${2:?usage: $0 CASE SALVO_PERF SALVO_PUBLISH [RABBITMQ_C_CONSUME]}
+salvo_publish=${3:?usage: $0 CASE SALVO_PERF SALVO_PUBLISH [RABBITMQ_C_CONSUME]}
+peer_consume=${4-}
 prog=salvo-perf
 # shellcheck source=lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -62,12 +72,14 @@ json_check() {
 		          "msgs_per_s", "mbytes_per_s", "cpu_seconds", "cpu_us_per_msg",
 		          "reconnects", "producers", "connections", "size", "consumers",
 		          "consumer_connections", "prefetch", "multi_ack_every", "consumed",
-		          "not_consumed", "consumed_other", "redelivered", "consume_seconds",
+		          "not_consumed", "consumed_other", "consumed_total", "redelivered",
+		          "consume_seconds",
 		          "consume_msgs_per_s", "consumer_cpu_seconds", "consumer_cpu_us_per_msg",
 		          "records", "records_per_s", "batch_records", "batch_bytes", "linger_us",
 		          "compression_level", "envelopes", "envelopes_per_s", "envelope_bytes",
 		          "envelope_raw_bytes"):
 		    assert isinstance(j[k], (int, float)) and j[k] >= 0, k
+		assert j["consumed_total"] == j["consumed"] + j["consumed_other"], "consumed_total"
 		assert j["records"] == j["sent"], "records"
 		assert j["body"] in ("pattern", "json"), "body"
 		assert j["compression"] in ("none", "lz4", "zstd"), "compression"
@@ -347,8 +359,8 @@ case_consumers_other() {
 	((rc == 0)) || fail "exit status $rc"
 	json_check "$tmp/other.out" \
 		"j['consumed'] == 1000 and j['consumed_other'] == 100 and j['not_consumed'] == 0 and $e2e_ordered"
-	grep -q '^not from this run (not counted): 100 messages$' "$tmp/other.err" ||
-		fail "the summary does not count the earlier messages"
+	grep -q '^consumed 1100 messages in .* msgs/s (1000 of the 1000 of this run, 100 older)$' \
+		"$tmp/other.err" || fail "the summary does not count the earlier messages"
 	grep -q '^1 consumer on 1 shared connection, ' "$tmp/other.err" ||
 		fail "--consumer-connections 0: the consumer is not on the producer's connection"
 
@@ -363,6 +375,82 @@ case_consumers_other() {
 	((rc == 0)) || fail "behind a backlog: exit status $rc"
 	json_check "$tmp/behind.out" \
 		"j['consumed'] == 1 and j['consumed_other'] == 100000 and j['not_consumed'] == 0"
+}
+
+case_consumers_backlog() {
+	need_broker
+	fresh_queue backlog
+	run fill --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 5000 \
+		--confirm async --quiet
+	((rc == 0)) || fail "the run that queues the backlog: exit status $rc"
+	expect_queue_count "$q" 5000
+	run drain --uri "$SALVO_TEST_URI" --routing-key "$q" --count 0 --consumers 1 \
+		--prefetch 1000 --drain-timeout 1 --quiet --json
+	((rc == 0)) || fail "draining the backlog: exit status $rc"
+	# The rate is every message over the span to the last: thousands a second, where
+	# counting the run's messages only read 0.
+	json_check "$tmp/drain.out" \
+		"j['sent'] == 0 and j['consumed'] == 0 and j['consumed_other'] == 5000 and j['consumed_total'] == 5000 and j['not_consumed'] == 0 and 0 < j['consume_seconds'] < 30 and abs(j['consume_msgs_per_s'] * j['consume_seconds'] - 5000) < 1 and j['consume_msgs_per_s'] > 100 and j['consumer_cpu_us_per_msg'] > 0"
+	grep -q '^consumed 5000 messages in .* msgs/s (0 of the 0 of this run, 5000 older)$' \
+		"$tmp/drain.err" || fail "the summary does not count the backlog"
+	expect_queue_count "$q" 0
+	# Nothing queued: the drain gives up after --drain-timeout, with nothing consumed.
+	run empty --uri "$SALVO_TEST_URI" --routing-key "$q" --count 0 --consumers 1 \
+		--drain-timeout 1 --quiet --json
+	((rc == 0)) || fail "draining an empty queue: exit status $rc"
+	json_check "$tmp/empty.out" "j['consumed_total'] == 0 and j['consume_msgs_per_s'] == 0"
+}
+
+case_consumers_future() {
+	need_broker
+	fresh_queue future
+	"$salvo_publish" --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue \
+		--count 5000 --confirm async >/dev/null 2>"$tmp/publish.err" ||
+		fail "salvo-publish: $(cat "$tmp/publish.err")"
+	expect_queue_count "$q" 5000
+	run future --uri "$SALVO_TEST_URI" --routing-key "$q" --count 10 --consumers 1 \
+		--prefetch 1000 --confirm async --drain-timeout 5 --quiet --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/future.out" \
+		"j['consumed'] == 10 and j['consumed_other'] == 5000 and j['not_consumed'] == 0 and j['sequence_gaps'] == 0 and j['sequence_repeats'] == 0"
+	expect_queue_count "$q" 0
+}
+
+case_peer_consume() {
+	need_broker
+	if [[ -z $peer_consume ]]; then
+		echo "rabbitmq_c_consume was not built (no librabbitmq-dev)" >&2
+		exit 77
+	fi
+	fresh_queue peer
+	run fill --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --count 3000 \
+		--confirm async --quiet
+	((rc == 0)) || fail "the run that fills the queue: exit status $rc"
+	expect_queue_count "$q" 3000
+	"$peer_consume" --uri "$SALVO_TEST_URI" --queue "$q" --count 2000 --prefetch 100 \
+		--multi-ack-every 10 --json >"$tmp/peer.out" 2>"$tmp/peer.err" ||
+		fail "rabbitmq_c_consume --count 2000: $(cat "$tmp/peer.err")"
+	expect_queue_count "$q" 1000
+	"$peer_consume" --uri "$SALVO_TEST_URI" --queue "$q" --drain-timeout 1 --json \
+		>"$tmp/peer2.out" 2>"$tmp/peer2.err" ||
+		fail "rabbitmq_c_consume: $(cat "$tmp/peer2.err")"
+	expect_queue_count "$q" 0
+	python3 - "$tmp/peer.out" "$tmp/peer2.out" <<-'EOF' || fail "rabbitmq_c_consume's JSON"
+		import json, sys
+		a, b = (json.loads(open(f).read().splitlines()[-1]) for f in sys.argv[1:])
+		assert a["consumed"] == 2000 and a["prefetch"] == 100 and a["multi_ack_every"] == 10, a
+		assert a["ack_frames"] == 200, a
+		assert b["consumed"] == 1000 and b["prefetch"] == 1000 and b["ack_frames"] == 1000, b
+		# Delivered to the first past its count (at most its prefetch), requeued at its close.
+		assert a["redelivered"] == 0 and b["redelivered"] <= 100, (a, b)
+		for j in (a, b):
+		    assert j["client"] == "rabbitmq-c", j
+		    assert j["seconds"] > 0 and abs(j["msgs_per_s"] * j["seconds"] - j["consumed"]) < 1, j
+		    assert j["cpu_seconds"] > 0 and j["cpu_us_per_msg"] > 0, j
+		    assert j["voluntary_ctx_switches"] >= 0 and j["involuntary_ctx_switches"] >= 0, j
+	EOF
+	"$peer_consume" --prefetch 10 --multi-ack-every 11 >/dev/null 2>&1 && rc=0 || rc=$?
+	((rc == 2)) || fail "rabbitmq_c_consume --multi-ack-every over --prefetch: exit $rc, expected 2"
 }
 
 case_not_consumed() {
@@ -680,6 +768,9 @@ consumers) case_consumers ;;
 'consumers acks') case_consumers_acks ;;
 'consumers prefetch') case_consumers_prefetch ;;
 'consumers other') case_consumers_other ;;
+'consumers backlog') case_consumers_backlog ;;
+'consumers future') case_consumers_future ;;
+'peer consume') case_peer_consume ;;
 'not consumed') case_not_consumed ;;
 'body json') case_body_json ;;
 batching) case_batching ;;
