@@ -5,11 +5,15 @@
 #      4096), sync confirms with 1 and 64 producer threads (bench/perf/salvo-perf);
 #   3. the peer, rabbitmq-c (bench/peers/rabbitmq_c_publish), against the same sink:
 #      best effort, windowed confirms, a confirm wait per message (1 and 64 threads);
-#   4. salvo and the peer against a real RabbitMQ (scripts/rabbitmq.sh), none and async;
+#   4. salvo and the peer against a real RabbitMQ (scripts/rabbitmq.sh), none and async
+#      (window 4096); then consuming a backlog of 200,000 100-byte messages, prefetch 1000,
+#      an ack per message: salvo-perf --count 0 --consumers 1 beside
+#      bench/peers/rabbitmq_c_consume, each on a queue filled for it;
 #   5. the micro-benchmarks (Google Benchmark), unless SALVO_BENCH_MICRO=0.
 # Prints a table (msgs/s, MB/s of bodies, % of the loopback limit, client CPU us/msg),
-# the speed targets met or not, and writes bench/results/latest.json and
-# bench/results/latest.png (gnuplot).
+# salvo/rabbitmq-c ratios against RabbitMQ, the speed targets met or not, and writes
+# bench/results/latest.json (the consume rows under "consume", apart from the publishing
+# "rows" the chart draws) and bench/results/latest.png (gnuplot).
 #
 # scripts/bench.sh --plot-only: no benchmark; redraw bench/results/latest.png from
 # bench/results/latest.json (needs python3 and gnuplot only).
@@ -133,8 +137,9 @@ fi
 perf=$builddir/bench/perf/salvo-perf
 sink=$builddir/bench/sink/salvo-sink
 peer=$builddir/bench/peers/rabbitmq_c_publish
+peer_consume=$builddir/bench/peers/rabbitmq_c_consume
 probe=$builddir/bench/probe/tcp_loopback
-for exe in "$perf" "$sink" "$peer" "$probe"; do
+for exe in "$perf" "$sink" "$peer" "$peer_consume" "$probe"; do
 	[ -x "$exe" ] || { echo "bench.sh: $exe was not built" >&2; exit 1; }
 done
 
@@ -215,15 +220,55 @@ row rabbitmq "salvo 100B none" rq bench.salvo.none "$perf" --uri "$rabbit_uri" -
 row rabbitmq "rabbitmq-c 100B none" rq bench.peer.none "$peer" --uri "$rabbit_uri" --json --count "$(n 200000)"
 row rabbitmq "salvo 100B async w4096" rq bench.salvo.async "$perf" --uri "$rabbit_uri" --quiet --json --count "$(n 200000)" --confirm async --window 4096
 row rabbitmq "rabbitmq-c 100B async w4096" rq bench.peer.async "$peer" --uri "$rabbit_uri" --json --count "$(n 200000)" --confirm async --window 4096
+
+# consume_row LABEL QUEUE COMMAND...: fill QUEUE with the backlog (async confirms: all of
+# it is queued when salvo-perf returns), run COMMAND to drain it, delete QUEUE, and keep
+# the drain's figures: salvo-perf's consume rate and process CPU per message consumed,
+# rabbitmq_c_consume's own (also process CPU), in one shape.
+consume_row() {
+	local label=$1 q=$2
+	shift 2
+	printf '%-10s %-34s ' rabbitmq "$label" >&2
+	if ! "$perf" --uri "$rabbit_uri" --routing-key "$q" --declare-queue --quiet \
+		--count "$(n 200000)" --confirm async >/dev/null 2>"$tmp/err" ||
+		! "$@" >"$tmp/out" 2>>"$tmp/err"; then
+		echo "FAILED: $*" >&2
+		cat "$tmp/err" >&2
+		exit 1
+	fi
+	bash scripts/rabbitmq.sh ctl -q delete_queue "$q" >/dev/null
+	tail -n 1 "$tmp/out" | python3 -c '
+import json, sys
+j = json.loads(sys.stdin.read())
+if "consumed_total" in j:  # salvo-perf
+    n = j["consumed_total"]
+    r = {"client": "salvo", "consumed": n, "seconds": j["consume_seconds"],
+         "msgs_per_s": j["consume_msgs_per_s"], "cpu_seconds": j["cpu_seconds"],
+         "cpu_us_per_msg": j["cpu_seconds"] * 1e6 / n if n else 0}
+else:
+    r = {k: j[k] for k in ("client", "consumed", "seconds", "msgs_per_s", "cpu_seconds",
+                           "cpu_us_per_msg", "voluntary_ctx_switches",
+                           "involuntary_ctx_switches")}
+r["label"], r["raw"] = sys.argv[1], j
+print(json.dumps(r))
+print("%12.0f msgs/s  %8.3f us/msg" % (r["msgs_per_s"], r["cpu_us_per_msg"]), file=sys.stderr)
+' "$label" >>"$tmp/consume.jsonl"
+}
+consume_row "salvo 100B backlog p1000" bench.salvo.consume "$perf" --uri "$rabbit_uri" \
+	--routing-key bench.salvo.consume --quiet --json --count 0 --consumers 1 --prefetch 1000 \
+	--drain-timeout 2
+consume_row "rabbitmq-c 100B backlog p1000" bench.peer.consume "$peer_consume" \
+	--uri "$rabbit_uri" --queue bench.peer.consume --json --prefetch 1000 --drain-timeout 2
 bash scripts/rabbitmq.sh stop >/dev/null
 rabbit_started=""
 
 mkdir -p bench/results
-python3 - "$tmp/probe.json" "$tmp/rows.jsonl" bench/results/latest.json "$builddir" <<'EOF'
+python3 - "$tmp/probe.json" "$tmp/rows.jsonl" bench/results/latest.json "$tmp/consume.jsonl" <<'EOF'
 import json, platform, subprocess, sys, time
 
 probe = json.load(open(sys.argv[1]))
 rows = [json.loads(l) for l in open(sys.argv[2])]
+consume = [json.loads(l) for l in open(sys.argv[4])]
 limit = probe["bytes_per_s"]
 for r in rows:
     r["mbytes_per_s"] = r["msgs_per_s"] * r["size"] / 1e6
@@ -241,6 +286,27 @@ for r in rows:
 
 def get(group, label):
     return next(r for r in rows if r["group"] == group and r["label"] == label)
+
+print()
+print("Consuming a backlog of %d 100-byte messages from RabbitMQ, prefetch 1000, an ack each:"
+      % consume[0]["consumed"])
+print()
+print("| client | msgs/s | seconds | client CPU us/msg |")
+print("|---|---:|---:|---:|")
+for r in consume:
+    print("| %s | %s | %.3f | %.3f |" % (r["label"], format(round(r["msgs_per_s"]), ","),
+                                         r["seconds"], r["cpu_us_per_msg"]))
+
+def ratios(name, s, p):
+    print("  %-36s %6.2fx msgs/s, %6.2fx client CPU us/msg" % (
+        name, s["msgs_per_s"] / p["msgs_per_s"], s["cpu_us_per_msg"] / p["cpu_us_per_msg"]))
+
+print()
+print("salvo / rabbitmq-c against RabbitMQ:")
+for mode in ("none", "async w4096"):
+    ratios("publish 100B " + mode, get("rabbitmq", "salvo 100B " + mode),
+           get("rabbitmq", "rabbitmq-c 100B " + mode))
+ratios("consume 100B backlog, prefetch 1000", consume[0], consume[1])
 
 s_none = get("sink", "salvo 100B none")
 checks = [
@@ -274,7 +340,7 @@ def cmd(args):
 json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "commit": cmd(["git", "rev-parse", "--short", "HEAD"]),
            "machine": {"cpus": cmd(["nproc"]), "kernel": platform.release()},
-           "loopback": probe, "rows": rows,
+           "loopback": probe, "rows": rows, "consume": consume,
            "targets": [{"name": n.strip(), "value": h, "want": w, "met": h >= w}
                        for n, h, w in checks]},
           open(sys.argv[3], "w"), indent=1)
