@@ -219,19 +219,34 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return -1;
 }
 
+/* The broker's text, printable ASCII kept and every other byte as '?': safe on a terminal. */
+static const char *printable(amqp_bytes_t b, char *out, size_t size)
+{
+	size_t n = b.len < size - 1 ? b.len : size - 1;
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = ((const unsigned char *)b.bytes)[i];
+		out[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+	}
+	out[n] = '\0';
+	return out;
+}
+
 /* The broker's close method as "CODE TEXT", or the name of an unexpected method. */
 static void describe_method(amqp_method_t m, char *buf, size_t size)
 {
+	char text[256];
+
 	if (m.id == AMQP_CONNECTION_CLOSE_METHOD) {
 		const amqp_connection_close_t *c = m.decoded;
 
-		snprintf(buf, size, "connection closed by the broker: %u %.*s", c->reply_code,
-			 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+		snprintf(buf, size, "connection closed by the broker: %u %s", c->reply_code,
+			 printable(c->reply_text, text, sizeof text));
 	} else if (m.id == AMQP_CHANNEL_CLOSE_METHOD) {
 		const amqp_channel_close_t *c = m.decoded;
 
-		snprintf(buf, size, "channel closed by the broker: %u %.*s", c->reply_code,
-			 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
+		snprintf(buf, size, "channel closed by the broker: %u %s", c->reply_code,
+			 printable(c->reply_text, text, sizeof text));
 	} else {
 		snprintf(buf, size, "unexpected method %s", amqp_method_name(m.id));
 	}
@@ -421,7 +436,8 @@ int main(int argc, char **argv)
 		return fail("out of memory", "parse --uri"), EXIT_FAILED;
 	amqp_default_connection_info(&ci);
 	if (amqp_parse_url(uri, &ci) != AMQP_STATUS_OK)
-		return usage_error("--uri: '%s' is not an amqp:// URI", o.uri);
+		/* Not repeated: it may hold a password. */
+		return usage_error("--uri: not an amqp:// URI");
 	if (ci.ssl)
 		return usage_error("--uri: amqps:// is not supported here");
 	conn = amqp_new_connection();

@@ -705,7 +705,8 @@ int main(int argc, char **argv)
 		return fail(NULL, "out of memory", "parse --uri"), EXIT_FAILED;
 	amqp_default_connection_info(&ci);
 	if (amqp_parse_url(uri, &ci) != AMQP_STATUS_OK)
-		return usage_error("--uri: '%s' is not an amqp:// URI", o.uri);
+		/* Not repeated: it may hold a password. */
+		return usage_error("--uri: not an amqp:// URI");
 	if (ci.ssl)
 		return usage_error("--uri: amqps:// is not supported here");
 

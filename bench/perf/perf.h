@@ -80,6 +80,7 @@ struct sample {
 	double t; /* seconds since the clock started */
 	uint64_t sent;
 	uint64_t consumed;   /* by the consumers, every message (older ones too) */
+	uint64_t consumed_run; /* ... of them, the run's own */
 	salvo_pub_stats pub; /* summed over every client */
 	salvo_pub_stats e2e; /* the consumers' publish -> consume latencies handed over so far */
 };

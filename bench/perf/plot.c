@@ -133,7 +133,7 @@ void plot_row(struct plot *p, const struct options *o, const struct sample *s,
 			rate_between(s, prev, s->pub.acked, prev->pub.acked),
 			rate_between(s, prev, s->consumed, prev->consumed));
 	fprintf(p->data, " %" PRIu64 " %" PRIu64, s->pub.in_flight,
-		taken > s->consumed ? taken - s->consumed : 0);
+		taken > s->consumed_run ? taken - s->consumed_run : 0);
 	p->confirm_lat |= row_latency(p->data, &s->pub, &prev->pub);
 	p->e2e_lat |= row_latency(p->data, &s->e2e, &prev->e2e);
 	fputc('\n', p->data);

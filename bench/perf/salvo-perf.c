@@ -339,6 +339,7 @@ static void take_sample(struct perf *pf, uint64_t t0, struct sample *s)
 	for (unsigned i = 0; i < pf->nproducers; i++)
 		s->sent += atomic_load_explicit(&pf->producers[i].sent, memory_order_relaxed);
 	s->consumed = received_total(pf);
+	s->consumed_run = consumed_total(pf);
 	e2e_total(pf, &s->e2e);
 }
 

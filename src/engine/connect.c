@@ -24,6 +24,7 @@
  */
 #include "connect.h"
 #include "error.h"
+#include "log.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -83,22 +84,6 @@ static const char *errstr(int e)
 	const char *s = strerrordesc_np(e);
 
 	return s ? s : "unknown error";
-}
-
-/* A hostile or careless server could echo the password back in its reply text. Masking in
- * place keeps the rest of the text readable. */
-static void redact(char *text, const char *password)
-{
-	size_t n = strlen(password);
-	char *hit = text;
-
-	if (!n)
-		return;
-	/* Search on past each mask: a password made of '*' would match its own mask. */
-	while ((hit = strstr(hit, password))) {
-		memset(hit, '*', n);
-		hit += n;
-	}
 }
 
 static int timed_out(struct handshake *h)
@@ -936,7 +921,9 @@ int sv_connect(const struct sv_connect_params *p, struct sv_session *s, salvo_er
 		if (h.fd >= 0)
 			close(h.fd);
 		sv_tls_free(h.tls);
-		redact(err->text, p->password);
+		/* A hostile or careless server could echo the password back in its reply
+		 * text: masked in place, the rest stays readable. */
+		sv_redact(err->text, p->password);
 		return rc;
 	}
 	s->fd = h.fd;

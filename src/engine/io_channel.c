@@ -19,8 +19,8 @@ static void channel_peer_close(salvo_client *c, salvo_channel *ch,
 	struct sv_request *req, *ours = NULL;
 	salvo_error e;
 
-	sv_broker_error(&e, SALVO_ERROR_CHANNEL, cl->reply_code, cl->reply_text, cl->class_id,
-		     cl->method_id);
+	sv_broker_error(c, &e, SALVO_ERROR_CHANNEL, cl->reply_code, cl->reply_text, cl->class_id,
+			cl->method_id);
 	sv_channel_mark_closed(ch, &e);
 	sv_drop_incoming(ch, &e);
 	sv_send_method(c, ch->id, &ok);

@@ -75,14 +75,15 @@ void sv_send_method(salvo_client *c, uint16_t channel, const struct sv_method *m
 }
 
 /* An error the broker sent in channel.close or connection.close. */
-void sv_broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code,
-			 struct sv_bytes text, uint16_t class_id, uint16_t method_id)
+void sv_broker_error(const salvo_client *c, salvo_error *e, salvo_error_kind kind, uint16_t code,
+		     struct sv_bytes text, uint16_t class_id, uint16_t method_id)
 {
 	char t[sizeof e->text];
 
+	sv_text_escape(t, sizeof t, text.ptr, text.len);
+	sv_redact(t, c->set.conf.password);
 	/* A close without a code would read as success. */
-	sv_error_set(e, code ? code : SALVO_ERR_PROTOCOL, kind, "%s",
-		     sv_text_escape(t, sizeof t, text.ptr, text.len));
+	sv_error_set(e, code ? code : SALVO_ERR_PROTOCOL, kind, "%s", t);
 	sv_error_set_reply(e, code, class_id, method_id);
 }
 

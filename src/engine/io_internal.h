@@ -111,8 +111,10 @@ void sv_conn_fail_final(salvo_client *c, const salvo_error *why);
 void sv_conn_closed(salvo_client *c);
 void sv_protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void sv_broker_error(salvo_error *e, salvo_error_kind kind, uint16_t code, struct sv_bytes text,
-		     uint16_t class_id, uint16_t method_id);
+/* The broker's close of a connection or channel as c's error: its text escaped, and the
+ * password masked should the broker echo it. */
+void sv_broker_error(const salvo_client *c, salvo_error *e, salvo_error_kind kind, uint16_t code,
+		     struct sv_bytes text, uint16_t class_id, uint16_t method_id);
 salvo_error sv_lost_error(const salvo_client *c);
 void sv_channel_await(salvo_channel *ch, struct sv_request *req);
 void sv_drop_incoming(salvo_channel *ch, const salvo_error *why);

@@ -27,8 +27,8 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		const struct sv_connection_close *cl = &m->a.connection_close;
 		salvo_error e;
 
-		sv_broker_error(&e, SALVO_ERROR_CONNECTION, cl->reply_code, cl->reply_text,
-			     cl->class_id, cl->method_id);
+		sv_broker_error(c, &e, SALVO_ERROR_CONNECTION, cl->reply_code, cl->reply_text,
+				cl->class_id, cl->method_id);
 		/* The broker says salvo broke the protocol (or sent a command it refuses):
 		 * 501..505 and 540, the codes the spec gives to such errors. */
 		if (((cl->reply_code >= 501 && cl->reply_code <= 505) || cl->reply_code == 540) &&
@@ -60,6 +60,8 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		sv_stats_blocked(c, c->blocked_since);
 		sv_text_escape(ev.reason, sizeof ev.reason, r.ptr, r.len);
 		sv_text_escape(c->blocked_reason, sizeof c->blocked_reason, r.ptr, r.len);
+		sv_redact(ev.reason, c->set.conf.password);
+		sv_redact(c->blocked_reason, c->set.conf.password);
 		sv_event_push(c, &ev);
 		return;
 	}

@@ -8,6 +8,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "conf_internal.h"
 #include "log.h"
@@ -40,7 +41,22 @@ void sv_log_init(struct sv_log *lg, const struct salvo_conf *conf)
 	lg->fn = conf->log_fn;
 	lg->arg = conf->log_arg;
 	lg->level = SV_LOG_LEVEL_BASE + (int)conf->log_level;
+	lg->password = conf->password;
 	atomic_flag_clear(&lg->tls_warned);
+}
+
+void sv_redact(char *text, const char *password)
+{
+	size_t n = strlen(password);
+	char *hit = text;
+
+	if (!n)
+		return;
+	/* Search on past each mask: a password made of '*' would match its own mask. */
+	while ((hit = strstr(hit, password))) {
+		memset(hit, '*', n);
+		hit += n;
+	}
 }
 
 bool sv_log_enabled(const struct sv_log *lg, int level)
@@ -66,6 +82,10 @@ void sv_log(const struct sv_log *lg, int level, const char *facility, const char
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof line, fmt, ap);
 	va_end(ap);
+	/* The texts are safe already (salvo_error never holds the password, the handshake
+	 * masks an echo), but a broker may echo it later, in any close or reason text. */
+	if (lg && lg->password)
+		sv_redact(line, lg->password);
 	emit(lg, level, facility, line);
 }
 
@@ -81,7 +101,10 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 		[SALVO_EVENT_CONSUMER_CANCELLED] = SALVO_LOG_WARNING,
 		[SALVO_EVENT_ENVELOPE_REJECTED] = SALVO_LOG_WARNING,
 	};
-	int level = levels[ev->kind];
+	/* An event kind without a level here (a new one) is a warning, logged by number. */
+	int level = (size_t)ev->kind < sizeof levels / sizeof levels[0] && levels[ev->kind]
+			? levels[ev->kind]
+			: SALVO_LOG_WARNING;
 	char e[512];
 
 	if (!sv_log_enabled(lg, level))
@@ -119,6 +142,9 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 	case SALVO_EVENT_CONSUMER_CANCELLED:
 	case SALVO_EVENT_ENVELOPE_REJECTED:
 		sv_log(lg, level, "consumer", "%s", ev->error.text);
+		break;
+	default:
+		sv_log(lg, level, "connection", "event %d: %s", (int)ev->kind, e);
 		break;
 	}
 }

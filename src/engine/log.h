@@ -18,12 +18,18 @@ struct sv_log {
 	salvo_log_fn fn; /* NULL: stderr */
 	void *arg;
 	int level; /* the least severe level logged */
+	/* The configuration's (it outlives the logger): masked in every line, whatever text
+	 * carried it (a broker may echo it in a close text). */
+	const char *password;
 	/* fn only: the verify_none warning has been given to it (stderr has a flag for the
 	 * whole process). */
 	atomic_flag tls_warned;
 };
 
 void sv_log_init(struct sv_log *lg, const struct salvo_conf *conf);
+
+/* Overwrite every occurrence of password (not empty) in text with '*'s. Pure. */
+void sv_redact(char *text, const char *password);
 
 /* Whether a line of level would be logged (lg NULL: stderr at the default level). Call it
  * before building an expensive line. */

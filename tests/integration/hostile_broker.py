@@ -23,6 +23,8 @@ channel.open-ok (in the same write, so the client reads both at once):
     small-frame-max           no misbehaviour: frame_max 4096; every frame the client sends
                               is checked against it, and each message's body frames must
                               add up to its content header's body size
+    close-echoes-password     connection.close 320 whose reply text holds the password the
+                              client logged in with (a broker or proxy echoing it)
     drop-at-channel-close     takes every publish and proves none: salvo's channel.flow
                               checkpoints go unanswered, and the client's channel.close is
                               met by a reset of the connection (a broker lost just then)
@@ -87,7 +89,11 @@ CASES = {
     "truncated-open-ok": {},
     "small-frame-max": {"frame_max": 4096},
     "drop-at-channel-close": {},
+    "close-echoes-password": {},
 }
+
+# The password of the client's PLAIN login, for close-echoes-password.
+login_password = b""
 
 failed = False
 
@@ -265,6 +271,8 @@ def handshake(conn, frame_max):
     r.longstr()  # client properties
     mechanism = r.shortstr()
     response = r.longstr()
+    global login_password
+    login_password = response.split(b"\x00")[2] if response.count(b"\x00") == 2 else b""
     log("client start-ok mechanism %s, user %s" %
         (esc(mechanism), esc(response.split(b"\x00")[1] if response.count(b"\x00") == 2 else b"?")))
     conn.send(method(0, 10, 30, struct.pack(">HIH", 2047, frame_max, 0)))
@@ -291,6 +299,10 @@ def misbehaviour(case):
     if case == "deliver-unopened-channel":
         return method(77, 60, 60, shortstr("ctag") + struct.pack(">QB", 1, 0) +
                       shortstr("") + shortstr("q"))
+    if case == "close-echoes-password":
+        return method(0, 10, 50, struct.pack(">H", 320) +
+                      shortstr(b"CONNECTION_FORCED - session of guest:" + login_password +
+                               b" ended (" + login_password + b")") + struct.pack(">HH", 0, 0))
     if case == "unknown-method":
         return method(1, 60, 999, b"\x00\x00\x00\x00")
     return b""

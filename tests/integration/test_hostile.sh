@@ -9,6 +9,8 @@
 #   close-text-escapes        connection.close 506 whose reply text holds ESC, BEL, invalid
 #                             UTF-8, a NUL and valid UTF-8: stderr gets escapes, no control
 #                             byte, valid UTF-8, nothing cut at the NUL, "été" kept
+#   close-echoes-password     connection.close 320 echoing the login's password: the log line
+#                             and salvo-publish's error show it masked, nothing shows it
 #   frame-2gib                a frame header announcing 2 GiB on channel 0: 501, small RSS
 #   bad-frame-end             a method frame ending in 0x00 instead of 0xCE: 501
 #   deliver-unopened-channel  basic.deliver on channel 77, never opened: 504
@@ -71,7 +73,7 @@ wait_fake() {
 # $tmp/pub.{out,err}; sets rc (or "timeout", "signal N"), ms (elapsed) and rss_kib (max RSS,
 # from getrusage of the child: needs no /usr/bin/time).
 publish() {
-	python3 - "$tmp/pub" "$bin" --uri "amqp://guest:guest@127.0.0.1:$port" --routing-key q \
+	python3 - "$tmp/pub" "$bin" --uri "amqp://guest:${password:-guest}@127.0.0.1:$port" --routing-key q \
 		--conf reconnect=0 "$@" <<-'EOF' || fail "could not run $bin"
 		import resource, subprocess, sys, time
 		out = sys.argv[1]
@@ -247,8 +249,26 @@ case_drop_at_channel_close() {
 	expect_fake "client published 1000 messages (first on channel 1)" "resetting the connection"
 }
 
+case_close_echoes_password() {
+	password=Echo-S3cret-77
+	start_fake close-echoes-password
+	publish --count 10
+	wait_fake
+	[[ $rc != timeout ]] || fail "salvo-publish hung (killed after 20 s)"
+	[[ $rc == 1 ]] || fail "exit status $rc, expected 1"
+	expect_fake "client connection.close-ok"
+	# The library's log line and salvo-publish's error both carry the broker's text, the
+	# password masked: the 320 and the rest of the text are there, the password is not.
+	grep -q "^salvo: WARNING \[connection\] connection lost: 320 CONNECTION_FORCED - session of guest:\*\{14\} ended (\*\{14\})" "$tmp/pub.err" ||
+		fail "no masked log line: $(cat "$tmp/pub.err")"
+	grep -q "^salvo-publish: .*320 CONNECTION_FORCED - session of guest:\*\{14\}" "$tmp/pub.err" ||
+		fail "no masked error: $(cat "$tmp/pub.err")"
+	! grep -q "S3cret" "$tmp/pub.err" "$tmp/pub.out" || fail "the password reached the output: $(cat "$tmp/pub.err")"
+}
+
 case $case_name in
 close-text-escapes) case_close_text_escapes ;;
+close-echoes-password) case_close_echoes_password ;;
 frame-2gib) case_frame_2gib ;;
 bad-frame-end) case_bad_frame_end ;;
 deliver-unopened-channel) case_deliver_unopened_channel ;;
