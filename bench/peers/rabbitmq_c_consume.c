@@ -37,6 +37,8 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 
+#include "peer.h"
+
 #define PROG	    "rabbitmq_c_consume"
 #define DEFAULT_URI "amqp://guest:guest@localhost:5672"
 #define CHANNEL	    1
@@ -44,7 +46,8 @@
  * looked at. */
 #define ACK_IDLE_MS 50
 
-enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
+const char peer_prog[] = PROG;
+
 
 struct options {
 	const char *uri;
@@ -108,20 +111,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (--help lists the options)\n", stderr);
-	return EXIT_USAGE;
-}
-
 /* "rabbitmq_c_consume: what[: detail]" on stderr. Returns -1. */
 static int fail(const char *detail, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -137,21 +126,6 @@ static int fail(const char *detail, const char *fmt, ...)
 		fprintf(stderr, ": %s", detail);
 	fputc('\n', stderr);
 	return -1;
-}
-
-/* A whole decimal number in [min, max]: digits only, no sign, suffix or wrap-around. */
-static bool parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 /* Returns -1 to go on, else the exit status. */
@@ -176,23 +150,23 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->queue = optarg;
 			break;
 		case 'n':
-			if (!parse_number(optarg, 0, UINT64_MAX, &o->count))
-				return usage_error("--count: '%s' is not a count (0..%" PRIu64 ")",
+			if (!peer_parse_number(optarg, 0, UINT64_MAX, &o->count))
+				return peer_usage_error("--count: '%s' is not a count (0..%" PRIu64 ")",
 						   optarg, UINT64_MAX);
 			break;
 		case 'p':
-			if (!parse_number(optarg, 0, UINT16_MAX, &o->prefetch))
-				return usage_error("--prefetch: '%s' is not a count (0..%u)", optarg,
+			if (!peer_parse_number(optarg, 0, UINT16_MAX, &o->prefetch))
+				return peer_usage_error("--prefetch: '%s' is not a count (0..%u)", optarg,
 						   UINT16_MAX);
 			break;
 		case 'k':
-			if (!parse_number(optarg, 1, UINT16_MAX, &o->multi_ack_every))
-				return usage_error("--multi-ack-every: '%s' is not a count (1..%u)",
+			if (!peer_parse_number(optarg, 1, UINT16_MAX, &o->multi_ack_every))
+				return peer_usage_error("--multi-ack-every: '%s' is not a count (1..%u)",
 						   optarg, UINT16_MAX);
 			break;
 		case 't':
-			if (!parse_number(optarg, 1, 3600, &o->drain_timeout_s))
-				return usage_error("--drain-timeout: '%s' is not a number of seconds "
+			if (!peer_parse_number(optarg, 1, 3600, &o->drain_timeout_s))
+				return peer_usage_error("--drain-timeout: '%s' is not a number of seconds "
 						   "(1..3600)",
 						   optarg);
 			break;
@@ -203,53 +177,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 			usage(stdout);
 			return fflush(stdout) ? EXIT_FAILED : 0;
 		case ':':
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
+			return peer_usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+			return peer_usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return peer_usage_error("unexpected argument '%s'", argv[optind]);
 	if (!o->queue[0])
-		return usage_error("--queue needs a name");
+		return peer_usage_error("--queue needs a name");
 	if (o->prefetch && o->multi_ack_every > o->prefetch)
-		return usage_error("--multi-ack-every %" PRIu64 " is more than --prefetch %" PRIu64
+		return peer_usage_error("--multi-ack-every %" PRIu64 " is more than --prefetch %" PRIu64
 				   ": the broker would hold back the messages it waits for",
 				   o->multi_ack_every, o->prefetch);
 	return -1;
-}
-
-/* The broker's text, printable ASCII kept and every other byte as '?': safe on a terminal. */
-static const char *printable(amqp_bytes_t b, char *out, size_t size)
-{
-	size_t n = b.len < size - 1 ? b.len : size - 1;
-
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = ((const unsigned char *)b.bytes)[i];
-		out[i] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
-	}
-	out[n] = '\0';
-	return out;
-}
-
-/* The broker's close method as "CODE TEXT", or the name of an unexpected method. */
-static void describe_method(amqp_method_t m, char *buf, size_t size)
-{
-	char text[256];
-
-	if (m.id == AMQP_CONNECTION_CLOSE_METHOD) {
-		const amqp_connection_close_t *c = m.decoded;
-
-		snprintf(buf, size, "connection closed by the broker: %u %s", c->reply_code,
-			 printable(c->reply_text, text, sizeof text));
-	} else if (m.id == AMQP_CHANNEL_CLOSE_METHOD) {
-		const amqp_channel_close_t *c = m.decoded;
-
-		snprintf(buf, size, "channel closed by the broker: %u %s", c->reply_code,
-			 printable(c->reply_text, text, sizeof text));
-	} else {
-		snprintf(buf, size, "unexpected method %s", amqp_method_name(m.id));
-	}
 }
 
 /* 0 for a normal reply, else reports it: -1. */
@@ -265,7 +206,7 @@ static int check_reply(amqp_rpc_reply_t r, const char *what)
 	case AMQP_RESPONSE_LIBRARY_EXCEPTION:
 		return fail(amqp_error_string2(r.library_error), "%s", what);
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
-		describe_method(r.reply, text, sizeof text);
+		peer_describe_method(r.reply, text, sizeof text);
 		return fail(text, "%s", what);
 	}
 	return fail("unknown reply type", "%s", what);
@@ -329,16 +270,8 @@ static int not_a_delivery(amqp_connection_state_t conn)
 	if (f.frame_type != AMQP_FRAME_METHOD)
 		return fail(NULL, "unexpected frame of type %u on channel %u", f.frame_type,
 			    f.channel);
-	describe_method(f.payload.method, text, sizeof text);
+	peer_describe_method(f.payload.method, text, sizeof text);
 	return fail(text, "wait for a delivery");
-}
-
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Takes messages until --count or --drain-timeout idle, acking every one. Returns 0 or
@@ -360,7 +293,7 @@ static int consume(amqp_connection_state_t conn, const struct options *o, struct
 		    rep.library_error == AMQP_STATUS_TIMEOUT) {
 			if (ack_held(conn, &held, &nheld, r))
 				return -1;
-			if (now_seconds() - last >= (double)o->drain_timeout_s)
+			if (peer_now_seconds() - last >= (double)o->drain_timeout_s)
 				break;
 			continue;
 		}
@@ -369,7 +302,7 @@ static int consume(amqp_connection_state_t conn, const struct options *o, struct
 			return not_a_delivery(conn);
 		if (check_reply(rep, "receive a delivery"))
 			return -1;
-		last = now_seconds();
+		last = peer_now_seconds();
 		r->seconds = last - t0;
 		r->consumed++;
 		r->redelivered += env.redelivered != 0;
@@ -437,15 +370,15 @@ int main(int argc, char **argv)
 	amqp_default_connection_info(&ci);
 	if (amqp_parse_url(uri, &ci) != AMQP_STATUS_OK)
 		/* Not repeated: it may hold a password. */
-		return usage_error("--uri: not an amqp:// URI");
+		return peer_usage_error("--uri: not an amqp:// URI");
 	if (ci.ssl)
-		return usage_error("--uri: amqps:// is not supported here");
+		return peer_usage_error("--uri: amqps:// is not supported here");
 	conn = amqp_new_connection();
 	if (!conn)
 		return fail("out of memory", "amqp_new_connection"), EXIT_FAILED;
 	ret = start_consumer(conn, &o, &ci);
 	if (!ret) {
-		t0 = now_seconds();
+		t0 = peer_now_seconds();
 		usage_now(&cpu0, &vcs0, &ivcs0);
 		ret = consume(conn, &o, &r, t0);
 		usage_now(&cpu1, &vcs1, &ivcs1);

@@ -43,6 +43,8 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 
+#include "peer.h"
+
 #define PROG	    "rabbitmq_c_publish"
 #define DEFAULT_URI "amqp://guest:guest@localhost:5672"
 #define CHANNEL	    1
@@ -50,7 +52,8 @@
 #define MAX_THREADS 256
 #define MAX_BODY    (1u << 30)
 
-enum { EXIT_FAILED = 1, EXIT_USAGE = 2 };
+const char peer_prog[] = PROG;
+
 enum confirm_mode { CONFIRM_NONE, CONFIRM_ASYNC, CONFIRM_SYNC };
 
 static const char *const confirm_names[] = {"none", "async", "sync"};
@@ -141,20 +144,6 @@ static void usage(FILE *out)
 	      out);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs(PROG ": ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs(" (--help lists the options)\n", stderr);
-	return EXIT_USAGE;
-}
-
 /* "rabbitmq_c_publish: [connection N: ]what[: detail]" on stderr. Returns -1. */
 static int fail(const struct publisher *p, const char *detail, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -173,21 +162,6 @@ static int fail(const struct publisher *p, const char *detail, const char *fmt, 
 		fprintf(stderr, ": %s", detail);
 	fputc('\n', stderr);
 	return -1;
-}
-
-/* A whole decimal number in [min, max]: digits only, no sign, suffix or wrap-around. */
-static bool parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	if (*s < '0' || *s > '9')
-		return false;
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || *end || v < min || v > max)
-		return false;
-	*out = v;
-	return true;
 }
 
 /* Returns -1 to go on, else the exit status. */
@@ -217,13 +191,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->routing_key = optarg;
 			break;
 		case 's':
-			if (!parse_number(optarg, 0, MAX_BODY, &o->size))
-				return usage_error("--size: '%s' is not a size (0..%u)", optarg,
+			if (!peer_parse_number(optarg, 0, MAX_BODY, &o->size))
+				return peer_usage_error("--size: '%s' is not a size (0..%u)", optarg,
 						   MAX_BODY);
 			break;
 		case 'n':
-			if (!parse_number(optarg, 1, UINT64_MAX, &o->count))
-				return usage_error("--count: '%s' is not a count (1..%" PRIu64 ")",
+			if (!peer_parse_number(optarg, 1, UINT64_MAX, &o->count))
+				return peer_usage_error("--count: '%s' is not a count (1..%" PRIu64 ")",
 						   optarg, UINT64_MAX);
 			break;
 		case 'C': {
@@ -232,19 +206,19 @@ static int parse_args(int argc, char **argv, struct options *o)
 			while (m < 3 && strcmp(optarg, confirm_names[m]) != 0)
 				m++;
 			if (m == 3)
-				return usage_error("--confirm: '%s' is not none, async or sync",
+				return peer_usage_error("--confirm: '%s' is not none, async or sync",
 						   optarg);
 			o->confirm = (enum confirm_mode)m;
 			break;
 		}
 		case 'w':
-			if (!parse_number(optarg, 1, MAX_WINDOW, &o->window))
-				return usage_error("--window: '%s' is not a count (1..%u)", optarg,
+			if (!peer_parse_number(optarg, 1, MAX_WINDOW, &o->window))
+				return peer_usage_error("--window: '%s' is not a count (1..%u)", optarg,
 						   MAX_WINDOW);
 			break;
 		case 't':
-			if (!parse_number(optarg, 1, MAX_THREADS, &o->threads))
-				return usage_error("--threads: '%s' is not a count (1..%u)", optarg,
+			if (!peer_parse_number(optarg, 1, MAX_THREADS, &o->threads))
+				return peer_usage_error("--threads: '%s' is not a count (1..%u)", optarg,
 						   MAX_THREADS);
 			break;
 		case 'd':
@@ -257,20 +231,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 			usage(stdout);
 			return fflush(stdout) ? EXIT_FAILED : 0;
 		case ':':
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
+			return peer_usage_error("option '%s' needs a value", argv[optind - 1]);
 		default:
-			return usage_error("unknown option '%s'", argv[optind - 1]);
+			return peer_usage_error("unknown option '%s'", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
+		return peer_usage_error("unexpected argument '%s'", argv[optind]);
 	if (o->threads > 1 && o->confirm != CONFIRM_SYNC)
-		return usage_error("--threads is for --confirm sync only");
+		return peer_usage_error("--threads is for --confirm sync only");
 	if (o->threads > o->count)
-		return usage_error("--threads %" PRIu64 " is more than --count %" PRIu64,
+		return peer_usage_error("--threads %" PRIu64 " is more than --count %" PRIu64,
 				   o->threads, o->count);
 	if (o->declare_queue && !o->routing_key[0])
-		return usage_error("--declare-queue needs a non-empty --routing-key");
+		return peer_usage_error("--declare-queue needs a non-empty --routing-key");
 	return -1;
 }
 
@@ -284,24 +258,6 @@ static uint64_t confirm_window(const struct options *o)
 		return 1;
 	default:
 		return 0;
-	}
-}
-
-/* The broker's close method as "CODE TEXT", or the name of an unexpected method. */
-static void describe_method(amqp_method_t m, char *buf, size_t size)
-{
-	if (m.id == AMQP_CONNECTION_CLOSE_METHOD) {
-		const amqp_connection_close_t *c = m.decoded;
-
-		snprintf(buf, size, "connection closed by the broker: %u %.*s", c->reply_code,
-			 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
-	} else if (m.id == AMQP_CHANNEL_CLOSE_METHOD) {
-		const amqp_channel_close_t *c = m.decoded;
-
-		snprintf(buf, size, "channel closed by the broker: %u %.*s", c->reply_code,
-			 (int)c->reply_text.len, (const char *)c->reply_text.bytes);
-	} else {
-		snprintf(buf, size, "unexpected method %s", amqp_method_name(m.id));
 	}
 }
 
@@ -339,7 +295,7 @@ static int check_reply(struct publisher *p, amqp_rpc_reply_t r, const char *what
 		p->conn_open = p->channel_open = false;
 		return fail(p, amqp_error_string2(r.library_error), "%s", what);
 	case AMQP_RESPONSE_SERVER_EXCEPTION:
-		describe_method(r.reply, text, sizeof text);
+		peer_describe_method(r.reply, text, sizeof text);
 		answer_close(p, r.reply);
 		return fail(p, text, "%s", what);
 	}
@@ -471,7 +427,7 @@ static int read_confirm(struct publisher *p)
 		return settle(p, m->delivery_tag, m->multiple, true);
 	}
 	default:
-		describe_method(f.payload.method, text, sizeof text);
+		peer_describe_method(f.payload.method, text, sizeof text);
 		answer_close(p, f.payload.method);
 		return fail(p, text, "wait for confirms");
 	}
@@ -592,14 +548,6 @@ static void *publisher_thread(void *arg)
 	return NULL;
 }
 
-static double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* User plus system time of the process, every thread's. */
 static double cpu_seconds(void)
 {
@@ -618,10 +566,10 @@ static int run_all(struct publisher *pubs, unsigned n, double *seconds, double *
 	int ret = 0;
 
 	if (n == 1) {
-		*seconds = now_seconds();
+		*seconds = peer_now_seconds();
 		*cpu = cpu_seconds();
 		ret = run_publisher(&pubs[0]);
-		*seconds = now_seconds() - *seconds;
+		*seconds = peer_now_seconds() - *seconds;
 		*cpu = cpu_seconds() - *cpu;
 		return ret;
 	}
@@ -638,14 +586,14 @@ static int run_all(struct publisher *pubs, unsigned n, double *seconds, double *
 			break;
 		}
 	}
-	*seconds = now_seconds();
+	*seconds = peer_now_seconds();
 	*cpu = cpu_seconds();
 	open_start(ret != 0);
 	for (unsigned i = 0; i < started; i++) {
 		pthread_join(args[i].tid, NULL);
 		ret |= args[i].rc;
 	}
-	*seconds = now_seconds() - *seconds;
+	*seconds = peer_now_seconds() - *seconds;
 	*cpu = cpu_seconds() - *cpu;
 	free(args);
 	return ret;
@@ -706,9 +654,9 @@ int main(int argc, char **argv)
 	amqp_default_connection_info(&ci);
 	if (amqp_parse_url(uri, &ci) != AMQP_STATUS_OK)
 		/* Not repeated: it may hold a password. */
-		return usage_error("--uri: not an amqp:// URI");
+		return peer_usage_error("--uri: not an amqp:// URI");
 	if (ci.ssl)
-		return usage_error("--uri: amqps:// is not supported here");
+		return peer_usage_error("--uri: amqps:// is not supported here");
 
 	n = (unsigned)o.threads;
 	pubs = calloc(n, sizeof *pubs);

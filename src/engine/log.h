@@ -26,6 +26,8 @@ struct sv_log {
 	atomic_flag tls_warned;
 };
 
+/* From the client's own configuration, which must outlive the logger (it keeps a pointer
+ * to the password). */
 void sv_log_init(struct sv_log *lg, const struct salvo_conf *conf);
 
 /* Overwrite every occurrence of password (not empty) in text with '*'s. Pure. */

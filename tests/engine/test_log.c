@@ -57,7 +57,28 @@ static void make_logger(struct sv_log *lg, const char *level, struct lines *ls)
 	if (ls)
 		CHECK(salvo_conf_set_log_cb(conf, collect, ls) == 0);
 	sv_log_init(lg, conf);
+	/* The logger points at the conf's password, and this conf goes now: "masks" sets
+	 * one of its own. */
+	lg->password = NULL;
 	salvo_conf_destroy(conf);
+}
+
+/* Every line is masked against the password, whatever text carried it. */
+static void case_masks(void)
+{
+	struct lines ls = {.n = 0};
+	struct sv_log lg;
+
+	make_logger(&lg, NULL, &ls);
+	lg.password = "Hunter2-xyz";
+	sv_log(&lg, SALVO_LOG_WARNING, "connection", "lost: 320 CONNECTION_FORCED - %s and %s",
+	       "Hunter2-xyz", "again Hunter2-xyz.");
+	CHECK(ls.n == 1);
+	CHECK(strcmp(ls.l[0].text, "lost: 320 CONNECTION_FORCED - *********** and again "
+				   "***********.") == 0);
+	lg.password = "";
+	sv_log(&lg, SALVO_LOG_WARNING, "connection", "no password: kept");
+	CHECK(ls.n == 2 && strcmp(ls.l[1].text, "no password: kept") == 0);
 }
 
 /* Each log.level passes its own level and the more severe ones, nothing else. */
@@ -335,6 +356,7 @@ static void case_refused_no_secret(void)
 
 static const struct test_case cases[] = {
     {"levels", .run = case_levels},
+    {"masks", .run = case_masks},
     {"stderr", .run = case_stderr},
     {"tls once per logger", .run = case_tls_once_per_logger},
     {"events", .run = case_events},
