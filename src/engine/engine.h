@@ -216,7 +216,6 @@ struct salvo_client {
 	salvo_error lost;     /* why the connection was lost */
 	bool paused;	      /* publishers wait: hooks still running after a reconnection */
 	bool blocked;	      /* connection.blocked until connection.unblocked */
-	uint64_t blocked_since;
 	char blocked_reason[128];
 	uint32_t session_frame_max; /* of the first connection: rings hold frames cut to it */
 	size_t next_endpoint;	    /* where the next reconnection attempt starts */
@@ -282,7 +281,7 @@ struct salvo_client {
 
 	/* Figures for the statistics: the I/O thread's own (one writer; kicks excepted),
 	 * the endpoint connected to (an index into set.conf.endpoints), and time blocked:
-	 * since when (0: not blocked) and in all before. */
+	 * since when (0: not blocked; blocked_timeout's clock too) and in all before. */
 	alignas(SV_CACHE_LINE) struct sv_io_counters {
 		_Atomic uint64_t turns, waits, submits, sends, send_bytes, recvs, recv_bytes,
 			wakeups;

@@ -27,6 +27,10 @@ void sv_error_set_reply(salvo_error *err, uint16_t reply_code, uint16_t class_id
  */
 const char *sv_text_escape(char *dst, size_t cap, const uint8_t *src, size_t len);
 
+/* The length of the well-formed UTF-8 sequence at s (n > 0 bytes left; 1 for ASCII), 0 if
+ * there is none: no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
+size_t sv_utf8_len(const uint8_t *s, size_t n);
+
 /* A timeout_ms is SALVO_FOREVER, 0 or more: anything below is refused (it would otherwise
  * mean "forever" by accident). Returns 0 or SALVO_ERR_INVALID_ARGUMENT with err filled. */
 static inline int sv_check_timeout(const char *call, int timeout_ms, salvo_error *err)

@@ -40,10 +40,12 @@ static uint64_t heartbeat_ns(const salvo_client *c)
 static uint64_t blocked_deadline(salvo_client *c, uint64_t now)
 {
 	uint64_t limit = (uint64_t)c->set.conf.blocked_timeout * 1000000u;
+	/* This thread is blocked_at's writer: a relaxed load reads its own store. */
+	uint64_t since = atomic_load_explicit(&c->blocked_at, memory_order_relaxed);
 
 	if (!c->blocked || !limit)
 		return 0;
-	if (now - c->blocked_since >= limit) {
+	if (now - since >= limit) {
 		salvo_error e;
 		sv_error_set(&e, SALVO_ERR_TIMEOUT, SALVO_ERROR_CONNECTION,
 			     "blocked by the broker for %u ms (%s): blocked_timeout",
@@ -52,7 +54,7 @@ static uint64_t blocked_deadline(salvo_client *c, uint64_t now)
 		sv_conn_fail_final(c, &e);
 		return 0;
 	}
-	return c->blocked_since + limit;
+	return since + limit;
 }
 
 static uint64_t heartbeats(salvo_client *c, uint64_t now)

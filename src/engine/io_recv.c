@@ -56,8 +56,7 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		/* Publishers stop sending (their rings fill and producers feel it); control
 		 * frames and heartbeats go on. */
 		c->blocked = true;
-		c->blocked_since = sv_now_ns();
-		sv_stats_blocked(c, c->blocked_since);
+		sv_stats_blocked(c, sv_now_ns());
 		sv_text_escape(ev.reason, sizeof ev.reason, r.ptr, r.len);
 		sv_text_escape(c->blocked_reason, sizeof c->blocked_reason, r.ptr, r.len);
 		sv_redact(ev.reason, c->set.conf.password);

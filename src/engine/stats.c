@@ -91,12 +91,13 @@ void sv_stats_blocked(salvo_client *c, uint64_t since_ns)
 {
 	uint64_t at = LOAD(c->blocked_at);
 
-	/* Sequentially consistent: the time is added before blocked_at is cleared, in the
-	 * order sv_stats_take reads them. */
-	if (at && !since_ns)
-		atomic_store(&c->blocked_ns, atomic_load(&c->blocked_ns) + sv_now_ns() - at);
-	if (!at || !since_ns)
-		atomic_store(&c->blocked_at, since_ns);
+	/* The block under way (if any) ends here, and since_ns starts the next (0: none).
+	 * Sequentially consistent: the time is added before blocked_at moves, in the order
+	 * sv_stats_take reads them. */
+	if (at)
+		atomic_store(&c->blocked_ns,
+			     atomic_load(&c->blocked_ns) + (since_ns ? since_ns : sv_now_ns()) - at);
+	atomic_store(&c->blocked_at, since_ns);
 }
 
 /* The histogram of now less the one at *mark into iv (latencies only), and *mark moved to
@@ -298,38 +299,12 @@ void sv_out_printf(struct sv_out *o, const char *fmt, ...)
 	o->len += (size_t)n;
 }
 
-/* The length of the well-formed UTF-8 sequence at s (2..4 bytes: no overlong form, no
- * surrogate, nothing past U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *s)
-{
-	unsigned cp;
-	size_t n;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2, cp = s[0] & 0x1fu;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3, cp = s[0] & 0x0fu;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4, cp = s[0] & 0x07u;
-	else
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80) /* the NUL that ends the string included */
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3fu);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 void sv_out_escaped(struct sv_out *o, const char *text, bool json)
 {
-	const unsigned char *s = (const unsigned char *)text;
+	const uint8_t *s = (const uint8_t *)text, *end = s + strlen(text);
 
-	while (*s) {
-		size_t n = *s < 0x80 ? 1 : utf8_len(s);
+	while (s < end) {
+		size_t n = sv_utf8_len(s, (size_t)(end - s));
 
 		if (*s == '\\' || *s == '"')
 			sv_out_printf(o, "\\%c", *s);

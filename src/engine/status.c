@@ -98,9 +98,7 @@ const char *salvo_error_format(const salvo_error *err, char *buf, size_t len)
 	return buf;
 }
 
-/* The length of the well-formed UTF-8 sequence at s (n bytes left), 0 if there is none:
- * no overlong forms, no surrogates, nothing above U+10FFFF (RFC 3629). */
-static size_t utf8_len(const uint8_t *s, size_t n)
+size_t sv_utf8_len(const uint8_t *s, size_t n)
 {
 	uint8_t b = s[0], lo = 0x80, hi = 0xbf;
 	size_t len;
@@ -138,7 +136,7 @@ static size_t utf8_len(const uint8_t *s, size_t n)
 static size_t escape_one(const uint8_t *src, size_t len, size_t i, char *piece, size_t *n)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t k = utf8_len(src + i, len - i);
+	size_t k = sv_utf8_len(src + i, len - i);
 	/* C1 controls, U+0080..U+009F, are C2 80..C2 9F. */
 	bool c1 = k == 2 && src[i] == 0xc2 && src[i + 1] <= 0x9f;
 

@@ -68,7 +68,10 @@ static void wait_docs(struct docs *d, int n)
 	CHECK(atomic_load(&d->count) >= want);
 }
 
-static salvo_client *stats_client(const char *name, const char *interval, struct docs *d)
+/* A client named name with statistics.interval_ms interval and the statistics callback fn
+ * (NULL: none) given arg. */
+static salvo_client *stats_client(const char *name, const char *interval, salvo_stats_fn fn,
+				  void *arg)
 {
 	char errstr[256];
 	salvo_conf *conf = salvo_conf_new();
@@ -82,8 +85,8 @@ static salvo_client *stats_client(const char *name, const char *interval, struct
 	 * read after it must agree. */
 	OK(salvo_conf_set(conf, "heartbeat", "0", errstr, sizeof errstr));
 	OK(salvo_conf_set(conf, "statistics.interval_ms", interval, errstr, sizeof errstr));
-	if (d)
-		OK(salvo_conf_set_stats_cb(conf, on_stats, d));
+	if (fn)
+		OK(salvo_conf_set_stats_cb(conf, fn, arg));
 	OK(salvo_client_new(conf, &c, &err));
 	salvo_conf_destroy(conf);
 	return c;
@@ -230,7 +233,7 @@ static void case_json_reconnect(void)
 	snprintf(name, sizeof name, "salvo stats json %d", (int)getpid());
 	test_endpoint(endpoint, sizeof endpoint);
 	CHECK((d.f = fopen(docs_path, "w")));
-	d.c = stats_client(name, "100", &d);
+	d.c = stats_client(name, "100", on_stats, &d);
 	CHECK(pthread_create(&thread, NULL, poll_main, &d) == 0);
 	while (!atomic_load(&d.started))
 		usleep(1000);
@@ -301,14 +304,14 @@ static void case_json_off(void)
 
 	CHECK((d.f = fopen("/dev/null", "w")));
 	d.poller = pthread_self();
-	d.c = stats_client("salvo stats off", "0", &d);
+	d.c = stats_client("salvo stats off", "0", on_stats, &d);
 	for (double t0 = now_s(); now_s() - t0 < 0.5;)
 		(void)salvo_client_poll_event(d.c, &ev, 50);
 	CHECK(atomic_load(&d.count) == 0);
 	rabbit_close(d.c, 10000);
 
 	/* An interval without a callback: polls time out as ever. */
-	d.c = stats_client("salvo stats no callback", "10", NULL);
+	d.c = stats_client("salvo stats no callback", "10", NULL, NULL);
 	for (double t0 = now_s(); now_s() - t0 < 0.3;)
 		CHECK(salvo_client_poll_event(d.c, &ev, 50) == SALVO_ERR_TIMEOUT);
 	rabbit_close(d.c, 10000);
@@ -319,7 +322,7 @@ static void case_json_off(void)
 	 * only when it returns. */
 	d.count = 0;
 	CHECK((d.f = fopen("/dev/null", "w")));
-	d.c = stats_client("salvo stats clock", "20", &d);
+	d.c = stats_client("salvo stats clock", "20", on_stats, &d);
 	double t0 = now_s(), cpu0 = cpu_s();
 	CHECK(salvo_client_poll_event(d.c, &ev, 1000) == SALVO_ERR_TIMEOUT);
 	double wall = now_s() - t0, cpu = cpu_s() - cpu0;
@@ -385,7 +388,7 @@ static void scrape(salvo_client *const *cs, size_t n, const char *expect, uint64
 
 static void case_prometheus(void)
 {
-	salvo_client *c = stats_client("salvo stats prom", "0", NULL);
+	salvo_client *c = stats_client("salvo stats prom", "0", NULL, NULL);
 	salvo_publisher *p;
 	salvo_consumer *cons;
 	salvo_channel *ch;
@@ -415,8 +418,8 @@ static void case_prometheus(void)
 /* Two clients in one text: each metric once, with both connections' series. */
 static void case_prometheus_clients(void)
 {
-	salvo_client *cs[2] = {stats_client("salvo stats prom a", "0", NULL),
-			       stats_client("salvo stats prom b", "0", NULL)};
+	salvo_client *cs[2] = {stats_client("salvo stats prom a", "0", NULL, NULL),
+			       stats_client("salvo stats prom b", "0", NULL, NULL)};
 	salvo_publisher *p[2];
 	salvo_consumer *cons[2];
 	salvo_channel *ch[2];
@@ -479,16 +482,8 @@ static void case_churn(void)
 	salvo_error err;
 	pthread_t t;
 	char q[64], expect[256];
-	salvo_conf *conf = salvo_conf_new();
-	char errstr[256];
 
-	CHECK(conf);
-	OK(salvo_conf_set(conf, "uri", rabbit_test_uri(), errstr, sizeof errstr));
-	OK(salvo_conf_set(conf, "connection_name", "salvo stats churn", errstr, sizeof errstr));
-	OK(salvo_conf_set(conf, "statistics.interval_ms", "1", errstr, sizeof errstr));
-	OK(salvo_conf_set_stats_cb(conf, churn_doc, &ch));
-	OK(salvo_client_new(conf, &ch.c, &err));
-	salvo_conf_destroy(conf);
+	ch.c = stats_client("salvo stats churn", "1", churn_doc, &ch);
 	snprintf(q, sizeof q, "%s.churn", Q);
 	OK(salvo_channel_open(ch.c, &chan, &err));
 	fresh_queue(chan, q, NULL);
@@ -544,10 +539,9 @@ static void case_names(void)
 	/* A quote, a backslash, a tab, a newline, e-acute in UTF-8, a lone 0xff. */
 	static const char name[] = "q\"b\\s\tt\nn \xc3\xa9 \xff end";
 	static const char tag[] = "salvo \"tag\" \\ \xc3\xa9";
-	char dir[] = "/tmp/salvo-names-XXXXXX", doc[128], prom[128], cmd[1024], errstr[256];
+	char dir[] = "/tmp/salvo-names-XXXXXX", doc[128], prom[128], cmd[1024];
 	salvo_consumer_opts co = {.tag = tag};
 	_Atomic int got = 0;
-	salvo_conf *conf = salvo_conf_new();
 	salvo_consumer *cons;
 	salvo_channel *ch;
 	salvo_client *c;
@@ -556,16 +550,11 @@ static void case_names(void)
 	static char buf[1 << 16];
 	FILE *f;
 
-	CHECK(conf && mkdtemp(dir));
+	CHECK(mkdtemp(dir));
 	snprintf(doc, sizeof doc, "%s/doc.json", dir);
 	snprintf(prom, sizeof prom, "%s/prom.txt", dir);
 	setenv("SALVO_STATS_NAME_DOC", doc, 1);
-	OK(salvo_conf_set(conf, "uri", rabbit_test_uri(), errstr, sizeof errstr));
-	OK(salvo_conf_set(conf, "connection_name", name, errstr, sizeof errstr));
-	OK(salvo_conf_set(conf, "statistics.interval_ms", "50", errstr, sizeof errstr));
-	OK(salvo_conf_set_stats_cb(conf, name_doc, &got));
-	OK(salvo_client_new(conf, &c, &err));
-	salvo_conf_destroy(conf);
+	c = stats_client(name, "50", name_doc, &got);
 	OK(salvo_channel_open(c, &ch, &err));
 	fresh_queue(ch, Q ".names", NULL);
 	OK(salvo_consume(ch, Q ".names", &co, &cons, &err));
