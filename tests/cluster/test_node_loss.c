@@ -326,7 +326,8 @@ static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const ch
 /*
  * Read q on c from the start (streams: x-stream-offset first) until every number of the n
  * whose outcome was acked (outcome_of) has come and then nothing more for 2 s, or nothing
- * at all for a minute; counts[seq] gets how often each came. Returns the messages read.
+ * at all for a minute; counts[seq] gets how often each came (numbers past n too, below
+ * MAX_MSGS). Returns the messages read.
  */
 static uint64_t read_back(salvo_client *c, const char *q, bool stream, uint64_t n,
 			  uint32_t *counts)
@@ -362,7 +363,7 @@ static uint64_t read_back(salvo_client *c, const char *q, bool stream, uint64_t 
 		}
 		OK(rc);
 		uint64_t seq = seq_of(m);
-		CHECK(seq < n);
+		CHECK(seq < MAX_MSGS);
 		acked_seen += counts[seq]++ == 0 && outcome_of[seq] == 1;
 		got++;
 		last = now_s();
@@ -390,8 +391,9 @@ static double recovery_or_fail(struct run *r)
  * nacked; a new channel on the same connection, once a leader is elected, is acked: 1,000
  * messages on a new publisher, every one acked (within a minute of tries: the election).
  */
-static void check_new_channel_acked(salvo_client *c, const char *q)
+static void check_new_channel_acked(salvo_client *c, const char *q, uint64_t n)
 {
+	uint8_t body[BODY];
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC};
 	salvo_publisher *p;
 	salvo_pub_stats st;
@@ -400,8 +402,11 @@ static void check_new_channel_acked(salvo_client *c, const char *q)
 
 	for (;;) {
 		OK(salvo_publisher_new(c, &opts, &p, &err));
-		for (int i = 0; i < 1000; i++)
-			OK(salvo_publish(p, "", q, "after", 5, SALVO_MSG_PERSISTENT, 30000, &err));
+		/* Numbered after the case's own messages, which read_back then also takes. */
+		for (uint64_t i = 0; i < 1000; i++) {
+			body_of(body, n + i);
+			OK(salvo_publish(p, "", q, body, BODY, SALVO_MSG_PERSISTENT, 30000, &err));
+		}
 		(void)salvo_publisher_wait_confirms(p, 60000, &err);
 		salvo_publisher_stats(p, &st);
 		OK(salvo_publisher_close(p, 10000, &err));
@@ -477,7 +482,7 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 		CHECK(st.acked == n && st.nacked == 0);
 	OK(salvo_publisher_close(p, 10000, &err));
 	if (leader_dies)
-		check_new_channel_acked(c, q);
+		check_new_channel_acked(c, q, n);
 
 	rc = FAILOVER_CLIENT(reader, "node-loss reader");
 	check_connected_to(rc, reader);
