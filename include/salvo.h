@@ -1314,9 +1314,13 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * had and loses nothing it had not: deliveries received and not yet handed out when the
  * consumer ended come again. Until a first delivery is handed out, each consume uses the
  * caller's arguments as they are ("next" then starts at the stream's end again). A stream
- * does not requeue: REQUEUE and REJECT only settle the delivery (the broker counts every
- * settle as credit) and it is not delivered again; the position moves past it all the
- * same. Offsets below the stream's retention are gone: the broker starts at its first.
+ * neither requeues nor dead-letters, and takes acks only (RabbitMQ 3.10 closes the
+ * connection with 540 NOT_IMPLEMENTED over a nack or reject of a stream's delivery): the
+ * listener acks a stream's delivery for REQUEUE and REJECT too (counted as requeued and
+ * rejected), the ack being only credit there; it is not delivered again, and the position
+ * moves past it. A callback that settles a stream's delivery itself (SETTLED, KEEP) must
+ * ack it. Offsets below the stream's retention are gone: the broker starts at its first.
+ * See no_stream for queues whose messages carry x-stream-offset without being a stream's.
  */
 typedef struct salvo_listener salvo_listener;
 
@@ -1356,9 +1360,11 @@ typedef struct salvo_listener_opts {
 	 * copied by salvo_listener_new: the caller may change or free them after it returns.
 	 * A field array (salvo_array_new) is refused (SALVO_ERR_INVALID_ARGUMENT). */
 	const salvo_table *consume_arguments;
-	/* true: remember no stream position; every consume uses consume_arguments as they
-	 * are, and every delivery goes to the callback. */
-	bool no_stream_resume;
+	/* true: take no delivery for a stream's, whatever its headers (a message copied from
+	 * a stream into another queue keeps x-stream-offset): no position is kept, every
+	 * consume uses consume_arguments as they are, every delivery goes to the callback,
+	 * and REQUEUE and REJECT are sent as nack and reject. */
+	bool no_stream;
 } salvo_listener_opts;
 
 /*

@@ -135,7 +135,7 @@ static int make_consumer(salvo_listener *l, salvo_error *err)
 			return rc;
 		}
 	}
-	if (l->have_pos && !l->opts.no_stream_resume) {
+	if (l->have_pos) {
 		resume = resume_arguments(l);
 		if (!resume)
 			return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
@@ -257,10 +257,10 @@ static void handle(salvo_listener *l, salvo_message *m)
 	uint64_t off;
 	salvo_error e;
 	int rc = 0;
-
 	/* Before the callback, which may keep m and give it to a thread that frees it. */
-	if (!l->opts.no_stream_resume && salvo_message_stream_offset(m, &off) == 0 &&
-	    stream_seen(l, m, off))
+	bool stream = !l->opts.no_stream && salvo_message_stream_offset(m, &off) == 0;
+
+	if (stream && stream_seen(l, m, off))
 		return;
 	atomic_fetch_add_explicit(&l->received, 1, memory_order_relaxed);
 	act = l->fn(m, l->arg);
@@ -276,13 +276,17 @@ static void handle(salvo_listener *l, salvo_message *m)
 			break;
 		case SALVO_LISTENER_SETTLED:
 			break;
+		/* A stream takes acks only (RabbitMQ closes the connection with 540 over a
+		 * nack or reject of its delivery), and an ack there is only credit. */
 		case SALVO_LISTENER_REJECT:
-			rc = salvo_message_reject(m, false, &e);
+			rc = stream ? salvo_message_ack(m, false, &e)
+				    : salvo_message_reject(m, false, &e);
 			atomic_fetch_add_explicit(&l->rejected, !rc, memory_order_relaxed);
 			break;
 		case SALVO_LISTENER_REQUEUE:
 		default: /* not an action: give the message back rather than lose it */
-			rc = salvo_message_nack(m, false, true, &e);
+			rc = stream ? salvo_message_ack(m, false, &e)
+				    : salvo_message_nack(m, false, true, &e);
 			atomic_fetch_add_explicit(&l->requeued, !rc, memory_order_relaxed);
 			break;
 		}

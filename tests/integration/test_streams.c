@@ -523,6 +523,210 @@ static void case_resume_appending(void)
 	resume("resume while appending", true);
 }
 
+/*
+ * Envelopes (a batching publisher's, 10 records each) in a stream: one offset each, split
+ * into records by the listener's consumer. The connection closed while the callback holds
+ * record 5 of the 26th envelope: every record handed out exactly once.
+ */
+static void case_resume_envelopes(void)
+{
+	enum { RECORDS = 10, ENVELOPES = 50, N = RECORDS * ENVELOPES };
+	salvo_publisher_opts po = {.confirm = SALVO_CONFIRM_ASYNC,
+				   .batch = {.max_records = RECORDS, .linger_us = 1000000}};
+	salvo_client *c, *pubc = rabbit_connect(uri, NULL);
+	salvo_listener_stats st;
+	salvo_publisher *p;
+	salvo_listener *l;
+	salvo_error err;
+	uint32_t dup = 0, missing = 0;
+	struct seen s;
+	char q[128], name[128];
+
+	need_ctl();
+	qname(q, sizeof q, "resume-envelopes");
+	snprintf(name, sizeof name, "salvo-streams-envelopes-%d", (int)getpid());
+	declare_typed(pubc, q, "stream", NULL, 0);
+	OK(salvo_publisher_new(pubc, &po, &p, &err));
+	publish_on(p, q, 0, N);
+	OK(salvo_publisher_close(p, 5000, &err));
+	c = rabbit_connect(uri, "connection_name", name, "reconnect.initial_delay", "50", NULL);
+	seen_init(&s, N);
+	s.pause_at = 25 * RECORDS + 5;
+	l = stream_listener(c, q, offset_string("first"), &s, 4);
+	for (double end = now_s() + 60; !atomic_load(&s.paused); usleep(1000))
+		CHECK(now_s() < end);
+	close_connection(name, "salvo streams test");
+	for (double end = now_s() + 30; salvo_client_reconnects(c) < 1; usleep(1000))
+		CHECK(now_s() < end);
+	atomic_store(&s.go, 1);
+	CHECK(wait_for(&s.calls, N, 60));
+	usleep(300000);
+	OK(salvo_listener_stop(l, 5000, &err));
+	salvo_listener_get_stats(l, &st);
+	for (uint32_t i = 0; i < N; i++) {
+		uint32_t n = atomic_load(&s.by_body[i]);
+		missing += n == 0;
+		dup += n > 1 ? n - 1 : 0;
+	}
+	printf("envelopes: records handed out %u, duplicates %u, missing %u; envelopes "
+	       "(offsets) %u; skipped on resume %llu, restarts %llu\n",
+	       atomic_load(&s.calls), dup, missing, atomic_load(&s.distinct),
+	       (unsigned long long)st.stream_skipped, (unsigned long long)st.restarts);
+	CHECK(dup == 0 && missing == 0 && atomic_load(&s.calls) == N);
+	CHECK(atomic_load(&s.distinct) == ENVELOPES && atomic_load(&s.no_offset) == 0);
+	CHECK(st.restarts == 1);
+	salvo_listener_destroy(l);
+	delete_queue(pubc, q);
+	rabbit_close(c, 10000);
+	rabbit_close(pubc, 10000);
+	seen_free(&s);
+}
+
+/* A stream does not requeue, and closes the connection with 540 over a nack or reject:
+ * the listener acks for REQUEUE and REJECT (credit only), the connection lives, and the
+ * message is not delivered again. */
+static salvo_listener_action settle_some(salvo_message *m, void *arg)
+{
+	struct seen *s = arg;
+	uint32_t seq = body_seq(m);
+
+	record(m, s);
+	return seq == 5 ? SALVO_LISTENER_REQUEUE : seq == 6 ? SALVO_LISTENER_REJECT
+							     : SALVO_LISTENER_ACK;
+}
+
+static void case_stream_requeue(void)
+{
+	enum { N = 20 };
+	salvo_client *c = rabbit_connect(uri, NULL);
+	salvo_table *args = offset_string("first");
+	salvo_listener_opts opts = {.prefetch = 4, .consume_arguments = args};
+	salvo_listener_stats st;
+	salvo_listener *l;
+	salvo_error err;
+	struct seen s;
+	char q[128];
+
+	qname(q, sizeof q, "requeue");
+	declare_typed(c, q, "stream", NULL, 0);
+	publish_n(c, q, 0, N);
+	seen_init(&s, N);
+	OK(salvo_listener_new(c, q, settle_some, &s, &opts, &l, &err));
+	salvo_table_destroy(args);
+	CHECK(wait_for(&s.calls, N, 30));
+	usleep(300000); /* a requeued message would come again now */
+	OK(salvo_listener_stop(l, 5000, &err));
+	salvo_listener_get_stats(l, &st);
+	printf("stream requeue: requeued %llu, rejected %llu, acked %llu, settles refused %llu, "
+	       "reconnects %llu\n",
+	       (unsigned long long)st.requeued, (unsigned long long)st.rejected,
+	       (unsigned long long)st.acked, (unsigned long long)st.settle_errors,
+	       (unsigned long long)salvo_client_reconnects(c));
+	check_exactly_once("stream requeue", &s, 0, N, &st);
+	CHECK(st.requeued == 1 && st.rejected == 1 && st.acked == N - 2);
+	CHECK(st.settle_errors == 0 && st.restarts == 0 && salvo_client_reconnects(c) == 0);
+	salvo_listener_destroy(l);
+	delete_queue(c, q);
+	rabbit_close(c, 10000);
+	seen_free(&s);
+}
+
+/* Headers. */
+
+/* One message on q with the header x-stream-offset added by add (none: no headers), read
+ * back with basic.get; returns salvo_message_stream_offset's status, *off its offset. */
+static int header_offset(salvo_channel *ch, salvo_publisher *p, const char *q,
+			 salvo_table *headers, uint64_t *off)
+{
+	salvo_props props = {.headers = headers};
+	salvo_msg msg = {.exchange = "", .routing_key = q, .body = "x", .len = 1,
+			 .props = headers ? &props : NULL};
+	salvo_message *m = NULL;
+	salvo_error err;
+	int rc;
+
+	OK(salvo_publish_msg(p, &msg, SALVO_FOREVER, NULL, &err));
+	OK(salvo_publisher_wait_confirms(p, 10000, &err));
+	OK(salvo_basic_get(ch, q, true, &m, &err));
+	CHECK(m);
+	*off = 12345;
+	rc = salvo_message_stream_offset(m, off);
+	salvo_message_destroy(m);
+	salvo_table_destroy(headers);
+	return rc;
+}
+
+/* x-stream-offset headers of every kind, through a classic queue (which passes headers
+ * as published): integers read when not negative, anything else refused. */
+static void case_offset_header(void)
+{
+	salvo_client *c = rabbit_connect(uri, NULL);
+	salvo_publisher_opts po = {.confirm = SALVO_CONFIRM_ASYNC};
+	salvo_publisher *p;
+	salvo_channel *ch;
+	salvo_error err;
+	salvo_table *t;
+	uint64_t off;
+	char q[128];
+
+	qname(q, sizeof q, "headers");
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, q, NULL);
+	OK(salvo_publisher_new(c, &po, &p, &err));
+
+	CHECK(header_offset(ch, p, q, NULL, &off) == SALVO_ERR_UNSUPPORTED && off == 12345);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_int(t, "x-stream-offse", 1) == 0 &&
+	      salvo_table_add_int(t, "x-stream-offsetx", 2) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == SALVO_ERR_UNSUPPORTED);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_int(t, "x-stream-offset", 5) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == 0 && off == 5);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_int(t, "x-stream-offset", INT64_MAX) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == 0 && off == (uint64_t)INT64_MAX);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_u8(t, "x-stream-offset", 200) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == 0 && off == 200);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_u32(t, "x-stream-offset", UINT32_MAX) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == 0 && off == UINT32_MAX);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_i16(t, "x-stream-offset", 300) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == 0 && off == 300);
+	/* Refused, *off untouched. */
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_int(t, "x-stream-offset", -1) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == SALVO_ERR_PROTOCOL && off == 12345);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_i8(t, "x-stream-offset", INT8_MIN) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == SALVO_ERR_PROTOCOL && off == 12345);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_u64(t, "x-stream-offset", UINT64_MAX) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == SALVO_ERR_PROTOCOL && off == 12345);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_string(t, "x-stream-offset", "7") == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == SALVO_ERR_PROTOCOL && off == 12345);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_timestamp(t, "x-stream-offset", 7) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == SALVO_ERR_PROTOCOL && off == 12345);
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_double(t, "x-stream-offset", 7.0) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == SALVO_ERR_PROTOCOL && off == 12345);
+	/* The first entry of the name decides. */
+	t = salvo_table_new();
+	CHECK(t && salvo_table_add_bool(t, "x-stream-offset", true) == 0 &&
+	      salvo_table_add_int(t, "x-stream-offset", 9) == 0);
+	CHECK(header_offset(ch, p, q, t, &off) == SALVO_ERR_PROTOCOL && off == 12345);
+	CHECK(salvo_message_stream_offset(NULL, &off) == SALVO_ERR_INVALID_ARGUMENT);
+	printf("x-stream-offset headers: 5 integers read, 7 refused, 2 messages without one\n");
+
+	OK(salvo_publisher_close(p, 5000, &err));
+	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	rabbit_close(c, 10000);
+}
+
 /* Refusals. */
 
 /* Consume arguments the broker refuses come back from salvo_listener_new with its reply
@@ -568,6 +772,9 @@ static const struct test_case cases[] = {
     {"stream offsets", .run = case_offsets},
     {"stream resume", .run = case_resume},
     {"stream resume appending", .run = case_resume_appending},
+    {"stream resume envelopes", .run = case_resume_envelopes},
+    {"stream requeue", .run = case_stream_requeue},
+    {"stream offset header", .run = case_offset_header},
     {"stream refusals", .run = case_refusals},
 };
 
