@@ -18,7 +18,7 @@
 #                                  (amqp://guest:guest@127.0.0.1:PORT). On any failure, or
 #                                  past SALVO_TEST_CLUSTER_TIMEOUT seconds (default 180),
 #                                  it says why, shows the logs' tails and stops everything.
-#                                  About 25 s for 3 nodes on 2 cores.
+#                                  16 to 42 s for 3 nodes on 2 shared cores.
 #   scripts/rabbitmq.sh cluster stop        stop every node and epmd by PID, delete the files
 #                                  (no-op if none runs)
 #   scripts/rabbitmq.sh cluster status      one line per node: URI, node=I, PIDs, running or

@@ -41,31 +41,27 @@
 #include "../rabbit.h"
 #include "cluster.h"
 
-#define RATE 10000	/* messages a second */
-#define KILL_AFTER 2.0	/* seconds of publishing before the kill */
-#define RUN_AFTER 4.0	/* seconds of publishing after the rate is back */
-#define GIVE_UP 150.0	/* seconds after the kill without the rate back: fail */
-#define SLOT 0.25	/* seconds per timeline line */
-#define MAX_SLOTS 1024
-#define MAX_MSGS ((uint64_t)(RATE * (KILL_AFTER + GIVE_UP + RUN_AFTER + 2)))
-#define BODY 64
+#define RATE	   10000 /* messages a second */
+#define KILL_AFTER 2.0	 /* seconds of publishing before the kill */
+#define RUN_AFTER  4.0	 /* seconds of publishing after the rate is back */
+#define GIVE_UP	   150.0 /* seconds after the kill without the rate back: fail */
+#define SLOT	   0.25	 /* seconds per timeline line */
+#define MAX_SLOTS  1024
+#define MAX_MSGS   ((uint64_t)(RATE * (KILL_AFTER + GIVE_UP + RUN_AFTER + 2)))
+#define BODY	   64
 
-static const char *const failover_keys[] = {
-    "reconnect.initial_delay", "50", "reconnect.max_delay", "500",
-    "heartbeat", "2", "connection_timeout", "2000",
-};
-#define FAILOVER_CLIENT(node, name)                                                         \
-	cluster_client(node, name, failover_keys[0], failover_keys[1], failover_keys[2],    \
-		       failover_keys[3], failover_keys[4], failover_keys[5], failover_keys[6], \
-		       failover_keys[7], NULL)
+/* A client of every node, node first, with the failover settings above. */
+#define FAILOVER_CLIENT(node, name)                                                                \
+	cluster_client(node, name, "reconnect.initial_delay", "50", "reconnect.max_delay", "500",  \
+		       "heartbeat", "2", "connection_timeout", "2000", NULL)
 
 /* What the timeline watches, sampled every SLOT by the monitor thread. */
 struct run {
-	salvo_client *watch;	 /* whose state and endpoint the timeline shows */
-	salvo_publisher *pub;	 /* acks counted from its statistics (NULL: none) */
+	salvo_client *watch;	   /* whose state and endpoint the timeline shows */
+	salvo_publisher *pub;	   /* acks counted from its statistics (NULL: none) */
 	_Atomic uint64_t consumed; /* deliveries, duplicates included */
 	double t0;
-	_Atomic double kill_at;	 /* seconds after t0; 0 until the kill */
+	_Atomic double kill_at; /* seconds after t0; 0 until the kill */
 	/* Recovery measured on deliveries (consumer), on outcomes of any kind (acked or
 	 * nacked: a publisher whose channel the broker nacks), or on acks (the default). */
 	enum { BY_ACKED, BY_CONSUMED, BY_OUTCOMES } by;
@@ -120,15 +116,15 @@ static void *monitor(void *arg)
 		r->outcomes[i] = r->acked[i] + r->nacked[i];
 		r->got[i] = atomic_load(&r->consumed);
 		cluster_client_state(r->watch, state, sizeof state, endpoint, sizeof endpoint);
-		printf("  %6.2f s  acked %8llu (+%5llu)  nacked+failed %llu  consumed %8llu (+%5llu)  "
-		       "%-10s %s%s\n",
-		       (i + 1) * SLOT, (unsigned long long)r->acked[i],
-		       (unsigned long long)(r->acked[i] - (i ? r->acked[i - 1] : 0)),
-		       (unsigned long long)r->nacked[i],
-		       (unsigned long long)r->got[i],
-		       (unsigned long long)(r->got[i] - (i ? r->got[i - 1] : 0)), state, endpoint,
-		       kill_at > 0 && kill_at > i * SLOT && kill_at <= (i + 1) * SLOT ? "  <- kill"
-										: "");
+		printf(
+		    "  %6.2f s  acked %8llu (+%5llu)  nacked+failed %llu  consumed %8llu (+%5llu)  "
+		    "%-10s %s%s\n",
+		    (i + 1) * SLOT, (unsigned long long)r->acked[i],
+		    (unsigned long long)(r->acked[i] - (i ? r->acked[i - 1] : 0)),
+		    (unsigned long long)r->nacked[i], (unsigned long long)r->got[i],
+		    (unsigned long long)(r->got[i] - (i ? r->got[i - 1] : 0)), state, endpoint,
+		    kill_at > 0 && kill_at > i * SLOT && kill_at <= (i + 1) * SLOT ? "  <- kill"
+										   : "");
 		fflush(stdout);
 		atomic_store(&r->slots, i + 1);
 		v = r->by == BY_CONSUMED ? r->got : r->by == BY_OUTCOMES ? r->outcomes : r->acked;
@@ -163,7 +159,8 @@ static int cluster_ready(void)
 
 			snprintf(line, sizeof line, "node=%d ", i);
 			const char *at = strstr(status, line);
-			if (at && strstr(at, " stopped") && strstr(at, " stopped") < strchr(at, '\n'))
+			if (at && strstr(at, " stopped") &&
+			    strstr(at, " stopped") < strchr(at, '\n'))
 				CHECK(cluster_script("restart", i, NULL, 0) == 0);
 		}
 		CHECK(cluster_script("status", 0, NULL, 0) == 0);
@@ -184,8 +181,7 @@ static void *killer(void *arg)
  * a quorum queue declared again just after its deletion may meet the broker's 541 while
  * the old one's replicas are still going, so each run takes a name of its own.
  */
-static void typed_queue(salvo_client *c, char *q, size_t size, const char *prefix,
-			const char *type)
+static void typed_queue(salvo_client *c, char *q, size_t size, const char *prefix, const char *type)
 {
 	salvo_table *args = salvo_table_new();
 	salvo_channel *ch;
@@ -221,9 +217,11 @@ static void check_failover(salvo_client *c, int gone)
 			lost++;
 			printf("  event: connection lost: %s\n", ev.error.text);
 		} else if (ev.kind == SALVO_EVENT_RECONNECTING) {
-			printf("  event: reconnecting, attempt %u in %u ms\n", ev.attempt, ev.delay_ms);
+			printf("  event: reconnecting, attempt %u in %u ms\n", ev.attempt,
+			       ev.delay_ms);
 		} else if (ev.kind == SALVO_EVENT_RECONNECTED) {
-			printf("  event: reconnected to %s (attempt %u)\n", ev.endpoint, ev.attempt);
+			printf("  event: reconnected to %s (attempt %u)\n", ev.endpoint,
+			       ev.attempt);
 			CHECK(strcmp(ev.endpoint, cluster_endpoint(gone)) != 0);
 			back++;
 		} else {
@@ -252,7 +250,9 @@ static void on_outcome(const salvo_outcome *o, void *arg)
 
 	(void)arg;
 	CHECK(seq < MAX_MSGS && outcome_of[seq] == 0);
-	outcome_of[seq] = o->kind == SALVO_OUTCOME_ACKED ? 1 : o->kind == SALVO_OUTCOME_NACKED ? 2 : 3;
+	outcome_of[seq] = o->kind == SALVO_OUTCOME_ACKED    ? 1
+			  : o->kind == SALVO_OUTCOME_NACKED ? 2
+							    : 3;
 }
 
 static void body_of(uint8_t *b, uint64_t seq)
@@ -280,8 +280,7 @@ static uint64_t seq_of(const salvo_message *m)
  * rate is back (or GIVE_UP seconds after the kill); then wait for every confirm. The pace
  * never catches up more than 100 ms behind: after an outage it goes on at RATE.
  */
-static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const char *q,
-				     int victim)
+static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const char *q, int victim)
 {
 	uint8_t body[BODY];
 	pthread_t kt;
@@ -313,8 +312,12 @@ static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const ch
 			base = t - ((double)n + RATE / 10) / RATE;
 		CHECK(n < MAX_MSGS);
 		body_of(body, n);
-		salvo_msg m = {.exchange = "", .routing_key = q, .body = body, .len = BODY,
-			       .flags = SALVO_MSG_PERSISTENT, .opaque = (void *)(uintptr_t)n};
+		salvo_msg m = {.exchange = "",
+			       .routing_key = q,
+			       .body = body,
+			       .len = BODY,
+			       .flags = SALVO_MSG_PERSISTENT,
+			       .opaque = (void *)(uintptr_t)n};
 		OK(salvo_publish_msg(p, &m, 120000, NULL, &err));
 		n++;
 	}
@@ -331,8 +334,7 @@ static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const ch
  * at all for a minute; counts[seq] gets how often each came (numbers past n too, below
  * MAX_MSGS). Returns the messages read.
  */
-static uint64_t read_back(salvo_client *c, const char *q, bool stream, uint64_t n,
-			  uint32_t *counts)
+static uint64_t read_back(salvo_client *c, const char *q, bool stream, uint64_t n, uint32_t *counts)
 {
 	salvo_consumer_opts co = {0};
 	salvo_table *args = NULL;
@@ -436,8 +438,8 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 {
 	char q[256], line[1024];
 	const int victim = 2, reader = 3, leader = leader_dies ? victim : 1;
-	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 4096,
-				     .on_outcome = on_outcome};
+	salvo_publisher_opts opts = {
+	    .confirm = SALVO_CONFIRM_ASYNC, .window = 4096, .on_outcome = on_outcome};
 	struct run r = {.by = leader_dies ? BY_OUTCOMES : BY_ACKED};
 	salvo_client *c, *dc, *rc;
 	salvo_publisher *p;
@@ -502,9 +504,8 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 	}
 	printf("summary: published %llu acked %llu nacked %llu consumed %llu missing %llu "
 	       "duplicates %llu (resent %llu) recovery %.2f s%s\n",
-	       (unsigned long long)n, (unsigned long long)st.acked,
-	       (unsigned long long)st.nacked, (unsigned long long)got,
-	       (unsigned long long)missing, (unsigned long long)dups,
+	       (unsigned long long)n, (unsigned long long)st.acked, (unsigned long long)st.nacked,
+	       (unsigned long long)got, (unsigned long long)missing, (unsigned long long)dups,
 	       (unsigned long long)st.resent, rec, leader_dies ? " (of outcomes)" : "");
 	CHECK(missing == 0);
 	CHECK(dups <= st.resent);
@@ -641,11 +642,10 @@ static void consumer_case(const char *prefix, const char *type)
 	printf("summary: published %llu acked %llu nacked %llu consumed %llu missing %llu "
 	       "duplicates %llu (publisher resent %llu; stream deliveries skipped %llu) left in "
 	       "queue %llu recovery %.2f s\n",
-	       (unsigned long long)n, (unsigned long long)st.acked,
-	       (unsigned long long)st.nacked, (unsigned long long)ls.received,
-	       (unsigned long long)missing, (unsigned long long)dups,
-	       (unsigned long long)st.resent, (unsigned long long)ls.stream_skipped,
-	       (unsigned long long)left, rec);
+	       (unsigned long long)n, (unsigned long long)st.acked, (unsigned long long)st.nacked,
+	       (unsigned long long)ls.received, (unsigned long long)missing,
+	       (unsigned long long)dups, (unsigned long long)st.resent,
+	       (unsigned long long)ls.stream_skipped, (unsigned long long)left, rec);
 	CHECK(missing == 0);
 	CHECK(ls.restarts >= 1);
 	CHECK(left == 0);
