@@ -42,7 +42,7 @@ struct salvo_listener {
 	char queue[256];
 	salvo_listener_fn fn;
 	void *arg;
-	salvo_listener_opts opts; /* its tables are the two below */
+	salvo_listener_opts opts;		  /* its tables are the two below */
 	salvo_table *declare_args, *consume_args; /* copies of the caller's */
 	pthread_t thread;
 
@@ -104,8 +104,8 @@ static salvo_table *resume_arguments(salvo_listener *l)
 	salvo_table *args = sv_table_copy_without(l->opts.consume_arguments, "x-stream-offset");
 	bool whole = l->pos_index + 1 >= l->pos_count;
 	/* pos_offset <= INT64_MAX (salvo_message_stream_offset); the next one may not be. */
-	int64_t from = l->pos_offset + whole > INT64_MAX ? INT64_MAX
-							  : (int64_t)(l->pos_offset + whole);
+	int64_t from =
+	    l->pos_offset + whole > INT64_MAX ? INT64_MAX : (int64_t)(l->pos_offset + whole);
 
 	if (args && salvo_table_add_int(args, "x-stream-offset", from)) {
 		salvo_table_destroy(args);

@@ -437,6 +437,18 @@ struct appender {
 	unsigned pause_us;
 };
 
+/* Once the callback holds s->pause_at, close c's connection (named name) with rabbitmqctl;
+ * the callback returns once the client has seen the close (its ack is then refused). */
+static void close_under_callback(salvo_client *c, const char *name, struct seen *s)
+{
+	for (double end = now_s() + 60; !atomic_load(&s->paused); usleep(1000))
+		CHECK(now_s() < end);
+	close_connection(name, "salvo streams test");
+	for (double end = now_s() + 30; salvo_client_reconnects(c) < 1; usleep(1000))
+		CHECK(now_s() < end);
+	atomic_store(&s->go, 1);
+}
+
 /* Publish a->n messages from a->first, per_batch confirmed at a time, pausing between. */
 static void *append_main(void *arg)
 {
@@ -466,8 +478,8 @@ static void resume(const char *what, bool appending)
 {
 	enum { N = 10000, BEFORE = 2000 };
 	salvo_client *c, *pubc = rabbit_connect(uri, NULL);
-	struct appender app = {.c = pubc, .first = BEFORE, .n = N - BEFORE, .per_batch = 200,
-			       .pause_us = 5000};
+	struct appender app = {
+	    .c = pubc, .first = BEFORE, .n = N - BEFORE, .per_batch = 200, .pause_us = 5000};
 	salvo_listener_stats st;
 	salvo_listener *l;
 	salvo_error err;
@@ -488,13 +500,7 @@ static void resume(const char *what, bool appending)
 	app.q = q;
 	if (appending)
 		CHECK(pthread_create(&thr, NULL, append_main, &app) == 0);
-	for (double end = now_s() + 60; !atomic_load(&s.paused); usleep(1000))
-		CHECK(now_s() < end);
-	close_connection(name, "salvo streams test");
-	/* The callback returns once the client has seen the close: its ack is refused. */
-	for (double end = now_s() + 30; salvo_client_reconnects(c) < 1; usleep(1000))
-		CHECK(now_s() < end);
-	atomic_store(&s.go, 1);
+	close_under_callback(c, name, &s);
 	printf("%s: closed the connection with the callback holding offset %u\n", what,
 	       atomic_load(&s.calls));
 	if (appending)
@@ -505,8 +511,9 @@ static void resume(const char *what, bool appending)
 	salvo_listener_get_stats(l, &st);
 	check_exactly_once(what, &s, 0, N, &st);
 	CHECK(st.restarts >= 1 && salvo_client_reconnects(c) == 1);
-	printf("%s: settles refused %llu (acks of deliveries from the closed connection), last error '%s'\n", what,
-	       (unsigned long long)st.settle_errors, st.last_error.text);
+	printf("%s: settles refused %llu (acks of deliveries from the closed connection), last "
+	       "error '%s'\n",
+	       what, (unsigned long long)st.settle_errors, st.last_error.text);
 	salvo_listener_destroy(l);
 	delete_queue(pubc, q);
 	rabbit_close(c, 10000);
@@ -555,12 +562,7 @@ static void case_resume_envelopes(void)
 	seen_init(&s, N);
 	s.pause_at = 25 * RECORDS + 5;
 	l = stream_listener(c, q, offset_string("first"), &s, 4);
-	for (double end = now_s() + 60; !atomic_load(&s.paused); usleep(1000))
-		CHECK(now_s() < end);
-	close_connection(name, "salvo streams test");
-	for (double end = now_s() + 30; salvo_client_reconnects(c) < 1; usleep(1000))
-		CHECK(now_s() < end);
-	atomic_store(&s.go, 1);
+	close_under_callback(c, name, &s);
 	CHECK(wait_for(&s.calls, N, 60));
 	usleep(300000);
 	OK(salvo_listener_stop(l, 5000, &err));
@@ -593,8 +595,9 @@ static salvo_listener_action settle_some(salvo_message *m, void *arg)
 	uint32_t seq = body_seq(m);
 
 	record(m, s);
-	return seq == 5 ? SALVO_LISTENER_REQUEUE : seq == 6 ? SALVO_LISTENER_REJECT
-							     : SALVO_LISTENER_ACK;
+	return seq == 5	  ? SALVO_LISTENER_REQUEUE
+	       : seq == 6 ? SALVO_LISTENER_REJECT
+			  : SALVO_LISTENER_ACK;
 }
 
 static void case_stream_requeue(void)
@@ -637,11 +640,14 @@ static void case_stream_requeue(void)
 
 /* One message on q with the header x-stream-offset added by add (none: no headers), read
  * back with basic.get; returns salvo_message_stream_offset's status, *off its offset. */
-static int header_offset(salvo_channel *ch, salvo_publisher *p, const char *q,
-			 salvo_table *headers, uint64_t *off)
+static int header_offset(salvo_channel *ch, salvo_publisher *p, const char *q, salvo_table *headers,
+			 uint64_t *off)
 {
 	salvo_props props = {.headers = headers};
-	salvo_msg msg = {.exchange = "", .routing_key = q, .body = "x", .len = 1,
+	salvo_msg msg = {.exchange = "",
+			 .routing_key = q,
+			 .body = "x",
+			 .len = 1,
 			 .props = headers ? &props : NULL};
 	salvo_message *m = NULL;
 	salvo_error err;
