@@ -1308,10 +1308,9 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * position of the last delivery it handed to the callback (the offset, and the record when
  * an envelope is split), and every consume after the first starts just past it: with the
  * consume argument x-stream-offset set to that offset + 1 (or to the offset itself when
- * records of that envelope were not handed out yet), in place of the caller's. Deliveries
- * the broker sends again at or before that position are acked without the callback
- * (salvo_listener_stats.stream_skipped). So a reconnection repeats nothing the callback
- * had and loses nothing it had not: deliveries received and not yet handed out when the
+ * records of that envelope were not handed out yet, skipping those that were:
+ * salvo_listener_stats.stream_skipped), in place of the caller's; RabbitMQ starts exactly
+ * there. So a reconnection repeats nothing the callback had and loses nothing it had not: deliveries received and not yet handed out when the
  * consumer ended come again. Until a first delivery is handed out, each consume uses the
  * caller's arguments as they are ("next" then starts at the stream's end again). A stream
  * neither requeues nor dead-letters, and takes acks only (RabbitMQ 3.10 closes the
@@ -1320,6 +1319,9 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * rejected), the ack being only credit there; it is not delivered again, and the position
  * moves past it. A callback that settles a stream's delivery itself (SETTLED, KEEP) must
  * ack it. Offsets below the stream's retention are gone: the broker starts at its first.
+ * The position belongs to the log it came from: a stream deleted and declared again under
+ * the same name numbers its messages from 0 again, and a listener resuming on it skips
+ * the new log's offsets below its position (make a new listener instead).
  * See no_stream for queues whose messages carry x-stream-offset without being a stream's.
  */
 typedef struct salvo_listener salvo_listener;
@@ -1402,8 +1404,9 @@ typedef struct salvo_listener_stats {
 	uint64_t acked, requeued, rejected, kept; /* settled by the listener, or kept */
 	uint64_t settle_errors; /* settles refused (the channel had closed meanwhile) */
 	uint64_t restarts;	/* consumers made again after the first */
-	uint64_t stream_skipped; /* stream deliveries at or before the resume position, acked
-				  * without the callback */
+	uint64_t stream_skipped; /* a stream's deliveries at the resume position that were
+				  * handed out already (records of an envelope), sent again
+				  * and acked without the callback */
 	salvo_error last_error; /* why the last consumer ended or could not be made */
 } salvo_listener_stats;
 

@@ -19,11 +19,10 @@
  * and which record of its envelope it is (an envelope is one offset, split into records
  * here). Each consume after that starts just past the position: at offset + 1, or at the
  * offset itself when records of that envelope were left, in place of the caller's
- * x-stream-offset. Deliveries the broker sends at or before the position (a chunk holds
- * several offsets, and the records of a partly handed-out envelope come again) are acked,
- * for credit, without the callback, until the first one past it. What was received and
- * not handed out when a consumer ended lies past the position, so it comes again; what
- * was handed out does not.
+ * x-stream-offset. RabbitMQ starts a numeric offset exactly there; what it sends of the
+ * position itself (the records of a partly handed-out envelope, up to the one handed out)
+ * is acked, for credit, without the callback. What was received and not handed out when a
+ * consumer ended lies past the position, so it comes again; what was handed out does not.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +41,7 @@ struct salvo_listener {
 	char queue[256];
 	salvo_listener_fn fn;
 	void *arg;
-	salvo_listener_opts opts; /* its tables are the two below */
+	salvo_listener_opts opts;		  /* its tables are the two below */
 	salvo_table *declare_args, *consume_args; /* copies of the caller's */
 	pthread_t thread;
 
@@ -104,8 +103,8 @@ static salvo_table *resume_arguments(salvo_listener *l)
 	salvo_table *args = sv_table_copy_without(l->opts.consume_arguments, "x-stream-offset");
 	bool whole = l->pos_index + 1 >= l->pos_count;
 	/* pos_offset <= INT64_MAX (salvo_message_stream_offset); the next one may not be. */
-	int64_t from = l->pos_offset + whole > INT64_MAX ? INT64_MAX
-							  : (int64_t)(l->pos_offset + whole);
+	int64_t from =
+	    l->pos_offset + whole > INT64_MAX ? INT64_MAX : (int64_t)(l->pos_offset + whole);
 
 	if (args && salvo_table_add_int(args, "x-stream-offset", from)) {
 		salvo_table_destroy(args);
@@ -223,17 +222,19 @@ static int wait_connection(salvo_listener *l, salvo_error *err)
 }
 
 /*
- * A stream's delivery m at offset off: true when it is at or before the position a
- * resumed consume started from (acked for credit and destroyed here, not handed out);
- * false when it is past it (the position then moves to it).
+ * A stream's delivery m at offset off: true when it is the position a resumed consume
+ * started from, or a record of it up to the one handed out (acked for credit and
+ * destroyed here, not handed out again); false otherwise (the position then moves to it).
+ * Lower offsets are handed out: RabbitMQ starts a numeric x-stream-offset exactly there,
+ * so one below the position comes from another log (the stream deleted and declared
+ * again), whose messages are new.
  */
 static bool stream_seen(salvo_listener *l, salvo_message *m, uint64_t off)
 {
 	uint32_t index = salvo_message_record_index(m);
 	salvo_error e;
 
-	if (l->resuming && l->have_pos &&
-	    (off < l->pos_offset || (off == l->pos_offset && index <= l->pos_index))) {
+	if (l->resuming && off == l->pos_offset && index <= l->pos_index) {
 		atomic_fetch_add_explicit(&l->stream_skipped, 1, memory_order_relaxed);
 		if (!(l->opts.consume_flags & SALVO_CONSUME_NO_ACK) &&
 		    salvo_message_ack(m, false, &e)) {

@@ -5,9 +5,10 @@
  * dead-lettered), single active consumer across two listeners, a stream consumed from
  * first, last, next, a numeric offset and a timestamp, a stream listener resuming across
  * rabbitmqctl close_connection (10,000 offsets each handed out exactly once, idle and with
- * a publisher appending meanwhile, and in the middle of a split envelope), a stream's
- * requeue, x-stream-offset headers of every wrong kind, and the broker's refusals of
- * consume arguments coming back from salvo_listener_new.
+ * a publisher appending meanwhile, and with envelopes), a stream's requeue (sent as an
+ * ack), x-stream-offset headers of every kind, no_stream on a classic queue whose
+ * messages carry the header, and the broker's refusals of consume arguments coming back
+ * from salvo_listener_new.
  *
  * Every case uses queues named after the case and the process. argv[1] names the case.
  * Needs SALVO_TEST_URI (skips with 77 without it); the cases that use rabbitmqctl also
@@ -436,6 +437,18 @@ struct appender {
 	unsigned pause_us;
 };
 
+/* Once the callback holds s->pause_at, close c's connection (named name) with rabbitmqctl;
+ * the callback returns once the client has seen the close (its ack is then refused). */
+static void close_under_callback(salvo_client *c, const char *name, struct seen *s)
+{
+	for (double end = now_s() + 60; !atomic_load(&s->paused); usleep(1000))
+		CHECK(now_s() < end);
+	close_connection(name, "salvo streams test");
+	for (double end = now_s() + 30; salvo_client_reconnects(c) < 1; usleep(1000))
+		CHECK(now_s() < end);
+	atomic_store(&s->go, 1);
+}
+
 /* Publish a->n messages from a->first, per_batch confirmed at a time, pausing between. */
 static void *append_main(void *arg)
 {
@@ -465,8 +478,8 @@ static void resume(const char *what, bool appending)
 {
 	enum { N = 10000, BEFORE = 2000 };
 	salvo_client *c, *pubc = rabbit_connect(uri, NULL);
-	struct appender app = {.c = pubc, .first = BEFORE, .n = N - BEFORE, .per_batch = 200,
-			       .pause_us = 5000};
+	struct appender app = {
+	    .c = pubc, .first = BEFORE, .n = N - BEFORE, .per_batch = 200, .pause_us = 5000};
 	salvo_listener_stats st;
 	salvo_listener *l;
 	salvo_error err;
@@ -487,13 +500,7 @@ static void resume(const char *what, bool appending)
 	app.q = q;
 	if (appending)
 		CHECK(pthread_create(&thr, NULL, append_main, &app) == 0);
-	for (double end = now_s() + 60; !atomic_load(&s.paused); usleep(1000))
-		CHECK(now_s() < end);
-	close_connection(name, "salvo streams test");
-	/* The callback returns once the client has seen the close: its ack is refused. */
-	for (double end = now_s() + 30; salvo_client_reconnects(c) < 1; usleep(1000))
-		CHECK(now_s() < end);
-	atomic_store(&s.go, 1);
+	close_under_callback(c, name, &s);
 	printf("%s: closed the connection with the callback holding offset %u\n", what,
 	       atomic_load(&s.calls));
 	if (appending)
@@ -504,8 +511,9 @@ static void resume(const char *what, bool appending)
 	salvo_listener_get_stats(l, &st);
 	check_exactly_once(what, &s, 0, N, &st);
 	CHECK(st.restarts >= 1 && salvo_client_reconnects(c) == 1);
-	printf("%s: settles refused %llu (acks of deliveries from the closed connection), last error '%s'\n", what,
-	       (unsigned long long)st.settle_errors, st.last_error.text);
+	printf("%s: settles refused %llu (acks of deliveries from the closed connection), last "
+	       "error '%s'\n",
+	       what, (unsigned long long)st.settle_errors, st.last_error.text);
 	salvo_listener_destroy(l);
 	delete_queue(pubc, q);
 	rabbit_close(c, 10000);
@@ -526,7 +534,8 @@ static void case_resume_appending(void)
 /*
  * Envelopes (a batching publisher's, 10 records each) in a stream: one offset each, split
  * into records by the listener's consumer. The connection closed while the callback holds
- * record 5 of the 26th envelope: every record handed out exactly once.
+ * record 5 of the 26th envelope (the consumer then hands out every record it had queued
+ * before it ends): every record handed out exactly once.
  */
 static void case_resume_envelopes(void)
 {
@@ -553,12 +562,7 @@ static void case_resume_envelopes(void)
 	seen_init(&s, N);
 	s.pause_at = 25 * RECORDS + 5;
 	l = stream_listener(c, q, offset_string("first"), &s, 4);
-	for (double end = now_s() + 60; !atomic_load(&s.paused); usleep(1000))
-		CHECK(now_s() < end);
-	close_connection(name, "salvo streams test");
-	for (double end = now_s() + 30; salvo_client_reconnects(c) < 1; usleep(1000))
-		CHECK(now_s() < end);
-	atomic_store(&s.go, 1);
+	close_under_callback(c, name, &s);
 	CHECK(wait_for(&s.calls, N, 60));
 	usleep(300000);
 	OK(salvo_listener_stop(l, 5000, &err));
@@ -591,8 +595,9 @@ static salvo_listener_action settle_some(salvo_message *m, void *arg)
 	uint32_t seq = body_seq(m);
 
 	record(m, s);
-	return seq == 5 ? SALVO_LISTENER_REQUEUE : seq == 6 ? SALVO_LISTENER_REJECT
-							     : SALVO_LISTENER_ACK;
+	return seq == 5	  ? SALVO_LISTENER_REQUEUE
+	       : seq == 6 ? SALVO_LISTENER_REJECT
+			  : SALVO_LISTENER_ACK;
 }
 
 static void case_stream_requeue(void)
@@ -635,11 +640,14 @@ static void case_stream_requeue(void)
 
 /* One message on q with the header x-stream-offset added by add (none: no headers), read
  * back with basic.get; returns salvo_message_stream_offset's status, *off its offset. */
-static int header_offset(salvo_channel *ch, salvo_publisher *p, const char *q,
-			 salvo_table *headers, uint64_t *off)
+static int header_offset(salvo_channel *ch, salvo_publisher *p, const char *q, salvo_table *headers,
+			 uint64_t *off)
 {
 	salvo_props props = {.headers = headers};
-	salvo_msg msg = {.exchange = "", .routing_key = q, .body = "x", .len = 1,
+	salvo_msg msg = {.exchange = "",
+			 .routing_key = q,
+			 .body = "x",
+			 .len = 1,
 			 .props = headers ? &props : NULL};
 	salvo_message *m = NULL;
 	salvo_error err;
@@ -727,6 +735,64 @@ static void case_offset_header(void)
 	rabbit_close(c, 10000);
 }
 
+/*
+ * A classic queue whose messages carry a copied x-stream-offset header: taken for a
+ * stream's, REQUEUE is sent as an ack (the message is gone); with no_stream it is a
+ * nack with requeue, and the message comes again.
+ */
+static salvo_listener_action requeue_first(salvo_message *m, void *arg)
+{
+	struct seen *s = arg;
+	bool first = atomic_load(&s->calls) == 0;
+
+	record(m, s);
+	return first ? SALVO_LISTENER_REQUEUE : SALVO_LISTENER_ACK;
+}
+
+static void case_no_stream(void)
+{
+	salvo_client *c = rabbit_connect(uri, NULL);
+	salvo_publisher_opts po = {.confirm = SALVO_CONFIRM_ASYNC};
+	salvo_table *headers = salvo_table_new();
+	salvo_props props = {.headers = headers};
+	salvo_msg msg = {.exchange = "", .body = "3", .len = 1, .props = &props};
+	salvo_listener_opts opts = {0};
+	salvo_publisher *p;
+	salvo_listener *l;
+	salvo_channel *ch;
+	salvo_error err;
+	struct seen s;
+	char q[128];
+
+	qname(q, sizeof q, "no-stream");
+	msg.routing_key = q;
+	CHECK(headers && salvo_table_add_int(headers, "x-stream-offset", 3) == 0);
+	OK(salvo_channel_open(c, &ch, &err));
+	OK(salvo_publisher_new(c, &po, &p, &err));
+	for (int no_stream = 0; no_stream < 2; no_stream++) {
+		fresh_queue(ch, q, NULL);
+		OK(salvo_publish_msg(p, &msg, SALVO_FOREVER, NULL, &err));
+		OK(salvo_publisher_wait_confirms(p, 10000, &err));
+		seen_init(&s, 8);
+		opts.no_stream = no_stream;
+		OK(salvo_listener_new(c, q, requeue_first, &s, &opts, &l, &err));
+		CHECK(wait_for(&s.calls, 1u + (unsigned)no_stream, 10));
+		usleep(300000); /* a requeued message would come again now */
+		OK(salvo_listener_stop(l, 5000, &err));
+		salvo_listener_destroy(l);
+		printf("no_stream %d: delivered %u times, left in the queue %u\n", no_stream,
+		       atomic_load(&s.calls), channel_queue_count(ch, q));
+		CHECK(atomic_load(&s.calls) == 1u + (unsigned)no_stream);
+		CHECK(channel_queue_count(ch, q) == 0);
+		seen_free(&s);
+	}
+	OK(salvo_publisher_close(p, 5000, &err));
+	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
+	salvo_table_destroy(headers);
+	rabbit_close(c, 10000);
+}
+
 /* Refusals. */
 
 /* Consume arguments the broker refuses come back from salvo_listener_new with its reply
@@ -775,6 +841,7 @@ static const struct test_case cases[] = {
     {"stream resume envelopes", .run = case_resume_envelopes},
     {"stream requeue", .run = case_stream_requeue},
     {"stream offset header", .run = case_offset_header},
+    {"no stream", .run = case_no_stream},
     {"stream refusals", .run = case_refusals},
 };
 
