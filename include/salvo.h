@@ -424,6 +424,12 @@ typedef enum salvo_event_kind {
 	 * channel name the consumer; error (SALVO_ERR_PROTOCOL) the delivery and what is
 	 * wrong. Counted in salvo_consume_stats.envelopes_rejected. */
 	SALVO_EVENT_ENVELOPE_REJECTED,
+	/* A connection (the first or a reconnection) reached an endpoint after others
+	 * failed: one event for each that failed, in the order tried, before the connection
+	 * is used (salvo_client_new's, then, are queued when it returns). endpoint names it
+	 * (host:port), error says why. Nothing is retried for it: the connection made is
+	 * kept until it is lost. */
+	SALVO_EVENT_ENDPOINT_FAILED,
 } salvo_event_kind;
 
 typedef struct salvo_event {

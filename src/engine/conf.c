@@ -88,12 +88,20 @@ static const struct conf_key keys[] = {
 		.name = "uri.add",
 		.type = KEY_URI_ADD,
 		.max = SV_URI_MAX,
-		.help = "Appends a failover endpoint, amqp[s]://host:port, tried after the\n"
-			"ones before it. It gives only scheme, host and port: user info, a\n"
-			"vhost (even an empty one) and query parameters are refused, since all\n"
-			"endpoints share those. Set \"uri\" first: it clears the list. Reads\n"
-			"back as a comma-separated list.",
+		.help = "Appends a failover endpoint, tried after the ones before it: a\n"
+			"whole URI (amqp[s]://user:password@host:port/vhost) or only\n"
+			"amqp[s]://host:port. All endpoints share one user, password and vhost:\n"
+			"those it gives must be the ones the conf holds (\"uri\"'s, unless set\n"
+			"since), and query parameters are refused (they go on \"uri\"). Set\n"
+			"\"uri\" first: it clears the list. Reads back as a comma-separated list\n"
+			"of amqp[s]://host:port.",
 	},
+	NUMBER("endpoints.shuffle", endpoints_shuffle, 0, 0, 1, 0, "",
+	       "1: shuffle the endpoints (\"uri\" and each \"uri.add\") once when a client\n"
+	       "or pool is made, so that many processes given one list do not all start\n"
+	       "on its first node; a pool then spreads its connections over the shuffled\n"
+	       "list in turn. 0 (the default): the order given, so the first endpoint is\n"
+	       "the preferred one and which node a connection reaches is predictable."),
 	STRING("host", endpoints[0].host, 0, 1, "localhost",
 	       "Host name or address of the first endpoint; an IPv6 address without brackets."),
 	NUMBER("port", endpoints[0].port, 0, 1, UINT16_MAX, SV_PORT_AMQP, "",
@@ -485,6 +493,30 @@ static int set_uri(struct salvo_conf *conf, const char *value, char *errstr, siz
 	return rc;
 }
 
+int sv_conf_check_failover(const salvo_conf *conf, const struct sv_conf_uri *u,
+			   const char *prefix, char *errstr, size_t errstr_size)
+{
+	const char *part = NULL;
+
+	if (u->parsed.user && strcmp(u->user, conf->user))
+		part = "user";
+	else if (u->parsed.user && strcmp(u->password, conf->password))
+		part = "password";
+	else if (u->parsed.vhost && strcmp(u->vhost, conf->vhost))
+		part = "vhost";
+	if (part)
+		return sv_conf_error(errstr, errstr_size,
+				     "%sits %s differs from the first URI's (every endpoint uses "
+				     "one user, password and vhost)",
+				     prefix, part);
+	if (u->parsed.n_params)
+		return sv_conf_error(errstr, errstr_size,
+				     "%squery parameters go on the first URI (every endpoint "
+				     "shares them)",
+				     prefix);
+	return 0;
+}
+
 static int add_uri(struct salvo_conf *conf, const char *value, char *errstr, size_t errstr_size)
 {
 	struct sv_conf_uri u;
@@ -495,11 +527,8 @@ static int add_uri(struct salvo_conf *conf, const char *value, char *errstr, siz
 				     "uri.add: a conf holds at most %d endpoints",
 				     SV_ENDPOINTS_MAX);
 	rc = sv_conf_read_uri(value, &u, errstr, errstr_size);
-	if (rc == 0 && (u.parsed.user || u.parsed.vhost || u.parsed.n_params))
-		rc = sv_conf_error(errstr, errstr_size,
-				   "uri.add: a failover URI gives only scheme, host and port; user, "
-				   "password, vhost and query parameters come from \"uri\" or their "
-				   "own keys");
+	if (rc == 0)
+		rc = sv_conf_check_failover(conf, &u, "uri.add: ", errstr, errstr_size);
 	if (rc == 0)
 		set_endpoint(&conf->endpoints[conf->n_endpoints++], &u);
 	explicit_bzero(&u, sizeof u);

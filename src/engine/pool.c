@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conf_internal.h"
+#include "engine.h"
 #include "error.h"
 
 struct salvo_pool {
@@ -53,6 +54,9 @@ int salvo_pool_new(const salvo_conf *conf, size_t size, salvo_pool **out, salvo_
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
 	}
 	pool->size = size;
+	/* Shuffled once for the whole pool, which then spreads over the shuffled list. */
+	if (each->endpoints_shuffle)
+		sv_endpoints_shuffle(each->endpoints, each->n_endpoints, sv_random_seed());
 	for (size_t i = 0; i < size; i++) {
 		if (conf->connection_name[0]) {
 			char name[SV_NAME_MAX + 32], errstr[128];
@@ -66,7 +70,8 @@ int salvo_pool_new(const salvo_conf *conf, size_t size, salvo_pool **out, salvo_
 				break;
 			}
 		}
-		rc = salvo_client_new(each, &pool->clients[i], err);
+		/* Connection i starts at endpoint i mod n, so the pool is spread over them. */
+		rc = sv_client_new_at(each, i, false, &pool->clients[i], err);
 		if (rc) {
 			if (err) {
 				/* Say which connection, ahead of the reason (cut at the end). */
