@@ -361,9 +361,15 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
  * ..."), SALVO_ERR_UNSUPPORTED (the broker offers no SASL mechanism salvo speaks), or the
  * broker's refusal as a reply code (403 ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED
  * for a missing vhost) with err filled. conf is copied; the caller keeps ownership of it.
- * The endpoints ("uri", then each "uri.add") are tried in turn until one answers; the error
- * is the last one's. They must share one scheme: a list mixing amqp:// and amqps:// is
- * refused with SALVO_ERR_INVALID_ARGUMENT, since a failover could otherwise drop TLS.
+ * The endpoints ("uri", then each "uri.add"; shuffled first with endpoints.shuffle) are
+ * tried in turn until one answers. Each one that failed before one answered is reported
+ * by an SALVO_EVENT_ENDPOINT_FAILED event, queued when it returns; when all fail, the
+ * status is the last one's and the error's text names each endpoint and its failure in
+ * the order tried ("every endpoint failed: connect to 127.0.0.1:5781: Connection refused;
+ * ..."; cut at the end of the text when there are many). A 403 or 530 ends the tries at
+ * once (every endpoint would refuse alike). They must share one scheme: a list mixing
+ * amqp:// and amqps:// is refused with SALVO_ERR_INVALID_ARGUMENT, since a failover could
+ * otherwise drop TLS.
  * The on-connect hooks run before it returns; a hook's failure closes the connection and
  * is returned.
  *
@@ -385,6 +391,17 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
 typedef struct salvo_client salvo_client;
 
 SALVO_API int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *err);
+
+/*
+ * salvo_client_new, but trying the endpoints from the one at index first % n (0 is "uri",
+ * 1 the first "uri.add", ...; after endpoints.shuffle's shuffle, when it is on), then on in
+ * order, wrapping; reconnections go on from the one after the endpoint connected to.
+ * Connection i of a pool is salvo_client_new_at(conf, i, ...): clients made with first =
+ * 0, 1, 2, ... from one configuration (or its copies) are spread over its endpoints in
+ * turn, since they share its shuffled order. Same returns as salvo_client_new.
+ */
+SALVO_API int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_client **out,
+				  salvo_error *err);
 
 /*
  * A hook run after every successful connection (the first and each reconnection) and

@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -267,39 +266,6 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 	return rc;
 }
 
-/* A seed for sv_endpoints_shuffle that differs between processes and calls. */
-uint64_t sv_random_seed(void)
-{
-	static _Atomic uint64_t calls;
-	uint64_t seed = 0;
-
-	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
-		seed = sv_now_ns() ^ ((uint64_t)getpid() << 32);
-	return seed + atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
-}
-
-/* splitmix64: a full-period generator whose outputs are well mixed even from close seeds. */
-static uint64_t next_random(uint64_t *state)
-{
-	uint64_t z = (*state += 0x9e3779b97f4a7c15u);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-void sv_endpoints_shuffle(struct sv_endpoint *ep, size_t n, uint64_t seed)
-{
-	/* Fisher-Yates; the modulo's bias is below 2^-59 for 16 endpoints. */
-	for (size_t i = n; i > 1; i--) {
-		size_t j = (size_t)(next_random(&seed) % i);
-		struct sv_endpoint t = ep[i - 1];
-
-		ep[i - 1] = ep[j];
-		ep[j] = t;
-	}
-}
-
 /* Client. */
 
 int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err)
@@ -383,11 +349,11 @@ static void client_free(salvo_client *c)
 
 int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *err)
 {
-	return sv_client_new_at(conf, 0, conf && conf->endpoints_shuffle, out, err);
+	return salvo_client_new_at(conf, 0, out, err);
 }
 
-int sv_client_new_at(const salvo_conf *conf, size_t first, bool shuffle, salvo_client **out,
-		     salvo_error *err)
+int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_client **out,
+			salvo_error *err)
 {
 	salvo_client *c;
 	int rc;
@@ -417,9 +383,10 @@ int sv_client_new_at(const salvo_conf *conf, size_t first, bool shuffle, salvo_c
 		return rc;
 	}
 
-	if (shuffle)
+	/* The configuration's order: every client made from it draws the same. */
+	if (c->set.conf.endpoints_shuffle)
 		sv_endpoints_shuffle(c->set.conf.endpoints, c->set.conf.n_endpoints,
-				     sv_random_seed());
+				     c->set.conf.shuffle_seed);
 	c->next_endpoint = first % c->set.conf.n_endpoints;
 	rc = sv_connect_any(&c->set, &c->sess, &c->next_endpoint, c, err);
 	if (rc) {

@@ -7,9 +7,13 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "conf_internal.h"
 
@@ -97,11 +101,13 @@ static const struct conf_key keys[] = {
 			"of amqp[s]://host:port.",
 	},
 	NUMBER("endpoints.shuffle", endpoints_shuffle, 0, 0, 1, 0, "",
-	       "1: shuffle the endpoints (\"uri\" and each \"uri.add\") once when a client\n"
-	       "or pool is made, so that many processes given one list do not all start\n"
-	       "on its first node; a pool then spreads its connections over the shuffled\n"
-	       "list in turn. 0 (the default): the order given, so the first endpoint is\n"
-	       "the preferred one and which node a connection reaches is predictable."),
+	       "1: clients try the endpoints (\"uri\" and each \"uri.add\") in a shuffled\n"
+	       "order, so that many processes given one list do not all start on its first\n"
+	       "node. The order is drawn once per configuration (salvo_conf_new; copies\n"
+	       "keep it): every client and pool made from it shares it, and a pool spreads\n"
+	       "its connections over it in turn. 0 (the default): the order given, so the\n"
+	       "first endpoint is the preferred one and where a connection goes is\n"
+	       "predictable."),
 	STRING("host", endpoints[0].host, 0, 1, "localhost",
 	       "Host name or address of the first endpoint; an IPv6 address without brackets."),
 	NUMBER("port", endpoints[0].port, 0, 1, UINT16_MAX, SV_PORT_AMQP, "",
@@ -609,12 +615,52 @@ static void render(const struct salvo_conf *conf, const struct conf_key *k, stru
 	}
 }
 
+/* A seed for sv_endpoints_shuffle that differs between processes and calls. */
+uint64_t sv_random_seed(void)
+{
+	static _Atomic uint64_t calls;
+	uint64_t seed = 0;
+
+	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		seed = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+		       ((uint64_t)getpid() << 32);
+	}
+	return seed + atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+}
+
+/* splitmix64: a full-period generator whose outputs are well mixed even from close seeds. */
+static uint64_t next_random(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+void sv_endpoints_shuffle(struct sv_endpoint *ep, size_t n, uint64_t seed)
+{
+	/* Fisher-Yates; the modulo's bias is below 2^-59 for 16 endpoints. */
+	for (size_t i = n; i > 1; i--) {
+		size_t j = (size_t)(next_random(&seed) % i);
+		struct sv_endpoint t = ep[i - 1];
+
+		ep[i - 1] = ep[j];
+		ep[j] = t;
+	}
+}
+
 salvo_conf *salvo_conf_new(void)
 {
 	salvo_conf *conf = malloc(sizeof *conf);
 
-	if (conf)
+	if (conf) {
 		set_defaults(conf);
+		conf->shuffle_seed = sv_random_seed();
+	}
 	return conf;
 }
 

@@ -641,17 +641,7 @@ void sv_client_put(salvo_client *c);
 int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err);
 int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
 		   salvo_client *report, salvo_error *err);
-/*
- * salvo_client_new with the endpoints tried first from endpoints[first % n] (then on in
- * order, wrapping), after shuffling the client's copy of them when shuffle is set. A pool
- * shuffles once and spreads its clients with first.
- */
-int sv_client_new_at(const salvo_conf *conf, size_t first, bool shuffle, salvo_client **out,
-		     salvo_error *err);
-/* Put ep[0..n) in an order drawn from seed (the same seed, the same order). Pure. */
-void sv_endpoints_shuffle(struct sv_endpoint *ep, size_t n, uint64_t seed);
-/* A seed that differs between processes and between calls (getrandom, else the clock). */
-uint64_t sv_random_seed(void);
+
 void sv_settings_free(struct sv_settings *set);
 
 /* io.c: the I/O thread's body. */

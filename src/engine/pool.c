@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "conf_internal.h"
-#include "engine.h"
 #include "error.h"
 
 struct salvo_pool {
@@ -54,9 +53,6 @@ int salvo_pool_new(const salvo_conf *conf, size_t size, salvo_pool **out, salvo_
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
 	}
 	pool->size = size;
-	/* Shuffled once for the whole pool, which then spreads over the shuffled list. */
-	if (each->endpoints_shuffle)
-		sv_endpoints_shuffle(each->endpoints, each->n_endpoints, sv_random_seed());
 	for (size_t i = 0; i < size; i++) {
 		if (conf->connection_name[0]) {
 			char name[SV_NAME_MAX + 32], errstr[128];
@@ -70,8 +66,9 @@ int salvo_pool_new(const salvo_conf *conf, size_t size, salvo_pool **out, salvo_
 				break;
 			}
 		}
-		/* Connection i starts at endpoint i mod n, so the pool is spread over them. */
-		rc = sv_client_new_at(each, i, false, &pool->clients[i], err);
+		/* Connection i starts at endpoint i mod n of the configuration's order (shuffled
+		 * or not, the same for every client), so the pool is spread over them. */
+		rc = salvo_client_new_at(each, i, &pool->clients[i], err);
 		if (rc) {
 			if (err) {
 				/* Say which connection, ahead of the reason (cut at the end). */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The order in which a client or pool tries its endpoints, without a broker: the shuffle
- * (endpoints.shuffle) as a pure function of its seed, and through salvo_client_new and
- * salvo_pool_new against endpoints that refuse (sockets bound on 127.0.0.1 that do not
+ * (endpoints.shuffle) as a pure function of its seed, each configuration's own order, and
+ * salvo_client_new, salvo_client_new_at and salvo_pool_new against endpoints that refuse (sockets bound on 127.0.0.1 that do not
  * listen, held for the whole case so no other program can take the port), where the error
  * names every endpoint's failure in the order tried.
  */
@@ -40,15 +40,20 @@ struct refusing {
 	unsigned port[N_EP];
 };
 
-/* A conf whose N_EP endpoints refuse; shuffle is endpoints.shuffle's value. */
-static salvo_conf *refusing_conf(struct refusing *r, const char *shuffle)
+static void refusing_open(struct refusing *r)
+{
+	for (int i = 0; i < N_EP; i++)
+		r->fd[i] = refusing_port(&r->port[i]);
+}
+
+/* A conf of r's endpoints; shuffle is endpoints.shuffle's value. */
+static salvo_conf *refusing_conf(const struct refusing *r, const char *shuffle)
 {
 	salvo_conf *conf = salvo_conf_new();
 	char uri[128], errstr[256];
 
 	CHECK(conf);
 	for (int i = 0; i < N_EP; i++) {
-		r->fd[i] = refusing_port(&r->port[i]);
 		/* the first with user and password, the others a whole URI or only host:port */
 		snprintf(uri, sizeof uri, i == 1 ? "amqp://guest:guest@127.0.0.1:%u/%%2F"
 						 : "amqp://127.0.0.1:%u",
@@ -142,7 +147,10 @@ static void case_shuffle_seeded(void)
 static void case_order_kept(void)
 {
 	struct refusing r;
-	salvo_conf *conf = refusing_conf(&r, "0");
+	salvo_conf *conf;
+
+	refusing_open(&r);
+	conf = refusing_conf(&r, "0");
 
 	for (int t = 0; t < 5; t++) {
 		salvo_client *c = NULL;
@@ -161,33 +169,51 @@ static void case_order_kept(void)
 }
 
 /*
- * With endpoints.shuffle each client draws its own order: over 60 clients each of the 3
- * endpoints is tried first at least once. If the draw were fair and the test's claim
- * false, an endpoint would be missed with probability 3 * (2/3)^60, about 8e-11.
+ * With endpoints.shuffle each configuration draws its own order (as each process would):
+ * over 60 configurations each of the 3 endpoints is tried first at least once. If the draw
+ * were fair and the claim false, an endpoint would be missed with probability
+ * 3 * (2/3)^60, about 8e-11. Clients of one configuration, and of its copies, share its
+ * order: salvo_client_new_at(conf, k) starts k places along it.
  */
 static void case_shuffle_varies(void)
 {
 	struct refusing r;
-	salvo_conf *conf = refusing_conf(&r, "1");
 	int first[N_EP] = {0};
 
+	refusing_open(&r);
 	for (int t = 0; t < 60; t++) {
+		salvo_conf *conf = refusing_conf(&r, "1"), *copy = salvo_conf_dup(conf);
 		salvo_client *c = NULL;
 		salvo_error err;
-		int order[N_EP];
+		int order[N_EP], again[N_EP], f;
+		char got[64];
+		size_t size = sizeof got;
 
+		CHECK(copy);
 		CHECK(salvo_client_new(conf, &c, &err) == SALVO_ERR_IO && !c);
-		first[order_named(&r, err.text, order)]++;
+		f = order_named(&r, err.text, order);
+		first[f]++;
+		/* the same order again, from the conf and from its copy */
+		CHECK(salvo_client_new(copy, &c, &err) == SALVO_ERR_IO && !c);
+		CHECK(order_named(&r, err.text, again) == f);
+		CHECK(memcmp(order, again, sizeof order) == 0);
+		/* one place along it: the second of that order first, then the third, the first */
+		for (int k = 1; k < N_EP; k++) {
+			CHECK(salvo_client_new_at(conf, (size_t)k, &c, &err) == SALVO_ERR_IO && !c);
+			order_named(&r, err.text, again);
+			for (int i = 0; i < N_EP; i++)
+				CHECK(again[i] == (order[i] + N_EP - k) % N_EP);
+		}
+		/* the conf itself keeps the order given */
+		CHECK(salvo_conf_get(conf, "port", got, &size) == 0);
+		CHECK((unsigned)atoi(got) == r.port[0]);
+		salvo_conf_destroy(copy);
+		salvo_conf_destroy(conf);
 	}
 	for (int i = 0; i < N_EP; i++) {
-		printf("port %u first in %d of 60 clients\n", r.port[i], first[i]);
+		printf("port %u first for %d of 60 configurations\n", r.port[i], first[i]);
 		CHECK(first[i] > 0);
 	}
-	/* the conf itself keeps the order given */
-	char got[64];
-	size_t size = sizeof got;
-	CHECK(salvo_conf_get(conf, "port", got, &size) == 0 && (unsigned)atoi(got) == r.port[0]);
-	salvo_conf_destroy(conf);
 	refusing_close(&r);
 }
 
@@ -196,11 +222,13 @@ static void case_shuffle_varies(void)
 static void case_pool_first(void)
 {
 	struct refusing r;
-	salvo_conf *conf = refusing_conf(&r, "0");
+	salvo_conf *conf;
 	salvo_pool *pool = NULL;
 	salvo_error err;
 	int order[N_EP];
 
+	refusing_open(&r);
+	conf = refusing_conf(&r, "0");
 	CHECK(salvo_pool_new(conf, 4, &pool, &err) == SALVO_ERR_IO && !pool);
 	printf("%s\n", err.text);
 	CHECK(strncmp(err.text, "pool connection 1 of 4: every endpoint failed: ", 47) == 0);
