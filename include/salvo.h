@@ -137,8 +137,16 @@ SALVO_API salvo_conf *salvo_conf_dup(const salvo_conf *conf);
  * query parameters (heartbeat, connection_timeout, channel_max, frame_max, connection_name,
  * and the TLS keys cacertfile, certfile, keyfile, verify, server_name_indication and
  * auth_mechanism) set those keys, and keys it does not mention keep their values.
- * "uri.add" appends a failover endpoint (scheme, host and port only; at most 16 endpoints
- * in all). "host" and "port" change the first endpoint.
+ * "uri.add" appends a failover endpoint (at most 16 endpoints in all): a whole URI or only
+ * amqp[s]://host:port. Every endpoint uses one user, password and vhost, so the user and
+ * password it gives (a user without a password means password "guest") and the vhost it
+ * gives must be those conf holds (the first URI's unless set since), and it may have no
+ * query parameters; otherwise it is refused with a message naming the part that differs
+ * ("uri.add: its password differs from the first URI's ..."), never the password. Only its
+ * scheme, host and port are kept. "host" and "port" change the first endpoint.
+ * "endpoints.shuffle" 1 makes clients try the endpoints in an order drawn once per
+ * configuration (salvo_conf_new; salvo_conf_dup keeps it), so processes given one list
+ * start on different nodes while the clients and pools of one configuration share it.
  *
  * Returns 0, or SALVO_ERR_INVALID_ARGUMENT with a message in errstr when conf, key or value
  * is NULL, the key is unknown, or the value is malformed or out of range (a number that is
@@ -191,7 +199,7 @@ SALVO_API void salvo_conf_print_help(FILE *out);
 #define SALVO_LOG_WARNING 4 /* the connection lost, blocked, a consumer cancelled, ... */
 #define SALVO_LOG_NOTICE 5  /* reconnecting, reconnected, unblocked */
 #define SALVO_LOG_INFO 6    /* connected */
-#define SALVO_LOG_DEBUG 7   /* each endpoint that failed to connect */
+#define SALVO_LOG_DEBUG 7   /* each endpoint that failed to connect, each attempt */
 
 /*
  * Receives one log line: level (SALVO_LOG_*), facility ("connection", "consumer",
@@ -1233,7 +1241,11 @@ typedef struct salvo_pool salvo_pool;
 
 /*
  * Open size connections (1..SALVO_POOL_MAX) with conf, one after another, on the calling
- * thread (each as salvo_client_new, on-connect hooks included). When conf has a
+ * thread (each as salvo_client_new, on-connect hooks included). Connection i (0-based) is
+ * salvo_client_new_at(conf, i): it tries endpoint i mod n first, then the others in order,
+ * so the pool is spread over the endpoints in turn (over their shuffled order, with
+ * endpoints.shuffle), and an endpoint that is down moves its connections to the next
+ * ones. When conf has a
  * connection_name, connection i (1-based) is named "<name>#<i>", so that the broker's
  * connection list tells them apart. conf is copied; the caller keeps it. Returns 0 with
  * *out set; SALVO_ERR_INVALID_ARGUMENT (a NULL argument, size out of range, a name too
