@@ -201,8 +201,9 @@ static void consumer_summary(const struct options *o, const struct result *r)
 		fprintf(stderr, "sequence check: %" PRIu64 " gap%s, %" PRIu64 " repeat%s%s\n",
 			r->sequence_gaps, plural(r->sequence_gaps), r->sequence_repeats,
 			plural(r->sequence_repeats),
-			o->consumers > 1 ? " (several consumers share the queue: gaps expected)"
-					 : "");
+			o->consumers > o->nqueue_names
+			    ? " (several consumers share a queue: gaps expected)"
+			    : "");
 	if (r->consumed < r->expected)
 		fprintf(stderr, "NOT CONSUMED: %" PRIu64 " message%s %s\n",
 			r->expected - r->consumed, plural(r->expected - r->consumed),

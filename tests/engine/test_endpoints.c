@@ -6,34 +6,18 @@
  * listen, held for the whole case so no other program can take the port), where the error
  * names every endpoint's failure in the order tried.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "conf_internal.h"
 #include "engine.h"
 
 #include "../check.h"
+#include "../rabbit.h"
 
 #define N_EP 3
-
-/* A socket bound to a loopback port that does not listen: a connect is refused at once. */
-static int refusing_port(unsigned *port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	CHECK(fd >= 0);
-	CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-	CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-	*port = ntohs(a.sin_port);
-	return fd;
-}
 
 struct refusing {
 	int fd[N_EP];

@@ -12,12 +12,9 @@
  * independent brokers sharing guest/guest) and SALVO_SOURCE_ROOT (scripts/rabbitmq.sh ctl
  * against each node's port). Each skips with 77 without them.
  */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "salvo.h"
@@ -26,21 +23,6 @@
 #include "../rabbit.h"
 
 #define NODES_MAX 8
-
-/* A socket bound to a loopback port that does not listen: a connect is refused at once.
- * Held open, so no other program can take the port meanwhile. */
-static int refusing_port(unsigned *port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	CHECK(fd >= 0);
-	CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
-	CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
-	*port = ntohs(a.sin_port);
-	return fd;
-}
 
 struct lines {
 	int n, warnings_naming;
