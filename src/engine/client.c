@@ -197,7 +197,8 @@ static void all_failed(const struct sv_settings *set, size_t first, size_t tried
 	used = (size_t)snprintf(text, sizeof text, "every endpoint failed: ");
 	for (size_t k = 0; k < tried && used < sizeof text; k++) {
 		char name[SV_HOST_MAX + 16];
-		const char *why = failed[k].text[0] ? failed[k].text : salvo_err2str(failed[k].status);
+		const char *why =
+		    failed[k].text[0] ? failed[k].text : salvo_err2str(failed[k].status);
 
 		endpoint_name(&set->conf.endpoints[(first + k) % n], name, sizeof name);
 		/* Most texts name the endpoint already ("connect to 127.0.0.1:5672: ..."). */

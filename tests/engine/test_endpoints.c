@@ -2,9 +2,10 @@
 /*
  * The order in which a client or pool tries its endpoints, without a broker: the shuffle
  * (endpoints.shuffle) as a pure function of its seed, each configuration's own order, and
- * salvo_client_new, salvo_client_new_at and salvo_pool_new against endpoints that refuse (sockets bound on 127.0.0.1 that do not
- * listen, held for the whole case so no other program can take the port), where the error
- * names every endpoint's failure in the order tried.
+ * salvo_client_new, salvo_client_new_at and salvo_pool_new against endpoints that refuse
+ * (sockets bound on 127.0.0.1 that do not listen, held for the whole case so no other
+ * program can take the port), where the error names every endpoint's failure in the order
+ * tried.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,8 +40,8 @@ static salvo_conf *refusing_conf(const struct refusing *r, const char *shuffle)
 	CHECK(conf);
 	for (int i = 0; i < N_EP; i++) {
 		/* the first with user and password, the others a whole URI or only host:port */
-		snprintf(uri, sizeof uri, i == 1 ? "amqp://guest:guest@127.0.0.1:%u/%%2F"
-						 : "amqp://127.0.0.1:%u",
+		snprintf(uri, sizeof uri,
+			 i == 1 ? "amqp://guest:guest@127.0.0.1:%u/%%2F" : "amqp://127.0.0.1:%u",
 			 r->port[i]);
 		CHECK(salvo_conf_set(conf, i ? "uri.add" : "uri", uri, errstr, sizeof errstr) == 0);
 	}

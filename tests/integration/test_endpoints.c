@@ -182,7 +182,8 @@ static void pool_spread(const char *shuffle, const char *name)
 	need_nodes(&nd);
 	CHECK(conf);
 	for (int i = 0; i < nd.n; i++)
-		if (salvo_conf_set(conf, i ? "uri.add" : "uri", nd.uris[i], errstr, sizeof errstr)) {
+		if (salvo_conf_set(conf, i ? "uri.add" : "uri", nd.uris[i], errstr,
+				   sizeof errstr)) {
 			fprintf(stderr, "%s: %s\n", i ? "uri.add" : "uri", errstr);
 			CHECK(0);
 		}
