@@ -137,8 +137,16 @@ SALVO_API salvo_conf *salvo_conf_dup(const salvo_conf *conf);
  * query parameters (heartbeat, connection_timeout, channel_max, frame_max, connection_name,
  * and the TLS keys cacertfile, certfile, keyfile, verify, server_name_indication and
  * auth_mechanism) set those keys, and keys it does not mention keep their values.
- * "uri.add" appends a failover endpoint (scheme, host and port only; at most 16 endpoints
- * in all). "host" and "port" change the first endpoint.
+ * "uri.add" appends a failover endpoint (at most 16 endpoints in all): a whole URI or only
+ * amqp[s]://host:port. Every endpoint uses one user, password and vhost, so the user and
+ * password it gives (a user without a password means password "guest") and the vhost it
+ * gives must be those conf holds (the first URI's unless set since), and it may have no
+ * query parameters; otherwise it is refused with a message naming the part that differs
+ * ("uri.add: its password differs from the first URI's ..."), never the password. Only its
+ * scheme, host and port are kept. "host" and "port" change the first endpoint.
+ * "endpoints.shuffle" 1 makes clients try the endpoints in an order drawn once per
+ * configuration (salvo_conf_new; salvo_conf_dup keeps it), so processes given one list
+ * start on different nodes while the clients and pools of one configuration share it.
  *
  * Returns 0, or SALVO_ERR_INVALID_ARGUMENT with a message in errstr when conf, key or value
  * is NULL, the key is unknown, or the value is malformed or out of range (a number that is
@@ -191,7 +199,7 @@ SALVO_API void salvo_conf_print_help(FILE *out);
 #define SALVO_LOG_WARNING 4 /* the connection lost, blocked, a consumer cancelled, ... */
 #define SALVO_LOG_NOTICE 5  /* reconnecting, reconnected, unblocked */
 #define SALVO_LOG_INFO 6    /* connected */
-#define SALVO_LOG_DEBUG 7   /* each endpoint that failed to connect */
+#define SALVO_LOG_DEBUG 7   /* each endpoint that failed to connect, each attempt */
 
 /*
  * Receives one log line: level (SALVO_LOG_*), facility ("connection", "consumer",
@@ -361,9 +369,15 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
  * ..."), SALVO_ERR_UNSUPPORTED (the broker offers no SASL mechanism salvo speaks), or the
  * broker's refusal as a reply code (403 ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED
  * for a missing vhost) with err filled. conf is copied; the caller keeps ownership of it.
- * The endpoints ("uri", then each "uri.add") are tried in turn until one answers; the error
- * is the last one's. They must share one scheme: a list mixing amqp:// and amqps:// is
- * refused with SALVO_ERR_INVALID_ARGUMENT, since a failover could otherwise drop TLS.
+ * The endpoints ("uri", then each "uri.add"; shuffled first with endpoints.shuffle) are
+ * tried in turn until one answers. Each one that failed before one answered is reported
+ * by an SALVO_EVENT_ENDPOINT_FAILED event, queued when it returns; when all fail, the
+ * status is the last one's and the error's text names each endpoint and its failure in
+ * the order tried ("every endpoint failed: connect to 127.0.0.1:5781: Connection refused;
+ * ..."; cut at the end of the text when there are many). A 403 or 530 ends the tries at
+ * once (every endpoint would refuse alike). They must share one scheme: a list mixing
+ * amqp:// and amqps:// is refused with SALVO_ERR_INVALID_ARGUMENT, since a failover could
+ * otherwise drop TLS.
  * The on-connect hooks run before it returns; a hook's failure closes the connection and
  * is returned.
  *
@@ -385,6 +399,17 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
 typedef struct salvo_client salvo_client;
 
 SALVO_API int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *err);
+
+/*
+ * salvo_client_new, but trying the endpoints from the one at index first % n (0 is "uri",
+ * 1 the first "uri.add", ...; after endpoints.shuffle's shuffle, when it is on), then on in
+ * order, wrapping; reconnections go on from the one after the endpoint connected to.
+ * Connection i of a pool is salvo_client_new_at(conf, i, ...): clients made with first =
+ * 0, 1, 2, ... from one configuration (or its copies) are spread over its endpoints in
+ * turn, since they share its shuffled order. Same returns as salvo_client_new.
+ */
+SALVO_API int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_client **out,
+				  salvo_error *err);
 
 /*
  * A hook run after every successful connection (the first and each reconnection) and
@@ -424,6 +449,12 @@ typedef enum salvo_event_kind {
 	 * channel name the consumer; error (SALVO_ERR_PROTOCOL) the delivery and what is
 	 * wrong. Counted in salvo_consume_stats.envelopes_rejected. */
 	SALVO_EVENT_ENVELOPE_REJECTED,
+	/* A connection (the first or a reconnection) reached an endpoint after others
+	 * failed: one event for each that failed, in the order tried, before the connection
+	 * is used (salvo_client_new's, then, are queued when it returns). endpoint names it
+	 * (host:port), error says why. Nothing is retried for it: the connection made is
+	 * kept until it is lost. */
+	SALVO_EVENT_ENDPOINT_FAILED,
 } salvo_event_kind;
 
 typedef struct salvo_event {
@@ -1220,7 +1251,11 @@ typedef struct salvo_pool salvo_pool;
 
 /*
  * Open size connections (1..SALVO_POOL_MAX) with conf, one after another, on the calling
- * thread (each as salvo_client_new, on-connect hooks included). When conf has a
+ * thread (each as salvo_client_new, on-connect hooks included). Connection i (0-based) is
+ * salvo_client_new_at(conf, i): it tries endpoint i mod n first, then the others in order,
+ * so the pool is spread over the endpoints in turn (over their shuffled order, with
+ * endpoints.shuffle), and an endpoint that is down moves its connections to the next
+ * ones. When conf has a
  * connection_name, connection i (1-based) is named "<name>#<i>", so that the broker's
  * connection list tells them apart. conf is copied; the caller keeps it. Returns 0 with
  * *out set; SALVO_ERR_INVALID_ARGUMENT (a NULL argument, size out of range, a name too

@@ -3,17 +3,20 @@
  * Helpers shared by the tests that talk to a broker (RabbitMQ, or salvo-sink in suite
  * engine): OK for a call that must succeed, the monotonic clock, clients from a URI plus
  * configuration keys, fresh queues and a queue's message count (a passive queue.declare),
- * rabbitmqctl close_connection (scripts/rabbitmq.sh under SALVO_SOURCE_ROOT). They stop
- * the test at the first failure, like CHECK (check.h).
+ * rabbitmqctl close_connection (scripts/rabbitmq.sh under SALVO_SOURCE_ROOT), a port that
+ * refuses connections. They stop the test at the first failure, like CHECK (check.h).
  */
 #ifndef SALVO_TEST_RABBIT_H
 #define SALVO_TEST_RABBIT_H
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "salvo.h"
@@ -57,6 +60,21 @@ static inline double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A socket bound to a loopback port that does not listen: a connect to *port is refused at
+ * once. Held open until the caller closes it, so no other program can take the port. */
+static inline int refusing_port(unsigned *port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	CHECK(fd >= 0);
+	CHECK(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+	CHECK(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+	*port = ntohs(a.sin_port);
+	return fd;
 }
 
 /* A client of uri with more configuration keys: key, value, ..., NULL. */

@@ -142,6 +142,12 @@ int apply_conf(salvo_conf *conf, char *const *kv, size_t n)
 
 int declare_queue(salvo_client *c, const char *name)
 {
+	return declare_queue_with(c, name, 0, NULL);
+}
+
+int declare_queue_with(salvo_client *c, const char *name, unsigned flags,
+		       const salvo_table *args)
+{
 	salvo_channel *ch;
 	salvo_error err = {0};
 	int rc;
@@ -151,7 +157,7 @@ int declare_queue(salvo_client *c, const char *name)
 		fail(rc, &err, "open a channel to declare queue '%s'", name);
 		return rc;
 	}
-	rc = salvo_queue_declare(ch, name, 0, NULL, NULL, &err);
+	rc = salvo_queue_declare(ch, name, flags, args, NULL, &err);
 	if (rc) {
 		fail(rc, &err, "declare queue '%s'", name);
 		salvo_channel_close(ch, NULL);

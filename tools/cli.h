@@ -66,6 +66,9 @@ int apply_conf(salvo_conf *conf, char *const *kv, size_t n);
 /* Declares the queue name (not durable, not auto-delete) on a channel of its own.
  * Returns 0 or the salvo status (reported). */
 int declare_queue(salvo_client *c, const char *name);
+/* The same with queue.declare's flags (SALVO_DURABLE, ...) and arguments (NULL: none). */
+int declare_queue_with(salvo_client *c, const char *name, unsigned flags,
+		       const salvo_table *args);
 
 /*
  * Batching (salvo_batch_opts), the same five options in both programs: their getopt

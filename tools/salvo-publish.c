@@ -47,7 +47,8 @@
 #define CLOSE_TIMEOUT_MS 30000
 
 struct options {
-	const char *uri;
+	const char **uris; /* --uri in order: "uri", then "uri.add" */
+	size_t nuris;
 	const char *exchange;
 	const char *routing_key;
 	bool counted;
@@ -103,7 +104,10 @@ static void usage(FILE *out)
 	    "Publish messages to an AMQP 0-9-1 broker (RabbitMQ) and report the rate.\n"
 	    "Without --count, each line of standard input (without its newline) is one message.\n"
 	    "\n"
-	    "  -u, --uri URI          broker to connect to (default: $SALVO_URI if set, else\n"
+	    "  -u, --uri URI          broker to connect to; repeatable: the first is the\n"
+	    "                         configuration key uri, later ones are added as uri.add\n"
+	    "                         (failover endpoints, with the first one's user, password\n"
+	    "                         and vhost or none) (default: $SALVO_URI if set, else\n"
 	    "                         " DEFAULT_URI ")\n"
 	    "  -e, --exchange NAME    exchange to publish to (default \"\", the default one)\n"
 	    "  -r, --routing-key KEY  routing key of every message (required; may be \"\")\n"
@@ -165,14 +169,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 	uint64_t v;
 	int opt, rc;
 
-	o->uri = getenv("SALVO_URI");
-	if (!o->uri || !*o->uri)
-		o->uri = DEFAULT_URI;
 	o->exchange = "";
 	o->size = DEFAULT_SIZE;
-	/* --conf can appear at most once per remaining argument. */
+	/* --uri and --conf can appear at most once per remaining argument; one more for the
+	 * default URI. */
+	o->uris = calloc((size_t)argc + 1, sizeof *o->uris);
 	o->conf = calloc((size_t)argc, sizeof *o->conf);
-	if (!o->conf) {
+	if (!o->uris || !o->conf) {
 		fail(SALVO_ERR_NO_MEMORY, NULL, "parse arguments");
 		return EXIT_FAILED;
 	}
@@ -182,7 +185,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	       -1) {
 		switch (opt) {
 		case 'u':
-			o->uri = optarg;
+			o->uris[o->nuris++] = optarg;
 			break;
 		case 'e':
 			o->exchange = optarg;
@@ -245,6 +248,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument '%s'", argv[optind]);
+	if (!o->nuris) {
+		const char *env = getenv("SALVO_URI");
+		o->uris[o->nuris++] = env && *env ? env : DEFAULT_URI;
+	}
 	rc = cli_batch_check(&o->batch);
 	if (rc)
 		return rc;
@@ -262,8 +269,11 @@ static int configure(salvo_conf *conf, const struct options *o)
 {
 	char errstr[512];
 
-	if (salvo_conf_set(conf, "uri", o->uri, errstr, sizeof errstr))
-		return usage_error("--uri: %s", errstr);
+	/* "uri" first: it replaces the endpoint list that "uri.add" appends to. A URI is not
+	 * echoed (it may hold a password); salvo's message never holds one. */
+	for (size_t i = 0; i < o->nuris; i++)
+		if (salvo_conf_set(conf, i ? "uri.add" : "uri", o->uris[i], errstr, sizeof errstr))
+			return usage_error("--uri (#%zu): %s", i + 1, errstr);
 	return apply_conf(conf, o->conf, o->nconf);
 }
 
@@ -527,6 +537,7 @@ int main(int argc, char **argv)
 		status = run(&o, conf);
 	salvo_conf_destroy(conf);
 out:
+	free(o.uris);
 	free(o.conf);
 	return status;
 }

@@ -140,6 +140,8 @@ static int consumer_open(struct consumer *cs, salvo_channel **ch, salvo_consumer
 	struct perf *pf = cs->perf;
 	const struct options *o = pf->o;
 	salvo_consumer_opts copts = {.flags = o->auto_ack ? SALVO_CONSUME_NO_ACK : 0};
+	const char *queue = o->queue_names[cs->index % o->nqueue_names];
+	salvo_table *args = NULL;
 	salvo_error err = {0};
 	int rc;
 
@@ -158,11 +160,22 @@ static int consumer_open(struct consumer *cs, salvo_channel **ch, salvo_consumer
 			return rc;
 		}
 	}
-	rc = salvo_consume(*ch, o->routing_key, &copts, cons, &err);
+	/* A stream is read from an offset: the messages published from now on, as the run's
+	 * consumers start before its producers. */
+	if (o->queue_type == QUEUE_STREAM) {
+		args = salvo_table_new();
+		if (!args || salvo_table_add_string(args, "x-stream-offset", "next")) {
+			salvo_table_destroy(args);
+			run_error(pf, SALVO_ERR_NO_MEMORY, NULL, "consumer %u: arguments", cs->index);
+			return SALVO_ERR_NO_MEMORY;
+		}
+		copts.arguments = args;
+	}
+	rc = salvo_consume(*ch, queue, &copts, cons, &err);
+	salvo_table_destroy(args);
 	if (rc) {
 		*cons = NULL;
-		run_error(pf, rc, &err, "consumer %u: consume queue '%s'", cs->index,
-			  o->routing_key);
+		run_error(pf, rc, &err, "consumer %u: consume queue '%s'", cs->index, queue);
 	}
 	return rc;
 }

@@ -23,6 +23,8 @@ enum {
 	OPT_PLOT,
 	OPT_METRICS_PORT,
 	OPT_BODY,
+	OPT_QUEUES,
+	OPT_QUEUE_TYPE,
 	OPT_CONSUMERS,
 	/* The options that need --consumers: from here to the end. */
 	OPT_CONSUMER_CONNECTIONS,
@@ -47,6 +49,8 @@ static const struct option long_options[] = {
     {"exchange", required_argument, NULL, 'e'},
     {"routing-key", required_argument, NULL, 'r'},
     {"declare-queue", no_argument, NULL, 'd'},
+    {"queues", required_argument, NULL, OPT_QUEUES},
+    {"queue-type", required_argument, NULL, OPT_QUEUE_TYPE},
     {"persistent", no_argument, NULL, 'p'},
     {"mandatory", no_argument, NULL, 'm'},
     CLI_BATCH_LONG_OPTIONS,
@@ -80,7 +84,10 @@ static void usage(FILE *out)
 	    "Broker and load:\n"
 	    "  -u, --uri URI          broker to connect to; repeatable: the first is the\n"
 	    "                         configuration key uri, later ones are added as uri.add\n"
-	    "                         (failover endpoints) (default: $SALVO_URI if set, else\n"
+	    "                         (failover endpoints: whole URIs with the first one's\n"
+	    "                         user, password and vhost, or amqp://host:port; connection\n"
+	    "                         i tries endpoint i mod n first, so the connections are\n"
+	    "                         spread over them) (default: $SALVO_URI if set, else\n"
 	    "                         " DEFAULT_URI ")\n"
 	    "      --connections N    open N connections (salvo clients); producers are spread\n"
 	    "                         over them round-robin (default 1, at most --producers)\n"
@@ -118,6 +125,20 @@ static void usage(FILE *out)
 	    "  -d, --declare-queue    first declare a queue named KEY (not durable, not\n"
 	    "                         auto-delete; one that exists must match), for use with\n"
 	    "                         the default exchange\n"
+	    "      --queues N         spread over N queues, KEY-1 .. KEY-N (1..1024; default:\n"
+	    "                         the one queue KEY): producer j publishes with routing\n"
+	    "                         key KEY-(j % N + 1), consumer j consumes KEY-(j % N + 1);\n"
+	    "                         with --consumers there must be at least N, so that every\n"
+	    "                         queue is consumed; with --declare-queue each is declared\n"
+	    "                         (with --exchange, bind them yourself)\n"
+	    "      --queue-type T     classic, quorum or stream: declare the queue(s) (implies\n"
+	    "                         --declare-queue) with x-queue-type T. quorum and stream\n"
+	    "                         queues are durable, and their messages are published\n"
+	    "                         persistent (as --persistent) since they exist to keep\n"
+	    "                         them; a stream's consumers need manual acks (no\n"
+	    "                         --auto-ack) and a prefetch (default 1000 for streams),\n"
+	    "                         and read from x-stream-offset \"next\": the messages\n"
+	    "                         published after they start, so --count 0 finds nothing\n"
 	    "  -p, --persistent       mark messages persistent (delivery mode 2)\n"
 	    "  -m, --mandatory        set the mandatory flag; with confirms, an unroutable\n"
 	    "                         message counts as returned\n"
@@ -294,6 +315,18 @@ static int check_consumer_args(struct options *o, const struct consumer_args *ca
 		return usage_error("--consumer-connections %u is more than --consumers %u: a "
 				   "connection would have no consumer",
 				   o->consumer_connections, o->consumers);
+	if (o->queues > o->consumers)
+		return usage_error("--consumers %u is fewer than --queues %u: a queue would have "
+				   "no consumer",
+				   o->consumers, o->queues);
+	if (o->queue_type == QUEUE_STREAM && o->auto_ack)
+		return usage_error("--auto-ack with --queue-type stream: a stream's consumers must "
+				   "ack");
+	if (o->queue_type == QUEUE_STREAM && !ca->prefetch)
+		o->prefetch = STREAM_PREFETCH;
+	if (o->queue_type == QUEUE_STREAM && !o->prefetch)
+		return usage_error("--prefetch 0 with --queue-type stream: a stream's consumers "
+				   "need a prefetch");
 	if (o->auto_ack && ca->prefetch)
 		return usage_error("--prefetch with --auto-ack: the broker does not limit no_ack "
 				   "deliveries");
@@ -304,6 +337,33 @@ static int check_consumer_args(struct options *o, const struct consumer_args *ca
 		return usage_error("--multi-ack-every %u is more than --prefetch %u: each consumer "
 				   "would wait for messages the broker holds back until it acks",
 				   o->multi_ack_every, o->prefetch);
+	return -1;
+}
+
+/* o->queue_names: KEY-1 .. KEY-N with --queues N, else KEY alone. AMQP names hold at most
+ * 255 bytes. Returns -1, or the exit status of a bad setting. */
+static int queue_names(struct options *o)
+{
+	o->nqueue_names = o->queues ? o->queues : 1;
+	o->queue_names = calloc(o->nqueue_names, sizeof *o->queue_names);
+	if (!o->queue_names) {
+		fprintf(stderr, PROG ": out of memory\n");
+		return EXIT_FAILED;
+	}
+	for (unsigned i = 0; i < o->nqueue_names; i++) {
+		char name[300];
+		int len = o->queues ? snprintf(name, sizeof name, "%s-%u", o->routing_key, i + 1)
+				    : snprintf(name, sizeof name, "%s", o->routing_key);
+
+		if (len > 255)
+			return usage_error("--routing-key: a queue name of %d bytes (at most 255)",
+					   len);
+		o->queue_names[i] = strdup(name);
+		if (!o->queue_names[i]) {
+			fprintf(stderr, PROG ": out of memory\n");
+			return EXIT_FAILED;
+		}
+	}
 	return -1;
 }
 
@@ -325,6 +385,15 @@ static int check_args(struct options *o, bool counted, bool windowed,
 		return usage_error("--window needs --confirm async or sync");
 	if (o->declare_queue && !o->routing_key[0])
 		return usage_error("--declare-queue needs a non-empty --routing-key");
+	if (o->queues && !o->routing_key[0])
+		return usage_error("--queues needs a non-empty --routing-key: the queues' names "
+				   "start with it");
+	/* Quorum queues and streams keep every message on disk: publish them as such. */
+	if (o->queue_type == QUEUE_QUORUM || o->queue_type == QUEUE_STREAM)
+		o->flags |= SALVO_MSG_PERSISTENT;
+	rc = queue_names(o);
+	if (rc >= 0)
+		return rc;
 	if (o->body == BODY_JSON && o->size < BODY_JSON_MIN)
 		return usage_error("--body json needs --size of at least %d (--size is %zu)",
 				   BODY_JSON_MIN, o->size);
@@ -414,6 +483,23 @@ int parse_args(int argc, char **argv, struct options *o)
 			o->routing_key = optarg;
 			break;
 		case 'd':
+			o->declare_queue = true;
+			break;
+		case OPT_QUEUES:
+			rc = parse_range("queues", optarg, 1, MAX_QUEUES, &v);
+			o->queues = (unsigned)v;
+			break;
+		case OPT_QUEUE_TYPE:
+			if (!strcmp(optarg, "classic"))
+				o->queue_type = QUEUE_CLASSIC;
+			else if (!strcmp(optarg, "quorum"))
+				o->queue_type = QUEUE_QUORUM;
+			else if (!strcmp(optarg, "stream"))
+				o->queue_type = QUEUE_STREAM;
+			else
+				return usage_error("--queue-type: '%s' is not classic, quorum or "
+						   "stream",
+						   optarg);
 			o->declare_queue = true;
 			break;
 		case 'p':
@@ -510,6 +596,9 @@ int configure(salvo_conf *conf, const struct options *o)
 
 void options_free(struct options *o)
 {
+	for (unsigned i = 0; o->queue_names && i < o->nqueue_names; i++)
+		free(o->queue_names[i]);
+	free(o->queue_names);
 	free(o->uris);
 	free(o->conf);
 	free(o->gnuplot);

@@ -39,6 +39,10 @@
 #define BODY_JSON_MIN 64
 
 enum body_kind { BODY_PATTERN, BODY_JSON };
+/* --queue-type: QUEUE_ANY declares without x-queue-type (the broker's default). */
+enum queue_type { QUEUE_ANY, QUEUE_CLASSIC, QUEUE_QUORUM, QUEUE_STREAM };
+#define MAX_QUEUES	1024
+#define STREAM_PREFETCH 1000 /* a stream consumer's prefetch unless --prefetch says */
 
 struct options {
 	const char **uris; /* --uri in order: "uri", then "uri.add" */
@@ -57,6 +61,10 @@ struct options {
 	const char *exchange;
 	const char *routing_key;
 	bool declare_queue;
+	unsigned queues;	   /* --queues; 0: the one queue named by routing_key */
+	enum queue_type queue_type;
+	char **queue_names;	   /* KEY-1 .. KEY-N, or KEY: producer and consumer j use j % n */
+	unsigned nqueue_names;
 	unsigned flags;		/* SALVO_MSG_* */
 	struct cli_batch batch; /* opts.max_records 0: no batching */
 	bool json;

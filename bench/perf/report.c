@@ -201,8 +201,9 @@ static void consumer_summary(const struct options *o, const struct result *r)
 		fprintf(stderr, "sequence check: %" PRIu64 " gap%s, %" PRIu64 " repeat%s%s\n",
 			r->sequence_gaps, plural(r->sequence_gaps), r->sequence_repeats,
 			plural(r->sequence_repeats),
-			o->consumers > 1 ? " (several consumers share the queue: gaps expected)"
-					 : "");
+			o->consumers > o->nqueue_names
+			    ? " (several consumers share a queue: gaps expected)"
+			    : "");
 	if (r->consumed < r->expected)
 		fprintf(stderr, "NOT CONSUMED: %" PRIu64 " message%s %s\n",
 			r->expected - r->consumed, plural(r->expected - r->consumed),
@@ -210,6 +211,10 @@ static void consumer_summary(const struct options *o, const struct result *r)
 			    ? "when the run stopped"
 			    : "(none arrived for the last --drain-timeout seconds)");
 }
+
+static const char *const queue_type_names[] = {
+    [QUEUE_ANY] = "", [QUEUE_CLASSIC] = "classic", [QUEUE_QUORUM] = "quorum",
+    [QUEUE_STREAM] = "stream"};
 
 void summary(const struct options *o, const struct result *r)
 {
@@ -229,6 +234,10 @@ void summary(const struct options *o, const struct result *r)
 		r->sent, r->seconds, per_second((double)r->sent, r->seconds),
 		per_second(bytes, r->seconds) / 1e6, r->cpu_seconds,
 		r->sent ? r->cpu_seconds * 1e6 / (double)r->sent : 0.0, max_rss_kb());
+	if (o->queues || o->queue_type != QUEUE_ANY)
+		fprintf(stderr, "queues: %u%s%s (%s .. %s)\n", o->nqueue_names,
+			o->queue_type != QUEUE_ANY ? " " : "", queue_type_names[o->queue_type],
+			o->queue_names[0], o->queue_names[o->nqueue_names - 1]);
 	cli_batch_summary(&o->batch.opts, p, r->sent, r->seconds);
 	if (r->reconnects)
 		fprintf(stderr,
@@ -295,6 +304,11 @@ void json(const struct options *o, const struct result *r)
 	printf("\"consumed_total\": %" PRIu64 ", \"consume_seconds\": %.6f, "
 	       "\"consume_msgs_per_s\": %.1f, ",
 	       consumed_all(r), r->consume_seconds, consume_rate(r));
+	printf("\"queues\": %u, \"queue_type\": %s%s%s, \"persistent\": %s, ", o->queues,
+	       o->queue_type != QUEUE_ANY ? "\"" : "",
+	       o->queue_type != QUEUE_ANY ? queue_type_names[o->queue_type] : "null",
+	       o->queue_type != QUEUE_ANY ? "\"" : "",
+	       o->flags & SALVO_MSG_PERSISTENT ? "true" : "false");
 	printf("\"body\": \"%s\", \"records\": %" PRIu64 ", \"records_per_s\": %.1f, ",
 	       body_names[o->body], r->sent, per_second((double)r->sent, r->seconds));
 	cli_batch_json(stdout, &o->batch.opts, p, r->sent, r->seconds);

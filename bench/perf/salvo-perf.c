@@ -185,7 +185,7 @@ static int publish_all(struct producer *pr, struct bodies *bodies, uint64_t *n, 
 	const uint64_t index = (uint64_t)pr->index << SEQ_INDEX_SHIFT;
 	const uint64_t seq_mask = (1ull << SEQ_INDEX_SHIFT) - 1;
 	salvo_msg m = {.exchange = o->exchange,
-		       .routing_key = o->routing_key,
+		       .routing_key = o->queue_names[pr->index % o->nqueue_names],
 		       .len = o->size,
 		       .flags = o->flags};
 	struct stamp st = {0};
@@ -486,7 +486,10 @@ static int connect_all(struct perf *pf, const salvo_conf *conf)
 			snprintf(name, sizeof name, "perf-%u", pf->nclients + 1);
 			salvo_conf_set(named, "connection_name", name, NULL, 0);
 		}
-		rc = salvo_client_new(named ? named : conf, &pf->clients[pf->nclients], &err);
+		/* Connection i tries endpoint i mod n first (as a pool's connection i): the
+		 * connections are spread over the --uri endpoints in turn. */
+		rc = salvo_client_new_at(named ? named : conf, pf->nclients,
+					 &pf->clients[pf->nclients], &err);
 		salvo_conf_destroy(named);
 		if (rc) {
 			fail(rc, &err, "connect to %s (connection %u)", where, pf->nclients + 1);
@@ -510,7 +513,8 @@ static int start_producers(struct perf *pf)
 
 		pr->perf = pf;
 		pr->index = i;
-		pr->client = pf->clients[i % pf->nclients];
+		/* The producers' connections only: the consumers' own come after them. */
+		pr->client = pf->clients[i % o->connections];
 		pr->quota = o->duration_s ? UINT64_MAX
 					  : o->count / o->producers + (i < o->count % o->producers);
 		pr->rate = (double)o->rate / o->producers;
@@ -600,6 +604,33 @@ static void close_clients(struct perf *pf)
 	}
 }
 
+/* --declare-queue: each queue, with x-queue-type and durable for --queue-type quorum and
+ * stream. Returns 0 or the salvo status (reported). */
+static int declare_queues(salvo_client *c, const struct options *o)
+{
+	static const char *const types[] = {
+	    [QUEUE_CLASSIC] = "classic", [QUEUE_QUORUM] = "quorum", [QUEUE_STREAM] = "stream"};
+	salvo_table *args = NULL;
+	unsigned flags = 0;
+	int rc = 0;
+
+	if (o->queue_type != QUEUE_ANY) {
+		args = salvo_table_new();
+		if (!args || salvo_table_add_string(args, "x-queue-type", types[o->queue_type])) {
+			salvo_table_destroy(args);
+			fprintf(stderr, PROG ": out of memory\n");
+			return SALVO_ERR_NO_MEMORY;
+		}
+		/* RabbitMQ refuses a quorum queue or stream that is not durable. */
+		if (o->queue_type != QUEUE_CLASSIC)
+			flags = SALVO_DURABLE;
+	}
+	for (unsigned i = 0; i < o->nqueue_names && !rc; i++)
+		rc = declare_queue_with(c, o->queue_names[i], flags, args);
+	salvo_table_destroy(args);
+	return rc;
+}
+
 /* Publish with every producer (and consume with every consumer), then report. Returns
  * the exit status. Setup failures (connect, declare, open a publisher, start a consumer)
  * end it without a summary. */
@@ -609,8 +640,7 @@ static int run(struct perf *pf, const salvo_conf *conf, const struct rows *out)
 	struct result r = {0};
 	int status = 0;
 
-	if (connect_all(pf, conf) ||
-	    (o->declare_queue && declare_queue(pf->clients[0], o->routing_key))) {
+	if (connect_all(pf, conf) || (o->declare_queue && declare_queues(pf->clients[0], o))) {
 		close_clients(pf);
 		return EXIT_FAILED;
 	}

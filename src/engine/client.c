@@ -175,15 +175,52 @@ int sv_run_hooks(salvo_client *c, salvo_error *err)
 	return 0;
 }
 
+/* The endpoint as events and errors name it: host:port, an IPv6 address in brackets. */
+static void endpoint_name(const struct sv_endpoint *ep, char *buf, size_t size)
+{
+	bool v6 = strchr(ep->host, ':') != NULL;
+
+	snprintf(buf, size, "%s%s%s:%u", v6 ? "[" : "", ep->host, v6 ? "]" : "",
+		 (unsigned)ep->port);
+}
+
+/*
+ * All endpoints failed: err (the last failure) gets a text naming each endpoint and its
+ * failure, in the order tried, cut at the end of err->text when there are many.
+ */
+static void all_failed(const struct sv_settings *set, size_t first, size_t tried,
+		       const salvo_error *failed, salvo_error *err)
+{
+	size_t n = set->conf.n_endpoints, used;
+	char text[sizeof err->text];
+
+	used = (size_t)snprintf(text, sizeof text, "every endpoint failed: ");
+	for (size_t k = 0; k < tried && used < sizeof text; k++) {
+		char name[SV_HOST_MAX + 16];
+		const char *why =
+		    failed[k].text[0] ? failed[k].text : salvo_err2str(failed[k].status);
+
+		endpoint_name(&set->conf.endpoints[(first + k) % n], name, sizeof name);
+		/* Most texts name the endpoint already ("connect to 127.0.0.1:5672: ..."). */
+		used += (size_t)snprintf(text + used, sizeof text - used, "%s%s%s%s",
+					 k ? "; " : "", strstr(why, name) ? "" : name,
+					 strstr(why, name) ? "" : ": ", why);
+	}
+	memcpy(err->text, text, sizeof text);
+}
+
 /*
  * Connect to the endpoints in turn, starting at *next (NULL: the first), until one
  * answers; *next then names the one after it. A refusal that another endpoint would repeat
- * (403 bad credentials, 530 missing vhost) stops at once. Returns sv_connect's status.
+ * (403 bad credentials, 530 missing vhost) stops at once. When one answers after others
+ * failed, each failure is an SALVO_EVENT_ENDPOINT_FAILED event of report (NULL: none);
+ * when all fail, err's text names each one's failure. Returns sv_connect's status.
  */
 int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
-		   salvo_error *err)
+		   salvo_client *report, salvo_error *err)
 {
 	size_t n = set->conf.n_endpoints, first = next ? *next % n : 0;
+	salvo_error failed[SV_ENDPOINTS_MAX];
 	int rc = SALVO_ERR_IO;
 
 	salvo_error local;
@@ -197,6 +234,7 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 		p.host = ep->host;
 		p.port = (uint16_t)ep->port;
 		p.tls = ep->tls;
+		memset(err, 0, sizeof *err);
 		rc = sv_connect(&p, s, err);
 		if (!rc) {
 			sv_log(&set->log, SALVO_LOG_INFO, "connection",
@@ -212,9 +250,20 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 		if (!rc || rc == 403 || rc == 530 || rc == SALVO_ERR_CLOSED) {
 			if (next)
 				*next = first + k + 1;
+			for (size_t j = 0; !rc && report && j < k; j++) {
+				salvo_event ev = {.kind = SALVO_EVENT_ENDPOINT_FAILED,
+						  .error = failed[j]};
+
+				endpoint_name(&set->conf.endpoints[(first + j) % n], ev.endpoint,
+					      sizeof ev.endpoint);
+				sv_event_push(report, &ev);
+			}
 			return rc;
 		}
+		failed[k] = *err;
 	}
+	if (n > 1)
+		all_failed(set, first, n, failed, err);
 	return rc;
 }
 
@@ -301,6 +350,12 @@ static void client_free(salvo_client *c)
 
 int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *err)
 {
+	return salvo_client_new_at(conf, 0, out, err);
+}
+
+int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_client **out,
+			salvo_error *err)
+{
 	salvo_client *c;
 	int rc;
 
@@ -329,7 +384,12 @@ int salvo_client_new(const salvo_conf *conf, salvo_client **out, salvo_error *er
 		return rc;
 	}
 
-	rc = sv_connect_any(&c->set, &c->sess, &c->next_endpoint, err);
+	/* The configuration's order: every client made from it draws the same. */
+	if (c->set.conf.endpoints_shuffle)
+		sv_endpoints_shuffle(c->set.conf.endpoints, c->set.conf.n_endpoints,
+				     c->set.conf.shuffle_seed);
+	c->next_endpoint = first % c->set.conf.n_endpoints;
+	rc = sv_connect_any(&c->set, &c->sess, &c->next_endpoint, c, err);
 	if (rc) {
 		client_free(c);
 		return rc;

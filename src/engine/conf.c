@@ -7,9 +7,13 @@
  */
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "conf_internal.h"
 
@@ -88,12 +92,22 @@ static const struct conf_key keys[] = {
 		.name = "uri.add",
 		.type = KEY_URI_ADD,
 		.max = SV_URI_MAX,
-		.help = "Appends a failover endpoint, amqp[s]://host:port, tried after the\n"
-			"ones before it. It gives only scheme, host and port: user info, a\n"
-			"vhost (even an empty one) and query parameters are refused, since all\n"
-			"endpoints share those. Set \"uri\" first: it clears the list. Reads\n"
-			"back as a comma-separated list.",
+		.help = "Appends a failover endpoint, tried after the ones before it: a\n"
+			"whole URI (amqp[s]://user:password@host:port/vhost) or only\n"
+			"amqp[s]://host:port. All endpoints share one user, password and vhost:\n"
+			"those it gives must be the ones the conf holds (\"uri\"'s, unless set\n"
+			"since), and query parameters are refused (they go on \"uri\"). Set\n"
+			"\"uri\" first: it clears the list. Reads back as a comma-separated list\n"
+			"of amqp[s]://host:port.",
 	},
+	NUMBER("endpoints.shuffle", endpoints_shuffle, 0, 0, 1, 0, "",
+	       "1: clients try the endpoints (\"uri\" and each \"uri.add\") in a shuffled\n"
+	       "order, so that many processes given one list do not all start on its first\n"
+	       "node. The order is drawn once per configuration (salvo_conf_new; copies\n"
+	       "keep it): every client and pool made from it shares it, and a pool spreads\n"
+	       "its connections over it in turn. 0 (the default): the order given, so the\n"
+	       "first endpoint is the preferred one and where a connection goes is\n"
+	       "predictable."),
 	STRING("host", endpoints[0].host, 0, 1, "localhost",
 	       "Host name or address of the first endpoint; an IPv6 address without brackets."),
 	NUMBER("port", endpoints[0].port, 0, 1, UINT16_MAX, SV_PORT_AMQP, "",
@@ -485,6 +499,30 @@ static int set_uri(struct salvo_conf *conf, const char *value, char *errstr, siz
 	return rc;
 }
 
+int sv_conf_check_failover(const salvo_conf *conf, const struct sv_conf_uri *u,
+			   const char *prefix, char *errstr, size_t errstr_size)
+{
+	const char *part = NULL;
+
+	if (u->parsed.user && strcmp(u->user, conf->user))
+		part = "user";
+	else if (u->parsed.user && strcmp(u->password, conf->password))
+		part = "password";
+	else if (u->parsed.vhost && strcmp(u->vhost, conf->vhost))
+		part = "vhost";
+	if (part)
+		return sv_conf_error(errstr, errstr_size,
+				     "%sits %s differs from the first URI's (every endpoint uses "
+				     "one user, password and vhost)",
+				     prefix, part);
+	if (u->parsed.n_params)
+		return sv_conf_error(errstr, errstr_size,
+				     "%squery parameters go on the first URI (every endpoint "
+				     "shares them)",
+				     prefix);
+	return 0;
+}
+
 static int add_uri(struct salvo_conf *conf, const char *value, char *errstr, size_t errstr_size)
 {
 	struct sv_conf_uri u;
@@ -495,11 +533,8 @@ static int add_uri(struct salvo_conf *conf, const char *value, char *errstr, siz
 				     "uri.add: a conf holds at most %d endpoints",
 				     SV_ENDPOINTS_MAX);
 	rc = sv_conf_read_uri(value, &u, errstr, errstr_size);
-	if (rc == 0 && (u.parsed.user || u.parsed.vhost || u.parsed.n_params))
-		rc = sv_conf_error(errstr, errstr_size,
-				   "uri.add: a failover URI gives only scheme, host and port; user, "
-				   "password, vhost and query parameters come from \"uri\" or their "
-				   "own keys");
+	if (rc == 0)
+		rc = sv_conf_check_failover(conf, &u, "uri.add: ", errstr, errstr_size);
 	if (rc == 0)
 		set_endpoint(&conf->endpoints[conf->n_endpoints++], &u);
 	explicit_bzero(&u, sizeof u);
@@ -580,12 +615,52 @@ static void render(const struct salvo_conf *conf, const struct conf_key *k, stru
 	}
 }
 
+/* A seed for sv_endpoints_shuffle that differs between processes and calls. */
+uint64_t sv_random_seed(void)
+{
+	static _Atomic uint64_t calls;
+	uint64_t seed = 0;
+
+	if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		seed = ((uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec) ^
+		       ((uint64_t)getpid() << 32);
+	}
+	return seed + atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed);
+}
+
+/* splitmix64: a full-period generator whose outputs are well mixed even from close seeds. */
+static uint64_t next_random(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
+}
+
+void sv_endpoints_shuffle(struct sv_endpoint *ep, size_t n, uint64_t seed)
+{
+	/* Fisher-Yates; the modulo's bias is below 2^-59 for 16 endpoints. */
+	for (size_t i = n; i > 1; i--) {
+		size_t j = (size_t)(next_random(&seed) % i);
+		struct sv_endpoint t = ep[i - 1];
+
+		ep[i - 1] = ep[j];
+		ep[j] = t;
+	}
+}
+
 salvo_conf *salvo_conf_new(void)
 {
 	salvo_conf *conf = malloc(sizeof *conf);
 
-	if (conf)
+	if (conf) {
 		set_defaults(conf);
+		conf->shuffle_seed = sv_random_seed();
+	}
 	return conf;
 }
 

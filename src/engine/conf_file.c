@@ -86,55 +86,33 @@ static int set_key(salvo_conf *conf, const char *key, const struct sv_ini_item *
 }
 
 /*
- * A repeated uri line: a failover endpoint. uri.add takes scheme, host and port only, but
- * a file naturally repeats the whole URI, so user, password and vhost may be given when
- * they are the first uri's; query parameters belong on the first.
+ * A repeated uri line: a failover endpoint, as uri.add takes it (sv_conf_check_failover).
+ * The first uri is applied already and the user, password and vhost lines not yet, so the
+ * conf holds the first uri's.
  */
-static int add_failover(salvo_conf *conf, const struct sv_ini_item *first,
-			const struct sv_ini_item *it, const char *path, salvo_error *err)
+static int add_failover(salvo_conf *conf, const struct sv_ini_item *it, const char *path,
+			salvo_error *err)
 {
-	static const char why[] = "a repeated uri is a failover endpoint: ";
-	char text[SV_INI_LINE_MAX + 1], errstr[160], endpoint[SV_HOST_MAX + 32];
-	struct sv_conf_uri *a = malloc(sizeof *a), *b = malloc(sizeof *b);
-	int rc = 0;
+	char text[SV_INI_LINE_MAX + 1], errstr[256];
+	struct sv_conf_uri *u = malloc(sizeof *u);
+	int rc;
 
-	if (!a || !b) {
-		free(a);
-		free(b);
+	if (!u)
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
-	}
-	memcpy(text, first->value, first->value_len);
-	text[first->value_len] = '\0';
-	rc = sv_conf_read_uri(text, a, NULL, 0); /* already applied: it reads */
 	memcpy(text, it->value, it->value_len);
 	text[it->value_len] = '\0';
-	if (!rc && sv_conf_read_uri(text, b, errstr, sizeof errstr))
+	rc = sv_conf_read_uri(text, u, errstr, sizeof errstr);
+	if (!rc)
+		rc = sv_conf_check_failover(conf, u, "a repeated uri is a failover endpoint: ",
+					    errstr, sizeof errstr);
+	if (!rc)
+		rc = salvo_conf_set(conf, "uri.add", text, errstr, sizeof errstr);
+	if (rc)
 		rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line, "uri: %s", errstr);
-	else if (!rc && b->parsed.user &&
-		 (strcmp(a->user, b->user) || strcmp(a->password, b->password)))
-		rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line,
-				"uri: %sits user and password must be the first uri's, or left out",
-				why);
-	else if (!rc && b->parsed.vhost && strcmp(a->vhost, b->vhost))
-		rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line,
-				"uri: %sits vhost must be the first uri's, or left out", why);
-	else if (!rc && b->parsed.n_params)
-		rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line,
-				"uri: %squery parameters go on the first uri", why);
-	if (!rc) {
-		bool v6 = strchr(b->host, ':') != NULL;
-		snprintf(endpoint, sizeof endpoint, "%s://%s%s%s:%u", b->tls ? "amqps" : "amqp",
-			 v6 ? "[" : "", b->host, v6 ? "]" : "", (unsigned)b->port);
-		if (salvo_conf_set(conf, "uri.add", endpoint, errstr, sizeof errstr))
-			rc = file_error(err, SALVO_ERR_INVALID_ARGUMENT, path, it->line, "uri: %s",
-					errstr);
-	}
-	/* The URIs held passwords. */
+	/* The URI held a password. */
 	explicit_bzero(text, sizeof text);
-	explicit_bzero(a, sizeof *a);
-	explicit_bzero(b, sizeof *b);
-	free(a);
-	free(b);
+	explicit_bzero(u, sizeof *u);
+	free(u);
 	return rc;
 }
 
@@ -186,7 +164,7 @@ static int apply_section(const struct section *sec, salvo_conf *conf, size_t *po
 		return rc;
 	for (size_t i = 0; i < n; i++) {
 		if (i != first_uri && name_is(&keys[i], "uri"))
-			rc = add_failover(conf, &keys[first_uri], &keys[i], path, err);
+			rc = add_failover(conf, &keys[i], path, err);
 		else if (name_is(&keys[i], "uri.add"))
 			rc = set_key(conf, "uri.add", &keys[i], path, err);
 		if (rc)

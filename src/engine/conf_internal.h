@@ -64,6 +64,10 @@ struct salvo_conf {
 	uint32_t verify;			      /* enum sv_verify */
 	char server_name_indication[SV_HOST_MAX + 1]; /* empty: the host; "disable": no SNI */
 	uint32_t auth_mechanism;		      /* enum sv_auth */
+	uint32_t endpoints_shuffle; /* 0 or 1 */
+	/* The order endpoints.shuffle gives is drawn from this: set by salvo_conf_new, kept by
+	 * salvo_conf_dup, so every client and pool made from one configuration shares it. */
+	uint64_t shuffle_seed;
 	uint32_t reconnect;	   /* 0 or 1 */
 	uint32_t reconnect_initial_delay, reconnect_max_delay; /* milliseconds */
 	uint32_t reconnect_max_attempts;		       /* 0: for ever */
@@ -110,6 +114,21 @@ struct sv_conf_uri {
  */
 int sv_conf_read_uri(const char *text, struct sv_conf_uri *out, char *errstr,
 		     size_t errstr_size);
+
+/*
+ * The rule for a failover endpoint's URI (uri.add, a configuration file's repeated uri):
+ * the user and password it gives (both, when it gives a user) and the vhost it gives must
+ * be those conf holds, and it has no query parameters. Returns 0, or
+ * SALVO_ERR_INVALID_ARGUMENT with a message that starts with prefix and names the part
+ * that differs (never showing a password).
+ */
+int sv_conf_check_failover(const salvo_conf *conf, const struct sv_conf_uri *u,
+			   const char *prefix, char *errstr, size_t errstr_size);
+
+/* Put ep[0..n) in an order drawn from seed (the same seed, the same order). Pure. */
+void sv_endpoints_shuffle(struct sv_endpoint *ep, size_t n, uint64_t seed);
+/* A seed that differs between processes and between calls (getrandom, else the clock). */
+uint64_t sv_random_seed(void);
 
 /* Parse [s, s + len) as a decimal number: digits only, no sign, no blanks; a value past
  * UINT64_MAX saturates there. Returns 0, or -1 if the text is not a number. */

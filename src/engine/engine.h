@@ -640,7 +640,7 @@ void sv_channel_put(salvo_channel *ch);
 void sv_client_put(salvo_client *c);
 int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err);
 int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
-		   salvo_error *err);
+		   salvo_client *report, salvo_error *err);
 void sv_settings_free(struct sv_settings *set);
 
 /* io.c: the I/O thread's body. */

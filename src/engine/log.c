@@ -100,6 +100,7 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 		[SALVO_EVENT_UNBLOCKED] = SALVO_LOG_NOTICE,
 		[SALVO_EVENT_CONSUMER_CANCELLED] = SALVO_LOG_WARNING,
 		[SALVO_EVENT_ENVELOPE_REJECTED] = SALVO_LOG_WARNING,
+		[SALVO_EVENT_ENDPOINT_FAILED] = SALVO_LOG_WARNING,
 	};
 	/* An event kind without a level here (a new one) is a warning, logged by number. */
 	int level = (size_t)ev->kind < sizeof levels / sizeof levels[0] && levels[ev->kind]
@@ -142,6 +143,10 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 	case SALVO_EVENT_CONSUMER_CANCELLED:
 	case SALVO_EVENT_ENVELOPE_REJECTED:
 		sv_log(lg, level, "consumer", "%s", ev->error.text);
+		break;
+	case SALVO_EVENT_ENDPOINT_FAILED:
+		sv_log(lg, level, "connection", "endpoint %s failed (another was used): %s",
+		       ev->endpoint, e);
 		break;
 	default:
 		sv_log(lg, level, "connection", "event %d: %s", (int)ev->kind, e);

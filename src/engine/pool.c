@@ -66,7 +66,9 @@ int salvo_pool_new(const salvo_conf *conf, size_t size, salvo_pool **out, salvo_
 				break;
 			}
 		}
-		rc = salvo_client_new(each, &pool->clients[i], err);
+		/* Connection i starts at endpoint i mod n of the configuration's order (shuffled
+		 * or not, the same for every client), so the pool is spread over them. */
+		rc = salvo_client_new_at(each, i, &pool->clients[i], err);
 		if (rc) {
 			if (err) {
 				/* Say which connection, ahead of the reason (cut at the end). */

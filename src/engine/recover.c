@@ -410,7 +410,7 @@ uint64_t sv_recover_step(salvo_client *c, uint64_t now)
 	if (now < c->rec_next_ns)
 		return c->rec_next_ns;
 	memset(&err, 0, sizeof err);
-	if (sv_connect_any(&c->set, &sess, &c->next_endpoint, &err)) {
+	if (sv_connect_any(&c->set, &sess, &c->next_endpoint, c, &err)) {
 		if (err.status == 403 || err.status == 530) {
 			give_up(c, &err, NULL);
 			return 0;

@@ -20,6 +20,7 @@ static const struct {
 } all_keys[] = {
 	{"uri", "amqp://guest:***@localhost:5672/%2F"},
 	{"uri.add", ""},
+	{"endpoints.shuffle", "0"},
 	{"host", "localhost"},
 	{"port", "5672"},
 	{"user", "guest"},
@@ -849,22 +850,77 @@ static void test_uri_add_appends(void **state)
 static void test_uri_add_refusals(void **state)
 {
 	(void)state;
-	const char *refused[] = {
-		"amqp://u@b", "amqp://:@b", "amqp://u:p@b", "amqp://b/", "amqp://b/v",
-		"amqp://b?heartbeat=1",
+	/* the conf holds user "guest", password "guest", vhost "/" */
+	const char *refused[][2] = {
+		{"amqp://u@b", "user"},
+		{"amqp://:@b", "user"},
+		{"amqp://u:p@b", "user"},
+		{"amqp://guest@b", NULL}, /* a user without a password: "guest" */
+		{"amqp://guest:@b", "password"},
+		{"amqp://guest:other@b", "password"},
+		{"amqp://guest:guest@b/", "vhost"}, /* the empty vhost */
+		{"amqp://b/v", "vhost"},
+		{"amqp://guest:guest@b/%2f%2f", "vhost"},
 	};
 	salvo_conf *conf = new_conf();
+	char want[256];
 
-	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
-		assert_string_equal(set_fails(conf, "uri.add", refused[i]),
-				    "uri.add: a failover URI gives only scheme, host and port; "
-				    "user, password, vhost and query parameters come from \"uri\" "
-				    "or their own keys");
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+		if (!refused[i][1]) {
+			set_ok(conf, "uri.add", refused[i][0]);
+			continue;
+		}
+		snprintf(want, sizeof want,
+			 "uri.add: its %s differs from the first URI's (every endpoint uses one "
+			 "user, password and vhost)",
+			 refused[i][1]);
+		assert_string_equal(set_fails(conf, "uri.add", refused[i][0]), want);
+	}
+	/* a query parameter is refused even when the first URI has the same one */
+	set_ok(conf, "uri", "amqp://a?heartbeat=1");
+	assert_string_equal(set_fails(conf, "uri.add", "amqp://b?heartbeat=1"),
+			    "uri.add: query parameters go on the first URI (every endpoint "
+			    "shares them)");
 	/* a malformed one is refused for what is wrong with it */
 	assert_string_equal(set_fails(conf, "uri.add", "amqp://b:0"),
 			    "port: the text at offset 9 is not a number in 1..65535");
 	/* an empty query carries no parameter, so it is accepted */
 	set_ok(conf, "uri.add", "amqp://b?");
+	salvo_conf_destroy(conf);
+}
+
+/* A whole URI is a failover endpoint when it repeats the shared parts (or leaves them out):
+ * what salvo-perf -u URI -u URI gives. Only its endpoint is added. */
+static void test_uri_add_full(void **state)
+{
+	(void)state;
+	salvo_conf *conf = new_conf();
+
+	set_ok(conf, "uri", "amqp://app:s%40cret@one:5781/prod");
+	set_ok(conf, "uri.add", "amqp://app:s%40cret@two:5782/prod");
+	set_ok(conf, "uri.add", "amqp://app:s%40cret@three:5783");
+	set_ok(conf, "uri.add", "amqp://four/prod");
+	assert_int_equal(conf->n_endpoints, 4);
+	assert_string_equal(get(conf, "uri.add"),
+			    "amqp://two:5782,amqp://three:5783,amqp://four:5672");
+	assert_string_equal(get(conf, "uri"), "amqp://app:***@one:5781/prod");
+	/* the parts differ from the first URI's one at a time; the first differing one is
+	 * named, and no message holds either password */
+	assert_string_equal(set_fails(conf, "uri.add", "amqp://bob:s%40cret@two/prod"),
+			    "uri.add: its user differs from the first URI's (every endpoint "
+			    "uses one user, password and vhost)");
+	assert_null(strstr(set_fails(conf, "uri.add", "amqp://app:wrong@two/prod"), "wrong"));
+	assert_null(strstr(set_fails(conf, "uri.add", "amqp://app:wrong@two/prod"), "cret"));
+	assert_string_equal(set_fails(conf, "uri.add", "amqp://app:s%40cret@two/test"),
+			    "uri.add: its vhost differs from the first URI's (every endpoint "
+			    "uses one user, password and vhost)");
+	/* the rule holds against what the conf holds: "user" set since "uri" moves it */
+	set_ok(conf, "user", "carol");
+	assert_string_equal(set_fails(conf, "uri.add", "amqp://app:s%40cret@five/prod"),
+			    "uri.add: its user differs from the first URI's (every endpoint "
+			    "uses one user, password and vhost)");
+	set_ok(conf, "uri.add", "amqp://carol:s%40cret@five/prod");
+	assert_int_equal(conf->n_endpoints, 5);
 	salvo_conf_destroy(conf);
 }
 
@@ -1141,6 +1197,7 @@ int main(int argc, char **argv)
 		NAMED_TEST("uri error leaves conf unchanged", test_uri_error_leaves_conf_unchanged),
 		NAMED_TEST("uri.add appends", test_uri_add_appends),
 		NAMED_TEST("uri.add refusals", test_uri_add_refusals),
+		NAMED_TEST("uri.add full URIs", test_uri_add_full),
 		NAMED_TEST("uri.add limit", test_uri_add_limit),
 		NAMED_TEST("uri replaces list", test_uri_replaces_list),
 		NAMED_TEST("host and port edit first endpoint", test_host_and_port_edit_first_endpoint),

@@ -366,8 +366,10 @@ static void test_uri_repeated_refusals(void **state)
 {
 	(void)state;
 	expect_error("[p]\nuri = amqp://u:p@h/v\nuri = amqp://u:other@h2/v\n", "p",
-		     "app.cfg:3: uri: a repeated uri is a failover endpoint: its user and "
-		     "password must be the first uri's");
+		     "app.cfg:3: uri: a repeated uri is a failover endpoint: its password "
+		     "differs from the first URI's");
+	expect_error("[p]\nuri = amqp://u:p@h/v\nuri = amqp://w:p@h2/v\n", "p",
+		     "app.cfg:3: uri: a repeated uri is a failover endpoint: its user differs");
 	expect_error("[p]\nuri = amqp://u:p@h/v\nuri = amqp://u:p@h2/w\n", "p",
 		     "app.cfg:3: uri: a repeated uri is a failover endpoint: its vhost");
 	expect_error("[p]\nuri = amqp://h\nuri = amqp://h2?heartbeat=1\n", "p",

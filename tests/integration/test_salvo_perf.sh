@@ -45,6 +45,17 @@
 #   metrics             --metrics-port 0 during a run with two connections: scraped with
 #                       curl twice, each parsed by check_stats.py (HELP and TYPE, series,
 #                       cumulative buckets), counters that grow, both connections labelled
+#   queues              --queues 3: 4 producers without consumers fill KEY-1..KEY-3 as
+#                       producer j -> KEY-(j % 3 + 1) says (2000, 1000, 1000); then 3
+#                       producers and 3 consumers, one per queue: all consumed in each
+#                       producer's order, the queues left empty
+#   queue type quorum   --queue-type quorum --queues 2 with 2 consumers: durable quorum
+#                       queues, persistent messages, all acked and consumed
+#   queue type stream   --queue-type stream --queues 2 with 2 consumers: durable streams,
+#                       read from "next" with the default prefetch 1000, all consumed
+#   uris                the test broker's whole URI twice (-u URI -u URI): accepted, the run
+#                       goes through; a second URI with another user or password: exit 2
+#                       naming the part, no password printed
 #
 # The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); 'plot'
 # needs gnuplot too; the other cases need no broker.
@@ -636,6 +647,97 @@ case_metrics() {
 	expect_queue_count "$q" 12000
 }
 
+case_queues() {
+	need_broker
+	fresh_queue queues
+	queues+=("$q-1" "$q-2" "$q-3")
+	run fill --uri "$SALVO_TEST_URI" --routing-key "$q" --declare-queue --queues 3 \
+		--producers 4 --count 4000 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/fill.out" \
+		"j['sent'] == 4000 and j['acked'] == 4000 and j['queues'] == 3 and j['queue_type'] is None and j['persistent'] is False"
+	grep -q "^queues: 3 ($q-1 .. $q-3)\$" "$tmp/fill.err" || fail "the summary does not name the queues"
+	# Producer j publishes to queue j % 3 + 1: producers 0 and 3 to the first.
+	expect_queue_count "$q-1" 2000
+	expect_queue_count "$q-2" 1000
+	expect_queue_count "$q-3" 1000
+	ctl -q purge_queue "$q-1" >/dev/null
+	ctl -q purge_queue "$q-2" >/dev/null
+	ctl -q purge_queue "$q-3" >/dev/null
+
+	# One consumer per queue, as many producers: each consumer gets all of one producer's
+	# messages, in order.
+	run spread --uri "$SALVO_TEST_URI" --routing-key "$q" --queues 3 --producers 3 \
+		--consumers 3 --count 9000 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/spread.out" \
+		"j['sent'] == 9000 and j['consumed'] == 9000 and j['not_consumed'] == 0 and j['consumed_other'] == 0 and j['sequence_gaps'] == 0 and j['sequence_repeats'] == 0 and j['queues'] == 3 and $e2e_ordered"
+	expect_queue_count "$q-1" 0
+	expect_queue_count "$q-2" 0
+	expect_queue_count "$q-3" 0
+}
+
+# expect_queue_kind QUEUE TYPE: the broker has QUEUE as a durable queue of TYPE.
+expect_queue_kind() {
+	local have
+	have=$(ctl -q list_queues --no-table-headers name type durable |
+		awk -v q="$1" '$1 == q { print $2, $3 }')
+	[[ $have == "$2 true" ]] || fail "queue $1 is '$have', expected '$2 true'"
+}
+
+case_queue_type_quorum() {
+	need_broker
+	fresh_queue quorum
+	queues+=("$q-1" "$q-2")
+	run quorum --uri "$SALVO_TEST_URI" --routing-key "$q" --queue-type quorum --queues 2 \
+		--producers 2 --consumers 2 --prefetch 200 --count 4000 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/quorum.out" \
+		"j['acked'] == 4000 and j['consumed'] == 4000 and j['not_consumed'] == 0 and j['queues'] == 2 and j['queue_type'] == 'quorum' and j['persistent'] is True"
+	grep -q "^queues: 2 quorum ($q-1 .. $q-2)\$" "$tmp/quorum.err" ||
+		fail "the summary does not name the queues"
+	expect_queue_kind "$q-1" quorum
+	expect_queue_kind "$q-2" quorum
+	expect_queue_count "$q-1" 0
+	expect_queue_count "$q-2" 0
+}
+
+case_queue_type_stream() {
+	need_broker
+	fresh_queue stream
+	queues+=("$q-1" "$q-2")
+	run stream --uri "$SALVO_TEST_URI" --routing-key "$q" --queue-type stream --queues 2 \
+		--producers 2 --consumers 2 --count 4000 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/stream.out" \
+		"j['acked'] == 4000 and j['consumed'] == 4000 and j['not_consumed'] == 0 and j['consumed_other'] == 0 and j['prefetch'] == 1000 and j['queue_type'] == 'stream' and j['persistent'] is True"
+	expect_queue_kind "$q-1" stream
+	expect_queue_kind "$q-2" stream
+	# A stream keeps what was read; a second run's consumers start at "next", after it.
+	run again --uri "$SALVO_TEST_URI" --routing-key "$q" --queue-type stream --queues 2 \
+		--producers 2 --consumers 2 --count 1000 --confirm async --json
+	((rc == 0)) || fail "second run: exit status $rc"
+	json_check "$tmp/again.out" \
+		"j['consumed'] == 1000 and j['consumed_other'] == 0 and j['not_consumed'] == 0"
+}
+
+case_uris() {
+	need_broker
+	fresh_queue uris
+	run uris --uri "$SALVO_TEST_URI" --uri "$SALVO_TEST_URI" --routing-key "$q" \
+		--declare-queue --connections 2 --producers 2 --count 2000 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/uris.out" "j['acked'] == 2000 and j['connections'] == 2"
+	expect_queue_count "$q" 2000
+	expect_usage_message "--uri amqp://app:S3cr3t@localhost --uri amqp://bob:S3cr3t@h2" \
+		"^$prog: --uri (#2): uri.add: its user differs from the first URI's"
+	expect_usage_message "--uri amqp://app:S3cr3t@localhost --uri amqp://app:Oth3r@h2" \
+		"^$prog: --uri (#2): uri.add: its password differs from the first URI's"
+	! grep -Eq 'S3cr3t|Oth3r' "$tmp/usage-message.err" || fail "a password was printed"
+	expect_usage_message "--uri amqp://localhost/v --uri amqp://h2/w" \
+		"^$prog: --uri (#2): uri.add: its vhost differs from the first URI's"
+}
+
 case_connection_refused() {
 	expect_connection_refused --count 1 --json
 	[[ ! -s $tmp/refused.out ]] || fail "stdout is not empty"
@@ -714,6 +816,14 @@ case_usage_errors() {
 		"--batch-records 10 --compression lz4 --compression-level 13"
 		"--batch-records 10 --compression zstd --compression-level 20"
 		"--batch-records 10 --compression zstd --compression-level -1"
+		"--queues 0"
+		"--queues 1025"
+		"--queues x"
+		"--queue-type lazy"
+		"--queue-type"
+		"--queues 3 --consumers 2"
+		"--queue-type stream --consumers 1 --auto-ack"
+		"--queue-type stream --consumers 1 --prefetch 0"
 	)
 	expect_usage_errors "${bad[@]}"
 	# Empty values, which a word-split list cannot hold.
@@ -741,6 +851,10 @@ case_usage_errors() {
 		"^$prog: --compression: 'brotli' is not none, lz4 or zstd$"
 	expect_usage_message "--body json --size 63" \
 		"^$prog: --body json needs --size of at least 64 (--size is 63)$"
+	expect_usage_message "--queues 3 --consumers 2" \
+		"^$prog: --consumers 2 is fewer than --queues 3: a queue would have no consumer$"
+	run empty-queues --queues 2 --routing-key ""
+	((rc == 2)) || fail "--queues with an empty key: exit status $rc, expected 2"
 
 	expect_help --uri --connections --producers --size --confirm --window --count --duration \
 		--rate --exchange --routing-key --declare-queue --persistent --mandatory --json \
@@ -748,7 +862,8 @@ case_usage_errors() {
 		--prefetch --auto-ack --multi-ack-every --consumer-rate --drain-timeout \
 		e2e_latency_us consume_msgs_per_s consumed --body --batch-records --batch-bytes \
 		--linger-us --compression --compression-level records_per_s envelopes_per_s \
-		envelope_bytes_per_record confirm_p50_us e2e_max_us
+		envelope_bytes_per_record confirm_p50_us e2e_max_us --queues --queue-type \
+		x-stream-offset
 	grep -q CLOCK_REALTIME "$tmp/help.out" || fail "--help does not name the timestamp's clock"
 	grep -q publisher.ring_size "$tmp/help.out" || fail "--help lacks the configuration keys"
 	expect_version
@@ -777,6 +892,10 @@ batching) case_batching ;;
 plot) case_plot ;;
 'plot no gnuplot') case_plot_no_gnuplot ;;
 metrics) case_metrics ;;
+queues) case_queues ;;
+'queue type quorum') case_queue_type_quorum ;;
+'queue type stream') case_queue_type_stream ;;
+uris) case_uris ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok"

@@ -12,6 +12,10 @@
 #   batching            --batch-records with lz4 (stdin lines) and zstd (--count): every
 #                       record acked and queued as a record (envelopes <= records), the
 #                       batching and envelopes in the summary and the JSON
+#   uris                --uri repeated: a port that refuses, then the test broker's whole
+#                       URI: every message acked there, the refused endpoint named in a
+#                       warning; a second URI with another password: exit 2 naming it,
+#                       neither password printed
 #
 # The broker cases need SALVO_TEST_URI and skip (77) without it (see lib.sh); the other
 # cases need no broker.
@@ -216,6 +220,22 @@ case_connection_refused() {
 	expect_connection_refused --routing-key x --count 1
 }
 
+case_uris() {
+	need_broker
+	fresh_queue uris
+	# Port 1 refuses (nothing listens on it unprivileged); the broker comes second.
+	run uris --uri amqp://guest:guest@127.0.0.1:1 --uri "$SALVO_TEST_URI" --routing-key "$q" \
+		--declare-queue --count 500 --confirm async --json
+	((rc == 0)) || fail "exit status $rc"
+	json_check "$tmp/uris.out" "j['sent'] == 500 and j['acked'] == 500"
+	grep -q '^salvo: WARNING \[connection\] endpoint 127.0.0.1:1 failed (another was used): .*Connection refused' \
+		"$tmp/uris.err" || fail "no warning names the endpoint that failed"
+	expect_queue_count "$q" 500
+	expect_usage_message "--routing-key x --uri amqp://u:S3cr3t@localhost --uri amqp://u:Oth3r@h2" \
+		"^$prog: --uri (#2): uri.add: its password differs from the first URI's"
+	! grep -Eq 'S3cr3t|Oth3r' "$tmp/usage-message.err" || fail "a password was printed"
+}
+
 case $case_name in
 'count json') case_count_json ;;
 stdin) case_stdin ;;
@@ -226,6 +246,7 @@ stdin) case_stdin ;;
 'confirm sync') case_confirm sync ;;
 'confirm returned') case_confirm_returned ;;
 batching) case_batching ;;
+uris) case_uris ;;
 *) fail "no case named '$case_name'" ;;
 esac
 echo "$case_name: ok"
