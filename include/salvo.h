@@ -1339,7 +1339,12 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * client has closed for good (reconnection off, or given up).
  *
  * On a stream (x-queue-type stream: deliveries carry their offset, see
- * salvo_message_stream_offset) the listener resumes where it stopped. It remembers the
+ * salvo_message_stream_offset) the listener resumes where it stopped, when it knows the
+ * queue is one: opts.stream is set, or set by itself when consume_arguments give
+ * x-stream-offset (a stream consumer should, to say where it starts) or declare_arguments
+ * give x-queue-type "stream". A message's own headers never decide it (a message copied
+ * from a stream into another queue keeps x-stream-offset), so a listener on any other
+ * queue settles as the callback says. It remembers the
  * position of the last delivery it handed to the callback (the offset, and the record when
  * an envelope is split), and every consume after the first starts just past it: with the
  * consume argument x-stream-offset set to that offset + 1 (or to the offset itself when
@@ -1356,8 +1361,9 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * ack it. Offsets below the stream's retention are gone: the broker starts at its first.
  * The position belongs to the log it came from: a stream deleted and declared again under
  * the same name numbers its messages from 0 again, and a listener resuming on it skips
- * the new log's offsets below its position (make a new listener instead).
- * See no_stream for queues whose messages carry x-stream-offset without being a stream's.
+ * the new log's offsets below its position (make a new listener instead). A stream
+ * listener's deliveries without x-stream-offset (none come from RabbitMQ) are handed out
+ * and settled as on any queue.
  */
 typedef struct salvo_listener salvo_listener;
 
@@ -1397,11 +1403,10 @@ typedef struct salvo_listener_opts {
 	 * copied by salvo_listener_new: the caller may change or free them after it returns.
 	 * A field array (salvo_array_new) is refused (SALVO_ERR_INVALID_ARGUMENT). */
 	const salvo_table *consume_arguments;
-	/* true: take no delivery for a stream's, whatever its headers (a message copied from
-	 * a stream into another queue keeps x-stream-offset): no position is kept, every
-	 * consume uses consume_arguments as they are, every delivery goes to the callback,
-	 * and REQUEUE and REJECT are sent as nack and reject. */
-	bool no_stream;
+	/* true: the queue is a stream (above): resume from the position, and acks only.
+	 * Also in effect, whatever this says, when consume_arguments give x-stream-offset or
+	 * declare_arguments give x-queue-type "stream". */
+	bool stream;
 } salvo_listener_opts;
 
 /*

@@ -48,30 +48,8 @@ export SALVO_TEST_URI SALVO_TEST_BROKER_PID
 echo "test broker: $SALVO_TEST_URI (pid $SALVO_TEST_BROKER_PID)"
 
 status=0
-# Suite cluster needs a cluster, not this broker: it runs below.
+# Suite cluster needs a cluster, not this broker: it runs last, below.
 meson test -C "$builddir" --print-errorlogs --verbose --no-suite cluster || status=$?
-
-# Suite cluster against a three-node cluster (scripts/rabbitmq.sh cluster start, on
-# SALVO_TEST_CLUSTER_PORT, default 5781, and the two ports after it), with the single broker
-# stopped first: two cores do not run four brokers well. The cluster is stopped by the trap
-# too, also on failure.
-stop_broker
-export SALVO_TEST_CLUSTER_PORT=${SALVO_TEST_CLUSTER_PORT:-5781}
-stop_cluster() { bash scripts/rabbitmq.sh cluster stop </dev/null || true; }
-trap 'stop_broker; stop_cluster' EXIT
-rm -f "$builddir/meson-logs/testlog-cluster.json"
-if cluster=$(bash scripts/rabbitmq.sh cluster start 3 </dev/null); then
-	SALVO_TEST_CLUSTER_URIS=$(tr '\n' ' ' <<<"$cluster")
-	export SALVO_TEST_CLUSTER_URIS=${SALVO_TEST_CLUSTER_URIS% }
-	echo "test cluster: $SALVO_TEST_CLUSTER_URIS"
-	# --logbase: meson's record of this run must not replace the one above.
-	meson test -C "$builddir" --print-errorlogs --verbose --suite cluster \
-		--logbase testlog-cluster || status=$?
-else
-	echo "the test cluster did not start: suite cluster not run" >&2
-	status=1
-fi
-stop_cluster
 
 # Sanitizer passes, each in its own build directory, every report fatal.
 # SALVO_TEST_SANITIZE chooses them:
@@ -122,6 +100,28 @@ if [ "$sanitize" != 0 ]; then
 		"${norandom[@]}" meson test -C "$tsandir" --print-errorlogs "${tsuites[@]}" \
 		--timeout-multiplier 3 || status=$?
 fi
+
+# Suite cluster against a three-node cluster (scripts/rabbitmq.sh cluster start, on
+# SALVO_TEST_CLUSTER_PORT, default 5781, and the two ports after it), last, with the single
+# broker stopped first (the sanitizer passes above may need it): two cores do not run four
+# brokers well. The cluster is stopped by the trap too, also on failure.
+stop_broker
+export SALVO_TEST_CLUSTER_PORT=${SALVO_TEST_CLUSTER_PORT:-5781}
+stop_cluster() { bash scripts/rabbitmq.sh cluster stop </dev/null || true; }
+trap 'stop_broker; stop_cluster' EXIT
+rm -f "$builddir/meson-logs/testlog-cluster.json"
+if cluster=$(bash scripts/rabbitmq.sh cluster start 3 </dev/null); then
+	SALVO_TEST_CLUSTER_URIS=$(tr '\n' ' ' <<<"$cluster")
+	export SALVO_TEST_CLUSTER_URIS=${SALVO_TEST_CLUSTER_URIS% }
+	echo "test cluster: $SALVO_TEST_CLUSTER_URIS"
+	# --logbase: meson's record of this run must not replace the one above.
+	meson test -C "$builddir" --print-errorlogs --verbose --suite cluster \
+		--logbase testlog-cluster || status=$?
+else
+	echo "the test cluster did not start: suite cluster not run" >&2
+	status=1
+fi
+stop_cluster
 
 # One closing line per build, from meson's own record of the run, after the failed tests
 # with the end of their output: a CI log is often read from its tail, and a long run

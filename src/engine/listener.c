@@ -14,7 +14,11 @@
  * would wait for the next connection up to rpc_timeout, and a stop could not interrupt it.
  *
  * Streams. A stream's deliveries carry their offset in the header x-stream-offset, and a
- * consume names where to start (the consume argument x-stream-offset). Before handing a
+ * consume names where to start (the consume argument x-stream-offset). A listener takes
+ * its queue for a stream only when told so (opts.stream, or the arguments that only a
+ * stream's consumer or declarer gives), never from a message's headers: a copy of a
+ * stream's message in another queue keeps the header, and acking it for a REQUEUE would
+ * lose it. On a stream, before handing a
  * delivery that carries one to the callback, the thread notes its position: the offset,
  * and which record of its envelope it is (an envelope is one offset, split into records
  * here). Each consume after that starts just past the position: at offset + 1, or at the
@@ -252,6 +256,27 @@ static bool stream_seen(salvo_listener *l, salvo_message *m, uint64_t off)
 	return false;
 }
 
+/*
+ * Whether table t has key (a NUL-terminated name) and, when value is not NULL, as a string
+ * equal to it. The first entry of that name decides, as the broker reads it.
+ */
+static bool table_has(const salvo_table *t, const char *key, const char *value)
+{
+	size_t key_len = strlen(key);
+	salvo_table_iter it;
+	salvo_field f;
+
+	salvo_table_iter_init(&it, t);
+	while (salvo_table_next(&it, &f) == 1) {
+		if (f.key_len != key_len || memcmp(f.key, key, key_len) != 0)
+			continue;
+		return !value || (f.type == SALVO_FIELD_STRING &&
+				  f.v.bytes.len == strlen(value) &&
+				  memcmp(f.v.bytes.ptr, value, f.v.bytes.len) == 0);
+	}
+	return false;
+}
+
 static void handle(salvo_listener *l, salvo_message *m)
 {
 	salvo_listener_action act;
@@ -259,7 +284,7 @@ static void handle(salvo_listener *l, salvo_message *m)
 	salvo_error e;
 	int rc = 0;
 	/* Before the callback, which may keep m and give it to a thread that frees it. */
-	bool stream = !l->opts.no_stream && salvo_message_stream_offset(m, &off) == 0;
+	bool stream = l->opts.stream && salvo_message_stream_offset(m, &off) == 0;
 
 	if (stream && stream_seen(l, m, off))
 		return;
@@ -406,6 +431,10 @@ int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_
 	}
 	l->opts.declare_arguments = l->declare_args;
 	l->opts.consume_arguments = l->consume_args;
+	/* A stream by what the caller said of the queue, never by a message's headers. */
+	if (table_has(l->consume_args, "x-stream-offset", NULL) ||
+	    (l->opts.declare && table_has(l->declare_args, "x-queue-type", "stream")))
+		l->opts.stream = true;
 	pthread_mutex_init(&l->lock, NULL);
 	sv_cond_init_monotonic(&l->cond);
 

@@ -6,7 +6,7 @@
  * first, last, next, a numeric offset and a timestamp, a stream listener resuming across
  * rabbitmqctl close_connection (10,000 offsets each handed out exactly once, idle and with
  * a publisher appending meanwhile, and with envelopes), a stream's requeue (sent as an
- * ack), x-stream-offset headers of every kind, no_stream on a classic queue whose
+ * ack), x-stream-offset headers of every kind, a classic queue whose
  * messages carry the header, and the broker's refusals of consume arguments coming back
  * from salvo_listener_new.
  *
@@ -736,9 +736,10 @@ static void case_offset_header(void)
 }
 
 /*
- * A classic queue whose messages carry a copied x-stream-offset header: taken for a
- * stream's, REQUEUE is sent as an ack (the message is gone); with no_stream it is a
- * nack with requeue, and the message comes again.
+ * A classic queue whose messages carry a copied x-stream-offset header: the header alone
+ * does not make the listener take the queue for a stream, so REQUEUE is a nack with
+ * requeue and the message comes again; told it is a stream (opts.stream), the listener
+ * acks for REQUEUE, as a stream takes acks only, and the message is gone.
  */
 static salvo_listener_action requeue_first(salvo_message *m, void *arg)
 {
@@ -749,7 +750,7 @@ static salvo_listener_action requeue_first(salvo_message *m, void *arg)
 	return first ? SALVO_LISTENER_REQUEUE : SALVO_LISTENER_ACK;
 }
 
-static void case_no_stream(void)
+static void case_header_not_stream(void)
 {
 	salvo_client *c = rabbit_connect(uri, NULL);
 	salvo_publisher_opts po = {.confirm = SALVO_CONFIRM_ASYNC};
@@ -764,25 +765,25 @@ static void case_no_stream(void)
 	struct seen s;
 	char q[128];
 
-	qname(q, sizeof q, "no-stream");
+	qname(q, sizeof q, "header-not-stream");
 	msg.routing_key = q;
 	CHECK(headers && salvo_table_add_int(headers, "x-stream-offset", 3) == 0);
 	OK(salvo_channel_open(c, &ch, &err));
 	OK(salvo_publisher_new(c, &po, &p, &err));
-	for (int no_stream = 0; no_stream < 2; no_stream++) {
+	for (int stream = 0; stream < 2; stream++) {
 		fresh_queue(ch, q, NULL);
 		OK(salvo_publish_msg(p, &msg, SALVO_FOREVER, NULL, &err));
 		OK(salvo_publisher_wait_confirms(p, 10000, &err));
 		seen_init(&s, 8);
-		opts.no_stream = no_stream;
+		opts.stream = stream;
 		OK(salvo_listener_new(c, q, requeue_first, &s, &opts, &l, &err));
-		CHECK(wait_for(&s.calls, 1u + (unsigned)no_stream, 10));
+		CHECK(wait_for(&s.calls, 2u - (unsigned)stream, 10));
 		usleep(300000); /* a requeued message would come again now */
 		OK(salvo_listener_stop(l, 5000, &err));
 		salvo_listener_destroy(l);
-		printf("no_stream %d: delivered %u times, left in the queue %u\n", no_stream,
+		printf("stream %d: delivered %u times, left in the queue %u\n", stream,
 		       atomic_load(&s.calls), channel_queue_count(ch, q));
-		CHECK(atomic_load(&s.calls) == 1u + (unsigned)no_stream);
+		CHECK(atomic_load(&s.calls) == 2u - (unsigned)stream);
 		CHECK(channel_queue_count(ch, q) == 0);
 		seen_free(&s);
 	}
@@ -841,7 +842,7 @@ static const struct test_case cases[] = {
     {"stream resume envelopes", .run = case_resume_envelopes},
     {"stream requeue", .run = case_stream_requeue},
     {"stream offset header", .run = case_offset_header},
-    {"no stream", .run = case_no_stream},
+    {"header not stream", .run = case_header_not_stream},
     {"stream refusals", .run = case_refusals},
 };
 
