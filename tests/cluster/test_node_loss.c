@@ -65,6 +65,9 @@ struct run {
 	/* Recovery measured on deliveries (consumer), on outcomes of any kind (acked or
 	 * nacked: a publisher whose channel the broker nacks), or on acks (the default). */
 	enum { BY_ACKED, BY_CONSUMED, BY_OUTCOMES } by;
+	/* Publish this many seconds after the kill whatever the rate (0: until RUN_AFTER
+	 * seconds after it is back): for a rate the broker sets, not salvo. */
+	double run_after_kill;
 	uint64_t acked[MAX_SLOTS], got[MAX_SLOTS], nacked[MAX_SLOTS], outcomes[MAX_SLOTS];
 	_Atomic int slots;
 	_Atomic double recovered; /* seconds from the kill; 0 until then */
@@ -277,7 +280,8 @@ static uint64_t seq_of(const salvo_message *m)
 /*
  * Publish persistent numbered messages to q at RATE on p, killing node victim (from another
  * thread, so the pace goes on) KILL_AFTER seconds in, until RUN_AFTER seconds after the
- * rate is back (or GIVE_UP seconds after the kill); then wait for every confirm. The pace
+ * rate is back (or GIVE_UP seconds after the kill, or r->run_after_kill seconds after it
+ * when set); then wait for every confirm. The pace
  * never catches up more than 100 ms behind: after an outage it goes on at RATE.
  */
 static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const char *q, int victim)
@@ -301,6 +305,8 @@ static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const ch
 			killed = true;
 		}
 		if (killed && rec > 0 && t >= kill_at + rec + RUN_AFTER)
+			break;
+		if (killed && r->run_after_kill > 0 && t >= kill_at + r->run_after_kill)
 			break;
 		if (killed && t >= kill_at + GIVE_UP)
 			break;
@@ -432,7 +438,8 @@ static void check_new_channel_acked(salvo_client *c, const char *q, uint64_t n)
  * of salvo-publish or of rabbitmq-c, not only salvo's reconnection), and salvo reconnects
  * within ~50 ms, before the election. So that case checks what salvo owes then: every
  * message gets an outcome (acked or nacked, none failed or stuck), every acked one is in
- * the queue, the recovery is measured on outcomes, and a new channel is acked.
+ * the queue, and a new channel is acked; the recovery of the outcomes' rate is printed
+ * (the broker's nacks set it), not required.
  */
 static void publisher_case(const char *prefix, const char *type, bool leader_dies)
 {
@@ -440,7 +447,11 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 	const int victim = 2, reader = 3, leader = leader_dies ? victim : 1;
 	salvo_publisher_opts opts = {
 	    .confirm = SALVO_CONFIRM_ASYNC, .window = 4096, .on_outcome = on_outcome};
-	struct run r = {.by = leader_dies ? BY_OUTCOMES : BY_ACKED};
+	/* With the leader gone the outcomes come at the pace of the broker's nacks (about
+	 * 1,500 a second here, against 10,000 published), so that case publishes a fixed 8 s
+	 * after the kill and prints the rate's recovery without requiring it. */
+	struct run r = {.by = leader_dies ? BY_OUTCOMES : BY_ACKED,
+			.run_after_kill = leader_dies ? 8 : 0};
 	salvo_client *c, *dc, *rc;
 	salvo_publisher *p;
 	salvo_pub_stats st;
@@ -511,7 +522,8 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 	CHECK(dups <= st.resent);
 	if (queued)
 		CHECK(got == queued);
-	recovery_or_fail(&r);
+	if (!leader_dies)
+		recovery_or_fail(&r);
 	delete_queue(rc, q);
 	rabbit_close(rc, 10000);
 	rabbit_close(c, 10000);
