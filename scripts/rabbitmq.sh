@@ -10,6 +10,31 @@
 #   scripts/rabbitmq.sh crash      kill -9 the broker by its PID, keeping its files
 #   scripts/rabbitmq.sh restart    start a crashed broker again on its files and port
 #
+# A cluster of N nodes (separate from the single node; both can run at once):
+#   scripts/rabbitmq.sh cluster start [N]   start N nodes (default 3, 1..9) and join nodes
+#                                  2..N to node 1 (stop_app, join_cluster, start_app); wait
+#                                  until every node answers AMQP and node 1's cluster_status
+#                                  lists N running nodes; print one URI per node on stdout
+#                                  (amqp://guest:guest@127.0.0.1:PORT). On any failure, or
+#                                  past SALVO_TEST_CLUSTER_TIMEOUT seconds (default 180),
+#                                  it says why, shows the logs' tails and stops everything.
+#                                  About 25 s for 3 nodes on 2 cores.
+#   scripts/rabbitmq.sh cluster stop        stop every node and epmd by PID, delete the files
+#                                  (no-op if none runs)
+#   scripts/rabbitmq.sh cluster status      one line per node: URI, node=I, PIDs, running or
+#                                  stopped; then epmd's PID; non-zero unless all run
+#   scripts/rabbitmq.sh cluster kill NODE   kill -9 node NODE's beam (1-based) by its PID,
+#                                  keeping its files; the others and epmd go on
+#   scripts/rabbitmq.sh cluster restart NODE  start a killed node on its files; wait until it
+#                                  answers AMQP and its cluster_status lists every node
+#                                  running; print its URI
+#   scripts/rabbitmq.sh cluster ctl NODE ARGS  rabbitmqctl against node NODE
+# Ports from BASE = SALVO_TEST_CLUSTER_PORT (default 5781, 1024..45527): node I's AMQP on
+# BASE+I-1 and Erlang distribution on BASE+20000+I-1, one epmd for all on BASE+10000,
+# rabbitmqctl's distribution listener in BASE+10001..BASE+10009. Files in one mktemp -d
+# directory (ROOT/nodeI per node, one Erlang cookie in ROOT, the nodes' HOME); state in
+# ${TMPDIR:-/tmp}/salvo-rabbitmq-cluster-BASE.state.
+#
 # Everything lives in a mktemp -d directory (config, mnesia, logs, HOME with the
 # Erlang cookie), so the packaged broker's /var/lib/rabbitmq and /etc/rabbitmq are
 # never touched. All sockets listen on 127.0.0.1, on ports derived from
@@ -55,7 +80,7 @@ dist_port=$((port + 20000))
 node="salvo-test-$port@localhost"
 # No trailing slash: by the RabbitMQ URI spec "amqp://h/" names the empty vhost, "amqp://h" the default.
 uri="amqp://guest:guest@127.0.0.1:$port"
-dir="" starter_pid="" epmd_pid="" wrapper_pid="" beam_pid=""
+dir="" starter_pid="" epmd_pid="" wrapper_pid="" beam_pid="" home="" ctl_port_min="" ctl_port_max=""
 tls_uri() { echo "amqps://guest:guest@localhost:$tls_port?cacertfile=$dir/tls/ca.pem"; }
 
 node_env() {
@@ -65,7 +90,8 @@ node_env() {
 		[[ $v == RABBITMQ_* ]] && unset "$v"
 	done
 	# The marker lets is_ours() tell our processes from a reused PID.
-	export SALVO_RABBITMQ_DIR="$dir" HOME="$dir" LC_ALL=C.UTF-8 LANG=C.UTF-8
+	# A cluster's nodes share one HOME (one Erlang cookie); a single node has its own.
+	export SALVO_RABBITMQ_DIR="$dir" HOME="${home:-$dir}" LC_ALL=C.UTF-8 LANG=C.UTF-8
 	export ERL_EPMD_PORT=$epmd_port ERL_CRASH_DUMP="$dir/erl_crash.dump"
 	# Applies to every erl we spawn (broker, its epmd-starter, rabbitmqctl): never
 	# auto-start a system-wide epmd, and keep the distribution listener on loopback.
@@ -78,6 +104,10 @@ node_env() {
 	export RABBITMQ_ENABLED_PLUGINS_FILE="$dir/enabled_plugins"
 	export RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log"
 	export RABBITMQ_PID_FILE="$dir/beam.pid"
+	# rabbitmqctl's own distribution listener (default 35672..35682, shared by every user).
+	if [[ -n $ctl_port_min ]]; then
+		export RABBITMQ_CTL_DIST_PORT_MIN=$ctl_port_min RABBITMQ_CTL_DIST_PORT_MAX=$ctl_port_max
+	fi
 }
 
 read_state() {
@@ -164,6 +194,21 @@ start_failed() {
 	exit 1
 }
 
+# The files of a node in $dir: its configuration (AMQP on 127.0.0.1:$port), no plugins.
+node_files() {
+	cat >"$dir/rabbitmq.conf" <<-EOF
+		listeners.tcp.1 = 127.0.0.1:$port
+		log.file.level = info
+		log.console = false
+		# Tests must not be blocked by the default 50 MB free-disk alarm on a small /tmp.
+		disk_free_limit.absolute = 1MB
+	EOF
+	# No plugins at all: management, prometheus, etc. would open more ports.
+	echo '[].' >"$dir/enabled_plugins"
+	: >"$dir/rabbitmq-env.conf"
+	mkdir -p "$dir/conf.d" "$dir/log" "$dir/mnesia"
+}
+
 cmd_start() {
 	local i
 	# noclobber makes creating the state file an atomic claim on the port.
@@ -204,15 +249,7 @@ cmd_start() {
 		sleep 0.1
 	done
 
-	cat >"$dir/rabbitmq.conf" <<-EOF
-		listeners.tcp.1 = 127.0.0.1:$port
-		log.file.level = info
-		log.console = false
-		# Tests must not be blocked by the default 50 MB free-disk alarm on a small /tmp.
-		disk_free_limit.absolute = 1MB
-	EOF
-	# No plugins at all: management, prometheus, etc. would open more ports.
-	echo '[].' >"$dir/enabled_plugins"
+	node_files
 	if [[ -n $tls_port ]]; then
 		bash "$script_dir/tls.sh" "$dir/tls" 2>/dev/null || start_failed "scripts/tls.sh failed"
 		cat >>"$dir/rabbitmq.conf" <<-EOF
@@ -230,8 +267,6 @@ cmd_start() {
 		# Only this plugin, which opens no port; it ships with Debian's rabbitmq-server.
 		echo '[rabbitmq_auth_mechanism_ssl].' >"$dir/enabled_plugins"
 	fi
-	: >"$dir/rabbitmq-env.conf"
-	mkdir -p "$dir/conf.d" "$dir/log" "$dir/mnesia"
 
 	# The /usr/sbin wrapper would su to the rabbitmq user and use /var/lib/rabbitmq,
 	# so run the real script. setsid + redirections detach it from the caller's
@@ -363,6 +398,377 @@ cmd_ctl() {
 	exec "$rmq_bin/rabbitmqctl" -n "$node" "$@"
 }
 
+# ---------------------------------------------------------------------------------------
+# A cluster (scripts/rabbitmq.sh cluster ...): N nodes of one cluster on 127.0.0.1, in one
+# mktemp -d directory ROOT (ROOT/.erlang.cookie shared through HOME=ROOT, ROOT/nodeI for
+# node I). From BASE = SALVO_TEST_CLUSTER_PORT (default 5781): node I's AMQP port is
+# BASE+I-1, its distribution port BASE+20000+I-1; one epmd on BASE+10000 for all of them;
+# rabbitmqctl's own distribution listener takes one of BASE+10001..BASE+10009. The state
+# file ${TMPDIR:-/tmp}/salvo-rabbitmq-cluster-BASE.state names ROOT and every PID.
+cbase=${SALVO_TEST_CLUSTER_PORT:-5781}
+cstate="$tmp_root/salvo-rabbitmq-cluster-$cbase.state"
+cluster_timeout=${SALVO_TEST_CLUSTER_TIMEOUT:-180}
+croot="" cnodes=0
+declare -a cl_wrapper=() cl_beam=()
+
+cluster_check_base() {
+	if ! [[ $cbase =~ ^[0-9]+$ ]] || ((cbase < 1024 || cbase > 45527)); then
+		die "SALVO_TEST_CLUSTER_PORT must be an integer in 1024..45527, got '$cbase'"
+	fi
+}
+
+# Node I's settings into the single-node variables the functions above use.
+cl_node() {
+	local i=$1
+	port=$((cbase + i - 1))
+	dist_port=$((cbase + 20000 + i - 1))
+	epmd_port=$((cbase + 10000))
+	ctl_port_min=$((cbase + 10001)) ctl_port_max=$((cbase + 10009))
+	node="salvo-cluster-$cbase-$i@localhost"
+	dir="$croot/node$i" home="$croot"
+	uri="amqp://guest:guest@127.0.0.1:$port"
+	wrapper_pid=${cl_wrapper[i]:-} beam_pid=${cl_beam[i]:-}
+}
+
+cl_read_state() {
+	local k v
+	while IFS='=' read -r k v; do
+		case $k in
+		croot | cnodes | starter_pid | epmd_pid) printf -v "$k" '%s' "$v" ;;
+		wrapper_[1-9]) cl_wrapper[${k#wrapper_}]=$v ;;
+		beam_[1-9]) cl_beam[${k#beam_}]=$v ;;
+		esac
+	done <"$cstate"
+}
+
+cl_write_state() {
+	local i
+	{
+		printf 'croot=%s\ncnodes=%s\nstarter_pid=%s\nepmd_pid=%s\n' \
+			"$croot" "$cnodes" "$starter_pid" "$epmd_pid"
+		for ((i = 1; i <= cnodes; i++)); do
+			printf 'wrapper_%d=%s\nbeam_%d=%s\n' "$i" "${cl_wrapper[i]:-}" "$i" "${cl_beam[i]:-}"
+		done
+	} >"$cstate.new"
+	mv -f "$cstate.new" "$cstate"
+}
+
+cl_epmd_ours() { dir=$croot is_ours "$epmd_pid" '*epmd*'; }
+
+# Node I's beam, once its pid file names it (the wrapper's child before that).
+cl_beam_running() {
+	cl_node "$1"
+	if [[ -z $beam_pid ]] && is_ours "$wrapper_pid" '*rabbitmq-server*'; then
+		beam_pid=$(pgrep -o -P "$wrapper_pid" || true)
+		cl_beam[$1]=$beam_pid
+	fi
+	is_ours "$beam_pid" '*beam*'
+}
+
+# rabbitmqctl -n NODE-I ARGS, bounded by SECONDS (the first argument), in a subshell so
+# that node_env stays there.
+cl_ctl_timed() {
+	local secs=$1 i=$2
+	shift 2
+	(
+		cl_node "$i"
+		node_env
+		timeout -k 5 "$secs" "$rmq_bin/rabbitmqctl" -n "$node" "$@"
+	)
+}
+
+# How many nodes rabbitmqctl cluster_status, asked of node I, lists as running.
+cl_running_count() {
+	cl_ctl_timed 30 "$1" cluster_status --formatter json 2>/dev/null |
+		python3 -c 'import json,sys; print(len(json.load(sys.stdin)["running_nodes"]))' 2>/dev/null ||
+		echo 0
+}
+
+# Stops every process of the cluster by PID: SIGTERM to every beam at once (they stop in
+# parallel), a bounded wait each, SIGKILL for any left, then the wrappers and epmd; deletes
+# ROOT and the state file.
+cl_teardown() {
+	local i
+	for ((i = 1; i <= cnodes; i++)); do
+		if cl_beam_running "$i"; then
+			kill -TERM "$beam_pid" 2>/dev/null || true
+		fi
+	done
+	for ((i = 1; i <= cnodes; i++)); do
+		cl_node "$i"
+		signal_and_wait "$beam_pid" '*beam*' 30
+		signal_and_wait "$wrapper_pid" '*rabbitmq-server*' 5
+	done
+	dir=$croot signal_and_wait "$epmd_pid" '*epmd*' 5
+	if [[ $croot == "$tmp_root/salvo-rabbitmq-cluster-$cbase."* && -d $croot ]]; then
+		rm -rf -- "$croot"
+	fi
+	rm -f -- "$cstate" "$cstate.new"
+}
+
+cl_dump_logs() {
+	local f i
+	[[ -n $croot ]] || return 0
+	f=$croot/epmd.log
+	[[ -s $f ]] && { echo "==> $f <==" && tail -n 20 "$f"; } >&2
+	for ((i = 1; i <= cnodes; i++)); do
+		for f in "$croot/node$i/broker.out" "$croot/node$i"/log/*.log; do
+			[[ -s $f ]] && { echo "==> $f <==" && tail -n 30 "$f"; } >&2
+		done
+	done
+}
+
+cl_start_failed() {
+	trap - EXIT INT TERM
+	log "cluster start: $1"
+	cl_dump_logs
+	cl_teardown
+	exit 1
+}
+
+# Starts node I's rabbitmq-server on its directory (new or kept), recording the wrapper.
+cl_launch() {
+	cl_node "$1"
+	(
+		node_env
+		cd "$dir"
+		rm -f "$dir/beam.pid"
+		exec setsid "$rmq_bin/rabbitmq-server" </dev/null >>"$dir/broker.out" 2>&1
+	) &
+	cl_wrapper[$1]=$!
+	cl_beam[$1]=""
+	cl_write_state
+}
+
+# Waits until node I answers AMQP and its pid file names our beam; $2 is the failure
+# function, $3 the deadline (in $SECONDS).
+cl_wait_amqp() {
+	local i=$1 fail=$2 deadline=$3
+	cl_node "$i"
+	while ! amqp_ready; do
+		is_ours "$wrapper_pid" '*rabbitmq-server*' || "$fail" "node $i exited during startup"
+		((SECONDS < deadline)) || "$fail" "node $i did not accept AMQP on port $port in time"
+		sleep 0.25
+	done
+	beam_pid=$(<"$dir/beam.pid")
+	is_ours "$beam_pid" '*beam*' || "$fail" "pid file $dir/beam.pid does not name node $i's beam"
+	cl_beam[i]=$beam_pid
+	cl_write_state
+	check_loopback || "$fail" "a listener of node $i is not bound to 127.0.0.1"
+}
+
+# Waits until node I's cluster_status lists every node running.
+cl_wait_members() {
+	local i=$1 fail=$2 deadline=$3 got
+	while :; do
+		got=$(cl_running_count "$i")
+		((got == cnodes)) && return 0
+		((SECONDS < deadline)) || "$fail" "node $i lists $got of $cnodes nodes running"
+		sleep 0.5
+	done
+}
+
+cmd_cluster_start() {
+	local i p t0=$SECONDS
+	cnodes=${1:-3}
+	[[ $cnodes =~ ^[1-9]$ ]] || die "usage: $0 cluster start [N], N in 1..9 (got '$cnodes')"
+	if ! (set -C && echo "starter_pid=$$" >"$cstate") 2>/dev/null; then
+		[[ -f $cstate ]] || die "cannot create $cstate"
+		local want=$cnodes cmd alive=0
+		cl_read_state
+		cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/${starter_pid:-0}/cmdline") || cmd=""
+		for ((i = 1; i <= cnodes; i++)); do
+			cl_beam_running "$i" && alive=1
+		done
+		if ((alive)) || cl_epmd_ours || [[ $cmd == *rabbitmq.sh*cluster*start* ]]; then
+			die "a cluster is already running (or starting) on port $cbase, see $cstate; run cluster stop first"
+		fi
+		log "removing stale state $cstate"
+		cl_teardown
+		cnodes=$want
+		(set -C && echo "starter_pid=$$" >"$cstate") 2>/dev/null || die "lost a race for $cstate"
+	fi
+	starter_pid=$$
+	local deadline=$((SECONDS + cluster_timeout))
+	trap 'cl_start_failed "interrupted"' INT TERM
+	trap 'cl_start_failed "failed (exit $?)"' EXIT
+	for ((p = cbase + 10000; p <= cbase + 10009; p++)); do
+		[[ -z $(ss -Hltn "sport = :$p") ]] || cl_start_failed "TCP port $p is already in use"
+	done
+	for ((i = 0; i < cnodes; i++)); do
+		for p in $((cbase + i)) $((cbase + 20000 + i)); do
+			[[ -z $(ss -Hltn "sport = :$p") ]] || cl_start_failed "TCP port $p is already in use"
+		done
+	done
+	croot=$(mktemp -d "$tmp_root/salvo-rabbitmq-cluster-$cbase.XXXXXX")
+	cl_write_state
+	# One cookie for every node and rabbitmqctl (HOME=ROOT); Erlang insists on mode 0400.
+	(umask 077 && openssl rand -hex 20 | tr -d '\n' >"$croot/.erlang.cookie")
+	chmod 400 "$croot/.erlang.cookie"
+
+	cl_node 1
+	(
+		# shellcheck disable=SC2030 # epmd's marker is ROOT, in this subshell only
+		dir=$croot
+		node_env
+		exec setsid epmd -address 127.0.0.1 -port "$epmd_port" </dev/null >"$croot/epmd.log" 2>&1
+	) &
+	epmd_pid=$!
+	cl_write_state
+	for ((i = 0; ; i++)); do
+		epmd -port "$epmd_port" -names >/dev/null 2>&1 && break
+		if ((i >= 50)) || ! cl_epmd_ours; then
+			cl_start_failed "epmd did not come up on port $epmd_port"
+		fi
+		sleep 0.1
+	done
+
+	log "starting $cnodes nodes (AMQP $cbase..$((cbase + cnodes - 1)), epmd $epmd_port) in $croot"
+	for ((i = 1; i <= cnodes; i++)); do
+		cl_node "$i"
+		mkdir -p "$dir"
+		node_files
+		cl_launch "$i"
+	done
+	for ((i = 1; i <= cnodes; i++)); do
+		cl_wait_amqp "$i" cl_start_failed "$deadline"
+	done
+	log "every node answers AMQP after $((SECONDS - t0)) s; joining them to node 1"
+	for ((i = 2; i <= cnodes; i++)); do
+		local left=$((deadline - SECONDS))
+		((left > 0)) || cl_start_failed "out of time before joining node $i"
+		cl_ctl_timed "$left" "$i" stop_app >/dev/null ||
+			cl_start_failed "rabbitmqctl stop_app on node $i failed"
+		cl_node 1
+		cl_ctl_timed "$left" "$i" join_cluster "$node" >/dev/null ||
+			cl_start_failed "rabbitmqctl join_cluster $node on node $i failed"
+		cl_ctl_timed "$left" "$i" start_app >/dev/null ||
+			cl_start_failed "rabbitmqctl start_app on node $i failed"
+	done
+	for ((i = 1; i <= cnodes; i++)); do
+		cl_wait_amqp "$i" cl_start_failed "$deadline"
+	done
+	cl_wait_members 1 cl_start_failed "$deadline"
+	trap - EXIT INT TERM
+	log "cluster of $cnodes ready after $((SECONDS - t0)) s (epmd $epmd_pid)"
+	for ((i = 1; i <= cnodes; i++)); do
+		cl_node "$i"
+		echo "$uri"
+	done
+}
+
+cl_need_state() {
+	[[ -e $cstate ]] || die "no cluster running on port $cbase (no $cstate)"
+	cl_read_state
+}
+
+# NODE argument: 1..cnodes.
+cl_need_node() {
+	if ! [[ ${1:-} =~ ^[1-9]$ ]] || (($1 > cnodes)); then
+		die "NODE must be 1..$cnodes, got '${1:-}'"
+	fi
+}
+
+cmd_cluster_stop() {
+	if [[ ! -e $cstate ]]; then
+		log "no cluster running on port $cbase (no $cstate)"
+		return 0
+	fi
+	cl_read_state
+	cl_teardown
+	log "stopped the cluster on port $cbase"
+}
+
+cmd_cluster_status() {
+	local i bad=0 state
+	cl_need_state
+	for ((i = 1; i <= cnodes; i++)); do
+		state=running
+		if ! cl_beam_running "$i"; then
+			state=stopped bad=1
+		elif ! amqp_ready; then
+			state="running, not accepting AMQP" bad=1
+		fi
+		echo "$uri node=$i beam_pid=${beam_pid:-none} wrapper_pid=${wrapper_pid:-none} $state"
+	done
+	if cl_epmd_ours; then
+		echo "epmd_pid=$epmd_pid root=$croot"
+	else
+		echo "epmd_pid=$epmd_pid not running root=$croot"
+		bad=1
+	fi
+	return $bad
+}
+
+# kill NODE: SIGKILL node NODE's beam by its recorded PID, keeping its files, as a power cut
+# would; the other nodes and epmd go on.
+cmd_cluster_kill() {
+	local i
+	cl_need_state
+	cl_need_node "${1:-}"
+	cl_beam_running "$1" || die "node $1 is not running"
+	kill -KILL "$beam_pid"
+	for ((i = 0; i < 100; i++)); do
+		is_ours "$beam_pid" '*beam*' || break
+		sleep 0.1
+	done
+	is_ours "$beam_pid" '*beam*' && die "node $1's beam $beam_pid survived SIGKILL"
+	for ((i = 0; i < 50; i++)); do
+		is_ours "$wrapper_pid" '*rabbitmq-server*' || break
+		sleep 0.1
+	done
+	log "killed node $1 (beam $beam_pid, SIGKILL); $dir kept"
+}
+
+cl_restart_failed() {
+	log "cluster restart: $1"
+	cl_dump_logs
+	exit 1
+}
+
+# restart NODE: start a killed node again on its files; wait until it answers AMQP and its
+# cluster_status lists every node running (it rejoins by itself: it is a member).
+cmd_cluster_restart() {
+	local t0=$SECONDS deadline=$((SECONDS + cluster_timeout))
+	cl_need_state
+	cl_need_node "${1:-}"
+	! cl_beam_running "$1" || die "node $1 (beam $beam_pid) still running: kill it first"
+	cl_epmd_ours || die "the cluster's epmd is not running (stale $cstate)"
+	cl_launch "$1"
+	cl_wait_amqp "$1" cl_restart_failed "$deadline"
+	cl_wait_members "$1" cl_restart_failed "$deadline"
+	log "node $1 back in the cluster after $((SECONDS - t0)) s (beam $beam_pid)"
+	cl_node "$1"
+	echo "$uri"
+}
+
+cmd_cluster_ctl() {
+	cl_need_state
+	cl_need_node "${1:-}"
+	cl_node "$1"
+	shift
+	node_env
+	exec "$rmq_bin/rabbitmqctl" -n "$node" "$@"
+}
+
+cmd_cluster() {
+	cluster_check_base
+	local usage="usage: $0 cluster start [N]|stop|status|kill NODE|restart NODE|ctl NODE ARGS..."
+	case ${1:-} in
+	start)
+		(($# <= 2)) || die "$usage"
+		cmd_cluster_start "${2:-3}"
+		;;
+	stop) cmd_cluster_stop ;;
+	status) cmd_cluster_status ;;
+	kill) cmd_cluster_kill "${2:-}" ;;
+	restart) cmd_cluster_restart "${2:-}" ;;
+	ctl) shift && cmd_cluster_ctl "$@" ;;
+	*) die "$usage" ;;
+	esac
+}
+
+
 case ${1:-} in
 start)
 	[[ ${2:-} == "" || ${2:-} == --tls ]] || die "usage: $0 start [--tls]"
@@ -373,5 +779,6 @@ status) cmd_status ;;
 crash) cmd_crash ;;
 restart) cmd_restart ;;
 ctl) shift && cmd_ctl "$@" ;;
-*) die "usage: $0 start [--tls]|stop|status|crash|restart|ctl ARGS..." ;;
+cluster) shift && cmd_cluster "$@" ;;
+*) die "usage: $0 start [--tls]|stop|status|crash|restart|ctl ARGS...|cluster ..." ;;
 esac
