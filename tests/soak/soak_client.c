@@ -451,6 +451,21 @@ static long queue_depths(long depth[MAX_CONNS])
 	return sum;
 }
 
+/* The host and port of an amqp:// URI ("5672" when it names none). */
+static void endpoint(const char *uri, char host[256], char port[16])
+{
+	const char *s = strstr(uri, "://"), *at, *end, *colon;
+
+	s = s ? s + 3 : uri;
+	end = s + strcspn(s, "/?");
+	at = memchr(s, '@', (size_t)(end - s));
+	if (at)
+		s = at + 1;
+	colon = memrchr(s, ':', (size_t)(end - s));
+	snprintf(host, 256, "%.*s", (int)((colon ? colon : end) - s), s);
+	snprintf(port, 16, "%.*s", colon ? (int)(end - colon - 1) : 4, colon ? colon + 1 : "5672");
+}
+
 static void connect_all(int nuris, char **uris)
 {
 	salvo_table *args = salvo_table_new();
@@ -468,14 +483,19 @@ static void connect_all(int nuris, char **uris)
 		snprintf(c->queue, sizeof c->queue, "%s-q%u", run.prefix, i);
 		snprintf(c->consumes, sizeof c->consumes, "%s-q%u", run.prefix, (i + 1) % run.nconns);
 		snprintf(num, sizeof num, "%u", run.heartbeat);
-		/* The first URI (with credentials) is "uri"; the others follow it in turn. */
+		/* The first URI sets the credentials ("uri"); connection i starts at URI i
+		 * ("host", "port") and fails over to the others in turn ("uri.add"). */
 		bool ok = conf && salvo_conf_set(conf, "uri", uris[0], errstr, sizeof errstr) == 0;
 		for (int k = 0; ok && k < nuris; k++) {
-			int u = (int)((i + (unsigned)k) % (unsigned)nuris);
-			if (k == 0 && u != 0)
-				ok = salvo_conf_set(conf, "uri.add", uris[0], errstr, sizeof errstr) == 0;
-			if (ok && u != 0)
-				ok = salvo_conf_set(conf, "uri.add", uris[u], errstr, sizeof errstr) == 0;
+			char host[256], port[16], add[300];
+			endpoint(uris[(i + (unsigned)k) % (unsigned)nuris], host, port);
+			if (k == 0) {
+				ok = salvo_conf_set(conf, "host", host, errstr, sizeof errstr) == 0 &&
+				     salvo_conf_set(conf, "port", port, errstr, sizeof errstr) == 0;
+			} else {
+				snprintf(add, sizeof add, "amqp://%s:%s", host, port);
+				ok = salvo_conf_set(conf, "uri.add", add, errstr, sizeof errstr) == 0;
+			}
 		}
 		ok = ok && salvo_conf_set(conf, "connection_name", c->name, errstr, sizeof errstr) == 0 &&
 		     salvo_conf_set(conf, "heartbeat", num, errstr, sizeof errstr) == 0 &&
