@@ -6,8 +6,9 @@
 #   no broker again under AddressSanitizer and UBSan (build-asan); on request, the engine
 #   and integration suites under ThreadSanitizer (build-tsan). Exits non-zero if anything
 #   fails.
-# SALVO_BUILD_DIR (default build), SALVO_TEST_PORT (default 5679) and SALVO_TEST_SANITIZE
-# (below) can be overridden.
+# Then the chaos soak (scripts/soak.sh) for 2 minutes against a 3-node cluster of its own.
+# SALVO_BUILD_DIR (default build), SALVO_TEST_PORT (default 5679), SALVO_TEST_SANITIZE and
+# SALVO_TEST_SOAK_MINUTES (below) can be overridden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -98,6 +99,25 @@ if [ "$sanitize" != 0 ]; then
 		--timeout-multiplier 3 || status=$?
 fi
 
+# The chaos soak (scripts/soak.sh, docs/tests.md): SALVO_TEST_SOAK_MINUTES (default 2; 0
+# skips it) of faults against a 3-node cluster of its own (SALVO_TEST_CLUSTER_PORT), through
+# its proxy (SALVO_SOAK_PROXY_PORT). The single test broker is stopped first: the suites are
+# done with it, and the cluster needs the memory.
+soak_minutes=${SALVO_TEST_SOAK_MINUTES:-2}
+soak_line=""
+if [ "$soak_minutes" != 0 ]; then
+	stop_broker
+	soak_status=0
+	SALVO_BUILD_DIR=$builddir bash scripts/soak.sh "$soak_minutes" \
+		--json "$builddir/soak.json" || soak_status=$?
+	if [ "$soak_status" = 0 ]; then
+		soak_line="salvo soak ($soak_minutes min): passed"
+	else
+		soak_line="salvo soak ($soak_minutes min): FAILED (exit $soak_status; $builddir/soak.json)"
+		status=1
+	fi
+fi
+
 # One closing line per build, from meson's own record of the run, after the failed tests
 # with the end of their output: a CI log is often read from its tail, and a long run
 # pushes meson's own failure reports out of it.
@@ -123,4 +143,5 @@ for name, build in (("salvo", sys.argv[1]), ("salvo (sanitizers)", sys.argv[2]),
     lines.append("%s: %d passed, %d failed, %d skipped" % (name, counts["OK"], counts["FAIL"], counts["SKIP"]))
 print("\n".join(lines))
 PY
+[ -z "$soak_line" ] || echo "$soak_line"
 exit $status

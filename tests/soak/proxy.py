@@ -63,8 +63,10 @@ class Conn:
 
 class Proxy:
     def __init__(self, pairs):
-        """pairs: [(listen_port, target_port)], every socket on 127.0.0.1."""
+        """pairs: [(listen_port, target_port)], every socket on 127.0.0.1; a listen port
+        of 0 takes one the kernel chooses (self.ports lists those listened on)."""
         self.lock = threading.Lock()
+        self.ports = []
         self.conns = set()
         self.accepted = 0
         self.listeners = []
@@ -73,6 +75,7 @@ class Proxy:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", listen))
             s.listen(64)
+            self.ports.append(s.getsockname()[1])
             self.listeners.append(s)
             threading.Thread(target=self._accept, args=(s, target), daemon=True).start()
 

@@ -193,7 +193,7 @@ static void *produce(void *arg)
 {
 	struct producer *p = arg;
 	salvo_publisher_opts opts = {.confirm = p->sync ? SALVO_CONFIRM_SYNC : SALVO_CONFIRM_ASYNC,
-				     .window = 1024,
+				     .window = 256,
 				     .on_outcome = p->sync ? NULL : on_outcome,
 				     .on_outcome_arg = p};
 	double start = now_s();
@@ -501,11 +501,11 @@ static void connect_all(int nuris, char **uris)
 		     salvo_conf_set(conf, "heartbeat", num, errstr, sizeof errstr) == 0 &&
 		     salvo_conf_set(conf, "connection_timeout", "5000", errstr, sizeof errstr) == 0 &&
 		     salvo_conf_set(conf, "rpc_timeout", "15000", errstr, sizeof errstr) == 0 &&
-		     /* A ring's pages count in RSS once first written: rings of 256 KiB (the
-		      * window's 1024 messages take about 140 KiB) are written through within
-		      * the first 15 s, so that RSS later measures growth, not first touches of
-		      * the default 4 MiB. */
-		     salvo_conf_set(conf, "publisher.ring_size", "262144", errstr, sizeof errstr) == 0 &&
+		     /* A ring's pages count in RSS once first written: rings of 64 KiB (the
+		      * async window's 256 messages take about 36 KiB) are written through in
+		      * the first seconds, so that RSS later measures growth, not first
+		      * touches of the default 4 MiB. */
+		     salvo_conf_set(conf, "publisher.ring_size", "65536", errstr, sizeof errstr) == 0 &&
 		     salvo_conf_set(conf, "reconnect.initial_delay", "100", errstr, sizeof errstr) == 0 &&
 		     salvo_conf_set(conf, "reconnect.max_delay", "2000", errstr, sizeof errstr) == 0;
 		if (!ok) {
