@@ -132,16 +132,19 @@ class Cluster:
         return None
 
 
-def inject(kind, rnd, cluster, prx, t):
-    """Carries the fault out (blocking until it is over); returns (target, settle), settle
-    being the time from which the rate may count as recovered (the end of an alarm)."""
+def inject(kind, rnd, cluster, prx, clock):
+    """Carries the fault out (blocking until it is over); returns (target, hit, settle):
+    hit is when it took effect (clock() after the command that did it: rabbitmqctl takes a
+    second or two to start), settle when the rate may count as recovered again (the end
+    of an alarm; hit for the others)."""
     n = len(cluster.nodes)
     if kind == "kill":
         node = rnd.randint(1, n)
         cluster.run("kill", node)
+        hit = clock()
         time.sleep(KILL_DOWN_S)
         cluster.run("restart", node)
-        return "node %d" % node, 0.0
+        return "node %d" % node, hit, hit
     if kind == "close":
         conn = rnd.randrange(CONNECTIONS)
         node = rnd.randint(1, n)
@@ -150,18 +153,22 @@ def inject(kind, rnd, cluster, prx, t):
         if pid is None:
             raise RuntimeError("connection %s not listed by node %d" % (name, node))
         cluster.run("ctl", node, "close_connection", pid, "soak fault")
-        return name, 0.0
+        hit = clock()
+        return name, hit, hit
     if kind == "cut":
-        return "all (%d connections)" % prx.cut(), 0.0
+        hit = clock()
+        return "all (%d connections)" % prx.cut(), hit, hit
     if kind == "stall":
+        hit = clock()
         count = prx.stall(STALL_S)
         time.sleep(STALL_S)
-        return "all (%d connections) %.0f s" % (count, STALL_S), 0.0
+        return "all (%d connections) %.0f s" % (count, STALL_S), hit, hit
     node = rnd.randint(1, n)
     cluster.run("ctl", node, "set_vm_memory_high_watermark", "absolute", "1")
+    hit = clock()
     time.sleep(ALARM_S)
     cluster.run("ctl", node, "set_vm_memory_high_watermark", "0.4")
-    return "node %d %.0f s" % (node, ALARM_S), ALARM_S
+    return "node %d %.0f s" % (node, ALARM_S), hit, clock()
 
 
 def at(progress, t, key):
@@ -180,7 +187,7 @@ def recovery(progress, fault, until):
     and the connection closed (close) has reconnected; None if not before until."""
     t = fault["t"]
     pre = (at(progress, t, "acked") - at(progress, t - 5, "acked")) / 5.0
-    settle = t + fault["settle"]
+    settle = fault["settle"]
     rec_before = [0] * CONNECTIONS
     for pt, f in progress:
         if pt <= t:
@@ -257,11 +264,13 @@ def main():
                 deck = list(KINDS)
                 rnd.shuffle(deck)
             kind = deck.pop()
-            f = {"t": now, "kind": kind}
             log("soak: t=%.1f fault %s" % (now, kind))
-            f["target"], f["settle"] = inject(kind, rnd, cluster, prx, now)
+            f = {"kind": kind, "began": now}
+            f["target"], f["t"], f["settle"] = inject(kind, rnd, cluster, prx,
+                                                      lambda: time.monotonic() - t0)
             f["end"] = time.monotonic() - t0
-            log("soak: t=%.1f fault %s %s over" % (f["end"], kind, f["target"]))
+            log("soak: t=%.1f fault %s %s took effect at t=%.1f, over" %
+                (f["end"], kind, f["target"], f["t"]))
             faults.append(f)
             next_fault = f["end"] + rnd.uniform(5, 15)
         log("soak: t=%.1f stopping the producers, draining" % (time.monotonic() - t0))
@@ -329,12 +338,13 @@ def main():
     # The table.
     rows = []
     for i, f in enumerate(faults):
-        until = faults[i + 1]["t"] if i + 1 < len(faults) else (stop_t or 1e9)
+        until = faults[i + 1]["began"] if i + 1 < len(faults) else (stop_t or 1e9)
         rec, pre, rec_t = recovery(progress, f, until)
         resent = (at(progress, rec_t if rec_t else until, "resent") -
                   at(progress, f["t"], "resent"))
         rows.append({"t": round(f["t"], 1), "kind": f["kind"], "target": f["target"],
                      "lasted_s": round(f["end"] - f["t"], 1),
+                     "command_s": round(f["t"] - f["began"], 1),
                      "pre_rate": round(pre, 1),
                      "recovered_s": None if rec is None else round(rec, 1),
                      "resent": resent})
