@@ -314,6 +314,9 @@ def main():
               (r["queue_depths"], r["drain_s"]))
         check("nothing foreign consumed", r["foreign"] == 0,
               "%d bodies that name no message of this run" % r["foreign"])
+        stopped = ["producer %d: %s" % (p["id"], p["error"]) for p in r["producers"] if p["error"]]
+        check("every producer ran to the end", not stopped,
+              "; ".join(stopped) if stopped else "%d producers" % len(r["producers"]))
         check("messages published", r["published"] > 0 and r["acked"] > 0,
               "%d published, %d acked" % (r["published"], r["acked"]))
 

@@ -62,8 +62,9 @@ struct producer {
 	struct conn *conn;
 	pthread_t thread;
 	salvo_publisher *pub;
-	/* Sequences handed out: 0 .. next-1. */
-	uint64_t next;
+	/* Sequences handed out: 0 .. next-1. Written by the producer's thread only; atomic
+	 * for the progress lines, which read it from the main thread. */
+	_Atomic uint64_t next;
 	/* Outcomes seen by this program (on_outcome or a sync publish's return). */
 	_Atomic uint64_t acked, nacked, failed, unknown;
 	struct bits confirmed; /* under run.lock */
@@ -204,17 +205,18 @@ static void *produce(void *arg)
 		die("publisher", rc, &err);
 	while (!atomic_load(&run.stop)) {
 		char body[BODY_LEN];
-		int n = snprintf(body, sizeof body, "%u %" PRIu64 " ", p->id, p->next);
+		uint64_t mine = atomic_load(&p->next);
+		int n = snprintf(body, sizeof body, "%u %" PRIu64 " ", p->id, mine);
 		memset(body + n, '.', sizeof body - (size_t)n);
 		salvo_msg m = {.exchange = "",
 			       .routing_key = p->conn->queue,
 			       .body = body,
 			       .len = sizeof body,
 			       .flags = SALVO_MSG_PERSISTENT,
-			       .opaque = (void *)(uintptr_t)p->next};
+			       .opaque = (void *)(uintptr_t)mine};
 		uint64_t seq = 0;
 
-		pace(&start, p->next);
+		pace(&start, mine);
 		rc = salvo_publish_msg(p->pub, &m, p->sync ? 60000 : 1000, &seq, &err);
 		if (seq == 0) {
 			/* Nothing queued: a full window or ring (a block, a reconnection), or a
@@ -226,7 +228,7 @@ static void *produce(void *arg)
 			}
 			continue;
 		}
-		uint64_t mine = p->next++;
+		atomic_store(&p->next, mine + 1);
 		if (!p->sync) {
 			salvo_publisher_poll(p->pub, 0, NULL);
 			continue;
@@ -311,7 +313,7 @@ static void totals(uint64_t *published, uint64_t *acked, uint64_t *nacked, uint6
 		*resent += st.resent;
 		for (int k = 0; k < 2; k++) {
 			struct producer *p = &run.conns[i].prod[k];
-			*published += p->next; /* read racily: a progress figure */
+			*published += atomic_load(&p->next);
 			*acked += atomic_load(&p->acked);
 			*nacked += atomic_load(&p->nacked);
 			*failed += atomic_load(&p->failed);
@@ -529,6 +531,20 @@ static void connect_all(int nuris, char **uris)
 	salvo_table_destroy(args);
 }
 
+/* s as the inside of a JSON string: quotes, backslashes and control bytes escaped. */
+static void print_json_text(const char *s)
+{
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+		if (ch == '"' || ch == '\\')
+			printf("\\%c", ch);
+		else if (ch < 0x20)
+			printf("\\u%04x", ch);
+		else
+			putchar(ch);
+	}
+}
+
 static void print_result(long depth_sum, const long *depth, double drain_s)
 {
 	uint64_t published = 0, acked = 0, nacked = 0, failed = 0, unknown = 0, lost = 0;
@@ -548,10 +564,12 @@ static void print_result(long depth_sum, const long *depth, double drain_s)
 		printf("%s{\"id\": %u, \"mode\": \"%s\", \"conn\": %u, \"published\": %" PRIu64
 		       ", \"acked\": %" PRIu64 ", \"nacked\": %" PRIu64 ", \"failed\": %" PRIu64
 		       ", \"unknown\": %" PRIu64 ", \"confirmed\": %" PRIu64 ", \"lost\": %" PRIu64
-		       ", \"error\": \"%s\"}",
+		       ", \"error\": \"",
 		       id ? ", " : "", id, p->sync ? "sync" : "async", id / 2, p->next,
 		       atomic_load(&p->acked), atomic_load(&p->nacked), atomic_load(&p->failed),
-		       atomic_load(&p->unknown), confirmed, plost, p->error[0] ? "stopped early" : "");
+		       atomic_load(&p->unknown), confirmed, plost);
+		print_json_text(p->error);
+		printf("\"}");
 		published += p->next;
 		acked += atomic_load(&p->acked);
 		nacked += atomic_load(&p->nacked);
