@@ -100,16 +100,22 @@ if [ "$sanitize" != 0 ]; then
 fi
 
 # The chaos soak (scripts/soak.sh, docs/tests.md): SALVO_TEST_SOAK_MINUTES (default 2; 0
-# skips it) of faults against a 3-node cluster of its own (SALVO_TEST_CLUSTER_PORT), through
+# skips it) of faults against the cluster of SALVO_TEST_CLUSTER_URIS when it is still
+# running (SALVO_TEST_CLUSTER_PORT), else against a 3-node cluster of the soak's own, through
 # its proxy (SALVO_SOAK_PROXY_PORT). The single test broker is stopped first: the suites are
 # done with it, and the cluster needs the memory.
 soak_minutes=${SALVO_TEST_SOAK_MINUTES:-2}
 soak_line=""
 if [ "$soak_minutes" != 0 ]; then
 	stop_broker
+	soak_cluster=""
+	if [ -n "${SALVO_TEST_CLUSTER_URIS:-}" ] &&
+		bash scripts/rabbitmq.sh cluster status </dev/null >/dev/null 2>&1; then
+		soak_cluster=$SALVO_TEST_CLUSTER_URIS
+	fi
 	soak_status=0
-	SALVO_BUILD_DIR=$builddir bash scripts/soak.sh "$soak_minutes" \
-		--json "$builddir/soak.json" || soak_status=$?
+	SALVO_BUILD_DIR=$builddir SALVO_SOAK_CLUSTER_URIS=$soak_cluster bash scripts/soak.sh \
+		"$soak_minutes" --json "$builddir/soak.json" || soak_status=$?
 	if [ "$soak_status" = 0 ]; then
 		soak_line="salvo soak ($soak_minutes min): passed"
 	else

@@ -28,7 +28,8 @@
  *	result {JSON}			the end: counts, losses, duplicates, queue depths
  * The run ends on a line "stop" on stdin, or at end of file: the producers stop and wait
  * for every outcome, the listeners drain the queues (at most 120 s), then each queue is
- * checked empty with a passive declare. Exit status 0 once the result is printed, 1 when
+ * checked empty with a passive declare, and the queues are deleted (they are deleted
+ * before the run too, should an earlier one have left them). Exit status 0 once the result is printed, 1 when
  * setting up failed, 2 for a usage error. Judging the result is the driver's job.
  */
 #include <dirent.h>
@@ -468,6 +469,24 @@ static void endpoint(const char *uri, char host[256], char port[16])
 	snprintf(port, 16, "%.*s", colon ? (int)(end - colon - 1) : 4, colon ? colon + 1 : "5672");
 }
 
+/* The run's queues deleted, once its result is printed (a failure only reported). */
+static void delete_queues(void)
+{
+	salvo_channel *ch;
+	salvo_error err;
+	char line[512];
+	int rc = salvo_channel_open(run.conns[0].client, &ch, &err);
+
+	if (rc == 0) {
+		for (unsigned i = 0; i < run.nconns && rc == 0; i++)
+			rc = salvo_queue_delete(ch, run.conns[i].queue, 0, NULL, &err);
+		salvo_channel_close(ch, NULL);
+	}
+	if (rc)
+		fprintf(stderr, "soak_client: deleting the queues: %s\n",
+			salvo_error_format(&err, line, sizeof line));
+}
+
 static void connect_all(int nuris, char **uris)
 {
 	salvo_table *args = salvo_table_new();
@@ -524,8 +543,11 @@ static void connect_all(int nuris, char **uris)
 		die("arguments", SALVO_ERR_NO_MEMORY, NULL);
 	if ((rc = salvo_channel_open(run.conns[0].client, &ch, &err)))
 		die("channel", rc, &err);
+	/* Deleted first: a queue left by an earlier run on the same cluster would hand this
+	 * run messages it did not publish under the same (producer, sequence) names. */
 	for (unsigned i = 0; i < run.nconns; i++)
-		if ((rc = salvo_queue_declare(ch, run.conns[i].queue, SALVO_DURABLE, args, NULL, &err)))
+		if ((rc = salvo_queue_delete(ch, run.conns[i].queue, 0, NULL, &err)) ||
+		    (rc = salvo_queue_declare(ch, run.conns[i].queue, SALVO_DURABLE, args, NULL, &err)))
 			die(run.conns[i].queue, rc, &err);
 	salvo_channel_close(ch, &err);
 	salvo_table_destroy(args);
@@ -728,6 +750,7 @@ int main(int argc, char **argv)
 	poll_events();
 	sample();
 	print_result(depth_sum, depth, drain_s);
+	delete_queues();
 	for (unsigned c = 0; c < run.nconns; c++) {
 		salvo_error err;
 		salvo_client_close(run.conns[c].client, 5000, &err);
