@@ -608,6 +608,16 @@ SALVO_API const salvo_props *salvo_message_props(const salvo_message *m);
  */
 SALVO_API uint32_t salvo_message_record_index(const salvo_message *m);
 SALVO_API uint32_t salvo_message_record_count(const salvo_message *m);
+/*
+ * A stream's offset of m: RabbitMQ puts each stream delivery's offset in the header
+ * x-stream-offset (a long). Returns 0 with *offset set; SALVO_ERR_UNSUPPORTED when m has
+ * no such header (it did not come from a stream); SALVO_ERR_PROTOCOL when the header's
+ * first entry holds something other than a non-negative integer (a string, a negative
+ * number, an unsigned 64-bit one over INT64_MAX); SALVO_ERR_INVALID_ARGUMENT for m or
+ * offset NULL. *offset is set only on success. Records of an envelope share their
+ * envelope's offset (see salvo_message_record_index). Any thread.
+ */
+SALVO_API int salvo_message_stream_offset(const salvo_message *m, uint64_t *offset);
 /* Free the message. An unacknowledged message stays unacknowledged (the broker requeues
  * it when the channel closes). NULL is ignored. Any thread. A record holds its envelope's
  * memory (one block for all its records) until every record of it is destroyed. */
@@ -1292,6 +1302,25 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * listener waits for the connection and makes a new one: it runs its setup hook again,
  * declares the queue again if asked, and consumes again. It ends by itself only when the
  * client has closed for good (reconnection off, or given up).
+ *
+ * On a stream (x-queue-type stream: deliveries carry their offset, see
+ * salvo_message_stream_offset) the listener resumes where it stopped. It remembers the
+ * position of the last delivery it handed to the callback (the offset, and the record when
+ * an envelope is split), and every consume after the first starts just past it: with the
+ * consume argument x-stream-offset set to that offset + 1 (or to the offset itself when
+ * records of that envelope were not handed out yet), in place of the caller's. Deliveries
+ * the broker sends again at or before that position are acked without the callback
+ * (salvo_listener_stats.stream_skipped). So a reconnection repeats nothing the callback
+ * had and loses nothing it had not: deliveries received and not yet handed out when the
+ * consumer ended come again. Until a first delivery is handed out, each consume uses the
+ * caller's arguments as they are ("next" then starts at the stream's end again). A stream
+ * neither requeues nor dead-letters, and takes acks only (RabbitMQ 3.10 closes the
+ * connection with 540 NOT_IMPLEMENTED over a nack or reject of a stream's delivery): the
+ * listener acks a stream's delivery for REQUEUE and REJECT too (counted as requeued and
+ * rejected), the ack being only credit there; it is not delivered again, and the position
+ * moves past it. A callback that settles a stream's delivery itself (SETTLED, KEEP) must
+ * ack it. Offsets below the stream's retention are gone: the broker starts at its first.
+ * See no_stream for queues whose messages carry x-stream-offset without being a stream's.
  */
 typedef struct salvo_listener salvo_listener;
 
@@ -1323,6 +1352,19 @@ typedef struct salvo_listener_opts {
 	 * handled as the consume's would be. */
 	salvo_on_connect_fn setup;
 	void *setup_arg;
+	/* queue.declare's arguments when declare is set (x-queue-type, x-delivery-limit,
+	 * x-single-active-consumer, ...); NULL: none. */
+	const salvo_table *declare_arguments;
+	/* basic.consume's arguments (x-stream-offset, x-priority, ...); NULL: none. A
+	 * stream listener replaces x-stream-offset when it resumes (above). Both tables are
+	 * copied by salvo_listener_new: the caller may change or free them after it returns.
+	 * A field array (salvo_array_new) is refused (SALVO_ERR_INVALID_ARGUMENT). */
+	const salvo_table *consume_arguments;
+	/* true: take no delivery for a stream's, whatever its headers (a message copied from
+	 * a stream into another queue keeps x-stream-offset): no position is kept, every
+	 * consume uses consume_arguments as they are, every delivery goes to the callback,
+	 * and REQUEUE and REJECT are sent as nack and reject. */
+	bool no_stream;
 } salvo_listener_opts;
 
 /*
@@ -1360,6 +1402,8 @@ typedef struct salvo_listener_stats {
 	uint64_t acked, requeued, rejected, kept; /* settled by the listener, or kept */
 	uint64_t settle_errors; /* settles refused (the channel had closed meanwhile) */
 	uint64_t restarts;	/* consumers made again after the first */
+	uint64_t stream_skipped; /* stream deliveries at or before the resume position, acked
+				  * without the callback */
 	salvo_error last_error; /* why the last consumer ended or could not be made */
 } salvo_listener_stats;
 

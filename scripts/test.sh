@@ -2,13 +2,15 @@
 # Set up, build and test salvo from a clean clone:
 #   install dependencies (scripts/setup.sh), configure with warnings as errors, build,
 #   start a throwaway RabbitMQ on 127.0.0.1 (scripts/rabbitmq.sh, with its TLS listener),
-#   run every meson test suite, stop the broker (also on failure); then the suites that need
+#   run every meson test suite but cluster, stop the broker; start a three-node cluster
+#   (scripts/rabbitmq.sh cluster start), run suite cluster, then the chaos soak
+#   (scripts/soak.sh, 2 minutes) on it, stop it (each broker also on failure); then the
+#   suites that need
 #   no broker again under AddressSanitizer and UBSan (build-asan); on request, the engine
 #   and integration suites under ThreadSanitizer (build-tsan). Exits non-zero if anything
 #   fails.
-# Then the chaos soak (scripts/soak.sh) for 2 minutes against a 3-node cluster of its own.
-# SALVO_BUILD_DIR (default build), SALVO_TEST_PORT (default 5679), SALVO_TEST_SANITIZE and
-# SALVO_TEST_SOAK_MINUTES (below) can be overridden.
+# SALVO_BUILD_DIR (default build), SALVO_TEST_PORT (default 5679), SALVO_TEST_CLUSTER_PORT
+# (default 5781), SALVO_TEST_SOAK_MINUTES and SALVO_TEST_SANITIZE (below) can be overridden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,7 +49,55 @@ export SALVO_TEST_URI SALVO_TEST_BROKER_PID
 echo "test broker: $SALVO_TEST_URI (pid $SALVO_TEST_BROKER_PID)"
 
 status=0
-meson test -C "$builddir" --print-errorlogs --verbose || status=$?
+# Suite cluster needs a cluster, not this broker: it runs below.
+meson test -C "$builddir" --print-errorlogs --verbose --no-suite cluster || status=$?
+
+# Suite cluster against a three-node cluster (scripts/rabbitmq.sh cluster start, on
+# SALVO_TEST_CLUSTER_PORT, default 5781, and the two ports after it), with the single broker
+# stopped first: two cores do not run four brokers well. The cluster is stopped by the trap
+# too, also on failure.
+stop_broker
+export SALVO_TEST_CLUSTER_PORT=${SALVO_TEST_CLUSTER_PORT:-5781}
+stop_cluster() { bash scripts/rabbitmq.sh cluster stop </dev/null || true; }
+trap 'stop_broker; stop_cluster' EXIT
+rm -f "$builddir/meson-logs/testlog-cluster.json"
+if cluster=$(bash scripts/rabbitmq.sh cluster start 3 </dev/null); then
+	SALVO_TEST_CLUSTER_URIS=$(tr '\n' ' ' <<<"$cluster")
+	export SALVO_TEST_CLUSTER_URIS=${SALVO_TEST_CLUSTER_URIS% }
+	echo "test cluster: $SALVO_TEST_CLUSTER_URIS"
+	# --logbase: meson's record of this run must not replace the one above.
+	meson test -C "$builddir" --print-errorlogs --verbose --suite cluster \
+		--logbase testlog-cluster || status=$?
+else
+	echo "the test cluster did not start: suite cluster not run" >&2
+	status=1
+fi
+
+# The chaos soak (scripts/soak.sh, docs/tests.md): SALVO_TEST_SOAK_MINUTES (default 2; 0
+# skips it) of faults against the same cluster, through the soak's proxy
+# (SALVO_SOAK_PROXY_PORT, default 5801, and the two ports after it). Should suite cluster
+# have left a node down, the cluster is stopped and the soak starts one of its own.
+soak_minutes=${SALVO_TEST_SOAK_MINUTES:-2}
+soak_line=""
+if [ "$soak_minutes" != 0 ]; then
+	soak_cluster=""
+	if [ -n "${SALVO_TEST_CLUSTER_URIS:-}" ] &&
+		bash scripts/rabbitmq.sh cluster status </dev/null >/dev/null 2>&1; then
+		soak_cluster=$SALVO_TEST_CLUSTER_URIS
+	else
+		stop_cluster
+	fi
+	soak_status=0
+	SALVO_BUILD_DIR=$builddir SALVO_SOAK_CLUSTER_URIS=$soak_cluster bash scripts/soak.sh \
+		"$soak_minutes" --json "$builddir/soak.json" </dev/null || soak_status=$?
+	if [ "$soak_status" = 0 ]; then
+		soak_line="salvo soak ($soak_minutes min): passed"
+	else
+		soak_line="salvo soak ($soak_minutes min): FAILED (exit $soak_status; $builddir/soak.json)"
+		status=1
+	fi
+fi
+stop_cluster
 
 # Sanitizer passes, each in its own build directory, every report fatal.
 # SALVO_TEST_SANITIZE chooses them:
@@ -99,40 +149,17 @@ if [ "$sanitize" != 0 ]; then
 		--timeout-multiplier 3 || status=$?
 fi
 
-# The chaos soak (scripts/soak.sh, docs/tests.md): SALVO_TEST_SOAK_MINUTES (default 2; 0
-# skips it) of faults against the cluster of SALVO_TEST_CLUSTER_URIS when it is still
-# running (SALVO_TEST_CLUSTER_PORT), else against a 3-node cluster of the soak's own, through
-# its proxy (SALVO_SOAK_PROXY_PORT). The single test broker is stopped first: the suites are
-# done with it, and the cluster needs the memory.
-soak_minutes=${SALVO_TEST_SOAK_MINUTES:-2}
-soak_line=""
-if [ "$soak_minutes" != 0 ]; then
-	stop_broker
-	soak_cluster=""
-	if [ -n "${SALVO_TEST_CLUSTER_URIS:-}" ] &&
-		bash scripts/rabbitmq.sh cluster status </dev/null >/dev/null 2>&1; then
-		soak_cluster=$SALVO_TEST_CLUSTER_URIS
-	fi
-	soak_status=0
-	SALVO_BUILD_DIR=$builddir SALVO_SOAK_CLUSTER_URIS=$soak_cluster bash scripts/soak.sh \
-		"$soak_minutes" --json "$builddir/soak.json" || soak_status=$?
-	if [ "$soak_status" = 0 ]; then
-		soak_line="salvo soak ($soak_minutes min): passed"
-	else
-		soak_line="salvo soak ($soak_minutes min): FAILED (exit $soak_status; $builddir/soak.json)"
-		status=1
-	fi
-fi
-
 # One closing line per build, from meson's own record of the run, after the failed tests
 # with the end of their output: a CI log is often read from its tail, and a long run
 # pushes meson's own failure reports out of it.
 python3 - "$builddir" "$sandir" "$tsandir" <<'PY'
 import json, os, sys
 lines = []
-for name, build in (("salvo", sys.argv[1]), ("salvo (sanitizers)", sys.argv[2]),
-                    ("salvo (thread sanitizer)", sys.argv[3])):
-    log = build + "/meson-logs/testlog.json"
+for name, build, base in (("salvo", sys.argv[1], "testlog"),
+                          ("salvo (cluster)", sys.argv[1], "testlog-cluster"),
+                          ("salvo (sanitizers)", sys.argv[2], "testlog"),
+                          ("salvo (thread sanitizer)", sys.argv[3], "testlog")):
+    log = build + "/meson-logs/" + base + ".json"
     if not build or not os.path.exists(log):
         continue
     counts = {"OK": 0, "FAIL": 0, "SKIP": 0}

@@ -12,12 +12,25 @@
  * After its consumer ends, the thread waits while the client reconnects (reading the
  * client's state every 20 ms), because a synchronous method started during the outage
  * would wait for the next connection up to rpc_timeout, and a stop could not interrupt it.
+ *
+ * Streams. A stream's deliveries carry their offset in the header x-stream-offset, and a
+ * consume names where to start (the consume argument x-stream-offset). Before handing a
+ * delivery that carries one to the callback, the thread notes its position: the offset,
+ * and which record of its envelope it is (an envelope is one offset, split into records
+ * here). Each consume after that starts just past the position: at offset + 1, or at the
+ * offset itself when records of that envelope were left, in place of the caller's
+ * x-stream-offset. Deliveries the broker sends at or before the position (a chunk holds
+ * several offsets, and the records of a partly handed-out envelope come again) are acked,
+ * for credit, without the callback, until the first one past it. What was received and
+ * not handed out when a consumer ended lies past the position, so it comes again; what
+ * was handed out does not.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "engine.h"
+#include "props.h"
 
 #define DEFAULT_PREFETCH 64
 #define RETRY_FIRST_MS	 100 /* after a failed consume, doubling up to RETRY_MAX_MS */
@@ -29,11 +42,18 @@ struct salvo_listener {
 	char queue[256];
 	salvo_listener_fn fn;
 	void *arg;
-	salvo_listener_opts opts;
+	salvo_listener_opts opts; /* its tables are the two below */
+	salvo_table *declare_args, *consume_args; /* copies of the caller's */
 	pthread_t thread;
 
 	/* The listener's thread only (the caller's, until the thread starts). */
 	salvo_channel *ch;
+	/* A stream's position: the last delivery handed to the callback that carried
+	 * x-stream-offset (offset, record index, records in its envelope). resuming: since
+	 * the last consume from it, no delivery past it came yet. */
+	bool have_pos, resuming;
+	uint64_t pos_offset;
+	uint32_t pos_index, pos_count;
 
 	pthread_mutex_t lock; /* guards the fields below */
 	pthread_cond_t cond;  /* stopping set; done set */
@@ -44,6 +64,7 @@ struct salvo_listener {
 	salvo_error last_error;
 
 	_Atomic uint64_t received, acked, requeued, rejected, kept, settle_errors, restarts;
+	_Atomic uint64_t stream_skipped;
 };
 
 static void note_error(salvo_listener *l, const salvo_error *e)
@@ -73,10 +94,32 @@ static void wait_ms(salvo_listener *l, unsigned ms)
 		pthread_cond_timedwait(&l->cond, &l->lock, &ts);
 }
 
+/*
+ * The consume arguments of a stream listener that has a position: the caller's, with
+ * x-stream-offset just past the position (see the top of the file). NULL when out of
+ * memory.
+ */
+static salvo_table *resume_arguments(salvo_listener *l)
+{
+	salvo_table *args = sv_table_copy_without(l->opts.consume_arguments, "x-stream-offset");
+	bool whole = l->pos_index + 1 >= l->pos_count;
+	/* pos_offset <= INT64_MAX (salvo_message_stream_offset); the next one may not be. */
+	int64_t from = l->pos_offset + whole > INT64_MAX ? INT64_MAX
+							  : (int64_t)(l->pos_offset + whole);
+
+	if (args && salvo_table_add_int(args, "x-stream-offset", from)) {
+		salvo_table_destroy(args);
+		args = NULL;
+	}
+	return args;
+}
+
 /* Setup hook, channel, declare, qos, basic.consume. */
 static int make_consumer(salvo_listener *l, salvo_error *err)
 {
-	salvo_consumer_opts co = {.flags = l->opts.consume_flags};
+	salvo_consumer_opts co = {.flags = l->opts.consume_flags,
+				  .arguments = l->opts.consume_arguments};
+	salvo_table *resume = NULL;
 	salvo_consumer *cons;
 	salvo_channel *ch;
 	int rc;
@@ -92,20 +135,32 @@ static int make_consumer(salvo_listener *l, salvo_error *err)
 			return rc;
 		}
 	}
+	if (l->have_pos) {
+		resume = resume_arguments(l);
+		if (!resume)
+			return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
+					    "out of memory");
+		co.arguments = resume;
+	}
 	rc = salvo_channel_open(l->c, &ch, err);
-	if (rc)
+	if (rc) {
+		salvo_table_destroy(resume);
 		return rc;
+	}
 	if (l->opts.declare)
-		rc = salvo_queue_declare(ch, l->queue, l->opts.declare_flags, NULL, NULL, err);
+		rc = salvo_queue_declare(ch, l->queue, l->opts.declare_flags,
+					 l->opts.declare_arguments, NULL, err);
 	if (!rc && !(l->opts.consume_flags & SALVO_CONSUME_NO_ACK))
 		rc = salvo_basic_qos(ch, 0, l->opts.prefetch, false, err);
 	if (!rc)
 		rc = salvo_consume(ch, l->queue, &co, &cons, err);
+	salvo_table_destroy(resume);
 	if (rc) {
 		salvo_channel_close(ch, NULL);
 		return rc;
 	}
 	l->ch = ch;
+	l->resuming = resume != NULL;
 	pthread_mutex_lock(&l->lock);
 	l->cons = cons;
 	/* A stop that came while this consumer was being made found none to interrupt. */
@@ -167,12 +222,46 @@ static int wait_connection(salvo_listener *l, salvo_error *err)
 	return 0;
 }
 
+/*
+ * A stream's delivery m at offset off: true when it is at or before the position a
+ * resumed consume started from (acked for credit and destroyed here, not handed out);
+ * false when it is past it (the position then moves to it).
+ */
+static bool stream_seen(salvo_listener *l, salvo_message *m, uint64_t off)
+{
+	uint32_t index = salvo_message_record_index(m);
+	salvo_error e;
+
+	if (l->resuming && l->have_pos &&
+	    (off < l->pos_offset || (off == l->pos_offset && index <= l->pos_index))) {
+		atomic_fetch_add_explicit(&l->stream_skipped, 1, memory_order_relaxed);
+		if (!(l->opts.consume_flags & SALVO_CONSUME_NO_ACK) &&
+		    salvo_message_ack(m, false, &e)) {
+			atomic_fetch_add_explicit(&l->settle_errors, 1, memory_order_relaxed);
+			note_error(l, &e);
+		}
+		salvo_message_destroy(m);
+		return true;
+	}
+	l->resuming = false;
+	l->have_pos = true;
+	l->pos_offset = off;
+	l->pos_index = index;
+	l->pos_count = salvo_message_record_count(m);
+	return false;
+}
+
 static void handle(salvo_listener *l, salvo_message *m)
 {
 	salvo_listener_action act;
+	uint64_t off;
 	salvo_error e;
 	int rc = 0;
+	/* Before the callback, which may keep m and give it to a thread that frees it. */
+	bool stream = !l->opts.no_stream && salvo_message_stream_offset(m, &off) == 0;
 
+	if (stream && stream_seen(l, m, off))
+		return;
 	atomic_fetch_add_explicit(&l->received, 1, memory_order_relaxed);
 	act = l->fn(m, l->arg);
 	if (act == SALVO_LISTENER_KEEP) {
@@ -187,13 +276,17 @@ static void handle(salvo_listener *l, salvo_message *m)
 			break;
 		case SALVO_LISTENER_SETTLED:
 			break;
+		/* A stream takes acks only (RabbitMQ closes the connection with 540 over a
+		 * nack or reject of its delivery), and an ack there is only credit. */
 		case SALVO_LISTENER_REJECT:
-			rc = salvo_message_reject(m, false, &e);
+			rc = stream ? salvo_message_ack(m, false, &e)
+				    : salvo_message_reject(m, false, &e);
 			atomic_fetch_add_explicit(&l->rejected, !rc, memory_order_relaxed);
 			break;
 		case SALVO_LISTENER_REQUEUE:
 		default: /* not an action: give the message back rather than lose it */
-			rc = salvo_message_nack(m, false, true, &e);
+			rc = stream ? salvo_message_ack(m, false, &e)
+				    : salvo_message_nack(m, false, true, &e);
 			atomic_fetch_add_explicit(&l->requeued, !rc, memory_order_relaxed);
 			break;
 		}
@@ -265,16 +358,28 @@ static void *listener_main(void *arg)
 	return NULL;
 }
 
+static void free_tables(salvo_listener *l)
+{
+	salvo_table_destroy(l->declare_args);
+	salvo_table_destroy(l->consume_args);
+}
+
 int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_message, void *arg,
 		       const salvo_listener_opts *opts, salvo_listener **out, salvo_error *err)
 {
 	salvo_listener *l;
+	salvo_error e;
 	int rc;
 
 	if (!c || !queue || !queue[0] || strlen(queue) > SV_SHORTSTR_MAX || !on_message || !out)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "salvo_listener_new: client, a queue name (1 to 255 bytes), "
 				    "a callback and out are required");
+	if (opts && ((opts->declare_arguments && opts->declare_arguments->array) ||
+		     (opts->consume_arguments && opts->consume_arguments->array)))
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "salvo_listener_new: declare_arguments and consume_arguments "
+				    "must be tables, not field arrays");
 	*out = NULL;
 	l = calloc(1, sizeof *l);
 	if (!l)
@@ -287,11 +392,32 @@ int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_
 		l->opts = *opts;
 	if (!l->opts.prefetch)
 		l->opts.prefetch = DEFAULT_PREFETCH;
+	/* The caller may free its tables once this returns. */
+	if (opts && opts->declare_arguments)
+		l->declare_args = sv_table_copy_without(opts->declare_arguments, NULL);
+	if (opts && opts->consume_arguments)
+		l->consume_args = sv_table_copy_without(opts->consume_arguments, NULL);
+	if ((opts && opts->declare_arguments && !l->declare_args) ||
+	    (opts && opts->consume_arguments && !l->consume_args)) {
+		free_tables(l);
+		free(l);
+		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+	}
+	l->opts.declare_arguments = l->declare_args;
+	l->opts.consume_arguments = l->consume_args;
 	pthread_mutex_init(&l->lock, NULL);
 	sv_cond_init_monotonic(&l->cond);
 
-	/* The first consumer on the caller's thread, so its errors come back from here. */
-	rc = make_consumer(l, err);
+	/* The first consumer on the caller's thread, so its errors come back from here. A
+	 * connection.close the broker sent meanwhile (RabbitMQ answers a consume argument it
+	 * cannot read, such as an x-stream-offset of the wrong kind, with 541 on the
+	 * connection) reads SALVO_ERR_CLOSED when the client reconnects: its reply code is
+	 * the answer here. */
+	rc = make_consumer(l, &e);
+	if (rc == SALVO_ERR_CLOSED && e.reply_code)
+		rc = e.status = (int)e.reply_code;
+	if (rc)
+		sv_error_copy(err, &e);
 	if (!rc) {
 		/* pthread_create orders everything above before the thread's first step. */
 		rc = pthread_create(&l->thread, NULL, listener_main, l);
@@ -304,6 +430,7 @@ int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_
 	if (rc) {
 		pthread_mutex_destroy(&l->lock);
 		pthread_cond_destroy(&l->cond);
+		free_tables(l);
 		free(l);
 		return rc;
 	}
@@ -356,6 +483,7 @@ void salvo_listener_destroy(salvo_listener *l)
 	salvo_listener_stop(l, SALVO_FOREVER, NULL);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
+	free_tables(l);
 	free(l);
 }
 
@@ -373,6 +501,7 @@ void salvo_listener_get_stats(salvo_listener *l, salvo_listener_stats *st)
 	st->kept = atomic_load_explicit(&l->kept, memory_order_relaxed);
 	st->settle_errors = atomic_load_explicit(&l->settle_errors, memory_order_relaxed);
 	st->restarts = atomic_load_explicit(&l->restarts, memory_order_relaxed);
+	st->stream_skipped = atomic_load_explicit(&l->stream_skipped, memory_order_relaxed);
 	pthread_mutex_lock(&l->lock);
 	st->last_error = l->last_error;
 	pthread_mutex_unlock(&l->lock);

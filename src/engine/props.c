@@ -203,6 +203,35 @@ int salvo_table_add_table(salvo_table *t, const char *key, const salvo_table *va
 	return table_add(t, key, &f, 4 + value->len, value->depth);
 }
 
+salvo_table *sv_table_copy_without(const salvo_table *t, const char *key)
+{
+	size_t klen = key ? strlen(key) : 0;
+	salvo_table *out = table_new(false);
+	struct sv_table_iter it;
+	struct sv_codec_error cerr;
+	struct sv_bytes k;
+	struct sv_field v;
+
+	if (!out || !t || !t->len)
+		return out;
+	out->buf = malloc(t->len);
+	if (!out->buf) {
+		free(out);
+		return NULL;
+	}
+	out->cap = t->len;
+	out->depth = t->depth;
+	/* Entries are copied as encoded, from where one starts to where the next does. */
+	sv_table_iter_init(&it, sv_table_of(t));
+	for (const uint8_t *start = it.p; sv_table_next(&it, &k, &v, &cerr) == 1; start = it.p) {
+		if (key && k.len == klen && memcmp(k.ptr, key, klen) == 0)
+			continue;
+		memcpy(out->buf + out->len, start, (size_t)(it.p - start));
+		out->len += (size_t)(it.p - start);
+	}
+	return out;
+}
+
 void salvo_table_iter_init(salvo_table_iter *it, const salvo_table *t)
 {
 	*it = (salvo_table_iter){0};

@@ -25,6 +25,13 @@ struct salvo_table {
 struct sv_table sv_table_of(const salvo_table *t);
 
 /*
+ * A new table holding t's entries (t NULL: none) but those whose key is key (NULL: none
+ * left out), as t encodes them. t must be a table, not an array (the caller checks). NULL
+ * when out of memory.
+ */
+salvo_table *sv_table_copy_without(const salvo_table *t, const char *key);
+
+/*
  * The properties to encode for a message: in (may be NULL) as views of the caller's
  * strings, plus delivery mode 2 when persistent and in gives none. Returns 0, or
  * SALVO_ERR_INVALID_ARGUMENT with err filled (a string over 255 bytes, unknown flags, an

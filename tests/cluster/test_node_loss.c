@@ -15,6 +15,8 @@
  *                      once; the queue ends empty.
  *   stream publisher   the publisher case against a stream (x-queue-type stream), read
  *                      back from its first offset.
+ *   stream consumer    the consumer case against a stream: the listener resumes on another
+ *                      node past the last offset it handed out, repeating nothing.
  *
  * Each case prints a timeline, one line per 250 ms (acked and consumed so far and in the
  * slot, the client's state and endpoint), and a summary line; the recovery time is from
@@ -39,31 +41,27 @@
 #include "../rabbit.h"
 #include "cluster.h"
 
-#define RATE 10000	/* messages a second */
-#define KILL_AFTER 2.0	/* seconds of publishing before the kill */
-#define RUN_AFTER 4.0	/* seconds of publishing after the rate is back */
-#define GIVE_UP 150.0	/* seconds after the kill without the rate back: fail */
-#define SLOT 0.25	/* seconds per timeline line */
-#define MAX_SLOTS 1024
-#define MAX_MSGS ((uint64_t)(RATE * (KILL_AFTER + GIVE_UP + RUN_AFTER + 2)))
-#define BODY 64
+#define RATE	   10000 /* messages a second */
+#define KILL_AFTER 2.0	 /* seconds of publishing before the kill */
+#define RUN_AFTER  4.0	 /* seconds of publishing after the rate is back */
+#define GIVE_UP	   150.0 /* seconds after the kill without the rate back: fail */
+#define SLOT	   0.25	 /* seconds per timeline line */
+#define MAX_SLOTS  1024
+#define MAX_MSGS   ((uint64_t)(RATE * (KILL_AFTER + GIVE_UP + RUN_AFTER + 2)))
+#define BODY	   64
 
-static const char *const failover_keys[] = {
-    "reconnect.initial_delay", "50", "reconnect.max_delay", "500",
-    "heartbeat", "2", "connection_timeout", "2000",
-};
-#define FAILOVER_CLIENT(node, name)                                                         \
-	cluster_client(node, name, failover_keys[0], failover_keys[1], failover_keys[2],    \
-		       failover_keys[3], failover_keys[4], failover_keys[5], failover_keys[6], \
-		       failover_keys[7], NULL)
+/* A client of every node, node first, with the failover settings above. */
+#define FAILOVER_CLIENT(node, name)                                                                \
+	cluster_client(node, name, "reconnect.initial_delay", "50", "reconnect.max_delay", "500",  \
+		       "heartbeat", "2", "connection_timeout", "2000", NULL)
 
 /* What the timeline watches, sampled every SLOT by the monitor thread. */
 struct run {
-	salvo_client *watch;	 /* whose state and endpoint the timeline shows */
-	salvo_publisher *pub;	 /* acks counted from its statistics (NULL: none) */
+	salvo_client *watch;	   /* whose state and endpoint the timeline shows */
+	salvo_publisher *pub;	   /* acks counted from its statistics (NULL: none) */
 	_Atomic uint64_t consumed; /* deliveries, duplicates included */
 	double t0;
-	_Atomic double kill_at;	 /* seconds after t0; 0 until the kill */
+	_Atomic double kill_at; /* seconds after t0; 0 until the kill */
 	/* Recovery measured on deliveries (consumer), on outcomes of any kind (acked or
 	 * nacked: a publisher whose channel the broker nacks), or on acks (the default). */
 	enum { BY_ACKED, BY_CONSUMED, BY_OUTCOMES } by;
@@ -118,15 +116,15 @@ static void *monitor(void *arg)
 		r->outcomes[i] = r->acked[i] + r->nacked[i];
 		r->got[i] = atomic_load(&r->consumed);
 		cluster_client_state(r->watch, state, sizeof state, endpoint, sizeof endpoint);
-		printf("  %6.2f s  acked %8llu (+%5llu)  nacked+failed %llu  consumed %8llu (+%5llu)  "
-		       "%-10s %s%s\n",
-		       (i + 1) * SLOT, (unsigned long long)r->acked[i],
-		       (unsigned long long)(r->acked[i] - (i ? r->acked[i - 1] : 0)),
-		       (unsigned long long)r->nacked[i],
-		       (unsigned long long)r->got[i],
-		       (unsigned long long)(r->got[i] - (i ? r->got[i - 1] : 0)), state, endpoint,
-		       kill_at > 0 && kill_at > i * SLOT && kill_at <= (i + 1) * SLOT ? "  <- kill"
-										: "");
+		printf(
+		    "  %6.2f s  acked %8llu (+%5llu)  nacked+failed %llu  consumed %8llu (+%5llu)  "
+		    "%-10s %s%s\n",
+		    (i + 1) * SLOT, (unsigned long long)r->acked[i],
+		    (unsigned long long)(r->acked[i] - (i ? r->acked[i - 1] : 0)),
+		    (unsigned long long)r->nacked[i], (unsigned long long)r->got[i],
+		    (unsigned long long)(r->got[i] - (i ? r->got[i - 1] : 0)), state, endpoint,
+		    kill_at > 0 && kill_at > i * SLOT && kill_at <= (i + 1) * SLOT ? "  <- kill"
+										   : "");
 		fflush(stdout);
 		atomic_store(&r->slots, i + 1);
 		v = r->by == BY_CONSUMED ? r->got : r->by == BY_OUTCOMES ? r->outcomes : r->acked;
@@ -161,7 +159,8 @@ static int cluster_ready(void)
 
 			snprintf(line, sizeof line, "node=%d ", i);
 			const char *at = strstr(status, line);
-			if (at && strstr(at, " stopped") && strstr(at, " stopped") < strchr(at, '\n'))
+			if (at && strstr(at, " stopped") &&
+			    strstr(at, " stopped") < strchr(at, '\n'))
 				CHECK(cluster_script("restart", i, NULL, 0) == 0);
 		}
 		CHECK(cluster_script("status", 0, NULL, 0) == 0);
@@ -182,8 +181,7 @@ static void *killer(void *arg)
  * a quorum queue declared again just after its deletion may meet the broker's 541 while
  * the old one's replicas are still going, so each run takes a name of its own.
  */
-static void typed_queue(salvo_client *c, char *q, size_t size, const char *prefix,
-			const char *type)
+static void typed_queue(salvo_client *c, char *q, size_t size, const char *prefix, const char *type)
 {
 	salvo_table *args = salvo_table_new();
 	salvo_channel *ch;
@@ -219,9 +217,11 @@ static void check_failover(salvo_client *c, int gone)
 			lost++;
 			printf("  event: connection lost: %s\n", ev.error.text);
 		} else if (ev.kind == SALVO_EVENT_RECONNECTING) {
-			printf("  event: reconnecting, attempt %u in %u ms\n", ev.attempt, ev.delay_ms);
+			printf("  event: reconnecting, attempt %u in %u ms\n", ev.attempt,
+			       ev.delay_ms);
 		} else if (ev.kind == SALVO_EVENT_RECONNECTED) {
-			printf("  event: reconnected to %s (attempt %u)\n", ev.endpoint, ev.attempt);
+			printf("  event: reconnected to %s (attempt %u)\n", ev.endpoint,
+			       ev.attempt);
 			CHECK(strcmp(ev.endpoint, cluster_endpoint(gone)) != 0);
 			back++;
 		} else {
@@ -250,7 +250,9 @@ static void on_outcome(const salvo_outcome *o, void *arg)
 
 	(void)arg;
 	CHECK(seq < MAX_MSGS && outcome_of[seq] == 0);
-	outcome_of[seq] = o->kind == SALVO_OUTCOME_ACKED ? 1 : o->kind == SALVO_OUTCOME_NACKED ? 2 : 3;
+	outcome_of[seq] = o->kind == SALVO_OUTCOME_ACKED    ? 1
+			  : o->kind == SALVO_OUTCOME_NACKED ? 2
+							    : 3;
 }
 
 static void body_of(uint8_t *b, uint64_t seq)
@@ -278,8 +280,7 @@ static uint64_t seq_of(const salvo_message *m)
  * rate is back (or GIVE_UP seconds after the kill); then wait for every confirm. The pace
  * never catches up more than 100 ms behind: after an outage it goes on at RATE.
  */
-static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const char *q,
-				     int victim)
+static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const char *q, int victim)
 {
 	uint8_t body[BODY];
 	pthread_t kt;
@@ -311,8 +312,12 @@ static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const ch
 			base = t - ((double)n + RATE / 10) / RATE;
 		CHECK(n < MAX_MSGS);
 		body_of(body, n);
-		salvo_msg m = {.exchange = "", .routing_key = q, .body = body, .len = BODY,
-			       .flags = SALVO_MSG_PERSISTENT, .opaque = (void *)(uintptr_t)n};
+		salvo_msg m = {.exchange = "",
+			       .routing_key = q,
+			       .body = body,
+			       .len = BODY,
+			       .flags = SALVO_MSG_PERSISTENT,
+			       .opaque = (void *)(uintptr_t)n};
 		OK(salvo_publish_msg(p, &m, 120000, NULL, &err));
 		n++;
 	}
@@ -326,10 +331,10 @@ static uint64_t publish_through_kill(struct run *r, salvo_publisher *p, const ch
 /*
  * Read q on c from the start (streams: x-stream-offset first) until every number of the n
  * whose outcome was acked (outcome_of) has come and then nothing more for 2 s, or nothing
- * at all for a minute; counts[seq] gets how often each came. Returns the messages read.
+ * at all for a minute; counts[seq] gets how often each came (numbers past n too, below
+ * MAX_MSGS). Returns the messages read.
  */
-static uint64_t read_back(salvo_client *c, const char *q, bool stream, uint64_t n,
-			  uint32_t *counts)
+static uint64_t read_back(salvo_client *c, const char *q, bool stream, uint64_t n, uint32_t *counts)
 {
 	salvo_consumer_opts co = {0};
 	salvo_table *args = NULL;
@@ -362,7 +367,7 @@ static uint64_t read_back(salvo_client *c, const char *q, bool stream, uint64_t 
 		}
 		OK(rc);
 		uint64_t seq = seq_of(m);
-		CHECK(seq < n);
+		CHECK(seq < MAX_MSGS);
 		acked_seen += counts[seq]++ == 0 && outcome_of[seq] == 1;
 		got++;
 		last = now_s();
@@ -390,8 +395,9 @@ static double recovery_or_fail(struct run *r)
  * nacked; a new channel on the same connection, once a leader is elected, is acked: 1,000
  * messages on a new publisher, every one acked (within a minute of tries: the election).
  */
-static void check_new_channel_acked(salvo_client *c, const char *q)
+static void check_new_channel_acked(salvo_client *c, const char *q, uint64_t n)
 {
+	uint8_t body[BODY];
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC};
 	salvo_publisher *p;
 	salvo_pub_stats st;
@@ -400,8 +406,11 @@ static void check_new_channel_acked(salvo_client *c, const char *q)
 
 	for (;;) {
 		OK(salvo_publisher_new(c, &opts, &p, &err));
-		for (int i = 0; i < 1000; i++)
-			OK(salvo_publish(p, "", q, "after", 5, SALVO_MSG_PERSISTENT, 30000, &err));
+		/* Numbered after the case's own messages, which read_back then also takes. */
+		for (uint64_t i = 0; i < 1000; i++) {
+			body_of(body, n + i);
+			OK(salvo_publish(p, "", q, body, BODY, SALVO_MSG_PERSISTENT, 30000, &err));
+		}
 		(void)salvo_publisher_wait_confirms(p, 60000, &err);
 		salvo_publisher_stats(p, &st);
 		OK(salvo_publisher_close(p, 10000, &err));
@@ -429,8 +438,8 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 {
 	char q[256], line[1024];
 	const int victim = 2, reader = 3, leader = leader_dies ? victim : 1;
-	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 4096,
-				     .on_outcome = on_outcome};
+	salvo_publisher_opts opts = {
+	    .confirm = SALVO_CONFIRM_ASYNC, .window = 4096, .on_outcome = on_outcome};
 	struct run r = {.by = leader_dies ? BY_OUTCOMES : BY_ACKED};
 	salvo_client *c, *dc, *rc;
 	salvo_publisher *p;
@@ -477,7 +486,7 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 		CHECK(st.acked == n && st.nacked == 0);
 	OK(salvo_publisher_close(p, 10000, &err));
 	if (leader_dies)
-		check_new_channel_acked(c, q);
+		check_new_channel_acked(c, q, n);
 
 	rc = FAILOVER_CLIENT(reader, "node-loss reader");
 	check_connected_to(rc, reader);
@@ -495,9 +504,8 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 	}
 	printf("summary: published %llu acked %llu nacked %llu consumed %llu missing %llu "
 	       "duplicates %llu (resent %llu) recovery %.2f s%s\n",
-	       (unsigned long long)n, (unsigned long long)st.acked,
-	       (unsigned long long)st.nacked, (unsigned long long)got,
-	       (unsigned long long)missing, (unsigned long long)dups,
+	       (unsigned long long)n, (unsigned long long)st.acked, (unsigned long long)st.nacked,
+	       (unsigned long long)got, (unsigned long long)missing, (unsigned long long)dups,
 	       (unsigned long long)st.resent, rec, leader_dies ? " (of outcomes)" : "");
 	CHECK(missing == 0);
 	CHECK(dups <= st.resent);
@@ -548,15 +556,20 @@ static salvo_listener_action on_message(salvo_message *m, void *arg)
 }
 
 /*
- * The consumer case: a listener on node 3 (killed), a publisher on node 1; every number
- * consumed at least once, the queue empty at the end.
+ * The consumer cases: a listener on node 3 (killed), a publisher on node 1 (the queue's
+ * leader there too); every number consumed at least once. A quorum queue ends empty; on a
+ * stream the listener resumes past the last offset it handed out (consuming from the
+ * first offset at the start), so it repeats nothing: no more duplicates than the
+ * publisher resent.
  */
-static void case_quorum_consumer(void)
+static void consumer_case(const char *prefix, const char *type)
 {
 	char q[256];
 	const int victim = 3, pubnode = 1;
+	const bool stream = strcmp(type, "stream") == 0;
 	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 4096};
-	salvo_listener_opts lo = {.prefetch = 500};
+	salvo_table *cargs = salvo_table_new();
+	salvo_listener_opts lo = {.prefetch = 500, .consume_arguments = stream ? cargs : NULL};
 	struct run r = {.by = BY_CONSUMED};
 	struct listened ld = {.run = &r, .n = MAX_MSGS};
 	salvo_client *pc, *lc;
@@ -566,16 +579,17 @@ static void case_quorum_consumer(void)
 	salvo_pub_stats st;
 	salvo_channel *ch;
 	salvo_error err;
-	uint64_t n, missing = 0, dups = 0, left;
+	uint64_t n, missing = 0, dups = 0, left = 0;
 	double rec, last_change;
 	char line[1024];
 
 	ld.counts = calloc(MAX_MSGS, sizeof *ld.counts);
-	CHECK(ld.counts);
+	CHECK(ld.counts && cargs);
+	CHECK(salvo_table_add_string(cargs, "x-stream-offset", "first") == 0);
 	cluster_ready();
 	pc = FAILOVER_CLIENT(pubnode, "node-loss publisher");
 	check_connected_to(pc, pubnode);
-	typed_queue(pc, q, sizeof q, "salvo.test.cluster.quorum.consume", "quorum");
+	typed_queue(pc, q, sizeof q, prefix, type);
 	cluster_queue_line(1, q, line, sizeof line);
 	printf("queue: %s", line);
 	lc = FAILOVER_CLIENT(victim, "node-loss listener");
@@ -619,18 +633,24 @@ static void case_quorum_consumer(void)
 	       (unsigned long long)ls.settle_errors, (unsigned long long)ls.restarts,
 	       ls.last_error.text);
 	check_failover(lc, victim);
-	OK(salvo_channel_open(pc, &ch, &err));
-	left = settled_queue_count(ch, q, 3, 300);
-	OK(salvo_channel_close(ch, &err));
+	/* A stream keeps its messages: only a quorum queue is emptied by the acks. */
+	if (!stream) {
+		OK(salvo_channel_open(pc, &ch, &err));
+		left = settled_queue_count(ch, q, 3, 300);
+		OK(salvo_channel_close(ch, &err));
+	}
 	printf("summary: published %llu acked %llu nacked %llu consumed %llu missing %llu "
-	       "duplicates %llu (publisher resent %llu) left in queue %llu recovery %.2f s\n",
-	       (unsigned long long)n, (unsigned long long)st.acked,
-	       (unsigned long long)st.nacked, (unsigned long long)ls.received,
-	       (unsigned long long)missing, (unsigned long long)dups,
-	       (unsigned long long)st.resent, (unsigned long long)left, rec);
+	       "duplicates %llu (publisher resent %llu; stream deliveries skipped %llu) left in "
+	       "queue %llu recovery %.2f s\n",
+	       (unsigned long long)n, (unsigned long long)st.acked, (unsigned long long)st.nacked,
+	       (unsigned long long)ls.received, (unsigned long long)missing,
+	       (unsigned long long)dups, (unsigned long long)st.resent,
+	       (unsigned long long)ls.stream_skipped, (unsigned long long)left, rec);
 	CHECK(missing == 0);
 	CHECK(ls.restarts >= 1);
 	CHECK(left == 0);
+	if (stream)
+		CHECK(dups <= st.resent);
 	recovery_or_fail(&r);
 	salvo_listener_destroy(l);
 	OK(salvo_publisher_close(p, 10000, &err));
@@ -638,7 +658,18 @@ static void case_quorum_consumer(void)
 	rabbit_close(lc, 10000);
 	rabbit_close(pc, 10000);
 	free(ld.counts);
+	salvo_table_destroy(cargs);
 	CHECK(cluster_script("restart", victim, NULL, 0) == 0);
+}
+
+static void case_quorum_consumer(void)
+{
+	consumer_case("salvo.test.cluster.quorum.consume", "quorum");
+}
+
+static void case_stream_consumer(void)
+{
+	consumer_case("salvo.test.cluster.stream.consume", "stream");
 }
 
 static const struct test_case cases[] = {
@@ -646,6 +677,7 @@ static const struct test_case cases[] = {
     {"quorum publisher leader", .run = case_quorum_publisher_leader},
     {"quorum consumer", .run = case_quorum_consumer},
     {"stream publisher", .run = case_stream_publisher},
+    {"stream consumer", .run = case_stream_consumer},
 };
 
 int main(int argc, char **argv)
