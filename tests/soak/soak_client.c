@@ -6,9 +6,9 @@
  *
  *	soak_client [--connections N] [--rate R] [--heartbeat S] [--prefix P] URI [URI...]
  *
- * Connection i (0-based, named P-c<i>) tries the URIs in turn starting at URI i mod n: the
- * first it is given with "uri" (it carries the credentials), the others with "uri.add". On
- * it run an asynchronous-confirm producer (number 2i) and a synchronous-confirm producer
+ * Connection i (0-based, named P-c<i>) tries the URIs in turn starting at URI i mod n:
+ * the first URI given sets the credentials ("uri"), then "host" and "port" make URI i mod n
+ * the first endpoint and "uri.add" appends the others' hosts and ports. On it run an asynchronous-confirm producer (number 2i) and a synchronous-confirm producer
  * (2i+1), each publishing persistent messages at most R a second into the quorum queue
  * P-q<i>, and a listener consuming queue P-q<i+1 mod N> (another connection's), which acks
  * every message. A body is "<producer> <sequence>" padded to 64 bytes.
@@ -29,8 +29,9 @@
  * The run ends on a line "stop" on stdin, or at end of file: the producers stop and wait
  * for every outcome, the listeners drain the queues (at most 120 s), then each queue is
  * checked empty with a passive declare, and the queues are deleted (they are deleted
- * before the run too, should an earlier one have left them). Exit status 0 once the result is printed, 1 when
- * setting up failed, 2 for a usage error. Judging the result is the driver's job.
+ * before the run too, should an earlier one have left them). Exit status 0 once the
+ * result is printed, 1 when setting up failed, 2 for a usage error. Judging the result is
+ * the driver's job.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,8 +48,8 @@
 
 #include <salvo.h>
 
-#define MAX_CONNS 8
-#define BODY_LEN 64
+#define MAX_CONNS     8
+#define BODY_LEN      64
 #define MISSING_SHOWN 10
 
 /* A growable bitmap of sequence numbers, under the run's lock. */
@@ -326,14 +327,22 @@ static void totals(uint64_t *published, uint64_t *acked, uint64_t *nacked, uint6
 static const char *event_name(salvo_event_kind k)
 {
 	switch (k) {
-	case SALVO_EVENT_CONNECTION_LOST: return "lost";
-	case SALVO_EVENT_RECONNECTING: return "reconnecting";
-	case SALVO_EVENT_RECONNECTED: return "reconnected";
-	case SALVO_EVENT_GIVING_UP: return "giving_up";
-	case SALVO_EVENT_BLOCKED: return "blocked";
-	case SALVO_EVENT_UNBLOCKED: return "unblocked";
-	case SALVO_EVENT_CONSUMER_CANCELLED: return "consumer_cancelled";
-	default: return "other";
+	case SALVO_EVENT_CONNECTION_LOST:
+		return "lost";
+	case SALVO_EVENT_RECONNECTING:
+		return "reconnecting";
+	case SALVO_EVENT_RECONNECTED:
+		return "reconnected";
+	case SALVO_EVENT_GIVING_UP:
+		return "giving_up";
+	case SALVO_EVENT_BLOCKED:
+		return "blocked";
+	case SALVO_EVENT_UNBLOCKED:
+		return "unblocked";
+	case SALVO_EVENT_CONSUMER_CANCELLED:
+		return "consumer_cancelled";
+	default:
+		return "other";
 	}
 }
 
@@ -353,7 +362,8 @@ static void poll_events(void)
 				*s = *s == '\n' ? ' ' : *s;
 			if (ev.kind == SALVO_EVENT_CONNECTION_LOST)
 				c->state = "down";
-			else if (ev.kind == SALVO_EVENT_RECONNECTED || ev.kind == SALVO_EVENT_UNBLOCKED)
+			else if (ev.kind == SALVO_EVENT_RECONNECTED ||
+				 ev.kind == SALVO_EVENT_UNBLOCKED)
 				c->state = "up";
 			else if (ev.kind == SALVO_EVENT_BLOCKED)
 				c->state = "blocked";
@@ -502,7 +512,8 @@ static void connect_all(int nuris, char **uris)
 		c->state = "up";
 		snprintf(c->name, sizeof c->name, "%s-c%u", run.prefix, i);
 		snprintf(c->queue, sizeof c->queue, "%s-q%u", run.prefix, i);
-		snprintf(c->consumes, sizeof c->consumes, "%s-q%u", run.prefix, (i + 1) % run.nconns);
+		snprintf(c->consumes, sizeof c->consumes, "%s-q%u", run.prefix,
+			 (i + 1) % run.nconns);
 		snprintf(num, sizeof num, "%u", run.heartbeat);
 		/* The first URI sets the credentials ("uri"); connection i starts at URI i
 		 * ("host", "port") and fails over to the others in turn ("uri.add"). */
@@ -511,24 +522,31 @@ static void connect_all(int nuris, char **uris)
 			char host[256], port[16], add[300];
 			endpoint(uris[(i + (unsigned)k) % (unsigned)nuris], host, port);
 			if (k == 0) {
-				ok = salvo_conf_set(conf, "host", host, errstr, sizeof errstr) == 0 &&
+				ok = salvo_conf_set(conf, "host", host, errstr, sizeof errstr) ==
+					 0 &&
 				     salvo_conf_set(conf, "port", port, errstr, sizeof errstr) == 0;
 			} else {
 				snprintf(add, sizeof add, "amqp://%s:%s", host, port);
-				ok = salvo_conf_set(conf, "uri.add", add, errstr, sizeof errstr) == 0;
+				ok = salvo_conf_set(conf, "uri.add", add, errstr, sizeof errstr) ==
+				     0;
 			}
 		}
-		ok = ok && salvo_conf_set(conf, "connection_name", c->name, errstr, sizeof errstr) == 0 &&
-		     salvo_conf_set(conf, "heartbeat", num, errstr, sizeof errstr) == 0 &&
-		     salvo_conf_set(conf, "connection_timeout", "5000", errstr, sizeof errstr) == 0 &&
-		     salvo_conf_set(conf, "rpc_timeout", "15000", errstr, sizeof errstr) == 0 &&
-		     /* A ring's pages count in RSS once first written: rings of 64 KiB (the
-		      * async window's 256 messages take about 36 KiB) are written through in
-		      * the first seconds, so that RSS later measures growth, not first
-		      * touches of the default 4 MiB. */
-		     salvo_conf_set(conf, "publisher.ring_size", "65536", errstr, sizeof errstr) == 0 &&
-		     salvo_conf_set(conf, "reconnect.initial_delay", "100", errstr, sizeof errstr) == 0 &&
-		     salvo_conf_set(conf, "reconnect.max_delay", "2000", errstr, sizeof errstr) == 0;
+		ok =
+		    ok &&
+		    salvo_conf_set(conf, "connection_name", c->name, errstr, sizeof errstr) == 0 &&
+		    salvo_conf_set(conf, "heartbeat", num, errstr, sizeof errstr) == 0 &&
+		    salvo_conf_set(conf, "connection_timeout", "5000", errstr, sizeof errstr) ==
+			0 &&
+		    salvo_conf_set(conf, "rpc_timeout", "15000", errstr, sizeof errstr) == 0 &&
+		    /* A ring's pages count in RSS once first written: rings of 64 KiB (the
+		     * async window's 256 messages take about 36 KiB) are written through in
+		     * the first seconds, so that RSS later measures growth, not first
+		     * touches of the default 4 MiB. */
+		    salvo_conf_set(conf, "publisher.ring_size", "65536", errstr, sizeof errstr) ==
+			0 &&
+		    salvo_conf_set(conf, "reconnect.initial_delay", "100", errstr, sizeof errstr) ==
+			0 &&
+		    salvo_conf_set(conf, "reconnect.max_delay", "2000", errstr, sizeof errstr) == 0;
 		if (!ok) {
 			fprintf(stderr, "soak_client: configuration: %s\n", errstr);
 			exit(2);
@@ -547,7 +565,8 @@ static void connect_all(int nuris, char **uris)
 	 * run messages it did not publish under the same (producer, sequence) names. */
 	for (unsigned i = 0; i < run.nconns; i++)
 		if ((rc = salvo_queue_delete(ch, run.conns[i].queue, 0, NULL, &err)) ||
-		    (rc = salvo_queue_declare(ch, run.conns[i].queue, SALVO_DURABLE, args, NULL, &err)))
+		    (rc = salvo_queue_declare(ch, run.conns[i].queue, SALVO_DURABLE, args, NULL,
+					      &err)))
 			die(run.conns[i].queue, rc, &err);
 	salvo_channel_close(ch, &err);
 	salvo_table_destroy(args);
@@ -682,7 +701,8 @@ int main(int argc, char **argv)
 		salvo_error err;
 		int rc;
 		for (int k = 0; k < 2; k++) {
-			cn->prod[k] = (struct producer){.id = 2 * c + (unsigned)k, .sync = k == 1, .conn = cn};
+			cn->prod[k] = (struct producer){
+			    .id = 2 * c + (unsigned)k, .sync = k == 1, .conn = cn};
 		}
 		if ((rc = salvo_listener_new(cn->client, cn->consumes, on_message, NULL, &lo,
 					     &cn->listener, &err)))
@@ -733,8 +753,8 @@ int main(int argc, char **argv)
 			depth_sum = queue_depths(depth);
 			printf("drain t=%.3f missing=%" PRIu64 " ready=%ld\n", elapsed(), missing,
 			       depth_sum);
-			/* Done when nothing confirmed is missing, the queues hold nothing ready, and
-			 * nothing has arrived for 2 s (the listeners' prefetched copies). */
+			/* Done when nothing confirmed is missing, the queues hold nothing ready,
+			 * and nothing has arrived for 2 s (the listeners' prefetched copies). */
 			if (missing == 0 && depth_sum == 0 && now_s() - stable_since >= 2)
 				break;
 			sleep(1);
