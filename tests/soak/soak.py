@@ -245,6 +245,7 @@ def main():
     client = Client([a.client, "--connections", str(CONNECTIONS), "--rate", str(a.rate),
                      "--heartbeat", str(HEARTBEAT), "--prefix", "soak"] + endpoints, t0)
     faults = []
+    errors = []  # faults that could not be injected
     end = a.minutes * 60
     try:
         next_fault = rnd.uniform(5, 15)
@@ -266,8 +267,15 @@ def main():
             kind = deck.pop()
             log("soak: t=%.1f fault %s" % (now, kind))
             f = {"kind": kind, "began": now}
-            f["target"], f["t"], f["settle"] = inject(kind, rnd, cluster, prx,
-                                                      lambda: time.monotonic() - t0)
+            try:
+                f["target"], f["t"], f["settle"] = inject(kind, rnd, cluster, prx,
+                                                          lambda: time.monotonic() - t0)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                # Reported as a failed check; the run goes on with the next fault.
+                log("soak: fault %s could not be injected: %s" % (kind, e))
+                errors.append("%s at t=%.1f: %s" % (kind, now, e))
+                next_fault = time.monotonic() - t0 + rnd.uniform(5, 15)
+                continue
             f["end"] = time.monotonic() - t0
             log("soak: t=%.1f fault %s %s took effect at t=%.1f, over" %
                 (f["end"], kind, f["target"], f["t"]))
@@ -354,7 +362,8 @@ def main():
     check("every fault recovered from", all(x["recovered_s"] is not None for x in rows),
           "%d of %d faults recovered before the next fault or the end" %
           (sum(x["recovered_s"] is not None for x in rows), len(rows)))
-    check("faults injected", len(rows) > 0, "%d faults" % len(rows))
+    check("faults injected", len(rows) > 0 and not errors,
+          "%d faults%s" % (len(rows), "; not injected: " + "; ".join(errors) if errors else ""))
 
     log("")
     log("soak: seed %d, %g minutes, %d faults" % (a.seed, a.minutes, len(rows)))
