@@ -42,8 +42,13 @@ WARMUP_S = 10  # left out of the resource windows: the client's first allocation
 CONNECTIONS = 3
 
 
+_log_lock = threading.Lock()
+
+
 def log(*a):
-    print(*a, flush=True)
+    # One writer at a time: the client's reader thread logs too.
+    with _log_lock:
+        print(*a, flush=True)
 
 
 class Client:
