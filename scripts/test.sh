@@ -2,14 +2,14 @@
 # Set up, build and test salvo from a clean clone:
 #   install dependencies (scripts/setup.sh), configure with warnings as errors, build,
 #   start a throwaway RabbitMQ on 127.0.0.1 (scripts/rabbitmq.sh, with its TLS listener),
-#   run every meson test suite but cluster, stop the broker; start a three-node cluster
-#   (scripts/rabbitmq.sh cluster start), run suite cluster, stop it (each broker also on
-#   failure); then the suites that need
-#   no broker again under AddressSanitizer and UBSan (build-asan); on request, the engine
-#   and integration suites under ThreadSanitizer (build-tsan). Exits non-zero if anything
-#   fails.
+#   run every meson test suite but cluster; run the suites that need no broker again under
+#   AddressSanitizer and UBSan (build-asan) and the engine suite (on request also
+#   integration) under ThreadSanitizer (build-tsan); stop the broker; start a three-node
+#   cluster (scripts/rabbitmq.sh cluster start), run suite cluster, then the chaos soak
+#   (scripts/soak.sh, 2 minutes) on it, and stop it (each broker also on failure). Exits
+#   non-zero if anything fails.
 # SALVO_BUILD_DIR (default build), SALVO_TEST_PORT (default 5679), SALVO_TEST_CLUSTER_PORT
-# (default 5781) and SALVO_TEST_SANITIZE (below) can be overridden.
+# (default 5781), SALVO_TEST_SOAK_MINUTES and SALVO_TEST_SANITIZE (below) can be overridden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -121,6 +121,31 @@ else
 	echo "the test cluster did not start: suite cluster not run" >&2
 	status=1
 fi
+
+# The chaos soak (scripts/soak.sh, docs/tests.md): SALVO_TEST_SOAK_MINUTES (default 2; 0
+# skips it) of faults against the same cluster, through the soak's proxy
+# (SALVO_SOAK_PROXY_PORT, default 5801, and the two ports after it). Should suite cluster
+# have left a node down, the cluster is stopped and the soak starts one of its own.
+soak_minutes=${SALVO_TEST_SOAK_MINUTES:-2}
+soak_line=""
+if [ "$soak_minutes" != 0 ]; then
+	soak_cluster=""
+	if [ -n "${SALVO_TEST_CLUSTER_URIS:-}" ] &&
+		bash scripts/rabbitmq.sh cluster status </dev/null >/dev/null 2>&1; then
+		soak_cluster=$SALVO_TEST_CLUSTER_URIS
+	else
+		stop_cluster
+	fi
+	soak_status=0
+	SALVO_BUILD_DIR=$builddir SALVO_SOAK_CLUSTER_URIS=$soak_cluster bash scripts/soak.sh \
+		"$soak_minutes" --json "$builddir/soak.json" </dev/null || soak_status=$?
+	if [ "$soak_status" = 0 ]; then
+		soak_line="salvo soak ($soak_minutes min): passed"
+	else
+		soak_line="salvo soak ($soak_minutes min): FAILED (exit $soak_status; $builddir/soak.json)"
+		status=1
+	fi
+fi
 stop_cluster
 
 # One closing line per build, from meson's own record of the run, after the failed tests
@@ -150,4 +175,5 @@ for name, build, base in (("salvo", sys.argv[1], "testlog"),
     lines.append("%s: %d passed, %d failed, %d skipped" % (name, counts["OK"], counts["FAIL"], counts["SKIP"]))
 print("\n".join(lines))
 PY
+[ -z "$soak_line" ] || echo "$soak_line"
 exit $status
