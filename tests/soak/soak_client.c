@@ -6,9 +6,8 @@
  *
  *	soak_client [--connections N] [--rate R] [--heartbeat S] [--prefix P] URI [URI...]
  *
- * Connection i (0-based, named P-c<i>) tries the URIs in turn starting at URI i mod n:
- * the first URI given sets the credentials ("uri"), then "host" and "port" make URI i mod n
- * the first endpoint and "uri.add" appends the others' hosts and ports. On it run an asynchronous-confirm producer (number 2i) and a synchronous-confirm producer
+ * Connection i (0-based, named P-c<i>) tries the URIs in turn starting at URI i mod n
+ * (salvo_client_new_at over "uri" and "uri.add", every URI whole). On it run an asynchronous-confirm producer (number 2i) and a synchronous-confirm producer
  * (2i+1), each publishing persistent messages at most R a second into the quorum queue
  * P-q<i>, and a listener consuming queue P-q<i+1 mod N> (another connection's), which acks
  * every message. A body is "<producer> <sequence>" padded to 64 bytes.
@@ -464,21 +463,6 @@ static long queue_depths(long depth[MAX_CONNS])
 	return sum;
 }
 
-/* The host and port of an amqp:// URI ("5672" when it names none). */
-static void endpoint(const char *uri, char host[256], char port[16])
-{
-	const char *s = strstr(uri, "://"), *at, *end, *colon;
-
-	s = s ? s + 3 : uri;
-	end = s + strcspn(s, "/?");
-	at = memchr(s, '@', (size_t)(end - s));
-	if (at)
-		s = at + 1;
-	colon = memrchr(s, ':', (size_t)(end - s));
-	snprintf(host, 256, "%.*s", (int)((colon ? colon : end) - s), s);
-	snprintf(port, 16, "%.*s", colon ? (int)(end - colon - 1) : 4, colon ? colon + 1 : "5672");
-}
-
 /* The run's queues deleted, once its result is printed (a failure only reported). */
 static void delete_queues(void)
 {
@@ -515,22 +499,12 @@ static void connect_all(int nuris, char **uris)
 		snprintf(c->consumes, sizeof c->consumes, "%s-q%u", run.prefix,
 			 (i + 1) % run.nconns);
 		snprintf(num, sizeof num, "%u", run.heartbeat);
-		/* The first URI sets the credentials ("uri"); connection i starts at URI i
-		 * ("host", "port") and fails over to the others in turn ("uri.add"). */
+		/* Every URI whole, as the tools take them ("uri", then "uri.add"); connection i
+		 * starts at URI i mod n and fails over to the others in turn
+		 * (salvo_client_new_at, as a pool spreads its connections). */
 		bool ok = conf && salvo_conf_set(conf, "uri", uris[0], errstr, sizeof errstr) == 0;
-		for (int k = 0; ok && k < nuris; k++) {
-			char host[256], port[16], add[300];
-			endpoint(uris[(i + (unsigned)k) % (unsigned)nuris], host, port);
-			if (k == 0) {
-				ok = salvo_conf_set(conf, "host", host, errstr, sizeof errstr) ==
-					 0 &&
-				     salvo_conf_set(conf, "port", port, errstr, sizeof errstr) == 0;
-			} else {
-				snprintf(add, sizeof add, "amqp://%s:%s", host, port);
-				ok = salvo_conf_set(conf, "uri.add", add, errstr, sizeof errstr) ==
-				     0;
-			}
-		}
+		for (int k = 1; ok && k < nuris; k++)
+			ok = salvo_conf_set(conf, "uri.add", uris[k], errstr, sizeof errstr) == 0;
 		ok =
 		    ok &&
 		    salvo_conf_set(conf, "connection_name", c->name, errstr, sizeof errstr) == 0 &&
@@ -551,7 +525,7 @@ static void connect_all(int nuris, char **uris)
 			fprintf(stderr, "soak_client: configuration: %s\n", errstr);
 			exit(2);
 		}
-		if ((rc = salvo_client_new(conf, &c->client, &err)))
+		if ((rc = salvo_client_new_at(conf, i, &c->client, &err)))
 			die(c->name, rc, &err);
 		salvo_conf_destroy(conf);
 		printf("conn %u name=%s queue=%s consumes=%s\n", i, c->name, c->queue, c->consumes);
