@@ -77,6 +77,22 @@ static inline int refusing_port(unsigned *port)
 	return fd;
 }
 
+/* Set more configuration keys on conf: key, value, ..., NULL, from ap (a refusal ends the
+ * test). */
+static inline void rabbit_conf_keys(salvo_conf *conf, const char *key, va_list ap)
+{
+	char errstr[256];
+
+	for (const char *k = key; k; k = va_arg(ap, const char *)) {
+		const char *v = va_arg(ap, const char *);
+
+		if (salvo_conf_set(conf, k, v, errstr, sizeof errstr)) {
+			fprintf(stderr, "conf %s: %s\n", k, errstr);
+			exit(1);
+		}
+	}
+}
+
 /* A client of uri with more configuration keys: key, value, ..., NULL. */
 static inline salvo_client *rabbit_connect(const char *uri, const char *key, ...)
 {
@@ -93,13 +109,7 @@ static inline salvo_client *rabbit_connect(const char *uri, const char *key, ...
 		exit(1);
 	}
 	va_start(ap, key);
-	for (const char *k = key; k; k = va_arg(ap, const char *)) {
-		const char *v = va_arg(ap, const char *);
-		if (salvo_conf_set(conf, k, v, errstr, sizeof errstr)) {
-			fprintf(stderr, "conf %s: %s\n", k, errstr);
-			exit(1);
-		}
-	}
+	rabbit_conf_keys(conf, key, ap);
 	va_end(ap);
 	rc = salvo_client_new(conf, &c, &err);
 	salvo_conf_destroy(conf);
@@ -108,6 +118,30 @@ static inline salvo_client *rabbit_connect(const char *uri, const char *key, ...
 		exit(1);
 	}
 	return c;
+}
+
+/* For the cases that run rabbitmqctl (scripts/rabbitmq.sh ctl) against the broker of uri:
+ * SALVO_TEST_PORT set to its port; skipped (77) without SALVO_SOURCE_ROOT. */
+static inline void rabbit_need_ctl(const char *uri)
+{
+	const char *port = strrchr(uri, ':');
+
+	if (!getenv("SALVO_SOURCE_ROOT")) {
+		fprintf(stderr, "SALVO_SOURCE_ROOT not set\n");
+		exit(77);
+	}
+	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
+}
+
+/* Delete queue q on a channel of its own (a failure ends the test). */
+static inline void rabbit_delete_queue(salvo_client *c, const char *q)
+{
+	salvo_channel *ch;
+	salvo_error err;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
+	OK(salvo_channel_close(ch, &err));
 }
 
 /* Close c within timeout_ms (a failure ends the test) and destroy it. */

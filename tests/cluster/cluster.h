@@ -95,13 +95,14 @@ static inline int cluster_script(const char *verb, int node, char *out, size_t s
 }
 
 /*
- * A client whose endpoints are every node, node `first` (1-based) first and the others in
- * order after it (uri.add in the host-and-port form), named name, with more configuration
- * keys: key, value, ..., NULL.
+ * A client whose endpoints are every node (whole URIs: "uri" node 1, "uri.add" the others)
+ * made with salvo_client_new_at, so it tries node `first` (1-based) first and the others in
+ * order after it, named name, with more configuration keys: key, value, ..., NULL
+ * (rabbit_conf_keys: the file that includes this one includes ../rabbit.h first).
  */
 static inline salvo_client *cluster_client(int first, const char *name, const char *key, ...)
 {
-	char errstr[256], add[64];
+	char errstr[256];
 	salvo_conf *conf = salvo_conf_new();
 	salvo_client *c;
 	salvo_error err;
@@ -109,25 +110,14 @@ static inline salvo_client *cluster_client(int first, const char *name, const ch
 	int rc;
 
 	CHECK(conf);
-	CHECK(salvo_conf_set(conf, "uri", cluster_uri[first - 1], errstr, sizeof errstr) == 0);
-	for (int k = 1; k < cluster_n; k++) {
-		int i = (first - 1 + k) % cluster_n + 1;
-
-		snprintf(add, sizeof add, "amqp://%s", cluster_endpoint(i));
-		CHECK(salvo_conf_set(conf, "uri.add", add, errstr, sizeof errstr) == 0);
-	}
+	for (int k = 0; k < cluster_n; k++)
+		CHECK(salvo_conf_set(conf, k ? "uri.add" : "uri", cluster_uri[k], errstr,
+				     sizeof errstr) == 0);
 	CHECK(salvo_conf_set(conf, "connection_name", name, errstr, sizeof errstr) == 0);
 	va_start(ap, key);
-	for (const char *k = key; k; k = va_arg(ap, const char *)) {
-		const char *v = va_arg(ap, const char *);
-
-		if (salvo_conf_set(conf, k, v, errstr, sizeof errstr)) {
-			fprintf(stderr, "conf %s: %s\n", k, errstr);
-			exit(1);
-		}
-	}
+	rabbit_conf_keys(conf, key, ap);
 	va_end(ap);
-	rc = salvo_client_new(conf, &c, &err);
+	rc = salvo_client_new_at(conf, (size_t)(first - 1), &c, &err);
 	salvo_conf_destroy(conf);
 	if (rc) {
 		fprintf(stderr, "connect to node %d: %d %s\n", first, rc, err.text);

@@ -198,16 +198,6 @@ static void typed_queue(salvo_client *c, char *q, size_t size, const char *prefi
 	salvo_table_destroy(args);
 }
 
-static void delete_queue(salvo_client *c, const char *q)
-{
-	salvo_channel *ch;
-	salvo_error err;
-
-	OK(salvo_channel_open(c, &ch, &err));
-	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
-	OK(salvo_channel_close(ch, &err));
-}
-
 /* The client's events so far: CHECKs that it lost its connection and reconnected to a node
  * other than `gone`; prints each. */
 static void check_failover(salvo_client *c, int gone)
@@ -524,7 +514,7 @@ static void publisher_case(const char *prefix, const char *type, bool leader_die
 		CHECK(got == queued);
 	if (!leader_dies)
 		recovery_or_fail(&r);
-	delete_queue(rc, q);
+	rabbit_delete_queue(rc, q);
 	rabbit_close(rc, 10000);
 	rabbit_close(c, 10000);
 	free(counts);
@@ -666,7 +656,7 @@ static void consumer_case(const char *prefix, const char *type)
 	recovery_or_fail(&r);
 	salvo_listener_destroy(l);
 	OK(salvo_publisher_close(p, 10000, &err));
-	delete_queue(pc, q);
+	rabbit_delete_queue(pc, q);
 	rabbit_close(lc, 10000);
 	rabbit_close(pc, 10000);
 	free(ld.counts);

@@ -26,17 +26,6 @@
 
 static const char *uri;
 
-static void need_ctl(void)
-{
-	const char *port = strrchr(uri, ':');
-
-	if (!getenv("SALVO_SOURCE_ROOT")) {
-		fprintf(stderr, "SALVO_SOURCE_ROOT not set\n");
-		exit(77);
-	}
-	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
-}
-
 /* Lines of `rabbitmqctl list_connections pid client_properties` that contain text. */
 static int broker_connections(const char *text)
 {
@@ -53,16 +42,6 @@ static int broker_connections(const char *text)
 		n += strstr(line, text) != NULL;
 	pclose(f);
 	return n;
-}
-
-static void delete_queue(salvo_client *c, const char *q)
-{
-	salvo_channel *ch;
-	salvo_error err;
-
-	OK(salvo_channel_open(c, &ch, &err));
-	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
-	OK(salvo_channel_close(ch, &err));
 }
 
 /* A fresh, empty queue q, declared on a channel of its own. */
@@ -153,7 +132,7 @@ static void case_pool_ini(void)
 	salvo_error err;
 	uint32_t received = 0;
 
-	need_ctl();
+	rabbit_need_ctl(uri);
 	snprintf(pub_name, sizeof pub_name, "salvo-pool-%d-publish", (int)getpid());
 	snprintf(lis_name, sizeof lis_name, "salvo-pool-%d-listen", (int)getpid());
 	snprintf(text, sizeof text,
@@ -245,7 +224,7 @@ static void case_pool_ini(void)
 		salvo_consumer_destroy(cons[k]);
 		OK(salvo_channel_close(chs[k], &err));
 	}
-	delete_queue(c0, pool_q);
+	rabbit_delete_queue(c0, pool_q);
 	OK(salvo_pool_destroy(pub, 5000, &err));
 	OK(salvo_pool_destroy(lis, 5000, &err));
 	/* Destroy closed them all. */
@@ -362,7 +341,7 @@ static void case_listener(void)
 	double ms;
 
 	CHECK(k.seen);
-	delete_queue(c, LQ);
+	rabbit_delete_queue(c, LQ);
 	/* The listener declares its queue: the publisher finds it. */
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
 	publish_n(pubc, LQ, 0, N);
@@ -378,7 +357,7 @@ static void case_listener(void)
 	CHECK(salvo_listener_stop(l, 0, &err) == 0);
 	salvo_listener_destroy(l);
 	CHECK(queue_count(c, LQ) == 0);
-	delete_queue(c, LQ);
+	rabbit_delete_queue(c, LQ);
 	rabbit_close(pubc, 10000);
 	rabbit_close(c, 10000);
 	free(k.seen);
@@ -414,7 +393,7 @@ static void case_listener_stop_midstream(void)
 	CHECK(k.calls == k.done && st.received == k.done && st.acked == st.received);
 	CHECK(left + st.acked == N);
 	salvo_listener_destroy(l);
-	delete_queue(c, LQ);
+	rabbit_delete_queue(c, LQ);
 	rabbit_close(c, 10000);
 }
 
@@ -432,11 +411,11 @@ static void case_listener_reconnect(void)
 	salvo_error err;
 	double ms;
 
-	need_ctl();
+	rabbit_need_ctl(uri);
 	CHECK(k.seen);
 	snprintf(name, sizeof name, "salvo-listener-%d", (int)getpid());
 	c = rabbit_connect(uri, "connection_name", name, "reconnect.initial_delay", "50", NULL);
-	delete_queue(pubc, LQ);
+	rabbit_delete_queue(pubc, LQ);
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
 	publish_n(pubc, LQ, 0, N / 2);
 	CHECK(wait_for(&k.distinct, N / 2, 30));
@@ -454,7 +433,7 @@ static void case_listener_reconnect(void)
 	CHECK(ms < 1000);
 	salvo_listener_destroy(l);
 	CHECK(queue_count(pubc, LQ) == 0);
-	delete_queue(pubc, LQ);
+	rabbit_delete_queue(pubc, LQ);
 	rabbit_close(c, 10000);
 	rabbit_close(pubc, 10000);
 	free(k.seen);
@@ -471,7 +450,7 @@ static void case_listener_client_closed(void)
 	salvo_error err;
 	int rc;
 
-	need_ctl();
+	rabbit_need_ctl(uri);
 	snprintf(name, sizeof name, "salvo-listener-closed-%d", (int)getpid());
 	c = rabbit_connect(uri, "connection_name", name, "reconnect", "0", NULL);
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
@@ -484,7 +463,7 @@ static void case_listener_client_closed(void)
 	salvo_listener_destroy(l);
 	salvo_client_destroy(c);
 	c = rabbit_connect(uri, NULL);
-	delete_queue(c, LQ);
+	rabbit_delete_queue(c, LQ);
 	rabbit_close(c, 10000);
 }
 
@@ -551,7 +530,7 @@ static void case_listener_actions(void)
 	      st.kept == 1 && st.settle_errors == 0);
 	salvo_listener_destroy(l);
 	CHECK(queue_count(c, LQ) == 0);
-	delete_queue(c, LQ);
+	rabbit_delete_queue(c, LQ);
 	rabbit_close(c, 10000);
 }
 
@@ -564,7 +543,7 @@ static void case_listener_refusals(void)
 	double t0 = now_s();
 	int rc;
 
-	delete_queue(c, "salvo.test.listener.missing");
+	rabbit_delete_queue(c, "salvo.test.listener.missing");
 	rc =
 	    salvo_listener_new(c, "salvo.test.listener.missing", count_message, &k, NULL, &l, &err);
 	printf("missing queue: %d %s (%.1f ms)\n", rc, err.text, (now_s() - t0) * 1e3);

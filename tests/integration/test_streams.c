@@ -29,31 +29,10 @@
 
 static const char *uri;
 
-static void need_ctl(void)
-{
-	const char *port = strrchr(uri, ':');
-
-	if (!getenv("SALVO_SOURCE_ROOT")) {
-		fprintf(stderr, "SALVO_SOURCE_ROOT not set\n");
-		exit(77);
-	}
-	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
-}
-
 /* The case's queue name: "salvo.test.streams.<what>.<pid>". */
 static void qname(char *buf, size_t size, const char *what)
 {
 	snprintf(buf, size, "salvo.test.streams.%s.%d", what, (int)getpid());
-}
-
-static void delete_queue(salvo_client *c, const char *q)
-{
-	salvo_channel *ch;
-	salvo_error err;
-
-	OK(salvo_channel_open(c, &ch, &err));
-	OK(salvo_queue_delete(ch, q, 0, NULL, &err));
-	OK(salvo_channel_close(ch, &err));
 }
 
 /* Declare q afresh, durable, with x-queue-type type and one more argument key = value
@@ -251,7 +230,7 @@ static void case_delivery_limit(void)
 	qname(dlq, sizeof dlq, "quorum-limit-dead");
 	seen_init(&s, 16);
 	s.action = SALVO_LISTENER_REQUEUE;
-	delete_queue(c, q);
+	rabbit_delete_queue(c, q);
 	{
 		salvo_channel *ch;
 		OK(salvo_channel_open(c, &ch, &err));
@@ -279,8 +258,8 @@ static void case_delivery_limit(void)
 	CHECK(st.requeued == LIMIT + 1);
 	CHECK(dead == 1 && queue_count(c, q) == 0);
 	salvo_listener_destroy(l);
-	delete_queue(c, q);
-	delete_queue(c, dlq);
+	rabbit_delete_queue(c, q);
+	rabbit_delete_queue(c, dlq);
 	rabbit_close(c, 10000);
 	seen_free(&s);
 }
@@ -301,7 +280,7 @@ static void case_single_active(void)
 	qname(q, sizeof q, "single-active");
 	seen_init(&sa, 2 * N);
 	seen_init(&sb, 2 * N);
-	delete_queue(c, q);
+	rabbit_delete_queue(c, q);
 	CHECK(args && salvo_table_add_string(args, "x-queue-type", "quorum") == 0 &&
 	      salvo_table_add_bool(args, "x-single-active-consumer", true) == 0);
 	opts.declare_arguments = args;
@@ -326,7 +305,7 @@ static void case_single_active(void)
 	salvo_listener_destroy(a);
 	salvo_listener_destroy(b);
 	CHECK(queue_count(c, q) == 0);
-	delete_queue(c, q);
+	rabbit_delete_queue(c, q);
 	rabbit_close(c, 10000);
 	seen_free(&sa);
 	seen_free(&sb);
@@ -424,7 +403,7 @@ static void case_offsets(void)
 	finish_range("next", l, &s, N + 1, N + 11);
 	seen_free(&s);
 
-	delete_queue(c, q);
+	rabbit_delete_queue(c, q);
 	rabbit_close(c, 10000);
 }
 
@@ -487,7 +466,7 @@ static void resume(const char *what, bool appending)
 	struct seen s;
 	char q[128], name[128];
 
-	need_ctl();
+	rabbit_need_ctl(uri);
 	qname(q, sizeof q, appending ? "resume-appending" : "resume");
 	snprintf(name, sizeof name, "salvo-streams-%s-%d", appending ? "appending" : "idle",
 		 (int)getpid());
@@ -515,7 +494,7 @@ static void resume(const char *what, bool appending)
 	       "error '%s'\n",
 	       what, (unsigned long long)st.settle_errors, st.last_error.text);
 	salvo_listener_destroy(l);
-	delete_queue(pubc, q);
+	rabbit_delete_queue(pubc, q);
 	rabbit_close(c, 10000);
 	rabbit_close(pubc, 10000);
 	seen_free(&s);
@@ -551,7 +530,7 @@ static void case_resume_envelopes(void)
 	struct seen s;
 	char q[128], name[128];
 
-	need_ctl();
+	rabbit_need_ctl(uri);
 	qname(q, sizeof q, "resume-envelopes");
 	snprintf(name, sizeof name, "salvo-streams-envelopes-%d", (int)getpid());
 	declare_typed(pubc, q, "stream", NULL, 0);
@@ -580,7 +559,7 @@ static void case_resume_envelopes(void)
 	CHECK(atomic_load(&s.distinct) == ENVELOPES && atomic_load(&s.no_offset) == 0);
 	CHECK(st.restarts == 1);
 	salvo_listener_destroy(l);
-	delete_queue(pubc, q);
+	rabbit_delete_queue(pubc, q);
 	rabbit_close(c, 10000);
 	rabbit_close(pubc, 10000);
 	seen_free(&s);
@@ -631,7 +610,7 @@ static void case_stream_requeue(void)
 	CHECK(st.requeued == 1 && st.rejected == 1 && st.acked == N - 2);
 	CHECK(st.settle_errors == 0 && st.restarts == 0 && salvo_client_reconnects(c) == 0);
 	salvo_listener_destroy(l);
-	delete_queue(c, q);
+	rabbit_delete_queue(c, q);
 	rabbit_close(c, 10000);
 	seen_free(&s);
 }
@@ -828,7 +807,7 @@ static void case_refusals(void)
 	CHECK(l == NULL);
 	salvo_table_destroy(args);
 	salvo_table_destroy(array);
-	delete_queue(c, q);
+	rabbit_delete_queue(c, q);
 	rabbit_close(c, 10000);
 	seen_free(&s);
 }
