@@ -1339,31 +1339,30 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * client has closed for good (reconnection off, or given up).
  *
  * On a stream (x-queue-type stream: deliveries carry their offset, see
- * salvo_message_stream_offset) the listener resumes where it stopped, when it knows the
- * queue is one: opts.stream is set, or set by itself when consume_arguments give
- * x-stream-offset (a stream consumer should, to say where it starts) or declare_arguments
- * give x-queue-type "stream". A message's own headers never decide it (a message copied
- * from a stream into another queue keeps x-stream-offset), so a listener on any other
- * queue settles as the callback says. It remembers the
- * position of the last delivery it handed to the callback (the offset, and the record when
- * an envelope is split), and every consume after the first starts just past it: with the
- * consume argument x-stream-offset set to that offset + 1 (or to the offset itself when
- * records of that envelope were not handed out yet, skipping those that were:
- * salvo_listener_stats.stream_skipped), in place of the caller's; RabbitMQ starts exactly
- * there. So a reconnection repeats nothing the callback had and loses nothing it had not: deliveries received and not yet handed out when the
- * consumer ended come again. Until a first delivery is handed out, each consume uses the
- * caller's arguments as they are ("next" then starts at the stream's end again). A stream
- * neither requeues nor dead-letters, and takes acks only (RabbitMQ 3.10 closes the
- * connection with 540 NOT_IMPLEMENTED over a nack or reject of a stream's delivery): the
- * listener acks a stream's delivery for REQUEUE and REJECT too (counted as requeued and
- * rejected), the ack being only credit there; it is not delivered again, and the position
- * moves past it. A callback that settles a stream's delivery itself (SETTLED, KEEP) must
- * ack it. Offsets below the stream's retention are gone: the broker starts at its first.
- * The position belongs to the log it came from: a stream deleted and declared again under
- * the same name numbers its messages from 0 again, and a listener resuming on it skips
- * the new log's offsets below its position (make a new listener instead). A stream
- * listener's deliveries without x-stream-offset (none come from RabbitMQ) are handed out
- * and settled as on any queue.
+ * salvo_message_stream_offset) the listener resumes where it stopped, when it knows the queue
+ * is one: opts.stream is set, or set by itself when consume_arguments give x-stream-offset (a
+ * stream consumer should, to say where it starts) or declare_arguments give x-queue-type
+ * "stream". A message's own headers never decide it (a message copied from a stream into
+ * another queue keeps x-stream-offset), so a listener on any other queue settles as the
+ * callback says. It remembers the position of the last delivery it handed to the callback
+ * (the offset, and the record when an envelope is split), and every consume after the first
+ * starts just past it: with the consume argument x-stream-offset set to that offset + 1 (or
+ * to the offset itself when records of that envelope were not handed out yet, skipping those
+ * that were: salvo_listener_stats.stream_skipped), in place of the caller's; RabbitMQ starts
+ * exactly there. So a reconnection repeats nothing the callback had and loses nothing it had
+ * not: deliveries received and not yet handed out when the consumer ended come again. Until a
+ * first delivery is handed out, each consume uses the caller's arguments as they are ("next"
+ * then starts at the stream's end again). A stream neither requeues nor dead-letters, and
+ * takes acks only (RabbitMQ 3.10 closes the connection with 540 NOT_IMPLEMENTED over a nack
+ * or reject of a stream's delivery): the listener acks a stream's delivery for REQUEUE and
+ * REJECT too (counted as requeued and rejected), the ack being only credit there; it is not
+ * delivered again, and the position moves past it. A callback that settles a stream's
+ * delivery itself (SETTLED, KEEP) must ack it. Offsets below the stream's retention are gone:
+ * the broker starts at its first. The position belongs to the log it came from: a stream
+ * deleted and declared again under the same name numbers its messages from 0 again, and a
+ * listener resuming on it skips the new log's offsets below its position (make a new listener
+ * instead). A stream listener's deliveries without x-stream-offset (none come from RabbitMQ)
+ * are handed out and settled as on any queue.
  */
 typedef struct salvo_listener salvo_listener;
 

@@ -7,9 +7,10 @@
  *	soak_client [--connections N] [--rate R] [--heartbeat S] [--prefix P] URI [URI...]
  *
  * Connection i (0-based, named P-c<i>) tries the URIs in turn starting at URI i mod n
- * (salvo_client_new_at over "uri" and "uri.add", every URI whole). On it run an asynchronous-confirm producer (number 2i) and a synchronous-confirm producer
- * (2i+1), each publishing persistent messages at most R a second into the quorum queue
- * P-q<i>, and a listener consuming queue P-q<i+1 mod N> (another connection's), which acks
+ * (salvo_client_new_at over "uri" and "uri.add", every URI whole). On it run an
+ * asynchronous-confirm producer (number 2i) and a synchronous-confirm producer (2i+1), each
+ * publishing persistent messages at most R a second into the quorum queue P-q<i>, and a
+ * listener consuming queue P-q<i+1 mod N> (another connection's), which acks
  * every message. A body is "<producer> <sequence>" padded to 64 bytes.
  *
  * Each producer keeps a bitmap of the sequence numbers confirmed (acked by the broker), and
