@@ -9,6 +9,11 @@
  * (one connection and its I/O thread); field tables; channels and their synchronous
  * methods; message properties; basic.get, consumers and acks; publishers with confirms;
  * reconnection; transactions; connection pools (from code or an INI file) and listeners.
+ *
+ * Compatibility (0.x): structures the application fills (salvo_*_opts) and reads
+ * (salvo_*_stats) grow only at their ends, and a zeroed new field means what the
+ * structure meant without it; but they carry no size, so a program is rebuilt against the
+ * salvo.h of the library it runs with.
  */
 #ifndef SALVO_H
 #define SALVO_H
@@ -749,6 +754,13 @@ typedef struct salvo_consumer salvo_consumer;
  * (record 0 of 1, the body in the wire format, nothing checked): to forward or store
  * them as they are. */
 #define SALVO_CONSUME_RAW_ENVELOPES 0x8u
+/* The queue is a stream, which takes acks only (RabbitMQ 3.10 closes the connection with
+ * 540 NOT_IMPLEMENTED over a nack or reject of a stream's delivery): every nack and
+ * reject of this consumer's deliveries is sent as an ack, whoever asks for it (the
+ * application, or salvo giving back what nobody took or refusing a malformed envelope).
+ * On a stream an ack is credit only: nothing is removed, nothing is requeued. Also in
+ * effect without the flag when arguments give x-stream-offset. */
+#define SALVO_CONSUME_STREAM 0x10u
 
 /* Called with a message the callee owns (it must destroy it, and may hand it to another
  * thread to process and ack). */
@@ -1383,7 +1395,7 @@ typedef salvo_listener_action (*salvo_listener_fn)(salvo_message *m, void *arg);
 
 typedef struct salvo_listener_opts {
 	uint16_t prefetch;	/* basic.qos prefetch_count; 0: 64 (unused with NO_ACK) */
-	unsigned consume_flags; /* SALVO_CONSUME_*: NO_ACK, EXCLUSIVE, RAW_ENVELOPES */
+	unsigned consume_flags; /* SALVO_CONSUME_*: NO_ACK, EXCLUSIVE, RAW_ENVELOPES, STREAM */
 	/* queue.declare(queue, declare_flags) before each consume (SALVO_DURABLE, ...). */
 	bool declare;
 	unsigned declare_flags;
@@ -1402,8 +1414,9 @@ typedef struct salvo_listener_opts {
 	 * copied by salvo_listener_new: the caller may change or free them after it returns.
 	 * A field array (salvo_array_new) is refused (SALVO_ERR_INVALID_ARGUMENT). */
 	const salvo_table *consume_arguments;
-	/* true: the queue is a stream (above): resume from the position, and acks only.
-	 * Also in effect, whatever this says, when consume_arguments give x-stream-offset or
+	/* true: the queue is a stream (above): resume from the position, and acks only
+	 * (its consumer has SALVO_CONSUME_STREAM). Also in effect, whatever this says, when
+	 * consume_flags has SALVO_CONSUME_STREAM, consume_arguments give x-stream-offset or
 	 * declare_arguments give x-queue-type "stream". */
 	bool stream;
 } salvo_listener_opts;
@@ -1443,10 +1456,12 @@ typedef struct salvo_listener_stats {
 	uint64_t acked, requeued, rejected, kept; /* settled by the listener, or kept */
 	uint64_t settle_errors; /* settles refused (the channel had closed meanwhile) */
 	uint64_t restarts;	/* consumers made again after the first */
+	salvo_error last_error; /* why the last consumer ended or could not be made */
+	/* Fields added since are appended here, so that a program built against an older
+	 * salvo.h keeps reading the ones above where they were. */
 	uint64_t stream_skipped; /* a stream's deliveries at the resume position that were
 				  * handed out already (records of an envelope), sent again
 				  * and acked without the callback */
-	salvo_error last_error; /* why the last consumer ended or could not be made */
 } salvo_listener_stats;
 
 SALVO_API void salvo_listener_get_stats(salvo_listener *l, salvo_listener_stats *st);

@@ -164,6 +164,7 @@ static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, boo
 		  salvo_error *err)
 {
 	struct sv_delivery *d = m ? m->d : NULL;
+	enum sv_settle_kind send;
 	int rc;
 
 	if (!d || !d->ch)
@@ -175,8 +176,11 @@ static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, boo
 				    "%s of delivery tag %llu: it was received with no_ack, so the "
 				    "broker took it as acknowledged when it sent it",
 				    settle_verbs[kind], (unsigned long long)d->delivery_tag);
-	rc = d->env ? sv_envelope_settle(m, kind, multiple, requeue, err)
-		    : settle_tag(d->ch, d->generation, d->delivery_tag, kind, multiple, requeue,
+	/* A stream's delivery takes acks only (SALVO_CONSUME_STREAM); counted as asked. */
+	send = d->acks_only ? SV_SETTLE_ACK : kind;
+	requeue = requeue && !d->acks_only;
+	rc = d->env ? sv_envelope_settle(m, send, multiple, requeue, err)
+		    : settle_tag(d->ch, d->generation, d->delivery_tag, send, multiple, requeue,
 				 err);
 	if (!rc)
 		count_settle(m, kind);
@@ -581,7 +585,7 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 				    "arguments must be a table, not a field array");
 	if (sv_check_flags("salvo_consume", opts->flags,
 			   SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE | SALVO_CONSUME_NO_LOCAL |
-				   SALVO_CONSUME_RAW_ENVELOPES,
+				   SALVO_CONSUME_RAW_ENVELOPES | SALVO_CONSUME_STREAM,
 			   err))
 		return SALVO_ERR_INVALID_ARGUMENT;
 	cons = calloc(1, sizeof *cons);
@@ -595,6 +599,8 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	cons->ch = ch;
 	cons->no_ack = opts->flags & SALVO_CONSUME_NO_ACK;
 	cons->raw = opts->flags & SALVO_CONSUME_RAW_ENVELOPES;
+	cons->acks_only = (opts->flags & SALVO_CONSUME_STREAM) ||
+			  sv_table_has(opts->arguments, "x-stream-offset", NULL);
 	cons->on_message = opts->on_message;
 	cons->on_message_arg = opts->on_message_arg;
 	/* The application's reference, and the request's (the channel's list takes it over at

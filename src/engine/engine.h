@@ -392,6 +392,9 @@ struct sv_delivery {
 	/* The consumer it was delivered to (I/O thread, before queueing it; NULL for
 	 * basic.get). Not referenced: each handle taken references it (taken). */
 	struct salvo_consumer *cons;
+	/* Its consumer's acks_only, copied when it came (I/O thread, before anyone settles
+	 * it): every settle of it is sent as an ack. */
+	bool acks_only;
 	struct sv_envelope *env;    /* split into records; NULL: handed out whole */
 	struct salvo_message whole; /* the handle of a message handed out whole */
 };
@@ -415,6 +418,7 @@ struct salvo_consumer {
 	char tag[256];	   /* the I/O thread writes it at consume-ok, before the caller reads */
 	bool no_ack;
 	bool raw; /* SALVO_CONSUME_RAW_ENVELOPES: envelopes are handed out whole */
+	bool acks_only; /* SALVO_CONSUME_STREAM, or an x-stream-offset argument */
 	salvo_message_fn on_message;
 	void *on_message_arg;
 	_Atomic int refs;

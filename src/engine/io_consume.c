@@ -119,8 +119,9 @@ static void send_settle(salvo_client *c, uint16_t channel, const struct sv_settl
 
 /*
  * A malformed envelope for a consumer that splits them: rejected without requeue at once
- * (a dead-letter exchange gets it; with no_ack it is gone already), counted and reported,
- * and freed. Its tag counts as settled, so multiple acks pass over it.
+ * (a dead-letter exchange gets it; with no_ack it is gone already), or acked for a
+ * consumer of a stream, which takes acks only (it stays in the stream), counted and
+ * reported, and freed. Its tag counts as settled, so multiple acks pass over it.
  */
 static void refuse_envelope(salvo_client *c, salvo_channel *ch, struct salvo_consumer *cons,
 			    struct sv_delivery *d, const char *reason)
@@ -130,7 +131,9 @@ static void refuse_envelope(salvo_client *c, salvo_channel *ch, struct salvo_con
 
 	/* A channel being closed takes nothing more (its close requeues the envelope). */
 	if (!d->no_ack && !ch->close_sent && !ch->peer_closed) {
-		send_settle(c, ch->id, &(struct sv_settle){.kind = SV_SETTLE_REJECT},
+		send_settle(c, ch->id,
+			    &(struct sv_settle){.kind = cons->acks_only ? SV_SETTLE_ACK
+								: SV_SETTLE_REJECT},
 			    d->delivery_tag, false);
 		sv_acked_settle(&ch->acked, d->delivery_tag, false);
 	}
@@ -142,7 +145,9 @@ static void refuse_envelope(salvo_client *c, salvo_channel *ch, struct salvo_con
 		     (unsigned long long)d->delivery_tag, ch->id,
 		     sv_text_escape(key, sizeof key, (const uint8_t *)d->routing_key,
 				    strlen(d->routing_key)),
-		     d->no_ack ? "dropped (consumed with no_ack)" : "rejected without requeue",
+		     d->no_ack	       ? "dropped (consumed with no_ack)"
+		     : cons->acks_only ? "acked (a stream takes acks only), not handed out"
+				       : "rejected without requeue",
 		     reason);
 	sv_event_push(c, &ev);
 	sv_delivery_free(d);
@@ -156,6 +161,7 @@ static void deliver(salvo_client *c, salvo_channel *ch, struct salvo_consumer *c
 	uint32_t n;
 
 	sv_acked_delivered(&ch->acked, d->delivery_tag, d->no_ack);
+	d->acks_only = cons->acks_only;
 	if (!ch->incoming_env || atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
 		sv_consumer_deliver(c, cons, &d->whole, 1);
 		return;

@@ -120,7 +120,8 @@ static salvo_table *resume_arguments(salvo_listener *l)
 /* Setup hook, channel, declare, qos, basic.consume. */
 static int make_consumer(salvo_listener *l, salvo_error *err)
 {
-	salvo_consumer_opts co = {.flags = l->opts.consume_flags,
+	salvo_consumer_opts co = {.flags = l->opts.consume_flags |
+					   (l->opts.stream ? SALVO_CONSUME_STREAM : 0),
 				  .arguments = l->opts.consume_arguments};
 	salvo_table *resume = NULL;
 	salvo_consumer *cons;
@@ -253,27 +254,6 @@ static bool stream_seen(salvo_listener *l, salvo_message *m, uint64_t off)
 	l->pos_offset = off;
 	l->pos_index = index;
 	l->pos_count = salvo_message_record_count(m);
-	return false;
-}
-
-/*
- * Whether table t has key (a NUL-terminated name) and, when value is not NULL, as a string
- * equal to it. The first entry of that name decides, as the broker reads it.
- */
-static bool table_has(const salvo_table *t, const char *key, const char *value)
-{
-	size_t key_len = strlen(key);
-	salvo_table_iter it;
-	salvo_field f;
-
-	salvo_table_iter_init(&it, t);
-	while (salvo_table_next(&it, &f) == 1) {
-		if (f.key_len != key_len || memcmp(f.key, key, key_len) != 0)
-			continue;
-		return !value || (f.type == SALVO_FIELD_STRING &&
-				  f.v.bytes.len == strlen(value) &&
-				  memcmp(f.v.bytes.ptr, value, f.v.bytes.len) == 0);
-	}
 	return false;
 }
 
@@ -432,8 +412,9 @@ int salvo_listener_new(salvo_client *c, const char *queue, salvo_listener_fn on_
 	l->opts.declare_arguments = l->declare_args;
 	l->opts.consume_arguments = l->consume_args;
 	/* A stream by what the caller said of the queue, never by a message's headers. */
-	if (table_has(l->consume_args, "x-stream-offset", NULL) ||
-	    (l->opts.declare && table_has(l->declare_args, "x-queue-type", "stream")))
+	if ((l->opts.consume_flags & SALVO_CONSUME_STREAM) ||
+	    sv_table_has(l->consume_args, "x-stream-offset", NULL) ||
+	    (l->opts.declare && sv_table_has(l->declare_args, "x-queue-type", "stream")))
 		l->opts.stream = true;
 	pthread_mutex_init(&l->lock, NULL);
 	sv_cond_init_monotonic(&l->cond);

@@ -474,3 +474,20 @@ int sv_props_copy(const struct sv_basic_props *in, salvo_props *out, void **mem)
 	}
 	return 0;
 }
+
+bool sv_table_has(const salvo_table *t, const char *key, const char *value)
+{
+	size_t key_len = strlen(key);
+	salvo_table_iter it;
+	salvo_field f;
+
+	salvo_table_iter_init(&it, t);
+	while (salvo_table_next(&it, &f) == 1) {
+		if (f.key_len != key_len || memcmp(f.key, key, key_len) != 0)
+			continue;
+		return !value || (f.type == SALVO_FIELD_STRING &&
+				  f.v.bytes.len == strlen(value) &&
+				  memcmp(f.v.bytes.ptr, value, f.v.bytes.len) == 0);
+	}
+	return false;
+}

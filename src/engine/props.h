@@ -31,6 +31,10 @@ struct sv_table sv_table_of(const salvo_table *t);
  */
 salvo_table *sv_table_copy_without(const salvo_table *t, const char *key);
 
+/* Whether t (NULL: empty) has key (NUL-terminated) and, when value is not NULL, as a
+ * long string equal to it. The first entry of that name decides, as the broker reads it. */
+bool sv_table_has(const salvo_table *t, const char *key, const char *value);
+
 /*
  * The properties to encode for a message: in (may be NULL) as views of the caller's
  * strings, plus delivery mode 2 when persistent and in gives none. Returns 0, or

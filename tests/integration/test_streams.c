@@ -565,6 +565,121 @@ static void case_resume_envelopes(void)
 	seen_free(&s);
 }
 
+/*
+ * What salvo settles by itself on a stream is an ack too: an envelope over the consumer's
+ * consumer.batch.max_bytes (10 records of 7,000 bytes against 65,536) is refused, and on
+ * a stream the refusal is an ack (a reject would make RabbitMQ close the connection with
+ * 540, which ends the client). The listener then hands out the 5 plain messages after it,
+ * on the same connection; a plain consumer with SALVO_CONSUME_STREAM has its nack sent as
+ * an ack, and its channel and connection live on.
+ */
+static _Atomic uint32_t small_calls, big_calls;
+
+static salvo_listener_action count_sizes(salvo_message *m, void *arg)
+{
+	size_t len;
+
+	(void)arg;
+	salvo_message_body(m, &len);
+	atomic_fetch_add(len > 1000 ? &big_calls : &small_calls, 1);
+	return SALVO_LISTENER_ACK;
+}
+
+/* Events of c within ms: how many SALVO_EVENT_ENVELOPE_REJECTED said the envelope was
+ * acked. */
+static int envelope_acked_events(salvo_client *c, int ms)
+{
+	salvo_event ev;
+	int n = 0;
+
+	while (salvo_client_poll_event(c, &ev, ms) == 0) {
+		if (ev.kind == SALVO_EVENT_ENVELOPE_REJECTED) {
+			printf("event: %s\n", ev.error.text);
+			n += strstr(ev.error.text, "acked (a stream takes acks only)") != NULL;
+		}
+		ms = 0;
+	}
+	return n;
+}
+
+static void case_stream_envelope_refused(void)
+{
+	enum { RECORDS = 10, BIG = 7000, PLAIN = 5 };
+	/* One envelope of the 10 records: 70,040 bytes of records, under frame_max. */
+	salvo_publisher_opts po = {
+	    .confirm = SALVO_CONFIRM_ASYNC,
+	    .batch = {.max_records = RECORDS, .max_bytes = 100000, .linger_us = 1000000}};
+	salvo_client *pubc = rabbit_connect(uri, NULL);
+	salvo_client *c = rabbit_connect(uri, "consumer.batch.max_bytes", "65536", NULL);
+	salvo_table *args = offset_string("first");
+	salvo_listener_opts opts = {.prefetch = 10, .consume_arguments = args};
+	salvo_consumer_opts co = {.flags = SALVO_CONSUME_STREAM};
+	salvo_listener_stats st;
+	salvo_queue_info info;
+	salvo_consumer *cons;
+	salvo_publisher *p;
+	salvo_listener *l;
+	salvo_channel *ch;
+	salvo_message *m;
+	salvo_error err;
+	static char big[BIG];
+	char q[128];
+	int acked_events;
+
+	qname(q, sizeof q, "envelope-refused");
+	declare_typed(pubc, q, "stream", NULL, 0);
+	memset(big, 'x', sizeof big);
+	OK(salvo_publisher_new(pubc, &po, &p, &err));
+	for (int i = 0; i < RECORDS; i++)
+		OK(salvo_publish(p, "", q, big, sizeof big, 0, SALVO_FOREVER, &err));
+	OK(salvo_publisher_wait_confirms(p, 30000, &err));
+	OK(salvo_publisher_close(p, 5000, &err));
+	publish_n(pubc, q, 0, PLAIN);
+
+	/* A listener (a stream by its x-stream-offset argument). */
+	OK(salvo_listener_new(c, q, count_sizes, NULL, &opts, &l, &err));
+	CHECK(wait_for(&small_calls, PLAIN, 30));
+	acked_events = envelope_acked_events(c, 2000);
+	usleep(300000); /* a 540 close over a reject would have ended the consumer by now */
+	salvo_listener_get_stats(l, &st);
+	printf("listener: %u plain handed out, %u records of the big envelope, %d envelope "
+	       "refusals acked, restarts %llu, reconnects %llu\n",
+	       atomic_load(&small_calls), atomic_load(&big_calls), acked_events,
+	       (unsigned long long)st.restarts, (unsigned long long)salvo_client_reconnects(c));
+	CHECK(atomic_load(&small_calls) == PLAIN && atomic_load(&big_calls) == 0);
+	CHECK(acked_events == 1);
+	CHECK(st.restarts == 0 && salvo_client_reconnects(c) == 0);
+	OK(salvo_listener_stop(l, 5000, &err));
+	salvo_listener_destroy(l);
+
+	/* A plain consumer told it reads a stream: the refused envelope acked again, and a
+	 * nack with requeue of the next message sent as an ack. */
+	OK(salvo_channel_open(c, &ch, &err));
+	OK(salvo_basic_qos(ch, 0, 10, false, &err));
+	co.arguments = args;
+	OK(salvo_consume(ch, q, &co, &cons, &err));
+	OK(salvo_consumer_get(cons, 10000, &m, &err));
+	CHECK(body_seq(m) == 0);
+	OK(salvo_message_nack(m, false, true, &err));
+	salvo_message_destroy(m);
+	OK(salvo_consumer_get(cons, 10000, &m, &err));
+	CHECK(body_seq(m) == 1); /* not the nacked one again: a stream does not requeue */
+	OK(salvo_message_ack(m, false, &err));
+	salvo_message_destroy(m);
+	acked_events = envelope_acked_events(c, 1000);
+	usleep(300000);
+	OK(salvo_queue_declare(ch, q, SALVO_PASSIVE, NULL, &info, &err)); /* the channel lives */
+	printf("consumer: refusals acked %d, reconnects %llu\n", acked_events,
+	       (unsigned long long)salvo_client_reconnects(c));
+	CHECK(acked_events == 1 && salvo_client_reconnects(c) == 0);
+	salvo_consumer_destroy(cons);
+	OK(salvo_channel_close(ch, &err));
+	salvo_table_destroy(args);
+	rabbit_delete_queue(pubc, q);
+	rabbit_close(c, 10000);
+	rabbit_close(pubc, 10000);
+}
+
 /* A stream does not requeue, and closes the connection with 540 over a nack or reject:
  * the listener acks for REQUEUE and REJECT (credit only), the connection lives, and the
  * message is not delivered again. */
@@ -820,6 +935,7 @@ static const struct test_case cases[] = {
     {"stream resume appending", .run = case_resume_appending},
     {"stream resume envelopes", .run = case_resume_envelopes},
     {"stream requeue", .run = case_stream_requeue},
+    {"stream envelope refused", .run = case_stream_envelope_refused},
     {"stream offset header", .run = case_offset_header},
     {"header not stream", .run = case_header_not_stream},
     {"stream refusals", .run = case_refusals},
