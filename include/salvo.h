@@ -376,11 +376,12 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
  * for a missing vhost) with err filled. conf is copied; the caller keeps ownership of it.
  * The endpoints ("uri", then each "uri.add"; shuffled first with endpoints.shuffle) are
  * tried in turn until one answers. Each one that failed before one answered is reported
- * by an SALVO_EVENT_ENDPOINT_FAILED event, queued when it returns; when all fail, the
- * status is the last one's and the error's text names each endpoint and its failure in
- * the order tried ("every endpoint failed: connect to 127.0.0.1:5781: Connection refused;
- * ..."; cut at the end of the text when there are many). A 403 or 530 ends the tries at
- * once (every endpoint would refuse alike). They must share one scheme: a list mixing
+ * by an SALVO_EVENT_ENDPOINT_FAILED event, queued when it returns; when all of two or more
+ * fail, the status is the last one's and the error's text names each endpoint and its
+ * failure in the order tried ("every endpoint failed: connect to 127.0.0.1:5781:
+ * Connection refused; ..."; cut at the end of the text when there are many). A 403 or 530
+ * ends the tries at once (every endpoint would refuse alike), with that refusal as the
+ * error. They must share one scheme: a list mixing
  * amqp:// and amqps:// is refused with SALVO_ERR_INVALID_ARGUMENT, since a failover could
  * otherwise drop TLS.
  * The on-connect hooks run before it returns; a hook's failure closes the connection and

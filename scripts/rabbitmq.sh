@@ -721,6 +721,8 @@ cmd_cluster_kill() {
 cl_restart_failed() {
 	log "cluster restart: $1"
 	cl_dump_logs
+	# Not stopped here: the state file records it, so cluster kill or stop still finds it.
+	log "cluster restart: the node is left as it is; 'cluster kill' or 'cluster stop' ends it"
 	exit 1
 }
 

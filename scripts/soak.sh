@@ -66,8 +66,13 @@ trap 'exit 143' TERM
 if [[ -n ${SALVO_SOAK_CLUSTER_URIS:-} ]]; then
 	read -r -a nodes <<<"$(tr '\n' ' ' <<<"$SALVO_SOAK_CLUSTER_URIS")"
 else
+	# A command substitution, not a process substitution: the start runs in the
+	# foreground, so a Ctrl-C reaches it (its own trap stops what it started), and a
+	# start that fails (a cluster of someone else's already on the port) is not one to
+	# stop here.
+	out=$(bash scripts/rabbitmq.sh cluster start 3 </dev/null) || exit 1
 	started_cluster=1
-	mapfile -t nodes < <(bash scripts/rabbitmq.sh cluster start 3 </dev/null)
+	mapfile -t nodes <<<"$out"
 fi
 ((${#nodes[@]} >= 1)) || { echo "soak.sh: no cluster nodes" >&2; exit 1; }
 

@@ -107,10 +107,20 @@ fi
 # brokers well. The cluster is stopped by the trap too, also on failure.
 stop_broker
 export SALVO_TEST_CLUSTER_PORT=${SALVO_TEST_CLUSTER_PORT:-5781}
-stop_cluster() { bash scripts/rabbitmq.sh cluster stop </dev/null || true; }
+# Only a cluster this run started is stopped: a start refused because one of someone
+# else's runs on the port leaves that one alone (and its URIs unused).
+cluster_started=0
+stop_cluster() {
+	if ((cluster_started)); then
+		bash scripts/rabbitmq.sh cluster stop </dev/null || true
+		cluster_started=0
+	fi
+}
 trap 'stop_broker; stop_cluster' EXIT
 rm -f "$builddir/meson-logs/testlog-cluster.json"
+unset SALVO_TEST_CLUSTER_URIS
 if cluster=$(bash scripts/rabbitmq.sh cluster start 3 </dev/null); then
+	cluster_started=1
 	SALVO_TEST_CLUSTER_URIS=$(tr '\n' ' ' <<<"$cluster")
 	export SALVO_TEST_CLUSTER_URIS=${SALVO_TEST_CLUSTER_URIS% }
 	echo "test cluster: $SALVO_TEST_CLUSTER_URIS"

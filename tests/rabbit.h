@@ -124,13 +124,20 @@ static inline salvo_client *rabbit_connect(const char *uri, const char *key, ...
  * SALVO_TEST_PORT set to its port; skipped (77) without SALVO_SOURCE_ROOT. */
 static inline void rabbit_need_ctl(const char *uri)
 {
-	const char *port = strrchr(uri, ':');
+	const char *auth = strstr(uri, "://") ? strstr(uri, "://") + 3 : uri;
+	const char *host = strchr(auth, '@') ? strchr(auth, '@') + 1 : auth;
+	const char *colon = strchr(host, ':'); /* the test broker is an IPv4 address or a name */
+	char port[8];
+	size_t n = colon ? strspn(colon + 1, "0123456789") : 0;
 
 	if (!getenv("SALVO_SOURCE_ROOT")) {
 		fprintf(stderr, "SALVO_SOURCE_ROOT not set\n");
 		exit(77);
 	}
-	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
+	CHECK(n > 0 && n < sizeof port);
+	memcpy(port, colon + 1, n);
+	port[n] = '\0';
+	CHECK(setenv("SALVO_TEST_PORT", port, 1) == 0);
 }
 
 /* Delete queue q on a channel of its own (a failure ends the test). */

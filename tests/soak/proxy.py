@@ -30,6 +30,7 @@ class Conn:
         self.flowing.set()
         self.closed = False
         self.lock = threading.Lock()
+        self.stalled_by = 0  # the stall (Proxy.stalls) that holds it, under Proxy.lock
 
     def close(self):
         with self.lock:
@@ -69,6 +70,7 @@ class Proxy:
         self.ports = []
         self.conns = set()
         self.accepted = 0
+        self.stalls = 0
         self.listeners = []
         for listen, target in pairs:
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -115,12 +117,19 @@ class Proxy:
     def stall(self, seconds):
         """Stop forwarding on every connection now, for seconds; returns how many."""
         live = self._live()
-        for c in live:
-            c.flowing.clear()
+        with self.lock:
+            self.stalls += 1
+            mine = self.stalls
+            for c in live:
+                c.stalled_by = mine
+                c.flowing.clear()
 
         def resume():
-            for c in live:
-                c.flowing.set()
+            # A later stall of the same connection is that stall's to end.
+            with self.lock:
+                for c in live:
+                    if c.stalled_by == mine:
+                        c.flowing.set()
 
         t = threading.Timer(seconds, resume)
         t.daemon = True

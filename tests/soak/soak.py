@@ -170,9 +170,13 @@ def inject(kind, rnd, cluster, prx, clock):
         return "all (%d connections) %.0f s" % (count, STALL_S), hit, hit
     node = rnd.randint(1, n)
     cluster.run("ctl", node, "set_vm_memory_high_watermark", "absolute", "1")
-    hit = clock()
-    time.sleep(ALARM_S)
-    cluster.run("ctl", node, "set_vm_memory_high_watermark", "0.4")
+    try:
+        hit = clock()
+        time.sleep(ALARM_S)
+    finally:
+        # Also when the run is stopped meanwhile: a node left in alarm blocks every
+        # publisher of a cluster that outlives the soak.
+        cluster.run("ctl", node, "set_vm_memory_high_watermark", "0.4")
     return "node %d %.0f s" % (node, ALARM_S), hit, clock()
 
 
@@ -243,9 +247,8 @@ def main():
         pairs.append((a.proxy_port + i, int(uri.rsplit(":", 1)[1].split("/")[0])))
     prx = proxy.Proxy(pairs)
     cluster = Cluster(a.root, a.nodes)
-    # The first endpoint carries the credentials; the others are host and port only.
-    endpoints = ["amqp://guest:guest@127.0.0.1:%d" % pairs[0][0]] + \
-        ["amqp://127.0.0.1:%d" % p for p, _ in pairs[1:]]
+    # Every endpoint a whole URI with the same credentials (uri, then uri.add).
+    endpoints = ["amqp://guest:guest@127.0.0.1:%d" % p for p, _ in pairs]
     t0 = time.monotonic()
     client = Client([a.client, "--connections", str(CONNECTIONS), "--rate", str(a.rate),
                      "--heartbeat", str(HEARTBEAT), "--prefix", "soak"] + endpoints, t0)

@@ -98,11 +98,13 @@ def case_stall():
     p = proxy.Proxy([(0, e.port)])
     s = connect(p)
     roundtrip(s)
-    if p.stall(1.5) != 1:
+    # A stall much longer than the 1 s the test reads through it: a test process
+    # descheduled for a while on a loaded machine still reads inside the stall.
+    if p.stall(4) != 1:
         fail("stall did not report one connection")
     t = time.monotonic()
     s.sendall(b"stalled")
-    s.settimeout(0.8)
+    s.settimeout(1)
     try:
         data = s.recv(10)
         fail("received %r during the stall" % data)
@@ -111,11 +113,11 @@ def case_stall():
     if e.ended.is_set():
         fail("the server's side closed by a stall")
     roundtrip(connect(p))  # a new connection is not stalled
-    s.settimeout(5)
+    s.settimeout(10)
     got = b""
     while len(got) < 7:
         got += s.recv(10)
-    if got != b"stalled" or time.monotonic() - t < 1.4:
+    if got != b"stalled" or time.monotonic() - t < 3.9:
         fail("after the stall: %r after %.2f s" % (got, time.monotonic() - t))
 
 
