@@ -605,8 +605,11 @@ static void close_clients(struct perf *pf)
 }
 
 /* --declare-queue: each queue, with x-queue-type and durable for --queue-type quorum and
- * stream. Returns 0 or the salvo status (reported). */
-static int declare_queues(salvo_client *c, const struct options *o)
+ * stream, queue i through producer connection i mod --connections: in a cluster a queue
+ * (a quorum queue's leader, a stream's) starts on the node that declared it, and
+ * connection i is on endpoint i mod n, so the queues are spread over the nodes as the
+ * connections are. Returns 0 or the salvo status (reported). */
+static int declare_queues(struct perf *pf, const struct options *o)
 {
 	static const char *const types[] = {
 	    [QUEUE_CLASSIC] = "classic", [QUEUE_QUORUM] = "quorum", [QUEUE_STREAM] = "stream"};
@@ -626,7 +629,8 @@ static int declare_queues(salvo_client *c, const struct options *o)
 			flags = SALVO_DURABLE;
 	}
 	for (unsigned i = 0; i < o->nqueue_names && !rc; i++)
-		rc = declare_queue_with(c, o->queue_names[i], flags, args);
+		rc = declare_queue_with(pf->clients[i % o->connections], o->queue_names[i], flags,
+					args);
 	salvo_table_destroy(args);
 	return rc;
 }
@@ -640,7 +644,7 @@ static int run(struct perf *pf, const salvo_conf *conf, const struct rows *out)
 	struct result r = {0};
 	int status = 0;
 
-	if (connect_all(pf, conf) || (o->declare_queue && declare_queues(pf->clients[0], o))) {
+	if (connect_all(pf, conf) || (o->declare_queue && declare_queues(pf, o))) {
 		close_clients(pf);
 		return EXIT_FAILED;
 	}
