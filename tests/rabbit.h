@@ -151,6 +151,44 @@ static inline void rabbit_delete_queue(salvo_client *c, const char *q)
 	OK(salvo_channel_close(ch, &err));
 }
 
+/* Publish bodies "<first>" .. "<first + n - 1>" to q through p (the default exchange), all
+ * confirmed. */
+static inline void rabbit_publish_seq(salvo_publisher *p, const char *q, uint32_t first,
+				      uint32_t n)
+{
+	salvo_error err;
+	char body[16];
+
+	for (uint32_t i = first; i < first + n; i++) {
+		int len = snprintf(body, sizeof body, "%u", i);
+		OK(salvo_publish(p, "", q, body, (size_t)len, 0, SALVO_FOREVER, &err));
+	}
+	OK(salvo_publisher_wait_confirms(p, 60000, &err));
+}
+
+/* rabbit_publish_seq through a publisher of c's own (async confirms), closed after. */
+static inline void rabbit_publish_n(salvo_client *c, const char *q, uint32_t first, uint32_t n)
+{
+	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 4096};
+	salvo_publisher *p;
+	salvo_error err;
+
+	OK(salvo_publisher_new(c, &opts, &p, &err));
+	rabbit_publish_seq(p, q, first, n);
+	OK(salvo_publisher_close(p, 5000, &err));
+}
+
+/* The number a rabbit_publish_seq body carries. */
+static inline uint32_t rabbit_body_seq(const salvo_message *m)
+{
+	size_t len;
+	const char *b = salvo_message_body(m, &len);
+	char buf[16];
+
+	snprintf(buf, sizeof buf, "%.*s", (int)(len < 15 ? len : 15), b);
+	return (uint32_t)strtoul(buf, NULL, 10);
+}
+
 /* Close c within timeout_ms (a failure ends the test) and destroy it. */
 static inline void rabbit_close(salvo_client *c, int timeout_ms)
 {

@@ -55,33 +55,6 @@ static void fresh_client_queue(salvo_client *c, const char *q)
 	OK(salvo_channel_close(ch, &err));
 }
 
-/* Publish bodies "<first>" .. "<first + n - 1>" to q, all confirmed. */
-static void publish_n(salvo_client *c, const char *q, uint32_t first, uint32_t n)
-{
-	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 4096};
-	salvo_publisher *p;
-	salvo_error err;
-	char body[16];
-
-	OK(salvo_publisher_new(c, &opts, &p, &err));
-	for (uint32_t i = first; i < first + n; i++) {
-		int len = snprintf(body, sizeof body, "%u", i);
-		OK(salvo_publish(p, "", q, body, (size_t)len, 0, SALVO_FOREVER, &err));
-	}
-	OK(salvo_publisher_wait_confirms(p, 60000, &err));
-	OK(salvo_publisher_close(p, 5000, &err));
-}
-
-static uint32_t body_seq(const salvo_message *m)
-{
-	size_t len;
-	const char *b = salvo_message_body(m, &len);
-	char buf[16];
-
-	snprintf(buf, sizeof buf, "%.*s", (int)(len < 15 ? len : 15), b);
-	return (uint32_t)strtoul(buf, NULL, 10);
-}
-
 /* Write text to <dir>/app.cfg; path receives its name. */
 static void write_cfg(char *dir, char *path, size_t size, const char *text)
 {
@@ -299,7 +272,7 @@ struct counter {
 static salvo_listener_action count_message(salvo_message *m, void *arg)
 {
 	struct counter *k = arg;
-	uint32_t seq = body_seq(m);
+	uint32_t seq = rabbit_body_seq(m);
 
 	atomic_fetch_add(&k->calls, 1);
 	if (k->work_us)
@@ -344,7 +317,7 @@ static void case_listener(void)
 	rabbit_delete_queue(c, LQ);
 	/* The listener declares its queue: the publisher finds it. */
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
-	publish_n(pubc, LQ, 0, N);
+	rabbit_publish_n(pubc, LQ, 0, N);
 	CHECK(wait_for(&k.distinct, N, 30));
 	usleep(100000); /* acks on their way */
 	ms = timed_stop(l);
@@ -378,7 +351,7 @@ static void case_listener_stop_midstream(void)
 	double ms;
 
 	fresh_client_queue(c, LQ);
-	publish_n(c, LQ, 0, N);
+	rabbit_publish_n(c, LQ, 0, N);
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
 	CHECK(wait_for(&k.done, 200, 30));
 	ms = timed_stop(l);
@@ -417,10 +390,10 @@ static void case_listener_reconnect(void)
 	c = rabbit_connect(uri, "connection_name", name, "reconnect.initial_delay", "50", NULL);
 	rabbit_delete_queue(pubc, LQ);
 	OK(salvo_listener_new(c, LQ, count_message, &k, &opts, &l, &err));
-	publish_n(pubc, LQ, 0, N / 2);
+	rabbit_publish_n(pubc, LQ, 0, N / 2);
 	CHECK(wait_for(&k.distinct, N / 2, 30));
 	close_connection(name, "salvo pool test");
-	publish_n(pubc, LQ, N / 2, N / 2);
+	rabbit_publish_n(pubc, LQ, N / 2, N / 2);
 	CHECK(wait_for(&k.distinct, N, 30));
 	usleep(100000);
 	ms = timed_stop(l);
@@ -485,7 +458,7 @@ static salvo_listener_action act_on(salvo_message *m, void *arg)
 {
 	pthread_t *worker = arg;
 
-	switch (body_seq(m)) {
+	switch (rabbit_body_seq(m)) {
 	case 0:
 		return atomic_exchange(&requeued_once, 1) ? SALVO_LISTENER_ACK
 							  : SALVO_LISTENER_REQUEUE;
@@ -512,7 +485,7 @@ static void case_listener_actions(void)
 
 	fresh_client_queue(c, LQ);
 	OK(salvo_listener_new(c, LQ, act_on, &worker, NULL, &l, &err));
-	publish_n(c, LQ, 0, 4);
+	rabbit_publish_n(c, LQ, 0, 4);
 	for (double end = now_s() + 10; now_s() < end; usleep(5000)) {
 		salvo_listener_get_stats(l, &st);
 		if (st.received == 5)

@@ -54,40 +54,6 @@ static void declare_typed(salvo_client *c, const char *q, const char *type, cons
 	salvo_table_destroy(args);
 }
 
-/* Publish bodies "<first>" .. "<first + n - 1>" to q through p, all confirmed. */
-static void publish_on(salvo_publisher *p, const char *q, uint32_t first, uint32_t n)
-{
-	salvo_error err;
-	char body[16];
-
-	for (uint32_t i = first; i < first + n; i++) {
-		int len = snprintf(body, sizeof body, "%u", i);
-		OK(salvo_publish(p, "", q, body, (size_t)len, 0, SALVO_FOREVER, &err));
-	}
-	OK(salvo_publisher_wait_confirms(p, 60000, &err));
-}
-
-static void publish_n(salvo_client *c, const char *q, uint32_t first, uint32_t n)
-{
-	salvo_publisher_opts opts = {.confirm = SALVO_CONFIRM_ASYNC, .window = 4096};
-	salvo_publisher *p;
-	salvo_error err;
-
-	OK(salvo_publisher_new(c, &opts, &p, &err));
-	publish_on(p, q, first, n);
-	OK(salvo_publisher_close(p, 5000, &err));
-}
-
-static uint32_t body_seq(const salvo_message *m)
-{
-	size_t len;
-	const char *b = salvo_message_body(m, &len);
-	char buf[16];
-
-	snprintf(buf, sizeof buf, "%.*s", (int)(len < 15 ? len : 15), b);
-	return (uint32_t)strtoul(buf, NULL, 10);
-}
-
 static bool wait_for(_Atomic uint32_t *v, uint32_t want, double seconds)
 {
 	for (double end = now_s() + seconds; now_s() < end; usleep(2000))
@@ -134,7 +100,7 @@ static void seen_free(struct seen *s)
 static salvo_listener_action record(salvo_message *m, void *arg)
 {
 	struct seen *s = arg;
-	uint32_t seq = body_seq(m);
+	uint32_t seq = rabbit_body_seq(m);
 	uint64_t off;
 
 	if (salvo_message_stream_offset(m, &off) == 0) {
@@ -244,7 +210,7 @@ static void case_delivery_limit(void)
 	opts.declare_arguments = args;
 	OK(salvo_listener_new(c, q, record, &s, &opts, &l, &err));
 	salvo_table_destroy(args); /* copied */
-	publish_n(c, q, 7, 1);
+	rabbit_publish_n(c, q, 7, 1);
 	for (double end = now_s() + 20; now_s() < end && (dead = queue_count(c, dlq)) == 0;)
 		usleep(10000);
 	usleep(200000); /* a further delivery, if the limit did not hold, would come now */
@@ -287,14 +253,14 @@ static void case_single_active(void)
 	OK(salvo_listener_new(c, q, record, &sa, &opts, &a, &err));
 	OK(salvo_listener_new(c, q, record, &sb, &opts, &b, &err));
 	salvo_table_destroy(args);
-	publish_n(c, q, 0, N);
+	rabbit_publish_n(c, q, 0, N);
 	CHECK(wait_for(&sa.calls, N, 30));
 	usleep(200000);
 	printf("single active: first listener %u, second %u\n", atomic_load(&sa.calls),
 	       atomic_load(&sb.calls));
 	CHECK(atomic_load(&sa.calls) == N && atomic_load(&sb.calls) == 0);
 	OK(salvo_listener_stop(a, 5000, &err));
-	publish_n(c, q, N, N);
+	rabbit_publish_n(c, q, N, N);
 	CHECK(wait_for(&sb.calls, N, 30));
 	usleep(200000);
 	printf("after the first stopped: first %u, second %u\n", atomic_load(&sa.calls),
@@ -346,13 +312,13 @@ static void case_offsets(void)
 
 	qname(q, sizeof q, "offsets");
 	declare_typed(c, q, "stream", NULL, 0);
-	publish_n(c, q, 0, HALF);
+	rabbit_publish_n(c, q, 0, HALF);
 	/* T: a second after the first batch is in, so no chunk of it is stamped T or later. */
 	sleep(1);
 	t = (uint64_t)time(NULL) + 1;
 	while ((uint64_t)time(NULL) < t)
 		usleep(10000);
-	publish_n(c, q, HALF, HALF);
+	rabbit_publish_n(c, q, HALF, HALF);
 
 	seen_init(&s, CAP);
 	l = stream_listener(c, q, offset_string("first"), &s, 64);
@@ -391,7 +357,7 @@ static void case_offsets(void)
 		printf("last: the last chunk starts at %llu (%u messages)\n",
 		       (unsigned long long)from, tail);
 		CHECK(from >= HALF && from + tail == N);
-		publish_n(c, q, N, 1);
+		rabbit_publish_n(c, q, N, 1);
 		finish_range("last", l, &s, (uint32_t)from, N + 1);
 	}
 	seen_free(&s);
@@ -401,7 +367,7 @@ static void case_offsets(void)
 	l = stream_listener(c, q, offset_string("next"), &s, 64);
 	usleep(300000);
 	CHECK(atomic_load(&s.calls) == 0);
-	publish_n(c, q, N + 1, 10);
+	rabbit_publish_n(c, q, N + 1, 10);
 	finish_range("next", l, &s, N + 1, N + 11);
 	seen_free(&s);
 
@@ -440,7 +406,7 @@ static void *append_main(void *arg)
 
 	OK(salvo_publisher_new(a->c, &opts, &p, &err));
 	for (uint32_t i = 0; i < a->n; i += a->per_batch) {
-		publish_on(p, a->q, a->first + i,
+		rabbit_publish_seq(p, a->q, a->first + i,
 			   a->n - i < a->per_batch ? a->n - i : a->per_batch);
 		usleep(a->pause_us);
 	}
@@ -473,7 +439,7 @@ static void resume(const char *what, bool appending)
 	snprintf(name, sizeof name, "salvo-streams-%s-%d", appending ? "appending" : "idle",
 		 (int)getpid());
 	declare_typed(pubc, q, "stream", NULL, 0);
-	publish_n(pubc, q, 0, appending ? BEFORE : N);
+	rabbit_publish_n(pubc, q, 0, appending ? BEFORE : N);
 	c = rabbit_connect(uri, "connection_name", name, "reconnect.initial_delay", "50", NULL);
 	seen_init(&s, N);
 	s.pause_at = N / 4;
@@ -537,7 +503,7 @@ static void case_resume_envelopes(void)
 	snprintf(name, sizeof name, "salvo-streams-envelopes-%d", (int)getpid());
 	declare_typed(pubc, q, "stream", NULL, 0);
 	OK(salvo_publisher_new(pubc, &po, &p, &err));
-	publish_on(p, q, 0, N);
+	rabbit_publish_seq(p, q, 0, N);
 	OK(salvo_publisher_close(p, 5000, &err));
 	c = rabbit_connect(uri, "connection_name", name, "reconnect.initial_delay", "50", NULL);
 	seen_init(&s, N);
@@ -636,7 +602,7 @@ static void case_stream_envelope_refused(void)
 		OK(salvo_publish(p, "", q, big, sizeof big, 0, SALVO_FOREVER, &err));
 	OK(salvo_publisher_wait_confirms(p, 30000, &err));
 	OK(salvo_publisher_close(p, 5000, &err));
-	publish_n(pubc, q, 0, PLAIN);
+	rabbit_publish_n(pubc, q, 0, PLAIN);
 
 	/* A listener (a stream by its x-stream-offset argument). */
 	OK(salvo_listener_new(c, q, count_sizes, NULL, &opts, &l, &err));
@@ -661,11 +627,11 @@ static void case_stream_envelope_refused(void)
 	co.arguments = args;
 	OK(salvo_consume(ch, q, &co, &cons, &err));
 	OK(salvo_consumer_get(cons, 10000, &m, &err));
-	CHECK(body_seq(m) == 0);
+	CHECK(rabbit_body_seq(m) == 0);
 	OK(salvo_message_nack(m, false, true, &err));
 	salvo_message_destroy(m);
 	OK(salvo_consumer_get(cons, 10000, &m, &err));
-	CHECK(body_seq(m) == 1); /* not the nacked one again: a stream does not requeue */
+	CHECK(rabbit_body_seq(m) == 1); /* not the nacked one again: a stream does not requeue */
 	OK(salvo_message_ack(m, false, &err));
 	salvo_message_destroy(m);
 	acked_events = envelope_acked_events(c, 1000);
@@ -688,7 +654,7 @@ static void case_stream_envelope_refused(void)
 static salvo_listener_action settle_some(salvo_message *m, void *arg)
 {
 	struct seen *s = arg;
-	uint32_t seq = body_seq(m);
+	uint32_t seq = rabbit_body_seq(m);
 
 	record(m, s);
 	return seq == 5	  ? SALVO_LISTENER_REQUEUE
@@ -710,7 +676,7 @@ static void case_stream_requeue(void)
 
 	qname(q, sizeof q, "requeue");
 	declare_typed(c, q, "stream", NULL, 0);
-	publish_n(c, q, 0, N);
+	rabbit_publish_n(c, q, 0, N);
 	seen_init(&s, N);
 	OK(salvo_listener_new(c, q, settle_some, &s, &opts, &l, &err));
 	salvo_table_destroy(args);
