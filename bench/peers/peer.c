@@ -22,6 +22,16 @@ int peer_usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int peer_vfail(const char *prefix, const char *detail, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: %s", peer_prog, prefix ? prefix : "");
+	vfprintf(stderr, fmt, ap);
+	if (detail)
+		fprintf(stderr, ": %s", detail);
+	fputc('\n', stderr);
+	return -1;
+}
+
 bool peer_parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	char *end;

@@ -7,6 +7,7 @@
 #ifndef SALVO_BENCH_PEER_H
 #define SALVO_BENCH_PEER_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,10 @@ extern const char peer_prog[];
 
 /* "PROG: message (--help lists the options)" on stderr. Returns EXIT_USAGE. */
 int peer_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "PROG: [prefix]what[: detail]" on stderr, what formatted from fmt and ap (prefix and
+ * detail may be NULL). Returns -1. */
+int peer_vfail(const char *prefix, const char *detail, const char *fmt, va_list ap);
 
 /* A whole decimal number in [min, max]: digits only, no sign, suffix or wrap-around. */
 bool peer_parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *out);

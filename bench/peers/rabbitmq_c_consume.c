@@ -117,15 +117,12 @@ static int fail(const char *detail, const char *fmt, ...) __attribute__((format(
 static int fail(const char *detail, const char *fmt, ...)
 {
 	va_list ap;
+	int rc;
 
-	fputs(PROG ": ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc = peer_vfail(NULL, detail, fmt, ap);
 	va_end(ap);
-	if (detail)
-		fprintf(stderr, ": %s", detail);
-	fputc('\n', stderr);
-	return -1;
+	return rc;
 }
 
 /* Returns -1 to go on, else the exit status. */

@@ -150,18 +150,16 @@ static int fail(const struct publisher *p, const char *detail, const char *fmt, 
 
 static int fail(const struct publisher *p, const char *detail, const char *fmt, ...)
 {
+	char prefix[32] = "";
 	va_list ap;
+	int rc;
 
-	fputs(PROG ": ", stderr);
 	if (p && p->o->threads > 1)
-		fprintf(stderr, "connection %u: ", p->index);
+		snprintf(prefix, sizeof prefix, "connection %u: ", p->index);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	rc = peer_vfail(prefix, detail, fmt, ap);
 	va_end(ap);
-	if (detail)
-		fprintf(stderr, ": %s", detail);
-	fputc('\n', stderr);
-	return -1;
+	return rc;
 }
 
 /* Returns -1 to go on, else the exit status. */
