@@ -1375,7 +1375,7 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * deleted and declared again under the same name numbers its messages from 0 again, and a
  * listener resuming on it skips the new log's offsets below its position (make a new listener
  * instead). A stream listener's deliveries without x-stream-offset (none come from RabbitMQ)
- * are handed out and settled as on any queue.
+ * are handed out without moving the position, and settled with acks like the others.
  */
 typedef struct salvo_listener salvo_listener;
 

@@ -282,17 +282,15 @@ static void handle(salvo_listener *l, salvo_message *m)
 			break;
 		case SALVO_LISTENER_SETTLED:
 			break;
-		/* A stream takes acks only (RabbitMQ closes the connection with 540 over a
-		 * nack or reject of its delivery), and an ack there is only credit. */
+		/* On a stream the consumer (SALVO_CONSUME_STREAM) sends these as acks: a
+		 * stream takes acks only, and an ack there is only credit. */
 		case SALVO_LISTENER_REJECT:
-			rc = stream ? salvo_message_ack(m, false, &e)
-				    : salvo_message_reject(m, false, &e);
+			rc = salvo_message_reject(m, false, &e);
 			atomic_fetch_add_explicit(&l->rejected, !rc, memory_order_relaxed);
 			break;
 		case SALVO_LISTENER_REQUEUE:
 		default: /* not an action: give the message back rather than lose it */
-			rc = stream ? salvo_message_ack(m, false, &e)
-				    : salvo_message_nack(m, false, true, &e);
+			rc = salvo_message_nack(m, false, true, &e);
 			atomic_fetch_add_explicit(&l->requeued, !rc, memory_order_relaxed);
 			break;
 		}
