@@ -762,6 +762,10 @@ typedef struct salvo_consumer salvo_consumer;
  * On a stream an ack is credit only: nothing is removed, nothing is requeued. Also in
  * effect without the flag when arguments give x-stream-offset. */
 #define SALVO_CONSUME_STREAM 0x10u
+/* Not recorded for topology recovery (configuration key topology_recovery): the consumer
+ * ends with the connection, as every consumer did before topology recovery, and whoever
+ * made it makes it again (a listener, an RPC client). */
+#define SALVO_CONSUME_NO_RECOVERY 0x20u
 
 /* Called with a message the callee owns (it must destroy it, and may hand it to another
  * thread to process and ack). */

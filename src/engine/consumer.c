@@ -585,7 +585,8 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 				    "arguments must be a table, not a field array");
 	if (sv_check_flags("salvo_consume", opts->flags,
 			   SALVO_CONSUME_NO_ACK | SALVO_CONSUME_EXCLUSIVE | SALVO_CONSUME_NO_LOCAL |
-				   SALVO_CONSUME_RAW_ENVELOPES | SALVO_CONSUME_STREAM,
+				   SALVO_CONSUME_RAW_ENVELOPES | SALVO_CONSUME_STREAM |
+				   SALVO_CONSUME_NO_RECOVERY,
 			   err))
 		return SALVO_ERR_INVALID_ARGUMENT;
 	cons = calloc(1, sizeof *cons);
