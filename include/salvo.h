@@ -526,6 +526,38 @@ SALVO_API int salvo_channel_close(salvo_channel *ch, salvo_error *err);
 #define SALVO_INTERNAL 0x10u   /* exchange.declare */
 #define SALVO_IF_UNUSED 0x20u  /* exchange.delete, queue.delete */
 #define SALVO_IF_EMPTY 0x40u   /* queue.delete */
+/* Both declares and both deletes: send the method with its no-wait bit, and wait for no
+ * reply (below, "Nowait"). */
+#define SALVO_NOWAIT 0x80u
+
+/*
+ * Nowait: bulk topology without a round trip each. A method sent with its no-wait bit
+ * (SALVO_NOWAIT, or a *_nowait bind) has no reply from the broker: the call returns 0 once
+ * the I/O thread has queued its frame for sending, which is before the broker has seen it.
+ * The broker handles a channel's methods in order, so a later synchronous call on the same
+ * channel (a passive declare, salvo_basic_qos, ...) returns only after every nowait method
+ * sent before it took effect: that is the way to know a bulk is done.
+ *
+ * A refusal comes later, as the broker's channel.close (404 for a missing exchange, 406
+ * for a declare that disagrees with what exists, ...): the channel is closed, and the next
+ * call on it returns that error with the broker's code and text (err->kind
+ * SALVO_ERROR_CHANNEL), as for a publish. Methods sent after the refused one and before
+ * the close reached the client are ignored by the broker; those before it took effect.
+ * Which call returns the error depends on timing: some nowait calls after the refused one
+ * may still return 0. Nowait methods are not retried after a reconnection, any more than
+ * waited ones.
+ *
+ * Bounded: a nowait call waits (rpc_timeout at most: SALVO_ERR_TIMEOUT) until the I/O
+ * thread takes its frame, and the I/O thread takes no method while more than 256 KiB of
+ * control frames wait for a broker that is not reading, so a loop of nowait calls holds
+ * no more memory than that, whatever its length. Same returns as the waited call
+ * otherwise; same thread rules (a channel is used by one thread at a time).
+ *
+ * queue.declare with SALVO_NOWAIT refuses queue "" (SALVO_ERR_INVALID_ARGUMENT): the
+ * name the broker chooses comes only in declare-ok; and info must be NULL (no declare-ok
+ * fills it). queue.delete with SALVO_NOWAIT takes no message_count (NULL). queue.unbind
+ * has no no-wait bit in AMQP 0-9-1, so salvo_queue_unbind always waits for unbind-ok.
+ */
 
 SALVO_API int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *type,
 				     unsigned flags, const salvo_table *arguments, salvo_error *err);
@@ -537,6 +569,13 @@ SALVO_API int salvo_exchange_bind(salvo_channel *ch, const char *destination, co
 SALVO_API int salvo_exchange_unbind(salvo_channel *ch, const char *destination,
 				    const char *source, const char *routing_key,
 				    const salvo_table *arguments, salvo_error *err);
+/* exchange.bind and exchange.unbind with the no-wait bit: see "Nowait" above. */
+SALVO_API int salvo_exchange_bind_nowait(salvo_channel *ch, const char *destination,
+					 const char *source, const char *routing_key,
+					 const salvo_table *arguments, salvo_error *err);
+SALVO_API int salvo_exchange_unbind_nowait(salvo_channel *ch, const char *destination,
+					   const char *source, const char *routing_key,
+					   const salvo_table *arguments, salvo_error *err);
 
 /* What queue.declare-ok says. name is the queue's name, chosen by the broker when the
  * declare asked for "" (server-named queue). */
@@ -553,6 +592,10 @@ SALVO_API int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned
 SALVO_API int salvo_queue_bind(salvo_channel *ch, const char *queue, const char *exchange,
 			       const char *routing_key, const salvo_table *arguments,
 			       salvo_error *err);
+/* queue.bind with the no-wait bit: see "Nowait" above. */
+SALVO_API int salvo_queue_bind_nowait(salvo_channel *ch, const char *queue, const char *exchange,
+				      const char *routing_key, const salvo_table *arguments,
+				      salvo_error *err);
 SALVO_API int salvo_queue_unbind(salvo_channel *ch, const char *queue, const char *exchange,
 				 const char *routing_key, const salvo_table *arguments,
 				 salvo_error *err);
@@ -710,6 +753,18 @@ SALVO_API int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool mul
  * connection (err->kind SALVO_ERROR_CONNECTION).
  */
 SALVO_API int salvo_basic_recover(salvo_channel *ch, bool requeue, salvo_error *err);
+
+/*
+ * basic.recover-async (deprecated in AMQP 0-9-1 in favour of basic.recover, and still
+ * implemented by RabbitMQ): the same requeueing of the channel's unacknowledged messages,
+ * without a reply. Returns 0 once the I/O thread has queued the frame (as a nowait method:
+ * see "Nowait"); the messages come again with redelivered set, with new delivery tags.
+ * Settle those: an ack of a requeued message's old delivery that reaches the broker after
+ * the recover is refused with 406 PRECONDITION_FAILED (unknown delivery tag), closing the
+ * channel. A refusal comes back from the next call on the channel. RabbitMQ answers
+ * requeue false with 540 NOT_IMPLEMENTED and closes the connection, as for basic.recover.
+ */
+SALVO_API int salvo_basic_recover_async(salvo_channel *ch, bool requeue, salvo_error *err);
 
 /*
  * Consumers (basic.consume). A consumer belongs to a channel; the I/O thread assembles its

@@ -2,7 +2,9 @@
 /*
  * Channels and their synchronous methods: each call encodes its method on the caller's
  * thread, hands the frame to the I/O thread and waits for the reply (or the broker's
- * channel.close) at most rpc_timeout.
+ * channel.close) at most rpc_timeout. A nowait method (SALVO_NOWAIT, the *_nowait binds)
+ * sets the method's no-wait bit and asks for no reply: its request completes once the
+ * I/O thread has queued the frame, and a refusal comes back as the channel's error.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -221,6 +223,10 @@ static enum sv_reply_next count_ok(salvo_client *c, salvo_channel *ch, struct sv
 	return SV_REPLY_DONE;
 }
 
+/* The reply a method waits for, and its handler: none when it has its no-wait bit (the
+ * request completes once its frame is queued). */
+#define REPLY(nowait, id, ...) (&(struct sv_rpc){.reply_id = (nowait) ? 0 : (id), __VA_ARGS__})
+
 static int check_name(const char *what, const char *s, salvo_error *err)
 {
 	if (!s) {
@@ -275,7 +281,8 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 
 	CHECK_CHANNEL(ch);
 	CHECK_FLAGS("exchange.declare", flags,
-		    SALVO_PASSIVE | SALVO_DURABLE | SALVO_AUTO_DELETE | SALVO_INTERNAL);
+		    SALVO_PASSIVE | SALVO_DURABLE | SALVO_AUTO_DELETE | SALVO_INTERNAL |
+			SALVO_NOWAIT);
 	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("exchange", exchange);
 	CHECK_NAME("exchange type", type);
@@ -286,9 +293,10 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 		.durable = flags & SALVO_DURABLE,
 		.auto_delete = flags & SALVO_AUTO_DELETE,
 		.internal = flags & SALVO_INTERNAL,
+		.nowait = flags & SALVO_NOWAIT,
 		.arguments = sv_table_of(arguments),
 	};
-	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_EXCHANGE_DECLARE_OK}, NULL,
+	return sv_channel_rpc(ch, &m, REPLY(flags & SALVO_NOWAIT, SV_EXCHANGE_DECLARE_OK), NULL,
 			      NULL, err);
 }
 
@@ -298,15 +306,16 @@ int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flag
 	struct sv_method m = {.id = SV_EXCHANGE_DELETE};
 
 	CHECK_CHANNEL(ch);
-	CHECK_FLAGS("exchange.delete", flags, SALVO_IF_UNUSED);
+	CHECK_FLAGS("exchange.delete", flags, SALVO_IF_UNUSED | SALVO_NOWAIT);
 	CHECK_NAME("exchange", exchange);
 	m.a.exchange_delete.exchange = str(exchange);
 	m.a.exchange_delete.if_unused = flags & SALVO_IF_UNUSED;
-	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_EXCHANGE_DELETE_OK}, NULL,
+	m.a.exchange_delete.nowait = flags & SALVO_NOWAIT;
+	return sv_channel_rpc(ch, &m, REPLY(flags & SALVO_NOWAIT, SV_EXCHANGE_DELETE_OK), NULL,
 			      NULL, err);
 }
 
-static int exchange_binding(salvo_channel *ch, bool bind, const char *destination,
+static int exchange_binding(salvo_channel *ch, bool bind, bool nowait, const char *destination,
 			    const char *source, const char *routing_key,
 			    const salvo_table *arguments, salvo_error *err)
 {
@@ -321,29 +330,45 @@ static int exchange_binding(salvo_channel *ch, bool bind, const char *destinatio
 		m.a.exchange_bind.destination = str(destination);
 		m.a.exchange_bind.source = str(source);
 		m.a.exchange_bind.routing_key = str(routing_key);
+		m.a.exchange_bind.nowait = nowait;
 		m.a.exchange_bind.arguments = sv_table_of(arguments);
 	} else {
 		m.a.exchange_unbind.destination = str(destination);
 		m.a.exchange_unbind.source = str(source);
 		m.a.exchange_unbind.routing_key = str(routing_key);
+		m.a.exchange_unbind.nowait = nowait;
 		m.a.exchange_unbind.arguments = sv_table_of(arguments);
 	}
-	return sv_channel_rpc(
-	    ch, &m,
-	    &(struct sv_rpc){.reply_id = bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK}, NULL,
-	    NULL, err);
+	return sv_channel_rpc(ch, &m,
+			      REPLY(nowait, bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK),
+			      NULL, NULL, err);
 }
 
 int salvo_exchange_bind(salvo_channel *ch, const char *destination, const char *source,
 			const char *routing_key, const salvo_table *arguments, salvo_error *err)
 {
-	return exchange_binding(ch, true, destination, source, routing_key, arguments, err);
+	return exchange_binding(ch, true, false, destination, source, routing_key, arguments, err);
+}
+
+int salvo_exchange_bind_nowait(salvo_channel *ch, const char *destination, const char *source,
+			       const char *routing_key, const salvo_table *arguments,
+			       salvo_error *err)
+{
+	return exchange_binding(ch, true, true, destination, source, routing_key, arguments, err);
 }
 
 int salvo_exchange_unbind(salvo_channel *ch, const char *destination, const char *source,
 			  const char *routing_key, const salvo_table *arguments, salvo_error *err)
 {
-	return exchange_binding(ch, false, destination, source, routing_key, arguments, err);
+	return exchange_binding(ch, false, false, destination, source, routing_key, arguments,
+				err);
+}
+
+int salvo_exchange_unbind_nowait(salvo_channel *ch, const char *destination, const char *source,
+				 const char *routing_key, const salvo_table *arguments,
+				 salvo_error *err)
+{
+	return exchange_binding(ch, false, true, destination, source, routing_key, arguments, err);
 }
 
 int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
@@ -355,20 +380,29 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 
 	CHECK_CHANNEL(ch);
 	CHECK_FLAGS("queue.declare", flags,
-		    SALVO_PASSIVE | SALVO_DURABLE | SALVO_EXCLUSIVE | SALVO_AUTO_DELETE);
+		    SALVO_PASSIVE | SALVO_DURABLE | SALVO_EXCLUSIVE | SALVO_AUTO_DELETE |
+			SALVO_NOWAIT);
 	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("queue", queue);
+	if ((flags & SALVO_NOWAIT) && !*queue)
+		return invalid(err, "queue.declare: SALVO_NOWAIT with queue \"\": the name the "
+				    "broker chooses comes only in declare-ok, which nowait "
+				    "does not wait for");
+	if ((flags & SALVO_NOWAIT) && info)
+		return invalid(err, "queue.declare: SALVO_NOWAIT takes no info: no declare-ok "
+				    "comes to fill it");
 	m.a.queue_declare = (struct sv_queue_declare){
 		.queue = str(queue),
 		.passive = flags & SALVO_PASSIVE,
 		.durable = flags & SALVO_DURABLE,
 		.exclusive = flags & SALVO_EXCLUSIVE,
 		.auto_delete = flags & SALVO_AUTO_DELETE,
+		.nowait = flags & SALVO_NOWAIT,
 		.arguments = sv_table_of(arguments),
 	};
-	rc = sv_channel_rpc(
-	    ch, &m, &(struct sv_rpc){.reply_id = SV_QUEUE_DECLARE_OK, .on_reply = declare_ok}, &req,
-	    NULL, err);
+	rc = sv_channel_rpc(ch, &m,
+			    REPLY(flags & SALVO_NOWAIT, SV_QUEUE_DECLARE_OK, .on_reply = declare_ok),
+			    &req, NULL, err);
 	if (rc)
 		return rc;
 	if (info)
@@ -377,8 +411,9 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 	return 0;
 }
 
-static int queue_binding(salvo_channel *ch, bool bind, const char *queue, const char *exchange,
-			 const char *routing_key, const salvo_table *arguments, salvo_error *err)
+static int queue_binding(salvo_channel *ch, bool bind, bool nowait, const char *queue,
+			 const char *exchange, const char *routing_key,
+			 const salvo_table *arguments, salvo_error *err)
 {
 	struct sv_method m = {.id = bind ? SV_QUEUE_BIND : SV_QUEUE_UNBIND};
 
@@ -391,6 +426,7 @@ static int queue_binding(salvo_channel *ch, bool bind, const char *queue, const 
 		m.a.queue_bind.queue = str(queue);
 		m.a.queue_bind.exchange = str(exchange);
 		m.a.queue_bind.routing_key = str(routing_key);
+		m.a.queue_bind.nowait = nowait;
 		m.a.queue_bind.arguments = sv_table_of(arguments);
 	} else {
 		m.a.queue_unbind.queue = str(queue);
@@ -398,29 +434,36 @@ static int queue_binding(salvo_channel *ch, bool bind, const char *queue, const 
 		m.a.queue_unbind.routing_key = str(routing_key);
 		m.a.queue_unbind.arguments = sv_table_of(arguments);
 	}
-	return sv_channel_rpc(
-	    ch, &m, &(struct sv_rpc){.reply_id = bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK},
-	    NULL, NULL, err);
+	return sv_channel_rpc(ch, &m, REPLY(nowait, bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK),
+			      NULL, NULL, err);
 }
 
 int salvo_queue_bind(salvo_channel *ch, const char *queue, const char *exchange,
 		     const char *routing_key, const salvo_table *arguments, salvo_error *err)
 {
-	return queue_binding(ch, true, queue, exchange, routing_key, arguments, err);
+	return queue_binding(ch, true, false, queue, exchange, routing_key, arguments, err);
 }
 
+int salvo_queue_bind_nowait(salvo_channel *ch, const char *queue, const char *exchange,
+			    const char *routing_key, const salvo_table *arguments,
+			    salvo_error *err)
+{
+	return queue_binding(ch, true, true, queue, exchange, routing_key, arguments, err);
+}
+
+/* queue.unbind has no no-wait bit in AMQP 0-9-1: always waited for (salvo.h). */
 int salvo_queue_unbind(salvo_channel *ch, const char *queue, const char *exchange,
 		       const char *routing_key, const salvo_table *arguments, salvo_error *err)
 {
-	return queue_binding(ch, false, queue, exchange, routing_key, arguments, err);
+	return queue_binding(ch, false, false, queue, exchange, routing_key, arguments, err);
 }
 
-static int queue_count_rpc(salvo_channel *ch, struct sv_method *m, uint32_t reply_id,
+static int queue_count_rpc(salvo_channel *ch, struct sv_method *m, bool nowait, uint32_t reply_id,
 			   uint32_t *message_count, salvo_error *err)
 {
 	struct sv_request *req;
-	int rc = sv_channel_rpc(ch, m, &(struct sv_rpc){.reply_id = reply_id, .on_reply = count_ok},
-				&req, NULL, err);
+	int rc = sv_channel_rpc(ch, m, REPLY(nowait, reply_id, .on_reply = count_ok), &req, NULL,
+				err);
 
 	if (rc)
 		return rc;
@@ -438,7 +481,7 @@ int salvo_queue_purge(salvo_channel *ch, const char *queue, uint32_t *message_co
 	CHECK_CHANNEL(ch);
 	CHECK_NAME("queue", queue);
 	m.a.queue_purge.queue = str(queue);
-	return queue_count_rpc(ch, &m, SV_QUEUE_PURGE_OK, message_count, err);
+	return queue_count_rpc(ch, &m, false, SV_QUEUE_PURGE_OK, message_count, err);
 }
 
 int salvo_queue_delete(salvo_channel *ch, const char *queue, unsigned flags,
@@ -447,12 +490,17 @@ int salvo_queue_delete(salvo_channel *ch, const char *queue, unsigned flags,
 	struct sv_method m = {.id = SV_QUEUE_DELETE};
 
 	CHECK_CHANNEL(ch);
-	CHECK_FLAGS("queue.delete", flags, SALVO_IF_UNUSED | SALVO_IF_EMPTY);
+	CHECK_FLAGS("queue.delete", flags, SALVO_IF_UNUSED | SALVO_IF_EMPTY | SALVO_NOWAIT);
 	CHECK_NAME("queue", queue);
+	if ((flags & SALVO_NOWAIT) && message_count)
+		return invalid(err, "queue.delete: SALVO_NOWAIT takes no message_count: no "
+				    "delete-ok comes to say it");
 	m.a.queue_delete.queue = str(queue);
 	m.a.queue_delete.if_unused = flags & SALVO_IF_UNUSED;
 	m.a.queue_delete.if_empty = flags & SALVO_IF_EMPTY;
-	return queue_count_rpc(ch, &m, SV_QUEUE_DELETE_OK, message_count, err);
+	m.a.queue_delete.nowait = flags & SALVO_NOWAIT;
+	return queue_count_rpc(ch, &m, flags & SALVO_NOWAIT, SV_QUEUE_DELETE_OK, message_count,
+			       err);
 }
 
 int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_t prefetch_count,

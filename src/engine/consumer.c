@@ -689,6 +689,16 @@ int salvo_basic_recover(salvo_channel *ch, bool requeue, salvo_error *err)
 			      err);
 }
 
+/* No reply: the request completes once the I/O thread has queued the frame. */
+int salvo_basic_recover_async(salvo_channel *ch, bool requeue, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_BASIC_RECOVER_ASYNC, .a.basic_recover_async = {requeue}};
+
+	if (!ch)
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no channel");
+	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = 0}, NULL, NULL, err);
+}
+
 void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st)
 {
 	if (!st)

@@ -164,6 +164,28 @@ static void take_method(salvo_client *c, struct sv_request *req)
 		sv_channel_await(ch, req);
 }
 
+/*
+ * Control frames queued and not yet handed to the kernel. While a send is in flight and
+ * more than this waits behind it, methods stay in the client's queue: nowait callers wait
+ * until their frame is taken, so a broker that reads nothing holds a loop of nowait calls
+ * back instead of letting their frames pile up here.
+ */
+#define SV_OUT_HOLD (256u * 1024u)
+
+static bool out_full(const salvo_client *c)
+{
+	return c->send_inflight && c->out_len - c->out_sent + c->out_next_len > SV_OUT_HOLD;
+}
+
+/* Put back what is left of batch ahead of what was queued since: order is kept. */
+static void requeue(salvo_client *c, struct sv_request_list *batch)
+{
+	pthread_mutex_lock(&c->lock);
+	CK_STAILQ_CONCAT(batch, &c->queue);
+	CK_STAILQ_MOVE(&c->queue, batch, link);
+	pthread_mutex_unlock(&c->lock);
+}
+
 void sv_take_requests(salvo_client *c)
 {
 	struct sv_request_list batch;
@@ -197,6 +219,13 @@ void sv_take_requests(salvo_client *c)
 		    req->kind == SV_REQ_METHOD) {
 			CK_STAILQ_INSERT_TAIL(&c->held, req, link);
 			continue;
+		}
+		/* The send in flight completes (or the connection is declared dead) before
+		 * the loop parks: the next turn takes them. */
+		if (req->kind == SV_REQ_METHOD && out_full(c)) {
+			CK_STAILQ_INSERT_HEAD(&batch, req, link);
+			requeue(c, &batch);
+			return;
 		}
 		switch (req->kind) {
 		case SV_REQ_METHOD:
