@@ -94,6 +94,39 @@ static void test_connection_tune_ok(void **state)
 	assert_int_equal(d.u.method.a.connection_tune_ok.heartbeat, 60);
 }
 
+/* Methods without a reply: basic.recover-async, and queue.bind with its no-wait bit (the
+ * bit after the names, before the arguments table). */
+static void test_no_reply_methods(void **state)
+{
+	(void)state;
+	static const uint8_t recover_async[] = {
+		1, 0, 1, 0, 0, 0, 5, 0, 60, 0, 100, 1, 0xCE, /* basic.recover-async, requeue */
+	};
+	static const uint8_t bind_nowait[] = {
+		1, 0, 1, 0, 0, 0, 17,	/* method frame, channel 1, 17 bytes */
+		0, 50, 0, 20, 0, 0,	/* queue.bind, ticket 0 */
+		1, 'q', 1, 'x', 1, 'k', /* queue, exchange, routing key */
+		1,			/* no-wait */
+		0, 0, 0, 0,		/* arguments: empty table */
+		0xCE,
+	};
+	struct sv_method m = {.id = SV_BASIC_RECOVER_ASYNC, .a.basic_recover_async = {true}};
+	struct sv_decoded_frame d;
+
+	check_method_frame(&m, 1, recover_async, sizeof recover_async, &d);
+	assert_true(d.u.method.a.basic_recover_async.requeue);
+
+	m = (struct sv_method){.id = SV_QUEUE_BIND};
+	m.a.queue_bind.queue = B("q");
+	m.a.queue_bind.exchange = B("x");
+	m.a.queue_bind.routing_key = B("k");
+	m.a.queue_bind.nowait = true;
+	check_method_frame(&m, 1, bind_nowait, sizeof bind_nowait, &d);
+	assert_true(d.u.method.a.queue_bind.nowait);
+	assert_bytes(d.u.method.a.queue_bind.routing_key, "k", 1);
+	assert_int_equal(d.u.method.a.queue_bind.arguments.len, 0);
+}
+
 static const uint8_t publish_frame[] = {
 	1, 0, 1, 0, 0, 0, 19,			  /* method frame, channel 1, 19 bytes */
 	0, 60, 0, 40, 0, 0,			  /* basic.publish, ticket 0 */
@@ -390,6 +423,7 @@ int main(int argc, char **argv)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_connection_start_ok),
 		cmocka_unit_test(test_connection_tune_ok),
+		cmocka_unit_test(test_no_reply_methods),
 		cmocka_unit_test(test_basic_publish),
 		cmocka_unit_test(test_content_header),
 		cmocka_unit_test(test_basic_ack),
