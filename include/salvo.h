@@ -550,8 +550,10 @@ SALVO_API int salvo_channel_close(salvo_channel *ch, salvo_error *err);
  * Bounded: a nowait call waits (rpc_timeout at most: SALVO_ERR_TIMEOUT) until the I/O
  * thread takes its frame, and the I/O thread takes no method while more than 256 KiB of
  * control frames wait for a broker that is not reading, so a loop of nowait calls holds
- * no more memory than that, whatever its length. Same returns as the waited call
- * otherwise; same thread rules (a channel is used by one thread at a time).
+ * no more memory than that and one request per calling thread, whatever its length. A
+ * call that timed out leaves its frame queued: it may still be sent, as a waited call's
+ * may. Same returns as the waited call otherwise; same thread rules (a channel is used
+ * by one thread at a time).
  *
  * queue.declare with SALVO_NOWAIT refuses queue "" (SALVO_ERR_INVALID_ARGUMENT): the
  * name the broker chooses comes only in declare-ok; and info must be NULL (no declare-ok
