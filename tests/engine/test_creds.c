@@ -4,7 +4,8 @@
  * (set, cleared, copied by salvo_conf_dup), salvo_credentials_set's limits and refusals,
  * and what one question before a connection attempt (sv_creds_refresh) makes of the
  * callback's answers: taken whole, or refused whole with the reason, the current
- * credentials untouched. Run with a test's name to run it alone.
+ * credentials untouched; and salvo_client_new failing with the callback's failure before
+ * it connects anywhere. Run with a test's name to run it alone.
  */
 #include <stdlib.h>
 
@@ -219,6 +220,36 @@ static void test_refusal_sticks(void **state)
 	salvo_conf_destroy(conf);
 }
 
+/* The first connection asks the callback before anything else: its failure (or a refused
+ * set) is salvo_client_new's, not the refused connection to port 1 it never tried. */
+static void test_client_new_fails(void **state)
+{
+	(void)state;
+	static char big[SV_PASSWORD_MAX + 2];
+	struct answer a = {.rc = SALVO_ERR_TIMEOUT, .why = "no token yet"};
+	salvo_conf *conf = conf_with(&a);
+	salvo_client *c = (salvo_client *)&a;
+	salvo_error err;
+
+	assert_int_equal(salvo_conf_set(conf, "uri", "amqp://alice:first@127.0.0.1:1", NULL, 0),
+			 0);
+	assert_int_equal(salvo_client_new(conf, &c, &err), SALVO_ERR_TIMEOUT);
+	assert_null(c);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(err.kind, SALVO_ERROR_LOCAL);
+	assert_string_equal(err.text, "credentials callback failed: no token yet");
+	memset(big, 'p', sizeof big - 1);
+	a = (struct answer){.password = big, .set = true};
+	assert_int_equal(salvo_client_new(conf, &c, &err), SALVO_ERR_INVALID_ARGUMENT);
+	assert_int_equal(a.calls, 1);
+	assert_non_null(strstr(err.text, "password is longer than 4096 bytes"));
+	/* A good answer: now it connects, to a port where nothing listens. */
+	a = (struct answer){.password = "token", .set = true};
+	assert_int_equal(salvo_client_new(conf, &c, &err), SALVO_ERR_IO);
+	assert_int_equal(a.calls, 1);
+	salvo_conf_destroy(conf);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +259,7 @@ int main(int argc, char **argv)
 		NAMED_TEST("callback fails", test_callback_fails),
 		NAMED_TEST("too long", test_too_long),
 		NAMED_TEST("refusal sticks", test_refusal_sticks),
+		NAMED_TEST("client new fails", test_client_new_fails),
 	};
 
 	return sv_test_main(argc, argv, "creds", tests, sizeof tests / sizeof tests[0]);
