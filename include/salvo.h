@@ -399,9 +399,9 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
  * confirm mode restored, and every message without a confirm is sent again: at-least-once,
  * a confirmed message is never lost, duplicates are possible and counted
  * (salvo_pub_stats.resent). Channels opened with salvo_channel_open are closed by a loss
- * (their calls return the error; open new ones). Not retried: 403 ACCESS_REFUSED, 530
- * NOT_ALLOWED, a protocol error, a block longer than blocked_timeout, a close the
- * application asked for.
+ * (their calls return the error; open new ones). Not retried: 403 ACCESS_REFUSED (but with
+ * a credentials callback, below), 530 NOT_ALLOWED, a protocol error, a block longer than
+ * blocked_timeout, a close the application asked for.
  */
 typedef struct salvo_client salvo_client;
 
