@@ -52,15 +52,15 @@ int salvo_credentials_set(salvo_credentials *cred, const char *user, const char 
 	if (user && strlen(user) > SV_NAME_MAX)
 		return refuse(cred, "salvo_credentials_set: the user is longer than 255 bytes");
 	if (strlen(password) > SV_PASSWORD_MAX)
-		return refuse(cred, "salvo_credentials_set: the password is longer than 4096 bytes");
+		return refuse(cred,
+			      "salvo_credentials_set: the password is longer than 4096 bytes");
 	if (user)
 		memcpy(cred->user, user, strlen(user) + 1);
 	sv_creds_set_password(cred, password);
 	return 0;
 }
 
-int sv_creds_refresh(const struct salvo_conf *conf, struct salvo_credentials *cr,
-		     salvo_error *err)
+int sv_creds_refresh(const struct salvo_conf *conf, struct salvo_credentials *cr, salvo_error *err)
 {
 	struct salvo_credentials ask;
 	salvo_error why;
@@ -114,10 +114,10 @@ int salvo_client_update_secret(salvo_client *c, const char *secret, const char *
 				    "salvo_client_update_secret: the %s",
 				    len > SV_PASSWORD_MAX ? "secret is longer than 4096 bytes"
 							  : "reason is longer than 255 bytes");
-	m.a.connection_update_secret.new_secret = (struct sv_bytes){(const uint8_t *)secret,
-								    (uint32_t)len};
-	m.a.connection_update_secret.reason = (struct sv_bytes){(const uint8_t *)reason,
-								(uint32_t)strlen(reason)};
+	m.a.connection_update_secret.new_secret =
+	    (struct sv_bytes){(const uint8_t *)secret, (uint32_t)len};
+	m.a.connection_update_secret.reason =
+	    (struct sv_bytes){(const uint8_t *)reason, (uint32_t)strlen(reason)};
 	/* The frame's envelope, the method's id, the two lengths and the strings. */
 	cap = 64 + len + SV_SHORTSTR_MAX;
 	req = sv_request_new(SV_REQ_SECRET);

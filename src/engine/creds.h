@@ -39,7 +39,6 @@ void sv_creds_set_password(struct salvo_credentials *cr, const char *password);
  * attempt's status with err filled (kind LOCAL): the callback's failure, or a refused
  * salvo_credentials_set. cr is unchanged on failure.
  */
-int sv_creds_refresh(const struct salvo_conf *conf, struct salvo_credentials *cr,
-		     salvo_error *err);
+int sv_creds_refresh(const struct salvo_conf *conf, struct salvo_credentials *cr, salvo_error *err);
 
 #endif
