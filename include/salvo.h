@@ -140,8 +140,9 @@ SALVO_API salvo_conf *salvo_conf_dup(const salvo_conf *conf);
  * "uri" replaces the endpoint list with the URI's endpoint and sets user, password and
  * vhost to the URI's values, or their defaults where it has none (guest, guest, "/"); its
  * query parameters (heartbeat, connection_timeout, channel_max, frame_max, connection_name,
- * and the TLS keys cacertfile, certfile, keyfile, verify, server_name_indication and
- * auth_mechanism) set those keys, and keys it does not mention keep their values.
+ * the TLS keys cacertfile, certfile, keyfile, verify, server_name_indication, and
+ * auth_mechanism: plain, external or amqplain) set those keys, and keys it does not
+ * mention keep their values.
  * "uri.add" appends a failover endpoint (at most 16 endpoints in all): a whole URI or only
  * amqp[s]://host:port. Every endpoint uses one user, password and vhost, so the user and
  * password it gives (a user without a password means password "guest") and the vhost it
@@ -398,9 +399,9 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
  * confirm mode restored, and every message without a confirm is sent again: at-least-once,
  * a confirmed message is never lost, duplicates are possible and counted
  * (salvo_pub_stats.resent). Channels opened with salvo_channel_open are closed by a loss
- * (their calls return the error; open new ones). Not retried: 403 ACCESS_REFUSED, 530
- * NOT_ALLOWED, a protocol error, a block longer than blocked_timeout, a close the
- * application asked for.
+ * (their calls return the error; open new ones). Not retried: 403 ACCESS_REFUSED (but with
+ * a credentials callback, below), 530 NOT_ALLOWED, a protocol error, a block longer than
+ * blocked_timeout, a close the application asked for.
  */
 typedef struct salvo_client salvo_client;
 
@@ -427,6 +428,58 @@ SALVO_API int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_cl
  */
 typedef int (*salvo_on_connect_fn)(salvo_client *c, void *arg, salvo_error *err);
 SALVO_API int salvo_conf_add_on_connect(salvo_conf *conf, salvo_on_connect_fn fn, void *arg);
+
+/*
+ * Credentials that change (an OAuth 2 access token used as the password, a password a
+ * vault rotates). A client logs in with the configuration's user and password; two ways
+ * replace them for later logins:
+ *  - salvo_client_update_secret (below) hands the broker a new secret on the open
+ *    connection, and reconnections log in with it from then on;
+ *  - a credentials callback, registered on the configuration, is asked for the user and
+ *    password before each connection attempt: the first (in salvo_client_new) and each
+ *    reconnection. What it gives is kept until the next attempt asks again.
+ *
+ * The callback fills cred with salvo_credentials_set and returns 0; returning 0 without
+ * setting anything logs in as the attempt before did (the configuration's credentials, or
+ * the last given). A non-zero return fails the attempt: with that status when it is
+ * negative (a salvo_status: SALVO_ERR_IO when the token service did not answer, ...),
+ * SALVO_ERR_IO otherwise, err's text (which the callback may fill) saying why, prefixed
+ * "credentials callback failed: ". So does a salvo_credentials_set it called that was
+ * refused (SALVO_ERR_INVALID_ARGUMENT: a value too long), whatever it returned.
+ *
+ * It runs on the thread that makes the connection: the caller of salvo_client_new (or
+ * salvo_pool_new) for the first, the client's I/O thread for reconnections. There it
+ * must return quickly (while it runs the I/O thread serves nothing: requests and a close
+ * wait for it) and must call no salvo function on this client or anything that waits for
+ * its I/O thread (synchronous methods, publishing, closing), only salvo_credentials_set
+ * on cred; fetching a token is the application's work, on its own thread, the callback
+ * handing out the latest one it has. Clients of a pool, each with its I/O thread, may
+ * call it at once: it must be thread-safe. cred is valid during the call only.
+ *
+ * With a callback, a reconnection refused with 403 ACCESS_REFUSED is retried with
+ * backoff like a network error (the next attempt asks the callback again), since the
+ * callback may have fresher credentials by then; so is an attempt the callback failed;
+ * reconnect.max_attempts bounds them. Without one, a 403 on a reconnection gives up
+ * (SALVO_EVENT_GIVING_UP), as the same credentials would be refused again. salvo_client_new
+ * returns a 403 at once either way.
+ */
+typedef struct salvo_credentials salvo_credentials;
+typedef int (*salvo_credentials_fn)(void *arg, salvo_credentials *cred, salvo_error *err);
+
+/* Register fn (NULL: none) on conf; salvo_conf_dup and pools copy it. Returns 0, or
+ * SALVO_ERR_INVALID_ARGUMENT when conf is NULL. Any thread (conf as for salvo_conf_set). */
+SALVO_API int salvo_conf_set_credentials_cb(salvo_conf *conf, salvo_credentials_fn fn, void *arg);
+
+/*
+ * From inside a credentials callback only: log in as user (NULL: keep the user of the
+ * attempt before; at most 255 bytes, "" allowed) with password (not NULL; at most 4096
+ * bytes, the limit of the configuration key password). Copied before it returns. Returns
+ * 0, or SALVO_ERR_INVALID_ARGUMENT (cred or password NULL, a value too long: the message
+ * of the failed attempt says which), after which the attempt fails whatever the callback
+ * returns; a later successful call in the same callback does not undo that.
+ */
+SALVO_API int salvo_credentials_set(salvo_credentials *cred, const char *user,
+				    const char *password);
 
 /*
  * What happened to the connection, for the application to log or act on. Every end of the
@@ -486,6 +539,57 @@ SALVO_API int salvo_client_poll_event(salvo_client *c, salvo_event *ev, int time
 SALVO_API uint64_t salvo_client_events_dropped(salvo_client *c);
 /* Reconnections so far. */
 SALVO_API uint64_t salvo_client_reconnects(salvo_client *c);
+
+/*
+ * Refresh the secret of the connection's login without reconnecting: RabbitMQ's
+ * connection.update-secret (its way to renew an expiring OAuth 2 token), with reason (NULL:
+ * "", at most 255 bytes) for the broker's log. secret (not NULL or "", at most 4096 bytes)
+ * is also the password every later reconnection logs in with (unless a credentials
+ * callback gives another). It is kept as soon as the I/O thread takes the call, whatever
+ * the broker answers.
+ *
+ * Sends the method on channel 0 and waits at most rpc_timeout for update-secret-ok.
+ * Returns 0 once the broker has accepted it; also 0 at once while the client is
+ * reconnecting (nothing to send: the next attempt logs in with the secret). What the
+ * broker does with it is its authentication backend's business: RabbitMQ 3.10's internal
+ * user database accepts any secret without checking it (it keeps the login it made; the
+ * secret is only checked at the next login), the OAuth 2 backend checks the token and
+ * its expiry. A refusal is a connection error in RabbitMQ: connection.close 530
+ * NOT_ALLOWED ("New secret was refused by one of the backends"), returned with that
+ * reply code and text (err->kind SALVO_ERROR_CONNECTION); it ends the client like any
+ * 530 (SALVO_EVENT_GIVING_UP). Other returns: SALVO_ERR_INVALID_ARGUMENT (a NULL c or
+ * secret, an empty secret, a value too long, a frame over frame_max: a secret near 4096
+ * bytes needs frame_max above 4096), SALVO_ERR_NO_MEMORY, SALVO_ERR_TIMEOUT (the secret
+ * is kept all the same), and on a client that has closed (or given up) the error that
+ * closed it, or SALVO_ERR_CLOSED; a connection lost while waiting: SALVO_ERR_CLOSED with
+ * the loss's text (the secret is kept for the reconnection). Any thread; blocks.
+ */
+SALVO_API int salvo_client_update_secret(salvo_client *c, const char *secret, const char *reason,
+					 salvo_error *err);
+
+/*
+ * What the broker said of itself in connection.start: its server properties, a table
+ * with (RabbitMQ) product, version, platform, cluster_name, copyright, information and
+ * capabilities, a nested table of booleans (publisher_confirms, basic.nack,
+ * consumer_cancel_notify, connection.blocked, authentication_failure_close,
+ * exchange_exchange_bindings, per_consumer_qos, direct_reply_to, ...). Each connection
+ * replaces them (a reconnection may reach another node, or a broker upgraded meanwhile);
+ * while the client reconnects they are those of the connection lost.
+ *
+ * salvo_client_server_properties sets *copy to a new table holding them (read it with
+ * salvo_table_iter_init and salvo_table_next) that the caller owns and frees with
+ * salvo_table_destroy. Returns 0, SALVO_ERR_INVALID_ARGUMENT (c or copy NULL; *copy is
+ * then untouched) or SALVO_ERR_NO_MEMORY (*copy NULL). A closed client still has those
+ * of its last connection. Any thread; takes the client's lock briefly.
+ */
+SALVO_API int salvo_client_server_properties(salvo_client *c, salvo_table **copy,
+					     salvo_error *err);
+
+/*
+ * Whether the broker's capabilities table (above) has name as a boolean true: false when
+ * it is false, absent, of another type, or c or name is NULL. Any thread.
+ */
+SALVO_API bool salvo_client_server_capability(salvo_client *c, const char *name);
 
 /*
  * Close the connection in order: everything already handed to publishers is sent, then

@@ -140,6 +140,22 @@ static inline void rabbit_need_ctl(const char *uri)
 	CHECK(setenv("SALVO_TEST_PORT", port, 1) == 0);
 }
 
+/* rabbitmqctl ARGS (printf-style) against the test broker, through scripts/rabbitmq.sh
+ * ctl (SALVO_TEST_PORT set: rabbit_need_ctl); a failure ends the test. */
+static inline void rabbit_ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void rabbit_ctl(const char *fmt, ...)
+{
+	char args[512], cmd[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(args, sizeof args, fmt, ap);
+	va_end(ap);
+	snprintf(cmd, sizeof cmd, "bash '%s/scripts/rabbitmq.sh' ctl -q %s >/dev/null",
+		 getenv("SALVO_SOURCE_ROOT"), args);
+	CHECK(system(cmd) == 0);
+}
+
 /* Delete queue q on a channel of its own (a failure ends the test). */
 static inline void rabbit_delete_queue(salvo_client *c, const char *q)
 {

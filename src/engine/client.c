@@ -211,13 +211,16 @@ static void all_failed(const struct sv_settings *set, size_t first, size_t tried
 
 /*
  * Connect to the endpoints in turn, starting at *next (NULL: the first), until one
- * answers; *next then names the one after it. A refusal that another endpoint would repeat
- * (403 bad credentials, 530 missing vhost) stops at once. When one answers after others
- * failed, each failure is an SALVO_EVENT_ENDPOINT_FAILED event of report (NULL: none);
- * when all fail, err's text names each one's failure. Returns sv_connect's status.
+ * answers; *next then names the one after it. The login is creds', which the credentials
+ * callback (if any) refreshes first: one question per attempt, whatever the number of
+ * endpoints, all of which share one user and password; its failure is the attempt's. A
+ * refusal that another endpoint would repeat (403 bad credentials, 530 missing vhost)
+ * stops at once. When one answers after others failed, each failure is an
+ * SALVO_EVENT_ENDPOINT_FAILED event of report (NULL: none); when all fail, err's text
+ * names each one's failure. Returns sv_connect's status, or the callback's.
  */
-int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
-		   salvo_client *report, salvo_error *err)
+int sv_connect_any(const struct sv_settings *set, struct salvo_credentials *creds,
+		   struct sv_session *s, size_t *next, salvo_client *report, salvo_error *err)
 {
 	size_t n = set->conf.n_endpoints, first = next ? *next % n : 0;
 	salvo_error failed[SV_ENDPOINTS_MAX];
@@ -227,10 +230,16 @@ int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *
 
 	if (!err)
 		err = &local;
+	memset(err, 0, sizeof *err);
+	rc = sv_creds_refresh(&set->conf, creds, err);
+	if (rc)
+		return rc;
 	for (size_t k = 0; k < n; k++) {
 		const struct sv_endpoint *ep = &set->conf.endpoints[(first + k) % n];
 		struct sv_connect_params p = set->connect;
 
+		p.user = creds->user;
+		p.password = creds->password;
 		p.host = ep->host;
 		p.port = (uint16_t)ep->port;
 		p.tls = ep->tls;
@@ -293,7 +302,7 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 		.connection_name = set->conf.connection_name,
 		.timeout_ms = (int)set->conf.connection_timeout,
 		.tls = ep->tls,
-		.auth_external = set->conf.auth_mechanism == SV_AUTH_EXTERNAL,
+		.auth = (enum sv_auth)set->conf.auth_mechanism,
 	};
 	sv_tls_settings_from_conf(&set->conf, &set->connect.tls_settings);
 	sv_log_init(&set->log, &set->conf);
@@ -344,6 +353,7 @@ static void client_free(salvo_client *c)
 	free(c->iov_pub);
 	sv_scratch_free(&c->zbuf);
 	sv_settle_free_all(sv_settle_take(c));
+	sv_creds_wipe(&c->creds);
 	sv_settings_free(&c->set);
 	free(c);
 }
@@ -374,6 +384,7 @@ int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_client **out
 	pthread_mutex_init(&c->lock, NULL);
 	CK_STAILQ_INIT(&c->queue);
 	CK_STAILQ_INIT(&c->held);
+	CK_STAILQ_INIT(&c->await0);
 	pthread_mutex_init(&c->stats_lock, NULL);
 	pthread_cond_init(&c->ev_cond, NULL);
 	pthread_mutex_init(&c->disp_lock, NULL);
@@ -389,7 +400,8 @@ int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_client **out
 		sv_endpoints_shuffle(c->set.conf.endpoints, c->set.conf.n_endpoints,
 				     c->set.conf.shuffle_seed);
 	c->next_endpoint = first % c->set.conf.n_endpoints;
-	rc = sv_connect_any(&c->set, &c->sess, &c->next_endpoint, c, err);
+	sv_creds_init(&c->creds, &c->set.conf);
+	rc = sv_connect_any(&c->set, &c->creds, &c->sess, &c->next_endpoint, c, err);
 	if (rc) {
 		client_free(c);
 		return rc;

@@ -226,8 +226,11 @@ static const struct conf_key keys[] = {
 	CHOICE("auth_mechanism", auth_mechanism, KEY_QUERY, 0,
 	       "SASL mechanism for the login: plain sends user and password; external\n"
 	       "logs in as the client certificate's identity (amqps with certfile;\n"
-	       "RabbitMQ needs the rabbitmq_auth_mechanism_ssl plugin).",
-	       "plain", "external"),
+	       "RabbitMQ needs the rabbitmq_auth_mechanism_ssl plugin); amqplain sends\n"
+	       "user and password as a field table (LOGIN, PASSWORD), for brokers that\n"
+	       "offer it instead of PLAIN. A broker that offers not the one asked for is\n"
+	       "refused with SALVO_ERR_UNSUPPORTED.",
+	       "plain", "external", "amqplain"),
 };
 
 #define N_KEYS (sizeof keys / sizeof keys[0])
@@ -709,6 +712,15 @@ int salvo_conf_set_log_cb(salvo_conf *conf, salvo_log_fn fn, void *arg)
 		return SALVO_ERR_INVALID_ARGUMENT;
 	conf->log_fn = fn;
 	conf->log_arg = fn ? arg : NULL;
+	return 0;
+}
+
+int salvo_conf_set_credentials_cb(salvo_conf *conf, salvo_credentials_fn fn, void *arg)
+{
+	if (!conf)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	conf->creds_fn = fn;
+	conf->creds_arg = fn ? arg : NULL;
 	return 0;
 }
 

@@ -36,7 +36,7 @@ struct sv_endpoint {
 enum sv_verify { SV_VERIFY_PEER, SV_VERIFY_NONE };
 /* "log.level": the index of its value; the level is SALVO_LOG_ERR + index. */
 #define SV_LOG_LEVEL_BASE SALVO_LOG_ERR
-enum sv_auth { SV_AUTH_PLAIN, SV_AUTH_EXTERNAL };
+enum sv_auth { SV_AUTH_PLAIN, SV_AUTH_EXTERNAL, SV_AUTH_AMQPLAIN };
 
 struct salvo_conf {
 	/* endpoints[0] is the primary ("uri", "host", "port"); the rest come from "uri.add"
@@ -80,6 +80,8 @@ struct salvo_conf {
 	uint32_t log_level; /* "log.level": SALVO_LOG_* less SV_LOG_LEVEL_BASE */
 	salvo_log_fn log_fn; /* salvo_conf_set_log_cb; NULL: stderr */
 	void *log_arg;
+	salvo_credentials_fn creds_fn; /* salvo_conf_set_credentials_cb; NULL: none */
+	void *creds_arg;
 	/* On-connect hooks (salvo_conf_add_on_connect), in order. */
 	struct {
 		salvo_on_connect_fn fn;

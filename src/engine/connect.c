@@ -668,9 +668,17 @@ static bool capability(struct sv_table caps, const char *key)
 	return sv_table_find(caps, key, &f) && f.type == SV_FIELD_BOOL && f.v.b;
 }
 
+/* The SASL mechanisms' names, by enum sv_auth. */
+static const char *const mechanism_names[] = {
+	[SV_AUTH_PLAIN] = "PLAIN",
+	[SV_AUTH_EXTERNAL] = "EXTERNAL",
+	[SV_AUTH_AMQPLAIN] = "AMQPLAIN",
+};
+
 static int check_start(struct handshake *h, const struct sv_connection_start *st,
 		       struct sv_session *s)
 {
+	const char *want = mechanism_names[h->p->auth];
 	struct sv_table caps = {NULL, 0};
 	struct sv_field f;
 	char mech[104];
@@ -680,20 +688,23 @@ static int check_start(struct handshake *h, const struct sv_connection_start *st
 		return sv_error_set(h->err, SALVO_ERR_PROTOCOL, SALVO_ERROR_CONNECTION,
 				 "%s speaks AMQP %u-%u, not 0-9 (connection.start)", h->peer,
 				 st->version_major, st->version_minor);
-	if (h->p->auth_external && !has_mechanism(st->mechanisms, "EXTERNAL"))
+	if (!has_mechanism(st->mechanisms, want))
 		return sv_error_set(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
-				    "%s offers SASL mechanisms \"%s\", not EXTERNAL "
-				    "(auth_mechanism=external; RabbitMQ needs the "
-				    "rabbitmq_auth_mechanism_ssl plugin)",
-				    h->peer, mech);
-	if (!h->p->auth_external && !has_mechanism(st->mechanisms, "PLAIN"))
-		return sv_error_set(h->err, SALVO_ERR_UNSUPPORTED, SALVO_ERROR_LOCAL,
-				 "%s offers SASL mechanisms \"%s\"; salvo supports only PLAIN",
-				 h->peer, mech);
+				    "%s offers SASL mechanisms \"%s\", not %s (auth_mechanism=%s%s)",
+				    h->peer, mech, want,
+				    h->p->auth == SV_AUTH_PLAIN	   ? "plain; salvo also speaks amqplain"
+				    : h->p->auth == SV_AUTH_AMQPLAIN ? "amqplain"
+								     : "external",
+				    h->p->auth == SV_AUTH_EXTERNAL
+					? "; RabbitMQ needs the rabbitmq_auth_mechanism_ssl plugin"
+					: "");
 	copy_property(s->server_product, sizeof s->server_product, st->server_properties,
 		      "product");
 	copy_property(s->server_version, sizeof s->server_version, st->server_properties,
 		      "version");
+	/* Read exactly into a buffer of frame-min-size (read_frame), so it fits. */
+	memcpy(s->server_props, st->server_properties.ptr, st->server_properties.len);
+	s->server_props_len = st->server_properties.len;
 	if (sv_table_find(st->server_properties, "capabilities", &f) && f.type == SV_FIELD_TABLE)
 		caps = f.v.table;
 	s->cap_publisher_confirms = capability(caps, "publisher_confirms");
@@ -731,15 +742,53 @@ static void put_client_properties(struct sv_table_writer *w, const char *connect
 	sv_tw_table_end(w);
 }
 
+/*
+ * The SASL response of p's mechanism into response (room for 32 + user + password bytes).
+ * PLAIN (RFC 4616): authzid NUL authcid NUL passwd, no authzid. EXTERNAL (RFC 4422): empty,
+ * asking for the identity of the TLS client certificate. AMQPLAIN (RabbitMQ's
+ * rabbit_auth_mechanism_amqplain): a field table's contents, without the table's length
+ * prefix, holding LOGIN and PASSWORD as long strings.
+ */
+static int sasl_response(struct handshake *h, uint8_t *response, size_t cap, struct sv_bytes *out)
+{
+	const struct sv_connect_params *p = h->p;
+	size_t user_len = strlen(p->user), pass_len = strlen(p->password);
+	struct sv_table_writer w;
+	struct sv_codec_error cerr;
+	struct sv_table t;
+
+	switch (p->auth) {
+	case SV_AUTH_EXTERNAL:
+		*out = (struct sv_bytes){response, 0};
+		return 0;
+	case SV_AUTH_AMQPLAIN:
+		sv_table_writer_init(&w, response, cap);
+		sv_tw_str(&w, "LOGIN", p->user);
+		sv_tw_str(&w, "PASSWORD", p->password);
+		if (sv_table_writer_finish(&w, &t, &cerr))
+			return encode_failed(h, &cerr);
+		*out = (struct sv_bytes){t.ptr, t.len};
+		return 0;
+	case SV_AUTH_PLAIN:
+		break;
+	}
+	response[0] = '\0';
+	memcpy(response + 1, p->user, user_len);
+	response[1 + user_len] = '\0';
+	memcpy(response + 2 + user_len, p->password, pass_len);
+	*out = (struct sv_bytes){response, (uint32_t)(2 + user_len + pass_len)};
+	return 0;
+}
+
 static int send_start_ok(struct handshake *h)
 {
 	const struct sv_connect_params *p = h->p;
-	size_t user_len = strlen(p->user);
-	size_t pass_len = strlen(p->password);
+	/* Any mechanism's response: AMQPLAIN's is the longest, with 25 bytes of its own. */
+	size_t response_cap = 32 + strlen(p->user) + strlen(p->password);
 	size_t name_len = p->connection_name ? strlen(p->connection_name) : 0;
 	/* The fixed properties take under 400 bytes; the rest of the frame under 64. */
 	size_t props_cap = 512 + name_len;
-	size_t frame_cap = props_cap + 64 + 2 + user_len + pass_len;
+	size_t frame_cap = props_cap + 64 + response_cap;
 	struct sv_method m = {.id = SV_CONNECTION_START_OK};
 	struct sv_connection_start_ok *so = &m.a.connection_start_ok;
 	struct sv_table_writer w;
@@ -749,7 +798,7 @@ static int send_start_ok(struct handshake *h)
 	int rc;
 
 	/* One allocation: properties, then the frame, then the SASL response. */
-	props = malloc(props_cap + frame_cap + 2 + user_len + pass_len);
+	props = malloc(props_cap + frame_cap + response_cap);
 	if (!props)
 		return sv_error_set(h->err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL,
 				 "out of memory for connection.start-ok");
@@ -759,28 +808,19 @@ static int send_start_ok(struct handshake *h)
 	sv_table_writer_init(&w, props, props_cap);
 	put_client_properties(&w, p->connection_name);
 	rc = sv_table_writer_finish(&w, &so->client_properties, &cerr);
+	if (rc)
+		rc = encode_failed(h, &cerr);
+	if (!rc)
+		rc = sasl_response(h, response, response_cap, &so->response);
 	if (!rc) {
-		/* SASL PLAIN (RFC 4616): authzid NUL authcid NUL passwd, no authzid. */
-		response[0] = '\0';
-		memcpy(response + 1, p->user, user_len);
-		response[1 + user_len] = '\0';
-		memcpy(response + 2 + user_len, p->password, pass_len);
-		so->mechanism = SV_BYTES("PLAIN");
-		so->response = (struct sv_bytes){response, (uint32_t)(2 + user_len + pass_len)};
-		/* SASL EXTERNAL (RFC 4422): the identity is the TLS client certificate's; an
-		 * empty response asks for exactly that identity. */
-		if (p->auth_external) {
-			so->mechanism = SV_BYTES("EXTERNAL");
-			so->response = (struct sv_bytes){response, 0};
-		}
+		so->mechanism = (struct sv_bytes){(const uint8_t *)mechanism_names[p->auth],
+						  (uint32_t)strlen(mechanism_names[p->auth])};
 		so->locale = SV_BYTES("en_US");
 		n = sv_frame_put_method(frame, frame_cap, 0, &m, &cerr);
 		rc = n ? send_all(h, frame, n) : encode_failed(h, &cerr);
-	} else {
-		rc = encode_failed(h, &cerr);
 	}
 	/* The password is in the response and the frame: do not leave it in freed memory. */
-	explicit_bzero(frame, frame_cap + 2 + user_len + pass_len);
+	explicit_bzero(frame, frame_cap + response_cap);
 	free(props);
 	return rc;
 }
@@ -871,13 +911,16 @@ static int check_params(const struct sv_connect_params *p, salvo_error *err)
 	if (!p || !p->host || !*p->host || !p->user || !p->password || !p->vhost)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				 "host, user, password and vhost are required");
+	if ((unsigned)p->auth >= sizeof mechanism_names / sizeof mechanism_names[0])
+		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+				    "unknown SASL mechanism %d", (int)p->auth);
 	if (strlen(p->vhost) > SV_SHORTSTR_MAX)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				 "vhost is longer than %d bytes", SV_SHORTSTR_MAX);
 	if (p->timeout_ms <= 0)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				 "timeout_ms must be positive, got %d", p->timeout_ms);
-	if (p->auth_external &&
+	if (p->auth == SV_AUTH_EXTERNAL &&
 	    (!p->tls || !p->tls_settings.certfile || !*p->tls_settings.certfile))
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "auth_mechanism=external needs an amqps:// endpoint and a "

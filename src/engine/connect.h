@@ -12,8 +12,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "conf_internal.h"
 #include "salvo.h"
 #include "tls.h"
+
+/* The largest server properties a handshake can bring: connection.start must fit the
+ * frame-min-size every peer accepts before tuning (connect.c reads no larger frame). */
+#define SV_SERVER_PROPS_MAX 4096
 
 struct sv_connect_params {
 	const char *host; /* name or numeric address, IPv6 without brackets ("::1") */
@@ -29,7 +34,8 @@ struct sv_connect_params {
 	int timeout_ms; /* > 0: one budget for name lookup, connecting and the handshake */
 	bool tls;	/* amqps: TLS from the first byte, configured by tls_settings */
 	struct sv_tls_settings tls_settings;
-	bool auth_external; /* SASL EXTERNAL (the client certificate) instead of PLAIN */
+	/* The SASL mechanism: PLAIN, EXTERNAL (the client certificate) or AMQPLAIN. */
+	enum sv_auth auth;
 	/* With cancellable, the attempt ends with SALVO_ERR_CLOSED as soon as cancel_fd is
 	 * readable (an eventfd written by a closing client); it is not read. */
 	bool cancellable;
@@ -55,13 +61,17 @@ struct sv_session {
 	bool cap_authentication_failure_close;
 	bool cap_consumer_cancel_notify;
 	bool cap_exchange_exchange_bindings;
+	/* connection.start's server-properties as received (a validated table's contents),
+	 * for salvo_client_server_properties. */
+	uint8_t server_props[SV_SERVER_PROPS_MAX];
+	uint32_t server_props_len;
 };
 
 /*
  * Resolve p->host, connect to each address in turn, with p->tls run the TLS handshake
  * (nothing else is sent before the peer is verified), and perform the AMQP handshake with
- * SASL PLAIN (or EXTERNAL with p->auth_external), negotiating each tune value as the
- * lower of the two non-zero offers (or the one offer when the other is 0). Any thread;
+ * SASL PLAIN (or EXTERNAL, or AMQPLAIN, as p->auth says), negotiating each tune value as
+ * the lower of the two non-zero offers (or the one offer when the other is 0). Any thread;
  * blocks for at most p->timeout_ms, name lookup included: a host name is resolved by
  * getaddrinfo on a thread of its own, which the caller stops waiting for at the deadline
  * or, with p->cancellable, when cancel_fd becomes readable (the thread then finishes and
@@ -74,7 +84,7 @@ struct sv_session {
  * (with TLS: in the socket or in s->tls, see above). On failure the socket is closed,
  * s->fd is -1, s->tls NULL, err is filled and the return value is:
  *   SALVO_ERR_INVALID_ARGUMENT  missing host, user, password or vhost; vhost over 255
- *                               bytes; timeout_ms <= 0; auth_external without tls and a
+ *                               bytes; timeout_ms <= 0; EXTERNAL without tls and a
  *                               certfile; keyfile without certfile
  *   SALVO_ERR_NO_MEMORY
  *   SALVO_ERR_TLS               (kind LOCAL) a CA, certificate or key file did not load;
@@ -95,7 +105,7 @@ struct sv_session {
  *   SALVO_ERR_PROTOCOL          the server answered with another protocol version, or sent
  *                               a malformed or unexpected frame (salvo then sends
  *                               connection.close with 501/502/505/540, kept in reply_code)
- *   SALVO_ERR_UNSUPPORTED       the server does not offer PLAIN (or EXTERNAL)
+ *   SALVO_ERR_UNSUPPORTED       the server does not offer the mechanism p->auth names
  *   a reply code                the broker sent connection.close (kind CONNECTION): 403
  *                               ACCESS_REFUSED for bad credentials, 530 NOT_ALLOWED for an
  *                               unknown vhost, ...; also 403 when the server drops the

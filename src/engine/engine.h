@@ -40,6 +40,7 @@
 #include "conf_internal.h"
 #include "confirm.h"
 #include "connect.h"
+#include "creds.h"
 #include "pub_batch.h"
 #include "error.h"
 #include "futex.h"
@@ -75,6 +76,9 @@ enum sv_req_kind {
 	SV_REQ_ATTACH, /* add pub to the I/O thread's publisher list */
 	SV_REQ_DETACH, /* remove pub from it */
 	SV_REQ_CLOSE,  /* send what is queued, then connection.close; complete on close-ok */
+	/* connection.update-secret: keep secret for later logins, then send frame and
+	 * complete on reply_id, or complete at once between connections (creds.c) */
+	SV_REQ_SECRET,
 };
 
 /*
@@ -113,6 +117,7 @@ struct sv_request {
 	sv_queued_fn on_queued;
 	uint8_t *frame;
 	size_t frame_len;
+	char *secret; /* SV_REQ_SECRET: the new secret (wiped with frame when freed) */
 
 	/* Filled by the I/O thread before done is set. */
 	int status;
@@ -178,6 +183,10 @@ struct salvo_client {
 	struct salvo_publisher **pubs;
 	size_t npubs, pubs_cap;
 	struct sv_request *close_req;
+	struct sv_request_list await0; /* sent on channel 0, reply pending, in order */
+	/* What the next login uses (creds.h): the constructing thread's until the I/O
+	 * thread starts, then the I/O thread's alone. */
+	struct salvo_credentials creds;
 	struct sv_reader reader;
 	uint8_t *rbuf; /* plaintext frames: received, or decrypted from tls_in */
 	size_t rlen, rcap;
@@ -643,8 +652,8 @@ void sv_channel_id_free(salvo_client *c, uint16_t id);
 void sv_channel_put(salvo_channel *ch);
 void sv_client_put(salvo_client *c);
 int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo_error *err);
-int sv_connect_any(const struct sv_settings *set, struct sv_session *s, size_t *next,
-		   salvo_client *report, salvo_error *err);
+int sv_connect_any(const struct sv_settings *set, struct salvo_credentials *creds,
+		   struct sv_session *s, size_t *next, salvo_client *report, salvo_error *err);
 void sv_settings_free(struct sv_settings *set);
 
 /* io.c: the I/O thread's body. */

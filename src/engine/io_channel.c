@@ -160,8 +160,23 @@ static void take_method(salvo_client *c, struct sv_request *req)
 		req->on_queued(c, ch, req);
 	if (!req->reply_id)
 		sv_request_complete(req, 0, NULL);
-	else
+	else if (ch)
 		sv_channel_await(ch, req);
+	else
+		CK_STAILQ_INSERT_TAIL(&c->await0, req, link);
+}
+
+/* connection.update-secret: the secret is the next login's from now on, whatever the
+ * broker answers (its refusal is a 530 that ends the client anyway). On an open
+ * connection the method goes out and its reply completes the request; between
+ * connections there is nothing to tell the broker: the next attempt logs in with it. */
+static void take_secret(salvo_client *c, struct sv_request *req)
+{
+	sv_creds_set_password(&c->creds, req->secret);
+	if (atomic_load(&c->state) == SV_CONN_RECOVERING || c->end_pending)
+		sv_request_complete(req, 0, NULL);
+	else
+		take_method(c, req);
 }
 
 /*
@@ -243,6 +258,9 @@ void sv_take_requests(salvo_client *c)
 			break;
 		case SV_REQ_DETACH:
 			sv_pub_detach(c, req);
+			break;
+		case SV_REQ_SECRET:
+			take_secret(c, req);
 			break;
 		case SV_REQ_CLOSE:
 			if (c->close_req) {

@@ -74,6 +74,12 @@ void sv_send_method(salvo_client *c, uint16_t channel, const struct sv_method *m
 	}
 }
 
+void sv_redact_secrets(const salvo_client *c, char *text)
+{
+	sv_redact(text, c->set.conf.password);
+	sv_redact(text, c->creds.password);
+}
+
 /* An error the broker sent in channel.close or connection.close. */
 void sv_broker_error(const salvo_client *c, salvo_error *e, salvo_error_kind kind, uint16_t code,
 		     struct sv_bytes text, uint16_t class_id, uint16_t method_id)
@@ -81,7 +87,7 @@ void sv_broker_error(const salvo_client *c, salvo_error *e, salvo_error_kind kin
 	char t[sizeof e->text];
 
 	sv_text_escape(t, sizeof t, text.ptr, text.len);
-	sv_redact(t, c->set.conf.password);
+	sv_redact_secrets(c, t);
 	/* A close without a code would read as success. */
 	sv_error_set(e, code ? code : SALVO_ERR_PROTOCOL, kind, "%s", t);
 	sv_error_set_reply(e, code, class_id, method_id);
@@ -171,6 +177,16 @@ void sv_drop_incoming(salvo_channel *ch, const salvo_error *why)
 	if (ch->incoming_req) {
 		sv_request_complete(ch->incoming_req, why->status, why);
 		ch->incoming_req = NULL;
+	}
+}
+
+void sv_conn_fail_awaiting(salvo_client *c, const salvo_error *why)
+{
+	struct sv_request *req;
+
+	while ((req = CK_STAILQ_FIRST(&c->await0))) {
+		CK_STAILQ_REMOVE_HEAD(&c->await0, link);
+		sv_request_complete(req, why->status, why);
 	}
 }
 

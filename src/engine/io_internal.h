@@ -116,6 +116,11 @@ void sv_protocol_error(salvo_client *c, uint16_t code, const char *fmt, ...)
 void sv_broker_error(const salvo_client *c, salvo_error *e, salvo_error_kind kind, uint16_t code,
 		     struct sv_bytes text, uint16_t class_id, uint16_t method_id);
 salvo_error sv_lost_error(const salvo_client *c);
+/* Mask in text (a broker's, escaped) the configured password and the current login's,
+ * which update-secret or the credentials callback may have changed. */
+void sv_redact_secrets(const salvo_client *c, char *text);
+/* The requests awaiting a reply on channel 0 (update-secret) fail with why. */
+void sv_conn_fail_awaiting(salvo_client *c, const salvo_error *why);
 void sv_channel_await(salvo_channel *ch, struct sv_request *req);
 void sv_drop_incoming(salvo_channel *ch, const salvo_error *why);
 void sv_fail_awaiting(salvo_channel *ch, const salvo_error *why);

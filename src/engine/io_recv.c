@@ -21,6 +21,15 @@
 
 static void connection_method(salvo_client *c, const struct sv_method *m)
 {
+	struct sv_request *req = CK_STAILQ_FIRST(&c->await0);
+
+	/* The reply to the oldest request awaiting one on channel 0 (update-secret-ok). */
+	if (req && m->id == req->reply_id) {
+		CK_STAILQ_REMOVE_HEAD(&c->await0, link);
+		if (!req->on_reply || req->on_reply(c, NULL, req, m) == SV_REPLY_DONE)
+			sv_request_complete(req, 0, NULL);
+		return;
+	}
 	switch (m->id) {
 	case SV_CONNECTION_CLOSE: {
 		struct sv_method ok = {.id = SV_CONNECTION_CLOSE_OK};
@@ -59,8 +68,8 @@ static void connection_method(salvo_client *c, const struct sv_method *m)
 		sv_stats_blocked(c, sv_now_ns());
 		sv_text_escape(ev.reason, sizeof ev.reason, r.ptr, r.len);
 		sv_text_escape(c->blocked_reason, sizeof c->blocked_reason, r.ptr, r.len);
-		sv_redact(ev.reason, c->set.conf.password);
-		sv_redact(c->blocked_reason, c->set.conf.password);
+		sv_redact_secrets(c, ev.reason);
+		sv_redact_secrets(c, c->blocked_reason);
 		sv_event_push(c, &ev);
 		return;
 	}

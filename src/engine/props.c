@@ -232,6 +232,56 @@ salvo_table *sv_table_copy_without(const salvo_table *t, const char *key)
 	return out;
 }
 
+/* Levels of nesting of the contents at [p, end), this one included (1 for scalars only);
+ * the input is validated, so the recursion is at most SV_TABLE_MAX_DEPTH deep. */
+static unsigned wire_depth(const uint8_t *p, const uint8_t *end, bool array)
+{
+	struct sv_codec_error cerr;
+	struct sv_bytes k;
+	struct sv_field v;
+	unsigned depth = 1;
+
+	for (;;) {
+		int rc;
+
+		if (array) {
+			struct sv_array_iter ai = {p, end};
+			rc = sv_array_next(&ai, &v, &cerr);
+			p = ai.p;
+		} else {
+			struct sv_table_iter ti = {p, end};
+			rc = sv_table_next(&ti, &k, &v, &cerr);
+			p = ti.p;
+		}
+		if (rc != 1)
+			return depth;
+		if (v.type == SV_FIELD_TABLE || v.type == SV_FIELD_ARRAY) {
+			/* struct sv_table and sv_array have the same layout */
+			unsigned d = 1 + wire_depth(v.v.table.ptr, v.v.table.ptr + v.v.table.len,
+						    v.type == SV_FIELD_ARRAY);
+			if (d > depth)
+				depth = d;
+		}
+	}
+}
+
+salvo_table *sv_table_from_wire(struct sv_table t)
+{
+	salvo_table *out = table_new(false);
+
+	if (!out || !t.len)
+		return out;
+	out->buf = malloc(t.len);
+	if (!out->buf) {
+		free(out);
+		return NULL;
+	}
+	memcpy(out->buf, t.ptr, t.len);
+	out->len = out->cap = t.len;
+	out->depth = wire_depth(out->buf, out->buf + out->len, false);
+	return out;
+}
+
 void salvo_table_iter_init(salvo_table_iter *it, const salvo_table *t)
 {
 	*it = (salvo_table_iter){0};

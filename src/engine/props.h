@@ -31,6 +31,13 @@ struct sv_table sv_table_of(const salvo_table *t);
  */
 salvo_table *sv_table_copy_without(const salvo_table *t, const char *key);
 
+/*
+ * A new table owning a copy of t's encoded contents (a validated table received from the
+ * network), its depth counted, so that it may be read, added to and nested like a table
+ * the application built. NULL when out of memory.
+ */
+salvo_table *sv_table_from_wire(struct sv_table t);
+
 /* Whether t (NULL: empty) has key (NUL-terminated) and, when value is not NULL, as a
  * long string equal to it. The first entry of that name decides, as the broker reads it. */
 bool sv_table_has(const salvo_table *t, const char *key, const char *value);

@@ -56,6 +56,7 @@ static void close_all(salvo_client *c, const salvo_error *why)
 	salvo_error chan_err = *why;
 	if (chan_err.status < 0)
 		chan_err.status = SALVO_ERR_CLOSED;
+	sv_conn_fail_awaiting(c, why);
 	for (unsigned id = 1; id <= c->sess.channel_max; id++) {
 		salvo_channel *ch = c->channels[id];
 		if (!ch)
@@ -174,6 +175,7 @@ static void recover_begin(salvo_client *c, const salvo_error *why)
 	sv_stats_blocked(c, 0);
 	sv_count_possibly_lost(c);
 
+	sv_conn_fail_awaiting(c, &chan_err);
 	/* Channels: publishers' wait for the new connection; the application's end here. */
 	for (unsigned id = 1; id <= c->sess.channel_max; id++) {
 		salvo_channel *ch = c->channels[id];
@@ -410,8 +412,10 @@ uint64_t sv_recover_step(salvo_client *c, uint64_t now)
 	if (now < c->rec_next_ns)
 		return c->rec_next_ns;
 	memset(&err, 0, sizeof err);
-	if (sv_connect_any(&c->set, &sess, &c->next_endpoint, c, &err)) {
-		if (err.status == 403 || err.status == 530) {
+	if (sv_connect_any(&c->set, &c->creds, &sess, &c->next_endpoint, c, &err)) {
+		/* 403 again with the same credentials; a callback may have fresher ones for
+		 * the next attempt. */
+		if (err.status == 530 || (err.status == 403 && !c->set.conf.creds_fn)) {
 			give_up(c, &err, NULL);
 			return 0;
 		}

@@ -36,6 +36,13 @@ void sv_request_put(struct sv_request *req)
 	salvo_message_destroy(req->msg);
 	if (req->consumer)
 		sv_consumer_put(req->consumer);
+	if (req->secret) {
+		/* Both hold the secret: do not leave it in freed memory. */
+		if (req->frame)
+			explicit_bzero(req->frame, req->frame_len);
+		explicit_bzero(req->secret, strlen(req->secret));
+		free(req->secret);
+	}
 	free(req->frame);
 	/* Never the client's last reference: the application's outlives the I/O thread. */
 	if (req->ch)

@@ -127,6 +127,32 @@ static void test_no_reply_methods(void **state)
 	assert_int_equal(d.u.method.a.queue_bind.arguments.len, 0);
 }
 
+/* RabbitMQ's extension (class 10, methods 70 and 71): new-secret a long string, reason a
+ * short string; the reply has no arguments. */
+static void test_connection_update_secret(void **state)
+{
+	(void)state;
+	static const uint8_t want[] = {
+		1, 0, 0, 0, 0, 0, 13,		/* method frame, channel 0, 13 bytes */
+		0, 10, 0, 70,			/* connection.update-secret */
+		0, 0, 0, 3, 't', 'o', 'k',	/* new-secret */
+		1, 'r',				/* reason */
+		0xCE,
+	};
+	static const uint8_t want_ok[] = {1, 0, 0, 0, 0, 0, 4, 0, 10, 0, 71, 0xCE};
+	struct sv_method m = {.id = SV_CONNECTION_UPDATE_SECRET};
+	struct sv_decoded_frame d;
+
+	m.a.connection_update_secret.new_secret = B("tok");
+	m.a.connection_update_secret.reason = B("r");
+	check_method_frame(&m, 0, want, sizeof want, &d);
+	assert_bytes(d.u.method.a.connection_update_secret.new_secret, "tok", 3);
+	assert_bytes(d.u.method.a.connection_update_secret.reason, "r", 1);
+	m = (struct sv_method){.id = SV_CONNECTION_UPDATE_SECRET_OK};
+	check_method_frame(&m, 0, want_ok, sizeof want_ok, &d);
+	assert_string_equal(sv_method_name(SV_CONNECTION_UPDATE_SECRET), "connection.update-secret");
+}
+
 static const uint8_t publish_frame[] = {
 	1, 0, 1, 0, 0, 0, 19,			  /* method frame, channel 1, 19 bytes */
 	0, 60, 0, 40, 0, 0,			  /* basic.publish, ticket 0 */
@@ -424,6 +450,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_connection_start_ok),
 		cmocka_unit_test(test_connection_tune_ok),
 		cmocka_unit_test(test_no_reply_methods),
+		cmocka_unit_test(test_connection_update_secret),
 		cmocka_unit_test(test_basic_publish),
 		cmocka_unit_test(test_content_header),
 		cmocka_unit_test(test_basic_ack),

@@ -596,8 +596,8 @@ static void test_uri_query_checks(void **state)
 		{"amqps://h?verify=none", "verify: \"none\" is not one of verify_peer, verify_none"},
 		{"amqps://h?verify=verify%5Fnone%20",
 		 "verify: \"verify_none \" is not one of verify_peer, verify_none"},
-		{"amqps://h?auth_mechanism=amqplain",
-		 "auth_mechanism: \"amqplain\" is not one of plain, external"},
+		{"amqps://h?auth_mechanism=cram-md5",
+		 "auth_mechanism: \"cram-md5\" is not one of plain, external, amqplain"},
 		{"amqp://h?heartbeat=1&heartbeat=2", "query parameter \"heartbeat\" is given twice"},
 		{"amqp://h?heartbeat=1&heart%62eat=1", "query parameter \"heartbeat\" is given twice"},
 		{"amqps://h?verify=verify_peer&verify=verify_none",
@@ -690,6 +690,9 @@ static void test_tls_keys(void **state)
 	assert_int_equal(conf->auth_mechanism, SV_AUTH_EXTERNAL);
 	set_ok(conf, "verify", "verify_peer");
 	assert_int_equal(conf->verify, SV_VERIFY_PEER);
+	set_ok(conf, "auth_mechanism", "amqplain");
+	assert_int_equal(conf->auth_mechanism, SV_AUTH_AMQPLAIN);
+	assert_string_equal(get(conf, "auth_mechanism"), "amqplain");
 	set_ok(conf, "auth_mechanism", "plain");
 	assert_int_equal(conf->auth_mechanism, SV_AUTH_PLAIN);
 	/* empty: back to the system store, no client certificate */
@@ -710,8 +713,8 @@ static void test_tls_refusals(void **state)
 			    "verify: \"VERIFY_PEER\" is not one of verify_peer, verify_none");
 	assert_string_equal(set_fails(conf, "verify", ""),
 			    "verify: \"\" is not one of verify_peer, verify_none");
-	assert_string_equal(set_fails(conf, "auth_mechanism", "amqplain"),
-			    "auth_mechanism: \"amqplain\" is not one of plain, external");
+	assert_string_equal(set_fails(conf, "auth_mechanism", "AMQPLAIN"),
+			    "auth_mechanism: \"AMQPLAIN\" is not one of plain, external, amqplain");
 	memset(path, 'p', sizeof path - 1);
 	path[sizeof path - 1] = '\0';
 	assert_string_equal(set_fails(conf, "cacertfile", path),
@@ -754,7 +757,9 @@ static void test_uri_applies_tls_query(void **state)
 	/* a bad value refuses the whole URI */
 	set_fails(conf, "uri", "amqps://h3?cacertfile=/x&verify=sometimes");
 	assert_string_equal(set_fails(conf, "uri", "amqps://h3?auth_mechanism=EXTERNAL"),
-			    "auth_mechanism: \"EXTERNAL\" is not one of plain, external");
+			    "auth_mechanism: \"EXTERNAL\" is not one of plain, external, amqplain");
+	set_ok(conf, "uri", "amqp://h4?auth_mechanism=amqplain");
+	assert_int_equal(conf->auth_mechanism, SV_AUTH_AMQPLAIN);
 	salvo_conf_destroy(conf);
 }
 
@@ -1072,7 +1077,7 @@ static void test_print_help(void **state)
 	assert_non_null(strstr(text, "\"no limit\""));
 	assert_non_null(strstr(text, "\nverify\n  default: \"verify_peer\"\n"
 				     "  range:   verify_peer | verify_none\n"));
-	assert_non_null(strstr(text, "range:   plain | external\n"));
+	assert_non_null(strstr(text, "range:   plain | external | amqplain\n"));
 	assert_non_null(strstr(text, "range:   none | lz4 | zstd\n"));
 	assert_non_null(strstr(text, "range:   0..4095 bytes\n"));
 	assert_non_null(strstr(text, "a warning is\n  logged (facility tls), once per process on stderr"));

@@ -11,10 +11,16 @@
  * the writer produces, and it writes it back unchanged.) The writer takes keys as C
  * strings, so a table with a NUL inside a key cannot be written back; such tables are only
  * validated and walked.
+ *
+ * A valid table is also what a broker's server properties are (connection.start): the
+ * application gets a copy (sv_table_from_wire, salvo_client_server_properties), which must
+ * hold the same bytes, count the same depth, and walk to its end through the public
+ * iterator, nested tables and arrays included.
  */
 #include <string.h>
 
 #include "fuzz.h"
+#include "props.h"
 #include "table.h"
 
 struct copy {
@@ -120,6 +126,36 @@ static int copy_array(struct copy *c, struct sv_array a, int depth)
 	return -1;
 }
 
+/* Walk it through salvo_table_next to its end, nested ones too; returns the deepest level
+ * (it at level depth). */
+static int public_walk(salvo_table_iter *it, int depth)
+{
+	salvo_field f;
+	int max = depth, got, rc;
+
+	while ((rc = salvo_table_next(it, &f)) == 1) {
+		if (f.type != SALVO_FIELD_TABLE && f.type != SALVO_FIELD_ARRAY)
+			continue;
+		got = public_walk(&f.v.nested, depth + 1);
+		if (got > max)
+			max = got;
+	}
+	FUZZ_CHECK(rc == 0);
+	return max;
+}
+
+static void check_public_copy(const uint8_t *data, size_t size, int depth)
+{
+	salvo_table *copy = sv_table_from_wire((struct sv_table){data, (uint32_t)size});
+	salvo_table_iter it;
+
+	FUZZ_CHECK(copy && copy->len == size && (int)copy->depth == depth);
+	FUZZ_CHECK(!size || memcmp(copy->buf, data, size) == 0);
+	salvo_table_iter_init(&it, copy);
+	FUZZ_CHECK(public_walk(&it, 1) == depth);
+	salvo_table_destroy(copy);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct sv_table t = {data, (uint32_t)size}, written;
@@ -148,6 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.w = &w;
 	depth = copy_table(&c, t, 1);
 	FUZZ_CHECK(depth >= 1 && depth <= SV_TABLE_MAX_DEPTH);
+	check_public_copy(data, size, depth);
 	if (!c.nul_key) {
 		FUZZ_CHECK(sv_table_writer_finish(&w, &written, &err) == 0);
 		FUZZ_CHECK(written.len == size && memcmp(written.ptr, canon, size) == 0);

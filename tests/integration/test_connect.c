@@ -2,8 +2,10 @@
 /*
  * sv_connect: the handshake against a real RabbitMQ (success, bad password, unknown vhost)
  * and against servers inside this test that misbehave on purpose (closed port, silent
- * listener, wrong protocol, garbage, no PLAIN, dropped login, echoed password), plus a
- * scripted server that checks what salvo sends and that nothing past open-ok is read.
+ * listener, wrong protocol, garbage, no PLAIN, no AMQPLAIN, dropped login, echoed
+ * password), plus scripted servers that check what salvo sends (PLAIN's and AMQPLAIN's
+ * responses, the server properties kept) and that nothing past open-ok is read; and one
+ * that refuses connection.update-secret as RabbitMQ does, through salvo_client.
  *
  * argv[1] names the case. Broker cases need SALVO_TEST_URI
  * (amqp://guest:guest@127.0.0.1:PORT, as scripts/rabbitmq.sh prints) and skip (exit 77)
@@ -26,6 +28,7 @@
 #include <unistd.h>
 
 #include "../../src/engine/connect.h"
+#include "salvo.h"
 #include "frame.h"
 #include "methods.h"
 #include "table.h"
@@ -193,6 +196,8 @@ struct fake {
 	bool props_ok;	      /* start-ok carried the expected client properties */
 	uint8_t response[64]; /* start-ok's SASL response */
 	uint32_t response_len;
+	char mechanism[16];   /* start-ok's mechanism */
+	char secret[64], reason[64]; /* of a connection.update-secret */
 	struct sv_connection_tune_ok tune_ok;
 	char vhost[64];
 };
@@ -280,7 +285,6 @@ static void fake_login(struct fake *f, int fd)
 	f->props_ok = str_field_is(props, "product", "salvo") &&
 		      str_field_is(props, "version", SALVO_VERSION_STRING) &&
 		      str_field_is(props, "connection_name", "salvo test_connect") &&
-		      so->mechanism.len == 5 && !memcmp(so->mechanism.ptr, "PLAIN", 5) &&
 		      bool_field_is_true(caps, "publisher_confirms") &&
 		      bool_field_is_true(caps, "basic.nack") &&
 		      bool_field_is_true(caps, "consumer_cancel_notify") &&
@@ -290,6 +294,8 @@ static void fake_login(struct fake *f, int fd)
 	CHECK(so->response.len <= sizeof f->response);
 	memcpy(f->response, so->response.ptr, so->response.len);
 	f->response_len = so->response.len;
+	CHECK(so->mechanism.len < sizeof f->mechanism);
+	memcpy(f->mechanism, so->mechanism.ptr, so->mechanism.len);
 }
 
 /* Through start-ok, tune (no limits offered) and open; records tune-ok and the vhost. */
@@ -341,6 +347,53 @@ static void script_amqplain(struct fake *f, int fd)
 	send_start(fd, "AMQPLAIN EXTERNAL XPLAIN");
 }
 
+static void script_plain_only(struct fake *f, int fd)
+{
+	(void)f;
+	send_start(fd, "PLAIN EXTERNAL");
+}
+
+/* A whole handshake, then read what salvo sends until it closes, answering its close. */
+static void script_open(struct fake *f, int fd)
+{
+	struct sv_method m = {.id = SV_CONNECTION_OPEN_OK};
+	struct sv_decoded_frame d;
+
+	fake_login_tune(f, fd);
+	send_method(fd, 0, &m);
+	while (recv_frame(fd, f->buf, sizeof f->buf, &d)) {
+		if (d.frame.type != SV_FRAME_METHOD || d.u.method.id != SV_CONNECTION_CLOSE)
+			continue;
+		f->close_code = d.u.method.a.connection_close.reply_code;
+		m = (struct sv_method){.id = SV_CONNECTION_CLOSE_OK};
+		send_method(fd, 0, &m);
+	}
+}
+
+/* RabbitMQ's refusal of update-secret (rabbit_reader: a backend refused the secret): a
+ * connection error, 530. */
+static void script_refuse_secret(struct fake *f, int fd)
+{
+	struct sv_method m = {.id = SV_CONNECTION_OPEN_OK};
+	struct sv_decoded_frame d;
+
+	fake_login_tune(f, fd);
+	send_method(fd, 0, &m);
+	expect_method(fd, f->buf, sizeof f->buf, 0, SV_CONNECTION_UPDATE_SECRET, &d);
+	const struct sv_connection_update_secret *us = &d.u.method.a.connection_update_secret;
+	CHECK(us->new_secret.len < sizeof f->secret && us->reason.len < sizeof f->reason);
+	memcpy(f->secret, us->new_secret.ptr, us->new_secret.len);
+	memcpy(f->reason, us->reason.ptr, us->reason.len);
+	m = (struct sv_method){.id = SV_CONNECTION_CLOSE};
+	m.a.connection_close.reply_code = 530;
+	m.a.connection_close.reply_text =
+	    SV_BYTES("NOT_ALLOWED - New secret was refused by one of the backends");
+	m.a.connection_close.class_id = SV_CLASS_CONNECTION;
+	m.a.connection_close.method_id = SV_CONNECTION_UPDATE_SECRET & 0xFFFF;
+	send_method(fd, 0, &m);
+	fake_drain(f, fd);
+}
+
 /* channel.open-ok where tune belongs */
 static void script_unexpected(struct fake *f, int fd)
 {
@@ -390,8 +443,9 @@ static void script_handshake(struct fake *f, int fd)
 }
 
 /* Run sv_connect against a fake server; checks that a failure leaves no socket behind. */
-static int connect_fake(struct fake *f, int family, void (*script)(struct fake *, int),
-			struct sv_session *s, salvo_error *err)
+static int connect_fake_as(struct fake *f, int family, enum sv_auth auth,
+			   void (*script)(struct fake *, int), struct sv_session *s,
+			   salvo_error *err)
 {
 	struct sv_connect_params p;
 	int fds = open_fds();
@@ -399,6 +453,7 @@ static int connect_fake(struct fake *f, int family, void (*script)(struct fake *
 
 	fake_start(f, family, script);
 	p = params(family == AF_INET ? "127.0.0.1" : "::1", f->port);
+	p.auth = auth;
 	rc = sv_connect(&p, s, err);
 	show(rc, err);
 	if (rc) {
@@ -408,6 +463,12 @@ static int connect_fake(struct fake *f, int family, void (*script)(struct fake *
 	}
 	CHECK(strstr(err->text, PASSWORD) == NULL);
 	return rc;
+}
+
+static int connect_fake(struct fake *f, int family, void (*script)(struct fake *, int),
+			struct sv_session *s, salvo_error *err)
+{
+	return connect_fake_as(f, family, SV_AUTH_PLAIN, script, s, err);
 }
 
 static int test_fake_handshake(void)
@@ -429,11 +490,129 @@ static int test_fake_handshake(void)
 	close(s.fd);
 	fake_finish(&f);
 	CHECK(f.props_ok);
+	CHECK(!strcmp(f.mechanism, "PLAIN"));
 	CHECK(f.response_len == 2 + 5 + strlen(PASSWORD));
 	CHECK(!memcmp(f.response, "\0guest\0" PASSWORD, f.response_len));
 	CHECK(f.tune_ok.channel_max == 65535 && f.tune_ok.frame_max == 131072 &&
 	      f.tune_ok.heartbeat == 10);
 	CHECK(!strcmp(f.vhost, "/"));
+	return 0;
+}
+
+/* AMQPLAIN: the response is a table's contents (no length prefix) with LOGIN and PASSWORD
+ * as long strings, as RabbitMQ's rabbit_auth_mechanism_amqplain parses it; the server's
+ * properties are kept whole. */
+static int test_fake_amqplain(void)
+{
+	static const uint8_t want[] = "\x05LOGINS\0\0\0\x05guest"
+				      "\x08PASSWORDS\0\0\0\x18" PASSWORD;
+	struct fake f;
+	struct sv_session s;
+	salvo_error err;
+	struct sv_field v;
+	struct sv_table props;
+
+	CHECK(connect_fake_as(&f, AF_INET, SV_AUTH_AMQPLAIN, script_handshake, &s, &err) == 0);
+	close(s.fd);
+	fake_finish(&f);
+	CHECK(f.props_ok);
+	CHECK(!strcmp(f.mechanism, "AMQPLAIN"));
+	CHECK(strlen(PASSWORD) == 0x18);
+	CHECK(f.response_len == sizeof want - 1);
+	CHECK(!memcmp(f.response, want, f.response_len));
+	props = (struct sv_table){s.server_props, s.server_props_len};
+	CHECK(str_field_is(props, "product", "FakeMQ") && str_field_is(props, "version", "0.0.1"));
+	CHECK(sv_table_find(props, "capabilities", &v) && v.type == SV_FIELD_TABLE);
+	CHECK(bool_field_is_true(v.v.table, "publisher_confirms"));
+	return 0;
+}
+
+static int test_no_amqplain(void)
+{
+	struct fake f;
+	struct sv_session s;
+	salvo_error err;
+
+	CHECK(connect_fake_as(&f, AF_INET, SV_AUTH_AMQPLAIN, script_plain_only, &s, &err) ==
+	      SALVO_ERR_UNSUPPORTED);
+	CHECK(err.kind == SALVO_ERROR_LOCAL);
+	CHECK(strstr(err.text, "offers SASL mechanisms \"PLAIN EXTERNAL\", not AMQPLAIN "
+			       "(auth_mechanism=amqplain)") != NULL);
+	return 0;
+}
+
+/* A client whose update-secret the broker refuses: the 530 and its text come back, the
+ * client is closed (a 530 is not retried), and the next call says so. */
+static int test_update_secret_refused(void)
+{
+	char uri[128], errstr[256];
+	salvo_conf *conf = salvo_conf_new();
+	salvo_client *c;
+	salvo_event ev;
+	salvo_error err;
+	struct fake f;
+	bool lost = false, gave_up = false;
+
+	fake_start(&f, AF_INET, script_refuse_secret);
+	snprintf(uri, sizeof uri, "amqp://guest:%s@127.0.0.1:%u", PASSWORD, f.port);
+	CHECK(conf && salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
+	CHECK(salvo_conf_set(conf, "connection_name", "salvo test_connect", errstr,
+			     sizeof errstr) == 0);
+	CHECK(salvo_client_new(conf, &c, &err) == 0);
+	salvo_conf_destroy(conf);
+	CHECK(salvo_client_update_secret(c, "new-token", "token refreshed", &err) == 530);
+	show(530, &err);
+	CHECK(err.status == 530 && err.reply_code == 530 && err.kind == SALVO_ERROR_CONNECTION);
+	CHECK(!strcmp(err.method, "connection.update-secret"));
+	CHECK(!strcmp(err.text, "NOT_ALLOWED - New secret was refused by one of the backends"));
+	while (!gave_up && salvo_client_poll_event(c, &ev, 5000) == 0) {
+		lost |= ev.kind == SALVO_EVENT_CONNECTION_LOST && ev.error.status == 530;
+		gave_up = ev.kind == SALVO_EVENT_GIVING_UP;
+	}
+	CHECK(lost && gave_up);
+	CHECK(salvo_client_update_secret(c, "newer-token", NULL, &err) == 530);
+	salvo_client_destroy(c);
+	fake_finish(&f);
+	CHECK(!strcmp(f.secret, "new-token") && !strcmp(f.reason, "token refreshed"));
+	CHECK(f.got_close_ok);
+	return 0;
+}
+
+/* update-secret's refusals before anything is sent. */
+static int test_update_secret_arguments(void)
+{
+	char uri[128], errstr[256], big[4098];
+	salvo_conf *conf = salvo_conf_new();
+	salvo_client *c;
+	salvo_error err;
+	struct fake f;
+
+	fake_start(&f, AF_INET, script_open);
+	snprintf(uri, sizeof uri, "amqp://guest:%s@127.0.0.1:%u?frame_max=4096", PASSWORD,
+		 f.port);
+	CHECK(conf && salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
+	CHECK(salvo_conf_set(conf, "connection_name", "salvo test_connect", errstr,
+			     sizeof errstr) == 0);
+	CHECK(salvo_client_new(conf, &c, &err) == 0);
+	salvo_conf_destroy(conf);
+	CHECK(salvo_client_update_secret(NULL, "s", NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(salvo_client_update_secret(c, NULL, NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(salvo_client_update_secret(c, "", NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(strstr(err.text, "the secret is NULL or empty") != NULL);
+	memset(big, 's', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	CHECK(salvo_client_update_secret(c, big, NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(strstr(err.text, "the secret is longer than 4096 bytes") != NULL);
+	CHECK(salvo_client_update_secret(c, "s", big + 3841, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(strstr(err.text, "the reason is longer than 255 bytes") != NULL);
+	/* 4096 bytes of secret need more than the 4096 of this connection's frame_max */
+	big[4096] = '\0';
+	CHECK(salvo_client_update_secret(c, big, NULL, &err) == SALVO_ERR_INVALID_ARGUMENT);
+	CHECK(strstr(err.text, "exceeds frame_max 4096") != NULL);
+	CHECK(salvo_client_close(c, 5000, &err) == 0);
+	CHECK(salvo_client_update_secret(c, "s", NULL, &err) == SALVO_ERR_CLOSED);
+	salvo_client_destroy(c);
+	fake_finish(&f);
 	return 0;
 }
 
@@ -715,6 +894,10 @@ static const struct test_case cases[] = {
     {"old-protocol-version", .run_status = test_old_version},
     {"garbage", .run_status = test_garbage},
     {"no-plain", .run_status = test_mechanism},
+    {"no-amqplain", .run_status = test_no_amqplain},
+    {"fake-amqplain", .run_status = test_fake_amqplain},
+    {"update-secret-refused", .run_status = test_update_secret_refused},
+    {"update-secret-arguments", .run_status = test_update_secret_arguments},
     {"unexpected-frame", .run_status = test_unexpected},
     {"login-dropped", .run_status = test_login_dropped},
     {"password-redacted", .run_status = test_password_redacted},

@@ -104,7 +104,7 @@ static struct sv_connect_params params_from(const char *uri, const char *const *
 	    .connection_name = "salvo test_tls",
 	    .timeout_ms = 5000,
 	    .tls = ep->tls,
-	    .auth_external = conf->auth_mechanism == SV_AUTH_EXTERNAL,
+	    .auth = (enum sv_auth)conf->auth_mechanism,
 	};
 	sv_tls_settings_from_conf(conf, &p.tls_settings);
 	return p;
@@ -559,7 +559,7 @@ static int case_external(void)
 	CHECK(rc == 403);
 
 	p = params_from(tls_uri(), ext);
-	CHECK(p.auth_external);
+	CHECK(p.auth == SV_AUTH_EXTERNAL);
 	connect_and_close(&p);
 	return 0;
 }
