@@ -84,8 +84,6 @@ void sv_detach_done(salvo_client *c, struct sv_request *req, struct salvo_publis
 void sv_settle_pubs(salvo_client *c);
 void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool multiple,
 		       bool nack);
-void sv_start_return(salvo_client *c, salvo_channel *ch, const struct sv_basic_return *a);
-void sv_return_header(salvo_channel *ch, const struct sv_content_header *h);
 enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv_request *req,
 				   const struct sv_method *m);
 
