@@ -112,8 +112,7 @@ static bool budget_take(salvo_client *c, uint64_t cost)
 		       "a returned message of %llu bytes does not fit in "
 		       "publisher.returns.max_bytes (%llu, %llu held): its content is dropped; "
 		       "such returns are counted in returns_dropped",
-		       (unsigned long long)cost, (unsigned long long)max,
-		       (unsigned long long)held);
+		       (unsigned long long)cost, (unsigned long long)max, (unsigned long long)held);
 	}
 	return false;
 }

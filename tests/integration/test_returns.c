@@ -31,7 +31,7 @@
 
 extern char **environ;
 
-#define QUEUE "salvo.test.returns"
+#define QUEUE	"salvo.test.returns"
 #define NOWHERE "salvo.test.returns.nowhere"
 
 /* The properties every returned message is published with. */
@@ -155,12 +155,12 @@ static void case_best_effort(void)
 	fresh_queue(ch, QUEUE, NULL);
 	OK(salvo_publisher_new(c, &o, &p, &err));
 	/* Routable and mandatory: taken, not returned. Then one no queue takes. */
-	OK(salvo_publish_msg(p, &(salvo_msg){"", QUEUE, "kept", 4, SALVO_MSG_MANDATORY,
-					     .props = &props},
-			     5000, NULL, &err));
-	OK(salvo_publish_msg(p, &(salvo_msg){"", NOWHERE, body, strlen(body), SALVO_MSG_MANDATORY,
-					     .props = &props},
-			     5000, NULL, &err));
+	OK(salvo_publish_msg(
+	    p, &(salvo_msg){"", QUEUE, "kept", 4, SALVO_MSG_MANDATORY, .props = &props}, 5000, NULL,
+	    &err));
+	OK(salvo_publish_msg(
+	    p, &(salvo_msg){"", NOWHERE, body, strlen(body), SALVO_MSG_MANDATORY, .props = &props},
+	    5000, NULL, &err));
 	settle_channel(p);
 	CHECK(s.n == 0); /* only poll runs on_return */
 	CHECK(salvo_publisher_poll(p, 0, &err) == 1);
@@ -170,8 +170,8 @@ static void case_best_effort(void)
 	salvo_publisher_stats(p, &st);
 	CHECK(st.returned == 1 && st.returns_dropped == 0 && st.published == 2);
 	CHECK(channel_queue_count(ch, QUEUE) == 1);
-	printf("best effort: returned %d, %zu-byte body, content_type %s, correlation_id %s\n",
-	       s.n, s.len, s.content_type, s.correlation_id);
+	printf("best effort: returned %d, %zu-byte body, content_type %s, correlation_id %s\n", s.n,
+	       s.len, s.content_type, s.correlation_id);
 	OK(salvo_publisher_close(p, 5000, &err));
 	OK(salvo_queue_delete(ch, QUEUE, 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
@@ -209,8 +209,8 @@ static void case_async(void)
 	salvo_table *h = sample_headers();
 	salvo_props props = sample_props(h);
 	struct outcomes t = {0};
-	salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC, .on_outcome = on_outcome,
-				  .on_outcome_arg = &t};
+	salvo_publisher_opts o = {
+	    .confirm = SALVO_CONFIRM_ASYNC, .on_outcome = on_outcome, .on_outcome_arg = &t};
 	salvo_publisher *p;
 	salvo_channel *ch;
 	salvo_error err;
@@ -224,12 +224,12 @@ static void case_async(void)
 	CHECK(strstr(err.text, "on_return"));
 	o.on_return = NULL;
 	OK(salvo_publisher_new(c, &o, &p, &err));
-	OK(salvo_publish_msg(p, &(salvo_msg){"", QUEUE, "kept", 4, SALVO_MSG_MANDATORY,
-					     .props = &props},
-			     5000, NULL, &err));
-	OK(salvo_publish_msg(p, &(salvo_msg){"", NOWHERE, body, strlen(body), SALVO_MSG_MANDATORY,
-					     .props = &props},
-			     5000, NULL, &err));
+	OK(salvo_publish_msg(
+	    p, &(salvo_msg){"", QUEUE, "kept", 4, SALVO_MSG_MANDATORY, .props = &props}, 5000, NULL,
+	    &err));
+	OK(salvo_publish_msg(
+	    p, &(salvo_msg){"", NOWHERE, body, strlen(body), SALVO_MSG_MANDATORY, .props = &props},
+	    5000, NULL, &err));
 	CHECK(salvo_publisher_wait_confirms(p, 10000, &err) == SALVO_ERR_RETURNED);
 	CHECK(t.acked == 1 && t.returned == 1 && t.other == 0 && !t.acked_with_return);
 	check_seen(&t.s, body, strlen(body), true);
@@ -265,9 +265,9 @@ static void case_sync(void)
 	fresh_queue(ch, QUEUE, NULL);
 	OK(salvo_publisher_new(c, &o, &p, &err));
 	CHECK(salvo_publisher_returned(p) == NULL);
-	CHECK(salvo_publish_msg(p, &(salvo_msg){"", NOWHERE, body, big, SALVO_MSG_MANDATORY,
-						.props = &props},
-				10000, NULL, &err) == SALVO_ERR_RETURNED);
+	CHECK(salvo_publish_msg(
+		  p, &(salvo_msg){"", NOWHERE, body, big, SALVO_MSG_MANDATORY, .props = &props},
+		  10000, NULL, &err) == SALVO_ERR_RETURNED);
 	CHECK(err.reply_code == 312);
 	r = salvo_publisher_returned(p);
 	CHECK(r);
@@ -276,9 +276,9 @@ static void case_sync(void)
 	printf("sync: a %zu-byte body returned whole (reply %u %s)\n", s.len, s.reply_code,
 	       s.reply_text);
 	/* The next call frees it; a routable mandatory message is acked, nothing returned. */
-	OK(salvo_publish_msg(p, &(salvo_msg){"", QUEUE, body, 100, SALVO_MSG_MANDATORY,
-					     .props = &props},
-			     10000, NULL, &err));
+	OK(salvo_publish_msg(
+	    p, &(salvo_msg){"", QUEUE, body, 100, SALVO_MSG_MANDATORY, .props = &props}, 10000,
+	    NULL, &err));
 	CHECK(salvo_publisher_returned(p) == NULL);
 	salvo_publisher_stats(p, &st);
 	CHECK(st.returned == 1 && st.acked == 1 && st.returns_dropped == 0);
@@ -289,9 +289,9 @@ static void case_sync(void)
 	struct seen b = {0};
 	salvo_publisher_opts bo = {.on_return = on_return, .on_return_arg = &b};
 	OK(salvo_publisher_new(c, &bo, &p, &err));
-	OK(salvo_publish_msg(p, &(salvo_msg){"", NOWHERE, body, big, SALVO_MSG_MANDATORY,
-					     .props = &props},
-			     5000, NULL, &err));
+	OK(salvo_publish_msg(
+	    p, &(salvo_msg){"", NOWHERE, body, big, SALVO_MSG_MANDATORY, .props = &props}, 5000,
+	    NULL, &err));
 	settle_channel(p);
 	CHECK(salvo_publisher_poll(p, 0, &err) == 1);
 	check_seen(&b, body, big, false);
@@ -338,10 +338,10 @@ struct flood {
 	bool bodies_ok;
 };
 
-#define FLOOD_BODY 4096
+#define FLOOD_BODY    4096
 #define FLOOD_RETURNS 200
-#define FLOOD_ROUTED 100
-#define FLOOD_MAX 65536
+#define FLOOD_ROUTED  100
+#define FLOOD_MAX     65536
 
 static void on_flood(const salvo_outcome *o, void *arg)
 {
@@ -382,9 +382,10 @@ static void publish_flood(salvo_publisher *p, bool routed_too)
 
 	for (int i = 0; i < FLOOD_RETURNS; i++) {
 		memset(body, i & 0xff, sizeof body);
-		OK(salvo_publish_msg(p, &(salvo_msg){"", NOWHERE, body, sizeof body,
-						     SALVO_MSG_MANDATORY,
-						     .opaque = (void *)(uintptr_t)(i & 0xff)},
+		OK(salvo_publish_msg(p,
+				     &(salvo_msg){"", NOWHERE, body, sizeof body,
+						  SALVO_MSG_MANDATORY,
+						  .opaque = (void *)(uintptr_t)(i & 0xff)},
 				     10000, NULL, &err));
 		if (routed_too && i % 2)
 			OK(salvo_publish(p, "", QUEUE, "r", 1, SALVO_MSG_MANDATORY, 10000, &err));
@@ -401,8 +402,10 @@ static void case_flood(void)
 {
 	salvo_client *c = connect_bounded("65536");
 	struct flood f = {.bodies_ok = true};
-	salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC, .window = 1024,
-				  .on_outcome = on_flood, .on_outcome_arg = &f};
+	salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC,
+				  .window = 1024,
+				  .on_outcome = on_flood,
+				  .on_outcome_arg = &f};
 	salvo_publisher *p;
 	salvo_channel *ch;
 	salvo_pub_stats st;
@@ -462,8 +465,8 @@ static void case_bound_zero(void)
 {
 	salvo_client *c = connect_bounded("0");
 	struct outcomes t = {0};
-	salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_ASYNC, .on_outcome = on_outcome,
-				  .on_outcome_arg = &t};
+	salvo_publisher_opts o = {
+	    .confirm = SALVO_CONFIRM_ASYNC, .on_outcome = on_outcome, .on_outcome_arg = &t};
 	salvo_publisher *p;
 	salvo_pub_stats st;
 	salvo_error err;
@@ -497,7 +500,7 @@ static pid_t start_fake(const char *fake_case, const char *after, char *log_path
 	snprintf(port_path, sizeof port_path, "/tmp/salvo-test-returns-%d.port", (int)getpid());
 	snprintf(log_path, n, "/tmp/salvo-test-returns-%d.log", (int)getpid());
 	unlink(port_path);
-	char *argv[] = {"python3", script, (char *)fake_case, port_path, "--after-publishes",
+	char *argv[] = {"python3",     script, (char *)fake_case, port_path, "--after-publishes",
 			(char *)after, NULL};
 	CHECK(posix_spawn_file_actions_init(&fa) == 0);
 	CHECK(posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC,
@@ -550,8 +553,8 @@ static bool log_has(const char *path, const char *line)
 	return found;
 }
 
-#define FLOW_FIRST 100	  /* publishes before the fake stops the channel's flow */
-#define FLOW_BODY 1000
+#define FLOW_FIRST 100 /* publishes before the fake stops the channel's flow */
+#define FLOW_BODY  1000
 
 /*
  * channel.flow from the broker (hostile_broker.py channel-flow: after 100 publishes it
@@ -608,12 +611,9 @@ static void case_channel_flow(void)
 }
 
 static const struct test_case cases[] = {
-	{"best effort", .run = case_best_effort},
-	{"async", .run = case_async},
-	{"sync large", .run = case_sync},
-	{"flood", .run = case_flood},
-	{"bound zero", .run = case_bound_zero},
-	{"channel flow", .run = case_channel_flow},
+    {"best effort", .run = case_best_effort}, {"async", .run = case_async},
+    {"sync large", .run = case_sync},	      {"flood", .run = case_flood},
+    {"bound zero", .run = case_bound_zero},   {"channel flow", .run = case_channel_flow},
 };
 
 int main(int argc, char **argv)
