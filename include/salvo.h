@@ -187,7 +187,9 @@ SALVO_API void salvo_conf_print_help(FILE *out);
  * line with a level and a facility, in the manner of librdkafka's log_cb: the connection
  * lost, each reconnection attempt, reconnected, giving up, blocked and unblocked by the
  * broker (facility "connection"); a consumer cancelled by the broker, a malformed envelope
- * rejected ("consumer"); a protocol violation salvo found in the peer's frames, or the
+ * rejected ("consumer"); a channel's content stopped and resumed by the broker
+ * (channel.flow), the first returned message dropped for publisher.returns.max_bytes
+ * ("publisher"); a protocol violation salvo found in the peer's frames, or the
  * broker's connection.close over one ("protocol"); TLS peer verification disabled
  * ("tls": once per process on stderr, once per client to a callback). The events of salvo_client_poll_event are logged as well as queued, so an
  * application that never polls still has them in its log.
@@ -208,7 +210,7 @@ SALVO_API void salvo_conf_print_help(FILE *out);
 
 /*
  * Receives one log line: level (SALVO_LOG_*), facility ("connection", "consumer",
- * "protocol", "tls") and message (one line, no newline, safe to print: text from the
+ * "publisher", "protocol", "tls") and message (one line, no newline, safe to print: text from the
  * network is escaped). The strings are valid during the call only.
  *
  * Called on salvo's threads: most lines come from a client's I/O thread, some from the
@@ -1128,7 +1130,8 @@ typedef struct salvo_msg {
  *
  * Returns 0 (best effort and async: queued; sync: acked); SALVO_ERR_WOULD_BLOCK or
  * SALVO_ERR_TIMEOUT with nothing queued; in sync mode SALVO_ERR_NACKED,
- * SALVO_ERR_RETURNED (err->reply_code 312/313, err->text names exchange and routing key),
+ * SALVO_ERR_RETURNED (err->reply_code 312/313, err->text names exchange and routing key;
+ * salvo_publisher_returned gives the message back),
  * the channel's or connection's error when it ended first, or SALVO_ERR_TIMEOUT with the
  * message queued and its outcome unknown (it stays tracked and counted);
  * SALVO_ERR_INVALID_ARGUMENT (names over 255 bytes, a message larger than the ring);
