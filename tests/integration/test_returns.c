@@ -128,6 +128,20 @@ static void on_return(const salvo_returned *r, void *arg)
 	keep(arg, r);
 }
 
+/* Two mandatory messages with props: one routable (taken, not returned), then body to a
+ * routing key no queue is bound to. */
+static void publish_pair(salvo_publisher *p, const salvo_props *props, const char *body)
+{
+	salvo_error err;
+
+	OK(salvo_publish_msg(
+	    p, &(salvo_msg){"", QUEUE, "kept", 4, SALVO_MSG_MANDATORY, .props = props}, 5000, NULL,
+	    &err));
+	OK(salvo_publish_msg(
+	    p, &(salvo_msg){"", NOWHERE, body, strlen(body), SALVO_MSG_MANDATORY, .props = props},
+	    5000, NULL, &err));
+}
+
 /* After this, the broker has handled everything p sent, and whatever it returned has
  * reached p: a synchronous method on p's own channel is answered after them. */
 static void settle_channel(salvo_publisher *p)
@@ -154,13 +168,7 @@ static void case_best_effort(void)
 	OK(salvo_channel_open(c, &ch, &err));
 	fresh_queue(ch, QUEUE, NULL);
 	OK(salvo_publisher_new(c, &o, &p, &err));
-	/* Routable and mandatory: taken, not returned. Then one no queue takes. */
-	OK(salvo_publish_msg(
-	    p, &(salvo_msg){"", QUEUE, "kept", 4, SALVO_MSG_MANDATORY, .props = &props}, 5000, NULL,
-	    &err));
-	OK(salvo_publish_msg(
-	    p, &(salvo_msg){"", NOWHERE, body, strlen(body), SALVO_MSG_MANDATORY, .props = &props},
-	    5000, NULL, &err));
+	publish_pair(p, &props, body);
 	settle_channel(p);
 	CHECK(s.n == 0); /* only poll runs on_return */
 	CHECK(salvo_publisher_poll(p, 0, &err) == 1);
@@ -224,12 +232,7 @@ static void case_async(void)
 	CHECK(strstr(err.text, "on_return"));
 	o.on_return = NULL;
 	OK(salvo_publisher_new(c, &o, &p, &err));
-	OK(salvo_publish_msg(
-	    p, &(salvo_msg){"", QUEUE, "kept", 4, SALVO_MSG_MANDATORY, .props = &props}, 5000, NULL,
-	    &err));
-	OK(salvo_publish_msg(
-	    p, &(salvo_msg){"", NOWHERE, body, strlen(body), SALVO_MSG_MANDATORY, .props = &props},
-	    5000, NULL, &err));
+	publish_pair(p, &props, body);
 	CHECK(salvo_publisher_wait_confirms(p, 10000, &err) == SALVO_ERR_RETURNED);
 	CHECK(t.acked == 1 && t.returned == 1 && t.other == 0 && !t.acked_with_return);
 	check_seen(&t.s, body, strlen(body), true);
