@@ -12,7 +12,7 @@
  *  - the request queue (c->lock): application threads append, the I/O thread drains;
  *    results travel back in the request itself (request.c);
  *  - publisher rings (ring.c): lock-free, one producer each; in confirm modes also the
- *    window's slots and done (pub_done.c), and the returns (ret_lock);
+ *    window's slots and done (pub_done.c), and the returns (ret_lock, returns.c);
  *  - the settle stack (c->settles, consumer.c): acks, nacks and rejects from any thread;
  *  - consumers' queues (each under its own lock) and the dispatch list (disp_lock), with
  *    the bound on what the queues hold (read_hold.c);

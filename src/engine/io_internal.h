@@ -9,7 +9,8 @@
  *   io_send.c     gather control frames and publisher rings into one send; account it
  *   io_recv.c     decode what a read brought; connection methods; route channel frames
  *   io_channel.c  requests from application threads, and channel frames by method
- *   io_pub.c      the publisher's I/O half: tags, confirms, returns, release, checkpoints
+ *   io_pub.c      the publisher's I/O half: tags, confirms, release, checkpoints (its
+ *                 returns are returns.c's, which holds both halves)
  *   io_consume.c  the consumer's I/O half: deliveries, basic.get, settles
  *   io_core.c     what every part may do: queue a control frame, record the connection's
  *                 end, end a channel

@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The publisher's I/O half: what the I/O thread does with a publisher's ring and window.
- * Sending: the span of the ring the next send may carry (a paused, blocked or closed
- * channel lets only the rest of a cut message go), and the accounting of what the kernel
- * took, which tags each sent message of a confirm mode with its delivery tag. Confirms:
- * acks and nacks settle the window (confirm.c), returns mark their message (returns.c),
- * and each read's settled outcomes are drained into the slots and published to the producer
- * (done). Best effort: checkpoints that prove what the broker handled. And the list of
- * attached publishers, with detaching once nothing of a publisher is in flight.
+ * Sending: the span of the ring the next send may carry (a paused, blocked, closed or
+ * flow-stopped channel lets only the rest of a cut message go), and the accounting of what
+ * the kernel took, which tags each sent message of a confirm mode with its delivery tag.
+ * Confirms: acks and nacks settle the window (confirm.c), returns mark their message
+ * (returns.c), and each read's settled outcomes are drained into the slots and published
+ * to the producer (done). Best effort: checkpoints that prove what the broker handled.
+ * And the list of attached publishers, with detaching once nothing of a publisher is in
+ * flight.
  */
 #include <stdlib.h>
 #include <string.h>
