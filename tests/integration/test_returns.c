@@ -31,7 +31,8 @@
 
 extern char **environ;
 
-#define QUEUE	"salvo.test.returns"
+/* Each case's own queue (cases run in parallel against one broker): the case's name. */
+static char QUEUE[64];
 #define NOWHERE "salvo.test.returns.nowhere"
 
 /* The properties every returned message is published with. */
@@ -621,5 +622,6 @@ static const struct test_case cases[] = {
 
 int main(int argc, char **argv)
 {
+	snprintf(QUEUE, sizeof QUEUE, "salvo.test.returns.%s", argc > 1 ? argv[1] : "all");
 	return run_cases(argc, argv, cases, sizeof cases / sizeof cases[0], NULL, NULL);
 }
