@@ -6,7 +6,8 @@
  * outcome in async mode and from salvo_publisher_returned in sync mode, while a routable
  * mandatory message is not returned; a body larger than frame_max (several body frames);
  * a flood of returns over publisher.returns.max_bytes, counted and dropped with the
- * memory bound kept, the other confirms coming all the same. And the broker's
+ * memory bound kept, the other confirms coming all the same; a bound of 0; a body
+ * announced larger than the bound, dropped before any of it is buffered. And the broker's
  * channel.flow against a fake broker (hostile_broker.py channel-flow, no RabbitMQ): flow
  * off stops a publisher's sends, its producer fills the ring and then waits within its
  * timeout, flow on sends the rest.
@@ -486,6 +487,37 @@ static void case_bound_zero(void)
 	rabbit_close(c, 5000);
 }
 
+/* A body announced larger than the whole bound is never buffered: dropped at its content
+ * header, however empty the bound is; a small one right after is kept. */
+static void case_over_bound(void)
+{
+	salvo_client *c = connect_bounded("65536");
+	salvo_publisher_opts o = {.confirm = SALVO_CONFIRM_SYNC};
+	const size_t big = 300000;
+	uint8_t *body = calloc(1, big);
+	const salvo_returned *r;
+	salvo_publisher *p;
+	salvo_pub_stats st;
+	salvo_error err;
+
+	CHECK(body);
+	OK(salvo_publisher_new(c, &o, &p, &err));
+	CHECK(salvo_publish(p, "", NOWHERE, body, big, SALVO_MSG_MANDATORY, 10000, &err) ==
+	      SALVO_ERR_RETURNED);
+	r = salvo_publisher_returned(p);
+	CHECK(r && r->dropped && !r->props && !r->body && r->reply_code == 312);
+	CHECK(!strcmp(r->routing_key, NOWHERE));
+	CHECK(salvo_publish(p, "", NOWHERE, body, 1000, SALVO_MSG_MANDATORY, 10000, &err) ==
+	      SALVO_ERR_RETURNED);
+	r = salvo_publisher_returned(p);
+	CHECK(r && !r->dropped && r->props && r->len == 1000);
+	salvo_publisher_stats(p, &st);
+	CHECK(st.returned == 2 && st.returns_dropped == 1);
+	OK(salvo_publisher_close(p, 5000, &err));
+	free(body);
+	rabbit_close(c, 5000);
+}
+
 /* The fake broker (tests/integration/hostile_broker.py) in the background, its log in
  * *log_path; returns its pid and sets *port. */
 static pid_t start_fake(const char *fake_case, const char *after, char *log_path, size_t n,
@@ -615,9 +647,13 @@ static void case_channel_flow(void)
 }
 
 static const struct test_case cases[] = {
-    {"best effort", .run = case_best_effort}, {"async", .run = case_async},
-    {"sync large", .run = case_sync},	      {"flood", .run = case_flood},
-    {"bound zero", .run = case_bound_zero},   {"channel flow", .run = case_channel_flow},
+	{"best effort", .run = case_best_effort},
+	{"async", .run = case_async},
+	{"sync large", .run = case_sync},
+	{"flood", .run = case_flood},
+	{"bound zero", .run = case_bound_zero},
+	{"over the bound", .run = case_over_bound},
+	{"channel flow", .run = case_channel_flow},
 };
 
 int main(int argc, char **argv)
