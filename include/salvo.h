@@ -210,8 +210,8 @@ SALVO_API void salvo_conf_print_help(FILE *out);
 
 /*
  * Receives one log line: level (SALVO_LOG_*), facility ("connection", "consumer",
- * "publisher", "protocol", "tls") and message (one line, no newline, safe to print: text from the
- * network is escaped). The strings are valid during the call only.
+ * "publisher", "protocol", "tls") and message (one line, no newline, safe to print: text
+ * from the network is escaped). The strings are valid during the call only.
  *
  * Called on salvo's threads: most lines come from a client's I/O thread, some from the
  * thread in salvo_client_new (or salvo_pool_new) while it connects. Several threads may
@@ -987,7 +987,6 @@ typedef struct salvo_outcome {
 	const char *exchange;	  /* RETURNED: as the broker returned it; else NULL */
 	const char *routing_key;  /* RETURNED; else NULL */
 	const salvo_error *error; /* FAILED: why the channel ended; RETURNED: reply text */
-	/* Fields added since are appended here. */
 	/* RETURNED: the returned message with its content (see salvo_returned); NULL for the
 	 * other kinds (and for a RETURNED record of an envelope when out of memory). */
 	const salvo_returned *returned;
