@@ -3,7 +3,8 @@
  * Returned messages with their content (salvo_returned) against a real RabbitMQ: a
  * mandatory message to a routing key no queue is bound to comes back with its body and
  * properties as published and 312 NO_ROUTE, through on_return in best effort, with its
- * outcome in async mode and from salvo_publisher_returned in sync mode, while a routable
+ * outcome in async mode and from salvo_publisher_returned in sync mode (republished from
+ * on_return, it reaches a queue), while a routable
  * mandatory message is not returned; a body larger than frame_max (several body frames);
  * a flood of returns over publisher.returns.max_bytes, counted and dropped with the
  * memory bound kept, the other confirms coming all the same; a bound of 0; a body
@@ -154,6 +155,21 @@ static void settle_channel(salvo_publisher *p)
 	OK(salvo_queue_declare(salvo_publisher_channel(p), QUEUE, SALVO_PASSIVE, NULL, NULL, &err));
 }
 
+/* Best effort: republish each returned message to the queue, from on_return. */
+struct republish {
+	salvo_publisher *p;
+	int n, rc;
+};
+
+static void republish(const salvo_returned *r, void *arg)
+{
+	struct republish *rp = arg;
+	salvo_msg m = {"", QUEUE, r->body, r->len, 0, NULL, r->props};
+
+	rp->n++;
+	rp->rc |= salvo_publish_msg(rp->p, &m, 5000, NULL, NULL);
+}
+
 static void case_best_effort(void)
 {
 	salvo_client *c = rabbit_connect(rabbit_test_uri(), NULL);
@@ -182,6 +198,30 @@ static void case_best_effort(void)
 	CHECK(channel_queue_count(ch, QUEUE) == 1);
 	printf("best effort: returned %d, %zu-byte body, content_type %s, correlation_id %s\n", s.n,
 	       s.len, s.content_type, s.correlation_id);
+	OK(salvo_publisher_close(p, 5000, &err));
+
+	/* on_return may publish on its publisher: what came back goes to the queue instead,
+	 * with its properties; the queue then holds it, its properties as returned. */
+	struct republish rp = {0};
+	OK(salvo_queue_purge(ch, QUEUE, NULL, &err));
+	o = (salvo_publisher_opts){.on_return = republish, .on_return_arg = &rp};
+	OK(salvo_publisher_new(c, &o, &p, &err));
+	rp.p = p;
+	publish_pair(p, &props, body);
+	settle_channel(p);
+	CHECK(salvo_publisher_poll(p, 0, &err) == 1 && rp.n == 1 && rp.rc == 0);
+	settle_channel(p);
+	salvo_message *m;
+	size_t len;
+	OK(salvo_basic_get(ch, QUEUE, true, &m, &err));
+	CHECK(m && salvo_message_body(m, &len) && len == 4); /* the routable one, first */
+	salvo_message_destroy(m);
+	OK(salvo_basic_get(ch, QUEUE, true, &m, &err));
+	CHECK(m);
+	const void *b = salvo_message_body(m, &len);
+	CHECK(len == strlen(body) && !memcmp(b, body, len));
+	CHECK(!strcmp(salvo_message_props(m)->correlation_id, "corr-42"));
+	salvo_message_destroy(m);
 	OK(salvo_publisher_close(p, 5000, &err));
 	OK(salvo_queue_delete(ch, QUEUE, 0, NULL, &err));
 	OK(salvo_channel_close(ch, &err));
