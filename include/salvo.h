@@ -188,7 +188,9 @@ SALVO_API void salvo_conf_print_help(FILE *out);
  * line with a level and a facility, in the manner of librdkafka's log_cb: the connection
  * lost, each reconnection attempt, reconnected, giving up, blocked and unblocked by the
  * broker (facility "connection"); a consumer cancelled by the broker, a malformed envelope
- * rejected ("consumer"); a protocol violation salvo found in the peer's frames, or the
+ * rejected ("consumer"); a channel's content stopped and resumed by the broker
+ * (channel.flow), the first returned message dropped for publisher.returns.max_bytes
+ * ("publisher"); a protocol violation salvo found in the peer's frames, or the
  * broker's connection.close over one ("protocol"); TLS peer verification disabled
  * ("tls": once per process on stderr, once per client to a callback). The events of salvo_client_poll_event are logged as well as queued, so an
  * application that never polls still has them in its log.
@@ -209,8 +211,8 @@ SALVO_API void salvo_conf_print_help(FILE *out);
 
 /*
  * Receives one log line: level (SALVO_LOG_*), facility ("connection", "consumer",
- * "protocol", "tls") and message (one line, no newline, safe to print: text from the
- * network is escaped). The strings are valid during the call only.
+ * "publisher", "protocol", "tls") and message (one line, no newline, safe to print: text
+ * from the network is escaped). The strings are valid during the call only.
  *
  * Called on salvo's threads: most lines come from a client's I/O thread, some from the
  * thread in salvo_client_new (or salvo_pool_new) while it connects. Several threads may
@@ -514,6 +516,14 @@ typedef enum salvo_event_kind {
 	 * (host:port), error says why. Nothing is retried for it: the connection made is
 	 * kept until it is lost. */
 	SALVO_EVENT_ENDPOINT_FAILED,
+	/* The broker asked salvo to stop sending content on a channel (channel.flow
+	 * active=false; RabbitMQ itself uses connection.blocked instead), and salvo did: it
+	 * answered channel.flow-ok and sends none of that channel's publisher's messages (its
+	 * producer fills the ring, then waits as for a full ring, within its timeouts) until
+	 * the broker's channel.flow active=true (FLOW_RESUMED, also answered). channel names
+	 * it. A reconnection starts every channel with flow on. */
+	SALVO_EVENT_FLOW_STOPPED,
+	SALVO_EVENT_FLOW_RESUMED,
 } salvo_event_kind;
 
 typedef struct salvo_event {
@@ -525,7 +535,7 @@ typedef struct salvo_event {
 	char endpoint[300]; /* host:port */
 	char reason[256];
 	char consumer_tag[256]; /* SALVO_EVENT_CONSUMER_CANCELLED, _ENVELOPE_REJECTED */
-	uint16_t channel;	/* ... of them: the consumer's channel */
+	uint16_t channel;	/* ... of them: the consumer's channel; FLOW_*: the channel */
 } salvo_event;
 
 /*
@@ -1088,6 +1098,47 @@ typedef enum salvo_outcome_kind {
 	SALVO_OUTCOME_FAILED,	/* the channel or connection ended before its confirm */
 } salvo_outcome_kind;
 
+/*
+ * A message the broker returned (basic.return: published with SALVO_MSG_MANDATORY, and no
+ * queue took it), with its content as the broker sent it back: salvo fills it, the
+ * application reads it. Where it comes from, and how long its pointers are valid:
+ *  - SALVO_CONFIRM_ASYNC: salvo_outcome.returned, during on_outcome;
+ *  - SALVO_CONFIRM_SYNC: salvo_publisher_returned, after a publish that returned
+ *    SALVO_ERR_RETURNED, until the next call on the publisher;
+ *  - SALVO_CONFIRM_NONE: the on_return callback of salvo_publisher_opts, run by
+ *    salvo_publisher_poll, during the callback.
+ * Copy what is needed longer (salvo_msg takes these fields as they are: republishing
+ * from the callback is one call).
+ *
+ * Memory is bounded: the returned messages a client holds for its application (bodies,
+ * properties, bookkeeping) may take at most the configuration key
+ * publisher.returns.max_bytes. The I/O thread checks a return's size as the broker
+ * announces it, before it buffers any of the body; one that does not fit is dropped and
+ * counted (salvo_pub_stats.returns_dropped; a log line the first time per client): in
+ * confirm modes its outcome still says RETURNED, with dropped set and no content; in best
+ * effort on_return never hears of it. Space comes back as the application is handed the
+ * returns (when the callback returns, or at the next call for sync). Nothing is held for
+ * nobody: in async mode without on_outcome and in best effort without on_return, returns
+ * are only counted.
+ */
+typedef struct salvo_returned {
+	uint16_t reply_code;	/* 312 NO_ROUTE or 313 NO_CONSUMERS */
+	const char *reply_text; /* the broker's: "NO_ROUTE" (escaped: see salvo_error) */
+	const char *exchange;	/* as the broker returned them */
+	const char *routing_key;
+	/* The properties it was published with, headers included (in confirm modes with the
+	 * x-salvo-seq header salvo adds, see SALVO_MSG_MANDATORY). NULL when dropped. */
+	const salvo_props *props;
+	const void *body; /* its len bytes as published; NULL when dropped or empty */
+	size_t len;
+	bool dropped; /* over publisher.returns.max_bytes: no props, no body */
+	/* Batching: a returned envelope returns each of its records (each has its outcome);
+	 * this is record record_index (0-based) of record_count, and props and body are the
+	 * envelope's as the broker returned it (wire format v1, README "Batching"; compressed
+	 * when content_encoding says so), shared by its records. 0 of 1 without batching. */
+	uint32_t record_index, record_count;
+} salvo_returned;
+
 /* One message's outcome; the pointers are valid during the callback only. */
 typedef struct salvo_outcome {
 	uint64_t seq;		  /* from salvo_publish_msg */
@@ -1097,9 +1148,17 @@ typedef struct salvo_outcome {
 	const char *exchange;	  /* RETURNED: as the broker returned it; else NULL */
 	const char *routing_key;  /* RETURNED; else NULL */
 	const salvo_error *error; /* FAILED: why the channel ended; RETURNED: reply text */
+	/* RETURNED: the returned message with its content (see salvo_returned); NULL for the
+	 * other kinds (and for a RETURNED record of an envelope when out of memory). */
+	const salvo_returned *returned;
 } salvo_outcome;
 
 typedef void (*salvo_outcome_fn)(const salvo_outcome *o, void *arg);
+
+/* Best effort: one returned message, for salvo_publisher_opts.on_return; r is valid during
+ * the call only. Runs on the thread in salvo_publisher_poll and may publish on the same
+ * publisher (republish what came back). */
+typedef void (*salvo_return_fn)(const salvo_returned *r, void *arg);
 
 /*
  * Batching (salvo_publisher_opts.batch): records published with the same exchange, routing
@@ -1159,6 +1218,12 @@ typedef struct salvo_publisher_opts {
 	/* Zeroed: the configuration's publisher.batch.* keys (no batching unless
 	 * publisher.batch.records is set). */
 	salvo_batch_opts batch;
+	/* Best effort only: salvo_publisher_poll runs on_return for each message the broker
+	 * returned, in the order returned (see salvo_returned). NULL: returns are only
+	 * counted (salvo_pub_stats.returned). Confirm modes give returns with their outcomes,
+	 * so on_return there is refused (SALVO_ERR_INVALID_ARGUMENT). */
+	salvo_return_fn on_return;
+	void *on_return_arg;
 } salvo_publisher_opts;
 
 /*
@@ -1194,11 +1259,12 @@ SALVO_API int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *o
 
 /*
  * SALVO_MSG_MANDATORY: the broker returns the message if no queue takes it. In confirm
- * modes salvo reports it as SALVO_OUTCOME_RETURNED (SALVO_ERR_RETURNED for sync), and to
- * tell which message a basic.return is (it carries no delivery tag) each mandatory
- * message carries a header x-salvo-seq (a 64-bit integer, first in headers): consumers see
- * it. SALVO_PUBLISHER_NO_SEQ_HEADER leaves it out. Best effort sends no header; returns
- * are only counted (salvo_pub_stats.returned).
+ * modes salvo reports it as SALVO_OUTCOME_RETURNED (SALVO_ERR_RETURNED for sync), with
+ * the returned message's content (salvo_returned), and to tell which message a
+ * basic.return is (it carries no delivery tag) each mandatory message carries a header
+ * x-salvo-seq (a 64-bit integer, first in headers): consumers see it.
+ * SALVO_PUBLISHER_NO_SEQ_HEADER leaves it out. Best effort sends no header; returns go to
+ * salvo_publisher_opts.on_return, or are only counted (salvo_pub_stats.returned).
  */
 #define SALVO_MSG_MANDATORY 0x1u
 #define SALVO_MSG_PERSISTENT 0x2u /* delivery-mode 2, unless props set delivery_mode */
@@ -1224,7 +1290,8 @@ typedef struct salvo_msg {
  *
  * Returns 0 (best effort and async: queued; sync: acked); SALVO_ERR_WOULD_BLOCK or
  * SALVO_ERR_TIMEOUT with nothing queued; in sync mode SALVO_ERR_NACKED,
- * SALVO_ERR_RETURNED (err->reply_code 312/313, err->text names exchange and routing key),
+ * SALVO_ERR_RETURNED (err->reply_code 312/313, err->text names exchange and routing key;
+ * salvo_publisher_returned gives the message back),
  * the channel's or connection's error when it ended first, or SALVO_ERR_TIMEOUT with the
  * message queued and its outcome unknown (it stays tracked and counted);
  * SALVO_ERR_INVALID_ARGUMENT (names over 255 bytes, a message larger than the ring);
@@ -1241,7 +1308,9 @@ SALVO_API int salvo_publish(salvo_publisher *p, const char *exchange, const char
 
 /*
  * Async mode: deliver up to max known outcomes (0: all) to the callback, in sequence
- * order, without waiting. Returns how many, or a negative status. Publisher's thread only.
+ * order, without waiting. Best effort: run on_return for up to max returned messages (0:
+ * all) that have come, in the order returned, without waiting. Returns how many, or a
+ * negative status. Publisher's thread only.
  */
 SALVO_API int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *err);
 
@@ -1256,6 +1325,14 @@ SALVO_API int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *
  */
 SALVO_API int salvo_publisher_wait_confirms(salvo_publisher *p, int timeout_ms,
 					    salvo_error *err);
+
+/*
+ * Sync mode: the message the broker returned, after the last salvo_publish on p returned
+ * SALVO_ERR_RETURNED: valid until the next call on p (publish, poll, flush,
+ * wait_confirms, close), which frees it. NULL when the last publish did not return
+ * SALVO_ERR_RETURNED, in the other modes, and for p NULL. Publisher's thread only.
+ */
+SALVO_API const salvo_returned *salvo_publisher_returned(salvo_publisher *p);
 
 /* Wait until every message published so far has been handed to the kernel (best effort)
  * or has an outcome (confirm modes; async outcomes are not delivered by this call). */
@@ -1314,6 +1391,10 @@ typedef struct salvo_pub_stats {
 	/* The sum of the latencies the histogram counts, in ns (a Prometheus histogram's
 	 * _sum). */
 	uint64_t latency_sum_ns;
+	/* Returned messages whose content was dropped for publisher.returns.max_bytes (see
+	 * salvo_returned): counted in returned too (confirm modes: their outcomes say
+	 * dropped; best effort: on_return never saw them). */
+	uint64_t returns_dropped;
 } salvo_pub_stats;
 
 SALVO_API void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st);

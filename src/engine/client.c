@@ -13,6 +13,7 @@
 
 #include "engine.h"
 #include "envelope.h"
+#include "returns.h"
 #include "tls.h"
 
 /* Channel numbers. */
@@ -49,7 +50,7 @@ void sv_channel_put(salvo_channel *ch)
 
 	if (atomic_fetch_sub_explicit(&ch->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	free(ch->returning);
+	sv_return_free(c, ch->returning);
 	sv_delivery_free(ch->incoming);
 	sv_acked_free(&ch->acked);
 	free(ch);
@@ -313,6 +314,7 @@ int sv_settings_from_conf(const salvo_conf *conf, struct sv_settings *set, salvo
 	set->uring_entries = set->conf.io_uring_entries;
 	set->consumer_buffer_bytes = set->conf.consumer_buffer_bytes;
 	set->consumer_batch_max_bytes = set->conf.consumer_batch_max_bytes;
+	set->returns_max_bytes = set->conf.returns_max_bytes;
 	return 0;
 }
 

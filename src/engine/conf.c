@@ -154,6 +154,12 @@ static const struct conf_key keys[] = {
 	NUMBER("publisher.batch.level", batch_level, 0, 0, 19, 0, "",
 	       "Batching: the compression level, on the codec's own scale (lz4 0..12,\n"
 	       "zstd 1..19); 0: the codec's default."),
+	NUMBER("publisher.returns.max_bytes", returns_max_bytes, 0, 0, 1u << 31, 16u << 20,
+	       "bytes",
+	       "Returned messages (mandatory, unroutable) the client holds until the\n"
+	       "application is handed them (salvo_returned): bodies, properties and\n"
+	       "bookkeeping. A return that does not fit, by the size the broker announces,\n"
+	       "is dropped and counted (salvo_pub_stats.returns_dropped); 0 keeps none."),
 	NUMBER("reconnect", reconnect, 0, 0, 1, 1, "",
 	       "1: when the connection is lost (I/O error, missed heartbeats, 320\n"
 	       "CONNECTION_FORCED), reconnect, run the on-connect hooks and resume publishers,\n"

@@ -57,6 +57,7 @@ struct salvo_conf {
 	uint32_t io_uring_entries; /* the kernel rounds it up to a power of two */
 	uint32_t batch_records;	   /* publisher.batch.*: 0 no batching */
 	uint32_t batch_bytes, batch_linger_us, batch_compression, batch_level;
+	uint32_t returns_max_bytes; /* publisher.returns.max_bytes */
 	/* TLS, used by amqps:// endpoints. Empty strings: not set. */
 	char cacertfile[SV_PATH_MAX + 1]; /* empty: the system CA store */
 	char certfile[SV_PATH_MAX + 1];

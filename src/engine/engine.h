@@ -12,7 +12,7 @@
  *  - the request queue (c->lock): application threads append, the I/O thread drains;
  *    results travel back in the request itself (request.c);
  *  - publisher rings (ring.c): lock-free, one producer each; in confirm modes also the
- *    window's slots and done (pub_done.c), and the returns (ret_lock);
+ *    window's slots and done (pub_done.c), and the returns (ret_lock, returns.c);
  *  - the settle stack (c->settles, consumer.c): acks, nacks and rejects from any thread;
  *  - consumers' queues (each under its own lock) and the dispatch list (disp_lock), with
  *    the bound on what the queues hold (read_hold.c);
@@ -57,6 +57,7 @@ struct sv_settings {
 	unsigned uring_entries;
 	uint64_t consumer_buffer_bytes; /* consumer.buffer_bytes */
 	size_t consumer_batch_max_bytes; /* consumer.batch.max_bytes */
+	uint64_t returns_max_bytes; /* publisher.returns.max_bytes */
 	struct sv_log log; /* connect.tls_settings.log points here */
 };
 
@@ -261,6 +262,11 @@ struct salvo_client {
 			settles_dropped, handovers;
 		_Atomic uint64_t envelopes, records, envelopes_rejected;
 	} cctr;
+	/* Returned messages' content held for the application, against returns_max_bytes
+	 * (returns.c): the I/O thread adds, the publishers' threads subtract. warned: the
+	 * first drop has been logged (I/O thread). */
+	alignas(SV_CACHE_LINE) _Atomic uint64_t ret_bytes;
+	bool ret_warned;
 	/* I/O thread: where compressed envelopes are decompressed (envelope.c). */
 	struct sv_scratch zbuf;
 	/* I/O thread: the consumer whose deliveries of this read wait in its pend list, to
@@ -337,16 +343,23 @@ struct salvo_channel {
 	struct sv_return *returning;	 /* basic.return awaiting its content header */
 	bool recovering;		 /* a publisher's channel being reopened */
 	bool returning_seen;		 /* a basic.return's content is arriving: ignore it */
+	bool flow_stopped; /* the broker's channel.flow active=false: send no content */
 };
 
 /* A basic.return, matched to its message by the sequence number salvo stamps in the
- * headers of mandatory publishes in confirm modes (SV_SEQ_HEADER). */
+ * headers of mandatory publishes in confirm modes (SV_SEQ_HEADER), with its content when
+ * the application is to have it (returns.c). */
+struct sv_return_content;
 struct sv_return {
 	CK_STAILQ_ENTRY(sv_return) link;
-	uint64_t seq; /* 0: no stamp found */
+	uint64_t seq; /* 0: no stamp found (always in best effort) */
 	uint64_t last; /* an envelope's: its last record (seq its first); else seq */
 	salvo_error err;
 	char exchange[256], routing_key[256];
+	char reply_text[256];
+	bool want;    /* the application is handed its content (a callback, or sync) */
+	bool dropped; /* wanted, but over publisher.returns.max_bytes */
+	struct sv_return_content *content; /* NULL: none kept */
 };
 
 #define SV_SEQ_HEADER "x-salvo-seq"
@@ -492,7 +505,7 @@ struct sv_slot {
 /* Counters written by the I/O thread only, read by anyone. */
 struct sv_pub_counters {
 	_Atomic uint64_t acked, nacked, returned, failed, resent, possibly_lost;
-	_Atomic uint64_t returns_unmatched;
+	_Atomic uint64_t returns_unmatched, returns_dropped;
 	_Atomic uint64_t latency_count, latency_max_ns, latency_sum_ns;
 	_Atomic uint64_t latency[SALVO_LATENCY_BUCKETS];
 };
@@ -526,6 +539,11 @@ struct salvo_publisher {
 	uint64_t replaced_upto;
 	salvo_outcome_fn on_outcome;
 	void *on_outcome_arg;
+	salvo_return_fn on_return; /* best effort */
+	void *on_return_arg;
+	/* Sync: the last publish's return, for salvo_publisher_returned until the next call. */
+	struct sv_return *last_ret;
+	salvo_returned last_returned;
 	struct sv_slot *slots; /* confirm modes: window of them */
 	uint64_t wmask;	       /* window - 1 */
 	uint64_t seq;	       /* the last sequence number assigned */
@@ -629,8 +647,6 @@ void sv_stats_blocked(salvo_client *c, uint64_t since_ns);
 uint64_t sv_stats_poll_locked(salvo_client *c, uint64_t now_ns);
 void sv_latency_record(struct sv_pub_counters *ctr, uint64_t ns);
 
-/* publisher.c */
-void sv_return_free_all(struct salvo_publisher *p);
 
 /* client.c */
 uint64_t sv_now_ns(void);

@@ -7,10 +7,12 @@
  * the broker's own methods (close, flow, acks, returns, deliveries, cancels) go to their
  * handler, and a reply completes the request at the head of its channel's queue.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "io_internal.h"
+#include "returns.h"
 
 static void channel_peer_close(salvo_client *c, salvo_channel *ch,
 			       const struct sv_channel_close *cl)
@@ -39,6 +41,29 @@ static void channel_peer_close(salvo_client *c, salvo_channel *ch,
 		sv_channel_forget(c, ch);
 }
 
+/*
+ * The broker's channel.flow: active=false asks salvo to send no more content on the
+ * channel, active=true to go on. The publisher's ring keeps filling and is not sent
+ * (io_pub.c, pub_ready) until flow is on again; the rest of a message a short write cut
+ * still goes, as the spec allows ("finish sending the current content"). Answered with
+ * flow-ok either way, and reported when it changes.
+ */
+static void channel_peer_flow(salvo_client *c, salvo_channel *ch, bool active)
+{
+	struct sv_method ok = {.id = SV_CHANNEL_FLOW_OK, .a.channel_flow_ok.active = active};
+	salvo_event ev = {.channel = ch->id};
+
+	sv_send_method(c, ch->id, &ok);
+	if (ch->flow_stopped == !active)
+		return;
+	ch->flow_stopped = !active;
+	ev.kind = active ? SALVO_EVENT_FLOW_RESUMED : SALVO_EVENT_FLOW_STOPPED;
+	snprintf(ev.reason, sizeof ev.reason, "channel.flow active=%s on channel %u%s",
+		 active ? "true" : "false", ch->id,
+		 ch->pub ? (active ? ": its publisher sends again" : ": its publisher waits") : "");
+	sv_event_push(c, &ev);
+}
+
 static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_method *m)
 {
 	struct sv_request *req = CK_STAILQ_FIRST(&ch->await);
@@ -47,12 +72,9 @@ static void channel_method(salvo_client *c, salvo_channel *ch, const struct sv_m
 	case SV_CHANNEL_CLOSE:
 		channel_peer_close(c, ch, &m->a.channel_close);
 		return;
-	case SV_CHANNEL_FLOW: {
-		struct sv_method ok = {.id = SV_CHANNEL_FLOW_OK,
-				       .a.channel_flow_ok.active = m->a.channel_flow.active};
-		sv_send_method(c, ch->id, &ok);
+	case SV_CHANNEL_FLOW:
+		channel_peer_flow(c, ch, m->a.channel_flow.active);
 		return;
-	}
 	case SV_BASIC_ACK:
 		sv_pub_confirmed(c, ch, m->a.basic_ack.delivery_tag, m->a.basic_ack.multiple, false);
 		return;
@@ -101,10 +123,7 @@ void sv_channel_frame(salvo_client *c, salvo_channel *ch, const struct sv_decode
 	if (d->frame.type == SV_FRAME_METHOD) {
 		channel_method(c, ch, &d->u.method);
 	} else if (ch->returning_seen) {
-		if (d->frame.type == SV_FRAME_HEADER && ch->returning)
-			sv_return_header(ch, &d->u.header);
-		if (event == SV_CONTENT_COMPLETE)
-			ch->returning_seen = false;
+		sv_return_frame(c, ch, d, event);
 	} else {
 		sv_get_content(c, ch, d, event);
 	}

@@ -9,7 +9,8 @@
  *   io_send.c     gather control frames and publisher rings into one send; account it
  *   io_recv.c     decode what a read brought; connection methods; route channel frames
  *   io_channel.c  requests from application threads, and channel frames by method
- *   io_pub.c      the publisher's I/O half: tags, confirms, returns, release, checkpoints
+ *   io_pub.c      the publisher's I/O half: tags, confirms, release, checkpoints (its
+ *                 returns are returns.c's, which holds both halves)
  *   io_consume.c  the consumer's I/O half: deliveries, basic.get, settles
  *   io_core.c     what every part may do: queue a control frame, record the connection's
  *                 end, end a channel
@@ -84,8 +85,6 @@ void sv_detach_done(salvo_client *c, struct sv_request *req, struct salvo_publis
 void sv_settle_pubs(salvo_client *c);
 void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool multiple,
 		       bool nack);
-void sv_start_return(salvo_client *c, salvo_channel *ch, const struct sv_basic_return *a);
-void sv_return_header(salvo_channel *ch, const struct sv_content_header *h);
 enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv_request *req,
 				   const struct sv_method *m);
 

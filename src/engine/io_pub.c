@@ -1,18 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The publisher's I/O half: what the I/O thread does with a publisher's ring and window.
- * Sending: the span of the ring the next send may carry (a paused, blocked or closed
- * channel lets only the rest of a cut message go), and the accounting of what the kernel
- * took, which tags each sent message of a confirm mode with its delivery tag. Confirms:
- * acks and nacks settle the window (confirm.c), returns mark their message, and each
- * read's settled outcomes are drained into the slots and published to the producer
- * (done). Best effort: checkpoints that prove what the broker handled. And the list of
- * attached publishers, with detaching once nothing of a publisher is in flight.
+ * Sending: the span of the ring the next send may carry (a paused, blocked, closed or
+ * flow-stopped channel lets only the rest of a cut message go), and the accounting of what
+ * the kernel took, which tags each sent message of a confirm mode with its delivery tag.
+ * Confirms: acks and nacks settle the window (confirm.c), returns mark their message
+ * (returns.c), and each read's settled outcomes are drained into the slots and published
+ * to the producer (done). Best effort: checkpoints that prove what the broker handled.
+ * And the list of attached publishers, with detaching once nothing of a publisher is in
+ * flight.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "../codec/table.h"
 #include "io_internal.h"
 #include "pub_done.h"
 
@@ -205,10 +205,11 @@ static size_t pub_ready(salvo_client *c, struct salvo_publisher *pub, const uint
 	size_t n = sv_ring_pending(&pub->ring, p);
 	uint64_t sent = sv_ring_sent(&pub->ring);
 
-	/* Paused after a reconnection until the hooks ran and the channel is back, and while
-	 * the broker says it is blocked. */
+	/* Paused after a reconnection until the hooks ran and the channel is back, while
+	 * the broker says the connection is blocked, and while it has stopped the channel's
+	 * content (channel.flow, io_channel.c). */
 	*to_head = !sv_pub_closed(pub) && !pub->detach && !c->paused && !c->blocked &&
-		   !pub->ch->recovering;
+		   !pub->ch->recovering && !pub->ch->flow_stopped;
 	if (*to_head)
 		return n;
 	return pub->must_end > sent ? (size_t)(pub->must_end - sent) : 0;
@@ -542,82 +543,6 @@ void sv_pub_confirmed(salvo_client *c, salvo_channel *ch, uint64_t tag, bool mul
 		return;
 	}
 	pub->drain_due = true;
-}
-
-/* A basic.return: its content header (next) names the message; the body is dropped. */
-void sv_start_return(salvo_client *c, salvo_channel *ch, const struct sv_basic_return *a)
-{
-	struct sv_return *r;
-
-	ch->returning_seen = true;
-	if (!ch->pub)
-		return;
-	r = calloc(1, sizeof *r);
-	if (!r) {
-		salvo_error e;
-		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
-			     "out of memory receiving a basic.return");
-		sv_conn_fail(c, &e);
-		return;
-	}
-	char text[80], exchange[80], routing_key[80];
-	sv_error_set(&r->err, SALVO_ERR_RETURNED, SALVO_ERROR_CHANNEL,
-		     "returned %u %s: exchange '%s', routing key '%s'", a->reply_code,
-		     sv_text_escape(text, sizeof text, a->reply_text.ptr, a->reply_text.len),
-		     sv_text_escape(exchange, sizeof exchange, a->exchange.ptr, a->exchange.len),
-		     sv_text_escape(routing_key, sizeof routing_key, a->routing_key.ptr,
-				    a->routing_key.len));
-	r->err.reply_code = a->reply_code;
-	sv_copy_str(r->exchange, a->exchange);
-	sv_copy_str(r->routing_key, a->routing_key);
-	ch->returning = r;
-}
-
-/* The returned message's content header: find its sequence number, mark it returned. */
-void sv_return_header(salvo_channel *ch, const struct sv_content_header *h)
-{
-	struct sv_return *r = ch->returning;
-	struct salvo_publisher *pub = ch->pub;
-	struct sv_field f;
-
-	ch->returning = NULL;
-	if (!pub) {
-		free(r);
-		return;
-	}
-	if (!pub->slots) {
-		/* Best effort: counted, nobody to report it to. */
-		sv_stat_add(&pub->ctr.returned, 1);
-		free(r);
-		return;
-	}
-	if ((h->props.flags & SV_PROP_HEADERS) && sv_table_find(h->props.headers, SV_SEQ_HEADER, &f) &&
-	    (f.type == SV_FIELD_I64 || f.type == SV_FIELD_U64))
-		r->seq = f.type == SV_FIELD_I64 ? (uint64_t)f.v.i64 : f.v.u64;
-	r->last = r->seq;
-	/* An envelope's stamp is its first record's; every record of it comes back. */
-	if (r->seq && pub->envs && sv_table_find(h->props.headers, SV_BATCH_RECORDS_HEADER, &f) &&
-	    f.type == SV_FIELD_I32 && f.v.i32 > 0 && (uint64_t)f.v.i32 <= pub->wmask + 1)
-		r->last = r->seq + (uint64_t)f.v.i32 - 1;
-	/* A return salvo cannot match (no stamp, or not awaiting its confirm) changes no
-	 * outcome: the message's ack still comes. It is counted, not lost without a trace. */
-	if (r->seq) {
-		/* The records marked are those it reports; a range cut short (a count that is
-		 * not ours) ends at the last one that could be. */
-		if (sv_confirm_mark_returned(&pub->win, r->seq))
-			r->seq = 0;
-		for (uint64_t s = r->seq + 1; r->seq && s <= r->last; s++)
-			if (sv_confirm_mark_returned(&pub->win, s))
-				r->last = s - 1;
-	}
-	if (!r->seq) {
-		sv_stat_add(&pub->ctr.returns_unmatched, 1);
-		free(r);
-		return;
-	}
-	pthread_mutex_lock(&pub->ret_lock);
-	CK_STAILQ_INSERT_TAIL(&pub->returns, r, link);
-	pthread_mutex_unlock(&pub->ret_lock);
 }
 
 /*

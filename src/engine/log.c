@@ -101,6 +101,8 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 		[SALVO_EVENT_CONSUMER_CANCELLED] = SALVO_LOG_WARNING,
 		[SALVO_EVENT_ENVELOPE_REJECTED] = SALVO_LOG_WARNING,
 		[SALVO_EVENT_ENDPOINT_FAILED] = SALVO_LOG_WARNING,
+		[SALVO_EVENT_FLOW_STOPPED] = SALVO_LOG_WARNING,
+		[SALVO_EVENT_FLOW_RESUMED] = SALVO_LOG_NOTICE,
 	};
 	/* An event kind without a level here (a new one) is a warning, logged by number. */
 	int level = (size_t)ev->kind < sizeof levels / sizeof levels[0] && levels[ev->kind]
@@ -147,6 +149,12 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 	case SALVO_EVENT_ENDPOINT_FAILED:
 		sv_log(lg, level, "connection", "endpoint %s failed (another was used): %s",
 		       ev->endpoint, e);
+		break;
+	case SALVO_EVENT_FLOW_STOPPED:
+		sv_log(lg, level, "publisher", "the broker stopped content: %s", ev->reason);
+		break;
+	case SALVO_EVENT_FLOW_RESUMED:
+		sv_log(lg, level, "publisher", "the broker resumed content: %s", ev->reason);
 		break;
 	default:
 		sv_log(lg, level, "connection", "event %d: %s", (int)ev->kind, e);

@@ -72,6 +72,7 @@ void salvo_pub_stats_add(salvo_pub_stats *sum, const salvo_pub_stats *st)
 	sum->resent += st->resent;
 	sum->possibly_lost += st->possibly_lost;
 	sum->returns_unmatched += st->returns_unmatched;
+	sum->returns_dropped += st->returns_dropped;
 	sum->in_flight += st->in_flight;
 	sum->envelopes += st->envelopes;
 	sum->envelope_bytes += st->envelope_bytes;
@@ -126,6 +127,7 @@ void salvo_publisher_stats(const salvo_publisher *p, salvo_pub_stats *st)
 	st->resent = LOAD(p->ctr.resent);
 	st->possibly_lost = LOAD(p->ctr.possibly_lost);
 	st->returns_unmatched = LOAD(p->ctr.returns_unmatched);
+	st->returns_dropped = LOAD(p->ctr.returns_dropped);
 	st->envelopes = LOAD(p->batch.envelopes);
 	st->envelope_bytes = LOAD(p->batch.bytes);
 	st->envelope_raw_bytes = LOAD(p->batch.raw_bytes);

@@ -26,6 +26,7 @@
 #include "park.h"
 #include "pub_done.h"
 #include "props.h"
+#include "returns.h"
 
 /* Async mode timestamps one message in 16 for the latency histogram: a clock read costs
  * tens of nanoseconds in a virtual machine, a third of the rest of a publish. */
@@ -284,43 +285,6 @@ static struct sv_slot *slot_of(salvo_publisher *p, uint64_t seq)
 	return &p->slots[seq & p->wmask];
 }
 
-/* The basic.return recorded for seq, if any: taken off the list (caller frees). Returns
- * are recorded in the order of their messages, so older unmatched ones are dropped. An
- * envelope's return covers its records seq .. last: each but the last gets a copy. */
-static struct sv_return *take_return(salvo_publisher *p, uint64_t seq)
-{
-	struct sv_return *r, *found = NULL;
-
-	pthread_mutex_lock(&p->ret_lock);
-	while ((r = CK_STAILQ_FIRST(&p->returns)) && r->seq <= seq) {
-		if (seq < r->last) {
-			found = malloc(sizeof *found);
-			if (found)
-				*found = *r;
-			break;
-		}
-		CK_STAILQ_REMOVE_HEAD(&p->returns, link);
-		if (seq == r->last) {
-			free(found);
-			found = r;
-		} else {
-			free(r);
-		}
-	}
-	pthread_mutex_unlock(&p->ret_lock);
-	return found;
-}
-
-void sv_return_free_all(struct salvo_publisher *p)
-{
-	struct sv_return *r;
-
-	while ((r = CK_STAILQ_FIRST(&p->returns))) {
-		CK_STAILQ_REMOVE_HEAD(&p->returns, link);
-		free(r);
-	}
-}
-
 /*
  * Turn seq's outcome into a status for a sync publish or wait_confirms, and, when o is
  * given, into the outcome for the callback (ret keeps the return's strings alive).
@@ -347,7 +311,7 @@ static int outcome_status(salvo_publisher *p, uint64_t seq, salvo_outcome *o,
 			o->error = why;
 		}
 	} else if (st & SV_CONFIRM_RETURNED) {
-		struct sv_return *r = take_return(p, seq);
+		struct sv_return *r = sv_return_take(p, seq);
 
 		rc = SALVO_ERR_RETURNED;
 		if (r) {
@@ -400,11 +364,16 @@ static size_t deliver(salvo_publisher *p, size_t max)
 	while (p->reported < done && (!max || n < max)) {
 		uint64_t seq = p->reported + 1;
 		struct sv_return *r;
+		salvo_returned returned;
 		salvo_outcome o;
 		salvo_error e;
 		int rc = outcome_status(p, seq, &o, &r, &e);
 
 		note_status(p, rc, &e);
+		if (r) {
+			sv_return_fill(r, seq, &returned);
+			o.returned = &returned;
+		}
 		/* Reported before the callback, which may publish into the freed slot. */
 		p->reported = seq;
 		if (p->on_outcome) {
@@ -412,10 +381,37 @@ static size_t deliver(salvo_publisher *p, size_t max)
 			p->on_outcome(&o, p->on_outcome_arg);
 			p->in_outcome--;
 		}
-		free(r);
+		sv_return_free(p->client, r);
 		n++;
 	}
 	return n;
+}
+
+/* Best effort: run on_return for up to max returns queued (0: all); returns how many. */
+static size_t deliver_returns(salvo_publisher *p, size_t max)
+{
+	struct sv_return *r;
+	size_t n = 0;
+
+	while ((!max || n < max) && (r = sv_return_next(p))) {
+		salvo_returned returned;
+
+		sv_return_fill(r, 0, &returned);
+		/* As in on_outcome: the callback may publish (nested), nothing else. */
+		p->in_outcome++;
+		p->on_return(&returned, p->on_return_arg);
+		p->in_outcome--;
+		sv_return_free(p->client, r);
+		n++;
+	}
+	return n;
+}
+
+/* Sync: the last publish's return is the application's until its next call. */
+static void forget_returned(salvo_publisher *p)
+{
+	sv_return_free(p->client, p->last_ret);
+	p->last_ret = NULL;
 }
 
 /* Sync mode: past outcomes of timed-out publishes were counted; they need no report. */
@@ -424,7 +420,7 @@ static void skip_to(salvo_publisher *p, uint64_t seq)
 	while (p->reported < seq) {
 		uint64_t s = ++p->reported;
 		if (slot_of(p, s)->outcome & SV_CONFIRM_RETURNED)
-			free(take_return(p, s));
+			sv_return_free(p->client, sv_return_take(p, s));
 	}
 }
 
@@ -495,7 +491,10 @@ static int sync_outcome(salvo_publisher *p, uint64_t s, struct lazy_deadline *dl
 	}
 	skip_to(p, s - 1);
 	rc = outcome_status(p, s, NULL, &r, err);
-	free(r);
+	if (r) {
+		p->last_ret = r;
+		sv_return_fill(r, s, &p->last_returned);
+	}
 	p->reported = s;
 	return rc;
 }
@@ -660,6 +659,8 @@ int salvo_publish_msg(salvo_publisher *p, const salvo_msg *m, int timeout_ms, ui
 	rc = claim(p, "salvo_publish", &how, err);
 	if (rc)
 		return rc;
+	if (how == CLAIMED)
+		forget_returned(p);
 	rc = publish_claimed(p, m, timeout_ms, seq, err);
 	if (rc && how == CLAIMED)
 		report_closed(p, rc);
@@ -684,7 +685,12 @@ static int enter(salvo_publisher *p, const char *call, int timeout_ms, salvo_err
 				    "%s: no publisher", call);
 	if (sv_check_timeout(call, timeout_ms, err))
 		return SALVO_ERR_INVALID_ARGUMENT;
-	return claim_outside_outcome(p, call, err);
+	int rc = claim_outside_outcome(p, call, err);
+
+	/* Sync: salvo_publisher_returned's message is valid until this call. */
+	if (!rc)
+		forget_returned(p);
+	return rc;
 }
 
 int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *err)
@@ -695,8 +701,15 @@ int salvo_publisher_poll(salvo_publisher *p, size_t max, salvo_error *err)
 		return rc;
 	if (p->mode == SALVO_CONFIRM_ASYNC)
 		rc = (int)deliver(p, max > INT32_MAX ? INT32_MAX : max);
+	else if (p->on_return)
+		rc = (int)deliver_returns(p, max > INT32_MAX ? INT32_MAX : max);
 	give_back(p, CLAIMED);
 	return rc;
+}
+
+const salvo_returned *salvo_publisher_returned(salvo_publisher *p)
+{
+	return p && p->last_ret ? &p->last_returned : NULL;
 }
 
 /* salvo_publisher_flush once the publisher is claimed. */
@@ -1025,6 +1038,7 @@ static void publisher_free(salvo_publisher *p)
 		sv_confirm_destroy(&p->win);
 		free(p->slots);
 	}
+	forget_returned(p);
 	sv_return_free_all(p);
 	pthread_mutex_destroy(&p->ret_lock);
 	free(p->stats_prev);
@@ -1081,6 +1095,13 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 			     "salvo_publisher_new: unknown confirm mode %d", (int)o.confirm);
 		return SALVO_ERR_INVALID_ARGUMENT;
 	}
+	if (o.on_return && o.confirm != SALVO_CONFIRM_NONE) {
+		sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			     "salvo_publisher_new: on_return is for best effort; in confirm modes a "
+			     "returned message comes with its outcome (salvo_outcome.returned, "
+			     "salvo_publisher_returned)");
+		return SALVO_ERR_INVALID_ARGUMENT;
+	}
 	if (!o.window)
 		o.window = c->set.window;
 	if (o.window > SV_CONFIRM_MAX_WINDOW) {
@@ -1102,6 +1123,8 @@ int salvo_publisher_new(salvo_client *c, const salvo_publisher_opts *opts, salvo
 	p->reopen = !(o.flags & SALVO_PUBLISHER_NO_REOPEN);
 	p->on_outcome = o.on_outcome;
 	p->on_outcome_arg = o.on_outcome_arg;
+	p->on_return = o.on_return;
+	p->on_return_arg = o.on_return_arg;
 	pthread_mutex_init(&p->ret_lock, NULL);
 	CK_STAILQ_INIT(&p->returns);
 	rc = sv_ring_init(&p->ring, c->set.ring_size);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "io_internal.h"
+#include "returns.h"
 
 static void close_all(salvo_client *c, const salvo_error *why)
 {
@@ -183,9 +184,11 @@ static void recover_begin(salvo_client *c, const salvo_error *why)
 		if (!ch)
 			continue;
 		sv_fail_awaiting(ch, &chan_err);
-		free(ch->returning);
+		sv_return_free(c, ch->returning);
 		ch->returning = NULL;
 		ch->returning_seen = false;
+		/* A channel.flow of the lost connection: the new one starts with flow on. */
+		ch->flow_stopped = false;
 		if (ch->pub && !ch->pub->detach && !sv_pub_closed(ch->pub)) {
 			/* Consumers on a publisher's channel (salvo_publisher_channel) are gone
 			 * with the broker's side of it. */

@@ -38,6 +38,7 @@ static void pub_counters(struct sv_out *o, const salvo_pub_stats *st)
 	field(o, "resent", st->resent, false);
 	field(o, "possibly_lost", st->possibly_lost, false);
 	field(o, "returns_unmatched", st->returns_unmatched, false);
+	field(o, "returns_dropped", st->returns_dropped, false);
 	field(o, "envelopes", st->envelopes, false);
 	field(o, "envelope_bytes", st->envelope_bytes, false);
 	field(o, "envelope_raw_bytes", st->envelope_raw_bytes, false);

@@ -26,7 +26,7 @@ import sys
 IO = ["turns", "waits", "submits", "sends", "send_bytes", "recvs", "recv_bytes", "wakeups",
       "kicks"]
 PUB = ["published", "acked", "nacked", "returned", "failed", "in_flight", "resent",
-       "possibly_lost", "returns_unmatched", "envelopes", "envelope_bytes",
+       "possibly_lost", "returns_unmatched", "returns_dropped", "envelopes", "envelope_bytes",
        "envelope_raw_bytes", "latency_count", "latency_sum_ns", "latency_max_ns"]
 LAT = ["count", "p50_ns", "p99_ns", "p999_ns", "max_ns"]
 CONSUMING = ["delivered", "buffered_bytes", "buffered_peak", "read_holds", "settles",

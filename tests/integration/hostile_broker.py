@@ -28,6 +28,10 @@ channel.open-ok (in the same write, so the client reads both at once):
     drop-at-channel-close     takes every publish and proves none: salvo's channel.flow
                               checkpoints go unanswered, and the client's channel.close is
                               met by a reset of the connection (a broker lost just then)
+    channel-flow              with --after-publishes N: channel.flow active=false on the
+                              publishes' channel; once the client's flow-ok comes, counts
+                              the basic.publish that arrive for FLOW_OFF_S seconds (must be
+                              none), then channel.flow active=true; logs each flow-ok
 
 With --after-publishes N the misbehaviour comes once the client has sent N basic.publish
 instead, that is while it is busy publishing (not for truncated-open-ok, small-frame-max).
@@ -56,6 +60,7 @@ import sys
 import time
 
 GIVE_UP_S = 10.0
+FLOW_OFF_S = 2.0
 FRAME_END = 0xCE
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 
@@ -90,6 +95,7 @@ CASES = {
     "small-frame-max": {"frame_max": 4096},
     "drop-at-channel-close": {},
     "close-echoes-password": {},
+    "channel-flow": {},
 }
 
 # The password of the client's PLAIN login, for close-echoes-password.
@@ -191,20 +197,34 @@ class ClientGone(Exception):
     pass
 
 
+class Tick(Exception):
+    """tick_at has come with no whole frame read; the bytes read so far are kept."""
+
+
 class Conn:
     def __init__(self, sock, deadline):
         self.sock = sock
         self.deadline = deadline
         self.buf = bytearray()
+        self.tick_at = None  # a time at which a read gives up with Tick
 
     def _fill(self, n):
         while len(self.buf) < n:
-            left = self.deadline - time.monotonic()
+            now = time.monotonic()
+            left = self.deadline - now
             if left <= 0:
                 raise socket.timeout()
+            if self.tick_at is not None:
+                if self.tick_at <= now:
+                    raise Tick()
+                left = min(left, self.tick_at - now)
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                if self.tick_at is not None and time.monotonic() >= self.tick_at:
+                    raise Tick()
+                raise
             except ConnectionResetError:
                 raise ClientGone("client reset the connection")
             if not chunk:
@@ -322,6 +342,28 @@ class Session:
         self.misbehaved = False
         self.bodies = []  # small-frame-max: (declared, received) per message
         self.largest = 0
+        # channel-flow: None, "stopping" (flow off sent), "off" (its flow-ok came),
+        # "resuming" (flow on sent), "on" (its flow-ok came); publishes while "off"
+        self.flow = None
+        self.off_publishes = 0
+
+    def flow_tick(self):
+        """channel-flow: the time flow stays off is over."""
+        self.conn.tick_at = None
+        check(self.off_publishes == 0,
+              "%d basic.publish while flow was off" % self.off_publishes)
+        self.flow = "resuming"
+        self.conn.send(method(self.publish_channel, 20, 20, struct.pack(">B", 1)))
+
+    def flow_ok(self, active):
+        log("client channel.flow-ok active %d" % active)
+        if self.flow == "stopping" and active == 0:
+            self.flow = "off"
+            self.conn.tick_at = time.monotonic() + FLOW_OFF_S
+        elif self.flow == "resuming" and active == 1:
+            self.flow = "on"
+        else:
+            check(False, "a channel.flow-ok active %d unasked for (state %s)" % (active, self.flow))
 
     def flush_published(self):
         if self.published:
@@ -332,7 +374,11 @@ class Session:
     def run(self):
         """Serve frames until the client closes or goes."""
         while True:
-            ftype, channel, payload, size = self.conn.read_frame()
+            try:
+                ftype, channel, payload, size = self.conn.read_frame()
+            except Tick:
+                self.flow_tick()
+                continue
             self.largest = max(self.largest, size)
             if size > self.frame_max:
                 check(False, "client frame of %d bytes (type %d) exceeds frame_max %d" %
@@ -366,6 +412,15 @@ class Session:
                 if self.publish_channel is None:
                     self.publish_channel = channel
                 self.published += 1
+                if self.flow == "off":
+                    self.off_publishes += 1
+                if self.case == "channel-flow" and not self.misbehaved and \
+                        self.published >= self.after_publishes:
+                    log("channel.flow active=false after %d basic.publish" % self.published)
+                    self.conn.send(method(channel, 20, 20, struct.pack(">B", 0)))
+                    self.misbehaved = True
+                    self.flow = "stopping"
+                    continue
                 if self.after_publishes and not self.misbehaved and \
                         self.published >= self.after_publishes:
                     log("misbehaving after %d basic.publish" % self.published)
@@ -377,6 +432,10 @@ class Session:
                 self.flows += 1
                 if self.case != "drop-at-channel-close":
                     self.conn.send(method(channel, 20, 21, struct.pack(">B", r.octet())))
+                continue
+            if cm == (20, 21):
+                # the client's answer to our channel.flow (channel-flow)
+                self.flow_ok(r.octet())
                 continue
             self.flush_published()
             if cm == (20, 10):
@@ -472,6 +531,8 @@ def main():
     if session and session.flows:
         log("client sent %d channel.flow (%s)" % (session.flows, "unanswered"
             if case == "drop-at-channel-close" else "answered with flow-ok"))
+    if session and case == "channel-flow":
+        check(session.flow == "on", "flow on again at the end (%s)" % session.flow)
     if session and case == "small-frame-max":
         check(session.largest <= frame_max,
               "largest client frame %d bytes <= %d" % (session.largest, frame_max))

@@ -17,6 +17,7 @@
  *                       the records, every record back
  *   incompressible      random records with lz4: sent plain (no content_encoding)
  *   returned            mandatory and unroutable: every record RETURNED, with its opaque
+ *                       and the envelope returned whole, its record named in it
  *   refusals            content_type in the properties, a record over max_bytes,
  *                       max_records above half the window, an envelope over frame_max
  */
@@ -155,7 +156,31 @@ static uint64_t read_back(salvo_channel *ch, const char *q, uint64_t n, size_t s
 struct outcomes {
 	uint64_t n, acked, returned, in_order;
 	uintptr_t expect_opaque;
+	/* RETURNED outcomes whose salvo_returned names their record of the envelope, whose
+	 * body (the envelope's) holds that record as published (make_record). */
+	uint64_t returned_records;
 };
+
+/* A returned envelope gives each record's outcome the envelope: seq's record must be record
+ * record_index of the body, of the envelope's record_count (of max_records each). */
+static bool returned_record_ok(const salvo_returned *r, uint64_t seq, uint32_t max_records)
+{
+	struct sv_batch_iter it;
+	const uint8_t *rec;
+	uint8_t want[30];
+	uint32_t len, i = 0;
+
+	if (!r || r->dropped || !r->props || !r->props->content_type ||
+	    strcmp(r->props->content_type, SV_BATCH_CONTENT_TYPE) != 0 ||
+	    r->record_index != (seq - 1) % max_records)
+		return false;
+	make_record(want, sizeof want, seq - 1);
+	sv_batch_iter_init(&it, r->body, r->len);
+	while (sv_batch_next(&it, &rec, &len))
+		if (i++ == r->record_index)
+			return len == sizeof want && !memcmp(rec, want, len) && i <= r->record_count;
+	return false;
+}
 
 static void on_outcome(const salvo_outcome *o, void *arg)
 {
@@ -166,6 +191,8 @@ static void on_outcome(const salvo_outcome *o, void *arg)
 		t->acked++;
 	if (o->kind == SALVO_OUTCOME_RETURNED)
 		t->returned++;
+	if (o->kind == SALVO_OUTCOME_RETURNED && returned_record_ok(o->returned, o->seq, 50))
+		t->returned_records++;
 	/* Outcomes come in sequence order, each with its own opaque. */
 	if (o->seq == t->n && (uintptr_t)o->opaque == t->expect_opaque + o->seq)
 		t->in_order++;
@@ -530,6 +557,8 @@ static void case_returned(void)
 	       (unsigned long long)t.returned, (unsigned long long)st.envelopes);
 	CHECK(t.n == 120 && t.returned == 120 && t.in_order == 120);
 	CHECK(st.returned == 120 && st.envelopes == 3 && st.returns_unmatched == 0);
+	/* Each record's outcome carries the envelope, naming the record in it. */
+	CHECK(t.returned_records == 120 && st.returns_dropped == 0);
 	OK(salvo_publisher_close(p, 10000, &err));
 	rabbit_close(c, 10000);
 }

@@ -123,14 +123,15 @@ static void put_pub(FILE *f, const salvo_pub_stats *st)
 	fprintf(f,
 		"\"published\":%llu,\"acked\":%llu,\"nacked\":%llu,\"returned\":%llu,"
 		"\"failed\":%llu,\"in_flight\":%llu,\"resent\":%llu,\"possibly_lost\":%llu,"
-		"\"returns_unmatched\":%llu,\"envelopes\":%llu,\"envelope_bytes\":%llu,"
+		"\"returns_unmatched\":%llu,\"returns_dropped\":%llu,\"envelopes\":%llu,\"envelope_bytes\":%llu,"
 		"\"envelope_raw_bytes\":%llu,\"latency_count\":%llu,\"latency_sum_ns\":%llu,"
 		"\"latency_max_ns\":%llu",
 		(unsigned long long)st->published, (unsigned long long)st->acked,
 		(unsigned long long)st->nacked, (unsigned long long)st->returned,
 		(unsigned long long)st->failed, (unsigned long long)st->in_flight,
 		(unsigned long long)st->resent, (unsigned long long)st->possibly_lost,
-		(unsigned long long)st->returns_unmatched, (unsigned long long)st->envelopes,
+		(unsigned long long)st->returns_unmatched, (unsigned long long)st->returns_dropped,
+		(unsigned long long)st->envelopes,
 		(unsigned long long)st->envelope_bytes, (unsigned long long)st->envelope_raw_bytes,
 		(unsigned long long)st->latency_count, (unsigned long long)st->latency_sum_ns,
 		(unsigned long long)st->latency_max_ns);
