@@ -3,7 +3,11 @@
  * rpc_bench: direct reply-to round trips per second through salvo_rpc_call, with 1 and
  * with 16 calling threads (or the counts given), and the client's CPU time per call.
  *
- *	rpc_bench URI [--calls N] [--threads A,B,...] [--body BYTES]
+ *	rpc_bench URI [--calls N] [--threads A,B,...] [--body BYTES] [--rpcs K]
+ *
+ * --rpcs K makes K RPC clients (K channels, each with its publisher, reply consumer and
+ * thread) on the one connection, thread i calling through client i mod K: the figure for
+ * spreading calls over several channels.
  *
  * The server runs in a child process (forked before any thread exists): a listener on
  * queue salvo.bench.rpc.<pid> that answers each request with salvo_message_reply, acking it
@@ -33,6 +37,7 @@
 static const char *uri;
 static char queue[64];
 static size_t body_len = 16;
+static int nrpcs = 1;
 
 static void die(const char *what, int rc, const salvo_error *err)
 {
@@ -162,7 +167,7 @@ static void *caller_main(void *arg)
 	return NULL;
 }
 
-static void run(salvo_rpc *rpc, int threads, size_t calls)
+static void run(salvo_rpc **rpc, int threads, size_t calls)
 {
 	struct caller *k = calloc((size_t)threads, sizeof *k);
 	salvo_pub_stats lat = {0};
@@ -174,7 +179,7 @@ static void run(salvo_rpc *rpc, int threads, size_t calls)
 	c0 = cpu_s();
 	t0 = now_s();
 	for (int i = 0; i < threads; i++) {
-		k[i].rpc = rpc;
+		k[i].rpc = rpc[i % nrpcs];
 		k[i].id = i;
 		k[i].calls = calls / (size_t)threads + ((size_t)i < calls % (size_t)threads);
 		total += k[i].calls;
@@ -187,9 +192,9 @@ static void run(salvo_rpc *rpc, int threads, size_t calls)
 	}
 	secs = now_s() - t0;
 	cpu = cpu_s() - c0;
-	printf("threads %d: %zu calls in %.2f s = %.0f calls/s, client CPU %.1f us/call, "
+	printf("rpcs %d threads %d: %zu calls in %.2f s = %.0f calls/s, client CPU %.1f us/call, "
 	       "latency p50 %.2f ms p99 %.2f ms\n",
-	       threads, total, secs, (double)total / secs, cpu / (double)total * 1e6,
+	       nrpcs, threads, total, secs, (double)total / secs, cpu / (double)total * 1e6,
 	       (double)salvo_stats_latency_ns(&lat, 0.5) / 1e6,
 	       (double)salvo_stats_latency_ns(&lat, 0.99) / 1e6);
 	free(k);
@@ -201,7 +206,7 @@ int main(int argc, char **argv)
 	size_t calls = 20000;
 	int ready[2], done[2];
 	salvo_client *c;
-	salvo_rpc *rpc;
+	salvo_rpc *rpc[64];
 	salvo_error err;
 	pid_t child;
 	char b;
@@ -210,7 +215,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc < 2 || argv[1][0] == '-') {
 		fprintf(stderr, "usage: rpc_bench URI [--calls N] [--threads A,B,...] "
-				"[--body BYTES]\n");
+				"[--body BYTES] [--rpcs K]\n");
 		return 2;
 	}
 	uri = argv[1];
@@ -221,13 +226,15 @@ int main(int argc, char **argv)
 			snprintf(threads_arg, sizeof threads_arg, "%s", argv[i + 1]);
 		else if (strcmp(argv[i], "--body") == 0)
 			body_len = strtoul(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "--rpcs") == 0)
+			nrpcs = atoi(argv[i + 1]);
 		else {
 			fprintf(stderr, "rpc_bench: unknown option %s\n", argv[i]);
 			return 2;
 		}
 	}
-	if (!calls) {
-		fprintf(stderr, "rpc_bench: --calls must be at least 1\n");
+	if (!calls || nrpcs < 1 || nrpcs > 64) {
+		fprintf(stderr, "rpc_bench: --calls must be at least 1, --rpcs 1 to 64\n");
 		return 2;
 	}
 	snprintf(queue, sizeof queue, "salvo.bench.rpc.%d", (int)getpid());
@@ -249,9 +256,11 @@ int main(int argc, char **argv)
 	}
 
 	c = connect_to("salvo rpc_bench client");
-	rc = salvo_rpc_new(c, NULL, &rpc, &err);
-	if (rc)
-		die("salvo_rpc_new", rc, &err);
+	for (int i = 0; i < nrpcs; i++) {
+		rc = salvo_rpc_new(c, NULL, &rpc[i], &err);
+		if (rc)
+			die("salvo_rpc_new", rc, &err);
+	}
 	/* Warm up: connections, the broker's first deliveries. */
 	run(rpc, 1, calls / 20 ? calls / 20 : 1);
 	printf("(the line above was the warm-up)\n");
@@ -264,14 +273,23 @@ int main(int argc, char **argv)
 		}
 		run(rpc, t, calls);
 	}
-	salvo_rpc_stats st;
-	salvo_rpc_get_stats(rpc, &st);
+	salvo_rpc_stats st, sum = {0};
+	for (int i = 0; i < nrpcs; i++) {
+		salvo_rpc_get_stats(rpc[i], &st);
+		sum.calls += st.calls;
+		sum.replies += st.replies;
+		sum.timeouts += st.timeouts;
+		sum.failed += st.failed;
+		sum.late += st.late;
+		sum.unknown += st.unknown;
+		salvo_rpc_destroy(rpc[i]);
+	}
+	st = sum;
 	printf("rpc stats: calls %llu replies %llu timeouts %llu failed %llu late %llu "
 	       "unknown %llu\n",
 	       (unsigned long long)st.calls, (unsigned long long)st.replies,
 	       (unsigned long long)st.timeouts, (unsigned long long)st.failed,
 	       (unsigned long long)st.late, (unsigned long long)st.unknown);
-	salvo_rpc_destroy(rpc);
 	salvo_client_close(c, 5000, NULL);
 	salvo_client_destroy(c);
 	close(done[1]);

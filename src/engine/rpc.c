@@ -210,8 +210,8 @@ static int make_consumer(salvo_rpc *rpc, salvo_error *err)
 	pthread_mutex_lock(&rpc->pub_lock);
 	rpc->p = p;
 	pthread_mutex_unlock(&rpc->pub_lock);
-	rpc->cons = cons;
 	pthread_mutex_lock(&rpc->lock);
+	rpc->cons = cons; /* under lock: salvo_rpc_close interrupts it */
 	if (rpc->state == RPC_RECOVERING) {
 		rpc->state = RPC_READY;
 		pthread_cond_broadcast(&rpc->state_cond);
@@ -231,6 +231,7 @@ static void consumer_ended(salvo_rpc *rpc, const salvo_error *why)
 {
 	char what[512];
 	salvo_error e = *why;
+	salvo_consumer *cons;
 
 	salvo_error_format(why, what, sizeof what);
 	int state = atomic_load(&rpc->c->state);
@@ -245,19 +246,25 @@ static void consumer_ended(salvo_rpc *rpc, const salvo_error *why)
 			 "the RPC channel was closed before the reply came; the reply cannot come: "
 			 "%.170s",
 			 what);
-	else
+	else if (why->kind == SALVO_ERROR_CONNECTION)
 		snprintf(e.text, sizeof e.text,
 			 "the connection was lost before the reply came; the reply cannot come: %.170s",
 			 what);
+	else
+		snprintf(e.text, sizeof e.text,
+			 "the reply consumer ended before the reply came; the reply cannot come: "
+			 "%.170s",
+			 what);
 	e.status = SALVO_ERR_CLOSED;
-	salvo_consumer_destroy(rpc->cons);
-	rpc->cons = NULL;
 	pthread_mutex_lock(&rpc->lock);
+	cons = rpc->cons;
+	rpc->cons = NULL;
 	rpc->last_error = *why;
 	if (rpc->state == RPC_READY)
 		rpc->state = RPC_RECOVERING;
 	fail_all(rpc, &e);
 	pthread_mutex_unlock(&rpc->lock);
+	salvo_consumer_destroy(cons);
 }
 
 /* The client closed for good, or the RPC client was: every call, now and later, fails. */
