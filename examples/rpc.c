@@ -60,7 +60,7 @@ int main(int argc, char **argv)
 	/* The client: each call waits at most 5 s for its reply. */
 	example_check(salvo_rpc_new(client, NULL, &rpc, &err), &err, "rpc");
 	for (int i = 1; i <= 10; i++) {
-		char question[16];
+		char question[16], text[32];
 		salvo_msg request = {.exchange = "", .routing_key = QUEUE, .body = question};
 		salvo_message *reply;
 		size_t len;
@@ -69,8 +69,10 @@ int main(int argc, char **argv)
 		request.len = (size_t)snprintf(question, sizeof question, "%d", i);
 		example_check(salvo_rpc_call(rpc, &request, 5000, &reply, &err), &err, "call");
 		answer = salvo_message_body(reply, &len);
-		printf("%d squared is %.*s\n", i, (int)len, answer);
-		if (strtol(answer, NULL, 10) != (long)i * i)
+		/* A body is bytes, not a string: no NUL after it. */
+		snprintf(text, sizeof text, "%.*s", (int)(len < 20 ? len : 20), answer);
+		printf("%d squared is %s\n", i, text);
+		if (strtol(text, NULL, 10) != (long)i * i)
 			wrong++;
 		salvo_message_destroy(reply);
 	}
