@@ -11,6 +11,8 @@
  *                  counted as one late and two unknown, the call gets the first
  *   recovery       rabbitmqctl close_connection with a call in flight: it fails with
  *                  SALVO_ERR_CLOSED saying the reply cannot come; the next calls work
+ *   channel error  a request to a missing exchange: the call fails with the channel's 404
+ *                  at once, and the next call works on a new channel
  *   no route       a request nobody receives waits for its timeout
  *   bad input      NULL arguments, timeouts 0 and -2, correlation_id or reply_to given, a
  *                  request larger than the ring, salvo_message_reply's refusals, calls
@@ -389,6 +391,43 @@ static void case_recovery(void)
 	server_stop(&s);
 }
 
+/*
+ * A request to a missing exchange: the broker closes the channel the calls share (404), the
+ * call fails at once with the channel's error instead of waiting for its timeout, and the
+ * RPC client goes on with a new channel.
+ */
+static void case_channel_error(void)
+{
+	struct server s = {0};
+	salvo_client *c;
+	salvo_rpc *rpc;
+	salvo_rpc_stats st;
+	salvo_message *reply;
+	salvo_error err;
+	salvo_msg req = {.exchange = "salvo.test.rpc.missing", .routing_key = "x", .body = "?",
+			 .len = 1};
+	double t0;
+	int rc;
+
+	server_start(&s, "chan");
+	c = rabbit_connect(uri, NULL);
+	OK(salvo_rpc_new(c, NULL, &rpc, &err));
+	t0 = now_s();
+	rc = salvo_rpc_call(rpc, &req, 10000, &reply, &err);
+	printf("missing exchange: %d after %.3f s (reply code %u): %s\n", rc, now_s() - t0,
+	       err.reply_code, err.text);
+	CHECK(rc == SALVO_ERR_CLOSED && err.reply_code == 404 && reply == NULL &&
+	      strstr(err.text, "channel was closed") && strstr(err.text, "no exchange") &&
+	      now_s() - t0 < 5);
+	call_ok(rpc, s.q, "next", 10000);
+	salvo_rpc_get_stats(rpc, &st);
+	CHECK(st.calls == 2 && st.failed == 1 && st.replies == 1 && st.restarts == 1 &&
+	      st.last_error.reply_code == 404);
+	salvo_rpc_destroy(rpc);
+	rabbit_close(c, 10000);
+	server_stop(&s);
+}
+
 static void case_no_route(void)
 {
 	salvo_client *c = rabbit_connect(uri, NULL);
@@ -537,6 +576,7 @@ static const struct test_case cases[] = {
     {"late reply", .run = case_late_reply},
     {"unknown id", .run = case_unknown_id},
     {"recovery", .run = case_recovery},
+    {"channel error", .run = case_channel_error},
     {"no route", .run = case_no_route},
     {"bad input", .run = case_bad_input},
 };
