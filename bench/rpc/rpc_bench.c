@@ -43,7 +43,8 @@ static void die(const char *what, int rc, const salvo_error *err)
 {
 	char line[512];
 
-	fprintf(stderr, "rpc_bench: %s: %d %s\n", what, rc, salvo_error_format(err, line, sizeof line));
+	fprintf(stderr, "rpc_bench: %s: %d %s\n", what, rc,
+		salvo_error_format(err, line, sizeof line));
 	exit(1);
 }
 
@@ -101,8 +102,8 @@ static salvo_listener_action serve(salvo_message *m, void *arg)
  * consuming. */
 static void server(int ready, int done)
 {
-	salvo_listener_opts lo = {.prefetch = 256, .declare = true,
-				  .declare_flags = SALVO_AUTO_DELETE};
+	salvo_listener_opts lo = {
+	    .prefetch = 256, .declare = true, .declare_flags = SALVO_AUTO_DELETE};
 	salvo_client *c = connect_to("salvo rpc_bench server");
 	salvo_publisher *p;
 	salvo_listener *l;

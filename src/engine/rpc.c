@@ -30,13 +30,12 @@
 
 #include "engine.h"
 
-#define REPLY_TO	 "amq.rabbitmq.reply-to"
-#define DEFAULT_CALLS	 1024
-#define BUCKETS		 256 /* power of two: calls in flight by seq */
-#define RETRY_FIRST_MS	 100 /* after a failed consume, doubling up to RETRY_MAX_MS */
-#define RETRY_MAX_MS	 5000
-#define STATE_POLL_MS	 20
-#define PUB_CLOSE_MS	 1000
+#define REPLY_TO       "amq.rabbitmq.reply-to"
+#define DEFAULT_CALLS  1024
+#define BUCKETS	       256 /* power of two: calls in flight by seq */
+#define RETRY_FIRST_MS 100 /* after a failed consume, doubling up to RETRY_MAX_MS */
+#define RETRY_MAX_MS   5000
+#define PUB_CLOSE_MS   1000
 
 enum rpc_state {
 	RPC_READY,	/* a reply consumer is active */
@@ -70,7 +69,7 @@ struct salvo_rpc {
 	/* The thread's own. */
 	salvo_consumer *cons;
 
-	pthread_mutex_t lock; /* guards the fields below */
+	pthread_mutex_t lock;	   /* guards the fields below */
 	pthread_cond_t state_cond; /* state changed, a place freed, or a stop asked */
 	enum rpc_state state;
 	salvo_error closed_err;
@@ -247,9 +246,10 @@ static void consumer_ended(salvo_rpc *rpc, const salvo_error *why)
 			 "%.170s",
 			 what);
 	else if (why->kind == SALVO_ERROR_CONNECTION)
-		snprintf(e.text, sizeof e.text,
-			 "the connection was lost before the reply came; the reply cannot come: %.170s",
-			 what);
+		snprintf(
+		    e.text, sizeof e.text,
+		    "the connection was lost before the reply came; the reply cannot come: %.170s",
+		    what);
 	else
 		snprintf(e.text, sizeof e.text,
 			 "the reply consumer ended before the reply came; the reply cannot come: "
@@ -288,45 +288,6 @@ static void wait_ms(salvo_rpc *rpc, unsigned ms)
 		pthread_cond_timedwait(&rpc->state_cond, &rpc->lock, &ts);
 }
 
-/*
- * Wait until the client is connected. Returns 0 when it is, 1 when a stop was asked, or
- * the error that closed the client (in *err). As a listener does: a synchronous method
- * started during the outage would hold this thread up to rpc_timeout.
- */
-static int wait_connection(salvo_rpc *rpc, salvo_error *err)
-{
-	salvo_client *c = rpc->c;
-
-	pthread_mutex_lock(&rpc->lock);
-	for (;;) {
-		int state = atomic_load(&c->state);
-
-		if (rpc->stopping) {
-			pthread_mutex_unlock(&rpc->lock);
-			return 1;
-		}
-		if (state == SV_CONN_OPEN)
-			break;
-		if (state == SV_CONN_CLOSING || state == SV_CONN_CLOSED) {
-			int status;
-
-			pthread_mutex_unlock(&rpc->lock);
-			pthread_mutex_lock(&c->lock);
-			status = c->error.status;
-			if (status)
-				*err = c->error;
-			pthread_mutex_unlock(&c->lock);
-			if (!status)
-				status = sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_CONNECTION,
-						      "the client was closed");
-			return status;
-		}
-		wait_ms(rpc, STATE_POLL_MS);
-	}
-	pthread_mutex_unlock(&rpc->lock);
-	return 0;
-}
-
 static bool stop_asked(salvo_rpc *rpc)
 {
 	bool stop;
@@ -355,7 +316,8 @@ static void *rpc_main(void *arg)
 		int rc;
 
 		if (!rpc->cons) {
-			rc = wait_connection(rpc, &e);
+			rc = sv_client_wait_open(rpc->c, &rpc->lock, &rpc->state_cond,
+						 &rpc->stopping, &e);
 			if (rc == 1)
 				break;
 			if (rc) {
@@ -409,9 +371,9 @@ int salvo_rpc_new(salvo_client *c, const salvo_rpc_opts *opts, salvo_rpc **out, 
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
 	rpc->c = c;
 	rpc->max_calls = opts && opts->max_calls ? opts->max_calls : DEFAULT_CALLS;
-	rpc->prefix_len = (size_t)snprintf(rpc->prefix, sizeof rpc->prefix, "salvo-rpc-%ld-%llu-",
-					   (long)getpid(),
-					   (unsigned long long)atomic_fetch_add(&rpc_serial, 1) + 1);
+	rpc->prefix_len =
+	    (size_t)snprintf(rpc->prefix, sizeof rpc->prefix, "salvo-rpc-%ld-%llu-", (long)getpid(),
+			     (unsigned long long)atomic_fetch_add(&rpc_serial, 1) + 1);
 	pthread_mutex_init(&rpc->pub_lock, NULL);
 	pthread_mutex_init(&rpc->lock, NULL);
 	sv_cond_init_monotonic(&rpc->state_cond);
@@ -437,8 +399,8 @@ int salvo_rpc_new(salvo_client *c, const salvo_rpc_opts *opts, salvo_rpc **out, 
 
 static int invalid(salvo_error *err, const char *what)
 {
-	return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "salvo_rpc_call: %s",
-			    what);
+	return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+			    "salvo_rpc_call: %s", what);
 }
 
 /*
@@ -499,8 +461,8 @@ static int enter(salvo_rpc *rpc, struct rpc_call *call, const struct timespec *d
 	return 0;
 }
 
-int salvo_rpc_call(salvo_rpc *rpc, const salvo_msg *request, int timeout_ms,
-		   salvo_message **reply, salvo_error *err)
+int salvo_rpc_call(salvo_rpc *rpc, const salvo_msg *request, int timeout_ms, salvo_message **reply,
+		   salvo_error *err)
 {
 	struct rpc_call call = {0};
 	struct timespec ts, *deadline = NULL;
@@ -514,10 +476,11 @@ int salvo_rpc_call(salvo_rpc *rpc, const salvo_msg *request, int timeout_ms,
 	if (!rpc || !request || !reply || !request->routing_key)
 		return invalid(err, "rpc, request, its routing_key and reply are required");
 	if (timeout_ms == 0 || timeout_ms < SALVO_FOREVER)
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "salvo_rpc_call: timeout %d ms (SALVO_FOREVER or more than 0: a "
-				    "call always waits for its reply)",
-				    timeout_ms);
+		return sv_error_set(
+		    err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+		    "salvo_rpc_call: timeout %d ms (SALVO_FOREVER or more than 0: a "
+		    "call always waits for its reply)",
+		    timeout_ms);
 	if (request->props && (request->props->correlation_id || request->props->reply_to))
 		return invalid(err, "the request's correlation_id and reply_to are salvo's; leave "
 				    "them NULL");
@@ -662,15 +625,15 @@ int salvo_message_reply(const salvo_message *request, salvo_publisher *p, const 
 	salvo_msg m;
 
 	if (!request || !p || !reply)
-		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
-				    "salvo_message_reply: request, publisher and reply are required");
+		return sv_error_set(
+		    err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
+		    "salvo_message_reply: request, publisher and reply are required");
 	rp = salvo_message_props(request);
 	if (!rp->reply_to || !rp->reply_to[0])
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "salvo_message_reply: the request has no reply_to: nobody to "
 				    "answer");
-	if (reply->exchange || reply->routing_key ||
-	    (reply->props && reply->props->correlation_id))
+	if (reply->exchange || reply->routing_key || (reply->props && reply->props->correlation_id))
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 				    "salvo_message_reply: the reply goes to the default exchange "
 				    "with the request's reply_to and correlation_id; leave its "

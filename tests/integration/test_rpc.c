@@ -90,7 +90,10 @@ static salvo_listener_action serve(salvo_message *m, void *arg)
 	send_body(s, m, body);
 	if (s->extra) {
 		salvo_props other = {.correlation_id = "not-ours-1"}, none = {0};
-		salvo_msg r = {.exchange = "", .routing_key = props->reply_to, .body = "x", .len = 1,
+		salvo_msg r = {.exchange = "",
+			       .routing_key = props->reply_to,
+			       .body = "x",
+			       .len = 1,
 			       .props = &other};
 
 		send_body(s, m, "again");
@@ -147,6 +150,32 @@ static void server_stop(struct server *s)
 	pthread_cond_destroy(&s->cond);
 }
 
+/* A server, and an RPC client on a connection of its own named name (rabbitmqctl finds it
+ * by that). */
+struct rig {
+	struct server s;
+	salvo_client *c;
+	salvo_rpc *rpc;
+	char name[64];
+};
+
+static void rig_start(struct rig *r, const char *name)
+{
+	salvo_error err;
+
+	server_start(&r->s, name);
+	snprintf(r->name, sizeof r->name, "salvo-test-rpc-%s-%d", name, (int)getpid());
+	r->c = rabbit_connect(uri, "connection_name", r->name, NULL);
+	OK(salvo_rpc_new(r->c, NULL, &r->rpc, &err));
+}
+
+static void rig_stop(struct rig *r)
+{
+	salvo_rpc_destroy(r->rpc);
+	rabbit_close(r->c, 10000);
+	server_stop(&r->s);
+}
+
 /* Call body on q; the reply must be "re:<body>". */
 static void call_ok(salvo_rpc *rpc, const char *q, const char *body, int timeout_ms)
 {
@@ -185,39 +214,35 @@ static bool wait_stat(salvo_rpc *rpc, size_t offset, uint64_t want, int timeout_
 
 static void case_round_trip(void)
 {
-	struct server s = {0};
-	salvo_client *c;
-	salvo_rpc *rpc;
+	struct rig r = {0};
 	salvo_rpc_stats st;
 	salvo_message *reply;
 	salvo_error err;
-	salvo_msg req = {.exchange = "", .body = "ping", .len = 4,
+	salvo_msg req = {.exchange = "",
+			 .body = "ping",
+			 .len = 4,
 			 .props = &(salvo_props){.content_type = "text/plain"}};
 	size_t len;
 
-	server_start(&s, "rt");
-	c = rabbit_connect(uri, NULL);
-	OK(salvo_rpc_new(c, NULL, &rpc, &err));
-	req.routing_key = s.q;
-	OK(salvo_rpc_call(rpc, &req, 5000, &reply, &err));
+	rig_start(&r, "rt");
+	req.routing_key = r.s.q;
+	OK(salvo_rpc_call(r.rpc, &req, 5000, &reply, &err));
 	CHECK(salvo_message_body(reply, &len) && len == 7 &&
 	      memcmp(salvo_message_body(reply, &len), "re:ping", 7) == 0);
 	/* Our correlation id, copied by the server; the broker rewrote reply_to. */
 	CHECK(strncmp(salvo_message_props(reply)->correlation_id, "salvo-rpc-", 10) == 0);
-	CHECK(strncmp(s.reply_to, "amq.rabbitmq.reply-to.", 22) == 0);
+	CHECK(strncmp(r.s.reply_to, "amq.rabbitmq.reply-to.", 22) == 0);
 	salvo_message_destroy(reply);
-	call_ok(rpc, s.q, "second", 5000);
-	salvo_rpc_get_stats(rpc, &st);
+	call_ok(r.rpc, r.s.q, "second", 5000);
+	salvo_rpc_get_stats(r.rpc, &st);
 	printf("calls %llu replies %llu\n", (unsigned long long)st.calls,
 	       (unsigned long long)st.replies);
 	CHECK(st.calls == 2 && st.replies == 2 && st.timeouts == 0 && st.failed == 0 &&
 	      st.late == 0 && st.unknown == 0 && st.in_flight == 0 && st.restarts == 0);
-	salvo_rpc_destroy(rpc);
-	rabbit_close(c, 10000);
-	server_stop(&s);
+	rig_stop(&r);
 }
 
-#define THREADS 16
+#define THREADS	   16
 #define PER_THREAD 500
 
 struct caller {
@@ -241,32 +266,25 @@ static void *caller_main(void *arg)
 
 static void case_16_threads(void)
 {
-	struct server s = {0};
+	struct rig r = {0};
 	struct caller k[THREADS];
-	salvo_client *c;
-	salvo_rpc *rpc;
 	salvo_rpc_stats st;
-	salvo_error err;
 	double t0;
 
-	server_start(&s, "mt");
-	c = rabbit_connect(uri, NULL);
-	OK(salvo_rpc_new(c, NULL, &rpc, &err));
+	rig_start(&r, "mt");
 	t0 = now_s();
 	for (int i = 0; i < THREADS; i++) {
-		k[i] = (struct caller){.rpc = rpc, .q = s.q, .id = i};
+		k[i] = (struct caller){.rpc = r.rpc, .q = r.s.q, .id = i};
 		CHECK(pthread_create(&k[i].t, NULL, caller_main, &k[i]) == 0);
 	}
 	for (int i = 0; i < THREADS; i++)
 		pthread_join(k[i].t, NULL);
-	salvo_rpc_get_stats(rpc, &st);
+	salvo_rpc_get_stats(r.rpc, &st);
 	printf("%d calls in %.2f s\n", THREADS * PER_THREAD, now_s() - t0);
 	CHECK(st.calls == THREADS * PER_THREAD && st.replies == THREADS * PER_THREAD);
 	CHECK(st.timeouts == 0 && st.failed == 0 && st.late == 0 && st.unknown == 0 &&
 	      st.in_flight == 0);
-	salvo_rpc_destroy(rpc);
-	rabbit_close(c, 10000);
-	server_stop(&s);
+	rig_stop(&r);
 }
 
 struct held_call {
@@ -290,105 +308,82 @@ static void *held_call_main(void *arg)
 
 static void case_late_reply(void)
 {
-	struct server s = {0};
-	salvo_client *c;
-	salvo_rpc *rpc;
+	struct rig r = {0};
 	salvo_rpc_stats st;
-	salvo_error err;
 	struct held_call h;
 	pthread_t t;
 
-	server_start(&s, "late");
-	c = rabbit_connect(uri, NULL);
-	OK(salvo_rpc_new(c, NULL, &rpc, &err));
-	h = (struct held_call){.rpc = rpc, .q = s.q, .timeout_ms = 300};
+	rig_start(&r, "late");
+	h = (struct held_call){.rpc = r.rpc, .q = r.s.q, .timeout_ms = 300};
 	CHECK(pthread_create(&t, NULL, held_call_main, &h) == 0);
-	server_wait_held(&s);
+	server_wait_held(&r.s);
 	pthread_join(t, NULL);
 	printf("held call: %d %s\n", h.rc, h.err.text);
 	CHECK(h.rc == SALVO_ERR_TIMEOUT && strstr(h.err.text, "no reply within 300 ms"));
-	salvo_rpc_get_stats(rpc, &st);
+	salvo_rpc_get_stats(r.rpc, &st);
 	CHECK(st.timeouts == 1 && st.in_flight == 0 && st.late == 0);
 	/* Its reply comes now, to nobody. */
-	server_release(&s);
-	CHECK(wait_stat(rpc, offsetof(salvo_rpc_stats, late), 1, 5000));
+	server_release(&r.s);
+	CHECK(wait_stat(r.rpc, offsetof(salvo_rpc_stats, late), 1, 5000));
 	/* The next call gets its own reply, not the late one. */
-	call_ok(rpc, s.q, "after", 5000);
-	salvo_rpc_get_stats(rpc, &st);
+	call_ok(r.rpc, r.s.q, "after", 5000);
+	salvo_rpc_get_stats(r.rpc, &st);
 	CHECK(st.calls == 2 && st.replies == 1 && st.timeouts == 1 && st.late == 1 &&
 	      st.unknown == 0 && st.failed == 0);
-	salvo_rpc_destroy(rpc);
-	rabbit_close(c, 10000);
-	server_stop(&s);
+	rig_stop(&r);
 }
 
 static void case_unknown_id(void)
 {
-	struct server s = {.extra = true};
-	salvo_client *c;
-	salvo_rpc *rpc;
+	struct rig r = {.s.extra = true};
 	salvo_rpc_stats st;
-	salvo_error err;
 
-	server_start(&s, "unknown");
-	c = rabbit_connect(uri, NULL);
-	OK(salvo_rpc_new(c, NULL, &rpc, &err));
-	call_ok(rpc, s.q, "one", 5000);
+	rig_start(&r, "unknown");
+	call_ok(r.rpc, r.s.q, "one", 5000);
 	/* The extras: the same id again (late: answered already), then two not ours. The
 	 * broker keeps their order on the channel, so once unknown is 2 late is 1. */
-	CHECK(wait_stat(rpc, offsetof(salvo_rpc_stats, unknown), 2, 5000));
-	salvo_rpc_get_stats(rpc, &st);
+	CHECK(wait_stat(r.rpc, offsetof(salvo_rpc_stats, unknown), 2, 5000));
+	salvo_rpc_get_stats(r.rpc, &st);
 	printf("late %llu unknown %llu\n", (unsigned long long)st.late,
 	       (unsigned long long)st.unknown);
 	CHECK(st.calls == 1 && st.replies == 1 && st.late == 1 && st.unknown == 2);
-	call_ok(rpc, s.q, "two", 5000);
-	CHECK(wait_stat(rpc, offsetof(salvo_rpc_stats, unknown), 4, 5000));
-	salvo_rpc_get_stats(rpc, &st);
+	call_ok(r.rpc, r.s.q, "two", 5000);
+	CHECK(wait_stat(r.rpc, offsetof(salvo_rpc_stats, unknown), 4, 5000));
+	salvo_rpc_get_stats(r.rpc, &st);
 	CHECK(st.calls == 2 && st.replies == 2 && st.late == 2 && st.unknown == 4);
-	salvo_rpc_destroy(rpc);
-	rabbit_close(c, 10000);
-	server_stop(&s);
+	rig_stop(&r);
 }
 
 static void case_recovery(void)
 {
-	struct server s = {0};
-	salvo_client *c;
-	salvo_rpc *rpc;
+	struct rig r = {0};
 	salvo_rpc_stats st;
-	salvo_error err;
 	struct held_call h;
-	char name[64];
 	pthread_t t;
 
 	rabbit_need_ctl(uri);
-	server_start(&s, "recovery");
-	snprintf(name, sizeof name, "salvo-rpc-recovery-%d", (int)getpid());
-	c = rabbit_connect(uri, "connection_name", name, NULL);
-	OK(salvo_rpc_new(c, NULL, &rpc, &err));
-	call_ok(rpc, s.q, "before", 5000);
-	h = (struct held_call){.rpc = rpc, .q = s.q, .timeout_ms = 20000};
+	rig_start(&r, "recovery");
+	call_ok(r.rpc, r.s.q, "before", 5000);
+	h = (struct held_call){.rpc = r.rpc, .q = r.s.q, .timeout_ms = 20000};
 	CHECK(pthread_create(&t, NULL, held_call_main, &h) == 0);
-	server_wait_held(&s);
-	close_connection(name, "test: rpc recovery");
+	server_wait_held(&r.s);
+	close_connection(r.name, "test: rpc recovery");
 	pthread_join(t, NULL);
 	printf("in flight at the loss: %d (%s): %s\n", h.rc, salvo_err2str(h.rc), h.err.text);
 	CHECK(h.rc == SALVO_ERR_CLOSED && h.err.reply_code == 320 &&
 	      strstr(h.err.text, "connection was lost") && strstr(h.err.text, "cannot come"));
-	server_release(&s);
+	server_release(&r.s);
 	/* Calls after it wait for the new reply consumer, within their timeout. */
-	call_ok(rpc, s.q, "after", 20000);
+	call_ok(r.rpc, r.s.q, "after", 20000);
 	for (int i = 0; i < 10; i++)
-		call_ok(rpc, s.q, "again", 5000);
-	salvo_rpc_get_stats(rpc, &st);
+		call_ok(r.rpc, r.s.q, "again", 5000);
+	salvo_rpc_get_stats(r.rpc, &st);
 	printf("restarts %llu failed %llu replies %llu\n", (unsigned long long)st.restarts,
 	       (unsigned long long)st.failed, (unsigned long long)st.replies);
 	CHECK(st.restarts == 1 && st.failed == 1 && st.replies == 12 && st.timeouts == 0 &&
 	      st.last_error.reply_code == 320);
-	CHECK(salvo_client_reconnects(c) == 1);
-	salvo_rpc_destroy(rpc);
-	rabbit_close(c, 10000);
-	server_stop(&s);
+	CHECK(salvo_client_reconnects(r.c) == 1);
+	rig_stop(&r);
 }
 
 /*
@@ -398,41 +393,38 @@ static void case_recovery(void)
  */
 static void case_channel_error(void)
 {
-	struct server s = {0};
-	salvo_client *c;
-	salvo_rpc *rpc;
+	struct rig r = {0};
 	salvo_rpc_stats st;
 	salvo_message *reply;
 	salvo_error err;
-	salvo_msg req = {.exchange = "salvo.test.rpc.missing", .routing_key = "x", .body = "?",
-			 .len = 1};
+	salvo_msg req = {
+	    .exchange = "salvo.test.rpc.missing", .routing_key = "x", .body = "?", .len = 1};
 	double t0;
 	int rc;
 
-	server_start(&s, "chan");
-	c = rabbit_connect(uri, NULL);
-	OK(salvo_rpc_new(c, NULL, &rpc, &err));
+	rig_start(&r, "chan");
 	t0 = now_s();
-	rc = salvo_rpc_call(rpc, &req, 10000, &reply, &err);
+	rc = salvo_rpc_call(r.rpc, &req, 10000, &reply, &err);
 	printf("missing exchange: %d after %.3f s (reply code %u): %s\n", rc, now_s() - t0,
 	       err.reply_code, err.text);
 	CHECK(rc == SALVO_ERR_CLOSED && err.reply_code == 404 && reply == NULL &&
 	      strstr(err.text, "channel was closed") && strstr(err.text, "no exchange") &&
 	      now_s() - t0 < 5);
-	call_ok(rpc, s.q, "next", 10000);
-	salvo_rpc_get_stats(rpc, &st);
+	call_ok(r.rpc, r.s.q, "next", 10000);
+	salvo_rpc_get_stats(r.rpc, &st);
 	CHECK(st.calls == 2 && st.failed == 1 && st.replies == 1 && st.restarts == 1 &&
 	      st.last_error.reply_code == 404);
-	salvo_rpc_destroy(rpc);
-	rabbit_close(c, 10000);
-	server_stop(&s);
+	rig_stop(&r);
 }
 
 static void case_no_route(void)
 {
 	salvo_client *c = rabbit_connect(uri, NULL);
-	salvo_msg req = {.exchange = "", .routing_key = "salvo.test.rpc.nobody", .body = "?",
-			 .len = 1, .flags = SALVO_MSG_MANDATORY};
+	salvo_msg req = {.exchange = "",
+			 .routing_key = "salvo.test.rpc.nobody",
+			 .body = "?",
+			 .len = 1,
+			 .flags = SALVO_MSG_MANDATORY};
 	salvo_message *reply;
 	salvo_rpc_stats st;
 	salvo_rpc *rpc;
@@ -526,7 +518,10 @@ static void case_bad_input(void)
 	salvo_message_destroy(plain);
 	/* A request with reply_to, answered with what the reply may not set. */
 	{
-		salvo_msg q = {.exchange = "", .routing_key = s.q, .body = "q", .len = 1,
+		salvo_msg q = {.exchange = "",
+			       .routing_key = s.q,
+			       .body = "q",
+			       .len = 1,
 			       .props = &(salvo_props){.reply_to = "somewhere"}};
 		salvo_msg r = {.body = "r", .len = 1};
 
@@ -571,14 +566,10 @@ static void case_bad_input(void)
 }
 
 static const struct test_case cases[] = {
-    {"round trip", .run = case_round_trip},
-    {"16 threads", .run = case_16_threads},
-    {"late reply", .run = case_late_reply},
-    {"unknown id", .run = case_unknown_id},
-    {"recovery", .run = case_recovery},
-    {"channel error", .run = case_channel_error},
-    {"no route", .run = case_no_route},
-    {"bad input", .run = case_bad_input},
+    {"round trip", .run = case_round_trip}, {"16 threads", .run = case_16_threads},
+    {"late reply", .run = case_late_reply}, {"unknown id", .run = case_unknown_id},
+    {"recovery", .run = case_recovery},	    {"channel error", .run = case_channel_error},
+    {"no route", .run = case_no_route},	    {"bad input", .run = case_bad_input},
 };
 
 int main(int argc, char **argv)
