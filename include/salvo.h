@@ -1491,11 +1491,12 @@ SALVO_API void salvo_listener_get_stats(salvo_listener *l, salvo_listener_stats 
  * The reply consumer ends with the connection (and with its channel: a channel error the
  * broker raises over a request, such as 404 for a missing exchange, closes the channel the
  * calls share). Every call in flight then fails at once with SALVO_ERR_CLOSED (the
- * connection's reply code, if any, in err->reply_code) and a text saying the connection
- * (or channel) was lost and the reply cannot come; the RPC client makes a new publisher and
- * reply consumer once the client is connected again (SALVO_CONSUME_NO_RECOVERY: topology
- * recovery leaves it to the RPC client), and calls made meanwhile wait for it within their
- * timeout. When the client closes for good, calls return its error.
+ * broker's reply code, if any, in err->reply_code: 320, 404, ...) and a text saying the
+ * connection (or channel) was lost and the reply cannot come; the RPC client makes a new
+ * publisher and reply consumer once the client is connected again
+ * (SALVO_CONSUME_NO_RECOVERY: topology recovery leaves it to the RPC client), and calls
+ * made meanwhile wait for it within their timeout. When the client closes for good, calls
+ * return its error.
  *
  * A request nobody can receive (no queue bound to its routing key) waits for its timeout:
  * best effort reports no returns to the caller, so SALVO_MSG_MANDATORY only has the broker
@@ -1544,8 +1545,8 @@ SALVO_API int salvo_rpc_call(salvo_rpc *rpc, const salvo_msg *request, int timeo
  * Stop the RPC client: calls in flight and waiting fail with SALVO_ERR_CLOSED ("the RPC
  * client was closed"), and so does every later call; its thread, consumer and publisher
  * end (the publisher's close waits at most timeout_ms). Returns 0, or the publisher
- * close's error. Any thread; once (a second close returns 0 at once). Before the client
- * is closed.
+ * close's error. Any thread; a second close returns 0 at once. Before salvo_client_destroy
+ * (after salvo_client_close is fine: calls then return the client's error).
  */
 SALVO_API int salvo_rpc_close(salvo_rpc *rpc, int timeout_ms, salvo_error *err);
 
