@@ -194,9 +194,10 @@ static void run(salvo_rpc **rpc, int threads, size_t calls)
 	secs = now_s() - t0;
 	cpu = cpu_s() - c0;
 	printf("rpcs %d threads %d: %zu calls in %.2f s = %.0f calls/s, client CPU %.1f us/call, "
-	       "latency p50 %.2f ms p99 %.2f ms\n",
+	       "latency p50 %.2f ms p90 %.2f ms p99 %.2f ms\n",
 	       nrpcs, threads, total, secs, (double)total / secs, cpu / (double)total * 1e6,
 	       (double)salvo_stats_latency_ns(&lat, 0.5) / 1e6,
+	       (double)salvo_stats_latency_ns(&lat, 0.9) / 1e6,
 	       (double)salvo_stats_latency_ns(&lat, 0.99) / 1e6);
 	free(k);
 }
