@@ -18,8 +18,8 @@
  * reopens a publisher's channel only after the on-connect hooks, and a basic.consume sent
  * before that channel.open would reach the broker on a channel it does not know.
  *
- * Lock order: pub_lock, then lock. The thread never holds pub_lock while it waits for a
- * reply; a call never holds lock while it publishes.
+ * Lock order: pub_lock, then lock. The thread takes pub_lock only to swap the publisher;
+ * a call never holds lock while it publishes, nor either lock while it waits.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -60,13 +60,12 @@ struct salvo_rpc {
 	char prefix[64]; /* correlation ids are prefix + seq */
 	size_t prefix_len;
 	pthread_t thread;
-	bool thread_started;
 
 	/* Calls publish under pub_lock; the thread swaps the publisher under it. */
 	pthread_mutex_t pub_lock;
 	salvo_publisher *p;
 
-	/* The thread's own. */
+	/* The thread's: it writes it under lock (salvo_rpc_close interrupts it there). */
 	salvo_consumer *cons;
 
 	pthread_mutex_t lock;	   /* guards the fields below */
@@ -228,33 +227,18 @@ static int make_consumer(salvo_rpc *rpc, salvo_error *err)
  */
 static void consumer_ended(salvo_rpc *rpc, const salvo_error *why)
 {
-	char what[512];
+	int state = atomic_load(&rpc->c->state);
+	const char *what = state == SV_CONN_CLOSING || state == SV_CONN_CLOSED
+			       ? "the client was closed"
+			   : why->kind == SALVO_ERROR_CHANNEL	 ? "the RPC channel was closed"
+			   : why->kind == SALVO_ERROR_CONNECTION ? "the connection was lost"
+								 : "the reply consumer ended";
+	char cause[512];
 	salvo_error e = *why;
 	salvo_consumer *cons;
 
-	salvo_error_format(why, what, sizeof what);
-	int state = atomic_load(&rpc->c->state);
-
-	if (state == SV_CONN_CLOSING || state == SV_CONN_CLOSED)
-		snprintf(e.text, sizeof e.text,
-			 "the client was closed before the reply came; the reply cannot come: "
-			 "%.170s",
-			 what);
-	else if (why->kind == SALVO_ERROR_CHANNEL)
-		snprintf(e.text, sizeof e.text,
-			 "the RPC channel was closed before the reply came; the reply cannot come: "
-			 "%.170s",
-			 what);
-	else if (why->kind == SALVO_ERROR_CONNECTION)
-		snprintf(
-		    e.text, sizeof e.text,
-		    "the connection was lost before the reply came; the reply cannot come: %.170s",
-		    what);
-	else
-		snprintf(e.text, sizeof e.text,
-			 "the reply consumer ended before the reply came; the reply cannot come: "
-			 "%.170s",
-			 what);
+	snprintf(e.text, sizeof e.text, "%s before the reply came; the reply cannot come: %.170s",
+		 what, salvo_error_format(why, cause, sizeof cause));
 	e.status = SALVO_ERR_CLOSED;
 	pthread_mutex_lock(&rpc->lock);
 	cons = rpc->cons;
@@ -384,7 +368,6 @@ int salvo_rpc_new(salvo_client *c, const salvo_rpc_opts *opts, salvo_rpc **out, 
 	if (!rc) {
 		/* pthread_create orders everything above before the thread's first step. */
 		if (pthread_create(&rpc->thread, NULL, rpc_main, rpc) == 0) {
-			rpc->thread_started = true;
 			*out = rpc;
 			return 0;
 		}
