@@ -8,7 +8,8 @@
  * Contents: status codes and error details; configuration (salvo_conf_*); the client
  * (one connection and its I/O thread); field tables; channels and their synchronous
  * methods; message properties; basic.get, consumers and acks; publishers with confirms;
- * reconnection; transactions; connection pools (from code or an INI file) and listeners.
+ * reconnection; transactions; connection pools (from code or an INI file) and listeners;
+ * RPC over direct reply-to.
  *
  * Compatibility (0.x): structures the application fills (salvo_*_opts) and reads
  * (salvo_*_stats) grow only at their ends, and a zeroed new field means what the
