@@ -8,7 +8,8 @@
  * Contents: status codes and error details; configuration (salvo_conf_*); the client
  * (one connection and its I/O thread); field tables; channels and their synchronous
  * methods; message properties; basic.get, consumers and acks; publishers with confirms;
- * reconnection; transactions; connection pools (from code or an INI file) and listeners.
+ * reconnection; transactions; connection pools (from code or an INI file) and listeners;
+ * RPC over direct reply-to.
  *
  * Compatibility (0.x): structures the application fills (salvo_*_opts) and reads
  * (salvo_*_stats) grow only at their ends, and a zeroed new field means what the
@@ -1712,6 +1713,117 @@ typedef struct salvo_listener_stats {
 } salvo_listener_stats;
 
 SALVO_API void salvo_listener_get_stats(salvo_listener *l, salvo_listener_stats *st);
+
+/*
+ * RPC over RabbitMQ's direct reply-to (amq.rabbitmq.reply-to): a request is published with
+ * reply_to set to that pseudo-queue and a correlation id, and the server's reply comes
+ * straight back on the channel that published it, with no reply queue declared. The
+ * broker requires the reply consumer (no-ack) and the publishes on one channel: an RPC
+ * client owns a publisher (best effort) and a consumer of amq.rabbitmq.reply-to on the
+ * publisher's channel, and a thread of its own that hands each reply to the call waiting
+ * for it.
+ *
+ * Many calls may be in flight at once, from any number of threads: each call publishes
+ * under a short lock (a publisher is used by one thread at a time) and then waits for its
+ * own reply, matched by the correlation id salvo gives it ("salvo-rpc-<pid>-<n>-<seq>",
+ * unique per RPC client). A reply with a correlation id this RPC client issued, whose call
+ * is no longer waiting (it timed out, failed, or was answered already), is dropped and
+ * counted as late; a reply with any other correlation id, or none, is dropped and counted
+ * as unknown. Neither reaches the application.
+ *
+ * The reply consumer ends with the connection (and with its channel: a channel error the
+ * broker raises over a request, such as 404 for a missing exchange, closes the channel the
+ * calls share). Every call in flight then fails at once with SALVO_ERR_CLOSED (the
+ * broker's reply code, if any, in err->reply_code: 320, 404, ...) and a text saying the
+ * connection (or channel) was lost and the reply cannot come; the RPC client makes a new
+ * publisher and reply consumer once the client is connected again
+ * (SALVO_CONSUME_NO_RECOVERY: topology recovery leaves it to the RPC client), and calls
+ * made meanwhile wait for it within their timeout. When the client closes for good, calls
+ * return its error.
+ *
+ * A request nobody can receive (no queue bound to its routing key) waits for its timeout:
+ * best effort reports no returns to the caller, so SALVO_MSG_MANDATORY only has the broker
+ * return it, counted in salvo_client_stats (returned).
+ */
+typedef struct salvo_rpc salvo_rpc;
+
+typedef struct salvo_rpc_opts {
+	/* Most calls in flight at once; a call beyond it waits (within its timeout) for one
+	 * to end. 0: 1024. */
+	size_t max_calls;
+} salvo_rpc_opts;
+
+/*
+ * Make an RPC client on c: its publisher, the reply consumer on the publisher's channel
+ * (both on the calling thread, so the broker's refusal comes back here) and its thread.
+ * opts NULL: the defaults. Returns 0 with *out set, SALVO_ERR_INVALID_ARGUMENT (c or out
+ * NULL), SALVO_ERR_NO_MEMORY, or the publisher's or consume's error. Any thread; blocks for
+ * the round trips.
+ */
+SALVO_API int salvo_rpc_new(salvo_client *c, const salvo_rpc_opts *opts, salvo_rpc **out,
+			    salvo_error *err);
+
+/*
+ * Publish request (its exchange, routing key, body, flags and properties) with reply_to
+ * amq.rabbitmq.reply-to and a correlation id of salvo's, and wait for the reply: at most
+ * timeout_ms in all (> 0, or SALVO_FOREVER) for a free place among max_calls, for a reply
+ * consumer after a reconnection, for room in the publisher's ring and for the reply.
+ * request->props may not set correlation_id or reply_to, which are salvo's: refused
+ * rather than silently replaced. Any thread, concurrently with other calls.
+ *
+ * Returns 0 with *reply set (the caller owns it: salvo_message_destroy; it was received
+ * no-ack, so it is not settled); SALVO_ERR_TIMEOUT (no reply in time: a reply that comes
+ * later is dropped and counted as late); SALVO_ERR_CLOSED when the connection or channel
+ * was lost with the call in flight (err->text says the reply cannot come; the next call
+ * waits for the RPC client's recovery), or when the RPC client or the client is closed
+ * (the client's error when it closed for good); SALVO_ERR_INVALID_ARGUMENT (rpc, request,
+ * a routing key or reply NULL; timeout 0 or below SALVO_FOREVER; correlation_id or
+ * reply_to given; what salvo_publish_msg refuses, such as a request larger than the
+ * ring); or another error salvo_publish_msg returns. *reply is NULL on failure.
+ */
+SALVO_API int salvo_rpc_call(salvo_rpc *rpc, const salvo_msg *request, int timeout_ms,
+			     salvo_message **reply, salvo_error *err);
+
+/*
+ * Stop the RPC client: calls in flight and waiting fail with SALVO_ERR_CLOSED ("the RPC
+ * client was closed"), and so does every later call; its thread, consumer and publisher
+ * end (the publisher's close waits at most timeout_ms). Returns 0, or the publisher
+ * close's error. Any thread; a second close returns 0 at once. Before salvo_client_destroy
+ * (after salvo_client_close is fine: calls then return the client's error).
+ */
+SALVO_API int salvo_rpc_close(salvo_rpc *rpc, int timeout_ms, salvo_error *err);
+
+/* salvo_rpc_close (5 s) if not closed yet, then free the RPC client: after every call on
+ * it has returned. NULL is ignored. */
+SALVO_API void salvo_rpc_destroy(salvo_rpc *rpc);
+
+/* Counters, readable from any thread while the RPC client exists. */
+typedef struct salvo_rpc_stats {
+	uint64_t calls;	   /* calls that got a correlation id */
+	uint64_t replies;  /* calls answered */
+	uint64_t timeouts; /* calls that returned SALVO_ERR_TIMEOUT after getting an id */
+	uint64_t failed;   /* calls ended otherwise: the loss, a publish refused, a close */
+	uint64_t late;	   /* replies dropped: their call was no longer waiting */
+	uint64_t unknown;  /* replies dropped: a correlation id this client did not issue */
+	uint64_t in_flight; /* calls waiting for their reply now */
+	uint64_t restarts;  /* reply consumers made again after the first (recoveries) */
+	salvo_error last_error; /* why the last reply consumer ended or could not be made */
+} salvo_rpc_stats;
+
+SALVO_API void salvo_rpc_get_stats(salvo_rpc *rpc, salvo_rpc_stats *st);
+
+/*
+ * The server's side of an RPC: publish reply on p to the default exchange with the
+ * routing key request's reply_to, and with request's correlation_id (absent if it had
+ * none), e.g. from a listener's callback, on a publisher that callback owns. reply gives
+ * body, flags and properties; its exchange and routing_key must be NULL, and its props
+ * may not set correlation_id (they are the request's). Waits as salvo_publish_msg does.
+ * Returns 0, SALVO_ERR_INVALID_ARGUMENT (a NULL argument, a request without reply_to,
+ * exchange, routing_key or correlation_id given), or what salvo_publish_msg returns.
+ * p's thread (a listener's thread for a publisher only its callback uses).
+ */
+SALVO_API int salvo_message_reply(const salvo_message *request, salvo_publisher *p,
+				  const salvo_msg *reply, int timeout_ms, salvo_error *err);
 
 #ifdef __cplusplus
 }

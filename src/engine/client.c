@@ -534,3 +534,38 @@ void salvo_client_destroy(salvo_client *c)
 	stop_io(c);
 	sv_client_put(c);
 }
+
+int sv_client_wait_open(salvo_client *c, pthread_mutex_t *lock, pthread_cond_t *cond,
+			const bool *stopping, salvo_error *err)
+{
+	pthread_mutex_lock(lock);
+	for (;;) {
+		int state = atomic_load(&c->state);
+		struct timespec ts;
+
+		if (*stopping) {
+			pthread_mutex_unlock(lock);
+			return 1;
+		}
+		if (state == SV_CONN_OPEN)
+			break;
+		if (state == SV_CONN_CLOSING || state == SV_CONN_CLOSED) {
+			int status;
+
+			pthread_mutex_unlock(lock);
+			pthread_mutex_lock(&c->lock);
+			status = c->error.status;
+			if (status)
+				*err = c->error;
+			pthread_mutex_unlock(&c->lock);
+			if (!status)
+				status = sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_CONNECTION,
+						      "the client was closed");
+			return status;
+		}
+		sv_timespec_after(&ts, CLOCK_MONOTONIC, SV_STATE_POLL_MS);
+		pthread_cond_timedwait(cond, lock, &ts);
+	}
+	pthread_mutex_unlock(lock);
+	return 0;
+}

@@ -662,6 +662,17 @@ void sv_request_complete(struct sv_request *req, int status, const salvo_error *
 /* Log ev, then queue it for salvo_client_poll_event (the log is called without c->lock). */
 void sv_event_push(salvo_client *c, const salvo_event *ev);
 int sv_run_hooks(salvo_client *c, salvo_error *err);
+/*
+ * For a thread that makes its consumer again after a loss (a listener, an RPC client):
+ * wait until c is connected, looking at c's state every SV_STATE_POLL_MS and whenever cond
+ * (with lock, its owner's, taken here) is signalled. It does not wait in a synchronous
+ * method, which during an outage would hold the thread up to rpc_timeout where a stop
+ * could not interrupt it. Returns 0 once connected, 1 when *stopping (read under lock) is
+ * set, or the error that closed c for good (in *err).
+ */
+#define SV_STATE_POLL_MS 20
+int sv_client_wait_open(salvo_client *c, pthread_mutex_t *lock, pthread_cond_t *cond,
+			const bool *stopping, salvo_error *err);
 void sv_io_wait_exit_if_closed(salvo_client *c);
 int sv_channel_id_alloc(salvo_client *c);
 void sv_channel_id_free(salvo_client *c, uint16_t id);

@@ -38,7 +38,6 @@
 #define DEFAULT_PREFETCH 64
 #define RETRY_FIRST_MS	 100 /* after a failed consume, doubling up to RETRY_MAX_MS */
 #define RETRY_MAX_MS	 5000
-#define STATE_POLL_MS	 20
 
 struct salvo_listener {
 	salvo_client *c;
@@ -189,44 +188,6 @@ static void drop_consumer(salvo_listener *l)
 }
 
 /*
- * Wait until the client is connected. Returns 0 when it is, 1 when a stop was asked, or
- * the error that closed the client (in *err) when it is closing or closed for good.
- */
-static int wait_connection(salvo_listener *l, salvo_error *err)
-{
-	salvo_client *c = l->c;
-
-	pthread_mutex_lock(&l->lock);
-	for (;;) {
-		int state = atomic_load(&c->state);
-
-		if (l->stopping) {
-			pthread_mutex_unlock(&l->lock);
-			return 1;
-		}
-		if (state == SV_CONN_OPEN)
-			break;
-		if (state == SV_CONN_CLOSING || state == SV_CONN_CLOSED) {
-			int status;
-
-			pthread_mutex_unlock(&l->lock);
-			pthread_mutex_lock(&c->lock);
-			status = c->error.status;
-			if (status)
-				*err = c->error;
-			pthread_mutex_unlock(&c->lock);
-			if (!status)
-				status = sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_CONNECTION,
-						      "the client was closed");
-			return status;
-		}
-		wait_ms(l, STATE_POLL_MS);
-	}
-	pthread_mutex_unlock(&l->lock);
-	return 0;
-}
-
-/*
  * A stream's delivery m at offset off: true when it is the position a resumed consume
  * started from, or a record of it up to the one handed out (acked for credit and
  * destroyed here, not handed out again); false otherwise (the position then moves to it).
@@ -324,7 +285,7 @@ static void *listener_main(void *arg)
 		int rc;
 
 		if (!l->cons) {
-			rc = wait_connection(l, &e);
+			rc = sv_client_wait_open(l->c, &l->lock, &l->cond, &l->stopping, &e);
 			if (rc == 1)
 				break;
 			if (rc) {
