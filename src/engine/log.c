@@ -101,6 +101,9 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 		[SALVO_EVENT_CONSUMER_CANCELLED] = SALVO_LOG_WARNING,
 		[SALVO_EVENT_ENVELOPE_REJECTED] = SALVO_LOG_WARNING,
 		[SALVO_EVENT_ENDPOINT_FAILED] = SALVO_LOG_WARNING,
+		[SALVO_EVENT_QUEUE_RENAMED] = SALVO_LOG_NOTICE,
+		[SALVO_EVENT_TOPOLOGY_FAILED] = SALVO_LOG_WARNING,
+		[SALVO_EVENT_TOPOLOGY_RECOVERED] = SALVO_LOG_NOTICE,
 	};
 	/* An event kind without a level here (a new one) is a warning, logged by number. */
 	int level = (size_t)ev->kind < sizeof levels / sizeof levels[0] && levels[ev->kind]
@@ -147,6 +150,16 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 	case SALVO_EVENT_ENDPOINT_FAILED:
 		sv_log(lg, level, "connection", "endpoint %s failed (another was used): %s",
 		       ev->endpoint, e);
+		break;
+	case SALVO_EVENT_QUEUE_RENAMED:
+		sv_log(lg, level, "topology", "server-named queue '%s' is now '%s'", ev->name,
+		       ev->new_name);
+		break;
+	case SALVO_EVENT_TOPOLOGY_FAILED:
+		sv_log(lg, level, "topology", "%s (recovery goes on): %s", ev->reason, e);
+		break;
+	case SALVO_EVENT_TOPOLOGY_RECOVERED:
+		sv_log(lg, level, "topology", "topology recovered: %s", ev->reason);
 		break;
 	default:
 		sv_log(lg, level, "connection", "event %d: %s", (int)ev->kind, e);
