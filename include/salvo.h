@@ -187,7 +187,7 @@ SALVO_API void salvo_conf_print_help(FILE *out);
  * line with a level and a facility, in the manner of librdkafka's log_cb: the connection
  * lost, each reconnection attempt, reconnected, giving up, blocked and unblocked by the
  * broker (facility "connection"); a consumer cancelled by the broker, a malformed envelope
- * rejected ("consumer"); a protocol violation salvo found in the peer's frames, or the
+ * rejected ("consumer"); topology recovery's renames, refusals and end ("topology"); a protocol violation salvo found in the peer's frames, or the
  * broker's connection.close over one ("protocol"); TLS peer verification disabled
  * ("tls": once per process on stderr, once per client to a callback). The events of salvo_client_poll_event are logged as well as queued, so an
  * application that never polls still has them in its log.
@@ -578,8 +578,9 @@ typedef struct salvo_topology_entity {
 
 /*
  * Asked by topology recovery for each recorded entity, before it makes it again: true
- * makes it, false skips it this time (it stays recorded; a consumer skipped ends, with
- * SALVO_ERR_CLOSED). Runs on the hooks' thread, never the I/O thread; it must not call
+ * makes it, false skips it this time (it stays recorded, to be asked about again after
+ * the next loss; but a consumer skipped ends, with SALVO_ERR_CLOSED, and is forgotten).
+ * Runs on the hooks' thread, never the I/O thread, one call at a time; it must not call
  * salvo functions that wait for the I/O thread.
  */
 typedef bool (*salvo_topology_filter_fn)(const salvo_topology_entity *e, void *arg);
@@ -630,7 +631,10 @@ SALVO_API void salvo_client_destroy(salvo_client *c);
  * error comes back at once as its reply code (404 NOT_FOUND, 406 PRECONDITION_FAILED, ...)
  * with err->kind SALVO_ERROR_CHANNEL: the broker has closed the channel, and every later
  * call on it returns that same error; the connection and its other channels go on. A
- * channel is used by one thread at a time.
+ * channel is used by one thread at a time. With topology_recovery on, the declares and
+ * binds that succeed are recorded and the deletes and unbinds forget (see "Topology
+ * recovery" at salvo_client_queue_name); one that would record more than
+ * topology_recovery.max_entities returns SALVO_ERR_LIMIT before anything is sent.
  */
 typedef struct salvo_channel salvo_channel;
 
@@ -905,7 +909,10 @@ typedef struct salvo_consumer_opts {
 
 /*
  * Start consuming queue on ch (basic.consume, awaiting consume-ok). opts NULL: a
- * broker-named tag, acks required, no callback. Returns 0 with *out set, or like every
+ * broker-named tag, acks required, no callback. With topology_recovery on, the consumer
+ * is recorded and made again after a reconnection on the same object (see "Topology
+ * recovery" at salvo_client_queue_name), unless flags has SALVO_CONSUME_NO_RECOVERY or ch
+ * is a publisher's; SALVO_ERR_LIMIT past topology_recovery.max_entities. Returns 0 with *out set, or like every
  * synchronous method (404 for a missing queue, 403 for an exclusive queue in use, 530 for
  * a tag in use: the broker's error, channel or connection kind). Several consumers may
  * share a channel; their deliveries share its delivery tags. A channel's consumers and
@@ -1473,7 +1480,8 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * Listeners: a queue and a callback, run on a thread of the listener's own (nucleon's
  * register_and_spawn_amqp_listener). The listener opens a channel, sets a prefetch,
  * consumes the queue and runs the callback for each message, then settles it as the
- * callback says. Consumers end with a lost connection, so when its consumer ends (the
+ * callback says. Its consumer is not recorded for topology recovery (nor is what its setup
+ * hook and declare make), so it ends with a lost connection; when its consumer ends (the
  * connection lost and recovered, its channel closed by an error, the broker's cancel) the
  * listener waits for the connection and makes a new one: it runs its setup hook again,
  * declares the queue again if asked, and consumes again. It ends by itself only when the

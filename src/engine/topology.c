@@ -201,6 +201,7 @@ void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e,
 	salvo_client *c = ch->client;
 	struct sv_topology *t = &c->topo;
 	struct sv_topo_rec *r;
+	bool lost = false;
 
 	if (!tk->recording)
 		return;
@@ -212,10 +213,7 @@ void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e,
 	r = find(t, e);
 	if (r) {
 		/* Declared again, maybe otherwise (an exchange's arguments): the latest wins. */
-		if (!fill(r, e))
-			sv_log(&c->set.log, SALVO_LOG_WARNING, "topology",
-			       "out of memory: the new declaration of '%s' is not recorded",
-			       e->name);
+		lost = !fill(r, e);
 		goto out;
 	}
 	if (!tk->reserved) {
@@ -227,9 +225,7 @@ void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e,
 	r = calloc(1, sizeof *r);
 	if (!r || !fill(r, e)) {
 		free(r);
-		sv_log(&c->set.log, SALVO_LOG_WARNING, "topology",
-		       "out of memory: '%s' is not recorded for recovery",
-		       e->name ? e->name : e->destination);
+		lost = true;
 		goto out;
 	}
 	r->kind = e->kind;
@@ -244,6 +240,11 @@ void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e,
 	t->n++;
 out:
 	pthread_mutex_unlock(&t->lock);
+	/* After unlocking: the log callback is the application's. */
+	if (lost)
+		sv_log(&c->set.log, SALVO_LOG_WARNING, "topology",
+		       "out of memory: '%s' is not recorded for recovery as declared",
+		       e->name ? e->name : e->destination);
 }
 
 /* Unlink and free the records for which drop(r, arg) is true (lock held); consumers whose
@@ -679,10 +680,11 @@ int sv_topo_recover(salvo_client *c, uint64_t generation, salvo_error *err)
 		while (!rc && next_snap(c, (salvo_topology_kind)k, after, &s)) {
 			after = s.id;
 			if (k == SALVO_TOPOLOGY_CONSUMER &&
-			    atomic_load_explicit(&s.cons->ch->state, memory_order_acquire) ==
-				SV_CH_CLOSED) {
+			    (atomic_load_explicit(&s.cons->ch->state, memory_order_acquire) ==
+				 SV_CH_CLOSED ||
+			     atomic_load(&s.cons->abandoned))) {
 				/* Its channel was closed (by the application meanwhile, or by a
-				 * refusal of this run): it has ended with it. */
+				 * refusal of this run), or it is being destroyed: it has ended. */
 				sv_topo_forget_consumer(s.cons);
 			} else if (c->topo.filter && !c->topo.filter(&s.e, c->topo.filter_arg)) {
 				/* Skipped. A consumer not made again ends (the loop's sweep). */
