@@ -17,22 +17,6 @@
 
 #include "example.h"
 
-/* rabbitmqctl close_connection for our connection named name. */
-static void force_close(const char *name)
-{
-	const char *ctl = getenv("SALVO_RABBITMQCTL");
-	char cmd[1024];
-
-	snprintf(cmd, sizeof cmd,
-		 "pid=$(%s -q list_connections pid client_properties | grep -F '%s' | cut -f1) "
-		 "&& %s -q close_connection \"$pid\" 'topology_recovery example' >/dev/null",
-		 ctl, name, ctl);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "could not close connection %s\n", name);
-		exit(1);
-	}
-}
-
 int main(int argc, char **argv)
 {
 	const char *uri = example_uri(argc, argv);
@@ -53,7 +37,8 @@ int main(int argc, char **argv)
 	bool recovered = false, renamed = false;
 
 	if (!getenv("SALVO_RABBITMQCTL")) {
-		fprintf(stderr, "SALVO_RABBITMQCTL not set: nothing to close the connection with\n");
+		fprintf(stderr,
+			"SALVO_RABBITMQCTL not set: nothing to close the connection with\n");
 		return EXAMPLE_SKIP;
 	}
 	/* topology_recovery is on by default; the name lets rabbitmqctl find us. */
@@ -77,7 +62,7 @@ int main(int argc, char **argv)
 	printf("declared %s, bound to %s, consuming as %s\n", info.name, exchange,
 	       salvo_consumer_tag(cons));
 
-	force_close(name);
+	example_close_connection(name, "topology_recovery example");
 	/* The events tell the story: lost, reconnected, renamed, recovered. */
 	while (!recovered) {
 		if (salvo_client_poll_event(c, &ev, 20000)) {
@@ -86,7 +71,8 @@ int main(int argc, char **argv)
 		}
 		switch (ev.kind) {
 		case SALVO_EVENT_CONNECTION_LOST:
-			printf("connection lost: %s\n", salvo_error_format(&ev.error, line, sizeof line));
+			printf("connection lost: %s\n",
+			       salvo_error_format(&ev.error, line, sizeof line));
 			break;
 		case SALVO_EVENT_RECONNECTED:
 			printf("reconnected to %s\n", ev.endpoint);

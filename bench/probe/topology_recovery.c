@@ -5,8 +5,8 @@
  * by salvo, CLOCK_MONOTONIC). The topology: one exchange, N exclusive queues (they die
  * with the connection, so each is really declared again), a binding of each to the
  * exchange, and with --consumers a consumer of each (on one channel with a prefetch).
- * The connection is closed by rabbitmqctl close_connection (SALVO_RABBITMQCTL, as the
- * examples use it) --rounds times; each round's time is printed, and the median. For
+ * The connection is closed by rabbitmqctl close_connection (SALVO_RABBITMQCTL, with the
+ * examples' helper) --rounds times; each round's time is printed, and the median. For
  * comparison, the time the application's own declares took at the start (the same
  * round trips, made by the application's thread) is printed first.
  *
@@ -21,32 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <salvo.h>
-
-static void check(int rc, const salvo_error *err, const char *what)
-{
-	char line[512];
-
-	if (!rc)
-		return;
-	fprintf(stderr, "%s: %s\n", what, salvo_error_format(err, line, sizeof line));
-	exit(1);
-}
-
-static void force_close(const char *name)
-{
-	const char *ctl = getenv("SALVO_RABBITMQCTL");
-	char cmd[1024];
-
-	snprintf(cmd, sizeof cmd,
-		 "pid=$(%s -q list_connections pid client_properties | grep -F '%s' | cut -f1) "
-		 "&& %s -q close_connection \"$pid\" 'topology_recovery bench' >/dev/null",
-		 ctl, name, ctl);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "could not close connection %s\n", name);
-		exit(1);
-	}
-}
+#include "../../examples/example.h" /* example_check, example_close_connection */
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -82,8 +57,9 @@ int main(int argc, char **argv)
 			uri = NULL, i = argc;
 	}
 	if (!uri || !getenv("SALVO_RABBITMQCTL") || !queues || !rounds || rounds > 64) {
-		fprintf(stderr, "usage: SALVO_RABBITMQCTL=rabbitmqctl %s URI [--queues N] "
-				"[--consumers] [--rounds R (1..64)]\n",
+		fprintf(stderr,
+			"usage: SALVO_RABBITMQCTL=rabbitmqctl %s URI [--queues N] "
+			"[--consumers] [--rounds R (1..64)]\n",
 			argv[0]);
 		return 2;
 	}
@@ -96,14 +72,14 @@ int main(int argc, char **argv)
 		fprintf(stderr, "conf: %s\n", conf ? errstr : "out of memory");
 		return 1;
 	}
-	check(salvo_client_new(conf, &c, &err), &err, "connect");
+	example_check(salvo_client_new(conf, &c, &err), &err, "connect");
 	salvo_conf_destroy(conf);
-	check(salvo_channel_open(c, &ch, &err), &err, "channel");
-	check(salvo_exchange_declare(ch, "salvo.bench.topology", "direct", SALVO_AUTO_DELETE, NULL,
-				     &err),
-	      &err, "exchange_declare");
+	example_check(salvo_channel_open(c, &ch, &err), &err, "channel");
+	example_check(salvo_exchange_declare(ch, "salvo.bench.topology", "direct",
+					     SALVO_AUTO_DELETE, NULL, &err),
+		      &err, "exchange_declare");
 	if (consumers) {
-		check(salvo_basic_qos(ch, 0, 10, false, &err), &err, "qos");
+		example_check(salvo_basic_qos(ch, 0, 10, false, &err), &err, "qos");
 		cons = calloc(queues, sizeof *cons);
 		if (!cons)
 			return 1;
@@ -114,12 +90,12 @@ int main(int argc, char **argv)
 
 		snprintf(q, sizeof q, "salvo.bench.topology.%d.%u", (int)getpid(), i);
 		snprintf(key, sizeof key, "%u", i);
-		check(salvo_queue_declare(ch, q, SALVO_EXCLUSIVE, NULL, NULL, &err), &err,
-		      "queue_declare");
-		check(salvo_queue_bind(ch, q, "salvo.bench.topology", key, NULL, &err), &err,
-		      "queue_bind");
+		example_check(salvo_queue_declare(ch, q, SALVO_EXCLUSIVE, NULL, NULL, &err), &err,
+			      "queue_declare");
+		example_check(salvo_queue_bind(ch, q, "salvo.bench.topology", key, NULL, &err),
+			      &err, "queue_bind");
 		if (consumers)
-			check(salvo_consume(ch, q, NULL, &cons[i], &err), &err, "consume");
+			example_check(salvo_consume(ch, q, NULL, &cons[i], &err), &err, "consume");
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("topology: 1 exchange, %u exclusive queues, %u bindings, %u consumers\n", queues,
@@ -130,7 +106,7 @@ int main(int argc, char **argv)
 		uint64_t reconnected = 0;
 		salvo_event ev;
 
-		force_close(name);
+		example_close_connection(name, "topology_recovery bench");
 		for (;;) {
 			if (salvo_client_poll_event(c, &ev, 60000)) {
 				fprintf(stderr, "no recovery within 60 s\n");

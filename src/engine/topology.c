@@ -195,8 +195,8 @@ static bool fill(struct sv_topo_rec *r, const salvo_topology_entity *e)
 	return true;
 }
 
-void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e,
-		    struct salvo_consumer *cons, const struct sv_topo_ticket *tk, int status)
+void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e, struct salvo_consumer *cons,
+		    const struct sv_topo_ticket *tk, int status)
 {
 	salvo_client *c = ch->client;
 	struct sv_topology *t = &c->topo;
@@ -487,9 +487,13 @@ static bool next_snap(salvo_client *c, salvo_topology_kind kind, uint64_t after,
 		s->args = r->args ? sv_table_copy_without(r->args, NULL) : NULL;
 		ok = (!r->name || s->name) && (!r->type || s->type) && (!r->source || s->source) &&
 		     (!r->dest || s->dest) && (!r->key || s->key) && (!r->args || s->args);
-		s->e = (salvo_topology_entity){.kind = kind, .name = s->name, .type = s->type,
-					       .source = s->source, .destination = s->dest,
-					       .routing_key = s->key, .flags = r->flags,
+		s->e = (salvo_topology_entity){.kind = kind,
+					       .name = s->name,
+					       .type = s->type,
+					       .source = s->source,
+					       .destination = s->dest,
+					       .routing_key = s->key,
+					       .flags = r->flags,
 					       .arguments = s->args,
 					       .server_named = r->server_named};
 		if (r->cons) {
@@ -527,14 +531,13 @@ static bool fatal(const salvo_error *err)
 	return err->kind != SALVO_ERROR_CHANNEL;
 }
 
-static const char *const kind_names[] = {"", "exchange", "queue", "queue binding",
-					 "exchange binding", "consumer"};
+static const char *const kind_names[] = {
+    "", "exchange", "queue", "queue binding", "exchange binding", "consumer"};
 
 /* An entity the broker refused: reported, and recovery goes on. */
 static void failed(struct run *run, const struct snap *s, const salvo_error *err)
 {
-	salvo_event ev = {.kind = SALVO_EVENT_TOPOLOGY_FAILED, .entity = s->e.kind,
-			  .error = *err};
+	salvo_event ev = {.kind = SALVO_EVENT_TOPOLOGY_FAILED, .entity = s->e.kind, .error = *err};
 	const char *name = s->e.name ? s->e.name : s->e.destination;
 
 	snprintf(ev.name, sizeof ev.name, "%s", name);

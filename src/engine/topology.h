@@ -53,8 +53,8 @@ int sv_topo_reserve(salvo_channel *ch, const salvo_topology_entity *e, struct sv
 		    salvo_error *err);
 /* After it: status 0 records e (a consumer's cons, referenced by the record), anything
  * else only gives the reservation back. */
-void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e,
-		    struct salvo_consumer *cons, const struct sv_topo_ticket *t, int status);
+void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e, struct salvo_consumer *cons,
+		    const struct sv_topo_ticket *t, int status);
 /* A successful exchange.delete, queue.delete, queue.unbind or exchange.unbind of e (kind
  * EXCHANGE, QUEUE, QUEUE_BINDING, EXCHANGE_BINDING): forget it and what depends on it. */
 void sv_topo_forget(salvo_client *c, const salvo_topology_entity *e);

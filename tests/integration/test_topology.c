@@ -26,8 +26,7 @@ static const char *uri;
 /* Events of c until one of kind (included) or the timeout: the list is for the case to
  * look through. Returns how many were collected; the last is of kind unless it timed out. */
 #define MAX_EVENTS 64
-static size_t events_until(salvo_client *c, salvo_event_kind kind, salvo_event *evs,
-			   int timeout_ms)
+static size_t events_until(salvo_client *c, salvo_event_kind kind, salvo_event *evs, int timeout_ms)
 {
 	double end = now_s() + timeout_ms / 1e3;
 	size_t n = 0;
@@ -132,42 +131,55 @@ static size_t bounce(salvo_client *c, const char *name, salvo_event *evs)
 }
 
 /*
- * An exclusive queue and its binding die with the connection and come back: declared,
- * bound to an exchange, gone from the broker after the loss (checked through the admin
- * client before salvo reconnects), back after recovery, and a message published through
- * the binding after RECONNECTED is in it.
+ * An exclusive queue and an auto-delete queue, each bound to an exchange (the auto-delete
+ * one consumed: the broker deletes it when its consumer goes), die with the connection and
+ * come back: gone from the broker after the loss (checked through the admin client before
+ * salvo reconnects), back after recovery, and messages published through the bindings
+ * after RECONNECTED are in the exclusive queue and reach the auto-delete queue's consumer.
  */
 static void case_exclusive(void)
 {
-	char name[96], q[96], x[96];
+	char name[96], q[96], ad[96], x[96];
 	salvo_event evs[MAX_EVENTS];
-	salvo_client *c = named_client("exclusive", name, sizeof name, "reconnect.initial_delay",
-					"1000");
+	salvo_client *c =
+	    named_client("exclusive", name, sizeof name, "reconnect.initial_delay", "1000");
 	salvo_client *admin = rabbit_connect(uri, NULL);
+	salvo_consumer *cons;
 	salvo_channel *ch;
+	salvo_message *m;
 	salvo_error err;
 	size_t n;
 
 	snprintf(q, sizeof q, "salvo.test.topology.excl-%d", (int)getpid());
+	snprintf(ad, sizeof ad, "salvo.test.topology.ad-%d", (int)getpid());
 	snprintf(x, sizeof x, "salvo.test.topology.excl-x-%d", (int)getpid());
 	OK(salvo_channel_open(c, &ch, &err));
 	OK(salvo_exchange_declare(ch, x, "direct", SALVO_AUTO_DELETE, NULL, &err));
 	OK(salvo_queue_declare(ch, q, SALVO_EXCLUSIVE, NULL, NULL, &err));
 	OK(salvo_queue_bind(ch, q, x, "k", NULL, &err));
-	OK(salvo_channel_close(ch, &err));
+	OK(salvo_queue_declare(ch, ad, SALVO_AUTO_DELETE, NULL, NULL, &err));
+	OK(salvo_queue_bind(ch, ad, x, "ad", NULL, &err));
+	OK(salvo_consume(ch, ad, NULL, &cons, &err));
 
 	close_connection(name, "test: topology");
 	n = events_until(c, SALVO_EVENT_CONNECTION_LOST, evs, 10000);
-	/* The broker deleted it with the connection (salvo waits 0.5 to 1 s to reconnect). */
-	CHECK(!queue_exists(admin, q));
+	/* The broker deleted both with the connection (salvo waits 0.5 to 1 s to reconnect). */
+	CHECK(!queue_exists(admin, q) && !queue_exists(admin, ad));
 	n = events_until(c, SALVO_EVENT_TOPOLOGY_RECOVERED, evs, 20000);
 	CHECK(find_event(evs, n, SALVO_EVENT_RECONNECTED));
 	CHECK(!find_event(evs, n, SALVO_EVENT_TOPOLOGY_FAILED));
-	/* Exchange, queue and binding: 3 entities made again. */
-	CHECK(evs[n - 1].attempt == 3);
-	CHECK(queue_exists(admin, q));
+	/* The exchange, two queues, two bindings and a consumer: 6 entities made again. */
+	CHECK(evs[n - 1].attempt == 6);
+	CHECK(queue_exists(admin, q) && queue_exists(admin, ad));
 	publish_to(admin, x, "k", "after");
 	get_body(c, q, "after");
+	publish_to(admin, x, "ad", "auto-delete");
+	OK(salvo_consumer_get(cons, 5000, &m, &err));
+	expect_body(m, "auto-delete");
+	OK(salvo_message_ack(m, false, &err));
+	salvo_message_destroy(m);
+	salvo_consumer_destroy(cons);
+	OK(salvo_channel_close(ch, &err));
 	rabbit_close(c, 5000);
 	rabbit_close(admin, 5000);
 }
@@ -196,8 +208,7 @@ static bool record_order(const salvo_topology_entity *e, void *arg)
 	return !o->skip || strcmp(name, o->skip);
 }
 
-static salvo_client *filtered_client(const char *tag, char *name, size_t size,
-				     struct order *o)
+static salvo_client *filtered_client(const char *tag, char *name, size_t size, struct order *o)
 {
 	salvo_conf *conf = salvo_conf_new();
 	salvo_client *c;
@@ -209,8 +220,7 @@ static salvo_client *filtered_client(const char *tag, char *name, size_t size,
 	CHECK(conf);
 	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
 	CHECK(salvo_conf_set(conf, "connection_name", name, errstr, sizeof errstr) == 0);
-	CHECK(salvo_conf_set(conf, "reconnect.initial_delay", "1000", errstr, sizeof errstr) ==
-	      0);
+	CHECK(salvo_conf_set(conf, "reconnect.initial_delay", "1000", errstr, sizeof errstr) == 0);
 	OK(salvo_conf_set_topology_filter(conf, record_order, o));
 	OK(salvo_client_new(conf, &c, &err));
 	salvo_conf_destroy(conf);
@@ -237,9 +247,8 @@ static void case_exchange_chain(void)
 	uint64_t deleted_ns;
 	size_t n;
 	static const salvo_topology_kind want[] = {
-	    SALVO_TOPOLOGY_EXCHANGE,	     SALVO_TOPOLOGY_EXCHANGE, SALVO_TOPOLOGY_QUEUE,
-	    SALVO_TOPOLOGY_QUEUE_BINDING,    SALVO_TOPOLOGY_EXCHANGE_BINDING,
-	    SALVO_TOPOLOGY_CONSUMER};
+	    SALVO_TOPOLOGY_EXCHANGE,	  SALVO_TOPOLOGY_EXCHANGE,	   SALVO_TOPOLOGY_QUEUE,
+	    SALVO_TOPOLOGY_QUEUE_BINDING, SALVO_TOPOLOGY_EXCHANGE_BINDING, SALVO_TOPOLOGY_CONSUMER};
 
 	snprintf(q, sizeof q, "salvo.test.topology.chain-%d", (int)getpid());
 	snprintf(x1, sizeof x1, "salvo.test.topology.chain-x1-%d", (int)getpid());
@@ -307,24 +316,6 @@ static void on_message(salvo_message *m, void *arg)
 	atomic_fetch_add(&s->n, 1);
 }
 
-/* The prefetch_count rabbitmqctl shows for the consumer tagged tag ("" if none). */
-static void consumer_prefetch(const char *tag, char *out, size_t size)
-{
-	char cmd[1024];
-	FILE *f;
-
-	snprintf(cmd, sizeof cmd,
-		 "bash '%s/scripts/rabbitmq.sh' ctl -q list_consumers consumer_tag prefetch_count "
-		 "| grep -F '%s' | cut -f2",
-		 getenv("SALVO_SOURCE_ROOT"), tag);
-	f = popen(cmd, "r");
-	CHECK(f);
-	if (!fgets(out, (int)size, f))
-		out[0] = '\0';
-	pclose(f);
-	out[strcspn(out, "\n")] = '\0';
-}
-
 /*
  * Plain consumers survive: on one channel with prefetch 7, a consumer read with
  * salvo_consumer_get and one with a callback (tag given), and a SALVO_CONSUME_NO_RECOVERY
@@ -337,12 +328,12 @@ static void case_consumer_survives(void)
 {
 	char name[96], q1[96], q2[96], q3[96], prefetch[32];
 	salvo_event evs[MAX_EVENTS];
-	salvo_client *c = named_client("consumer", name, sizeof name, "reconnect.initial_delay",
-					"1000");
+	salvo_client *c =
+	    named_client("consumer", name, sizeof name, "reconnect.initial_delay", "1000");
 	salvo_client *admin = rabbit_connect(uri, NULL);
 	struct seen seen = {0};
-	salvo_consumer_opts cb = {.tag = "salvo-topology-cb", .on_message = on_message,
-				  .on_message_arg = &seen};
+	salvo_consumer_opts cb = {
+	    .tag = "salvo-topology-cb", .on_message = on_message, .on_message_arg = &seen};
 	salvo_consumer_opts once = {.flags = SALVO_CONSUME_NO_RECOVERY};
 	salvo_consumer *get_cons, *cb_cons, *once_cons;
 	salvo_channel *ch;
@@ -383,7 +374,8 @@ static void case_consumer_survives(void)
 	CHECK(rc == SALVO_ERR_CLOSED || rc == 320);
 
 	CHECK(!strcmp(salvo_consumer_tag(get_cons), tag));
-	consumer_prefetch(tag, prefetch, sizeof prefetch);
+	rabbit_ctl_find("list_consumers consumer_tag prefetch_count", tag, 2, prefetch,
+			sizeof prefetch);
 	printf("prefetch of %s after recovery: '%s'\n", tag, prefetch);
 	CHECK(!strcmp(prefetch, "7"));
 	rabbit_publish_n(admin, q1, 1, 3);
@@ -660,8 +652,8 @@ static void case_failed_redeclare(void)
 {
 	char name[96], durable[96], after[96], x[96];
 	salvo_event evs[MAX_EVENTS];
-	salvo_client *c = named_client("failed", name, sizeof name, "reconnect.initial_delay",
-					"1000");
+	salvo_client *c =
+	    named_client("failed", name, sizeof name, "reconnect.initial_delay", "1000");
 	salvo_client *admin = rabbit_connect(uri, NULL);
 	salvo_table *ttl60 = salvo_table_new(), *ttl1 = salvo_table_new();
 	const salvo_event *ev;
