@@ -18,6 +18,8 @@
  *    the bound on what the queues hold (read_hold.c);
  *  - the event queue (c->lock), the counters (atomics) and the channels' and the
  *    connection's state (atomics; the error is valid once the state says CLOSED);
+ *  - the topology record (c->topo.lock, topology.c): declaring threads record, the I/O
+ *    thread forgets consumers the broker cancelled, the hooks' thread recovers;
  *  - c->parked and the wake-up eventfd (park.c).
  * Each handshake has both of its sides, and its ordering argument, in the file named.
  */
