@@ -208,9 +208,11 @@ static bool record_order(const salvo_topology_entity *e, void *arg)
 	return !o->skip || strcmp(name, o->skip);
 }
 
+/* A client whose topology filter is record_order(o), set on a configuration and kept by
+ * salvo_conf_dup (the client is made from the copy). */
 static salvo_client *filtered_client(const char *tag, char *name, size_t size, struct order *o)
 {
-	salvo_conf *conf = salvo_conf_new();
+	salvo_conf *conf = salvo_conf_new(), *copy;
 	salvo_client *c;
 	salvo_error err;
 	char errstr[256];
@@ -221,9 +223,13 @@ static salvo_client *filtered_client(const char *tag, char *name, size_t size, s
 	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
 	CHECK(salvo_conf_set(conf, "connection_name", name, errstr, sizeof errstr) == 0);
 	CHECK(salvo_conf_set(conf, "reconnect.initial_delay", "1000", errstr, sizeof errstr) == 0);
+	CHECK(salvo_conf_set_topology_filter(NULL, record_order, o) == SALVO_ERR_INVALID_ARGUMENT);
 	OK(salvo_conf_set_topology_filter(conf, record_order, o));
-	OK(salvo_client_new(conf, &c, &err));
+	copy = salvo_conf_dup(conf);
+	CHECK(copy);
 	salvo_conf_destroy(conf);
+	OK(salvo_client_new(copy, &c, &err));
+	salvo_conf_destroy(copy);
 	return c;
 }
 
