@@ -753,6 +753,77 @@ static void case_off(void)
 	rabbit_close(admin, 5000);
 }
 
+/* A listener's setup hook: declares an exchange (on a channel of its own). */
+static int listener_setup(salvo_client *c, void *arg, salvo_error *err)
+{
+	salvo_channel *ch;
+	int rc = salvo_channel_open(c, &ch, err);
+
+	if (rc)
+		return rc;
+	rc = salvo_exchange_declare(ch, arg, "fanout", SALVO_AUTO_DELETE, NULL, err);
+	salvo_channel_close(ch, NULL);
+	return rc;
+}
+
+static salvo_listener_action listener_ack(salvo_message *m, void *arg)
+{
+	(void)m;
+	atomic_fetch_add((atomic_int *)arg, 1);
+	return SALVO_LISTENER_ACK;
+}
+
+/*
+ * What a listener makes (its setup hook's exchange, its declared queue, its consumer) is
+ * not recorded: after the loss no recovery runs (nothing recorded: no
+ * SALVO_EVENT_TOPOLOGY_RECOVERED), the listener makes its consumer again itself (one
+ * restart) and receives what is published after.
+ */
+static void case_listener_not_recorded(void)
+{
+	char name[96], q[96], x[96];
+	salvo_event evs[MAX_EVENTS];
+	salvo_client *c = named_client("listener", name, sizeof name, NULL, NULL);
+	salvo_client *admin = rabbit_connect(uri, NULL);
+	salvo_listener_opts opts = {.declare = true,
+				    .declare_flags = SALVO_AUTO_DELETE,
+				    .setup = listener_setup,
+				    .setup_arg = x};
+	salvo_listener_stats st;
+	salvo_listener *l;
+	salvo_error err;
+	atomic_int got = 0;
+	double end;
+	size_t n;
+
+	snprintf(q, sizeof q, "salvo.test.topology.listener-%d", (int)getpid());
+	snprintf(x, sizeof x, "salvo.test.topology.listener-x-%d", (int)getpid());
+	OK(salvo_listener_new(c, q, listener_ack, &got, &opts, &l, &err));
+	close_connection(name, "test: topology");
+	n = events_until(c, SALVO_EVENT_RECONNECTED, evs, 20000);
+	/* Every event until the listener has consumed again and a message published after
+	 * has reached it, and for a second more, is kept for the check below. */
+	for (end = now_s() + 10; now_s() < end;) {
+		salvo_listener_get_stats(l, &st);
+		if (st.restarts == 1)
+			break;
+		if (n < MAX_EVENTS && salvo_client_poll_event(c, &evs[n], 50) == 0)
+			n++;
+	}
+	CHECK(st.restarts == 1);
+	rabbit_publish_n(admin, q, 1, 1);
+	for (end = now_s() + 5; now_s() < end && atomic_load(&got) < 1;)
+		if (n < MAX_EVENTS && salvo_client_poll_event(c, &evs[n], 50) == 0)
+			n++;
+	CHECK(atomic_load(&got) == 1);
+	while (n < MAX_EVENTS && salvo_client_poll_event(c, &evs[n], 1000) == 0)
+		n++;
+	CHECK(n < MAX_EVENTS && !find_event(evs, n, SALVO_EVENT_TOPOLOGY_RECOVERED));
+	salvo_listener_destroy(l);
+	rabbit_close(c, 5000);
+	rabbit_close(admin, 5000);
+}
+
 static const struct test_case cases[] = {
     {"exclusive", .run = case_exclusive},
     {"exchange chain", .run = case_exchange_chain},
@@ -763,6 +834,7 @@ static const struct test_case cases[] = {
     {"bound", .run = case_bound},
     {"failed redeclare", .run = case_failed_redeclare},
     {"off", .run = case_off},
+    {"listener not recorded", .run = case_listener_not_recorded},
 };
 
 int main(int argc, char **argv)
