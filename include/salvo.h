@@ -538,7 +538,10 @@ typedef struct salvo_event {
  * broker refuses (a queue declared meanwhile with other arguments: 406) is reported by
  * SALVO_EVENT_TOPOLOGY_FAILED and recovery goes on with the next; a consumer that
  * cannot be made again ends with that error (salvo_consumer_get returns it), as does
- * every consumer of a channel the refusal closed. SALVO_EVENT_TOPOLOGY_RECOVERED ends
+ * every consumer of a channel the refusal closed. Refused entities are not retried
+ * before the next loss; one to expect is an exclusive queue with a fixed name, refused
+ * with 405 RESOURCE_LOCKED while the broker has not yet noticed that the old connection
+ * is gone (a server-named one does not meet it). SALVO_EVENT_TOPOLOGY_RECOVERED ends
  * recovery. A loss during recovery starts it again on the next connection.
  *
  * While a channel with recorded consumers waits to be reopened (from the loss until its
