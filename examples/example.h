@@ -56,6 +56,24 @@ static inline salvo_client *example_connect(int argc, char **argv)
 	return client;
 }
 
+/* rabbitmqctl close_connection, with reason, for our connection named name (the "network
+ * failure" of the recovery examples): SALVO_RABBITMQCTL holds the command ("rabbitmqctl",
+ * or the test broker's "bash scripts/rabbitmq.sh ctl"). Exits when it fails. */
+static inline void example_close_connection(const char *name, const char *reason)
+{
+	const char *ctl = getenv("SALVO_RABBITMQCTL");
+	char cmd[1024];
+
+	snprintf(cmd, sizeof cmd,
+		 "pid=$(%s -q list_connections pid client_properties | grep -F '%s' | cut -f1) "
+		 "&& %s -q close_connection \"$pid\" '%s' >/dev/null",
+		 ctl, name, ctl, reason);
+	if (!ctl || system(cmd) != 0) {
+		fprintf(stderr, "could not close connection %s\n", name);
+		exit(1);
+	}
+}
+
 static inline void example_close(salvo_client *client)
 {
 	salvo_error err;

@@ -51,22 +51,6 @@ static void sleep_ms(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* rabbitmqctl close_connection for our connection named name: the "network failure". */
-static void force_close(const char *name)
-{
-	const char *ctl = getenv("SALVO_RABBITMQCTL");
-	char cmd[1024];
-
-	snprintf(cmd, sizeof cmd,
-		 "pid=$(%s -q list_connections pid client_properties | grep -F '%s' | cut -f1) "
-		 "&& %s -q close_connection \"$pid\" 'recovery_loop example' >/dev/null",
-		 ctl, name, ctl);
-	if (system(cmd) != 0) {
-		fprintf(stderr, "could not close connection %s\n", name);
-		exit(1);
-	}
-}
-
 static salvo_conf *make_conf(const char *name, const char *reconnect)
 {
 	salvo_conf *conf = salvo_conf_new();
@@ -167,7 +151,7 @@ static int consume(salvo_client *c, const char *queue, const char *name, bool fa
 		salvo_message_ack(m, false, NULL);
 		salvo_message_destroy(m);
 		if (fail_midway && distinct == N / 2)
-			force_close(name);
+			example_close_connection(name, "recovery_loop example");
 	}
 	salvo_consumer_destroy(cons);
 	salvo_channel_close(ch, NULL);
@@ -257,7 +241,7 @@ int main(int argc, char **argv)
 	publish(queue, 0, N / 2);
 	for (int i = 0; i < 500 && distinct < N / 2; i++)
 		sleep_ms(10);
-	force_close("recovery_loop auto");
+	example_close_connection("recovery_loop auto", "recovery_loop example");
 	publish(queue, N / 2, N / 2);
 	for (int i = 0; i < 1000 && distinct < N; i++)
 		sleep_ms(10);

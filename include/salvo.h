@@ -191,10 +191,12 @@ SALVO_API void salvo_conf_print_help(FILE *out);
  * broker (facility "connection"); a consumer cancelled by the broker, a malformed envelope
  * rejected ("consumer"); a channel's content stopped and resumed by the broker
  * (channel.flow), the first returned message dropped for publisher.returns.max_bytes
- * ("publisher"); a protocol violation salvo found in the peer's frames, or the
- * broker's connection.close over one ("protocol"); TLS peer verification disabled
- * ("tls": once per process on stderr, once per client to a callback). The events of salvo_client_poll_event are logged as well as queued, so an
- * application that never polls still has them in its log.
+ * ("publisher"); topology recovery's renames, refusals and end ("topology"); a
+ * protocol violation salvo found in the peer's frames, or the broker's connection.close
+ * over one ("protocol"); TLS peer verification disabled ("tls": once per process on
+ * stderr, once per client to a callback). The events of salvo_client_poll_event are
+ * logged as well as queued, so an application that never polls still has them in its
+ * log.
  *
  * Levels are syslog's; the key "log.level" (default notice) says the least severe that is
  * logged, and nothing below it is even formatted. Without a callback, lines go to stderr
@@ -401,9 +403,13 @@ SALVO_API int salvo_table_next(salvo_table_iter *it, salvo_field *f);
  * call synchronous methods); then publishers resume on channels of the same numbers,
  * confirm mode restored, and every message without a confirm is sent again: at-least-once,
  * a confirmed message is never lost, duplicates are possible and counted
- * (salvo_pub_stats.resent). Channels opened with salvo_channel_open are closed by a loss
- * (their calls return the error; open new ones). Not retried: 403 ACCESS_REFUSED (but with
- * a credentials callback, below), 530 NOT_ALLOWED, a protocol error, a block longer than
+ * (salvo_pub_stats.resent). With topology recovery (configuration key topology_recovery,
+ * on by default; see salvo_conf_set_topology_filter) the exchanges, queues, bindings and
+ * consumers the application declared are made again first, and a channel opened with
+ * salvo_channel_open that has recorded consumers is reopened with the same number, its
+ * consumers going on; other such channels are closed by a loss (their calls return the
+ * error; open new ones). Not retried: 403 ACCESS_REFUSED (but with a credentials
+ * callback, below), 530 NOT_ALLOWED, a protocol error, a block longer than
  * blocked_timeout, a close the application asked for.
  */
 typedef struct salvo_client salvo_client;
@@ -525,7 +531,32 @@ typedef enum salvo_event_kind {
 	 * it. A reconnection starts every channel with flow on. */
 	SALVO_EVENT_FLOW_STOPPED,
 	SALVO_EVENT_FLOW_RESUMED,
+	/* Topology recovery (salvo_conf_set_topology_filter) declared a server-named queue
+	 * again and the broker named it anew: name is its name before, new_name now. Its
+	 * recorded bindings and consumers have followed it already;
+	 * salvo_client_queue_name maps any of its names to the current one. */
+	SALVO_EVENT_QUEUE_RENAMED,
+	/* Topology recovery could not make an entity again: entity says which kind, name
+	 * which one (a binding: its destination; reason says all of it), error the broker's
+	 * refusal (406 PRECONDITION_FAILED, 404 NOT_FOUND, ...). Recovery went on with the
+	 * next entity; the client goes on. */
+	SALVO_EVENT_TOPOLOGY_FAILED,
+	/* Topology recovery has finished, before the on-connect hooks run and publishing
+	 * resumes: attempt is how many entities it made again (failures and those the
+	 * filter skipped not counted). time_ns less the RECONNECTED event's is how long
+	 * recovery took. */
+	SALVO_EVENT_TOPOLOGY_RECOVERED,
 } salvo_event_kind;
+
+/* The kinds of entity topology recovery records (salvo_topology_entity). */
+typedef enum salvo_topology_kind {
+	SALVO_TOPOLOGY_NONE = 0,
+	SALVO_TOPOLOGY_EXCHANGE,
+	SALVO_TOPOLOGY_QUEUE,
+	SALVO_TOPOLOGY_QUEUE_BINDING,	 /* queue.bind */
+	SALVO_TOPOLOGY_EXCHANGE_BINDING, /* exchange.bind */
+	SALVO_TOPOLOGY_CONSUMER,
+} salvo_topology_kind;
 
 typedef struct salvo_event {
 	salvo_event_kind kind;
@@ -537,7 +568,107 @@ typedef struct salvo_event {
 	char reason[256];
 	char consumer_tag[256]; /* SALVO_EVENT_CONSUMER_CANCELLED, _ENVELOPE_REJECTED */
 	uint16_t channel;	/* ... of them: the consumer's channel; FLOW_*: the channel */
+	/* Fields added since are appended here. */
+	salvo_topology_kind entity; /* SALVO_EVENT_TOPOLOGY_FAILED, _QUEUE_RENAMED */
+	char name[256];		    /* ... the entity's name (before a rename) */
+	char new_name[256];	    /* SALVO_EVENT_QUEUE_RENAMED: the queue's name now */
 } salvo_event;
+
+/*
+ * Topology recovery. While the configuration key topology_recovery is 1 (the default),
+ * a client records what the application declares through it, when the call succeeds:
+ * exchanges (name, type, flags, arguments), queues (name, flags, arguments; a
+ * server-named one as such), queue and exchange bindings (with their arguments), and
+ * consumers (queue, tag, flags, arguments, and their channel's salvo_basic_qos). A
+ * passive declare records nothing. It forgets what is deleted: salvo_exchange_delete
+ * drops the exchange and every binding it is the source or destination of;
+ * salvo_queue_delete the queue, its bindings and its consumers; an unbind the binding;
+ * a consumer's cancel (salvo_consumer_cancel, salvo_consumer_destroy, the broker's)
+ * the consumer, and with its last recorded consumer an auto-delete queue (the broker
+ * deletes it then). Not recorded: consumers made with SALVO_CONSUME_NO_RECOVERY or on
+ * a publisher's channel (salvo_publisher_channel), which end with the connection; what
+ * a listener declares and consumes (it makes its own again, setup hook included);
+ * declares of the on-connect hooks and of salvo_client_new's first hooks are recorded
+ * like any (declaring them again is harmless).
+ *
+ * After a reconnection, before the on-connect hooks and before publishing resumes, on
+ * the hooks' thread (never the I/O thread) and in this order: every recorded exchange,
+ * queue, queue and exchange binding is declared again, in the order first declared, on
+ * a channel of recovery's own; then each channel with recorded consumers is reopened
+ * with its number, its prefetch set again, and its consumers made again with their tag,
+ * flags and arguments on the same salvo_consumer, so salvo_consumer_get and the
+ * dispatch calls simply go on (messages taken before the loss can no longer be
+ * settled: SALVO_ERR_CLOSED, as before). Exclusive and auto-delete queues, which died
+ * with the connection, come back. A server-named queue comes back under a name the
+ * broker chooses: SALVO_EVENT_QUEUE_RENAMED says so, its bindings and consumers follow
+ * it, and salvo_client_queue_name maps its old names to the new one. An entity the
+ * broker refuses (a queue declared meanwhile with other arguments: 406) is reported by
+ * SALVO_EVENT_TOPOLOGY_FAILED and recovery goes on with the next; a consumer that
+ * cannot be made again ends with that error (salvo_consumer_get returns it), as does
+ * every consumer of a channel the refusal closed. Refused entities are not retried
+ * before the next loss; one to expect is an exclusive queue with a fixed name, refused
+ * with 405 RESOURCE_LOCKED while the broker has not yet noticed that the old connection
+ * is gone (a server-named one does not meet it). SALVO_EVENT_TOPOLOGY_RECOVERED ends
+ * recovery. A loss during recovery starts it again on the next connection.
+ *
+ * While a channel with recorded consumers waits to be reopened (from the loss until its
+ * channel.open-ok), a synchronous call on it returns SALVO_ERR_CLOSED at once, with a
+ * text saying the channel is being recovered: nothing is held for the new connection;
+ * call again after SALVO_EVENT_TOPOLOGY_RECOVERED. Channels without recorded consumers
+ * are closed by a loss, as with topology_recovery 0.
+ *
+ * Recording is bounded: at most topology_recovery.max_entities entities (exchanges,
+ * queues, bindings and consumers together); a declare, bind or consume that would
+ * record one more fails before anything is sent, with SALVO_ERR_LIMIT and a text
+ * naming the key. Declaring what is recorded already records nothing new.
+ */
+
+/*
+ * An entity as the topology filter sees it. The strings and the table are valid during
+ * the call only; those a kind does not have are NULL.
+ *  - EXCHANGE: name, type, flags (SALVO_DURABLE, ...), arguments.
+ *  - QUEUE: name (a server-named queue's latest name), flags, arguments, server_named.
+ *  - QUEUE_BINDING, EXCHANGE_BINDING: source (the exchange), destination (the queue or
+ *    exchange), routing_key, arguments.
+ *  - CONSUMER: name (the tag), destination (its queue), flags (SALVO_CONSUME_*),
+ *    arguments, channel.
+ */
+typedef struct salvo_topology_entity {
+	salvo_topology_kind kind;
+	const char *name;
+	const char *type;
+	const char *source;
+	const char *destination;
+	const char *routing_key;
+	unsigned flags;
+	const salvo_table *arguments;
+	bool server_named;
+	uint16_t channel;
+} salvo_topology_entity;
+
+/*
+ * Asked by topology recovery for each recorded entity, before it makes it again: true
+ * makes it, false skips it this time (it stays recorded, to be asked about again after
+ * the next loss; but a consumer skipped ends, with SALVO_ERR_CLOSED, and is forgotten).
+ * Runs on the hooks' thread, never the I/O thread, one call at a time; it must not call
+ * salvo functions that wait for the I/O thread.
+ */
+typedef bool (*salvo_topology_filter_fn)(const salvo_topology_entity *e, void *arg);
+
+/* Set (fn NULL: remove) the filter of the clients made from conf; salvo_conf_dup and
+ * pools copy it. Returns 0, or SALVO_ERR_INVALID_ARGUMENT when conf is NULL. */
+SALVO_API int salvo_conf_set_topology_filter(salvo_conf *conf, salvo_topology_filter_fn fn,
+					     void *arg);
+
+/*
+ * The current name of queue name: a recorded server-named queue renamed by recovery
+ * answers to its first name and its last 4 names before the current one; any other
+ * name (not server-named, not recorded, topology_recovery 0) is its own current name.
+ * Writes it NUL-terminated into buf (len bytes; 256 always hold it). Returns 0, or
+ * SALVO_ERR_INVALID_ARGUMENT when an argument is NULL or buf is too small. Any thread.
+ */
+SALVO_API int salvo_client_queue_name(salvo_client *c, const char *name, char *buf,
+				      size_t len);
 
 /*
  * Take the oldest event, waiting up to timeout_ms (0: not at all) for one. Returns 0 with
@@ -621,7 +752,10 @@ SALVO_API void salvo_client_destroy(salvo_client *c);
  * error comes back at once as its reply code (404 NOT_FOUND, 406 PRECONDITION_FAILED, ...)
  * with err->kind SALVO_ERROR_CHANNEL: the broker has closed the channel, and every later
  * call on it returns that same error; the connection and its other channels go on. A
- * channel is used by one thread at a time.
+ * channel is used by one thread at a time. With topology_recovery on, the declares and
+ * binds that succeed are recorded and the deletes and unbinds forget (see "Topology
+ * recovery" at salvo_client_queue_name); one that would record more than
+ * topology_recovery.max_entities returns SALVO_ERR_LIMIT before anything is sent.
  */
 typedef struct salvo_channel salvo_channel;
 
@@ -953,7 +1087,10 @@ typedef struct salvo_consumer_opts {
 
 /*
  * Start consuming queue on ch (basic.consume, awaiting consume-ok). opts NULL: a
- * broker-named tag, acks required, no callback. Returns 0 with *out set, or like every
+ * broker-named tag, acks required, no callback. With topology_recovery on, the consumer
+ * is recorded and made again after a reconnection on the same object (see "Topology
+ * recovery" at salvo_client_queue_name), unless flags has SALVO_CONSUME_NO_RECOVERY or ch
+ * is a publisher's; SALVO_ERR_LIMIT past topology_recovery.max_entities. Returns 0 with *out set, or like every
  * synchronous method (404 for a missing queue, 403 for an exclusive queue in use, 530 for
  * a tag in use: the broker's error, channel or connection kind). Several consumers may
  * share a channel; their deliveries share its delivery tags. A channel's consumers and
@@ -1592,7 +1729,8 @@ SALVO_API int salvo_pool_destroy(salvo_pool *pool, int timeout_ms, salvo_error *
  * Listeners: a queue and a callback, run on a thread of the listener's own (nucleon's
  * register_and_spawn_amqp_listener). The listener opens a channel, sets a prefetch,
  * consumes the queue and runs the callback for each message, then settles it as the
- * callback says. Consumers end with a lost connection, so when its consumer ends (the
+ * callback says. Its consumer is not recorded for topology recovery (nor is what its setup
+ * hook and declare make), so it ends with a lost connection; when its consumer ends (the
  * connection lost and recovered, its channel closed by an error, the broker's cancel) the
  * listener waits for the connection and makes a new one: it runs its setup hook again,
  * declares the queue again if asked, and consumes again. It ends by itself only when the

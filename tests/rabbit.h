@@ -264,21 +264,33 @@ static inline uint32_t queue_count(salvo_client *c, const char *q)
 	return n;
 }
 
+/* Field field (1-based) of the first line of `rabbitmqctl -q list` (e.g. "list_connections
+ * pid client_properties") that contains match, into out; false when no line does. */
+static inline bool rabbit_ctl_find(const char *list, const char *match, int field, char *out,
+				   size_t size)
+{
+	char cmd[1024];
+	bool found;
+	FILE *f;
+
+	snprintf(cmd, sizeof cmd,
+		 "bash '%s/scripts/rabbitmq.sh' ctl -q %s | grep -F '%s' | cut -f%d",
+		 getenv("SALVO_SOURCE_ROOT"), list, match, field);
+	f = popen(cmd, "r");
+	CHECK(f);
+	found = fgets(out, (int)size, f) != NULL;
+	pclose(f);
+	if (!found)
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	return found;
+}
+
 /* The pid of the broker connection whose client properties contain name (its
  * connection_name), for rabbitmqctl close_connection. */
 static inline void connection_pid(const char *name, char *pid, size_t size)
 {
-	char cmd[1024];
-	FILE *f;
-
-	snprintf(cmd, sizeof cmd,
-		 "bash '%s/scripts/rabbitmq.sh' ctl -q list_connections pid client_properties "
-		 "| grep -F '%s' | cut -f1",
-		 getenv("SALVO_SOURCE_ROOT"), name);
-	f = popen(cmd, "r");
-	CHECK(f && fgets(pid, (int)size, f));
-	pclose(f);
-	pid[strcspn(pid, "\n")] = '\0';
+	CHECK(rabbit_ctl_find("list_connections pid client_properties", name, 1, pid, size));
 }
 
 /* rabbitmqctl close_connection, with reason, for the connection named name. */

@@ -84,6 +84,7 @@ static int channel_rpc(salvo_channel *ch, struct sv_method *m, const struct sv_r
 	req->on_queued = rpc->on_queued;
 	req->consumer = consumer;
 	req->no_ack = m->id == SV_BASIC_GET && m->a.basic_get.no_ack;
+	req->rec_gen = sv_topo_rec_gen();
 	rc = sv_request_submit(c, req, err);
 	if (rc) {
 		sv_channel_put(ch);
@@ -196,6 +197,20 @@ int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err)
 	return rc;
 }
 
+/* Topology recovery's channel.open of a channel kept across a loss: the table has it
+ * already (sv_channel_reopening), and its open-ok lets the application's calls through
+ * again (sv_channel_reopened). */
+int sv_channel_reopen(salvo_channel *ch, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_CHANNEL_OPEN};
+
+	return sv_channel_rpc(ch, &m,
+			      &(struct sv_rpc){.reply_id = SV_CHANNEL_OPEN_OK,
+					       .on_queued = sv_channel_reopening,
+					       .on_reply = sv_channel_reopened},
+			      NULL, NULL, err);
+}
+
 /* Synchronous methods. */
 
 /* Replies whose fields the caller reads: copied out of the read buffer (I/O thread). */
@@ -278,6 +293,11 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 			   unsigned flags, const salvo_table *arguments, salvo_error *err)
 {
 	struct sv_method m = {.id = SV_EXCHANGE_DECLARE};
+	salvo_topology_entity e = {.kind = SALVO_TOPOLOGY_EXCHANGE, .name = exchange,
+				   .type = type, .flags = flags & ~SALVO_NOWAIT,
+				   .arguments = arguments};
+	struct sv_topo_ticket tk;
+	int rc;
 
 	CHECK_CHANNEL(ch);
 	CHECK_FLAGS("exchange.declare", flags,
@@ -286,6 +306,9 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("exchange", exchange);
 	CHECK_NAME("exchange type", type);
+	rc = sv_topo_reserve(ch, &e, &tk, err);
+	if (rc)
+		return rc;
 	m.a.exchange_declare = (struct sv_exchange_declare){
 		.exchange = str(exchange),
 		.type = str(type),
@@ -296,14 +319,17 @@ int salvo_exchange_declare(salvo_channel *ch, const char *exchange, const char *
 		.nowait = flags & SALVO_NOWAIT,
 		.arguments = sv_table_of(arguments),
 	};
-	return sv_channel_rpc(ch, &m, REPLY(flags & SALVO_NOWAIT, SV_EXCHANGE_DECLARE_OK), NULL,
-			      NULL, err);
+	rc = sv_channel_rpc(ch, &m, REPLY(flags & SALVO_NOWAIT, SV_EXCHANGE_DECLARE_OK), NULL, NULL,
+			    err);
+	sv_topo_record(ch, &e, NULL, &tk, rc);
+	return rc;
 }
 
 int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flags,
 			  salvo_error *err)
 {
 	struct sv_method m = {.id = SV_EXCHANGE_DELETE};
+	int rc;
 
 	CHECK_CHANNEL(ch);
 	CHECK_FLAGS("exchange.delete", flags, SALVO_IF_UNUSED | SALVO_NOWAIT);
@@ -311,8 +337,12 @@ int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flag
 	m.a.exchange_delete.exchange = str(exchange);
 	m.a.exchange_delete.if_unused = flags & SALVO_IF_UNUSED;
 	m.a.exchange_delete.nowait = flags & SALVO_NOWAIT;
-	return sv_channel_rpc(ch, &m, REPLY(flags & SALVO_NOWAIT, SV_EXCHANGE_DELETE_OK), NULL,
-			      NULL, err);
+	rc = sv_channel_rpc(ch, &m, REPLY(flags & SALVO_NOWAIT, SV_EXCHANGE_DELETE_OK), NULL, NULL,
+			    err);
+	if (!rc)
+		sv_topo_forget(ch->client, &(salvo_topology_entity){.kind = SALVO_TOPOLOGY_EXCHANGE,
+								    .name = exchange});
+	return rc;
 }
 
 static int exchange_binding(salvo_channel *ch, bool bind, bool nowait, const char *destination,
@@ -320,12 +350,19 @@ static int exchange_binding(salvo_channel *ch, bool bind, bool nowait, const cha
 			    const salvo_table *arguments, salvo_error *err)
 {
 	struct sv_method m = {.id = bind ? SV_EXCHANGE_BIND : SV_EXCHANGE_UNBIND};
+	salvo_topology_entity e = {.kind = SALVO_TOPOLOGY_EXCHANGE_BINDING, .source = source,
+				   .destination = destination, .routing_key = routing_key,
+				   .arguments = arguments};
+	struct sv_topo_ticket tk = {0};
+	int rc;
 
 	CHECK_CHANNEL(ch);
 	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("destination", destination);
 	CHECK_NAME("source", source);
 	CHECK_NAME("routing key", routing_key);
+	if (bind && (rc = sv_topo_reserve(ch, &e, &tk, err)))
+		return rc;
 	if (bind) {
 		m.a.exchange_bind.destination = str(destination);
 		m.a.exchange_bind.source = str(source);
@@ -339,9 +376,13 @@ static int exchange_binding(salvo_channel *ch, bool bind, bool nowait, const cha
 		m.a.exchange_unbind.nowait = nowait;
 		m.a.exchange_unbind.arguments = sv_table_of(arguments);
 	}
-	return sv_channel_rpc(ch, &m,
-			      REPLY(nowait, bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK),
-			      NULL, NULL, err);
+	rc = sv_channel_rpc(ch, &m, REPLY(nowait, bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK),
+			    NULL, NULL, err);
+	if (bind)
+		sv_topo_record(ch, &e, NULL, &tk, rc);
+	else if (!rc)
+		sv_topo_forget(ch->client, &e);
+	return rc;
 }
 
 int salvo_exchange_bind(salvo_channel *ch, const char *destination, const char *source,
@@ -375,6 +416,10 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 			const salvo_table *arguments, salvo_queue_info *info, salvo_error *err)
 {
 	struct sv_method m = {.id = SV_QUEUE_DECLARE};
+	salvo_topology_entity e = {.kind = SALVO_TOPOLOGY_QUEUE, .name = queue,
+				   .flags = flags & ~SALVO_NOWAIT, .arguments = arguments,
+				   .server_named = !queue || !queue[0]};
+	struct sv_topo_ticket tk;
 	struct sv_request *req;
 	int rc;
 
@@ -391,6 +436,9 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 	if ((flags & SALVO_NOWAIT) && info)
 		return invalid(err, "queue.declare: SALVO_NOWAIT takes no info: no declare-ok "
 				    "comes to fill it");
+	rc = sv_topo_reserve(ch, &e, &tk, err);
+	if (rc)
+		return rc;
 	m.a.queue_declare = (struct sv_queue_declare){
 		.queue = str(queue),
 		.passive = flags & SALVO_PASSIVE,
@@ -403,6 +451,9 @@ int salvo_queue_declare(salvo_channel *ch, const char *queue, unsigned flags,
 	rc = sv_channel_rpc(ch, &m,
 			    REPLY(flags & SALVO_NOWAIT, SV_QUEUE_DECLARE_OK, .on_reply = declare_ok),
 			    &req, NULL, err);
+	if (!rc && !(flags & SALVO_NOWAIT))
+		e.name = req->queue.name; /* the broker's choice for a server-named queue */
+	sv_topo_record(ch, &e, NULL, &tk, rc);
 	if (rc)
 		return rc;
 	if (info)
@@ -416,12 +467,19 @@ static int queue_binding(salvo_channel *ch, bool bind, bool nowait, const char *
 			 const salvo_table *arguments, salvo_error *err)
 {
 	struct sv_method m = {.id = bind ? SV_QUEUE_BIND : SV_QUEUE_UNBIND};
+	salvo_topology_entity e = {.kind = SALVO_TOPOLOGY_QUEUE_BINDING, .source = exchange,
+				   .destination = queue, .routing_key = routing_key,
+				   .arguments = arguments};
+	struct sv_topo_ticket tk = {0};
+	int rc;
 
 	CHECK_CHANNEL(ch);
 	CHECK_ARGUMENTS(arguments);
 	CHECK_NAME("queue", queue);
 	CHECK_NAME("exchange", exchange);
 	CHECK_NAME("routing key", routing_key);
+	if (bind && (rc = sv_topo_reserve(ch, &e, &tk, err)))
+		return rc;
 	if (bind) {
 		m.a.queue_bind.queue = str(queue);
 		m.a.queue_bind.exchange = str(exchange);
@@ -434,8 +492,13 @@ static int queue_binding(salvo_channel *ch, bool bind, bool nowait, const char *
 		m.a.queue_unbind.routing_key = str(routing_key);
 		m.a.queue_unbind.arguments = sv_table_of(arguments);
 	}
-	return sv_channel_rpc(ch, &m, REPLY(nowait, bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK),
-			      NULL, NULL, err);
+	rc = sv_channel_rpc(ch, &m, REPLY(nowait, bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK),
+			    NULL, NULL, err);
+	if (bind)
+		sv_topo_record(ch, &e, NULL, &tk, rc);
+	else if (!rc)
+		sv_topo_forget(ch->client, &e);
+	return rc;
 }
 
 int salvo_queue_bind(salvo_channel *ch, const char *queue, const char *exchange,
@@ -488,6 +551,7 @@ int salvo_queue_delete(salvo_channel *ch, const char *queue, unsigned flags,
 		       uint32_t *message_count, salvo_error *err)
 {
 	struct sv_method m = {.id = SV_QUEUE_DELETE};
+	int rc;
 
 	CHECK_CHANNEL(ch);
 	CHECK_FLAGS("queue.delete", flags, SALVO_IF_UNUSED | SALVO_IF_EMPTY | SALVO_NOWAIT);
@@ -499,8 +563,12 @@ int salvo_queue_delete(salvo_channel *ch, const char *queue, unsigned flags,
 	m.a.queue_delete.if_unused = flags & SALVO_IF_UNUSED;
 	m.a.queue_delete.if_empty = flags & SALVO_IF_EMPTY;
 	m.a.queue_delete.nowait = flags & SALVO_NOWAIT;
-	return queue_count_rpc(ch, &m, flags & SALVO_NOWAIT, SV_QUEUE_DELETE_OK, message_count,
-			       err);
+	rc = queue_count_rpc(ch, &m, flags & SALVO_NOWAIT, SV_QUEUE_DELETE_OK, message_count,
+			     err);
+	if (!rc)
+		sv_topo_forget(ch->client, &(salvo_topology_entity){.kind = SALVO_TOPOLOGY_QUEUE,
+								    .name = queue});
+	return rc;
 }
 
 int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_t prefetch_count,
@@ -509,9 +577,14 @@ int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_t prefetch
 	struct sv_method m = {.id = SV_BASIC_QOS,
 			      .a.basic_qos = {prefetch_size, prefetch_count, global}};
 
+	int rc;
+
 	CHECK_CHANNEL(ch);
-	return sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_BASIC_QOS_OK}, NULL, NULL,
-			      err);
+	rc = sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_BASIC_QOS_OK}, NULL, NULL,
+			    err);
+	if (!rc)
+		sv_topo_qos(ch, prefetch_size, prefetch_count, global);
+	return rc;
 }
 
 /* Channel modes. */

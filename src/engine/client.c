@@ -339,6 +339,7 @@ static void client_free(salvo_client *c)
 	sv_tls_free(c->sess.tls);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->stats_lock);
+	sv_topo_free(&c->topo);
 	free(c->stats_prev);
 	pthread_cond_destroy(&c->ev_cond);
 	pthread_mutex_destroy(&c->disp_lock);
@@ -391,6 +392,7 @@ int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_client **out
 	pthread_cond_init(&c->ev_cond, NULL);
 	pthread_mutex_init(&c->disp_lock, NULL);
 	sv_cond_init_monotonic(&c->disp_cond);
+	sv_topo_init(&c->topo, conf);
 	rc = sv_settings_from_conf(conf, &c->set, err);
 	if (rc) {
 		client_free(c);

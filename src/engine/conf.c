@@ -188,6 +188,18 @@ static const struct conf_key keys[] = {
 	       "consumer has split it into records: its body decompressed, plus 48 bytes a\n"
 	       "record. A larger one (a decompression bomb) is malformed: rejected without\n"
 	       "requeue, like an envelope whose lengths or record count are wrong."),
+	NUMBER("topology_recovery", topology_recovery, 0, 0, 1, 1, "",
+	       "1: record the exchanges, queues, bindings and consumers declared through the\n"
+	       "client and make them again after a reconnection, before the on-connect hooks\n"
+	       "(server-named queues get new names: SALVO_EVENT_QUEUE_RENAMED); channels\n"
+	       "with recorded consumers are reopened and their consumers go on. 0: nothing\n"
+	       "is recorded, and every channel opened with salvo_channel_open is closed by\n"
+	       "a loss with its consumers."),
+	NUMBER("topology_recovery.max_entities", topology_max_entities, 0, 1, 1000000, 10000, "",
+	       "Most entities (exchanges, queues, bindings, consumers together) recorded for\n"
+	       "topology recovery; a declare, bind or consume that would record one more\n"
+	       "fails with SALVO_ERR_LIMIT before anything is sent. Each costs a few hundred\n"
+	       "bytes, and a declare looks through the records of its kind."),
 	NUMBER("statistics.interval_ms", statistics_interval_ms, 0, 0, 86400000, 0,
 	       "milliseconds",
 	       "How often the statistics callback (salvo_conf_set_stats_cb) gets a JSON\n"
@@ -699,6 +711,15 @@ int salvo_conf_set_stats_cb(salvo_conf *conf, salvo_stats_fn fn, void *arg)
 		return SALVO_ERR_INVALID_ARGUMENT;
 	conf->stats_fn = fn;
 	conf->stats_arg = fn ? arg : NULL;
+	return 0;
+}
+
+int salvo_conf_set_topology_filter(salvo_conf *conf, salvo_topology_filter_fn fn, void *arg)
+{
+	if (!conf)
+		return SALVO_ERR_INVALID_ARGUMENT;
+	conf->topology_filter = fn;
+	conf->topology_filter_arg = fn ? arg : NULL;
 	return 0;
 }
 

@@ -76,6 +76,10 @@ struct salvo_conf {
 	uint32_t consumer_buffer_bytes; /* deliveries queued before reads are held */
 	uint32_t consumer_batch_max_bytes; /* memory one split envelope may take */
 	uint32_t statistics_interval_ms;   /* 0: no statistics documents */
+	uint32_t topology_recovery;	   /* 0 or 1 */
+	uint32_t topology_max_entities;	   /* topology_recovery.max_entities */
+	salvo_topology_filter_fn topology_filter; /* salvo_conf_set_topology_filter */
+	void *topology_filter_arg;
 	salvo_stats_fn stats_fn;	   /* salvo_conf_set_stats_cb */
 	void *stats_arg;
 	uint32_t log_level; /* "log.level": SALVO_LOG_* less SV_LOG_LEVEL_BASE */

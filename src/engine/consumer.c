@@ -568,6 +568,8 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	static const salvo_consumer_opts none;
 	struct sv_method m = {.id = SV_BASIC_CONSUME};
 	struct salvo_consumer *cons;
+	salvo_topology_entity e;
+	struct sv_topo_ticket tk;
 	bool submitted = false;
 	int rc;
 
@@ -589,9 +591,17 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 				   SALVO_CONSUME_NO_RECOVERY,
 			   err))
 		return SALVO_ERR_INVALID_ARGUMENT;
+	e = (salvo_topology_entity){.kind = SALVO_TOPOLOGY_CONSUMER, .destination = queue,
+				    .flags = opts->flags, .arguments = opts->arguments,
+				    .channel = ch->id};
+	rc = sv_topo_reserve(ch, &e, &tk, err);
+	if (rc)
+		return rc;
 	cons = calloc(1, sizeof *cons);
-	if (!cons)
+	if (!cons) {
+		sv_topo_record(ch, &e, NULL, &tk, SALVO_ERR_NO_MEMORY);
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
+	}
 	pthread_mutex_init(&cons->lock, NULL);
 	CK_STAILQ_INIT(&cons->queue);
 	CK_STAILQ_INIT(&cons->pend);
@@ -621,6 +631,8 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	    cons, &submitted, err);
 	if (!submitted)
 		sv_consumer_put(cons); /* the request's reference, never handed over */
+	e.name = cons->tag; /* the broker's choice when none was given */
+	sv_topo_record(ch, &e, cons, &tk, rc);
 	if (rc) {
 		/* A consume-ok still to come registers a consumer nobody reads: its deliveries
 		 * are rejected with requeue as they arrive (sv_consumer_deliver). */
@@ -633,6 +645,33 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	sv_consumer_stats_link(cons);
 	*out = cons;
 	return 0;
+}
+
+int sv_consumer_reissue(struct salvo_consumer *cons, const char *queue, unsigned flags,
+			const salvo_table *arguments, salvo_error *err)
+{
+	struct sv_method m = {.id = SV_BASIC_CONSUME};
+
+	/* The request's reference: consume-ok finds the consumer on its channel's list
+	 * already (kept across the loss) and drops it. */
+	atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
+	m.a.basic_consume = (struct sv_basic_consume){
+		.queue = {(const uint8_t *)queue, (uint32_t)strlen(queue)},
+		.consumer_tag = {(const uint8_t *)cons->tag, (uint32_t)strlen(cons->tag)},
+		.no_local = flags & SALVO_CONSUME_NO_LOCAL,
+		.no_ack = flags & SALVO_CONSUME_NO_ACK,
+		.exclusive = flags & SALVO_CONSUME_EXCLUSIVE,
+		.arguments = sv_table_of(arguments),
+	};
+	bool submitted = false;
+	int rc = sv_channel_rpc_for(
+	    cons->ch, &m,
+	    &(struct sv_rpc){.reply_id = SV_BASIC_CONSUME_OK, .on_reply = sv_consume_ok}, cons,
+	    &submitted, err);
+
+	if (!submitted)
+		sv_consumer_put(cons);
+	return rc;
 }
 
 const char *salvo_consumer_tag(const salvo_consumer *cons)
@@ -671,6 +710,7 @@ void salvo_consumer_destroy(salvo_consumer *cons)
 	 * (sv_consumer_deliver), and what is queued is given back first: over
 	 * consumer.buffer_bytes the I/O thread reads nothing, cancel-ok included. */
 	atomic_store(&cons->abandoned, 1);
+	sv_topo_forget_consumer(cons); /* also when the cancel below cannot be sent */
 	sv_consumer_stats_unlink(cons);
 	disp_unlink(cons->ch->client, cons);
 	drop_queued(cons);

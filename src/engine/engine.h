@@ -18,6 +18,8 @@
  *    the bound on what the queues hold (read_hold.c);
  *  - the event queue (c->lock), the counters (atomics) and the channels' and the
  *    connection's state (atomics; the error is valid once the state says CLOSED);
+ *  - the topology record (c->topo.lock, topology.c): declaring threads record, the I/O
+ *    thread forgets consumers the broker cancelled, the hooks' thread recovers;
  *  - c->parked and the wake-up eventfd (park.c).
  * Each handshake has both of its sides, and its ordering argument, in the file named.
  */
@@ -46,6 +48,7 @@
 #include "futex.h"
 #include "log.h"
 #include "ring.h"
+#include "topology.h"
 
 /* Settings the engine reads, taken from the configuration at salvo_client_new. */
 struct sv_settings {
@@ -137,6 +140,9 @@ struct sv_request {
 	 * stopped waiting), takes it back on its list as it was. */
 	_Atomic int abandoned;
 	bool keep; /* SV_REQ_DETACH for a reopening: given up on, the publisher stays */
+	/* Sent by topology recovery for connection generation rec_gen - 1 (0: not): it may
+	 * use a channel being recovered, and is refused on any other connection. */
+	uint64_t rec_gen;
 };
 
 /* How the connection ended, as recorded for the loop's safe point (io_core.c). */
@@ -240,6 +246,7 @@ struct salvo_client {
 	salvo_error hook_err;
 	struct sv_request_list held; /* requests waiting for the next connection */
 	_Atomic uint64_t reconnects;
+	struct sv_topology topo; /* what topology recovery makes again (topology.c) */
 
 	/* Events for salvo_client_poll_event, under lock. */
 	salvo_event events[64];
@@ -341,9 +348,15 @@ struct salvo_channel {
 	struct salvo_consumer *consumers;   /* registered at consume-ok, until they end */
 	struct sv_acked acked;		    /* delivery tags settled, for multiple acks */
 	struct sv_return *returning;	 /* basic.return awaiting its content header */
-	bool recovering;		 /* a publisher's channel being reopened */
+	/* A publisher's channel being reopened, or a channel kept for its recorded consumers
+	 * until topology recovery reopens it (the application's calls on it are refused). */
+	bool recovering;
 	bool returning_seen;		 /* a basic.return's content is arriving: ignore it */
 	bool flow_stopped; /* the broker's channel.flow active=false: send no content */
+	/* Its last basic.qos, for topology recovery (under client->topo.lock). */
+	uint32_t qos_size;
+	uint16_t qos_count;
+	bool qos_global, qos_set;
 };
 
 /* A basic.return, matched to its message by the sequence number salvo stamps in the
@@ -456,6 +469,8 @@ struct salvo_consumer {
 	int end_status; /* 0 while active; SALVO_ERR_CANCELLED or the channel's error */
 	salvo_error end_err;
 	bool cancel_asked;
+	_Atomic bool recorded; /* topology recovery holds a record of it (topology.c) */
+	uint64_t live_gen;     /* I/O thread: the connection of its last consume-ok */
 	bool interrupted; /* sv_consumer_interrupt: the next wait returns at once */
 
 	/* Statistics: the I/O thread writes delivered and handovers; buffered changes under
@@ -718,6 +733,15 @@ enum sv_reply_next sv_consume_ok(salvo_client *c, salvo_channel *ch, struct sv_r
 				 const struct sv_method *m);
 enum sv_reply_next sv_cancel_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
 				const struct sv_method *m);
+/* Topology recovery's thread: channel.open again on a channel kept across a loss (its
+ * number unchanged), and basic.consume again for a recorded consumer (its tag, flags and
+ * arguments), registered on the same object. */
+int sv_channel_reopen(salvo_channel *ch, salvo_error *err);
+int sv_consumer_reissue(struct salvo_consumer *cons, const char *queue, unsigned flags,
+			const salvo_table *arguments, salvo_error *err);
+void sv_channel_reopening(salvo_client *c, salvo_channel *ch, struct sv_request *req);
+enum sv_reply_next sv_channel_reopened(salvo_client *c, salvo_channel *ch,
+				       struct sv_request *req, const struct sv_method *m);
 /* salvo_channel_close waiting at most timeout_ms for close-ok (0: not at all; the close
  * then finishes in the background). Callable from the I/O thread with 0. */
 int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err);

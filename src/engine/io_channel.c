@@ -138,6 +138,29 @@ void sv_channel_opening(salvo_client *c, salvo_channel *ch, struct sv_request *r
 	sv_content_init(&ch->content);
 }
 
+/* Topology recovery's channel.open of a channel kept across a loss is queued: it starts
+ * afresh (its generation moved at the loss). The table holds it still. */
+void sv_channel_reopening(salvo_client *c, salvo_channel *ch, struct sv_request *req)
+{
+	(void)c;
+	(void)req;
+	sv_content_init(&ch->content);
+	sv_acked_free(&ch->acked);
+	sv_acked_init(&ch->acked);
+	ch->close_sent = ch->peer_closed = false;
+}
+
+/* ... and open: the application's calls on it go through again. */
+enum sv_reply_next sv_channel_reopened(salvo_client *c, salvo_channel *ch,
+				       struct sv_request *req, const struct sv_method *m)
+{
+	(void)c;
+	(void)req;
+	(void)m;
+	ch->recovering = false;
+	return SV_REPLY_DONE;
+}
+
 /* channel.close's frame is queued: settles for it are dropped from now on. */
 void sv_channel_closing(salvo_client *c, salvo_channel *ch, struct sv_request *req)
 {
@@ -161,6 +184,45 @@ enum sv_reply_next sv_channel_close_ok(salvo_client *c, salvo_channel *ch, struc
 	return SV_REPLY_DONE;
 }
 
+/*
+ * A request that may not go out: topology recovery's for another connection than this
+ * one (or for none, between connections), and the application's on a channel kept for
+ * its consumers until recovery has reopened it. Completed here (true), with an error,
+ * but the application's close of such a channel, which ends it at once: the broker has
+ * no channel to close.
+ */
+static bool refused(salvo_client *c, struct sv_request *req)
+{
+	salvo_channel *ch = req->ch;
+	salvo_error e;
+
+	if (req->rec_gen) {
+		if (atomic_load(&c->state) == SV_CONN_OPEN && !c->end_pending &&
+		    req->rec_gen == c->generation + 1)
+			return false;
+		e = sv_lost_error(c);
+		sv_request_complete(req, e.status, &e);
+		return true;
+	}
+	if (!ch || !ch->recovering || ch->pub)
+		return false;
+	if (req->on_queued == sv_channel_closing) {
+		sv_error_set(&e, SALVO_ERR_CLOSED, SALVO_ERROR_CHANNEL, "channel %u is closed",
+			     ch->id);
+		sv_channel_mark_closed(ch, &e);
+		sv_fail_awaiting(ch, &e);
+		sv_channel_forget(c, ch);
+		sv_request_complete(req, 0, NULL);
+		return true;
+	}
+	sv_error_set(&e, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
+		     "channel %u is being recovered after the connection was lost (its "
+		     "consumers are made again); call again once topology recovery has finished",
+		     ch->id);
+	sv_request_complete(req, e.status, &e);
+	return true;
+}
+
 static void take_method(salvo_client *c, struct sv_request *req)
 {
 	salvo_channel *ch = req->ch;
@@ -169,6 +231,8 @@ static void take_method(salvo_client *c, struct sv_request *req)
 		sv_request_complete(req, ch->error.status, &ch->error);
 		return;
 	}
+	if (refused(c, req))
+		return;
 	if (sv_out_append(c, req->frame, req->frame_len)) {
 		salvo_error e;
 		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
@@ -251,6 +315,8 @@ void sv_take_requests(salvo_client *c)
 		 * and fails them with the rest. */
 		if ((atomic_load(&c->state) == SV_CONN_RECOVERING || c->end_pending) &&
 		    req->kind == SV_REQ_METHOD) {
+			if (refused(c, req))
+				continue;
 			CK_STAILQ_INSERT_TAIL(&c->held, req, link);
 			continue;
 		}

@@ -285,6 +285,7 @@ void sv_cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag,
 		sv_error_set(&e, SALVO_ERR_CANCELLED, SALVO_ERROR_LOCAL,
 			     "consumer '%s' was cancelled by the application", shown);
 	sv_consumer_end(cons, &e);
+	sv_topo_forget_consumer(cons);
 	if (server) {
 		snprintf(ev.consumer_tag, sizeof ev.consumer_tag, "%s", cons->tag);
 		ev.error = e;
@@ -300,10 +301,17 @@ enum sv_reply_next sv_consume_ok(salvo_client *c, salvo_channel *ch, struct sv_r
 {
 	struct salvo_consumer *cons = req->consumer;
 
-	(void)c;
 	if (!cons)
 		return SV_REPLY_DONE;
 	req->consumer = NULL;
+	cons->live_gen = c->generation;
+	for (struct salvo_consumer *k = ch->consumers; k; k = k->next) {
+		if (k == cons) {
+			/* Made again by topology recovery: listed since before the loss. */
+			sv_consumer_put(cons);
+			return SV_REPLY_DONE;
+		}
+	}
 	sv_copy_str(cons->tag, m->a.basic_consume_ok.consumer_tag);
 	cons->next = ch->consumers;
 	ch->consumers = cons;

@@ -117,7 +117,7 @@ static salvo_table *resume_arguments(salvo_listener *l)
 }
 
 /* Setup hook, channel, declare, qos, basic.consume. */
-static int make_consumer(salvo_listener *l, salvo_error *err)
+static int make_consumer_quietly(salvo_listener *l, salvo_error *err)
 {
 	salvo_consumer_opts co = {.flags = l->opts.consume_flags |
 					   (l->opts.stream ? SALVO_CONSUME_STREAM : 0),
@@ -171,6 +171,18 @@ static int make_consumer(salvo_listener *l, salvo_error *err)
 		sv_consumer_interrupt(cons);
 	pthread_mutex_unlock(&l->lock);
 	return 0;
+}
+
+/* A listener makes its consumer again itself (setup hook and declare included), so
+ * topology recovery records none of it. */
+static int make_consumer(salvo_listener *l, salvo_error *err)
+{
+	int rc;
+
+	sv_topo_quiet(true);
+	rc = make_consumer_quietly(l, err);
+	sv_topo_quiet(false);
+	return rc;
 }
 
 /* Cancel (if the consumer is still active), give back what it holds, close the channel. */

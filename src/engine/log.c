@@ -103,6 +103,9 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 		[SALVO_EVENT_ENDPOINT_FAILED] = SALVO_LOG_WARNING,
 		[SALVO_EVENT_FLOW_STOPPED] = SALVO_LOG_WARNING,
 		[SALVO_EVENT_FLOW_RESUMED] = SALVO_LOG_NOTICE,
+		[SALVO_EVENT_QUEUE_RENAMED] = SALVO_LOG_NOTICE,
+		[SALVO_EVENT_TOPOLOGY_FAILED] = SALVO_LOG_WARNING,
+		[SALVO_EVENT_TOPOLOGY_RECOVERED] = SALVO_LOG_NOTICE,
 	};
 	/* An event kind without a level here (a new one) is a warning, logged by number. */
 	int level = (size_t)ev->kind < sizeof levels / sizeof levels[0] && levels[ev->kind]
@@ -155,6 +158,16 @@ void sv_log_event(const struct sv_log *lg, const salvo_event *ev)
 		break;
 	case SALVO_EVENT_FLOW_RESUMED:
 		sv_log(lg, level, "publisher", "the broker resumed content: %s", ev->reason);
+		break;
+	case SALVO_EVENT_QUEUE_RENAMED:
+		sv_log(lg, level, "topology", "server-named queue '%s' is now '%s'", ev->name,
+		       ev->new_name);
+		break;
+	case SALVO_EVENT_TOPOLOGY_FAILED:
+		sv_log(lg, level, "topology", "%s (recovery goes on): %s", ev->reason, e);
+		break;
+	case SALVO_EVENT_TOPOLOGY_RECOVERED:
+		sv_log(lg, level, "topology", "topology recovered: %s", ev->reason);
 		break;
 	default:
 		sv_log(lg, level, "connection", "event %d: %s", (int)ev->kind, e);

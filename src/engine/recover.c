@@ -6,12 +6,15 @@
  * another connection (recoverable) starts recovery.
  *
  * Recovery lets the old socket's operations finish, closes every channel but the
- * publishers', then reconnects with exponential backoff and jitter: the loop keeps
- * turning meanwhile (taking requests, holding methods for the next connection, serving a
- * close) and calls sv_recover_step when an attempt is due. Once connected, the on-connect
- * hooks run on a thread of their own (they make synchronous calls, which this thread
- * serves); the loop sees them finish (sv_recover_hooks_done) and reopens the publishers'
- * channels, each reopening's last reply resuming its publisher (sv_pub_reopened).
+ * publishers' and those with consumers recorded for topology recovery, then reconnects
+ * with exponential backoff and jitter: the loop keeps turning meanwhile (taking requests,
+ * holding methods for the next connection, serving a close) and calls sv_recover_step
+ * when an attempt is due. Once connected, topology recovery (topology.c) and the
+ * on-connect hooks run on a thread of their own (they make synchronous calls, which this
+ * thread serves; recovery reopens the kept channels itself); the loop sees them finish
+ * (sv_recover_hooks_done), ends what recovery did not bring back, and reopens the
+ * publishers' channels, each reopening's last reply resuming its publisher
+ * (sv_pub_reopened).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,8 +142,38 @@ static void schedule_attempt(salvo_client *c, const salvo_error *last)
 }
 
 /*
+ * A channel of the application's with consumers recorded for topology recovery lives on
+ * for recovery to reopen (true): its other consumers end now (a listener's makes its own
+ * again at once), the recorded ones stay listed, to be made again on the same objects.
+ */
+static bool keep_for_consumers(salvo_channel *ch, const salvo_error *why)
+{
+	struct salvo_consumer **p = &ch->consumers;
+	bool any = false;
+
+	for (struct salvo_consumer *k = ch->consumers; k && !any; k = k->next)
+		any = atomic_load(&k->recorded);
+	if (!any)
+		return false;
+	ch->incoming_to = NULL;
+	while (*p) {
+		struct salvo_consumer *k = *p;
+
+		if (atomic_load(&k->recorded)) {
+			p = &k->next;
+			continue;
+		}
+		*p = k->next;
+		sv_consumer_end(k, why);
+		sv_consumer_put(k);
+	}
+	return true;
+}
+
+/*
  * The connection is lost and worth another: let the old socket's operations finish,
- * close every channel but the publishers', and schedule the first attempt.
+ * close every channel but the publishers' and those kept for their consumers, and
+ * schedule the first attempt.
  */
 static void recover_begin(salvo_client *c, const salvo_error *why)
 {
@@ -201,6 +234,14 @@ static void recover_begin(salvo_client *c, const salvo_error *why)
 					      atomic_fetch_add(&c->channel_serial, 1) + 1,
 					      memory_order_relaxed);
 			ch->close_sent = ch->peer_closed = false;
+			continue;
+		}
+		if (!ch->pub && keep_for_consumers(ch, &chan_err)) {
+			ch->recovering = true;
+			/* As a publisher's: its delivery tags died with the connection. */
+			atomic_store_explicit(&ch->generation,
+					      atomic_fetch_add(&c->channel_serial, 1) + 1,
+					      memory_order_relaxed);
 			continue;
 		}
 		sv_channel_mark_closed(ch, &chan_err);
@@ -284,10 +325,50 @@ static void reopen(salvo_client *c, struct salvo_publisher *pub)
 	}
 }
 
+/*
+ * Topology recovery is over: a kept channel it did not reopen (its consumers all skipped
+ * by the filter or refused) closes, and a consumer it did not make again ends.
+ */
+static void sweep_unrecovered(salvo_client *c)
+{
+	salvo_error e = sv_lost_error(c);
+
+	snprintf(e.text, sizeof e.text,
+		 "not recovered after the connection was lost (skipped by the topology filter, "
+		 "or refused: see SALVO_EVENT_TOPOLOGY_FAILED)");
+	for (unsigned id = 1; id <= c->sess.channel_max; id++) {
+		salvo_channel *ch = c->channels[id];
+		struct salvo_consumer **p;
+
+		if (!ch || ch->pub)
+			continue;
+		if (ch->recovering) {
+			sv_channel_mark_closed(ch, &e);
+			sv_fail_awaiting(ch, &e);
+			sv_channel_forget(c, ch);
+			continue;
+		}
+		for (p = &ch->consumers; *p;) {
+			struct salvo_consumer *k = *p;
+
+			if (k->live_gen == c->generation) {
+				p = &k->next;
+				continue;
+			}
+			*p = k->next;
+			if (ch->incoming_to == k)
+				ch->incoming_to = NULL;
+			sv_consumer_end(k, &e);
+			sv_consumer_put(k);
+		}
+	}
+}
+
 /* The hooks ran (or there were none): reopen the publishers' channels. */
 static void resume_publishers(salvo_client *c)
 {
 	c->paused = false;
+	sweep_unrecovered(c);
 	for (size_t i = 0; i < c->npubs; i++)
 		if (c->pubs[i]->ch->recovering)
 			reopen(c, c->pubs[i]);
@@ -309,7 +390,9 @@ static void *hook_main(void *arg)
 
 	free(run);
 	memset(&err, 0, sizeof err);
-	status = sv_run_hooks(c, &err);
+	status = sv_topo_recover(c, generation, &err);
+	if (!status)
+		status = sv_run_hooks(c, &err);
 	pthread_mutex_lock(&c->lock);
 	/* A thread for a connection lost since may finish after a later one's: it must not
 	 * hide the later one's result. */
@@ -380,7 +463,7 @@ static void reconnected(salvo_client *c, const struct sv_session *sess)
 	sv_decode_input(c, 0);
 	if (!sv_live(c))
 		return; /* lost again: the loop's safe point sees to it */
-	if (c->set.conf.n_hooks) {
+	if (c->set.conf.n_hooks || sv_topo_pending(c)) {
 		struct hook_run *run = malloc(sizeof *run);
 		pthread_t t;
 
@@ -396,7 +479,8 @@ static void reconnected(salvo_client *c, const struct sv_session *sess)
 		}
 		atomic_fetch_sub(&c->refs, 1);
 		sv_error_set(&err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
-			     "cannot start a thread for the on-connect hooks");
+			     "cannot start a thread for topology recovery and the on-connect "
+			     "hooks");
 		give_up(c, &err, NULL);
 		return;
 	}

@@ -47,6 +47,8 @@ static const struct {
 	{"blocked_timeout", "0"},
 	{"consumer.buffer_bytes", "16777216"},
 	{"consumer.batch.max_bytes", "16777216"},
+	{"topology_recovery", "1"},
+	{"topology_recovery.max_entities", "10000"},
 	{"statistics.interval_ms", "0"},
 	{"log.level", "notice"},
 	{"io_uring.entries", "256"},
@@ -332,6 +334,8 @@ static const struct range ranges[] = {
 	{"consumer.buffer_bytes", 65536, 2147483648, false},
 	{"consumer.batch.max_bytes", 65536, 2147483648, false},
 	{"statistics.interval_ms", 0, 86400000, false},
+	{"topology_recovery", 0, 1, false},
+	{"topology_recovery.max_entities", 1, 1000000, false},
 };
 
 /* The value n: the number, or a string n bytes long. The caller frees it. */
@@ -1182,6 +1186,8 @@ int main(int argc, char **argv)
 		RANGE_TEST("range consumer.buffer_bytes"),
 		RANGE_TEST("range consumer.batch.max_bytes"),
 		RANGE_TEST("range statistics.interval_ms"),
+		RANGE_TEST("range topology_recovery"),
+		RANGE_TEST("range topology_recovery.max_entities"),
 		RANGE_TEST("range publisher.window"),
 		RANGE_TEST("range publisher.batch.records"),
 		RANGE_TEST("range publisher.batch.bytes"),

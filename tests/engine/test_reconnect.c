@@ -152,6 +152,11 @@ static void check_events(salvo_client *c, unsigned *lost, unsigned *reconnected)
 				longest = ev.time_ns - since;
 			++*reconnected;
 			break;
+		case SALVO_EVENT_TOPOLOGY_RECOVERED:
+			/* What the on-connect hooks declared is recorded, and made again
+			 * after each reconnection, before the hooks run. */
+			CHECK(!down);
+			break;
 		default:
 			fprintf(stderr, "unexpected event %d\n", ev.kind);
 			exit(1);

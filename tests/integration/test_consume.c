@@ -855,7 +855,8 @@ static void case_ack_after_recovery(void)
 	port = strrchr(uri, ':');
 	CHECK(port && setenv("SALVO_TEST_PORT", port + 1, 1) == 0);
 	snprintf(name, sizeof name, "salvo-consume-recovery-%d", (int)getpid());
-	c = rabbit_connect(uri, "connection_name", name, NULL);
+	/* Without topology recovery, which would keep the consumer (test_topology.c). */
+	c = rabbit_connect(uri, "connection_name", name, "topology_recovery", "0", NULL);
 	OK(salvo_channel_open(c, &ch, &err));
 	fresh_queue(ch, q, NULL);
 	publish_n(c, q, 0, 2, 16);
