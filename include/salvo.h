@@ -568,7 +568,8 @@ typedef struct salvo_event {
 	char reason[256];
 	char consumer_tag[256]; /* SALVO_EVENT_CONSUMER_CANCELLED, _ENVELOPE_REJECTED */
 	uint16_t channel;	/* ... of them: the consumer's channel; FLOW_*: the channel */
-	/* Fields added since are appended here. */
+	/* Fields added since are appended here (rebuild against this salvo.h: see the top
+	 * of this header). */
 	salvo_topology_kind entity; /* SALVO_EVENT_TOPOLOGY_FAILED, _QUEUE_RENAMED */
 	char name[256];		    /* ... the entity's name (before a rename) */
 	char new_name[256];	    /* SALVO_EVENT_QUEUE_RENAMED: the queue's name now */
@@ -588,8 +589,13 @@ typedef struct salvo_event {
  * deletes it then). Not recorded: consumers made with SALVO_CONSUME_NO_RECOVERY or on
  * a publisher's channel (salvo_publisher_channel), which end with the connection; what
  * a listener declares and consumes (it makes its own again, setup hook included);
- * declares of the on-connect hooks and of salvo_client_new's first hooks are recorded
- * like any (declaring them again is harmless).
+ * what the on-connect hooks declare and consume, the first time and after each
+ * reconnection (they make it again themselves: recorded, a server-named queue or a
+ * consumer of a hook's would be made once more by every reconnection). A nowait
+ * declare or bind (SALVO_NOWAIT, *_nowait) is recorded when sent: if the broker
+ * refuses it, it stays recorded until deleted, and recovery reports the refusal
+ * (SALVO_EVENT_TOPOLOGY_FAILED); a nowait delete forgets at once, even if the broker
+ * then refuses it (SALVO_IF_UNUSED, SALVO_IF_EMPTY).
  *
  * After a reconnection, before the on-connect hooks and before publishing resumes, on
  * the hooks' thread (never the I/O thread) and in this order: every recorded exchange,
@@ -793,13 +799,17 @@ SALVO_API int salvo_channel_close(salvo_channel *ch, salvo_error *err);
  * SALVO_ERROR_CHANNEL), as for a publish. Methods sent after the refused one and before
  * the close reached the client are ignored by the broker; those before it took effect.
  * Which call returns the error depends on timing: some nowait calls after the refused one
- * may still return 0. Nowait methods are not retried after a reconnection, any more than
- * waited ones.
+ * may still return 0. A call cut by a lost connection is not sent again by itself, any
+ * more than a waited one; with topology recovery a nowait declare or bind is recorded
+ * when sent (see salvo_conf_set_topology_filter) and made again, waited, after a
+ * reconnection.
  *
  * Bounded: a nowait call waits (rpc_timeout at most: SALVO_ERR_TIMEOUT) until the I/O
  * thread takes its frame, and the I/O thread takes no method while more than 256 KiB of
  * control frames wait for a broker that is not reading, so a loop of nowait calls holds
- * no more memory than that and one request per calling thread, whatever its length. A
+ * no more memory in flight than that and one request per calling thread, whatever its
+ * length (besides what topology recovery records, within
+ * topology_recovery.max_entities: a declared binding costs its names and arguments). A
  * call that timed out leaves its frame queued: it may still be sent, as a waited call's
  * may. Same returns as the waited call otherwise; same thread rules (a channel is used
  * by one thread at a time).
@@ -1843,8 +1853,8 @@ typedef struct salvo_listener_stats {
 	uint64_t settle_errors; /* settles refused (the channel had closed meanwhile) */
 	uint64_t restarts;	/* consumers made again after the first */
 	salvo_error last_error; /* why the last consumer ended or could not be made */
-	/* Fields added since are appended here, so that a program built against an older
-	 * salvo.h keeps reading the ones above where they were. */
+	/* Fields added since are appended here (source compatibility: see the top of this
+	 * header; a program is rebuilt against the salvo.h of the library it runs with). */
 	uint64_t stream_skipped; /* a stream's deliveries at the resume position that were
 				  * handed out already (records of an envelope), sent again
 				  * and acked without the callback */

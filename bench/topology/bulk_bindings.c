@@ -113,8 +113,9 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {{"uri", required_argument, NULL, 'u'},
 						 {"count", required_argument, NULL, 'n'},
 						 {"rounds", required_argument, NULL, 'r'},
+						 {"topology-recovery", required_argument, NULL, 't'},
 						 {NULL, 0, NULL, 0}};
-	unsigned n = 10000, rounds = 3;
+	unsigned n = 10000, rounds = 3, record = 1;
 	char errstr[256];
 	salvo_conf *conf;
 	salvo_client *c;
@@ -133,8 +134,12 @@ int main(int argc, char **argv)
 		case 'r':
 			rounds = (unsigned)strtoul(optarg, NULL, 10);
 			break;
+		case 't':
+			record = (unsigned)strtoul(optarg, NULL, 10);
+			break;
 		default:
-			fprintf(stderr, "usage: bulk_bindings [--uri URI] [--count N] [--rounds R]\n");
+			fprintf(stderr, "usage: bulk_bindings [--uri URI] [--count N] [--rounds R] "
+					"[--topology-recovery 0|1]\n");
 			return 2;
 		}
 	}
@@ -143,7 +148,13 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	conf = salvo_conf_new();
-	if (!conf || salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr)) {
+	/* Topology recovery records every binding (the default): room for them all. */
+	char max[32];
+	snprintf(max, sizeof max, "%u", n + 16);
+	if (!conf || salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) ||
+	    salvo_conf_set(conf, "topology_recovery", record ? "1" : "0", errstr,
+			   sizeof errstr) ||
+	    salvo_conf_set(conf, "topology_recovery.max_entities", max, errstr, sizeof errstr)) {
 		fprintf(stderr, "bulk_bindings: %s\n", conf ? errstr : "out of memory");
 		return 1;
 	}
@@ -155,8 +166,9 @@ int main(int argc, char **argv)
 		die("channel.open", rc, &err);
 
 	double wall[2][100], cpu[2][100];
-	printf("%u bindings (one queue, a direct exchange, keys k0..k%u), %u rounds\n", n, n - 1,
-	       rounds);
+	printf("%u bindings (one queue, a direct exchange, keys k0..k%u), %u rounds, topology "
+	       "recovery %s\n",
+	       n, n - 1, rounds, record ? "on (recorded)" : "off");
 	printf("%-8s %5s %10s %10s %10s %12s %12s\n", "mode", "round", "wall s", "calls s",
 	       "cpu s", "binds/s", "cpu us/bind");
 	for (unsigned r = 0; r < rounds; r++) {

@@ -198,16 +198,15 @@ int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err)
 }
 
 /* Topology recovery's channel.open of a channel kept across a loss: the table has it
- * already (sv_channel_reopening), and its open-ok lets the application's calls through
- * again (sv_channel_reopened). */
+ * already, and once it is queued the application's calls go through again
+ * (sv_channel_reopening). */
 int sv_channel_reopen(salvo_channel *ch, salvo_error *err)
 {
 	struct sv_method m = {.id = SV_CHANNEL_OPEN};
 
 	return sv_channel_rpc(ch, &m,
 			      &(struct sv_rpc){.reply_id = SV_CHANNEL_OPEN_OK,
-					       .on_queued = sv_channel_reopening,
-					       .on_reply = sv_channel_reopened},
+					       .on_queued = sv_channel_reopening},
 			      NULL, NULL, err);
 }
 

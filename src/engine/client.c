@@ -155,10 +155,16 @@ uint64_t salvo_client_reconnects(salvo_client *c)
 	return c ? atomic_load_explicit(&c->reconnects, memory_order_relaxed) : 0;
 }
 
-/* Run the configuration's on-connect hooks in order; the first failure stops them. */
+/* Run the configuration's on-connect hooks in order; the first failure stops them. What
+ * they declare is not recorded for topology recovery: they run again after every
+ * reconnection (recorded, a server-named queue or a consumer of theirs would be made
+ * once more by each). */
 int sv_run_hooks(salvo_client *c, salvo_error *err)
 {
-	for (size_t i = 0; i < c->set.conf.n_hooks; i++) {
+	int rc = 0;
+
+	sv_topo_quiet(true);
+	for (size_t i = 0; i < c->set.conf.n_hooks && !rc; i++) {
 		salvo_error e;
 		int rc;
 
@@ -170,10 +176,10 @@ int sv_run_hooks(salvo_client *c, salvo_error *err)
 					     i + 1);
 			e.status = rc;
 			sv_error_copy(err, &e);
-			return rc;
 		}
 	}
-	return 0;
+	sv_topo_quiet(false);
+	return rc;
 }
 
 /* The endpoint as events and errors name it: host:port, an IPv6 address in brackets. */

@@ -129,15 +129,20 @@ int salvo_client_update_secret(salvo_client *c, const char *secret, const char *
 		 ? sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory")
 		 : 0;
 	if (!rc) {
+		uint32_t frame_max;
+
+		pthread_mutex_lock(&c->lock); /* a reconnection replaces the session under it */
+		frame_max = c->sess.frame_max;
+		pthread_mutex_unlock(&c->lock);
 		req->frame_len = sv_frame_put_method(req->frame, cap, 0, &m, &cerr);
 		if (!req->frame_len)
 			rc = sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 					  "salvo_client_update_secret: %s", cerr.reason);
-		else if (req->frame_len > c->sess.frame_max)
+		else if (req->frame_len > frame_max)
 			rc = sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL,
 					  "salvo_client_update_secret: a %zu-byte frame exceeds "
 					  "frame_max %u",
-					  req->frame_len, c->sess.frame_max);
+					  req->frame_len, frame_max);
 	}
 	if (rc) {
 		sv_request_put(req);

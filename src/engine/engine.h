@@ -740,8 +740,6 @@ int sv_channel_reopen(salvo_channel *ch, salvo_error *err);
 int sv_consumer_reissue(struct salvo_consumer *cons, const char *queue, unsigned flags,
 			const salvo_table *arguments, salvo_error *err);
 void sv_channel_reopening(salvo_client *c, salvo_channel *ch, struct sv_request *req);
-enum sv_reply_next sv_channel_reopened(salvo_client *c, salvo_channel *ch,
-				       struct sv_request *req, const struct sv_method *m);
 /* salvo_channel_close waiting at most timeout_ms for close-ok (0: not at all; the close
  * then finishes in the background). Callable from the I/O thread with 0. */
 int sv_channel_close_within(salvo_channel *ch, int timeout_ms, salvo_error *err);

@@ -139,7 +139,11 @@ void sv_channel_opening(salvo_client *c, salvo_channel *ch, struct sv_request *r
 }
 
 /* Topology recovery's channel.open of a channel kept across a loss is queued: it starts
- * afresh (its generation moved at the loss). The table holds it still. */
+ * afresh (its generation moved at the loss). The table holds it still. From now on the
+ * application's calls on it go through again: they follow the channel.open on the wire,
+ * so the broker has the channel when they come. (Let through only at open-ok, a close
+ * in between would be taken for one of a channel the broker never saw and the number
+ * freed, with the open still on its way.) */
 void sv_channel_reopening(salvo_client *c, salvo_channel *ch, struct sv_request *req)
 {
 	(void)c;
@@ -148,17 +152,7 @@ void sv_channel_reopening(salvo_client *c, salvo_channel *ch, struct sv_request 
 	sv_acked_free(&ch->acked);
 	sv_acked_init(&ch->acked);
 	ch->close_sent = ch->peer_closed = false;
-}
-
-/* ... and open: the application's calls on it go through again. */
-enum sv_reply_next sv_channel_reopened(salvo_client *c, salvo_channel *ch,
-				       struct sv_request *req, const struct sv_method *m)
-{
-	(void)c;
-	(void)req;
-	(void)m;
 	ch->recovering = false;
-	return SV_REPLY_DONE;
 }
 
 /* channel.close's frame is queued: settles for it are dropped from now on. */
@@ -197,6 +191,14 @@ static bool refused(salvo_client *c, struct sv_request *req)
 	salvo_error e;
 
 	if (req->rec_gen) {
+		if (ch && (ch->close_sent || ch->peer_closed)) {
+			/* The application closed the channel recovery is making consumers on
+			 * again: nothing more goes on it. */
+			sv_error_set(&e, SALVO_ERR_CLOSED, SALVO_ERROR_CHANNEL,
+				     "channel %u was closed during topology recovery", ch->id);
+			sv_request_complete(req, e.status, &e);
+			return true;
+		}
 		if (atomic_load(&c->state) == SV_CONN_OPEN && !c->end_pending &&
 		    req->rec_gen == c->generation + 1)
 			return false;

@@ -296,6 +296,41 @@ void sv_cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag,
 
 /* consume-ok: the consumer's deliveries may come from now on. The request's reference
  * to it becomes the channel list's. */
+/*
+ * A consumer the broker has started while the application was destroying it (topology
+ * recovery made it again, its own cancel refused or sent before; or its consume had timed
+ * out): cancel it from here, so the broker does not keep delivering to nobody. cancel-ok ends and
+ * unlists it as the application's would. Without memory, the connection fails (its next
+ * one does not make the consumer again: it is no longer recorded).
+ */
+static void cancel_remade(salvo_client *c, salvo_channel *ch, struct salvo_consumer *cons)
+{
+	struct sv_method m = {.id = SV_BASIC_CANCEL};
+	struct sv_request *req = sv_request_new(SV_REQ_METHOD);
+	struct sv_codec_error cerr;
+	uint8_t buf[300];
+	size_t n;
+
+	m.a.basic_cancel.consumer_tag = (struct sv_bytes){(const uint8_t *)cons->tag,
+							  (uint32_t)strlen(cons->tag)};
+	n = sv_frame_put_method(buf, sizeof buf, ch->id, &m, &cerr);
+	if (!req || !n || sv_out_append(c, buf, n)) {
+		salvo_error e;
+
+		free(req);
+		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			     "out of memory cancelling consumer '%s'", cons->tag);
+		sv_conn_fail(c, &e);
+		return;
+	}
+	atomic_store(&req->refs, 1); /* nobody waits for it */
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	req->ch = ch;
+	req->reply_id = SV_BASIC_CANCEL_OK;
+	req->on_reply = sv_cancel_ok;
+	sv_channel_await(ch, req);
+}
+
 enum sv_reply_next sv_consume_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
 				 const struct sv_method *m)
 {
@@ -305,16 +340,22 @@ enum sv_reply_next sv_consume_ok(salvo_client *c, salvo_channel *ch, struct sv_r
 		return SV_REPLY_DONE;
 	req->consumer = NULL;
 	cons->live_gen = c->generation;
-	for (struct salvo_consumer *k = ch->consumers; k; k = k->next) {
-		if (k == cons) {
-			/* Made again by topology recovery: listed since before the loss. */
-			sv_consumer_put(cons);
-			return SV_REPLY_DONE;
-		}
+	struct salvo_consumer *k = ch->consumers;
+	while (k && k != cons)
+		k = k->next;
+	if (k) {
+		/* Made again by topology recovery: listed since before the loss. */
+		sv_consumer_put(cons);
+	} else {
+		/* The list takes the request's reference. */
+		sv_copy_str(cons->tag, m->a.basic_consume_ok.consumer_tag);
+		cons->next = ch->consumers;
+		ch->consumers = cons;
 	}
-	sv_copy_str(cons->tag, m->a.basic_consume_ok.consumer_tag);
-	cons->next = ch->consumers;
-	ch->consumers = cons;
+	/* Destroyed meanwhile (its own cancel went before this consume, or was refused while
+	 * the channel was being recovered): the broker would deliver to nobody. */
+	if (atomic_load(&cons->abandoned))
+		cancel_remade(c, ch, cons);
 	return SV_REPLY_DONE;
 }
 

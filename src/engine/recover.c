@@ -423,6 +423,10 @@ void sv_recover_hooks_done(salvo_client *c)
 	pthread_mutex_unlock(&c->lock);
 	if (!finished || !sv_live(c))
 		return;
+	if (status && c->close_req)
+		/* The application's close came while they ran (their calls refused by it): the
+		 * close ends the connection through close-ok, not as a failure. */
+		return;
 	if (status) {
 		/* A hook failed: this connection is not ready; try again. */
 		err.status = SALVO_ERR_IO;

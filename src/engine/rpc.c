@@ -36,6 +36,7 @@
 #define RETRY_FIRST_MS 100 /* after a failed consume, doubling up to RETRY_MAX_MS */
 #define RETRY_MAX_MS   5000
 #define PUB_CLOSE_MS   1000
+#define PUB_SLICE_MS   100 /* the longest a call holds pub_lock waiting for ring room */
 
 enum rpc_state {
 	RPC_READY,	/* a reply consumer is active */
@@ -488,16 +489,41 @@ int salvo_rpc_call(salvo_rpc *rpc, const salvo_msg *request, int timeout_ms, sal
 	m = *request;
 	m.props = &props;
 
-	pthread_mutex_lock(&rpc->pub_lock);
-	pthread_mutex_lock(&rpc->lock);
-	/* Failed already (the consumer ended since it entered): its publisher is gone. */
-	bool failed = call.done;
-	pthread_mutex_unlock(&rpc->lock);
-	if (!failed)
-		rc = rpc->p ? salvo_publish_msg(rpc->p, &m, ms_left(deadline), NULL, err)
-			    : sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
-					   "salvo_rpc_call: the RPC client has no publisher");
-	pthread_mutex_unlock(&rpc->pub_lock);
+	/* Published in slices of at most PUB_SLICE_MS under pub_lock: a call waiting for room
+	 * in the ring (a blocked connection, a recovery) lets the other calls, the RPC
+	 * client's thread and salvo_rpc_close have the lock in between, whatever its own
+	 * timeout (SALVO_FOREVER included). */
+	for (;;) {
+		int left = ms_left(deadline);
+		bool failed, stopping;
+
+		pthread_mutex_lock(&rpc->pub_lock);
+		pthread_mutex_lock(&rpc->lock);
+		/* Failed already (the consumer ended since it entered): its publisher is gone. */
+		failed = call.done;
+		stopping = rpc->stopping;
+		pthread_mutex_unlock(&rpc->lock);
+		if (failed)
+			rc = 0;
+		else if (stopping || !rpc->p)
+			rc = sv_error_set(err, SALVO_ERR_CLOSED, SALVO_ERROR_LOCAL,
+					  "salvo_rpc_call: %s", stopping ? "the RPC client was closed"
+								  : "the RPC client has no publisher");
+		else
+			rc = salvo_publish_msg(rpc->p, &m,
+					       left < 0 || left > PUB_SLICE_MS ? PUB_SLICE_MS : left,
+					       NULL, err);
+		pthread_mutex_unlock(&rpc->pub_lock);
+		if (rc != SALVO_ERR_TIMEOUT)
+			break;
+		if (deadline && left <= PUB_SLICE_MS) {
+			sv_error_set(err, SALVO_ERR_TIMEOUT, SALVO_ERROR_LOCAL,
+				     "salvo_rpc_call: no room to publish the request within %d ms "
+				     "(the connection is blocked or being recovered)",
+				     timeout_ms);
+			break;
+		}
+	}
 
 	pthread_mutex_lock(&rpc->lock);
 	if (rc && !call.done) {

@@ -10,7 +10,9 @@
  * whose last recorded consumer is cancelled). Records live in one list per kind, in the
  * order first recorded, under the client's topology lock, which is a leaf: nothing else
  * is locked while it is held, and a consumer's reference is dropped after unlocking.
- * Finding an entity is a walk of its kind's list (the bound keeps it short).
+ * Finding an exchange, queue or binding goes through a hash index (declaring 10,000
+ * bindings would otherwise walk the list once per call), appended to as records are and
+ * built again after a record is dropped or renamed; deletes walk their kinds' lists.
  *
  * Recovery runs on the hooks' thread after a reconnection, before the hooks, and uses
  * the public synchronous calls on a channel of its own; its thread is marked (a
@@ -34,6 +36,7 @@
 
 struct sv_topo_rec {
 	struct sv_topo_rec *next;
+	struct sv_topo_rec *inext; /* in its index bucket (not consumers) */
 	uint64_t id;
 	salvo_topology_kind kind;
 	/* exchange or queue name, consumer tag; bindings: NULL */
@@ -103,6 +106,7 @@ void sv_topo_free(struct sv_topology *t)
 			rec_free(r);
 		}
 	}
+	free(t->index);
 	pthread_mutex_destroy(&t->lock);
 }
 
@@ -113,22 +117,95 @@ static bool same_args(const salvo_table *a, const salvo_table *b)
 	return x.len == y.len && (!x.len || !memcmp(x.ptr, y.ptr, x.len));
 }
 
+/* FNV-1a of s and its NUL, continuing from h. */
+static uint64_t hash_str(uint64_t h, const char *s)
+{
+	do {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3u;
+	} while (*s++);
+	return h;
+}
+
+/* The index's hash of an exchange or queue (its name) or a binding (source, destination,
+ * routing key; arguments are compared on a match only). */
+static uint64_t hash_of(salvo_topology_kind kind, const char *name, const char *source,
+			const char *dest, const char *key)
+{
+	uint64_t h = 0xcbf29ce484222325u ^ (uint64_t)kind;
+
+	if (kind == SALVO_TOPOLOGY_EXCHANGE || kind == SALVO_TOPOLOGY_QUEUE)
+		return hash_str(h, name);
+	return hash_str(hash_str(hash_str(h, source), dest), key);
+}
+
+static uint64_t rec_hash(const struct sv_topo_rec *r)
+{
+	return hash_of(r->kind, r->name, r->source, r->dest, r->key);
+}
+
+static void index_put(struct sv_topology *t, struct sv_topo_rec *r)
+{
+	struct sv_topo_rec **b = &t->index[rec_hash(r) & (t->index_cap - 1)];
+
+	r->inext = *b;
+	*b = r;
+}
+
+/* Build the index again for room for want records (lock held); false when out of memory
+ * (the caller then walks the lists). */
+static bool index_build(struct sv_topology *t, size_t want)
+{
+	size_t cap = t->index_cap > 64 ? t->index_cap : 64;
+	struct sv_topo_rec **index;
+
+	while (cap < want)
+		cap *= 2;
+	if (cap != t->index_cap) {
+		index = calloc(cap, sizeof *index);
+		if (!index)
+			return false;
+		free(t->index);
+		t->index = index;
+		t->index_cap = cap;
+	} else {
+		memset(t->index, 0, cap * sizeof *t->index);
+	}
+	for (int k = 0; k < SALVO_TOPOLOGY_CONSUMER; k++)
+		for (struct sv_topo_rec *r = t->head[k]; r; r = r->next)
+			index_put(t, r);
+	t->index_stale = false;
+	return true;
+}
+
+static bool matches(const struct sv_topo_rec *r, const salvo_topology_entity *e)
+{
+	if (r->kind != e->kind)
+		return false;
+	if (e->kind == SALVO_TOPOLOGY_EXCHANGE || e->kind == SALVO_TOPOLOGY_QUEUE)
+		return !strcmp(r->name, e->name);
+	return !strcmp(r->source, e->source) && !strcmp(r->dest, e->destination) &&
+	       !strcmp(r->key, e->routing_key) && same_args(r->args, e->arguments);
+}
+
 /* The record e names (lock held): exchanges and queues by name, bindings by all of
  * theirs; NULL for a consumer (each is a new one) or a server-named queue asked for. */
 static struct sv_topo_rec *find(struct sv_topology *t, const salvo_topology_entity *e)
 {
+	struct sv_topo_rec *r;
+
 	if (e->kind == SALVO_TOPOLOGY_CONSUMER || (e->kind == SALVO_TOPOLOGY_QUEUE && !e->name[0]))
 		return NULL;
-	for (struct sv_topo_rec *r = t->head[e->kind]; r; r = r->next) {
-		if (e->kind == SALVO_TOPOLOGY_EXCHANGE || e->kind == SALVO_TOPOLOGY_QUEUE) {
-			if (!strcmp(r->name, e->name))
-				return r;
-		} else if (!strcmp(r->source, e->source) && !strcmp(r->dest, e->destination) &&
-			   !strcmp(r->key, e->routing_key) && same_args(r->args, e->arguments)) {
-			return r;
-		}
+	if ((t->index_stale || !t->index_cap) && !index_build(t, t->n)) {
+		for (r = t->head[e->kind]; r && !matches(r, e); r = r->next)
+			;
+		return r;
 	}
-	return NULL;
+	r = t->index[hash_of(e->kind, e->name, e->source, e->destination, e->routing_key) &
+		     (t->index_cap - 1)];
+	while (r && !matches(r, e))
+		r = r->inext;
+	return r;
 }
 
 static bool recording(salvo_channel *ch, const salvo_topology_entity *e)
@@ -238,6 +315,14 @@ void sv_topo_record(salvo_channel *ch, const salvo_topology_entity *e, struct sa
 	*t->tail[r->kind] = r;
 	t->tail[r->kind] = &r->next;
 	t->n++;
+	if (r->kind != SALVO_TOPOLOGY_CONSUMER && !t->index_stale && t->index_cap) {
+		/* Grown (built again, r with the others) past one record per bucket; built
+		 * at the next lookup if that fails. */
+		if (t->n <= t->index_cap)
+			index_put(t, r);
+		else if (!index_build(t, t->n * 2))
+			t->index_stale = true;
+	}
 out:
 	pthread_mutex_unlock(&t->lock);
 	/* After unlocking: the log callback is the application's. */
@@ -270,6 +355,7 @@ static void drop_where(struct sv_topology *t, salvo_topology_kind kind,
 		*p = r->next;
 		if (t->tail[kind] == &r->next)
 			t->tail[kind] = p;
+		t->index_stale = true;
 		if (r->cons) {
 			atomic_store(&r->cons->recorded, false);
 			if (puts->n == puts->cap) {
@@ -578,6 +664,7 @@ static void renamed(struct run *run, const struct snap *s, const char *now)
 			r->old_next = (r->old_next + 1) % SV_TOPO_OLD_NAMES;
 		}
 		r->name = name;
+		t->index_stale = true;
 		for (int k = SALVO_TOPOLOGY_QUEUE_BINDING; k <= SALVO_TOPOLOGY_CONSUMER; k++) {
 			if (k == SALVO_TOPOLOGY_EXCHANGE_BINDING)
 				continue;
@@ -642,6 +729,17 @@ static bool reopened(struct run *run, salvo_channel *ch)
 
 /* A consumer again, on its channel: reopened first (with its prefetch) if this run has
  * not yet. */
+/* Has cons ended (its end state set: cancelled, or ended with its channel)? */
+static bool consumer_ended(struct salvo_consumer *cons)
+{
+	bool ended;
+
+	pthread_mutex_lock(&cons->lock);
+	ended = cons->end_status != 0;
+	pthread_mutex_unlock(&cons->lock);
+	return ended;
+}
+
 static int remake_consumer(struct run *run, struct snap *s, salvo_error *err)
 {
 	salvo_channel *ch = s->cons->ch;
@@ -685,9 +783,10 @@ int sv_topo_recover(salvo_client *c, uint64_t generation, salvo_error *err)
 			if (k == SALVO_TOPOLOGY_CONSUMER &&
 			    (atomic_load_explicit(&s.cons->ch->state, memory_order_acquire) ==
 				 SV_CH_CLOSED ||
-			     atomic_load(&s.cons->abandoned))) {
+			     atomic_load(&s.cons->abandoned) || consumer_ended(s.cons))) {
 				/* Its channel was closed (by the application meanwhile, or by a
-				 * refusal of this run), or it is being destroyed: it has ended. */
+				 * refusal of this run), it is being destroyed, or it ended (at the
+				 * loss, recorded just after): it is not made again. */
 				sv_topo_forget_consumer(s.cons);
 			} else if (c->topo.filter && !c->topo.filter(&s.e, c->topo.filter_arg)) {
 				/* Skipped. A consumer not made again ends (the loop's sweep). */

@@ -32,6 +32,12 @@ struct sv_topology {
 	struct sv_topo_rec **tail[SALVO_TOPOLOGY_CONSUMER + 1];
 	size_t n, reserved; /* recorded, and promised to calls in flight */
 	uint64_t next_id;
+	/* Exchanges, queues and bindings by hash of what names them, for the lookup of
+	 * each declare (a bulk of bindings would otherwise walk the list per call); built
+	 * again at the next lookup after a record is dropped or renamed (stale). */
+	struct sv_topo_rec **index;
+	size_t index_cap; /* buckets, a power of two; 0: none yet */
+	bool index_stale;
 };
 
 /* What sv_topo_reserve decided, for sv_topo_record. */

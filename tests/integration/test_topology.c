@@ -651,8 +651,8 @@ static void case_bound(void)
  * with x-message-ttl 60000, deleted while salvo is disconnected and declared again by
  * another client with x-message-ttl 1000. Salvo's declaration is refused (406): a
  * SALVO_EVENT_TOPOLOGY_FAILED names the queue and carries the broker's error; the queue
- * declared after it, its binding and a consumer of it are made again; the consumer of the
- * refused queue is made again too (the queue exists), and the client goes on.
+ * declared after it, its binding and a consumer of it are made again, and the client goes
+ * on.
  */
 static void case_failed_redeclare(void)
 {
