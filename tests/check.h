@@ -15,9 +15,11 @@
 #ifndef SALVO_TEST_CHECK_H
 #define SALVO_TEST_CHECK_H
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define CHECK(cond)                                                                        \
 	do {                                                                               \
@@ -26,6 +28,26 @@
 			exit(1);                                                           \
 		}                                                                          \
 	} while (0)
+
+/* AddressSanitizer's quarantine and ThreadSanitizer's shadow keep memory the program has
+ * freed: under them the peak RSS says nothing about what salvo holds. */
+static inline bool rss_checked(void)
+{
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+	return false;
+#else
+	return true;
+#endif
+}
+
+/* The process's peak resident set so far, in KiB. */
+static inline long peak_rss_kib(void)
+{
+	struct rusage ru;
+
+	CHECK(getrusage(RUSAGE_SELF, &ru) == 0);
+	return ru.ru_maxrss;
+}
 
 /* A named case: meson runs each as its own test (the program's argument names it). */
 struct test_case {

@@ -808,19 +808,6 @@ static int declare_queue_hook(salvo_client *c, void *arg, salvo_error *err)
 	return rc;
 }
 
-/* Run a rabbitmqctl command against the test broker (scripts/rabbitmq.sh ctl). */
-static void ctl(const char *fmt, ...)
-{
-	char args[512], cmd[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(args, sizeof args, fmt, ap);
-	va_end(ap);
-	snprintf(cmd, sizeof cmd, "bash '%s/scripts/rabbitmq.sh' ctl -q %s >/dev/null",
-		 getenv("SALVO_SOURCE_ROOT"), args);
-	CHECK(system(cmd) == 0);
-}
 
 /*
  * rabbitmqctl close_connection mid-stream (320 CONNECTION_FORCED), after deleting the
@@ -853,10 +840,10 @@ static void case_rabbitmq(void)
 		OK(salvo_publish(p, "", RQ, "r", 1, 0, 30000, &err));
 
 	/* Delete the queue, then close the connection from the broker's side. */
-	ctl("delete_queue %s", RQ);
+	rabbit_ctl("delete_queue %s", RQ);
 	connection_pid(name, conn, sizeof conn);
 	printf("closing '%s'\n", conn);
-	ctl("close_connection '%s' 'salvo reconnect test'", conn);
+	rabbit_ctl("close_connection '%s' 'salvo reconnect test'", conn);
 
 	for (int i = 0; i < 3000; i++)
 		OK(salvo_publish(p, "", RQ, "r", 1, 0, 30000, &err));
@@ -908,7 +895,7 @@ static void *close_from_broker(void *arg)
 
 	(void)arg;
 	connection_pid(be_conn_name, conn, sizeof conn);
-	ctl("close_connection '%s' 'salvo best-effort loss test'", conn);
+	rabbit_ctl("close_connection '%s' 'salvo best-effort loss test'", conn);
 	return NULL;
 }
 
@@ -1066,7 +1053,7 @@ static void case_rabbitmq_blocked(void)
 
 	atexit(restore_watermark); /* whatever happens below, the broker must recover */
 	alarm_set = true;
-	ctl("set_vm_memory_high_watermark absolute 1");
+	rabbit_ctl("set_vm_memory_high_watermark absolute 1");
 	for (int i = 0; i < BLOCKED_PRODUCERS; i++)
 		CHECK(pthread_create(&th[i], NULL, blocked_produce, &bp[i]) == 0);
 	/* The broker blocks a connection when it next publishes. */
@@ -1119,7 +1106,7 @@ static void case_rabbitmq_blocked(void)
 	/* Bounded by the rings (1 MiB each, already touched): no growth beyond noise. */
 	CHECK(rss1 - rss0 < 2048);
 
-	ctl("set_vm_memory_high_watermark 0.4");
+	rabbit_ctl("set_vm_memory_high_watermark 0.4");
 	while (!unblocked && salvo_client_poll_event(c, &ev, 10000) == 0)
 		unblocked = ev.kind == SALVO_EVENT_UNBLOCKED;
 	CHECK(unblocked);
@@ -1175,16 +1162,16 @@ static void case_rabbitmq_auth(void)
 	bool gave_up = false;
 
 	atexit(drop_user);
-	ctl("add_user salvo_reconnect_user first-password");
-	ctl("set_permissions -p / salvo_reconnect_user '.*' '.*' '.*'");
+	rabbit_ctl("add_user salvo_reconnect_user first-password");
+	rabbit_ctl("set_permissions -p / salvo_reconnect_user '.*' '.*' '.*'");
 	snprintf(user_uri, sizeof user_uri, "amqp://salvo_reconnect_user:first-password@127.0.0.1:%s",
 		 port + 1);
 	snprintf(name, sizeof name, "salvo-auth-%d", (int)getpid());
 	c = rabbit_connect(user_uri, "connection_name", name, "reconnect.initial_delay", "20",
 			   NULL);
-	ctl("change_password salvo_reconnect_user second-password");
+	rabbit_ctl("change_password salvo_reconnect_user second-password");
 	connection_pid(name, pid, sizeof pid);
-	ctl("close_connection '%s' 'password changed'", pid);
+	rabbit_ctl("close_connection '%s' 'password changed'", pid);
 	while (!gave_up && salvo_client_poll_event(c, &ev, 10000) == 0) {
 		tries += ev.kind == SALVO_EVENT_RECONNECTING;
 		if (ev.kind == SALVO_EVENT_GIVING_UP) {
