@@ -29,9 +29,9 @@
 #include "salvo.h"
 
 #include "../check.h"
+#include "../fake.h"
 #include "../rabbit.h"
 
-extern char **environ;
 
 /* Each case's own queue (cases run in parallel against one broker): the case's name. */
 static char QUEUE[64];
@@ -558,46 +558,18 @@ static void case_over_bound(void)
 	rabbit_close(c, 5000);
 }
 
-/* The fake broker (tests/integration/hostile_broker.py) in the background, its log in
- * *log_path; returns its pid and sets *port. */
+/* hostile_broker.py CASE in the background, its log in *log_path; returns its pid and sets
+ * *port. */
 static pid_t start_fake(const char *fake_case, const char *after, char *log_path, size_t n,
 			unsigned *port)
 {
-	const char *root = getenv("SALVO_SOURCE_ROOT");
 	char script[1024], port_path[256];
-	posix_spawn_file_actions_t fa;
-	pid_t pid;
 
-	if (!root) {
-		fprintf(stderr, "SALVO_SOURCE_ROOT not set: no fake broker\n");
-		exit(77);
-	}
-	snprintf(script, sizeof script, "%s/tests/integration/hostile_broker.py", root);
-	snprintf(port_path, sizeof port_path, "/tmp/salvo-test-returns-%d.port", (int)getpid());
-	snprintf(log_path, n, "/tmp/salvo-test-returns-%d.log", (int)getpid());
-	unlink(port_path);
+	fake_script("hostile_broker.py", script, sizeof script);
+	fake_paths("returns", port_path, sizeof port_path, log_path, n);
 	char *argv[] = {"python3",     script, (char *)fake_case, port_path, "--after-publishes",
 			(char *)after, NULL};
-	CHECK(posix_spawn_file_actions_init(&fa) == 0);
-	CHECK(posix_spawn_file_actions_addopen(&fa, 1, log_path, O_WRONLY | O_CREAT | O_TRUNC,
-					       0600) == 0);
-	CHECK(posix_spawnp(&pid, "python3", &fa, NULL, argv, environ) == 0);
-	posix_spawn_file_actions_destroy(&fa);
-	/* The port file appears (renamed into place, whole) once it listens. */
-	for (int i = 0; i < 400; i++) {
-		FILE *f = fopen(port_path, "r");
-		if (f) {
-			CHECK(fscanf(f, "%u", port) == 1);
-			fclose(f);
-			unlink(port_path);
-			return pid;
-		}
-		CHECK(waitpid(pid, NULL, WNOHANG) == 0);
-		nanosleep(&(struct timespec){0, 25000000}, NULL);
-	}
-	kill(pid, SIGKILL);
-	CHECK(!"the fake broker wrote no port in 10 s");
-	return -1;
+	return fake_spawn(argv, port_path, log_path, port);
 }
 
 /* The next event of kind, skipping others, within timeout_ms. */
@@ -616,17 +588,7 @@ static void wait_event(salvo_client *c, salvo_event_kind kind, salvo_event *ev, 
 
 static bool log_has(const char *path, const char *line)
 {
-	char buf[512];
-	FILE *f = fopen(path, "r");
-	bool found = false;
-
-	CHECK(f);
-	while (!found && fgets(buf, sizeof buf, f)) {
-		buf[strcspn(buf, "\n")] = '\0';
-		found = !strcmp(buf, line);
-	}
-	fclose(f);
-	return found;
+	return fake_log_find(path, line, 1) != 0;
 }
 
 #define FLOW_FIRST 100 /* publishes before the fake stops the channel's flow */

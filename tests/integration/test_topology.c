@@ -19,6 +19,7 @@
 #include "salvo.h"
 
 #include "../check.h"
+#include "../fake.h"
 #include "../rabbit.h"
 
 static const char *uri;
@@ -824,6 +825,98 @@ static void case_listener_not_recorded(void)
 	rabbit_close(admin, 5000);
 }
 
+/*
+ * The window of a kept channel's reopening (reopen_broker.py holds the second
+ * connection's first channel.open-ok for 1 s). A consumer on a channel of the
+ * application's, the connection closed with 320 by the fake after consume-ok; after
+ * RECONNECTED, once recovery's channel.open is on its way, the application acts on that
+ * channel: "close" closes it, "destroy" destroys the consumer. Returns the fake's log
+ * path (in log, size len) after the client is closed and the fake has exited 0.
+ */
+static void reopen_window(bool close_it, char *log, size_t len)
+{
+	char script[1024], port_path[256], u[128];
+	unsigned port;
+	int status;
+
+	fake_script("reopen_broker.py", script, sizeof script);
+	fake_paths(close_it ? "topology-close" : "topology-destroy", port_path, sizeof port_path,
+		   log, len);
+	char *argv[] = {"python3", script, port_path, "1.0", NULL};
+	pid_t pid = fake_spawn(argv, port_path, log, &port);
+	snprintf(u, sizeof u, "amqp://guest:guest@127.0.0.1:%u", port);
+	salvo_client *c = rabbit_connect(u, "reconnect.initial_delay", "20", NULL);
+	salvo_event evs[MAX_EVENTS];
+	salvo_consumer *cons;
+	salvo_channel *ch, *ch2;
+	salvo_error err;
+	size_t n;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	OK(salvo_consume(ch, "q", NULL, &cons, &err));
+	events_until(c, SALVO_EVENT_RECONNECTED, evs, 10000);
+	/* Recovery's channel.open goes out as soon as its thread starts; the fake holds its
+	 * open-ok for 1 s. */
+	nanosleep(&(struct timespec){0, 300 * 1000000}, NULL);
+	if (close_it) {
+		OK(salvo_channel_close(ch, &err));
+		/* The number is not given to another channel while its open is on its way. */
+		OK(salvo_channel_open(c, &ch2, &err));
+		OK(salvo_basic_qos(ch2, 0, 5, false, &err));
+		salvo_consumer_destroy(cons);
+	} else {
+		salvo_consumer_destroy(cons);
+		OK(salvo_channel_open(c, &ch2, &err));
+	}
+	n = events_until(c, SALVO_EVENT_TOPOLOGY_RECOVERED, evs, 10000);
+	CHECK(!find_event(evs, n, SALVO_EVENT_CONNECTION_LOST));
+	CHECK(!find_event(evs, n, SALVO_EVENT_GIVING_UP));
+	OK(salvo_basic_qos(ch2, 0, 7, false, &err)); /* the connection is well */
+	OK(salvo_channel_close(ch2, &err));
+	if (!close_it)
+		OK(salvo_channel_close(ch, &err));
+	CHECK(salvo_client_reconnects(c) == 1);
+	rabbit_close(c, 5000);
+	CHECK(waitpid(pid, &status, 0) == pid);
+	fprintf(stderr, "fake broker's log in %s\n", log);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* Closed while its reopening is on its way: the close goes after the open, recovery sends
+ * nothing more on it (no basic.consume), its number is not reused before close-ok, and
+ * the client goes on. */
+static void case_close_during_reopen(void)
+{
+	char log[256];
+	int open1, close1;
+
+	reopen_window(true, log, sizeof log);
+	open1 = fake_log_find(log, "conn 2 ch 1 channel.open ", 1);
+	close1 = fake_log_find(log, "conn 2 ch 1 channel.close ", 1);
+	CHECK(open1 && close1 > open1);
+	CHECK(!fake_log_find(log, "conn 2 ch 1 basic.consume amq.ctag-1", 1));
+	/* Channel 1 opened again only after its close. */
+	CHECK(!fake_log_find(log, "conn 2 ch 1 channel.open ", open1 + 1) ||
+	      fake_log_find(log, "conn 2 ch 1 channel.open ", open1 + 1) > close1);
+	unlink(log);
+}
+
+/* The consumer destroyed while its channel's reopening is on its way: its cancel goes
+ * first (answered), recovery may still make it again, and then salvo cancels that one too:
+ * the last word to the broker on its tag is a cancel. */
+static void case_destroy_during_reopen(void)
+{
+	char log[256];
+	int consume, cancel;
+
+	reopen_window(false, log, sizeof log);
+	consume = fake_log_find(log, "conn 2 ch 1 basic.consume amq.ctag-1", 1);
+	cancel = fake_log_find(log, "conn 2 ch 1 method 60.30 amq.ctag-1" /* basic.cancel */, consume + 1);
+	printf("re-made consume at log line %d, a cancel after it at %d\n", consume, cancel);
+	CHECK(!consume || cancel > consume);
+	unlink(log);
+}
+
 static const struct test_case cases[] = {
     {"exclusive", .run = case_exclusive},
     {"exchange chain", .run = case_exchange_chain},
@@ -835,6 +928,8 @@ static const struct test_case cases[] = {
     {"failed redeclare", .run = case_failed_redeclare},
     {"off", .run = case_off},
     {"listener not recorded", .run = case_listener_not_recorded},
+    {"close during reopen", .run = case_close_during_reopen},
+    {"destroy during reopen", .run = case_destroy_during_reopen},
 };
 
 int main(int argc, char **argv)
