@@ -617,10 +617,10 @@ typedef struct salvo_event {
  * is gone (a server-named one does not meet it). SALVO_EVENT_TOPOLOGY_RECOVERED ends
  * recovery. A loss during recovery starts it again on the next connection.
  *
- * While a channel with recorded consumers waits to be reopened (from the loss until its
- * channel.open-ok), a synchronous call on it returns SALVO_ERR_CLOSED at once, with a
- * text saying the channel is being recovered: nothing is held for the new connection;
- * call again after SALVO_EVENT_TOPOLOGY_RECOVERED. Channels without recorded consumers
+ * While a channel with recorded consumers waits to be reopened (from the loss until
+ * recovery has sent its channel.open), a synchronous call on it returns SALVO_ERR_CLOSED
+ * at once, with a text saying the channel is being recovered: nothing is held for the
+ * new connection; call again after SALVO_EVENT_TOPOLOGY_RECOVERED. Channels without recorded consumers
  * are closed by a loss, as with topology_recovery 0.
  *
  * Recording is bounded: at most topology_recovery.max_entities entities (exchanges,
