@@ -166,7 +166,6 @@ int sv_run_hooks(salvo_client *c, salvo_error *err)
 	sv_topo_quiet(true);
 	for (size_t i = 0; i < c->set.conf.n_hooks && !rc; i++) {
 		salvo_error e;
-		int rc;
 
 		memset(&e, 0, sizeof e);
 		rc = c->set.conf.hooks[i].fn(c, c->set.conf.hooks[i].arg, &e);

@@ -294,14 +294,12 @@ void sv_cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag,
 	sv_consumer_put(cons);
 }
 
-/* consume-ok: the consumer's deliveries may come from now on. The request's reference
- * to it becomes the channel list's. */
 /*
  * A consumer the broker has started while the application was destroying it (topology
  * recovery made it again, its own cancel refused or sent before; or its consume had timed
- * out): cancel it from here, so the broker does not keep delivering to nobody. cancel-ok ends and
- * unlists it as the application's would. Without memory, the connection fails (its next
- * one does not make the consumer again: it is no longer recorded).
+ * out): cancel it from here, so the broker does not keep delivering to nobody. cancel-ok
+ * ends and unlists it as the application's would. Without memory, the connection fails
+ * (its next one does not make the consumer again: it is no longer recorded).
  */
 static void cancel_remade(salvo_client *c, salvo_channel *ch, struct salvo_consumer *cons)
 {
@@ -331,6 +329,8 @@ static void cancel_remade(salvo_client *c, salvo_channel *ch, struct salvo_consu
 	sv_channel_await(ch, req);
 }
 
+/* consume-ok: the consumer's deliveries may come from now on. The request's reference
+ * to it becomes the channel list's. */
 enum sv_reply_next sv_consume_ok(salvo_client *c, salvo_channel *ch, struct sv_request *req,
 				 const struct sv_method *m)
 {

@@ -1364,6 +1364,38 @@ static void case_rabbitmq_kill9_tls(void)
 	kill9(true);
 }
 
+static int failing_hook(salvo_client *c, void *arg, salvo_error *err)
+{
+	(void)c;
+	(void)arg;
+	atomic_fetch_add(&hook_runs, 1);
+	snprintf(err->text, sizeof err->text, "the application's hook said no");
+	return SALVO_ERR_PROTOCOL;
+}
+
+/* The first hook that fails stops them: salvo_client_new returns its status and text, and
+ * the hook after it never runs. */
+static void case_hook_fails(void)
+{
+	char uri[128], errstr[256];
+	salvo_conf *conf = salvo_conf_new();
+	salvo_client *c = NULL;
+	salvo_error err;
+
+	CHECK(conf);
+	start_sink(NULL);
+	snprintf(uri, sizeof uri, "amqp://guest:guest@127.0.0.1:%d", sink_port);
+	CHECK(salvo_conf_set(conf, "uri", uri, errstr, sizeof errstr) == 0);
+	CHECK(salvo_conf_add_on_connect(conf, count_hook, NULL) == 0);
+	CHECK(salvo_conf_add_on_connect(conf, failing_hook, NULL) == 0);
+	CHECK(salvo_conf_add_on_connect(conf, count_hook, NULL) == 0);
+	atomic_store(&hook_runs, 0);
+	CHECK(salvo_client_new(conf, &c, &err) == SALVO_ERR_PROTOCOL && !c);
+	CHECK(strstr(err.text, "the application's hook said no"));
+	CHECK(atomic_load(&hook_runs) == 2);
+	salvo_conf_destroy(conf);
+}
+
 static const struct test_case cases[] = {
     {"rabbitmq kill -9", .run = case_rabbitmq_kill9},
     {"rabbitmq kill -9 tls", .run = case_rabbitmq_kill9_tls},
@@ -1387,6 +1419,7 @@ static const struct test_case cases[] = {
     {"resolve-timeout", .run = case_resolve_timeout},
     {"destroy-during-lookup", .run = case_destroy_during_lookup},
     {"failover", .run = case_failover},
+    {"hook fails", .run = case_hook_fails},
 };
 
 int main(int argc, char **argv)
