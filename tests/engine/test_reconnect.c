@@ -1290,6 +1290,14 @@ static void kill9(bool tls)
 	CHECK(salvo_conf_add_on_connect(conf, durable_queue_hook, NULL) == 0);
 	OK(salvo_client_new(conf, &c, &err));
 	salvo_conf_destroy(conf);
+	/* The durable queue's record goes to disk before the kill: RabbitMQ keeps it in
+	 * Mnesia, whose log is not synced per transaction. One run, killed about 2 s after the
+	 * declare, read back 150,847 of 200,000: missing were exactly the 49,153 confirmed
+	 * before the kill (the 2,048 resent and all after were there), which is what a queue
+	 * whose record did not survive the kill looks like (the hook declares it anew on the
+	 * reconnection). That is the broker's durability, not the client's, which this test
+	 * is about. */
+	CHECK(run_script("ctl eval 'mnesia:sync_log().'", 0, NULL, 0) == 0);
 	OK(salvo_publisher_new(c, &opts, &p, &err));
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (uint64_t i = 0; i < n; i++) {
