@@ -304,29 +304,15 @@ void sv_cancel_consumer(salvo_client *c, salvo_channel *ch, struct sv_bytes tag,
 static void cancel_remade(salvo_client *c, salvo_channel *ch, struct salvo_consumer *cons)
 {
 	struct sv_method m = {.id = SV_BASIC_CANCEL};
-	struct sv_request *req = sv_request_new(SV_REQ_METHOD);
-	struct sv_codec_error cerr;
-	uint8_t buf[300];
-	size_t n;
+	salvo_error e;
 
 	m.a.basic_cancel.consumer_tag = (struct sv_bytes){(const uint8_t *)cons->tag,
 							  (uint32_t)strlen(cons->tag)};
-	n = sv_frame_put_method(buf, sizeof buf, ch->id, &m, &cerr);
-	if (!req || !n || sv_out_append(c, buf, n)) {
-		salvo_error e;
-
-		free(req);
-		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
-			     "out of memory cancelling consumer '%s'", cons->tag);
-		sv_conn_fail(c, &e);
+	if (sv_channel_own_request(c, ch, &m, SV_BASIC_CANCEL_OK, sv_cancel_ok, NULL))
 		return;
-	}
-	atomic_store(&req->refs, 1); /* nobody waits for it */
-	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
-	req->ch = ch;
-	req->reply_id = SV_BASIC_CANCEL_OK;
-	req->on_reply = sv_cancel_ok;
-	sv_channel_await(ch, req);
+	sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+		     "out of memory cancelling consumer '%s'", cons->tag);
+	sv_conn_fail(c, &e);
 }
 
 /* consume-ok: the consumer's deliveries may come from now on. The request's reference

@@ -169,6 +169,29 @@ void sv_channel_await(salvo_channel *ch, struct sv_request *req)
 	CK_STAILQ_INSERT_TAIL(&ch->await, req, link);
 }
 
+struct sv_request *sv_channel_own_request(salvo_client *c, salvo_channel *ch,
+					  const struct sv_method *m, uint32_t reply_id,
+					  sv_reply_fn on_reply, struct salvo_publisher *pub)
+{
+	struct sv_request *req = sv_request_new(SV_REQ_METHOD);
+	struct sv_codec_error cerr;
+	uint8_t buf[512]; /* fixed fields and a short string or two: no tables */
+	size_t n = sv_frame_put_method(buf, sizeof buf, ch->id, m, &cerr);
+
+	if (!req || !n || sv_out_append(c, buf, n)) {
+		free(req);
+		return NULL;
+	}
+	atomic_store(&req->refs, 1); /* nobody waits for it */
+	atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
+	req->ch = ch;
+	req->reply_id = reply_id;
+	req->on_reply = on_reply;
+	req->pub = pub;
+	sv_channel_await(ch, req);
+	return req;
+}
+
 /* A message arriving on ch will not be finished: drop it, and fail its basic.get. */
 void sv_drop_incoming(salvo_channel *ch, const salvo_error *why)
 {

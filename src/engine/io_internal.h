@@ -121,6 +121,13 @@ void sv_redact_secrets(const salvo_client *c, char *text);
 /* The requests awaiting a reply on channel 0 (update-secret) fail with why. */
 void sv_conn_fail_awaiting(salvo_client *c, const salvo_error *why);
 void sv_channel_await(salvo_channel *ch, struct sv_request *req);
+/* A method of the I/O thread's own on ch (a reopening's, a checkpoint, a cancel): its
+ * frame queued and a request nobody waits for awaiting reply_id, on_reply (may be NULL)
+ * handling it, pub the request's publisher (may be NULL). Returns the request, or NULL
+ * with nothing queued when out of memory. */
+struct sv_request *sv_channel_own_request(salvo_client *c, salvo_channel *ch,
+					  const struct sv_method *m, uint32_t reply_id,
+					  sv_reply_fn on_reply, struct salvo_publisher *pub);
 void sv_drop_incoming(salvo_channel *ch, const salvo_error *why);
 void sv_fail_awaiting(salvo_channel *ch, const salvo_error *why);
 void sv_end_consumers(salvo_channel *ch, const salvo_error *why);

@@ -340,9 +340,6 @@ void sv_pub_checkpoints(salvo_client *c)
 		struct salvo_publisher *pub = c->pubs[i];
 		struct sv_method flow = {.id = SV_CHANNEL_FLOW, .a.channel_flow.active = true};
 		struct sv_request *req;
-		struct sv_codec_error cerr;
-		uint8_t buf[32];
-		size_t n;
 
 		/* Not while the channel awaits a reply: RabbitMQ refuses any method during a
 		 * tx.commit with 504 "unexpected command while processing 'tx.commit'". */
@@ -355,20 +352,11 @@ void sv_pub_checkpoints(salvo_client *c)
 			now = sv_now_ns();
 		if (now - pub->ckpt_last_ns < SV_CKPT_NS)
 			continue;
-		req = sv_request_new(SV_REQ_METHOD);
-		n = sv_frame_put_method(buf, sizeof buf, pub->ch->id, &flow, &cerr);
-		if (!req || !n || sv_out_append(c, buf, n)) {
-			free(req); /* a checkpoint is worth no failure: the next one may do */
-			continue;
-		}
-		atomic_store(&req->refs, 1); /* nobody waits for it */
-		atomic_fetch_add_explicit(&pub->ch->refs, 1, memory_order_relaxed);
-		req->ch = pub->ch;
-		req->reply_id = SV_CHANNEL_FLOW_OK;
-		req->pub = pub;
-		req->on_reply = checkpoint_ok;
+		req = sv_channel_own_request(c, pub->ch, &flow, SV_CHANNEL_FLOW_OK, checkpoint_ok,
+					     pub);
+		if (!req)
+			continue; /* a checkpoint is worth no failure: the next one may do */
 		req->ckpt_count = pub->be_lo;
-		sv_channel_await(pub->ch, req);
 		pub->ckpt_inflight = true;
 		pub->ckpt_last_ns = now;
 	}

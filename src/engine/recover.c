@@ -299,29 +299,17 @@ static void reopen(salvo_client *c, struct salvo_publisher *pub)
 	sv_acked_free(&ch->acked);
 	sv_acked_init(&ch->acked);
 	for (int i = 0; i < 2 && steps[i]; i++) {
-		struct sv_request *req = sv_request_new(SV_REQ_METHOD);
-		uint8_t buf[64];
-		struct sv_codec_error cerr;
-		size_t n = sv_frame_put_method(buf, sizeof buf, ch->id, steps[i], &cerr);
+		/* The last step's reply resumes the publisher. */
+		bool last = i == 1 || !pub->slots;
+		salvo_error e;
 
-		if (!req || !n || sv_out_append(c, buf, n)) {
-			salvo_error e;
-			free(req);
-			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
-				     "out of memory reopening channel %u", ch->id);
-			sv_conn_fail(c, &e);
-			return;
-		}
-		atomic_store(&req->refs, 1); /* nobody waits for it */
-		atomic_fetch_add_explicit(&ch->refs, 1, memory_order_relaxed);
-		req->ch = ch;
-		req->reply_id = replies[i];
-		if (i == 1 || !pub->slots) {
-			/* The last step's reply resumes the publisher. */
-			req->pub = pub;
-			req->on_reply = sv_pub_reopened;
-		}
-		sv_channel_await(ch, req);
+		if (sv_channel_own_request(c, ch, steps[i], replies[i],
+					   last ? sv_pub_reopened : NULL, last ? pub : NULL))
+			continue;
+		sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+			     "out of memory reopening channel %u", ch->id);
+		sv_conn_fail(c, &e);
+		return;
 	}
 }
 
