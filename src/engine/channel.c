@@ -579,6 +579,7 @@ int salvo_basic_qos(salvo_channel *ch, uint32_t prefetch_size, uint16_t prefetch
 	int rc;
 
 	CHECK_CHANNEL(ch);
+	atomic_store_explicit(&ch->prefetch, prefetch_count, memory_order_relaxed);
 	rc = sv_channel_rpc(ch, &m, &(struct sv_rpc){.reply_id = SV_BASIC_QOS_OK}, NULL, NULL,
 			    err);
 	if (!rc)

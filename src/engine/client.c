@@ -361,6 +361,7 @@ static void client_free(salvo_client *c)
 	free(c->iov_pub);
 	sv_scratch_free(&c->zbuf);
 	sv_settle_free_all(sv_settle_take(c));
+	sv_delivery_cache_free(c);
 	sv_creds_wipe(&c->creds);
 	sv_settings_free(&c->set);
 	free(c);

@@ -48,9 +48,11 @@
 #include "read_hold.h"
 #include "props.h"
 
-/* Most deliveries handed over in one go: a consumer starts on a long read's first
- * messages while the I/O thread decodes the rest. */
-#define SV_HANDOVER_MAX 64u
+/* Most deliveries handed over in one go. A read's deliveries go over together (a
+ * hand-over of 64 at a time woke the consumer about 8 times for a held read of a stream,
+ * each wake-up dearer than the 64 messages); a bound still, so a read of thousands of
+ * small messages reaches the consumer before it is all decoded. */
+#define SV_HANDOVER_MAX 1024u
 
 /* The settle stack. */
 
@@ -79,7 +81,12 @@ void sv_settle_free_all(struct sv_settle *s)
 {
 	while (s) {
 		struct sv_settle *next = s->next;
-		free(s);
+		struct sv_delivery *d = s->owner;
+
+		if (!d)
+			free(s);
+		else if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1)
+			sv_delivery_free(d); /* its last reference: back to the cache */
 		s = next;
 	}
 }
@@ -99,7 +106,20 @@ static void settle_push(salvo_client *c, struct sv_settle *s)
 	/* The first record since the I/O thread last emptied the stack wakes it; later ones
 	 * ride along (it looks at the stack again before it parks). */
 	if (!old)
-		sv_client_kick(c);
+		sv_settle_kick(c);
+	/* Pairs with sv_settle_close: the I/O thread has gone (its last take may have
+	 * missed this record, which may hold a delivery, its channel and the client). */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&c->settles_closed, memory_order_relaxed))
+		sv_settle_free_all(sv_settle_take(c));
+}
+
+void sv_settle_close(salvo_client *c)
+{
+	atomic_store_explicit(&c->settles_closed, 1, memory_order_relaxed);
+	/* Either a pusher sees settles_closed, or this take sees its record. */
+	atomic_thread_fence(memory_order_seq_cst);
+	sv_settle_free_all(sv_settle_take(c));
 }
 
 static const char *const settle_verbs[] = {"ack", "nack", "reject"};
@@ -136,16 +156,25 @@ int sv_settle_push(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle
 	return 0;
 }
 
-/* Queue a settle of tag on ch, as opened in generation gen, for the I/O thread. */
-static int settle_tag(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
-		      bool multiple, bool requeue, salvo_error *err)
+/* Queue a settle of tag on ch, as opened in generation gen, for the I/O thread; in d's
+ * own record when d is given and its record is free (its first settle: no allocation),
+ * which then holds a reference to d. */
+static int settle_tag(salvo_channel *ch, struct sv_delivery *d, uint64_t gen, uint64_t tag,
+		      enum sv_settle_kind kind, bool multiple, bool requeue, salvo_error *err)
 {
 	int rc = sv_settle_check(ch, gen, tag, kind, err);
 
 	if (rc)
 		return rc;
 	atomic_fetch_add_explicit(&ch->client->cctr.settles, 1, memory_order_relaxed);
-	return sv_settle_push(ch, gen, tag, kind, multiple, requeue, false, err);
+	if (!d || atomic_exchange_explicit(&d->settle_taken, true, memory_order_relaxed))
+		return sv_settle_push(ch, gen, tag, kind, multiple, requeue, false, err);
+	atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+	d->settle = (struct sv_settle){.generation = gen, .tag = tag, .channel = ch->id,
+				       .kind = (uint8_t)kind, .multiple = multiple,
+				       .requeue = requeue, .owner = d};
+	settle_push(ch->client, &d->settle);
+	return 0;
 }
 
 /* A settle asked of a message taken from a consumer: that consumer's count. */
@@ -180,8 +209,8 @@ static int settle(salvo_message *m, enum sv_settle_kind kind, bool multiple, boo
 	send = d->acks_only ? SV_SETTLE_ACK : kind;
 	requeue = requeue && !d->acks_only;
 	rc = d->env ? sv_envelope_settle(m, send, multiple, requeue, err)
-		    : settle_tag(d->ch, d->generation, d->delivery_tag, send, multiple, requeue,
-				 err);
+		    : settle_tag(d->ch, d, d->generation, d->delivery_tag, send, multiple,
+				 requeue, err);
 	if (!rc)
 		count_settle(m, kind);
 	return rc;
@@ -192,7 +221,7 @@ int salvo_basic_ack(salvo_channel *ch, uint64_t delivery_tag, bool multiple, sal
 {
 	if (!ch)
 		return sv_error_set(err, SALVO_ERR_INVALID_ARGUMENT, SALVO_ERROR_LOCAL, "no channel");
-	return settle_tag(ch, atomic_load_explicit(&ch->generation, memory_order_relaxed),
+	return settle_tag(ch, NULL, atomic_load_explicit(&ch->generation, memory_order_relaxed),
 			  delivery_tag, SV_SETTLE_ACK, multiple, false, err);
 }
 

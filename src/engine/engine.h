@@ -221,6 +221,13 @@ struct salvo_client {
 	uint64_t recv_hold_until;
 	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */
 	bool batch_framed;    /* ... and at least one whole frame */
+	uint32_t batch_deliveries; /* messages the read being handled delivered to consumers */
+	/* ... of which one went to a channel with half its prefetch or more unsettled */
+	bool batch_near_prefetch;
+	size_t recv_room; /* what the read in flight may bring at most */
+	/* Deliveries of the last read, with those before it while reads filled their room. */
+	uint32_t stream_deliveries;
+	bool stream_full;
 	bool input_pending;   /* rbuf holds frames not decoded: consumers are over their bound */
 
 	/* The end recorded by sv_conn_fail and friends, acted on by the loop (I/O thread). */
@@ -257,6 +264,8 @@ struct salvo_client {
 	/* Consumers (consumer.c). Acks, nacks and rejects from any thread: a lock-free stack
 	 * the I/O thread empties each loop (sv_settle_take). */
 	alignas(SV_CACHE_LINE) struct ck_stack settles;
+	/* The I/O thread takes no more settles: a pusher frees what it pushed (consumer.c). */
+	_Atomic int settles_closed;
 	/* Bytes of messages queued on consumers and not yet taken by the application; when
 	 * over consumer_buffer_bytes the I/O thread holds its reads. reads_held and
 	 * buffered pair as a Dekker: the I/O thread stores held then loads buffered; a taker
@@ -276,6 +285,11 @@ struct salvo_client {
 	bool ret_warned;
 	/* I/O thread: where compressed envelopes are decompressed (envelope.c). */
 	struct sv_scratch zbuf;
+	/* Deliveries let go of, for reuse (delivery.c): any thread pushes onto the stack,
+	 * the I/O thread takes it whole into its own cache. */
+	alignas(SV_CACHE_LINE) struct ck_stack free_deliveries;
+	struct sv_delivery *dcache; /* I/O thread */
+	unsigned dcache_n;
 	/* I/O thread: the consumer whose deliveries of this read wait in its pend list, to
 	 * be queued in one go (sv_consumer_flush); referenced while set. */
 	struct salvo_consumer *pend_cons;
@@ -357,6 +371,9 @@ struct salvo_channel {
 	uint32_t qos_size;
 	uint16_t qos_count;
 	bool qos_global, qos_set;
+	/* The prefetch count asked by the application's last basic.qos (0: none), read by
+	 * the I/O thread to tell a stream of deliveries from one that nears its limit. */
+	_Atomic uint16_t prefetch;
 };
 
 /* A basic.return, matched to its message by the sequence number salvo stamps in the
@@ -402,10 +419,28 @@ struct salvo_message {
 	size_t cost;			     /* bytes counted in client->buffered while queued */
 };
 
+/* An ack, nack or reject on its way to the I/O thread. */
+enum sv_settle_kind { SV_SETTLE_ACK, SV_SETTLE_NACK, SV_SETTLE_REJECT };
+struct sv_settle {
+	struct ck_stack_entry entry; /* in c->settles */
+	struct sv_settle *next;	     /* in the batch the I/O thread took, oldest first */
+	uint64_t generation; /* the channel's when the message came */
+	uint64_t tag;
+	uint16_t channel;
+	uint8_t kind;
+	bool multiple, requeue;
+	/* An envelope's settle, which the application's acks of its records imply: the
+	 * I/O thread drops it when the tags are settled already (a multiple ack of a later
+	 * message covered them) instead of earning a 406 for an unknown tag. */
+	bool quiet;
+	/* The delivery whose record this is (a reference to it); NULL: allocated alone. */
+	struct sv_delivery *owner;
+};
+
 /*
  * A message as the broker sent it (basic.get-ok or basic.deliver). Its handles (the whole
- * one, or each record of a split envelope) hold a reference each; the last one destroyed
- * frees it (message.c).
+ * one, or each record of a split envelope) hold a reference each, and so does its settle
+ * record while in use; the last one let go of returns it to its client (delivery.c).
  */
 struct sv_delivery {
 	_Atomic uint32_t refs;
@@ -415,11 +450,7 @@ struct sv_delivery {
 	uint32_t message_count;
 	bool redelivered;
 	bool no_ack;
-	char exchange[256];
-	char routing_key[256];
-	char consumer_tag[256];
 	salvo_props props; /* its strings and headers live in props_mem */
-	void *props_mem;
 	/* Where it came from, for salvo_message_ack: the channel (referenced) and its
 	 * generation then. */
 	salvo_channel *ch;
@@ -432,12 +463,34 @@ struct sv_delivery {
 	bool acks_only;
 	struct sv_envelope *env;    /* split into records; NULL: handed out whole */
 	struct salvo_message whole; /* the handle of a message handed out whole */
+	/* The first settle of the whole message travels in this record (it holds a
+	 * reference until the I/O thread is done with it); taken: it is in use. */
+	struct sv_settle settle;
+	_Atomic bool settle_taken;
+
+	/* Kept when the delivery is recycled (delivery.c), everything above is cleared. */
+	struct sv_delivery *free_next; /* in the client's cache */
+	struct ck_stack_entry free_entry; /* in the client's stack of deliveries let go */
+	size_t body_cap;
+	void *props_mem;
+	size_t props_cap;
+	char exchange[256];
+	char routing_key[256];
+	char consumer_tag[256];
 };
 
-/* message.c: a delivery with one reference, its whole handle's (NULL: out of memory). */
-struct sv_delivery *sv_delivery_new(void);
-/* Free d now, whatever its references (I/O thread: a message it never handed out). */
+/* delivery.c: a delivery with one reference, its whole handle's, from c's cache or new
+ * (NULL: out of memory). I/O thread. */
+struct sv_delivery *sv_delivery_new(salvo_client *c);
+/* Let go of d now, whatever its references (the I/O thread: a message it never handed
+ * out; anyone: the last reference), back to its client's cache when it has a channel. */
 void sv_delivery_free(struct sv_delivery *d);
+/* Room for a len-byte body in d->body (kept from an earlier use when it is big enough). */
+int sv_delivery_body(struct sv_delivery *d, size_t len);
+/* The client's cached deliveries, freed (the client's end: none is in use). */
+void sv_delivery_cache_free(salvo_client *c);
+/* Set on the I/O thread for its client: a delivery let go there goes straight back. */
+extern _Thread_local salvo_client *sv_io_client;
 
 /*
  * A consumer. The I/O thread collects a read's finished deliveries in its pend list and
@@ -486,22 +539,6 @@ struct salvo_consumer {
 	/* In the client's dispatch list (under client->disp_lock). */
 	struct salvo_consumer *disp_next, *disp_prev;
 	bool disp_linked;
-};
-
-/* An ack, nack or reject on its way to the I/O thread. */
-enum sv_settle_kind { SV_SETTLE_ACK, SV_SETTLE_NACK, SV_SETTLE_REJECT };
-struct sv_settle {
-	struct ck_stack_entry entry; /* in c->settles */
-	struct sv_settle *next;	     /* in the batch the I/O thread took, oldest first */
-	uint64_t generation; /* the channel's when the message came */
-	uint64_t tag;
-	uint16_t channel;
-	uint8_t kind;
-	bool multiple, requeue;
-	/* An envelope's settle, which the application's acks of its records imply: the
-	 * I/O thread drops it when the tags are settled already (a multiple ack of a later
-	 * message covered them) instead of earning a 406 for an unknown tag. */
-	bool quiet;
 };
 
 /*
@@ -645,6 +682,8 @@ int sv_settle_check(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settl
 int sv_settle_push(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
 		   bool multiple, bool requeue, bool quiet, salvo_error *err);
 void sv_settle_free_all(struct sv_settle *s);
+/* The I/O thread's end: settles are taken no more, those queued and later ones freed. */
+void sv_settle_close(salvo_client *c);
 
 /* pub_stats.c: the client's list of publishers for salvo_client_stats; unlinking adds a
  * closing publisher's figures to the closed totals (what never got an outcome: failed). */

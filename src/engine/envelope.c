@@ -145,6 +145,7 @@ int sv_envelope_split(struct sv_delivery *d, const struct sv_batch_info *info, s
 	if (info->codec != SV_BATCH_PLAIN) {
 		free(d->body);
 		d->body = NULL;
+		d->body_cap = 0;
 		d->len = 0;
 	}
 	/* The records were published without a content type or encoding of their own

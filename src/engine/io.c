@@ -224,7 +224,7 @@ static void open_turn(salvo_client *c)
 	if (!c->send_inflight) {
 		/* Nothing to wait for but new work: park. Pairs with sv_client_kick (and a
 		 * producer that starts waiting for a confirm kicks after saying so). */
-		sv_park_begin(c);
+		sv_park_begin(c, deadline && deadline <= now + SV_PARK_SOON_NS);
 		/* After the fence: an envelope opened since the look above (its producer
 		 * kicked, or we see it here) sets how long we may sleep; one that is due is
 		 * closed, and the rings are then not idle. */
@@ -266,6 +266,7 @@ void *sv_io_main(void *arg)
 {
 	salvo_client *c = arg;
 
+	sv_io_client = c; /* deliveries let go of here go straight back (delivery.c) */
 	/* The records that carried connection.open-ok may have brought the broker's next
 	 * frames. */
 	sv_decode_input(c, 0);
@@ -307,6 +308,7 @@ void *sv_io_main(void *arg)
 			sv_detach_done(c, detach, pub, true);
 	}
 	c->npubs = 0;
+	sv_settle_close(c);
 	sv_dispatch_wake(c); /* closed: salvo_client_dispatch stops waiting */
 	/* Release: whoever sees io_exited may unmap rings this thread was reading. */
 	atomic_store_explicit(&c->io_exited, 1, memory_order_release);

@@ -298,8 +298,11 @@ void sv_take_requests(salvo_client *c)
 	/* Settles pushed before these requests were queued go out first (a channel.close
 	 * must not overtake the acks its caller made before it). The lock taken above makes
 	 * every push that happened before a queued request visible to this exchange. */
-	if (!CK_STAILQ_EMPTY(&batch))
+	if (!CK_STAILQ_EMPTY(&batch)) {
 		sv_take_settles(c);
+		/* A reply someone waits for must not wait for a read held back (io_recv.c). */
+		c->recv_hold_until = 0;
+	}
 
 	while ((req = CK_STAILQ_FIRST(&batch))) {
 		CK_STAILQ_REMOVE_HEAD(&batch, link);

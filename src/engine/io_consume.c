@@ -32,7 +32,7 @@ static struct sv_delivery *start_message(salvo_client *c, salvo_channel *ch, uin
 					 bool redelivered, struct sv_bytes exchange,
 					 struct sv_bytes routing_key)
 {
-	struct sv_delivery *d = sv_delivery_new();
+	struct sv_delivery *d = sv_delivery_new(c);
 
 	if (!d) {
 		out_of_memory(c, "receiving a message");
@@ -159,9 +159,16 @@ static void deliver(salvo_client *c, salvo_channel *ch, struct salvo_consumer *c
 {
 	struct salvo_message *first;
 	uint32_t n;
+	uint16_t prefetch;
 
 	sv_acked_delivered(&ch->acked, d->delivery_tag, d->no_ack);
 	d->acks_only = cons->acks_only;
+	/* For the read's hold (io_recv.c): a channel with half its prefetch unsettled may
+	 * soon wait for our acks, which must then not wait for the hold. */
+	prefetch = atomic_load_explicit(&ch->prefetch, memory_order_relaxed);
+	c->batch_deliveries++;
+	if (prefetch && ch->acked.delivered - ch->acked.floor >= prefetch / 2u)
+		c->batch_near_prefetch = true;
 	if (!ch->incoming_env || atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
 		sv_consumer_deliver(c, cons, &d->whole, 1);
 		return;
@@ -219,21 +226,23 @@ void sv_get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_
 				       (unsigned long long)SV_MAX_BODY);
 			return;
 		}
-		msg->len = (size_t)d->u.header.body_size;
-		msg->body = malloc(msg->len ? msg->len : 1);
+		/* The properties point into rbuf: the message keeps copies. Both in buffers
+		 * the delivery may keep from an earlier message (delivery.c). */
+		if (sv_delivery_body(msg, (size_t)d->u.header.body_size) ||
+		    sv_props_copy_reuse(&d->u.header.props, &msg->props, &msg->props_mem,
+					&msg->props_cap)) {
+			salvo_error e;
+			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
+				     "out of memory for a %zu-byte message",
+				     (size_t)d->u.header.body_size);
+			sv_conn_fail(c, &e);
+			return;
+		}
 		msg->whole.body = msg->body;
 		msg->whole.len = msg->len;
 		/* What it costs while queued: body, properties (at most the header's size) and
 		 * the message itself. */
 		msg->whole.cost = msg->len + d->frame.size + sizeof *msg;
-		/* The properties point into rbuf: the message keeps copies. */
-		if (!msg->body || sv_props_copy(&d->u.header.props, &msg->props, &msg->props_mem)) {
-			salvo_error e;
-			sv_error_set(&e, SALVO_ERR_NO_MEMORY, SALVO_ERROR_CONNECTION,
-				     "out of memory for a %zu-byte message", msg->len);
-			sv_conn_fail(c, &e);
-			return;
-		}
 		/* Whether it is an envelope is read here, from the properties as they came
 		 * (a copied string stops at a NUL byte); a consumer splits it when complete. */
 		if (ch->incoming_to && !ch->incoming_to->raw)

@@ -18,6 +18,10 @@
 /* How long a read of nothing but acks may wait for more, and how small it must be. */
 #define SV_RECV_HOLD_NS (1000u * 1000u)
 #define SV_RECV_HOLD_BYTES 4096u
+/* A read that delivered this many messages or more is a stream: the next read waits for
+ * SV_HOLD_DELIVERY_NS. */
+#define SV_HOLD_DELIVERIES 8u
+#define SV_HOLD_DELIVERY_NS (2000u * 1000u)
 
 static void connection_method(salvo_client *c, const struct sv_method *m)
 {
@@ -161,6 +165,29 @@ static void decode_all(salvo_client *c)
 }
 
 /*
+ * A stream of deliveries: hold the next read as for acks, so that a read brings a couple
+ * of milliseconds of them and the consumer wakes once for them (a read of a few messages
+ * cost a wake-up of this thread and one of the consumer, each dearer than the messages;
+ * the consumer's acks ride along, park.c). A stream is a read of SV_HOLD_DELIVERIES or
+ * more: that many came while this thread handled the last read, more than a consumer
+ * that waits for each message (an RPC reply, a prefetch of 1) ever sees. The read after
+ * one that filled its room counts with it (the broker's burst goes on). Not while the
+ * room is full (more is waiting), and not when a channel nears its prefetch: the broker
+ * then waits for acks, which would wait for the hold's end.
+ */
+static void hold_stream(salvo_client *c, size_t fresh)
+{
+	bool full = fresh >= c->recv_room;
+
+	c->stream_deliveries = (c->stream_full ? c->stream_deliveries : 0) + c->batch_deliveries;
+	c->stream_full = full;
+	if (c->stream_deliveries < SV_HOLD_DELIVERIES || full || c->batch_near_prefetch ||
+	    c->close_req || sv_pubs_waiting(c) || !sv_live(c))
+		return;
+	c->recv_hold_until = c->last_recv_ns + SV_HOLD_DELIVERY_NS;
+}
+
+/*
  * Handle what a read brought (fresh bytes of it; 0 when decoding resumes after the
  * consumers drained, or for what a new TLS session already holds).
  */
@@ -168,6 +195,8 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 {
 	c->batch_acks_only = true;
 	c->batch_framed = false;
+	c->batch_deliveries = 0;
+	c->batch_near_prefetch = false;
 	decode_all(c);
 	/* The read's last deliveries to the consumers' queues (one wake-up per batch). */
 	sv_consumer_flush(c);
@@ -183,6 +212,8 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	if (fresh && c->batch_acks_only && c->batch_framed && fresh < SV_RECV_HOLD_BYTES &&
 	    !c->close_req && !sv_pubs_waiting(c) && sv_live(c))
 		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
+	else if (fresh)
+		hold_stream(c, fresh);
 }
 
 void sv_on_recv(salvo_client *c, int res)

@@ -11,30 +11,6 @@
 #include "engine.h"
 #include "envelope.h"
 
-struct sv_delivery *sv_delivery_new(void)
-{
-	struct sv_delivery *d = calloc(1, sizeof *d);
-
-	if (!d)
-		return NULL;
-	atomic_init(&d->refs, 1);
-	d->whole.d = d;
-	return d;
-}
-
-void sv_delivery_free(struct sv_delivery *d)
-{
-	if (!d)
-		return;
-	free(d->body);
-	if (d->env)
-		sv_envelope_free(d->env);
-	free(d->props_mem);
-	if (d->ch)
-		sv_channel_put(d->ch);
-	free(d);
-}
-
 const void *salvo_message_body(const salvo_message *m, size_t *len)
 {
 	if (len)

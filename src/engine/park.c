@@ -22,6 +22,16 @@
  *
  * Requests, the hooks' end and a consumer taking enough to resume reads are rare: they
  * write wake_fd whether the thread is parked or not (sv_client_wake).
+ *
+ * Settles ride along with a short sleep. A thread that parks with a deadline at most
+ * SV_PARK_SOON_NS away (a read held back, the linger, a batch closing) parks as
+ * SV_PARKED_SOON: it will take the settle stack on its own within that time, so an ack
+ * does not wake it (sv_settle_kick); a producer's commit still does. A consumer of a
+ * stream acks while the thread holds its next read (io_recv.c), and its acks then leave
+ * with the hold's end instead of costing a wake-up each batch. The same two fences order
+ * the handshake: a settle pusher that read SV_PARKED_SOON pushed before the thread's
+ * look at the stack or while the thread's sleep is bounded; the thread that parks for
+ * long stores SV_PARKED before its fence and its last look at the stack.
  */
 #include <sys/eventfd.h>
 
@@ -39,9 +49,10 @@ void sv_park_arm_wake(salvo_client *c)
 	c->wake_inflight = true;
 }
 
-void sv_park_begin(salvo_client *c)
+void sv_park_begin(salvo_client *c, bool soon)
 {
-	atomic_store_explicit(&c->parked, 1, memory_order_relaxed);
+	atomic_store_explicit(&c->parked, soon ? SV_PARKED_SOON : SV_PARKED,
+			      memory_order_relaxed);
 	/* Pairs with the fence in sv_client_kick: either the producer sees parked, or the
 	 * look for work that follows sees the producer's work. */
 	atomic_thread_fence(memory_order_seq_cst);
@@ -59,6 +70,20 @@ void sv_client_kick(salvo_client *c)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&c->parked, memory_order_relaxed) &&
 	    atomic_exchange_explicit(&c->parked, 0, memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
+		eventfd_write(c->wake_fd, 1);
+	}
+}
+
+void sv_settle_kick(salvo_client *c)
+{
+	int parked = SV_PARKED;
+
+	/* As sv_client_kick, but a thread parked SV_PARKED_SOON is left to come by itself. */
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&c->parked, memory_order_relaxed) == SV_PARKED &&
+	    atomic_compare_exchange_strong_explicit(&c->parked, &parked, 0, memory_order_relaxed,
+						    memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
 		eventfd_write(c->wake_fd, 1);
 	}

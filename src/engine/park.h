@@ -12,13 +12,19 @@ enum { SV_UD_SEND = 1, SV_UD_RECV, SV_UD_WAKE };
  * wake_inflight). */
 void sv_park_arm_wake(salvo_client *c);
 /* I/O thread: about to sleep; then look for work once more, and sleep only if none. */
-void sv_park_begin(salvo_client *c);
+/* c->parked: awake (0); asleep, to be kicked by any work (SV_PARKED); asleep until a
+ * deadline at most SV_PARK_SOON_NS away, to be kicked by work other than settles. */
+enum { SV_PARKED = 1, SV_PARKED_SOON = 2 };
+#define SV_PARK_SOON_NS (2000u * 1000u)
+
+void sv_park_begin(salvo_client *c, bool soon);
 /* I/O thread: awake (or not sleeping after all). */
 void sv_park_end(salvo_client *c);
 
 /* Any thread, after making work visible (stored before the call): wake the I/O thread if
  * it is parked; a fence and a load when it is not. */
 void sv_client_kick(salvo_client *c);
+void sv_settle_kick(salvo_client *c);
 /* A producer, after its commit: kick only if the ring was idle before it or the thread
  * says it is parked. */
 void sv_kick_after_commit(salvo_client *c, bool ring_was_idle);

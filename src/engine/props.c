@@ -473,11 +473,19 @@ size_t sv_props_encoded_size(const struct sv_basic_props *p)
 
 int sv_props_copy(const struct sv_basic_props *in, salvo_props *out, void **mem)
 {
+	size_t cap = 0;
+
+	*mem = NULL;
+	return sv_props_copy_reuse(in, out, mem, &cap);
+}
+
+int sv_props_copy_reuse(const struct sv_basic_props *in, salvo_props *out, void **mem,
+			size_t *cap)
+{
 	size_t size = 0;
 	uint8_t *m;
 
 	memset(out, 0, sizeof *out);
-	*mem = NULL;
 	if (in->flags & SV_PROP_DELIVERY_MODE) {
 		out->flags |= SALVO_PROP_DELIVERY_MODE;
 		out->delivery_mode = in->delivery_mode;
@@ -498,10 +506,15 @@ int sv_props_copy(const struct sv_basic_props *in, salvo_props *out, void **mem)
 			size += sv_str(in, &str_props[i])->len + 1;
 	if (!size)
 		return 0;
-	m = malloc(size);
-	if (!m)
-		return -1;
-	*mem = m;
+	if (size > *cap) {
+		free(*mem);
+		*cap = 0;
+		*mem = malloc(size);
+		if (!*mem)
+			return -1;
+		*cap = size;
+	}
+	m = *mem;
 	if (in->flags & SV_PROP_HEADERS) {
 		salvo_table *t = (salvo_table *)m;
 

@@ -60,5 +60,9 @@ size_t sv_props_encoded_size(const struct sv_basic_props *p);
  * out of memory.
  */
 int sv_props_copy(const struct sv_basic_props *in, salvo_props *out, void **mem);
+/* The same into *mem when its *cap bytes are enough, else into a new allocation that
+ * replaces it (*mem and *cap updated; the old one freed). */
+int sv_props_copy_reuse(const struct sv_basic_props *in, salvo_props *out, void **mem,
+			size_t *cap);
 
 #endif

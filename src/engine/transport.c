@@ -20,10 +20,11 @@
 
 void sv_transport_prep_recv(salvo_client *c, struct io_uring_sqe *sqe)
 {
+	c->recv_room = c->sess.tls ? SV_TLS_IN_SIZE : c->rcap - c->rlen;
 	if (c->sess.tls)
-		io_uring_prep_recv(sqe, c->sess.fd, c->tls_in, SV_TLS_IN_SIZE, 0);
+		io_uring_prep_recv(sqe, c->sess.fd, c->tls_in, c->recv_room, 0);
 	else
-		io_uring_prep_recv(sqe, c->sess.fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+		io_uring_prep_recv(sqe, c->sess.fd, c->rbuf + c->rlen, c->recv_room, 0);
 }
 
 int sv_transport_received(salvo_client *c, size_t n, salvo_error *err)
