@@ -1180,6 +1180,9 @@ typedef struct salvo_consume_stats {
 	/* Envelopes split into records (counted once in delivered each) and their records;
 	 * malformed envelopes rejected (SALVO_EVENT_ENVELOPE_REJECTED). */
 	uint64_t envelopes, records, envelopes_rejected;
+	/* Reads held back (up to 2 ms) because the last one brought a stream of deliveries:
+	 * each then wakes the I/O thread and the consumer once for more messages. */
+	uint64_t stream_holds;
 } salvo_consume_stats;
 
 SALVO_API void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st);

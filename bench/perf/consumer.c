@@ -20,6 +20,9 @@
  * salvo's consumer hands out an envelope's records one by one: each is a message here,
  * timed on its own.
  *
+ * With --consume-callback each consumer has a callback (on_message) that
+ * salvo_consumer_dispatch runs on the consumer's thread; it does the same per message.
+ *
  * Acks (without --auto-ack): one salvo_message_ack per message by default, which salvo's
  * I/O thread turns into multiple acks when it can; with --multi-ack-every K, one ack with
  * multiple every K messages. Messages held for a multiple ack are acked as soon as the
@@ -68,6 +71,14 @@ struct consumer {
 	uint64_t *next;
 	uint64_t gaps, repeats;
 	uint64_t last_ns;	 /* CLOCK_REALTIME when the last message (any) came */
+	/* The consumer thread's own, shared by salvo_consumer_get and the callback: the
+	 * newest message not yet acked (--multi-ack-every) and how many it covers, every
+	 * message taken (for the pacer) and the run's; failed: an ack failed (reported). */
+	salvo_message *held;
+	unsigned nheld;
+	uint64_t n, mine;
+	struct pacer pc;
+	bool failed;
 	double cpu_seconds;	 /* this thread's, from the go to its stop */
 	salvo_pub_stats pending; /* latencies not yet handed over: the histogram only */
 	/* What the consumer has handed over, read by the main thread: under e2e_lock, on a
@@ -135,11 +146,15 @@ static bool note_message(struct consumer *cs, const salvo_message *m)
 }
 
 /* Open the consumer's channel and consumer. Returns 0, or the status (reported). */
+static void on_message(salvo_message *m, void *arg);
+
 static int consumer_open(struct consumer *cs, salvo_channel **ch, salvo_consumer **cons)
 {
 	struct perf *pf = cs->perf;
 	const struct options *o = pf->o;
-	salvo_consumer_opts copts = {.flags = o->auto_ack ? SALVO_CONSUME_NO_ACK : 0};
+	salvo_consumer_opts copts = {.flags = o->auto_ack ? SALVO_CONSUME_NO_ACK : 0,
+				     .on_message = o->consume_callback ? on_message : NULL,
+				     .on_message_arg = cs};
 	const char *queue = o->queue_names[cs->index % o->nqueue_names];
 	salvo_table *args = NULL;
 	salvo_error err = {0};
@@ -197,55 +212,81 @@ static int ack_held(struct consumer *cs, salvo_message **held, unsigned *nheld)
 	return rc;
 }
 
+/* One message taken: timed and counted, then acked, or held for a multiple ack. Returns
+ * nonzero when the consumer must stop (an ack failed, reported). */
+static int take_one(struct consumer *cs, salvo_message *m)
+{
+	const struct options *o = cs->perf->o;
+
+	/* Only this thread writes them: relaxed stores, no read-modify-write. */
+	if (note_message(cs, m))
+		atomic_store_explicit(&cs->consumed, ++cs->mine, memory_order_relaxed);
+	atomic_store_explicit(&cs->received, ++cs->n, memory_order_relaxed);
+	if (o->auto_ack) {
+		salvo_message_destroy(m);
+	} else {
+		/* The held message is covered by the multiple ack of a later one. */
+		salvo_message_destroy(cs->held);
+		cs->held = m;
+		if (++cs->nheld >= o->multi_ack_every && ack_held(cs, &cs->held, &cs->nheld))
+			return -1;
+	}
+	/* A slow consumer: paced after each batch (pacer_init grants the first). */
+	if (cs->rate > 0 && !(cs->n & (cs->pc.batch - 1)))
+		pacer_take(&cs->pc);
+	return 0;
+}
+
+/* --consume-callback: salvo_consumer_dispatch runs this on the consumer's thread. After a
+ * failed ack the rest are let go of unacked (the broker requeues them at the close). */
+static void on_message(salvo_message *m, void *arg)
+{
+	struct consumer *cs = arg;
+
+	if (cs->failed)
+		salvo_message_destroy(m);
+	else if (take_one(cs, m))
+		cs->failed = true; /* m went with the failed ack (ack_held) */
+}
+
 /* Take messages until the stop flag (or an error, reported). */
 static void consume_all(struct consumer *cs, salvo_consumer *cons)
 {
 	struct perf *pf = cs->perf;
 	const struct options *o = pf->o;
-	salvo_message *held = NULL; /* the newest message not yet acked (--multi-ack-every) */
-	unsigned nheld = 0;
-	uint64_t n = 0, mine = 0; /* n: every message taken, for the pacer */
-	struct pacer pc = {0};
 	salvo_error err = {0};
 	int rc;
 
 	if (cs->rate > 0)
-		pacer_init(&pc, cs->rate);
+		pacer_init(&cs->pc, cs->rate);
 	/* Without it (no memory) the run goes on unchecked: gaps and repeats stay 0. */
 	cs->next = calloc(o->producers, sizeof *cs->next);
-	while (!atomic_load_explicit(&pf->consumers_stop, memory_order_relaxed)) {
+	while (!atomic_load_explicit(&pf->consumers_stop, memory_order_relaxed) && !cs->failed) {
 		salvo_message *m;
 
-		rc = salvo_consumer_get(cons, ACK_IDLE_MS, &m, &err);
+		if (o->consume_callback) {
+			rc = salvo_consumer_dispatch(cons, ACK_IDLE_MS, 0, &err);
+			if (rc > 0)
+				continue;
+		} else {
+			rc = salvo_consumer_get(cons, ACK_IDLE_MS, &m, &err);
+			if (!rc) {
+				if (take_one(cs, m))
+					break;
+				continue;
+			}
+		}
 		if (rc == SALVO_ERR_TIMEOUT) {
 			hand_over(cs);
-			if (ack_held(cs, &held, &nheld))
+			if (ack_held(cs, &cs->held, &cs->nheld))
 				break;
 			continue;
 		}
-		if (rc) {
-			run_error(pf, rc, &err, "consumer %u: receive after %" PRIu64 " messages",
-				  cs->index, mine);
-			break;
-		}
-		/* Only this thread writes them: relaxed stores, no read-modify-write. */
-		if (note_message(cs, m))
-			atomic_store_explicit(&cs->consumed, ++mine, memory_order_relaxed);
-		atomic_store_explicit(&cs->received, ++n, memory_order_relaxed);
-		if (o->auto_ack) {
-			salvo_message_destroy(m);
-		} else {
-			/* The held message is covered by the multiple ack of a later one. */
-			salvo_message_destroy(held);
-			held = m;
-			if (++nheld >= o->multi_ack_every && ack_held(cs, &held, &nheld))
-				break;
-		}
-		/* A slow consumer: paced after each batch (pacer_init grants the first). */
-		if (cs->rate > 0 && !(n & (pc.batch - 1)))
-			pacer_take(&pc);
+		run_error(pf, rc, &err, "consumer %u: receive after %" PRIu64 " messages",
+			  cs->index, cs->mine);
+		break;
 	}
-	ack_held(cs, &held, &nheld);
+	ack_held(cs, &cs->held, &cs->nheld);
 	hand_over(cs);
 	free(cs->next);
 	cs->next = NULL;

@@ -31,6 +31,7 @@ enum {
 	OPT_PREFETCH,
 	OPT_AUTO_ACK,
 	OPT_MULTI_ACK_EVERY,
+	OPT_CONSUME_CALLBACK,
 	OPT_CONSUMER_RATE,
 	OPT_DRAIN_TIMEOUT,
 };
@@ -59,6 +60,7 @@ static const struct option long_options[] = {
     {"prefetch", required_argument, NULL, OPT_PREFETCH},
     {"auto-ack", no_argument, NULL, OPT_AUTO_ACK},
     {"multi-ack-every", required_argument, NULL, OPT_MULTI_ACK_EVERY},
+    {"consume-callback", no_argument, NULL, OPT_CONSUME_CALLBACK},
     {"consumer-rate", required_argument, NULL, OPT_CONSUMER_RATE},
     {"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
     {"json", no_argument, NULL, 'j'},
@@ -181,6 +183,10 @@ static void usage(FILE *out)
 	    "                         message is acked, and salvo's I/O thread merges the acks\n"
 	    "                         it sends together into multiple acks); messages held\n"
 	    "                         back are acked as soon as none arrives for 50 ms\n"
+	    "      --consume-callback each consumer takes its messages through a callback\n"
+	    "                         (salvo_consumer_opts.on_message, run by\n"
+	    "                         salvo_consumer_dispatch on its thread) instead of\n"
+	    "                         salvo_consumer_get; the same work per message\n"
 	    "      --consumer-rate R  consume at most R messages/s in all, split evenly over\n"
 	    "                         the consumers (default 0: unlimited)\n"
 	    "      --drain-timeout S  after the producers finish, wait until the consumers\n"
@@ -249,7 +255,8 @@ static void usage(FILE *out)
 	    "                         envelopes);\n"
 	    "                         and for consumers (0 and nulls without): consumers,\n"
 	    "                         consumer_connections, prefetch, auto_ack,\n"
-	    "                         multi_ack_every, consumed (messages of this run only),\n"
+	    "                         multi_ack_every, consume_callback, consumed (messages of\n"
+	    "                         this run only),\n"
 	    "                         not_consumed (of those acked, or sent with --confirm\n"
 	    "                         none), consumed_other (not sent by this run),\n"
 	    "                         redelivered, sequence_gaps and sequence_repeats\n"
@@ -266,7 +273,9 @@ static void usage(FILE *out)
 	    "                         e2e_latency_us {p50, p99, p999, max} (every message of the\n"
 	    "                         run), consumer_cpu_seconds, consumer_cpu_us_per_msg (the\n"
 	    "                         consumer threads' own CPU per message of consumed_total;\n"
-	    "                         salvo's I/O work for them is in cpu_seconds only)\n"
+	    "                         salvo's I/O work for them is in cpu_seconds only);\n"
+	    "                         and always voluntary_ctx_switches,\n"
+	    "                         involuntary_ctx_switches (the process's, getrusage)\n"
 	    "  -h, --help             print this help and exit\n"
 	    "  -V, --version          print the salvo version and exit\n"
 	    "\n"
@@ -552,6 +561,9 @@ int parse_args(int argc, char **argv, struct options *o)
 			rc = parse_range("multi-ack-every", optarg, 1, UINT16_MAX, &v);
 			o->multi_ack_every = (unsigned)v;
 			ca.multi_ack = true;
+			break;
+		case OPT_CONSUME_CALLBACK:
+			o->consume_callback = true;
 			break;
 		case OPT_CONSUMER_RATE:
 			rc = parse_range("consumer-rate", optarg, 0, UINT32_MAX, &o->consumer_rate);

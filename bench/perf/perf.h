@@ -79,6 +79,7 @@ struct options {
 	unsigned prefetch;	       /* basic.qos prefetch count per consumer; 0: none */
 	bool auto_ack;		       /* no_ack consumers */
 	unsigned multi_ack_every;      /* manual acks: one multiple ack per this many (1: each) */
+	bool consume_callback;	       /* take messages through on_message and dispatch */
 	uint64_t consumer_rate;	       /* messages/s in all; 0: unlimited */
 	uint64_t drain_timeout_s;      /* after the producers: the longest wait for a message */
 };

@@ -172,6 +172,8 @@ static void consumer_summary(const struct options *o, const struct result *r)
 		snprintf(acks, sizeof acks, "auto-ack");
 	else if (o->multi_ack_every > 1)
 		snprintf(acks, sizeof acks, "a multiple ack per %u messages", o->multi_ack_every);
+	if (o->consume_callback)
+		strncat(acks, ", callbacks", sizeof acks - strlen(acks) - 1);
 	/* Shared: consumer i is on producer connection i % connections. */
 	unsigned nconn = o->consumer_connections	 ? o->consumer_connections
 			 : o->consumers < o->connections ? o->consumers
@@ -293,12 +295,13 @@ void json(const struct options *o, const struct result *r)
 	       r->reconnects, p->resent, p->possibly_lost, o->producers, o->connections, o->size,
 	       confirm_names[o->confirm], o->rate);
 	printf("\"consumers\": %u, \"consumer_connections\": %u, \"prefetch\": %u, "
-	       "\"auto_ack\": %s, \"multi_ack_every\": %u, \"consumed\": %" PRIu64
+	       "\"auto_ack\": %s, \"multi_ack_every\": %u, \"consume_callback\": %s, "
+	       "\"consumed\": %" PRIu64
 	       ", \"not_consumed\": %" PRIu64 ", \"consumed_other\": %" PRIu64
 	       ", \"redelivered\": %" PRIu64 ", \"sequence_gaps\": %" PRIu64
 	       ", \"sequence_repeats\": %" PRIu64 ", ",
 	       o->consumers, o->consumer_connections, o->prefetch, o->auto_ack ? "true" : "false",
-	       o->multi_ack_every, r->consumed,
+	       o->multi_ack_every, o->consume_callback ? "true" : "false", r->consumed,
 	       o->consumers && r->consumed < r->expected ? r->expected - r->consumed : 0,
 	       r->consumed_other, r->redelivered, r->sequence_gaps, r->sequence_repeats);
 	printf("\"consumed_total\": %" PRIu64 ", \"consume_seconds\": %.6f, "
@@ -313,7 +316,12 @@ void json(const struct options *o, const struct result *r)
 	       body_names[o->body], r->sent, per_second((double)r->sent, r->seconds));
 	cli_batch_json(stdout, &o->batch.opts, p, r->sent, r->seconds);
 	json_latency("e2e_latency_us", o->consumers ? &r->e2e : NULL);
+	struct rusage ru = {0};
+
+	getrusage(RUSAGE_SELF, &ru);
 	printf("\"consumer_cpu_seconds\": %.6f, \"consumer_cpu_us_per_msg\": %.3f, "
-	       "\"max_rss_kb\": %ld}\n",
-	       r->consumer_cpu_seconds, consumer_us_per_msg(r), max_rss_kb());
+	       "\"max_rss_kb\": %ld, \"voluntary_ctx_switches\": %ld, "
+	       "\"involuntary_ctx_switches\": %ld}\n",
+	       r->consumer_cpu_seconds, consumer_us_per_msg(r), max_rss_kb(), ru.ru_nvcsw,
+	       ru.ru_nivcsw);
 }

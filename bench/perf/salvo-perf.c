@@ -46,7 +46,7 @@
 /* Messages per read of the clock for the send time in bodies (a power of two). */
 #define STAMP_EVERY 16
 /* While the consumers drain the queue: how often the main thread looks at their count. */
-#define DRAIN_POLL_NS 10000000ull
+#define DRAIN_POLL_NS 50000000ull
 
 struct producer {
 	/* Stored by the producer after every message, read by the sampler once a second:

@@ -264,6 +264,8 @@ static void give_back(salvo_client *c, struct sv_message_list *list)
 	}
 }
 
+static void flush_one(salvo_client *c, struct salvo_consumer *cons);
+
 void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct salvo_message *m,
 			 uint32_t n)
 {
@@ -281,12 +283,10 @@ void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct sa
 	}
 	for (uint32_t i = 0; i < n; i++)
 		cost += m[i].cost;
-	sv_hold_charge(c, cost);
-	atomic_fetch_add_explicit(&c->cctr.delivered, 1, memory_order_relaxed);
-	sv_stat_add(&cons->ctr.delivered, 1);
-	if (c->pend_cons != cons) {
-		sv_consumer_flush(c);
+	if (!cons->pend_listed) {
 		atomic_fetch_add_explicit(&cons->refs, 1, memory_order_relaxed);
+		cons->pend_listed = true;
+		cons->pend_next = c->pend_cons;
 		c->pend_cons = cons;
 	}
 	m->d->cons = cons;
@@ -294,20 +294,42 @@ void sv_consumer_deliver(salvo_client *c, struct salvo_consumer *cons, struct sa
 		CK_STAILQ_INSERT_TAIL(&cons->pend, &m[i], link);
 	/* An envelope's records go over together, whatever their number. */
 	cons->pend_n += n;
+	cons->pend_deliveries++;
 	cons->pend_cost += cost;
+	c->pend_cost += cost;
 	if (cons->pend_n >= SV_HANDOVER_MAX)
-		sv_consumer_flush(c);
+		flush_one(c, cons);
 }
 
-/* I/O thread: queue the deliveries waiting in c->pend_cons's pend list, and wake its
- * takers: one if one message came, all if more did (each takes one at a time). */
-void sv_consumer_flush(salvo_client *c)
+/* Take cons off the list of consumers with deliveries pending. */
+static void unlist(salvo_client *c, struct salvo_consumer *cons)
 {
-	struct salvo_consumer *cons = c->pend_cons;
+	struct salvo_consumer **p = &c->pend_cons;
 
-	if (!cons)
-		return;
-	c->pend_cons = NULL;
+	while (*p != cons)
+		p = &(*p)->pend_next;
+	*p = cons->pend_next;
+	cons->pend_next = NULL;
+	cons->pend_listed = false;
+}
+
+/* I/O thread: queue the deliveries waiting in cons's pend list, and wake its takers: one
+ * if one message came, all if more did (each takes one at a time). */
+static void flush_one(salvo_client *c, struct salvo_consumer *cons)
+{
+	unlist(c, cons);
+	c->pend_cost -= cons->pend_cost;
+	/* Counted per hand-over, not per message: these lines are the I/O thread's, and
+	 * the consumer's threads write theirs per message. The bytes are charged before the
+	 * messages can be taken (a taker never subtracts what was not added); while they
+	 * wait here, sv_hold_over_bound counts them. */
+	if (cons->pend_deliveries) {
+		sv_hold_charge(c, cons->pend_cost);
+		atomic_fetch_add_explicit(&c->cctr.delivered, cons->pend_deliveries,
+					  memory_order_relaxed);
+		sv_stat_add(&cons->ctr.delivered, cons->pend_deliveries);
+		cons->pend_deliveries = 0;
+	}
 	if (!CK_STAILQ_EMPTY(&cons->pend) &&
 	    atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
 		/* Destroyed since they came (its drop_queued could not see them): back to the
@@ -333,14 +355,20 @@ void sv_consumer_flush(salvo_client *c)
 	sv_consumer_put(cons);
 }
 
+void sv_consumer_flush(salvo_client *c)
+{
+	while (c->pend_cons)
+		flush_one(c, c->pend_cons);
+}
+
 /* I/O thread: the consumer is over (cancelled, or its channel ended). What came before
  * the end is queued first, so takers see it before the end. */
 void sv_consumer_end(struct salvo_consumer *cons, const salvo_error *why)
 {
 	salvo_client *c = cons->ch->client;
 
-	if (c->pend_cons == cons)
-		sv_consumer_flush(c);
+	if (cons->pend_listed)
+		flush_one(c, cons);
 	pthread_mutex_lock(&cons->lock);
 	if (!cons->end_status) {
 		cons->end_status = why->status ? why->status : SALVO_ERR_CLOSED;
@@ -394,11 +422,13 @@ static int take(struct salvo_consumer *cons, int timeout_ms, salvo_message **out
 	salvo_message *m;
 	int rc = 0;
 
-	if (timeout_ms > 0)
-		sv_timespec_after(&ts, CLOCK_MONOTONIC, timeout_ms);
 	pthread_mutex_lock(&cons->lock);
-	while (CK_STAILQ_EMPTY(&cons->queue) && !cons->end_status && !cons->interrupted && timeout_ms != 0 &&
-	       rc == 0)
+	/* The deadline is read from the clock only when there is a wait (a stream's messages
+	 * are mostly queued already). */
+	if (timeout_ms > 0 && CK_STAILQ_EMPTY(&cons->queue))
+		sv_timespec_after(&ts, CLOCK_MONOTONIC, timeout_ms);
+	while (CK_STAILQ_EMPTY(&cons->queue) && !cons->end_status && !cons->interrupted &&
+	       timeout_ms != 0 && rc == 0)
 		rc = timeout_ms < 0 ? pthread_cond_wait(&cons->cond, &cons->lock)
 				    : pthread_cond_timedwait(&cons->cond, &cons->lock, &ts);
 	m = CK_STAILQ_FIRST(&cons->queue);
@@ -788,4 +818,5 @@ void salvo_client_consume_stats(salvo_client *c, salvo_consume_stats *st)
 	st->records = atomic_load_explicit(&c->cctr.records, memory_order_relaxed);
 	st->envelopes_rejected =
 		atomic_load_explicit(&c->cctr.envelopes_rejected, memory_order_relaxed);
+	st->stream_holds = atomic_load_explicit(&c->cctr.stream_holds, memory_order_relaxed);
 }

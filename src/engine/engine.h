@@ -202,7 +202,7 @@ struct salvo_client {
 	uint8_t *tls_out, *tls_in;
 	size_t tls_out_len, tls_out_sent, tls_out_cap;
 	bool recv_inflight, wake_inflight, send_inflight;
-	bool sent_lately; /* a send completed since the last long park: linger first */
+	bool sent_lately; /* a publisher's bytes were sent since the last long park: linger */
 	uint64_t wake_value;
 	/* Control frames (methods, heartbeats) waiting to go out, and those in flight. */
 	uint8_t *out, *out_next;
@@ -274,9 +274,11 @@ struct salvo_client {
 	_Atomic int reads_held;
 	_Atomic uint64_t channel_serial; /* generations handed to channels */
 	struct sv_consume_counters {
-		_Atomic uint64_t delivered, buffered_peak, read_holds, settles, settle_frames,
+		_Atomic uint64_t delivered, buffered_peak, read_holds, settle_frames,
 			settles_dropped, handovers;
-		_Atomic uint64_t envelopes, records, envelopes_rejected;
+		_Atomic uint64_t envelopes, records, envelopes_rejected, stream_holds;
+		/* Written per settle by the application's threads: a line of its own. */
+		alignas(SV_CACHE_LINE) _Atomic uint64_t settles;
 	} cctr;
 	/* Returned messages' content held for the application, against returns_max_bytes
 	 * (returns.c): the I/O thread adds, the publishers' threads subtract. warned: the
@@ -288,11 +290,13 @@ struct salvo_client {
 	/* Deliveries let go of, for reuse (delivery.c): any thread pushes onto the stack,
 	 * the I/O thread takes it whole into its own cache. */
 	alignas(SV_CACHE_LINE) struct ck_stack free_deliveries;
-	struct sv_delivery *dcache; /* I/O thread */
+	alignas(SV_CACHE_LINE) struct sv_delivery *dcache; /* I/O thread */
 	unsigned dcache_n;
-	/* I/O thread: the consumer whose deliveries of this read wait in its pend list, to
-	 * be queued in one go (sv_consumer_flush); referenced while set. */
+	/* I/O thread: the consumers whose deliveries of this read wait in their pend lists,
+	 * to be queued in one go each (sv_consumer_flush; linked by pend_next, referenced
+	 * while listed), and the bytes of them all. */
 	struct salvo_consumer *pend_cons;
+	uint64_t pend_cost;
 	/* salvo_client_dispatch: the consumers with a callback (each referenced by the list),
 	 * where the next pass starts, and a count of hand-overs to them, which the
 	 * dispatchers wait on. Lock order: disp_lock, then a consumer's lock. */
@@ -341,11 +345,12 @@ struct salvo_channel {
 	_Atomic int state; /* enum sv_channel_state; error is valid once CLOSED (acquire) */
 	salvo_error error;
 	/* The application's handle (or its publisher), the I/O thread's table entry, and one
-	 * per message received on it, consumer on it and request for it (until freed). */
-	_Atomic int refs;
+	 * per message received on it, consumer on it and request for it (until freed). On a
+	 * line apart from state and generation, which every settle reads. */
+	alignas(SV_CACHE_LINE) _Atomic int refs;
 
 	/* I/O thread only. */
-	struct sv_request_list await; /* sent, reply pending, in order */
+	alignas(SV_CACHE_LINE) struct sv_request_list await; /* sent, reply pending, in order */
 	bool close_sent;     /* we sent channel.close and await close-ok */
 	bool peer_closed;    /* the broker closed it; we answered close-ok */
 	struct salvo_publisher *pub;
@@ -443,7 +448,15 @@ struct sv_settle {
  * record while in use; the last one let go of returns it to its client (delivery.c).
  */
 struct sv_delivery {
-	_Atomic uint32_t refs;
+	/* What the application's threads write (settling and taking it), first and
+	 * together, so that the I/O thread fetches few lines back from their cores. The
+	 * first settle of the whole message travels in settle (it holds a reference until
+	 * the I/O thread is done with it); settle_taken: it is in use. */
+	alignas(SV_CACHE_LINE) _Atomic uint32_t refs;
+	_Atomic bool settle_taken;
+	struct sv_settle settle;
+	struct salvo_message whole; /* the handle of a message handed out whole */
+
 	uint8_t *body; /* as received; NULL once a compressed envelope is split */
 	size_t len;
 	uint64_t delivery_tag;
@@ -462,11 +475,6 @@ struct sv_delivery {
 	 * it): every settle of it is sent as an ack. */
 	bool acks_only;
 	struct sv_envelope *env;    /* split into records; NULL: handed out whole */
-	struct salvo_message whole; /* the handle of a message handed out whole */
-	/* The first settle of the whole message travels in this record (it holds a
-	 * reference until the I/O thread is done with it); taken: it is in use. */
-	struct sv_settle settle;
-	_Atomic bool settle_taken;
 
 	/* Kept when the delivery is recycled (delivery.c), everything above is cleared. */
 	struct sv_delivery *free_next; /* in the client's cache */
@@ -498,7 +506,7 @@ extern _Thread_local salvo_client *sv_io_client;
  * takes them. References: the application's handle; the basic.consume request's, which
  * the channel's list takes over while registered (consume-ok until cancel-ok, the
  * broker's cancel or the channel's end); the client's dispatch list's, for a consumer
- * with a callback; the I/O thread's while it is c->pend_cons; and a dispatcher's while
+ * with a callback; the I/O thread's while it is on c->pend_cons; and a dispatcher's while
  * it runs the callback.
  */
 struct salvo_consumer {
@@ -509,10 +517,12 @@ struct salvo_consumer {
 	bool acks_only; /* SALVO_CONSUME_STREAM, or an x-stream-offset argument */
 	salvo_message_fn on_message;
 	void *on_message_arg;
-	_Atomic int refs;
 	/* Its basic.consume failed or timed out, or it is being destroyed: nobody will take
 	 * deliveries, which are rejected with requeue (dropped if no_ack) as they come. */
 	_Atomic int abandoned;
+	/* Taken and let go of per message by the application's threads: apart from the
+	 * fields above, which the I/O thread reads per delivery. */
+	alignas(SV_CACHE_LINE) _Atomic int refs;
 
 	pthread_mutex_t lock; /* guards the queue and the end state */
 	pthread_cond_t cond;
@@ -529,9 +539,14 @@ struct salvo_consumer {
 	/* Statistics: the I/O thread writes delivered and handovers; buffered changes under
 	 * lock (queued, taken); any thread counts taken and settles (fetch-add). */
 	struct sv_consumer_counters {
-		_Atomic uint64_t delivered, taken, handovers, buffered, acks, nacks, rejects;
+		_Atomic uint64_t delivered, handovers, buffered;
+		/* Written per message by the application's threads: a line of their own. */
+		alignas(SV_CACHE_LINE) _Atomic uint64_t taken, acks, nacks, rejects;
 	} ctr;
 	uint64_t pend_cost; /* I/O thread: the bytes of the pend list */
+	uint32_t pend_deliveries; /* I/O thread: deliveries in it (an envelope is one) */
+	struct salvo_consumer *pend_next; /* I/O thread: in client->pend_cons */
+	bool pend_listed;
 	struct salvo_consumer *stats_next; /* in client->stats_cons, under its stats_lock */
 	bool stats_linked;
 

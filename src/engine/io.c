@@ -24,10 +24,6 @@
 #include "pub_done.h"
 #include "read_hold.h"
 
-/* How long the I/O thread sleeps after a send before it looks for work once more and
- * sleeps for long (park.c). */
-#define SV_LINGER_NS (100u * 1000u)
-
 /* Timers. */
 
 static uint64_t heartbeat_ns(const salvo_client *c)
@@ -233,17 +229,15 @@ static void open_turn(salvo_client *c)
 			deadline = batch;
 		if (!queue_empty(c) || !sv_rings_idle(c) ||
 		    ck_pr_load_ptr(&c->settles.head) ||
-		    (c->recv_hold_until && sv_pubs_waiting(c))) {
+		    (c->recv_hold_until && sv_pubs_waiting(c)) ||
+		    (c->sent_lately && sv_park_linger(c))) {
+			c->sent_lately = false;
 			sv_park_end(c);
 			if (io_uring_submit(&c->uring) > 0)
 				sv_stat_add(&c->ioctr.submits, 1);
 			return;
 		}
-		if (c->sent_lately) {
-			c->sent_lately = false;
-			if (!deadline || deadline > now + SV_LINGER_NS)
-				deadline = now + SV_LINGER_NS;
-		}
+		c->sent_lately = false;
 	}
 	wait_for(c, now, deadline);
 	sv_park_end(c);

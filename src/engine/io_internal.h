@@ -64,6 +64,7 @@ void sv_channel_frame(salvo_client *c, salvo_channel *ch, const struct sv_decode
 void sv_pub_drain(struct salvo_publisher *pub);
 bool sv_pub_closed(const struct salvo_publisher *pub);
 bool sv_pubs_waiting(salvo_client *c);
+bool sv_pubs_far(salvo_client *c);
 bool sv_rings_idle(salvo_client *c);
 /* What of a publisher's ring the next send may carry: sv_pub_span finds it (0: nothing),
  * sv_pub_in_send records that it is in the send. */

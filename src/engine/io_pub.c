@@ -178,17 +178,25 @@ bool sv_pub_closed(const struct salvo_publisher *pub)
 }
 
 /*
- * Whether a producer waits for what the broker says: a confirm, or ring space that
- * confirms free. A ring three quarters full counts too: its producer may be about to
- * wait (it kicks this thread before it records that it waits).
+ * Whether a producer waits for what the broker says soon: a confirm at most
+ * SV_WANT_NEAR beyond what it has (a sync publish, the end of wait_confirms, a window's
+ * last quarter), or ring space that confirms free. A producer that waits for a quarter
+ * of its window to come back does not need each read of acks at once: a read held for a
+ * millisecond brings it fifty of them instead of five. A ring three quarters full counts
+ * too: its producer may be about to wait (it kicks this thread before it records that
+ * it waits).
  */
+#define SV_WANT_NEAR 64u
+
 bool sv_pubs_waiting(salvo_client *c)
 {
 	for (size_t i = 0; i < c->npubs; i++) {
 		struct salvo_publisher *pub = c->pubs[i];
 		uint64_t used = sv_ring_head(&pub->ring) - sv_ring_released(&pub->ring);
+		uint64_t want = atomic_load_explicit(&pub->ev_want, memory_order_relaxed);
 
-		if (atomic_load_explicit(&pub->ev_want, memory_order_relaxed) ||
+		if ((want &&
+		     want <= atomic_load_explicit(&pub->done, memory_order_relaxed) + SV_WANT_NEAR) ||
 		    atomic_load_explicit(&pub->ring.waiting, memory_order_relaxed) ||
 		    used > sv_ring_capacity(&pub->ring) / 4 * 3)
 			return true;
@@ -576,4 +584,20 @@ enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv
 		sv_stat_add(&pub->ctr.resent, next - first);
 	}
 	return SV_REPLY_DONE;
+}
+
+/* Whether a producer waits for more than SV_WANT_FAR confirms beyond what it has (a
+ * quarter of a large window): the reads of acks may be held longer. */
+#define SV_WANT_FAR (8u * SV_WANT_NEAR)
+
+bool sv_pubs_far(salvo_client *c)
+{
+	for (size_t i = 0; i < c->npubs; i++) {
+		struct salvo_publisher *pub = c->pubs[i];
+		uint64_t want = atomic_load_explicit(&pub->ev_want, memory_order_relaxed);
+
+		if (want > atomic_load_explicit(&pub->done, memory_order_relaxed) + SV_WANT_FAR)
+			return true;
+	}
+	return false;
 }

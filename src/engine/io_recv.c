@@ -15,8 +15,10 @@
 #include "io_internal.h"
 #include "read_hold.h"
 
-/* How long a read of nothing but acks may wait for more, and how small it must be. */
-#define SV_RECV_HOLD_NS (1000u * 1000u)
+/* How long a read of nothing but acks may wait for more (longer while every producer
+ * that waits needs many more of them, sv_pubs_far), and how small it must be. */
+#define SV_RECV_HOLD_NS (2000u * 1000u)
+#define SV_RECV_HOLD_FAR_NS (4000u * 1000u)
 #define SV_RECV_HOLD_BYTES 4096u
 /* A read that delivered this many messages or more is a stream: the next read waits for
  * SV_HOLD_DELIVERY_NS. */
@@ -185,6 +187,7 @@ static void hold_stream(salvo_client *c, size_t fresh)
 	    c->close_req || sv_pubs_waiting(c) || !sv_live(c))
 		return;
 	c->recv_hold_until = c->last_recv_ns + SV_HOLD_DELIVERY_NS;
+	sv_stat_add(&c->cctr.stream_holds, 1);
 }
 
 /*
@@ -211,7 +214,8 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	 * be what someone waits for. */
 	if (fresh && c->batch_acks_only && c->batch_framed && fresh < SV_RECV_HOLD_BYTES &&
 	    !c->close_req && !sv_pubs_waiting(c) && sv_live(c))
-		c->recv_hold_until = c->last_recv_ns + SV_RECV_HOLD_NS;
+		c->recv_hold_until = c->last_recv_ns +
+				     (sv_pubs_far(c) ? SV_RECV_HOLD_FAR_NS : SV_RECV_HOLD_NS);
 	else if (fresh)
 		hold_stream(c, fresh);
 }

@@ -103,6 +103,8 @@ static void consumed(salvo_client *c, size_t n)
 
 		if (pub) {
 			sv_pub_sent(c, pub, take, len);
+			/* A producer may read the old sent: linger before a long park (park.c). */
+			c->sent_lately = true;
 		} else {
 			c->out_sent += take;
 			/* possibly mid-frame: the control frames lead the next send */
@@ -167,10 +169,8 @@ void sv_on_send(salvo_client *c, int res)
 		}
 		c->out_next_len = 0;
 	}
-	if (res > 0) {
+	if (res > 0)
 		c->last_send_ns = sv_now_ns();
-		c->sent_lately = true;
-	}
 	if (res < 0 && sv_live(c)) {
 		salvo_error e;
 		sv_error_set(&e, SALVO_ERR_IO, SALVO_ERROR_CONNECTION, "send: %s", strerror(-res));

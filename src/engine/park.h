@@ -18,6 +18,10 @@ enum { SV_PARKED = 1, SV_PARKED_SOON = 2 };
 #define SV_PARK_SOON_NS (2000u * 1000u)
 
 void sv_park_begin(salvo_client *c, bool soon);
+/* After a send of ring bytes, parked: look at the rings for SV_LINGER_NS; true if a
+ * producer's message turned up (the thread must not sleep). */
+#define SV_LINGER_NS (5u * 1000u)
+bool sv_park_linger(salvo_client *c);
 /* I/O thread: awake (or not sleeping after all). */
 void sv_park_end(salvo_client *c);
 

@@ -39,7 +39,8 @@ void sv_hold_taken(salvo_client *c, uint64_t cost)
 
 bool sv_hold_over_bound(salvo_client *c)
 {
-	return atomic_load_explicit(&c->buffered, memory_order_relaxed) >
+	/* With what waits for the read's hand-over, charged only then (consumer.c). */
+	return atomic_load_explicit(&c->buffered, memory_order_relaxed) + c->pend_cost >
 	       c->set.consumer_buffer_bytes;
 }
 

@@ -116,7 +116,8 @@ void sv_stats_json(const struct sv_stats_snap *s, struct sv_out *o)
 	field(o, "handovers", s->consume.handovers, false);
 	field(o, "envelopes", s->consume.envelopes, false);
 	field(o, "records", s->consume.records, false);
-	field(o, "envelopes_rejected", s->consume.envelopes_rejected, true);
+	field(o, "envelopes_rejected", s->consume.envelopes_rejected, false);
+	field(o, "stream_holds", s->consume.stream_holds, true);
 	sv_out_printf(o, "},\"consumers\":[");
 	for (size_t i = 0; i < s->ncons; i++) {
 		const struct sv_stats_cons *k = &s->cons[i];

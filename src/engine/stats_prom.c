@@ -102,6 +102,9 @@ static const struct metric consume_metrics[] = {
 	 offsetof(salvo_consume_stats, records)},
 	{"salvo_consume_envelopes_rejected_total", "counter", "Malformed envelopes rejected.",
 	 offsetof(salvo_consume_stats, envelopes_rejected)},
+	{"salvo_consume_stream_holds_total", "counter",
+	 "Reads held back for a stream of deliveries.",
+	 offsetof(salvo_consume_stats, stream_holds)},
 };
 
 static const struct metric consumer_metrics[] = {

@@ -31,7 +31,7 @@ PUB = ["published", "acked", "nacked", "returned", "failed", "in_flight", "resen
 LAT = ["count", "p50_ns", "p99_ns", "p999_ns", "max_ns"]
 CONSUMING = ["delivered", "buffered_bytes", "buffered_peak", "read_holds", "settles",
              "settle_frames", "settles_dropped", "handovers", "envelopes", "records",
-             "envelopes_rejected"]
+             "envelopes_rejected", "stream_holds"]
 CONSUMER = ["delivered", "taken", "handovers", "buffered_bytes", "acks", "nacks", "rejects"]
 # Figures that may go down: gauges.
 GAUGES = {"in_flight", "buffered_bytes", "blocked", "latency_max_ns"}

@@ -889,6 +889,79 @@ static void case_ack_after_recovery(void)
 }
 
 /* Every property and a header of every field type, read back by a consumer. */
+/* Take n messages with salvo_consumer_get, acking each. */
+static void get_ack_n(salvo_consumer *cons, uint32_t n)
+{
+	salvo_message *m;
+	salvo_error err;
+
+	for (uint32_t i = 0; i < n; i++) {
+		OK(salvo_consumer_get(cons, 10000, &m, &err));
+		OK(salvo_message_ack(m, false, &err));
+		salvo_message_destroy(m);
+	}
+}
+
+/*
+ * A read that brings a stream of deliveries (8 or more) holds the next one back for 2 ms;
+ * a consumer that waits for each message is never held: one message at a time (a
+ * request and its reply), or a prefetch of 1 over a backlog. Counted per client in
+ * stream_holds.
+ */
+static void case_stream_holds(void)
+{
+	const char *q = "salvo.test.consume.holds";
+	salvo_client *c = rabbit_connect(uri, NULL), *pc = rabbit_connect(uri, NULL);
+	salvo_consume_stats st;
+	salvo_channel *ch;
+	salvo_consumer *cons;
+	salvo_error err;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	fresh_queue(ch, q, NULL);
+	OK(salvo_basic_qos(ch, 0, 1000, false, &err));
+	OK(salvo_consume(ch, q, &(salvo_consumer_opts){0}, &cons, &err));
+	/* One at a time: published (by another client) after the last was taken. */
+	for (uint32_t i = 0; i < 50; i++) {
+		publish_n(pc, q, i, 1, 16);
+		get_ack_n(cons, 1);
+	}
+	salvo_client_consume_stats(c, &st);
+	printf("one at a time: %llu delivered, %llu stream holds\n",
+	       (unsigned long long)st.delivered, (unsigned long long)st.stream_holds);
+	CHECK(st.delivered == 50 && st.stream_holds == 0);
+	salvo_consumer_destroy(cons);
+	OK(salvo_channel_close(ch, &err));
+
+	/* A backlog with a prefetch of 1: each read brings one. */
+	OK(salvo_channel_open(c, &ch, &err));
+	publish_n(pc, q, 0, 300, 16);
+	OK(salvo_basic_qos(ch, 0, 1, false, &err));
+	OK(salvo_consume(ch, q, &(salvo_consumer_opts){0}, &cons, &err));
+	get_ack_n(cons, 300);
+	salvo_client_consume_stats(c, &st);
+	printf("prefetch 1: %llu delivered, %llu stream holds\n", (unsigned long long)st.delivered,
+	       (unsigned long long)st.stream_holds);
+	CHECK(st.delivered == 350 && st.stream_holds == 0);
+	salvo_consumer_destroy(cons);
+	OK(salvo_channel_close(ch, &err));
+
+	/* A backlog with a prefetch of 1000: a stream, held, and every message acked. */
+	OK(salvo_channel_open(c, &ch, &err));
+	publish_n(pc, q, 0, 20000, 16);
+	OK(salvo_basic_qos(ch, 0, 1000, false, &err));
+	OK(salvo_consume(ch, q, &(salvo_consumer_opts){0}, &cons, &err));
+	get_ack_n(cons, 20000);
+	salvo_client_consume_stats(c, &st);
+	printf("prefetch 1000: %llu delivered in %llu hand-overs, %llu stream holds\n",
+	       (unsigned long long)st.delivered, (unsigned long long)st.handovers,
+	       (unsigned long long)st.stream_holds);
+	CHECK(st.delivered == 20350 && st.stream_holds >= 1);
+	check_all_acked(c, ch, cons, q);
+	rabbit_close(pc, 10000);
+	rabbit_close(c, 10000);
+}
+
 static void case_props(void)
 {
 	salvo_client *c = rabbit_connect(uri, NULL);
@@ -1065,6 +1138,7 @@ static const struct test_case cases[] = {
     {"props", .run = case_props},
     {"invalid", .run = case_invalid},
     {"ack paths", .run = case_ack_paths},
+    {"stream holds", .run = case_stream_holds},
     {"client dispatch", .run = case_client_dispatch},
     {"client dispatch late", .run = case_client_dispatch_late},
 };

@@ -17,7 +17,8 @@
 #                       connection of its own, the default): every message consumed,
 #                       end-to-end latency ordered, progress and summary, queue left empty
 #   consumers acks      2 consumers on 2 connections of their own, a multiple ack per 50 with
-#                       prefetch 100, --csv: all consumed and acked; then --auto-ack
+#                       prefetch 100, --csv: all consumed and acked; then --auto-ack; then
+#                       --consume-callback (2 consumers, a multiple ack per 50)
 #   consumers prefetch  --prefetch 7 with a slow consumer: the broker shows prefetch_count 7
 #                       and never more than 7 unacked; SIGTERM ends the run: exit 1, summary
 #   consumers other     messages already in the queue are counted apart, not as the run's
@@ -302,6 +303,16 @@ case_consumers_acks() {
 	((rc == 0)) || fail "--auto-ack: exit status $rc"
 	json_check "$tmp/auto.out" \
 		"j['consumed'] == 5000 and j['auto_ack'] is True and j['prefetch'] == 0 and $e2e_ordered"
+	expect_queue_count "$q" 0
+
+	# The same through callbacks (salvo_consumer_dispatch), a multiple ack per 50.
+	run callback --uri "$SALVO_TEST_URI" --routing-key "$q" --producers 2 --consumers 2 \
+		--prefetch 100 --multi-ack-every 50 --consume-callback --count 10001 --json
+	((rc == 0)) || fail "--consume-callback: exit status $rc"
+	json_check "$tmp/callback.out" \
+		"j['sent'] == 10001 and j['consumed'] == 10001 and j['not_consumed'] == 0 and j['consume_callback'] is True and j['voluntary_ctx_switches'] > 0 and $e2e_ordered"
+	grep -q '^2 consumers on 1 own connection, prefetch 100, a multiple ack per 50 messages, callbacks$' \
+		"$tmp/callback.err" || fail "the summary does not say callbacks"
 	expect_queue_count "$q" 0
 }
 

@@ -163,13 +163,13 @@ static void write_api(const char *path, salvo_client *c, salvo_publisher *p,
 		"}],\"consume\":{\"delivered\":%llu,\"buffered_bytes\":%llu,\"buffered_peak\":%llu,"
 		"\"read_holds\":%llu,\"settles\":%llu,\"settle_frames\":%llu,"
 		"\"settles_dropped\":%llu,\"handovers\":%llu,\"envelopes\":%llu,\"records\":%llu,"
-		"\"envelopes_rejected\":%llu},",
+		"\"envelopes_rejected\":%llu,\"stream_holds\":%llu},",
 		(unsigned long long)cs.delivered, (unsigned long long)cs.buffered_bytes,
 		(unsigned long long)cs.buffered_peak, (unsigned long long)cs.read_holds,
 		(unsigned long long)cs.settles, (unsigned long long)cs.settle_frames,
 		(unsigned long long)cs.settles_dropped, (unsigned long long)cs.handovers,
 		(unsigned long long)cs.envelopes, (unsigned long long)cs.records,
-		(unsigned long long)cs.envelopes_rejected);
+		(unsigned long long)cs.envelopes_rejected, (unsigned long long)cs.stream_holds);
 	salvo_consumer_get_stats(cons, &k);
 	fprintf(f,
 		"\"consumers\":[{\"tag\":\"%s\",\"delivered\":%llu,\"taken\":%llu,\"handovers\":%llu,"
