@@ -457,13 +457,11 @@ struct sv_delivery {
 	struct sv_settle settle;
 	struct salvo_message whole; /* the handle of a message handed out whole */
 
+	/* What a consumer's thread reads of every message, next: the I/O thread writes
+	 * each line of it for the next message, and each costs a transfer. */
 	uint8_t *body; /* as received; NULL once a compressed envelope is split */
 	size_t len;
 	uint64_t delivery_tag;
-	uint32_t message_count;
-	bool redelivered;
-	bool no_ack;
-	salvo_props props; /* its strings and headers live in props_mem */
 	/* Where it came from, for salvo_message_ack: the channel (referenced) and its
 	 * generation then. */
 	salvo_channel *ch;
@@ -471,10 +469,14 @@ struct sv_delivery {
 	/* The consumer it was delivered to (I/O thread, before queueing it; NULL for
 	 * basic.get). Not referenced: each handle taken references it (taken). */
 	struct salvo_consumer *cons;
+	struct sv_envelope *env; /* split into records; NULL: handed out whole */
+	uint32_t message_count;
+	bool redelivered;
+	bool no_ack;
 	/* Its consumer's acks_only, copied when it came (I/O thread, before anyone settles
 	 * it): every settle of it is sent as an ack. */
 	bool acks_only;
-	struct sv_envelope *env;    /* split into records; NULL: handed out whole */
+	salvo_props props; /* its strings and headers live in props_mem */
 
 	/* Kept when the delivery is recycled (delivery.c), everything above is cleared. */
 	struct sv_delivery *free_next; /* in the client's cache */
