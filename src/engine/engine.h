@@ -215,7 +215,13 @@ struct salvo_client {
 	/* Where the last short write stopped mid-source: that source goes first next time. */
 	struct salvo_publisher *partial_pub;
 	bool partial_out;
-	uint64_t last_send_ns, last_recv_ns;
+	uint64_t last_send_ns, last_recv_ns, prev_recv_ns;
+	/* The rate acks come at, for holding reads (io_pub.c): over the reads that brought
+	 * confirms and were armed at once after the one before (not after a hold), decaying
+	 * sums of their confirms and of the time since the read before each, and when the
+	 * last of them came. */
+	uint64_t ack_read_confirms, ack_read_ns, ack_read_at;
+	bool recv_after_hold; /* the read in flight was armed when a hold ended */
 	uint64_t send_started_ns; /* when the send in flight was submitted */
 	/* Confirm traffic nobody waits for: the next recv is armed only from here on. */
 	uint64_t recv_hold_until;

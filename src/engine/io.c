@@ -112,8 +112,10 @@ static void arm(salvo_client *c, uint64_t now)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->recv_hold_until && (now >= c->recv_hold_until || sv_pubs_waiting(c)))
+	if (c->recv_hold_until && (now >= c->recv_hold_until || sv_pubs_waiting(c))) {
 		c->recv_hold_until = 0;
+		c->recv_after_hold = true; /* its gap measures the hold, not the broker */
+	}
 	/* The application has taken enough: go on. Until decoding stops at the bound with
 	 * the hold recorded (reads_held), which is what makes the application's next take
 	 * wake this thread: a decode that refills past the bound must not leave it unset. */

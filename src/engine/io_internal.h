@@ -63,8 +63,17 @@ void sv_channel_frame(salvo_client *c, salvo_channel *ch, const struct sv_decode
 /* io_pub.c */
 void sv_pub_drain(struct salvo_publisher *pub);
 bool sv_pub_closed(const struct salvo_publisher *pub);
+/* How long a small read of acks may hold the next read back (io_recv.c), and at most while
+ * every waiting producer needs more than that to come. */
+#define SV_RECV_HOLD_NS (2000u * 1000u)
+#define SV_RECV_HOLD_FAR_NS (4000u * 1000u)
 bool sv_pubs_waiting(salvo_client *c);
-bool sv_pubs_far(salvo_client *c);
+/* The hold for a small read of acks: SV_RECV_HOLD_NS with no producer waiting; with some,
+ * the least time their confirms take at the last read's rate, up to SV_RECV_HOLD_FAR_NS
+ * (0: shorter than SV_RECV_HOLD_NS, no hold). */
+uint64_t sv_pubs_hold_ns(salvo_client *c);
+/* The sum of the publishers' done, before and after a read: the confirms it brought. */
+uint64_t sv_pubs_done_sum(salvo_client *c);
 bool sv_rings_idle(salvo_client *c);
 /* What of a publisher's ring the next send may carry: sv_pub_span finds it (0: nothing),
  * sv_pub_in_send records that it is in the send. */

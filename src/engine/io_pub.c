@@ -179,14 +179,33 @@ bool sv_pub_closed(const struct salvo_publisher *pub)
 
 /*
  * Whether a producer waits for what the broker says soon: a confirm at most
- * SV_WANT_NEAR beyond what it has (a sync publish, the end of wait_confirms, a window's
- * last quarter), or ring space that confirms free. A producer that waits for a quarter
- * of its window to come back does not need each read of acks at once: a read held for a
- * millisecond brings it fifty of them instead of five. A ring three quarters full counts
- * too: its producer may be about to wait (it kicks this thread before it records that
- * it waits).
+ * SV_WANT_NEAR beyond what it has (a sync publish, the end of wait_confirms), or one the
+ * acks would bring within SV_RECV_HOLD_NS at the rate measured (io_recv.c), or ring
+ * space that confirms free. A producer that waits for a quarter of its window from
+ * RabbitMQ (50 confirms a millisecond) needs twenty milliseconds of them: a read held
+ * meanwhile brings it a hundred at once instead of ten a wake-up. From a fast broker the
+ * same quarter comes within the hold, and holding would only stall the producer. A ring
+ * three quarters full counts too: its producer may be about to wait (it kicks this
+ * thread before it records that it waits).
  */
 #define SV_WANT_NEAR 64u
+
+/* A rate measured longer ago than this is not trusted: no hold, and the next read,
+ * armed at once, measures again. */
+#define SV_ACK_RATE_AGE_NS (20u * 1000u * 1000u)
+
+/* How long the confirms pub waits for take to come at the rate measured (0: no measure,
+ * a stale one, or it waits for none). */
+static uint64_t want_eta_ns(const salvo_client *c, struct salvo_publisher *pub)
+{
+	uint64_t want = atomic_load_explicit(&pub->ev_want, memory_order_relaxed);
+	uint64_t done = atomic_load_explicit(&pub->done, memory_order_relaxed);
+
+	if (!want || want <= done || !c->ack_read_confirms ||
+	    c->last_recv_ns - c->ack_read_at > SV_ACK_RATE_AGE_NS)
+		return 0;
+	return (want - done) * c->ack_read_ns / c->ack_read_confirms;
+}
 
 bool sv_pubs_waiting(salvo_client *c)
 {
@@ -196,12 +215,41 @@ bool sv_pubs_waiting(salvo_client *c)
 		uint64_t want = atomic_load_explicit(&pub->ev_want, memory_order_relaxed);
 
 		if ((want &&
-		     want <= atomic_load_explicit(&pub->done, memory_order_relaxed) + SV_WANT_NEAR) ||
+		     (want <= atomic_load_explicit(&pub->done, memory_order_relaxed) + SV_WANT_NEAR ||
+		      want_eta_ns(c, pub) < SV_RECV_HOLD_NS)) ||
 		    atomic_load_explicit(&pub->ring.waiting, memory_order_relaxed) ||
 		    used > sv_ring_capacity(&pub->ring) / 4 * 3)
 			return true;
 	}
 	return false;
+}
+
+uint64_t sv_pubs_hold_ns(salvo_client *c)
+{
+	uint64_t hold = SV_RECV_HOLD_FAR_NS;
+	bool waits = false;
+
+	for (size_t i = 0; i < c->npubs; i++) {
+		uint64_t eta = want_eta_ns(c, c->pubs[i]);
+
+		if (atomic_load_explicit(&c->pubs[i]->ev_want, memory_order_relaxed)) {
+			waits = true;
+			if (eta < hold)
+				hold = eta;
+		}
+	}
+	if (!waits)
+		return SV_RECV_HOLD_NS;
+	return hold < SV_RECV_HOLD_NS ? 0 : hold;
+}
+
+uint64_t sv_pubs_done_sum(salvo_client *c)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < c->npubs; i++)
+		sum += atomic_load_explicit(&c->pubs[i]->done, memory_order_relaxed);
+	return sum;
 }
 
 /* What of a publisher's ring the next send must or may carry: all pending messages while
@@ -584,20 +632,4 @@ enum sv_reply_next sv_pub_reopened(salvo_client *c, salvo_channel *ch, struct sv
 		sv_stat_add(&pub->ctr.resent, next - first);
 	}
 	return SV_REPLY_DONE;
-}
-
-/* Whether a producer waits for more than SV_WANT_FAR confirms beyond what it has (a
- * quarter of a large window): the reads of acks may be held longer. */
-#define SV_WANT_FAR (8u * SV_WANT_NEAR)
-
-bool sv_pubs_far(salvo_client *c)
-{
-	for (size_t i = 0; i < c->npubs; i++) {
-		struct salvo_publisher *pub = c->pubs[i];
-		uint64_t want = atomic_load_explicit(&pub->ev_want, memory_order_relaxed);
-
-		if (want > atomic_load_explicit(&pub->done, memory_order_relaxed) + SV_WANT_FAR)
-			return true;
-	}
-	return false;
 }

@@ -15,10 +15,8 @@
 #include "io_internal.h"
 #include "read_hold.h"
 
-/* How long a read of nothing but acks may wait for more (longer while every producer
- * that waits needs many more of them, sv_pubs_far), and how small it must be. */
-#define SV_RECV_HOLD_NS (2000u * 1000u)
-#define SV_RECV_HOLD_FAR_NS (4000u * 1000u)
+/* How small a read of nothing but acks must be to hold the next one (for how long:
+ * sv_pubs_hold_ns, io_pub.c). */
 #define SV_RECV_HOLD_BYTES 4096u
 /* A read that delivered this many messages or more is a stream: the next read waits for
  * SV_HOLD_DELIVERY_NS. */
@@ -196,10 +194,13 @@ static void hold_stream(salvo_client *c, size_t fresh)
  */
 void sv_decode_input(salvo_client *c, size_t fresh)
 {
+	uint64_t done0, done1, confirms, hold;
+
 	c->batch_acks_only = true;
 	c->batch_framed = false;
 	c->batch_deliveries = 0;
 	c->batch_near_prefetch = false;
+	done0 = fresh ? sv_pubs_done_sum(c) : 0;
 	decode_all(c);
 	/* The read's last deliveries to the consumers' queues (one wake-up per batch). */
 	sv_consumer_flush(c);
@@ -207,15 +208,27 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	for (size_t i = 0; i < c->npubs; i++)
 		if (c->pubs[i]->drain_due)
 			sv_pub_drain(c->pubs[i]);
-	/* A small read of acks that no producer waits for: let the next ones pile up in the
+	/* The rate acks come at: the confirms of the reads over the time since the read
+	 * before each, the older reads weighing less (each sum loses an eighth per read), and
+	 * not the reads after a hold (their gap measures the hold). One read alone misleads:
+	 * a single ack after a pause while this thread sent a burst. */
+	done1 = fresh ? sv_pubs_done_sum(c) : 0;
+	confirms = done1 > done0 ? done1 - done0 : 0; /* a publisher may have gone */
+	if (confirms && !c->recv_after_hold) {
+		c->ack_read_confirms += confirms - c->ack_read_confirms / 8;
+		c->ack_read_ns += c->last_recv_ns - c->prev_recv_ns - c->ack_read_ns / 8;
+		c->ack_read_at = c->last_recv_ns;
+	}
+	if (fresh)
+		c->recv_after_hold = false;
+	/* A small read of acks that no producer needs soon: let the next ones pile up in the
 	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
-	 * stream in batches of about ten, and a wake-up costs more than ten publishes). Not
-	 * after a read that completed no frame: the rest of a frame, or of a TLS record, may
-	 * be what someone waits for. */
+	 * stream in batches of about ten, and a wake-up costs more than ten publishes); how
+	 * long, sv_pubs_hold_ns. Not after a read that completed no frame: the rest of a
+	 * frame, or of a TLS record, may be what someone waits for. */
 	if (fresh && c->batch_acks_only && c->batch_framed && fresh < SV_RECV_HOLD_BYTES &&
-	    !c->close_req && !sv_pubs_waiting(c) && sv_live(c))
-		c->recv_hold_until = c->last_recv_ns +
-				     (sv_pubs_far(c) ? SV_RECV_HOLD_FAR_NS : SV_RECV_HOLD_NS);
+	    !c->close_req && !sv_pubs_waiting(c) && sv_live(c) && (hold = sv_pubs_hold_ns(c)))
+		c->recv_hold_until = c->last_recv_ns + hold;
 	else if (fresh)
 		hold_stream(c, fresh);
 }
@@ -237,6 +250,7 @@ void sv_on_recv(salvo_client *c, int res)
 		sv_conn_fail(c, &e);
 		return;
 	}
+	c->prev_recv_ns = c->last_recv_ns;
 	c->last_recv_ns = sv_now_ns();
 	if (sv_transport_received(c, (size_t)res, &e)) {
 		sv_conn_fail(c, &e);
