@@ -138,7 +138,7 @@ int salvo_channel_open(salvo_client *c, salvo_channel **out, salvo_error *err)
 			     "all %u channel numbers are in use", c->sess.channel_max);
 		return SALVO_ERR_LIMIT;
 	}
-	ch = calloc(1, sizeof *ch);
+	ch = sv_zalloc_lines(sizeof *ch);
 	if (!ch) {
 		sv_channel_id_free(c, (uint16_t)id);
 		sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");

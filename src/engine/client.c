@@ -384,7 +384,7 @@ int salvo_client_new_at(const salvo_conf *conf, size_t first, salvo_client **out
 		return SALVO_ERR_INVALID_ARGUMENT;
 	}
 	*out = NULL;
-	c = calloc(1, sizeof *c);
+	c = sv_zalloc_lines(sizeof *c);
 	if (!c)
 		goto nomem;
 	c->wake_fd = c->cancel_fd = -1;

@@ -104,12 +104,15 @@ static void settle_push(salvo_client *c, struct sv_settle *s)
 		sv_tsan_release(&c->settles);
 	} while (!ck_pr_cas_ptr_value(&c->settles.head, old, &s->entry, &old));
 	/* The first record since the I/O thread last emptied the stack wakes it; later ones
-	 * ride along (it looks at the stack again before it parks). */
-	if (!old)
-		sv_settle_kick(c);
-	/* Pairs with sv_settle_close: the I/O thread has gone (its last take may have
-	 * missed this record, which may hold a delivery, its channel and the client). */
-	atomic_thread_fence(memory_order_seq_cst);
+	 * ride along (it looks at the stack again before it parks), and are taken with the
+	 * first. */
+	if (old)
+		return;
+	sv_settle_kick(c);
+	/* After sv_settle_kick's fence, pairing with sv_settle_close's: the I/O thread has
+	 * gone (its last take may have missed this record, which may hold a delivery, its
+	 * channel and the client). Only the first record of a stack needs the look: a later
+	 * one is taken with it, by its pusher's take or by sv_settle_close's. */
 	if (atomic_load_explicit(&c->settles_closed, memory_order_relaxed))
 		sv_settle_free_all(sv_settle_take(c));
 }
@@ -656,7 +659,7 @@ int salvo_consume(salvo_channel *ch, const char *queue, const salvo_consumer_opt
 	rc = sv_topo_reserve(ch, &e, &tk, err);
 	if (rc)
 		return rc;
-	cons = calloc(1, sizeof *cons);
+	cons = sv_zalloc_lines(sizeof *cons);
 	if (!cons) {
 		sv_topo_record(ch, &e, NULL, &tk, SALVO_ERR_NO_MEMORY);
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");

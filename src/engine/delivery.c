@@ -15,12 +15,14 @@
  *   is empty. One taker, so no ABA.
  *
  * Bounds: the cache keeps at most SV_DCACHE_MAX deliveries, and a delivery keeps a body
- * or property buffer of at most SV_DELIVERY_KEEP bytes; the rest is freed. The stack
- * holds only deliveries that were in use a moment ago (bounded by consumer.buffer_bytes
- * and the prefetch), until the next take. Every delivery holds its channel, which holds
- * the client, so the client outlives every push; client_free empties both.
+ * or property buffer of at most SV_DELIVERY_KEEP bytes; the rest is freed: at worst about
+ * 17 MiB per client, 1.2 MiB for a stream of small messages. A reused buffer more than
+ * twice the size a message needs (plus SV_DELIVERY_SLACK) is replaced, and a queued
+ * message counts its buffers' sizes against consumer.buffer_bytes, not its own. The
+ * stack holds only deliveries that were in use a moment ago, until the next take. Every
+ * delivery holds its channel, which holds the client, so the client outlives every push;
+ * client_free empties both.
  */
-#include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,11 +30,53 @@
 #include "envelope.h"
 #include "tsan.h"
 
-/* Deliveries the I/O thread keeps for reuse, and the largest buffer one keeps. */
-#define SV_DCACHE_MAX 4096u
+/* Deliveries the I/O thread keeps for reuse, the largest buffer one keeps, and how much
+ * larger than a message (beyond twice its size) a reused buffer may be. */
+#define SV_DCACHE_MAX 1024u
 #define SV_DELIVERY_KEEP 8192u
+#define SV_DELIVERY_SLACK 1024u
 
 CK_STACK_CONTAINER(struct sv_delivery, free_entry, delivery_of_entry)
+
+/* Under AddressSanitizer a kept delivery is poisoned but for its links, so a message used
+ * after salvo_message_destroy is still reported, as it was when deliveries were freed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SV_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SV_ASAN 1
+#endif
+#endif
+#ifdef SV_ASAN
+#include <sanitizer/asan_interface.h>
+
+static void poison(struct sv_delivery *d, bool on)
+{
+	size_t links = offsetof(struct sv_delivery, body_cap);
+	size_t head = offsetof(struct sv_delivery, free_next);
+
+	if (on) {
+		if (d->body)
+			ASAN_POISON_MEMORY_REGION(d->body, d->body_cap);
+		if (d->props_mem)
+			ASAN_POISON_MEMORY_REGION(d->props_mem, d->props_cap);
+		ASAN_POISON_MEMORY_REGION(d, head);
+		ASAN_POISON_MEMORY_REGION((uint8_t *)d + links, sizeof *d - links);
+		return;
+	}
+	ASAN_UNPOISON_MEMORY_REGION(d, sizeof *d);
+	if (d->body)
+		ASAN_UNPOISON_MEMORY_REGION(d->body, d->body_cap);
+	if (d->props_mem)
+		ASAN_UNPOISON_MEMORY_REGION(d->props_mem, d->props_cap);
+}
+#else
+static void poison(struct sv_delivery *d, bool on)
+{
+	(void)d;
+	(void)on;
+}
+#endif
 
 _Thread_local salvo_client *sv_io_client;
 
@@ -51,6 +95,7 @@ static void reset(struct sv_delivery *d)
 
 static void destroy(struct sv_delivery *d)
 {
+	poison(d, false);
 	free(d->body);
 	free(d->props_mem);
 	free(d);
@@ -86,12 +131,12 @@ struct sv_delivery *sv_delivery_new(salvo_client *c)
 	if (d) {
 		c->dcache = d->free_next;
 		c->dcache_n--;
+		poison(d, false);
 	} else {
 		/* Its first line is the application threads' (engine.h): aligned. */
-		d = aligned_alloc(alignof(struct sv_delivery), sizeof *d);
+		d = sv_zalloc_lines(sizeof *d);
 		if (!d)
 			return NULL;
-		memset(d, 0, sizeof *d);
 	}
 	reset(d);
 	return d;
@@ -101,7 +146,9 @@ int sv_delivery_body(struct sv_delivery *d, size_t len)
 {
 	size_t want = len ? len : 1;
 
-	if (want > d->body_cap) {
+	/* A buffer far larger than the message is given back too: what a queued message
+	 * holds is what consumer.buffer_bytes counts. */
+	if (want > d->body_cap || d->body_cap > 2 * want + SV_DELIVERY_SLACK) {
 		free(d->body);
 		d->body_cap = 0;
 		d->body = malloc(want);
@@ -143,6 +190,7 @@ void sv_delivery_free(struct sv_delivery *d)
 	}
 	if (sv_io_client == c) {
 		if (c->dcache_n < SV_DCACHE_MAX) {
+			poison(d, true);
 			d->free_next = c->dcache;
 			c->dcache = d;
 			c->dcache_n++;
@@ -150,6 +198,7 @@ void sv_delivery_free(struct sv_delivery *d)
 			destroy(d);
 		}
 	} else {
+		poison(d, true);
 		/* ck_stack_push_upmc fences its stores before the compare-and-swap. */
 		sv_tsan_release(&c->free_deliveries);
 		ck_stack_push_upmc(&c->free_deliveries, &d->free_entry);

@@ -31,6 +31,8 @@
 #include <liburing.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #include "salvo.h"
@@ -220,7 +222,7 @@ struct salvo_client {
 	 * confirms and were armed at once after the one before (not after a hold), decaying
 	 * sums of their confirms and of the time since the read before each, and when the
 	 * last of them came. */
-	uint64_t ack_read_confirms, ack_read_ns, ack_read_at;
+	uint64_t ack_read_confirms, ack_read_ns, ack_read_at, ack_read_samples;
 	bool recv_after_hold; /* the read in flight was armed when a hold ended */
 	uint64_t send_started_ns; /* when the send in flight was submitted */
 	/* Confirm traffic nobody waits for: the next recv is armed only from here on. */
@@ -228,8 +230,9 @@ struct salvo_client {
 	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */
 	bool batch_framed;    /* ... and at least one whole frame */
 	uint32_t batch_deliveries; /* messages the read being handled delivered to consumers */
-	/* ... of which one went to a channel with half its prefetch or more unsettled */
-	bool batch_near_prefetch;
+	/* Channels with half their prefetch or more unsettled (their ch->near_prefetch): the
+	 * broker may soon wait for their acks, so no read is held for a stream. */
+	unsigned channels_near;
 	size_t recv_room; /* what the read in flight may bring at most */
 	/* Deliveries of the last read, with those before it while reads filled their room. */
 	uint32_t stream_deliveries;
@@ -385,6 +388,7 @@ struct salvo_channel {
 	/* The prefetch count asked by the application's last basic.qos (0: none), read by
 	 * the I/O thread to tell a stream of deliveries from one that nears its limit. */
 	_Atomic uint16_t prefetch;
+	bool near_prefetch; /* I/O thread: counted in client->channels_near */
 };
 
 /* A basic.return, matched to its message by the sequence number salvo stamps in the
@@ -495,6 +499,18 @@ struct sv_delivery {
 	char consumer_tag[256];
 };
 
+/* A zeroed object of a type with members on cache lines of their own (alignas): calloc
+ * aligns to 16 bytes only. Freed with free. */
+static inline void *sv_zalloc_lines(size_t size)
+{
+	size_t rounded = (size + SV_CACHE_LINE - 1) / SV_CACHE_LINE * SV_CACHE_LINE;
+	void *p = aligned_alloc(SV_CACHE_LINE, rounded);
+
+	if (p)
+		memset(p, 0, rounded);
+	return p;
+}
+
 /* delivery.c: a delivery with one reference, its whole handle's, from c's cache or new
  * (NULL: out of memory). I/O thread. */
 struct sv_delivery *sv_delivery_new(salvo_client *c);
@@ -523,6 +539,9 @@ struct salvo_consumer {
 	bool no_ack;
 	bool raw; /* SALVO_CONSUME_RAW_ENVELOPES: envelopes are handed out whole */
 	bool acks_only; /* SALVO_CONSUME_STREAM, or an x-stream-offset argument */
+	/* Its deliveries do not make a stream that holds reads (an RPC client's replies:
+	 * each is waited for). */
+	_Atomic bool no_hold;
 	salvo_message_fn on_message;
 	void *on_message_arg;
 	/* Its basic.consume failed or timed out, or it is being destroyed: nobody will take

@@ -112,10 +112,8 @@ static void arm(salvo_client *c, uint64_t now)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->recv_hold_until && (now >= c->recv_hold_until || sv_pubs_waiting(c))) {
-		c->recv_hold_until = 0;
-		c->recv_after_hold = true; /* its gap measures the hold, not the broker */
-	}
+	if (c->recv_hold_until && (now >= c->recv_hold_until || sv_pubs_waiting(c)))
+		sv_recv_unhold(c);
 	/* The application has taken enough: go on. Until decoding stops at the bound with
 	 * the hold recorded (reads_held), which is what makes the application's next take
 	 * wake this thread: a decode that refills past the bound must not leave it unset. */
@@ -229,17 +227,22 @@ static void open_turn(salvo_client *c)
 		batch = sv_batch_linger(c, sv_now_ns());
 		if (batch && (!deadline || batch < deadline))
 			deadline = batch;
-		if (!queue_empty(c) || !sv_rings_idle(c) ||
-		    ck_pr_load_ptr(&c->settles.head) ||
-		    (c->recv_hold_until && sv_pubs_waiting(c)) ||
-		    (c->sent_lately && sv_park_linger(c))) {
+		bool work = !queue_empty(c) || !sv_rings_idle(c) ||
+			    ck_pr_load_ptr(&c->settles.head) ||
+			    (c->recv_hold_until && sv_pubs_waiting(c));
+
+		/* The linger runs before every sleep that follows a send of ring bytes: a turn
+		 * cut short by other work keeps it due. */
+		if (!work && c->sent_lately) {
 			c->sent_lately = false;
+			work = sv_park_linger(c);
+		}
+		if (work) {
 			sv_park_end(c);
 			if (io_uring_submit(&c->uring) > 0)
 				sv_stat_add(&c->ioctr.submits, 1);
 			return;
 		}
-		c->sent_lately = false;
 	}
 	wait_for(c, now, deadline);
 	sv_park_end(c);

@@ -146,9 +146,9 @@ void sv_channel_opening(salvo_client *c, salvo_channel *ch, struct sv_request *r
  * freed, with the open still on its way.) */
 void sv_channel_reopening(salvo_client *c, salvo_channel *ch, struct sv_request *req)
 {
-	(void)c;
 	(void)req;
 	sv_content_init(&ch->content);
+	sv_prefetch_clear(c, ch);
 	sv_acked_free(&ch->acked);
 	sv_acked_init(&ch->acked);
 	ch->close_sent = ch->peer_closed = false;
@@ -301,7 +301,7 @@ void sv_take_requests(salvo_client *c)
 	if (!CK_STAILQ_EMPTY(&batch)) {
 		sv_take_settles(c);
 		/* A reply someone waits for must not wait for a read held back (io_recv.c). */
-		c->recv_hold_until = 0;
+		sv_recv_unhold(c);
 	}
 
 	while ((req = CK_STAILQ_FIRST(&batch))) {

@@ -27,6 +27,34 @@ static void out_of_memory(salvo_client *c, const char *what)
 	sv_conn_fail(c, &e);
 }
 
+/*
+ * Whether ch has half its prefetch or more unsettled, kept in c->channels_near: the
+ * broker may soon wait for its acks, which must then not wait for a read held back
+ * (io_recv.c). Looked at when a delivery comes and when settles move the floor; a
+ * channel's end or reopening clears it (sv_prefetch_clear).
+ */
+void sv_note_prefetch(salvo_client *c, salvo_channel *ch)
+{
+	uint16_t prefetch = atomic_load_explicit(&ch->prefetch, memory_order_relaxed);
+	bool near = prefetch && ch->acked.delivered - ch->acked.floor >= prefetch / 2u;
+
+	if (near == ch->near_prefetch)
+		return;
+	ch->near_prefetch = near;
+	if (near)
+		c->channels_near++;
+	else
+		c->channels_near--;
+}
+
+void sv_prefetch_clear(salvo_client *c, salvo_channel *ch)
+{
+	if (ch->near_prefetch) {
+		ch->near_prefetch = false;
+		c->channels_near--;
+	}
+}
+
 /* A message whose content (header, bodies) follows: basic.get-ok or basic.deliver. */
 static struct sv_delivery *start_message(salvo_client *c, salvo_channel *ch, uint64_t tag,
 					 bool redelivered, struct sv_bytes exchange,
@@ -159,16 +187,14 @@ static void deliver(salvo_client *c, salvo_channel *ch, struct salvo_consumer *c
 {
 	struct salvo_message *first;
 	uint32_t n;
-	uint16_t prefetch;
 
 	sv_acked_delivered(&ch->acked, d->delivery_tag, d->no_ack);
 	d->acks_only = cons->acks_only;
-	/* For the read's hold (io_recv.c): a channel with half its prefetch unsettled may
-	 * soon wait for our acks, which must then not wait for the hold. */
-	prefetch = atomic_load_explicit(&ch->prefetch, memory_order_relaxed);
-	c->batch_deliveries++;
-	if (prefetch && ch->acked.delivered - ch->acked.floor >= prefetch / 2u)
-		c->batch_near_prefetch = true;
+	/* For the read's hold (io_recv.c): a request that asks for a reply (reply_to: its
+	 * caller waits) and a reply an RPC client waits for are no part of a stream. */
+	if (!atomic_load_explicit(&cons->no_hold, memory_order_relaxed) && !d->props.reply_to)
+		c->batch_deliveries++;
+	sv_note_prefetch(c, ch);
 	if (!ch->incoming_env || atomic_load_explicit(&cons->abandoned, memory_order_relaxed)) {
 		sv_consumer_deliver(c, cons, &d->whole, 1);
 		return;
@@ -240,9 +266,9 @@ void sv_get_content(salvo_client *c, salvo_channel *ch, const struct sv_decoded_
 		}
 		msg->whole.body = msg->body;
 		msg->whole.len = msg->len;
-		/* What it costs while queued: body, properties (at most the header's size) and
-		 * the message itself. */
-		msg->whole.cost = msg->len + d->frame.size + sizeof *msg;
+		/* What it costs while queued: its body and property buffers (a recycled
+		 * delivery's may be larger than this message needs) and the delivery itself. */
+		msg->whole.cost = msg->body_cap + msg->props_cap + sizeof *msg;
 		/* Whether it is an envelope is read here, from the properties as they came
 		 * (a copied string stops at a NUL byte); a consumer splits it when complete. */
 		if (ch->incoming_to && !ch->incoming_to->raw)
@@ -466,5 +492,13 @@ void sv_take_settles(salvo_client *c)
 		}
 	}
 	flush_singles(c, NULL, list, NULL);
+	/* The floors have moved: a channel may be clear of its prefetch again. */
+	for (s = list; s; s = s->next) {
+		ch = s->channel <= c->sess.channel_max ? c->channels[s->channel] : NULL;
+		if (ch && ch->near_prefetch) {
+			sv_acked_advance(&ch->acked);
+			sv_note_prefetch(c, ch);
+		}
+	}
 	sv_settle_free_all(list);
 }

@@ -255,6 +255,7 @@ void sv_channel_mark_closed(salvo_channel *ch, const salvo_error *why)
 /* Both sides are done with the channel number: drop the table's reference. */
 void sv_channel_forget(salvo_client *c, salvo_channel *ch)
 {
+	sv_prefetch_clear(c, ch);
 	c->channels[ch->id] = NULL;
 	sv_channel_id_free(c, ch->id);
 	sv_channel_put(ch);

@@ -67,6 +67,17 @@ bool sv_pub_closed(const struct salvo_publisher *pub);
  * every waiting producer needs more than that to come. */
 #define SV_RECV_HOLD_NS (2000u * 1000u)
 #define SV_RECV_HOLD_FAR_NS (4000u * 1000u)
+/* The ack rate (io_recv.c measures, io_pub.c uses): a read more than SV_ACK_GAP_MAX_NS
+ * after the one before measures a pause, not the broker's pace, and is not a sample; the
+ * rate is trusted after SV_ACK_SAMPLES samples, until SV_ACK_RATE_AGE_NS without one. */
+#define SV_ACK_GAP_MAX_NS (10u * 1000u * 1000u)
+#define SV_ACK_SAMPLES 4u
+#define SV_ACK_RATE_AGE_NS (20u * 1000u * 1000u)
+/* End a hold of the next read before its time (the read it arms measures no broker). */
+void sv_recv_unhold(salvo_client *c);
+/* io_consume.c: a channel near its prefetch (c->channels_near), and its end. */
+void sv_note_prefetch(salvo_client *c, salvo_channel *ch);
+void sv_prefetch_clear(salvo_client *c, salvo_channel *ch);
 bool sv_pubs_waiting(salvo_client *c);
 /* The hold for a small read of acks: SV_RECV_HOLD_NS with no producer waiting; with some,
  * the least time their confirms take at the last read's rate, up to SV_RECV_HOLD_FAR_NS

@@ -190,10 +190,6 @@ bool sv_pub_closed(const struct salvo_publisher *pub)
  */
 #define SV_WANT_NEAR 64u
 
-/* A rate measured longer ago than this is not trusted: no hold, and the next read,
- * armed at once, measures again. */
-#define SV_ACK_RATE_AGE_NS (20u * 1000u * 1000u)
-
 /* How long the confirms pub waits for take to come at the rate measured (0: no measure,
  * a stale one, or it waits for none). */
 static uint64_t want_eta_ns(const salvo_client *c, struct salvo_publisher *pub)
@@ -201,10 +197,16 @@ static uint64_t want_eta_ns(const salvo_client *c, struct salvo_publisher *pub)
 	uint64_t want = atomic_load_explicit(&pub->ev_want, memory_order_relaxed);
 	uint64_t done = atomic_load_explicit(&pub->done, memory_order_relaxed);
 
-	if (!want || want <= done || !c->ack_read_confirms ||
+	uint64_t need = want - done;
+
+	/* Untrusted: too few samples, or none for long (the next reads, not held, measure
+	 * again). */
+	if (!want || want <= done || c->ack_read_samples < SV_ACK_SAMPLES ||
 	    c->last_recv_ns - c->ack_read_at > SV_ACK_RATE_AGE_NS)
 		return 0;
-	return (want - done) * c->ack_read_ns / c->ack_read_confirms;
+	if (need > ((uint64_t)1 << 24)) /* a window's most: no overflow below */
+		need = (uint64_t)1 << 24;
+	return need * c->ack_read_ns / c->ack_read_confirms;
 }
 
 bool sv_pubs_waiting(salvo_client *c)

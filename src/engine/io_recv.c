@@ -181,11 +181,38 @@ static void hold_stream(salvo_client *c, size_t fresh)
 
 	c->stream_deliveries = (c->stream_full ? c->stream_deliveries : 0) + c->batch_deliveries;
 	c->stream_full = full;
-	if (c->stream_deliveries < SV_HOLD_DELIVERIES || full || c->batch_near_prefetch ||
+	if (c->stream_deliveries < SV_HOLD_DELIVERIES || full || c->channels_near ||
 	    c->close_req || sv_pubs_waiting(c) || !sv_live(c))
 		return;
 	c->recv_hold_until = c->last_recv_ns + SV_HOLD_DELIVERY_NS;
 	sv_stat_add(&c->cctr.stream_holds, 1);
+}
+
+/*
+ * A read of confirms armed at once after the one before: a sample of the rate acks come
+ * at (io_pub.c's holds use it). The sums decay by an eighth per sample; after
+ * SV_ACK_RATE_AGE_NS without one they start again, and a gap over SV_ACK_GAP_MAX_NS (an
+ * idle time, reads held for the consumers' bound) is no sample.
+ */
+static void ack_sample(salvo_client *c, uint64_t confirms, uint64_t gap)
+{
+	if (c->last_recv_ns - c->ack_read_at > SV_ACK_RATE_AGE_NS)
+		c->ack_read_confirms = c->ack_read_ns = c->ack_read_samples = 0;
+	if (gap > SV_ACK_GAP_MAX_NS)
+		return;
+	c->ack_read_confirms += confirms - c->ack_read_confirms / 8;
+	c->ack_read_ns += gap - c->ack_read_ns / 8;
+	c->ack_read_at = c->last_recv_ns;
+	if (c->ack_read_samples < SV_ACK_SAMPLES)
+		c->ack_read_samples++;
+}
+
+void sv_recv_unhold(salvo_client *c)
+{
+	if (!c->recv_hold_until)
+		return;
+	c->recv_hold_until = 0;
+	c->recv_after_hold = true;
 }
 
 /*
@@ -199,7 +226,6 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	c->batch_acks_only = true;
 	c->batch_framed = false;
 	c->batch_deliveries = 0;
-	c->batch_near_prefetch = false;
 	done0 = fresh ? sv_pubs_done_sum(c) : 0;
 	decode_all(c);
 	/* The read's last deliveries to the consumers' queues (one wake-up per batch). */
@@ -214,11 +240,8 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	 * a single ack after a pause while this thread sent a burst. */
 	done1 = fresh ? sv_pubs_done_sum(c) : 0;
 	confirms = done1 > done0 ? done1 - done0 : 0; /* a publisher may have gone */
-	if (confirms && !c->recv_after_hold) {
-		c->ack_read_confirms += confirms - c->ack_read_confirms / 8;
-		c->ack_read_ns += c->last_recv_ns - c->prev_recv_ns - c->ack_read_ns / 8;
-		c->ack_read_at = c->last_recv_ns;
-	}
+	if (confirms && !c->recv_after_hold)
+		ack_sample(c, confirms, c->last_recv_ns - c->prev_recv_ns);
 	if (fresh)
 		c->recv_after_hold = false;
 	/* A small read of acks that no producer needs soon: let the next ones pile up in the

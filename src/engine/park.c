@@ -27,7 +27,7 @@
  * write wake_fd whether the thread is parked or not (sv_client_wake).
  *
  * Settles ride along with a short sleep. A thread that parks with a deadline at most
- * SV_PARK_SOON_NS away (a read held back, the linger, a batch closing) parks as
+ * SV_PARK_SOON_NS away (a read held back, a batch closing, a heartbeat due) parks as
  * SV_PARKED_SOON: it will take the settle stack on its own within that time, so an ack
  * does not wake it (sv_settle_kick); a producer's commit still does. A consumer of a
  * stream acks while the thread holds its next read (io_recv.c), and its acks then leave
@@ -88,7 +88,9 @@ bool sv_park_linger(salvo_client *c)
 			return true;
 		ck_pr_stall();
 	} while (sv_now_ns() < until);
-	return false;
+	/* A look after the linger's end, however late this thread ran it (preempted
+	 * between two looks): the last one is at least SV_LINGER_NS after sent's store. */
+	return !sv_rings_idle(c);
 }
 
 void sv_settle_kick(salvo_client *c)

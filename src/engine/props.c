@@ -506,7 +506,8 @@ int sv_props_copy_reuse(const struct sv_basic_props *in, salvo_props *out, void 
 			size += sv_str(in, &str_props[i])->len + 1;
 	if (!size)
 		return 0;
-	if (size > *cap) {
+	/* A buffer far larger than needed is replaced too (its holder counts what it holds). */
+	if (size > *cap || *cap > 2 * size + 1024) {
 		free(*mem);
 		*cap = 0;
 		*mem = malloc(size);

@@ -205,6 +205,10 @@ static void recover_begin(salvo_client *c, const salvo_error *why)
 	c->partial_out = false;
 	c->partial_pub = NULL;
 	c->recv_hold_until = 0;
+	/* The next connection's reads measure afresh. */
+	c->stream_deliveries = 0;
+	c->stream_full = false;
+	c->ack_read_samples = 0;
 	c->blocked = false;
 	sv_stats_blocked(c, 0);
 	sv_count_possibly_lost(c);
@@ -217,6 +221,7 @@ static void recover_begin(salvo_client *c, const salvo_error *why)
 		if (!ch)
 			continue;
 		sv_fail_awaiting(ch, &chan_err);
+		sv_prefetch_clear(c, ch); /* its deliveries are gone with the connection */
 		sv_return_free(c, ch->returning);
 		ch->returning = NULL;
 		ch->returning_seen = false;

@@ -202,6 +202,8 @@ static int make_consumer(salvo_rpc *rpc, salvo_error *err)
 	if (rc)
 		return rc;
 	rc = salvo_consume(salvo_publisher_channel(p), REPLY_TO, &co, &cons, err);
+	if (!rc) /* each reply is waited for: no read is held for them (io_recv.c) */
+		atomic_store_explicit(&cons->no_hold, true, memory_order_relaxed);
 	if (rc) {
 		salvo_publisher_close(p, PUB_CLOSE_MS, NULL);
 		return rc;
