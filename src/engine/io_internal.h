@@ -69,10 +69,11 @@ bool sv_pub_closed(const struct salvo_publisher *pub);
 #define SV_RECV_HOLD_FAR_NS (4000u * 1000u)
 /* The ack rate (io_recv.c measures, io_pub.c uses): a read more than SV_ACK_GAP_MAX_NS
  * after the one before measures a pause, not the broker's pace, and is not a sample; the
- * rate is trusted after SV_ACK_SAMPLES samples, until SV_ACK_RATE_AGE_NS without one. */
+ * rate is trusted after SV_ACK_SAMPLES samples on the connection, and while the last is
+ * at most SV_ACK_RATE_AGE_NS old (then one read is not held, and measures again). */
 #define SV_ACK_GAP_MAX_NS (10u * 1000u * 1000u)
 #define SV_ACK_SAMPLES 4u
-#define SV_ACK_RATE_AGE_NS (20u * 1000u * 1000u)
+#define SV_ACK_RATE_AGE_NS (50u * 1000u * 1000u)
 /* End a hold of the next read before its time (the read it arms measures no broker). */
 void sv_recv_unhold(salvo_client *c);
 /* io_consume.c: a channel near its prefetch (c->channels_near), and its end. */

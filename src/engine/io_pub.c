@@ -199,7 +199,7 @@ static uint64_t want_eta_ns(const salvo_client *c, struct salvo_publisher *pub)
 
 	uint64_t need = want - done;
 
-	/* Untrusted: too few samples, or none for long (the next reads, not held, measure
+	/* Untrusted: too few samples, or none for long (the next read, not held, measures
 	 * again). */
 	if (!want || want <= done || c->ack_read_samples < SV_ACK_SAMPLES ||
 	    c->last_recv_ns - c->ack_read_at > SV_ACK_RATE_AGE_NS)

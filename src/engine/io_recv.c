@@ -190,14 +190,11 @@ static void hold_stream(salvo_client *c, size_t fresh)
 
 /*
  * A read of confirms armed at once after the one before: a sample of the rate acks come
- * at (io_pub.c's holds use it). The sums decay by an eighth per sample; after
- * SV_ACK_RATE_AGE_NS without one they start again, and a gap over SV_ACK_GAP_MAX_NS (an
- * idle time, reads held for the consumers' bound) is no sample.
+ * at (io_pub.c's holds use it). The sums decay by an eighth per sample; a gap over
+ * SV_ACK_GAP_MAX_NS (an idle time, reads held for the consumers' bound) is no sample.
  */
 static void ack_sample(salvo_client *c, uint64_t confirms, uint64_t gap)
 {
-	if (c->last_recv_ns - c->ack_read_at > SV_ACK_RATE_AGE_NS)
-		c->ack_read_confirms = c->ack_read_ns = c->ack_read_samples = 0;
 	if (gap > SV_ACK_GAP_MAX_NS)
 		return;
 	c->ack_read_confirms += confirms - c->ack_read_confirms / 8;
