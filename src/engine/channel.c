@@ -344,6 +344,21 @@ int salvo_exchange_delete(salvo_channel *ch, const char *exchange, unsigned flag
 	return rc;
 }
 
+/* A binding's method, sent, then recorded for topology recovery (a bind: its outcome
+ * settles the reservation) or forgotten (an unbind that was done). */
+static int binding_rpc(salvo_channel *ch, struct sv_method *m, bool bind,
+		       const struct sv_rpc *rpc, const salvo_topology_entity *e,
+		       struct sv_topo_ticket *tk, salvo_error *err)
+{
+	int rc = sv_channel_rpc(ch, m, rpc, NULL, NULL, err);
+
+	if (bind)
+		sv_topo_record(ch, e, NULL, tk, rc);
+	else if (!rc)
+		sv_topo_forget(ch->client, e);
+	return rc;
+}
+
 static int exchange_binding(salvo_channel *ch, bool bind, bool nowait, const char *destination,
 			    const char *source, const char *routing_key,
 			    const salvo_table *arguments, salvo_error *err)
@@ -375,13 +390,9 @@ static int exchange_binding(salvo_channel *ch, bool bind, bool nowait, const cha
 		m.a.exchange_unbind.nowait = nowait;
 		m.a.exchange_unbind.arguments = sv_table_of(arguments);
 	}
-	rc = sv_channel_rpc(ch, &m, REPLY(nowait, bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK),
-			    NULL, NULL, err);
-	if (bind)
-		sv_topo_record(ch, &e, NULL, &tk, rc);
-	else if (!rc)
-		sv_topo_forget(ch->client, &e);
-	return rc;
+	return binding_rpc(ch, &m, bind,
+			   REPLY(nowait, bind ? SV_EXCHANGE_BIND_OK : SV_EXCHANGE_UNBIND_OK), &e, &tk,
+			   err);
 }
 
 int salvo_exchange_bind(salvo_channel *ch, const char *destination, const char *source,
@@ -491,13 +502,8 @@ static int queue_binding(salvo_channel *ch, bool bind, bool nowait, const char *
 		m.a.queue_unbind.routing_key = str(routing_key);
 		m.a.queue_unbind.arguments = sv_table_of(arguments);
 	}
-	rc = sv_channel_rpc(ch, &m, REPLY(nowait, bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK),
-			    NULL, NULL, err);
-	if (bind)
-		sv_topo_record(ch, &e, NULL, &tk, rc);
-	else if (!rc)
-		sv_topo_forget(ch->client, &e);
-	return rc;
+	return binding_rpc(ch, &m, bind,
+			   REPLY(nowait, bind ? SV_QUEUE_BIND_OK : SV_QUEUE_UNBIND_OK), &e, &tk, err);
 }
 
 int salvo_queue_bind(salvo_channel *ch, const char *queue, const char *exchange,

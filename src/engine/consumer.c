@@ -145,6 +145,17 @@ int sv_settle_check(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settl
 	return 0;
 }
 
+/* Fill record s (in a delivery: owner, which it references) and push it. */
+static void push_record(salvo_channel *ch, struct sv_settle *s, struct sv_delivery *owner,
+			uint64_t gen, uint64_t tag, enum sv_settle_kind kind, bool multiple,
+			bool requeue, bool quiet)
+{
+	*s = (struct sv_settle){.generation = gen, .tag = tag, .channel = ch->id,
+				.kind = (uint8_t)kind, .multiple = multiple, .requeue = requeue,
+				.quiet = quiet, .owner = owner};
+	settle_push(ch->client, s);
+}
+
 int sv_settle_push(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle_kind kind,
 		   bool multiple, bool requeue, bool quiet, salvo_error *err)
 {
@@ -152,10 +163,7 @@ int sv_settle_push(salvo_channel *ch, uint64_t gen, uint64_t tag, enum sv_settle
 
 	if (!s)
 		return sv_error_set(err, SALVO_ERR_NO_MEMORY, SALVO_ERROR_LOCAL, "out of memory");
-	*s = (struct sv_settle){.generation = gen, .tag = tag, .channel = ch->id,
-				.kind = (uint8_t)kind, .multiple = multiple, .requeue = requeue,
-				.quiet = quiet};
-	settle_push(ch->client, s);
+	push_record(ch, s, NULL, gen, tag, kind, multiple, requeue, quiet);
 	return 0;
 }
 
@@ -173,10 +181,7 @@ static int settle_tag(salvo_channel *ch, struct sv_delivery *d, uint64_t gen, ui
 	if (!d || atomic_exchange_explicit(&d->settle_taken, true, memory_order_relaxed))
 		return sv_settle_push(ch, gen, tag, kind, multiple, requeue, false, err);
 	atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
-	d->settle = (struct sv_settle){.generation = gen, .tag = tag, .channel = ch->id,
-				       .kind = (uint8_t)kind, .multiple = multiple,
-				       .requeue = requeue, .owner = d};
-	settle_push(ch->client, &d->settle);
+	push_record(ch, &d->settle, d, gen, tag, kind, multiple, requeue, false);
 	return 0;
 }
 

@@ -101,7 +101,19 @@ static void destroy(struct sv_delivery *d)
 	free(d);
 }
 
-/* The stack, into the cache (beyond SV_DCACHE_MAX: freed). */
+/* A poisoned delivery into the I/O thread's cache; beyond SV_DCACHE_MAX, freed. */
+static void cache_put(salvo_client *c, struct sv_delivery *d)
+{
+	if (c->dcache_n >= SV_DCACHE_MAX) {
+		destroy(d);
+		return;
+	}
+	d->free_next = c->dcache;
+	c->dcache = d;
+	c->dcache_n++;
+}
+
+/* The stack, into the cache. */
 static void take_freed(salvo_client *c)
 {
 	struct ck_stack_entry *e = ck_stack_batch_pop_upmc(&c->free_deliveries);
@@ -111,13 +123,7 @@ static void take_freed(salvo_client *c)
 		struct sv_delivery *d = delivery_of_entry(e);
 
 		e = e->next;
-		if (c->dcache_n < SV_DCACHE_MAX) {
-			d->free_next = c->dcache;
-			c->dcache = d;
-			c->dcache_n++;
-		} else {
-			destroy(d);
-		}
+		cache_put(c, d);
 	}
 }
 
@@ -188,17 +194,10 @@ void sv_delivery_free(struct sv_delivery *d)
 		d->props_mem = NULL;
 		d->props_cap = 0;
 	}
+	poison(d, true);
 	if (sv_io_client == c) {
-		if (c->dcache_n < SV_DCACHE_MAX) {
-			poison(d, true);
-			d->free_next = c->dcache;
-			c->dcache = d;
-			c->dcache_n++;
-		} else {
-			destroy(d);
-		}
+		cache_put(c, d);
 	} else {
-		poison(d, true);
 		/* ck_stack_push_upmc fences its stores before the compare-and-swap. */
 		sv_tsan_release(&c->free_deliveries);
 		ck_stack_push_upmc(&c->free_deliveries, &d->free_entry);
