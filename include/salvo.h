@@ -1569,6 +1569,9 @@ typedef struct salvo_io_stats {
 	uint64_t recvs, recv_bytes; /* recv completions, and the bytes they brought */
 	uint64_t wakeups; /* times it was woken from a wait by the application (eventfd) */
 	uint64_t kicks;	  /* eventfd writes of application threads to wake it */
+	uint64_t ack_holds; /* small reads of publisher acks after which it held the next
+			     * read back (read_hold_us); a stream of deliveries held:
+			     * salvo_consume_stats.stream_holds */
 } salvo_io_stats;
 
 SALVO_API void salvo_client_io_stats(salvo_client *c, salvo_io_stats *st);

@@ -176,6 +176,15 @@ static const struct conf_key keys[] = {
 	       "When the broker has blocked the connection (connection.blocked: a memory or\n"
 	       "disk alarm) for this long, close it with SALVO_ERR_TIMEOUT; 0: wait for ever\n"
 	       "(publishers feel the block as full rings)."),
+	NUMBER("read_hold_us", read_hold_us, 0, 0, 100000, 2000, "microseconds",
+	       "How long the I/O thread may leave the broker's next frames in the socket\n"
+	       "after a small read of publisher acks, or after a read that brought a stream\n"
+	       "of deliveries, so that one wake-up of it and of the waiting threads serves\n"
+	       "many messages (twice this while every waiting producer needs longer). Never\n"
+	       "while a sync publish, a consumer near its prefetch, an RPC reply or a\n"
+	       "method's reply is awaited. A method's reply may come up to this much later\n"
+	       "while a stream is held; 0: every read is armed at once, for the lowest\n"
+	       "latency at the most CPU per message."),
 	NUMBER("consumer.buffer_bytes", consumer_buffer_bytes, 0, 65536, 1u << 31, 16u << 20,
 	       "bytes",
 	       "Messages delivered to the client's consumers and not yet taken by the\n"

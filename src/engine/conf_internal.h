@@ -74,6 +74,7 @@ struct salvo_conf {
 	uint32_t reconnect_max_attempts;		       /* 0: for ever */
 	uint32_t blocked_timeout;			       /* milliseconds; 0: none */
 	uint32_t consumer_buffer_bytes; /* deliveries queued before reads are held */
+	uint32_t read_hold_us; /* longest a read is held back to batch wake-ups; 0: never */
 	uint32_t consumer_batch_max_bytes; /* memory one split envelope may take */
 	uint32_t statistics_interval_ms;   /* 0: no statistics documents */
 	uint32_t topology_recovery;	   /* 0 or 1 */

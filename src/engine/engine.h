@@ -333,7 +333,7 @@ struct salvo_client {
 	 * since when (0: not blocked; blocked_timeout's clock too) and in all before. */
 	alignas(SV_CACHE_LINE) struct sv_io_counters {
 		_Atomic uint64_t turns, waits, submits, sends, send_bytes, recvs, recv_bytes,
-			wakeups;
+			wakeups, ack_holds;
 		_Atomic uint64_t kicks; /* any thread: fetch-add */
 	} ioctr;
 	_Atomic uint32_t endpoint_at;

@@ -63,10 +63,13 @@ void sv_channel_frame(salvo_client *c, salvo_channel *ch, const struct sv_decode
 /* io_pub.c */
 void sv_pub_drain(struct salvo_publisher *pub);
 bool sv_pub_closed(const struct salvo_publisher *pub);
-/* How long a small read of acks may hold the next read back (io_recv.c), and at most while
- * every waiting producer needs more than that to come. */
-#define SV_RECV_HOLD_NS (2000u * 1000u)
-#define SV_RECV_HOLD_FAR_NS (4000u * 1000u)
+/* How long a small read of acks, or a stream of deliveries, may hold the next read back
+ * (io_recv.c): the configuration key read_hold_us (0: never); acks twice that at most
+ * while every waiting producer needs more than that to come. */
+static inline uint64_t sv_recv_hold_ns(const salvo_client *c)
+{
+	return (uint64_t)c->set.conf.read_hold_us * 1000u;
+}
 /* The ack rate (io_recv.c measures, io_pub.c uses): a read more than SV_ACK_GAP_MAX_NS
  * after the one before measures a pause, not the broker's pace, and is not a sample; the
  * rate is trusted after SV_ACK_SAMPLES samples on the connection, and while the last is
@@ -80,9 +83,9 @@ void sv_recv_unhold(salvo_client *c);
 void sv_note_prefetch(salvo_client *c, salvo_channel *ch);
 void sv_prefetch_clear(salvo_client *c, salvo_channel *ch);
 bool sv_pubs_waiting(salvo_client *c);
-/* The hold for a small read of acks: SV_RECV_HOLD_NS with no producer waiting; with some,
- * the least time their confirms take at the last read's rate, up to SV_RECV_HOLD_FAR_NS
- * (0: shorter than SV_RECV_HOLD_NS, no hold). */
+/* The hold for a small read of acks: sv_recv_hold_ns with no producer waiting; with some,
+ * the least time their confirms take at the last read's rate, up to twice that (0:
+ * shorter than sv_recv_hold_ns, no hold; or holds are off). */
 uint64_t sv_pubs_hold_ns(salvo_client *c);
 /* The sum of the publishers' done, before and after a read: the confirms it brought. */
 uint64_t sv_pubs_done_sum(salvo_client *c);

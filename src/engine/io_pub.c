@@ -180,7 +180,7 @@ bool sv_pub_closed(const struct salvo_publisher *pub)
 /*
  * Whether a producer waits for what the broker says soon: a confirm at most
  * SV_WANT_NEAR beyond what it has (a sync publish, the end of wait_confirms), or one the
- * acks would bring within SV_RECV_HOLD_NS at the rate measured (io_recv.c), or ring
+ * acks would bring within sv_recv_hold_ns at the rate measured (io_recv.c), or ring
  * space that confirms free. A producer that waits for a quarter of its window from
  * RabbitMQ (50 confirms a millisecond) needs twenty milliseconds of them: a read held
  * meanwhile brings it a hundred at once instead of ten a wake-up. From a fast broker the
@@ -218,7 +218,7 @@ bool sv_pubs_waiting(salvo_client *c)
 
 		if ((want &&
 		     (want <= atomic_load_explicit(&pub->done, memory_order_relaxed) + SV_WANT_NEAR ||
-		      want_eta_ns(c, pub) < SV_RECV_HOLD_NS)) ||
+		      want_eta_ns(c, pub) < sv_recv_hold_ns(c))) ||
 		    atomic_load_explicit(&pub->ring.waiting, memory_order_relaxed) ||
 		    used > sv_ring_capacity(&pub->ring) / 4 * 3)
 			return true;
@@ -228,8 +228,11 @@ bool sv_pubs_waiting(salvo_client *c)
 
 uint64_t sv_pubs_hold_ns(salvo_client *c)
 {
-	uint64_t hold = SV_RECV_HOLD_FAR_NS;
+	uint64_t base = sv_recv_hold_ns(c), hold = 2 * base;
 	bool waits = false;
+
+	if (!base)
+		return 0;
 
 	for (size_t i = 0; i < c->npubs; i++) {
 		uint64_t eta = want_eta_ns(c, c->pubs[i]);
@@ -241,8 +244,8 @@ uint64_t sv_pubs_hold_ns(salvo_client *c)
 		}
 	}
 	if (!waits)
-		return SV_RECV_HOLD_NS;
-	return hold < SV_RECV_HOLD_NS ? 0 : hold;
+		return base;
+	return hold < base ? 0 : hold;
 }
 
 uint64_t sv_pubs_done_sum(salvo_client *c)

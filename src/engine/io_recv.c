@@ -19,9 +19,8 @@
  * sv_pubs_hold_ns, io_pub.c). */
 #define SV_RECV_HOLD_BYTES 4096u
 /* A read that delivered this many messages or more is a stream: the next read waits for
- * SV_HOLD_DELIVERY_NS. */
+ * sv_recv_hold_ns (read_hold_us). */
 #define SV_HOLD_DELIVERIES 8u
-#define SV_HOLD_DELIVERY_NS (2000u * 1000u)
 
 static void connection_method(salvo_client *c, const struct sv_method *m)
 {
@@ -166,7 +165,7 @@ static void decode_all(salvo_client *c)
 
 /*
  * A stream of deliveries: hold the next read as for acks, so that a read brings a couple
- * of milliseconds of them and the consumer wakes once for them (a read of a few messages
+ * of milliseconds of them (read_hold_us) and the consumer wakes once for them (a read of a few messages
  * cost a wake-up of this thread and one of the consumer, each dearer than the messages;
  * the consumer's acks ride along, park.c). A stream is a read of SV_HOLD_DELIVERIES or
  * more: that many came while this thread handled the last read, more than a consumer
@@ -182,9 +181,9 @@ static void hold_stream(salvo_client *c, size_t fresh)
 	c->stream_deliveries = (c->stream_full ? c->stream_deliveries : 0) + c->batch_deliveries;
 	c->stream_full = full;
 	if (c->stream_deliveries < SV_HOLD_DELIVERIES || full || c->channels_near ||
-	    c->close_req || sv_pubs_waiting(c) || !sv_live(c))
+	    c->close_req || !sv_recv_hold_ns(c) || sv_pubs_waiting(c) || !sv_live(c))
 		return;
-	c->recv_hold_until = c->last_recv_ns + SV_HOLD_DELIVERY_NS;
+	c->recv_hold_until = c->last_recv_ns + sv_recv_hold_ns(c);
 	sv_stat_add(&c->cctr.stream_holds, 1);
 }
 
@@ -247,8 +246,10 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	 * long, sv_pubs_hold_ns. Not after a read that completed no frame: the rest of a
 	 * frame, or of a TLS record, may be what someone waits for. */
 	if (fresh && c->batch_acks_only && c->batch_framed && fresh < SV_RECV_HOLD_BYTES &&
-	    !c->close_req && !sv_pubs_waiting(c) && sv_live(c) && (hold = sv_pubs_hold_ns(c)))
+	    !c->close_req && !sv_pubs_waiting(c) && sv_live(c) && (hold = sv_pubs_hold_ns(c))) {
 		c->recv_hold_until = c->last_recv_ns + hold;
+		sv_stat_add(&c->ioctr.ack_holds, 1);
+	}
 	else if (fresh)
 		hold_stream(c, fresh);
 }

@@ -84,6 +84,7 @@ void salvo_client_io_stats(salvo_client *c, salvo_io_stats *st)
 	st->recvs = LOAD(c->ioctr.recvs);
 	st->recv_bytes = LOAD(c->ioctr.recv_bytes);
 	st->wakeups = LOAD(c->ioctr.wakeups);
+	st->ack_holds = LOAD(c->ioctr.ack_holds);
 	st->kicks = LOAD(c->ioctr.kicks);
 }
 

@@ -86,7 +86,8 @@ void sv_stats_json(const struct sv_stats_snap *s, struct sv_out *o)
 	field(o, "recvs", s->io.recvs, false);
 	field(o, "recv_bytes", s->io.recv_bytes, false);
 	field(o, "wakeups", s->io.wakeups, false);
-	field(o, "kicks", s->io.kicks, true);
+	field(o, "kicks", s->io.kicks, false);
+	field(o, "ack_holds", s->io.ack_holds, true);
 
 	sv_out_printf(o, "},\"publishing\":{");
 	pub_counters(o, &s->total);

@@ -39,6 +39,9 @@ static const struct metric io_metrics[] = {
 	 offsetof(salvo_io_stats, wakeups)},
 	{"salvo_io_kicks_total", "counter", "Wake-up writes of application threads.",
 	 offsetof(salvo_io_stats, kicks)},
+	{"salvo_io_ack_holds_total", "counter",
+	 "Small reads of publisher acks after which the next read was held back.",
+	 offsetof(salvo_io_stats, ack_holds)},
 };
 
 static const struct metric pub_metrics[] = {

@@ -24,7 +24,7 @@ import re
 import sys
 
 IO = ["turns", "waits", "submits", "sends", "send_bytes", "recvs", "recv_bytes", "wakeups",
-      "kicks"]
+      "kicks", "ack_holds"]
 PUB = ["published", "acked", "nacked", "returned", "failed", "in_flight", "resent",
        "possibly_lost", "returns_unmatched", "returns_dropped", "envelopes", "envelope_bytes",
        "envelope_raw_bytes", "latency_count", "latency_sum_ns", "latency_max_ns"]

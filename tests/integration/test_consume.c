@@ -907,7 +907,8 @@ static void get_ack_n(salvo_consumer *cons, uint32_t n)
  * request and its reply: each read brings one), or a prefetch of 1 over a backlog (the
  * channel is always at half its prefetch or more, so the broker may be waiting for its
  * ack). A backlog with no prefetch is a stream: the broker sends it all, and a read that
- * does not fill its room is held. Counted per client in stream_holds.
+ * does not fill its room is held. Counted per client in stream_holds. With read_hold_us 0
+ * nothing is held.
  */
 static void case_stream_holds(void)
 {
@@ -957,6 +958,20 @@ static void case_stream_holds(void)
 	       (unsigned long long)st.delivered, (unsigned long long)st.handovers,
 	       (unsigned long long)st.stream_holds);
 	CHECK(st.delivered == 20350 && st.stream_holds >= 1);
+	check_all_acked(c, ch, cons, q);
+	rabbit_close(c, 10000);
+
+	/* The same backlog for a client with read_hold_us 0: never held. */
+	c = rabbit_connect(uri, "read_hold_us", "0", NULL);
+	OK(salvo_channel_open(c, &ch, &err));
+	publish_n(pc, q, 0, 20000, 16);
+	OK(salvo_consume(ch, q, &(salvo_consumer_opts){0}, &cons, &err));
+	get_ack_n(cons, 20000);
+	salvo_client_consume_stats(c, &st);
+	printf("read_hold_us 0: %llu delivered in %llu hand-overs, %llu stream holds\n",
+	       (unsigned long long)st.delivered, (unsigned long long)st.handovers,
+	       (unsigned long long)st.stream_holds);
+	CHECK(st.delivered == 20000 && st.stream_holds == 0);
 	check_all_acked(c, ch, cons, q);
 	rabbit_close(pc, 10000);
 	rabbit_close(c, 10000);

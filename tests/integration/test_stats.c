@@ -181,12 +181,12 @@ static void write_api(const char *path, salvo_client *c, salvo_publisher *p,
 	fprintf(f,
 		"\"io\":{\"turns\":%llu,\"waits\":%llu,\"submits\":%llu,\"sends\":%llu,"
 		"\"send_bytes\":%llu,\"recvs\":%llu,\"recv_bytes\":%llu,\"wakeups\":%llu,"
-		"\"kicks\":%llu}}\n",
+		"\"kicks\":%llu,\"ack_holds\":%llu}}\n",
 		(unsigned long long)io.turns, (unsigned long long)io.waits,
 		(unsigned long long)io.submits, (unsigned long long)io.sends,
 		(unsigned long long)io.send_bytes, (unsigned long long)io.recvs,
 		(unsigned long long)io.recv_bytes, (unsigned long long)io.wakeups,
-		(unsigned long long)io.kicks);
+		(unsigned long long)io.kicks, (unsigned long long)io.ack_holds);
 	CHECK(fclose(f) == 0);
 }
 
