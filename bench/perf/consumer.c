@@ -425,5 +425,6 @@ void collect_consumers(struct perf *pf, struct result *r)
 		r->cst.handovers += st.handovers;
 		r->cst.settles += st.settles;
 		r->cst.settle_frames += st.settle_frames;
+		r->cst.stream_holds += st.stream_holds;
 	}
 }

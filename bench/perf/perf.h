@@ -119,6 +119,7 @@ struct result {
 	double consumer_cpu_seconds; /* the consumer threads' own CPU time */
 	salvo_pub_stats e2e;	     /* publish -> consume latency: only its histogram is used */
 	salvo_consume_stats cst;     /* every connection's, summed */
+	salvo_io_stats io;	     /* every connection's I/O thread, summed */
 };
 
 enum phase { PHASE_SETUP, PHASE_GO, PHASE_RELEASE };

@@ -319,6 +319,11 @@ void json(const struct options *o, const struct result *r)
 	struct rusage ru = {0};
 
 	getrusage(RUSAGE_SELF, &ru);
+	printf("\"io\": {\"turns\": %" PRIu64 ", \"waits\": %" PRIu64 ", \"sends\": %" PRIu64
+	       ", \"recvs\": %" PRIu64 ", \"wakeups\": %" PRIu64 ", \"kicks\": %" PRIu64
+	       ", \"ack_holds\": %" PRIu64 ", \"stream_holds\": %" PRIu64 "}, ",
+	       r->io.turns, r->io.waits, r->io.sends, r->io.recvs, r->io.wakeups, r->io.kicks,
+	       r->io.ack_holds, r->cst.stream_holds);
 	printf("\"consumer_cpu_seconds\": %.6f, \"consumer_cpu_us_per_msg\": %.3f, "
 	       "\"max_rss_kb\": %ld, \"voluntary_ctx_switches\": %ld, "
 	       "\"involuntary_ctx_switches\": %ld}\n",

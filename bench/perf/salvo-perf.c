@@ -570,6 +570,7 @@ static void release_producers(struct perf *pf)
 static void collect(struct perf *pf, struct result *r)
 {
 	salvo_pub_stats one;
+	salvo_io_stats io;
 
 	for (unsigned i = 0; i < pf->nproducers; i++) {
 		const struct producer *pr = &pf->producers[i];
@@ -584,6 +585,14 @@ static void collect(struct perf *pf, struct result *r)
 		salvo_client_stats(pf->clients[i], &one);
 		salvo_pub_stats_add(&r->pub, &one);
 		r->reconnects += salvo_client_reconnects(pf->clients[i]);
+		salvo_client_io_stats(pf->clients[i], &io);
+		r->io.turns += io.turns;
+		r->io.waits += io.waits;
+		r->io.sends += io.sends;
+		r->io.recvs += io.recvs;
+		r->io.wakeups += io.wakeups;
+		r->io.kicks += io.kicks;
+		r->io.ack_holds += io.ack_holds;
 	}
 	collect_consumers(pf, r);
 	r->expected = pf->o->confirm != SALVO_CONFIRM_NONE ? r->pub.acked : r->sent;
