@@ -112,7 +112,8 @@ static void arm(salvo_client *c, uint64_t now)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->recv_hold_until && (now >= c->recv_hold_until || sv_pubs_waiting(c)))
+	sv_recv_hold_cut(c);
+	if (c->recv_hold_until && now >= c->recv_hold_until)
 		sv_recv_unhold(c);
 	/* The application has taken enough: go on. Until decoding stops at the bound with
 	 * the hold recorded (reads_held), which is what makes the application's next take
@@ -229,7 +230,7 @@ static void open_turn(salvo_client *c)
 			deadline = batch;
 		bool work = !queue_empty(c) || !sv_rings_idle(c) ||
 			    ck_pr_load_ptr(&c->settles.head) ||
-			    (c->recv_hold_until && sv_pubs_waiting(c));
+			    sv_recv_hold_cut(c);
 
 		/* The linger runs before every sleep that follows a send of ring bytes: a turn
 		 * cut short by other work keeps it due. */

@@ -64,8 +64,10 @@ void sv_channel_frame(salvo_client *c, salvo_channel *ch, const struct sv_decode
 void sv_pub_drain(struct salvo_publisher *pub);
 bool sv_pub_closed(const struct salvo_publisher *pub);
 /* How long a small read of acks, or a stream of deliveries, may hold the next read back
- * (io_recv.c): the configuration key read_hold_us (0: never); acks twice that at most
- * while every waiting producer needs more than that to come. */
+ * (io_recv.c): the configuration key read_hold_us (0: never); acks up to SV_ACK_HOLD_CAP
+ * times that (and SV_ACK_HOLD_MAX_NS) while every waiting producer needs longer. */
+#define SV_ACK_HOLD_CAP 8u
+#define SV_ACK_HOLD_MAX_NS (100u * 1000u * 1000u)
 static inline uint64_t sv_recv_hold_ns(const salvo_client *c)
 {
 	return (uint64_t)c->set.conf.read_hold_us * 1000u;
@@ -82,11 +84,15 @@ void sv_recv_unhold(salvo_client *c);
 /* io_consume.c: a channel near its prefetch (c->channels_near), and its end. */
 void sv_note_prefetch(salvo_client *c, salvo_channel *ch);
 void sv_prefetch_clear(salvo_client *c, salvo_channel *ch);
-bool sv_pubs_waiting(salvo_client *c);
-/* The hold for a small read of acks: sv_recv_hold_ns with no producer waiting; with some,
- * the least time their confirms take at the last read's rate, up to twice that (0:
- * shorter than sv_recv_hold_ns, no hold; or holds are off). */
+/* How long from the last read the producers let the next one wait (io_pub.c): 0 when one
+ * needs the broker's word now, read_hold_us when none waits, else up to when the first
+ * has its confirms at the measured rate. */
 uint64_t sv_pubs_hold_ns(salvo_client *c);
+/* A producer would have to wait past read_hold_us for a read (no stream is held then). */
+bool sv_pubs_waiting(salvo_client *c);
+/* A hold in force that a producer now needs ended sooner (it began to wait, or to wait
+ * for less): end it there, and say so. */
+bool sv_recv_hold_cut(salvo_client *c);
 /* The sum of the publishers' done, before and after a read: the confirms it brought. */
 uint64_t sv_pubs_done_sum(salvo_client *c);
 bool sv_rings_idle(salvo_client *c);

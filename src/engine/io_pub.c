@@ -178,15 +178,19 @@ bool sv_pub_closed(const struct salvo_publisher *pub)
 }
 
 /*
- * Whether a producer waits for what the broker says soon: a confirm at most
- * SV_WANT_NEAR beyond what it has (a sync publish, the end of wait_confirms), or one the
- * acks would bring within sv_recv_hold_ns at the rate measured (io_recv.c), or ring
- * space that confirms free. A producer that waits for a quarter of its window from
- * RabbitMQ (50 confirms a millisecond) needs twenty milliseconds of them: a read held
- * meanwhile brings it a hundred at once instead of ten a wake-up. From a fast broker the
- * same quarter comes within the hold, and holding would only stall the producer. A ring
- * three quarters full counts too: its producer may be about to wait (it kicks this
- * thread before it records that it waits).
+ * How long the producers let the next read wait, from the last one. Not at all while one
+ * needs what the broker says now: a confirm at most SV_WANT_NEAR beyond what it has (a
+ * sync publish, the end of wait_confirms), ring space that confirms free (a ring three
+ * quarters full counts too: its producer may be about to wait, and it kicks this thread
+ * before it records that it waits), or confirms the acks bring sooner than a quarter of
+ * read_hold_us at the rate measured (io_recv.c). With none waiting, read_hold_us. With
+ * some, until the first of them has what it waits for at that rate, up to SV_ACK_HOLD_CAP
+ * times read_hold_us: a producer that waits for a quarter of its window from RabbitMQ
+ * (30-50 confirms a millisecond) needs twenty milliseconds or more of them, and a read
+ * when they are all there wakes it once, where reads of what came every few milliseconds
+ * woke this thread a dozen times for them. From a fast broker the same quarter comes at
+ * once, and holding would only stall the producer. The rate is an estimate: confirms
+ * that come sooner wait for the hold's end, at most the time they were due in.
  */
 #define SV_WANT_NEAR 64u
 
@@ -209,43 +213,55 @@ static uint64_t want_eta_ns(const salvo_client *c, struct salvo_publisher *pub)
 	return need * c->ack_read_ns / c->ack_read_confirms;
 }
 
-bool sv_pubs_waiting(salvo_client *c)
-{
-	for (size_t i = 0; i < c->npubs; i++) {
-		struct salvo_publisher *pub = c->pubs[i];
-		uint64_t used = sv_ring_head(&pub->ring) - sv_ring_released(&pub->ring);
-		uint64_t want = atomic_load_explicit(&pub->ev_want, memory_order_relaxed);
-
-		if ((want &&
-		     (want <= atomic_load_explicit(&pub->done, memory_order_relaxed) + SV_WANT_NEAR ||
-		      want_eta_ns(c, pub) < sv_recv_hold_ns(c))) ||
-		    atomic_load_explicit(&pub->ring.waiting, memory_order_relaxed) ||
-		    used > sv_ring_capacity(&pub->ring) / 4 * 3)
-			return true;
-	}
-	return false;
-}
-
 uint64_t sv_pubs_hold_ns(salvo_client *c)
 {
-	uint64_t base = sv_recv_hold_ns(c), hold = 2 * base;
+	uint64_t base = sv_recv_hold_ns(c), hold = SV_ACK_HOLD_CAP * base;
 	bool waits = false;
 
 	if (!base)
 		return 0;
-
+	if (hold > SV_ACK_HOLD_MAX_NS)
+		hold = SV_ACK_HOLD_MAX_NS;
 	for (size_t i = 0; i < c->npubs; i++) {
-		uint64_t eta = want_eta_ns(c, c->pubs[i]);
+		struct salvo_publisher *pub = c->pubs[i];
+		uint64_t used = sv_ring_head(&pub->ring) - sv_ring_released(&pub->ring);
+		uint64_t want = atomic_load_explicit(&pub->ev_want, memory_order_relaxed);
+		uint64_t eta;
 
-		if (atomic_load_explicit(&c->pubs[i]->ev_want, memory_order_relaxed)) {
-			waits = true;
-			if (eta < hold)
-				hold = eta;
-		}
+		if (atomic_load_explicit(&pub->ring.waiting, memory_order_relaxed) ||
+		    used > sv_ring_capacity(&pub->ring) / 4 * 3)
+			return 0;
+		if (!want)
+			continue;
+		if (want <= atomic_load_explicit(&pub->done, memory_order_relaxed) + SV_WANT_NEAR)
+			return 0;
+		/* 0 when the rate is not trusted: the next read, not held, measures it. */
+		eta = want_eta_ns(c, pub);
+		if (eta < base / 4)
+			return 0;
+		waits = true;
+		if (eta < hold)
+			hold = eta;
 	}
-	if (!waits)
-		return base;
-	return hold < base ? 0 : hold;
+	return waits ? hold : base;
+}
+
+bool sv_pubs_waiting(salvo_client *c)
+{
+	return sv_pubs_hold_ns(c) < sv_recv_hold_ns(c);
+}
+
+bool sv_recv_hold_cut(salvo_client *c)
+{
+	uint64_t by;
+
+	if (!c->recv_hold_until)
+		return false;
+	by = c->last_recv_ns + sv_pubs_hold_ns(c);
+	if (by >= c->recv_hold_until)
+		return false;
+	c->recv_hold_until = by;
+	return true;
 }
 
 uint64_t sv_pubs_done_sum(salvo_client *c)

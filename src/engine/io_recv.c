@@ -246,7 +246,7 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	 * long, sv_pubs_hold_ns. Not after a read that completed no frame: the rest of a
 	 * frame, or of a TLS record, may be what someone waits for. */
 	if (fresh && c->batch_acks_only && c->batch_framed && fresh < SV_RECV_HOLD_BYTES &&
-	    !c->close_req && !sv_pubs_waiting(c) && sv_live(c) && (hold = sv_pubs_hold_ns(c))) {
+	    !c->close_req && sv_live(c) && (hold = sv_pubs_hold_ns(c))) {
 		c->recv_hold_until = c->last_recv_ns + hold;
 		sv_stat_add(&c->ioctr.ack_holds, 1);
 	}
