@@ -180,12 +180,14 @@ static const struct conf_key keys[] = {
 	       "How long the I/O thread may leave the broker's next frames in the socket\n"
 	       "after a small read of publisher acks, or after a read that brought a stream\n"
 	       "of deliveries, so that one wake-up of it and of the waiting threads serves\n"
-	       "many messages (after acks: while producers wait for confirms, until the\n"
-	       "first has them at the rate acks come, up to 8 times this and 100 ms). Never\n"
-	       "while a sync publish, a consumer near its prefetch, an RPC reply or a\n"
-	       "method's reply is awaited. A method's reply may come up to this much later\n"
-	       "while a stream is held; 0: every read is armed at once, for the lowest\n"
-	       "latency at the most CPU per message."),
+	       "many messages. After acks, while producers wait for confirms and no consumer\n"
+	       "or reply is awaited on the connection: until the first producer has its\n"
+	       "confirms at the rate acks come, up to 8 times this and 100 ms. No hold while\n"
+	       "a producer's confirm or ring space is near (a sync publish, the end of\n"
+	       "wait_confirms; a wait that starts cuts a hold short), while a channel has\n"
+	       "half its prefetch unacked, or, for streams, for RPC replies. A delivery or a\n"
+	       "method's reply behind a held read waits up to this long. 0: every read is\n"
+	       "armed at once, for the lowest latency at the most CPU per message."),
 	NUMBER("consumer.buffer_bytes", consumer_buffer_bytes, 0, 65536, 1u << 31, 16u << 20,
 	       "bytes",
 	       "Messages delivered to the client's consumers and not yet taken by the\n"

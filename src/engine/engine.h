@@ -180,6 +180,9 @@ struct salvo_client {
 	/* Set by the I/O thread just before it sleeps; sv_client_kick clears it and writes
 	 * wake_fd. On its own cache line: producers read it after every publish. */
 	alignas(SV_CACHE_LINE) _Atomic int parked;
+	/* Set by the I/O thread while it sleeps with a send in flight and a read held (park.c:
+	 * a producer that starts to wait for a confirm or for room writes wake_fd). */
+	_Atomic int hold_sleep;
 
 	alignas(SV_CACHE_LINE) pthread_mutex_t lock; /* guards the fields down to error */
 	struct sv_request_list queue;
@@ -228,7 +231,7 @@ struct salvo_client {
 	/* Confirm traffic nobody waits for: the next recv is armed only from here on. */
 	uint64_t recv_hold_until;
 	bool batch_acks_only; /* the read being handled held only acks, nacks, heartbeats */
-	bool batch_framed;    /* ... and at least one whole frame */
+	bool batch_acks;      /* ... and at least one ack or nack */
 	uint32_t batch_deliveries; /* messages the read being handled delivered to consumers */
 	/* Channels with half their prefetch or more unsettled (their ch->near_prefetch): the
 	 * broker may soon wait for their acks, so no read is held for a stream. */

@@ -244,9 +244,16 @@ static void open_turn(salvo_client *c)
 				sv_stat_add(&c->ioctr.submits, 1);
 			return;
 		}
+	} else if (c->recv_hold_until) {
+		/* Asleep until the send completes, with a read held: a producer that starts to
+		 * wait for what the read brings wakes us, or is seen here (park.c). */
+		sv_hold_sleep_begin(c);
+		if (sv_recv_hold_cut(c) && (!deadline || c->recv_hold_until < deadline))
+			deadline = c->recv_hold_until;
 	}
 	wait_for(c, now, deadline);
 	sv_park_end(c);
+	sv_hold_sleep_end(c);
 	reap(c);
 }
 

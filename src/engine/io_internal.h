@@ -88,7 +88,8 @@ void sv_prefetch_clear(salvo_client *c, salvo_channel *ch);
  * needs the broker's word now, read_hold_us when none waits, else up to when the first
  * has its confirms at the measured rate. */
 uint64_t sv_pubs_hold_ns(salvo_client *c);
-/* A producer would have to wait past read_hold_us for a read (no stream is held then). */
+/* A producer needs a read sooner than read_hold_us from the last one (no stream is held
+ * then). */
 bool sv_pubs_waiting(salvo_client *c);
 /* A hold in force that a producer now needs ended sooner (it began to wait, or to wait
  * for less): end it there, and say so. */

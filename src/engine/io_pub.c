@@ -185,7 +185,8 @@ bool sv_pub_closed(const struct salvo_publisher *pub)
  * before it records that it waits), or confirms the acks bring sooner than a quarter of
  * read_hold_us at the rate measured (io_recv.c). With none waiting, read_hold_us. With
  * some, until the first of them has what it waits for at that rate, up to SV_ACK_HOLD_CAP
- * times read_hold_us: a producer that waits for a quarter of its window from RabbitMQ
+ * times read_hold_us, or read_hold_us while a consumer or a request's reply may be
+ * behind the acks (others_listen): a producer that waits for a quarter of its window from RabbitMQ
  * (30-50 confirms a millisecond) needs twenty milliseconds or more of them, and a read
  * when they are all there wakes it once, where reads of what came every few milliseconds
  * woke this thread a dozen times for them. From a fast broker the same quarter comes at
@@ -211,6 +212,31 @@ static uint64_t want_eta_ns(const salvo_client *c, struct salvo_publisher *pub)
 	if (need > ((uint64_t)1 << 24)) /* a window's most: no overflow below */
 		need = (uint64_t)1 << 24;
 	return need * c->ack_read_ns / c->ack_read_confirms;
+}
+
+/* Whether anything but confirms may be on its way to this connection for someone waiting:
+ * a delivery to a consumer, or the reply to a request (a method, a basic.get). Such
+ * frames behind a held read wait for its end; they are worth read_hold_us at most. */
+static bool others_listen(salvo_client *c)
+{
+	size_t words = c->sess.channel_max / 64u + 1;
+	bool any = !CK_STAILQ_EMPTY(&c->await0);
+
+	/* channel_ids is the application's too (channel numbers are drawn under lock). */
+	pthread_mutex_lock(&c->lock);
+	for (size_t w = 0; w < words && !any; w++) {
+		uint64_t bits = c->channel_ids[w];
+
+		while (bits && !any) {
+			size_t id = w * 64 + (size_t)__builtin_ctzll(bits);
+			salvo_channel *ch = id && id <= c->sess.channel_max ? c->channels[id] : NULL;
+
+			bits &= bits - 1;
+			any = ch && (ch->consumers || !CK_STAILQ_EMPTY(&ch->await));
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return any;
 }
 
 uint64_t sv_pubs_hold_ns(salvo_client *c)
@@ -243,7 +269,9 @@ uint64_t sv_pubs_hold_ns(salvo_client *c)
 		if (eta < hold)
 			hold = eta;
 	}
-	return waits ? hold : base;
+	if (!waits)
+		return base;
+	return hold > base && others_listen(c) ? base : hold;
 }
 
 bool sv_pubs_waiting(salvo_client *c)

@@ -6,8 +6,9 @@
  * stops while the consumers' queued messages exceed their bound, and resumes when the
  * application has taken enough. After a read, the consumers get its deliveries in one
  * hand-over and each publisher with new confirms is drained once; a small read of acks
- * nobody waits for holds the next read back for a moment, so that acks pile up in the
- * socket instead of waking the thread every few.
+ * no producer needs at once holds the next read back for a while (io_pub.c says how
+ * long), so that acks pile up in the socket instead of waking the thread every few, and
+ * a read that brought a stream of deliveries does the same for read_hold_us.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,8 @@ static void handle_frame(salvo_client *c, const struct sv_decoded_frame *d)
 	if (d->frame.type != SV_FRAME_METHOD ||
 	    (d->u.method.id != SV_BASIC_ACK && d->u.method.id != SV_BASIC_NACK))
 		c->batch_acks_only = false;
+	else
+		c->batch_acks = true;
 	if (d->frame.channel == 0) {
 		if (d->frame.type != SV_FRAME_METHOD)
 			sv_protocol_error(c, 505, "content frame on channel 0");
@@ -130,7 +133,6 @@ static void frames(salvo_client *c)
 	while (sv_live(c) && !(c->input_pending = sv_hold_over_bound(c)) &&
 	       (n = sv_reader_next(&c->reader, c->rbuf + pos, c->rlen - pos, &d)) > 0) {
 		pos += (size_t)n;
-		c->batch_framed = true;
 		handle_frame(c, &d);
 	}
 	if (n < 0 && sv_live(c)) {
@@ -164,10 +166,10 @@ static void decode_all(salvo_client *c)
 }
 
 /*
- * A stream of deliveries: hold the next read as for acks, so that a read brings a couple
- * of milliseconds of them (read_hold_us) and the consumer wakes once for them (a read of a few messages
- * cost a wake-up of this thread and one of the consumer, each dearer than the messages;
- * the consumer's acks ride along, park.c). A stream is a read of SV_HOLD_DELIVERIES or
+ * A stream of deliveries: hold the next read for read_hold_us, so that a read brings a
+ * couple of milliseconds of them and the consumer wakes once for them (a read of a few
+ * messages cost a wake-up of this thread and one of the consumer, each dearer than the
+ * messages; the consumer's acks ride along, park.c, for holds up to SV_PARK_SOON_NS). A stream is a read of SV_HOLD_DELIVERIES or
  * more: that many came while this thread handled the last read, more than a consumer
  * that waits for each message (an RPC reply, a prefetch of 1) ever sees. The read after
  * one that filled its room counts with it (the broker's burst goes on). Not while the
@@ -220,7 +222,7 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	uint64_t done0, done1, confirms, hold;
 
 	c->batch_acks_only = true;
-	c->batch_framed = false;
+	c->batch_acks = false;
 	c->batch_deliveries = 0;
 	done0 = fresh ? sv_pubs_done_sum(c) : 0;
 	decode_all(c);
@@ -243,15 +245,16 @@ void sv_decode_input(salvo_client *c, size_t fresh)
 	/* A small read of acks that no producer needs soon: let the next ones pile up in the
 	 * socket for a moment instead of waking for every few (RabbitMQ acks a publishing
 	 * stream in batches of about ten, and a wake-up costs more than ten publishes); how
-	 * long, sv_pubs_hold_ns. Not after a read that completed no frame: the rest of a
-	 * frame, or of a TLS record, may be what someone waits for. */
-	if (fresh && c->batch_acks_only && c->batch_framed && fresh < SV_RECV_HOLD_BYTES &&
-	    !c->close_req && sv_live(c) && (hold = sv_pubs_hold_ns(c))) {
+	 * long, sv_pubs_hold_ns. Not after a read without an ack: a heartbeat alone, or no
+	 * whole frame (the rest of a frame, or of a TLS record, may be what someone waits
+	 * for). Not while a channel nears its prefetch (the broker may wait for its acks). */
+	if (fresh && c->batch_acks_only && c->batch_acks && fresh < SV_RECV_HOLD_BYTES &&
+	    !c->close_req && !c->channels_near && sv_live(c) && (hold = sv_pubs_hold_ns(c))) {
 		c->recv_hold_until = c->last_recv_ns + hold;
 		sv_stat_add(&c->ioctr.ack_holds, 1);
-	}
-	else if (fresh)
+	} else if (fresh) {
 		hold_stream(c, fresh);
+	}
 }
 
 void sv_on_recv(salvo_client *c, int res)

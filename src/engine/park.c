@@ -23,6 +23,14 @@
  * a sleep of the same length cost a wake-up per send, the largest part of the client's
  * CPU when publishing with confirms to RabbitMQ.
  *
+ * A read held back (io_recv.c) must end early when a producer starts to wait for what it
+ * brings: a confirm, or ring space confirms free. Parked, the thread is kicked as for any
+ * work. Asleep with a send in flight it is not parked (a producer's commit need not wake
+ * it: the send's completion will), so it sets hold_sleep instead, fences and looks at the
+ * producers once more (sv_recv_hold_cut); a producer that starts to wait stores what it
+ * waits for, fences (in sv_client_kick) and writes wake_fd if it sees hold_sleep
+ * (sv_waiter_kick). One of the two sees the other's store, as with parked.
+ *
  * Requests, the hooks' end and a consumer taking enough to resume reads are rare: they
  * write wake_fd whether the thread is parked or not (sv_client_wake).
  *
@@ -102,6 +110,30 @@ void sv_settle_kick(salvo_client *c)
 	if (atomic_load_explicit(&c->parked, memory_order_relaxed) == SV_PARKED &&
 	    atomic_compare_exchange_strong_explicit(&c->parked, &parked, 0, memory_order_relaxed,
 						    memory_order_relaxed)) {
+		atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
+		eventfd_write(c->wake_fd, 1);
+	}
+}
+
+void sv_hold_sleep_begin(salvo_client *c)
+{
+	atomic_store_explicit(&c->hold_sleep, 1, memory_order_relaxed);
+	/* Pairs with the fence in sv_waiter_kick (sv_client_kick's): either the waiter sees
+	 * hold_sleep, or the look at the producers that follows (sv_recv_hold_cut) sees its
+	 * ev_want or its full ring. */
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
+void sv_hold_sleep_end(salvo_client *c)
+{
+	atomic_store_explicit(&c->hold_sleep, 0, memory_order_relaxed);
+}
+
+void sv_waiter_kick(salvo_client *c)
+{
+	sv_client_kick(c); /* its fence orders the caller's ev_want (or ring) before the load */
+	if (atomic_load_explicit(&c->hold_sleep, memory_order_relaxed) &&
+	    atomic_exchange_explicit(&c->hold_sleep, 0, memory_order_relaxed)) {
 		atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
 		eventfd_write(c->wake_fd, 1);
 	}

@@ -29,6 +29,13 @@ void sv_park_end(salvo_client *c);
  * it is parked; a fence and a load when it is not. */
 void sv_client_kick(salvo_client *c);
 void sv_settle_kick(salvo_client *c);
+/* I/O thread: about to sleep until a send completes, with a read held; then look at the
+ * producers once more (sv_recv_hold_cut). And awake again. */
+void sv_hold_sleep_begin(salvo_client *c);
+void sv_hold_sleep_end(salvo_client *c);
+/* A producer that starts to wait for a confirm or for ring space, after storing what it
+ * waits for: sv_client_kick, and wake a thread asleep with a read held. */
+void sv_waiter_kick(salvo_client *c);
 /* A producer, after its commit: kick only if the ring was idle before it or the thread
  * says it is parked. */
 void sv_kick_after_commit(salvo_client *c, bool ring_was_idle);

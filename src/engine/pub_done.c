@@ -60,10 +60,10 @@ int sv_done_wait(struct salvo_publisher *p, uint64_t seq, const struct timespec 
 		atomic_thread_fence(memory_order_seq_cst);
 		if (sv_done_load(p) >= seq)
 			break;
-		/* After ev_want is visible: an I/O thread holding back its reads while nobody
-		 * waits for confirms (io_recv.c) sees it when this wakes it, or before it
-		 * parks. */
-		sv_client_kick(p->client);
+		/* After ev_want is visible: an I/O thread holding back its next read for longer
+		 * than this wait allows (io_pub.c, sv_pubs_hold_ns) sees it when this wakes
+		 * it, or before it sleeps (park.c). */
+		sv_waiter_kick(p->client);
 		if (atomic_load_explicit(&p->orphaned, memory_order_acquire)) {
 			rc = -EOWNERDEAD;
 			break;

@@ -248,7 +248,7 @@ static int wait_room(salvo_publisher *p, size_t n, int timeout_ms, const struct 
 		/* The I/O thread frees space as it sends (or as confirms arrive); make sure it
 		 * is awake to. A channel close interrupts the wait (-ECANCELED): the loop then
 		 * reports it. */
-		sv_client_kick(p->client);
+		sv_waiter_kick(p->client);
 		/* A quarter of the ring at least, for the same reason as in wait_window. */
 		if (sv_ring_wait_space(&p->ring, n > want ? n : want, ts) == -ETIMEDOUT &&
 		    !sv_ring_reserve(&p->ring, n)) {

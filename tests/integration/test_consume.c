@@ -902,7 +902,8 @@ static void get_ack_n(salvo_consumer *cons, uint32_t n)
 }
 
 /*
- * A read that brings a stream of deliveries (8 or more) holds the next one back for 2 ms;
+ * A read that brings a stream of deliveries (8 or more) holds the next one back for
+ * read_hold_us (2 ms by default);
  * a consumer that waits for each message is never held: one message at a time (a
  * request and its reply: each read brings one), or a prefetch of 1 over a backlog (the
  * channel is always at half its prefetch or more, so the broker may be waiting for its
