@@ -901,6 +901,26 @@ static void get_ack_n(salvo_consumer *cons, uint32_t n)
 	}
 }
 
+/* pc publishes a backlog of 20,000 messages to q, which c consumes on a channel of its
+ * own with no prefetch, acking each; st: c's consume statistics after the last get. */
+static void drain_backlog(salvo_client *c, salvo_client *pc, const char *q, const char *what,
+			  salvo_consume_stats *st)
+{
+	salvo_consumer *cons;
+	salvo_channel *ch;
+	salvo_error err;
+
+	OK(salvo_channel_open(c, &ch, &err));
+	publish_n(pc, q, 0, 20000, 16);
+	OK(salvo_consume(ch, q, &(salvo_consumer_opts){0}, &cons, &err));
+	get_ack_n(cons, 20000);
+	salvo_client_consume_stats(c, st);
+	printf("%s: %llu delivered in %llu hand-overs, %llu stream holds\n", what,
+	       (unsigned long long)st->delivered, (unsigned long long)st->handovers,
+	       (unsigned long long)st->stream_holds);
+	check_all_acked(c, ch, cons, q);
+}
+
 /*
  * A read that brings a stream of deliveries (8 or more) holds the next one back for
  * read_hold_us (2 ms by default);
@@ -950,30 +970,14 @@ static void case_stream_holds(void)
 	OK(salvo_channel_close(ch, &err));
 
 	/* A backlog with no prefetch: a stream, held, and every message acked. */
-	OK(salvo_channel_open(c, &ch, &err));
-	publish_n(pc, q, 0, 20000, 16);
-	OK(salvo_consume(ch, q, &(salvo_consumer_opts){0}, &cons, &err));
-	get_ack_n(cons, 20000);
-	salvo_client_consume_stats(c, &st);
-	printf("no prefetch: %llu delivered in %llu hand-overs, %llu stream holds\n",
-	       (unsigned long long)st.delivered, (unsigned long long)st.handovers,
-	       (unsigned long long)st.stream_holds);
+	drain_backlog(c, pc, q, "no prefetch", &st);
 	CHECK(st.delivered == 20350 && st.stream_holds >= 1);
-	check_all_acked(c, ch, cons, q);
 	rabbit_close(c, 10000);
 
 	/* The same backlog for a client with read_hold_us 0: never held. */
 	c = rabbit_connect(uri, "read_hold_us", "0", NULL);
-	OK(salvo_channel_open(c, &ch, &err));
-	publish_n(pc, q, 0, 20000, 16);
-	OK(salvo_consume(ch, q, &(salvo_consumer_opts){0}, &cons, &err));
-	get_ack_n(cons, 20000);
-	salvo_client_consume_stats(c, &st);
-	printf("read_hold_us 0: %llu delivered in %llu hand-overs, %llu stream holds\n",
-	       (unsigned long long)st.delivered, (unsigned long long)st.handovers,
-	       (unsigned long long)st.stream_holds);
+	drain_backlog(c, pc, q, "read_hold_us 0", &st);
 	CHECK(st.delivered == 20000 && st.stream_holds == 0);
-	check_all_acked(c, ch, cons, q);
 	rabbit_close(pc, 10000);
 	rabbit_close(c, 10000);
 }
