@@ -186,12 +186,13 @@ bool sv_pub_closed(const struct salvo_publisher *pub)
  * read_hold_us at the rate measured (io_recv.c). With none waiting, read_hold_us. With
  * some, until the first of them has what it waits for at that rate, up to SV_ACK_HOLD_CAP
  * times read_hold_us, or read_hold_us while a consumer or a request's reply may be
- * behind the acks (others_listen): a producer that waits for a quarter of its window from RabbitMQ
- * (30-50 confirms a millisecond) needs twenty milliseconds or more of them, and a read
- * when they are all there wakes it once, where reads of what came every few milliseconds
- * woke this thread a dozen times for them. From a fast broker the same quarter comes at
- * once, and holding would only stall the producer. The rate is an estimate: confirms
- * that come sooner wait for the hold's end, at most the time they were due in.
+ * behind the acks (others_listen). A producer that waits for a quarter of its window
+ * from RabbitMQ (30-50 confirms a millisecond) needs twenty milliseconds or more of
+ * them, and a read when they are all there wakes it once, where reads of what came every
+ * few milliseconds woke this thread a dozen times for them. From a fast broker the same
+ * quarter comes at once, and holding would only stall the producer. The rate is an
+ * estimate: confirms that come sooner wait for the hold's end, at most the time they
+ * were due in.
  */
 #define SV_WANT_NEAR 64u
 

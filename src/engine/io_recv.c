@@ -169,9 +169,10 @@ static void decode_all(salvo_client *c)
  * A stream of deliveries: hold the next read for read_hold_us, so that a read brings a
  * couple of milliseconds of them and the consumer wakes once for them (a read of a few
  * messages cost a wake-up of this thread and one of the consumer, each dearer than the
- * messages; the consumer's acks ride along, park.c, for holds up to SV_PARK_SOON_NS). A stream is a read of SV_HOLD_DELIVERIES or
- * more: that many came while this thread handled the last read, more than a consumer
- * that waits for each message (an RPC reply, a prefetch of 1) ever sees. The read after
+ * messages; the consumer's acks ride along, park.c, for holds up to SV_PARK_SOON_NS). A
+ * stream is a read of SV_HOLD_DELIVERIES or more: that many came while this thread
+ * handled the last read, more than a consumer that waits for each message (an RPC reply,
+ * a prefetch of 1) ever sees. The read after
  * one that filled its room counts with it (the broker's burst goes on). Not while the
  * room is full (more is waiting), and not when a channel nears its prefetch: the broker
  * then waits for acks, which would wait for the hold's end.
