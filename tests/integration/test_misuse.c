@@ -133,8 +133,11 @@ static void *share_thread(void *arg)
 	for (int i = 0; i < s->n; i++) {
 		salvo_error err;
 		salvo_msg m = {"", s->queue, body, sizeof body, 0, .opaque = NULL};
-		int rc = s->pool ? salvo_publisher_pool_publish(s->pool, &m, 5000, NULL, &err)
-				 : salvo_publish_msg(s->p, &m, 5000, NULL, &err);
+		/* A generous wait for ring room: the broker may stop reading for seconds when
+		 * other suites load it (RabbitMQ's flow control); what is tested is that the
+		 * threads' messages arrive whole, not how fast. */
+		int rc = s->pool ? salvo_publisher_pool_publish(s->pool, &m, 30000, NULL, &err)
+				 : salvo_publish_msg(s->p, &m, 30000, NULL, &err);
 		if (rc == 0) {
 			s->accepted++;
 		} else if (rc == SALVO_ERR_INVALID_STATE) {
