@@ -17,8 +17,9 @@
  * Bounds: the cache keeps at most SV_DCACHE_MAX deliveries, and a delivery keeps a body
  * or property buffer of at most SV_DELIVERY_KEEP bytes; the rest is freed: at worst about
  * 17 MiB per client, 1.2 MiB for a stream of small messages. A reused buffer more than
- * twice the size a message needs (plus SV_DELIVERY_SLACK) is replaced, and a queued
- * message counts its buffers' sizes against consumer.buffer_bytes, not its own. The
+ * twice the size a message needs (plus SV_BUFFER_SLACK: sv_buffer_refit, props.h) is
+ * replaced, and a queued message counts its buffers' sizes against consumer.buffer_bytes,
+ * not its own. The
  * stack holds only deliveries that were in use a moment ago, until the next take. Every
  * delivery holds its channel, which holds the client, so the client outlives every push;
  * client_free empties both.
@@ -28,13 +29,12 @@
 
 #include "engine.h"
 #include "envelope.h"
+#include "props.h"
 #include "tsan.h"
 
-/* Deliveries the I/O thread keeps for reuse, the largest buffer one keeps, and how much
- * larger than a message (beyond twice its size) a reused buffer may be. */
+/* Deliveries the I/O thread keeps for reuse, and the largest buffer one keeps. */
 #define SV_DCACHE_MAX 1024u
 #define SV_DELIVERY_KEEP 8192u
-#define SV_DELIVERY_SLACK 1024u
 
 CK_STACK_CONTAINER(struct sv_delivery, free_entry, delivery_of_entry)
 
@@ -152,9 +152,7 @@ int sv_delivery_body(struct sv_delivery *d, size_t len)
 {
 	size_t want = len ? len : 1;
 
-	/* A buffer far larger than the message is given back too: what a queued message
-	 * holds is what consumer.buffer_bytes counts. */
-	if (want > d->body_cap || d->body_cap > 2 * want + SV_DELIVERY_SLACK) {
+	if (sv_buffer_refit(d->body_cap, want)) {
 		free(d->body);
 		d->body_cap = 0;
 		d->body = malloc(want);

@@ -75,16 +75,28 @@ void sv_park_end(salvo_client *c)
 	atomic_store_explicit(&c->parked, 0, memory_order_relaxed);
 }
 
+/* A flag the I/O thread set before it slept: clear it, and say whether this thread did
+ * (only that one writes wake_fd). The load first keeps the line shared while unset. */
+static bool claim(_Atomic int *flag)
+{
+	return atomic_load_explicit(flag, memory_order_relaxed) &&
+	       atomic_exchange_explicit(flag, 0, memory_order_relaxed);
+}
+
+/* Wake the sleeping I/O thread, counted as a kick. */
+static void kick(salvo_client *c)
+{
+	atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
+	eventfd_write(c->wake_fd, 1);
+}
+
 void sv_client_kick(salvo_client *c)
 {
 	/* Pairs with the fence in sv_park_begin: either it sees our work, or we see
 	 * parked == 1. The caller's work (ring head, queue) was stored before this fence. */
 	atomic_thread_fence(memory_order_seq_cst);
-	if (atomic_load_explicit(&c->parked, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&c->parked, 0, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
-		eventfd_write(c->wake_fd, 1);
-	}
+	if (claim(&c->parked))
+		kick(c);
 }
 
 bool sv_park_linger(salvo_client *c)
@@ -109,10 +121,8 @@ void sv_settle_kick(salvo_client *c)
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&c->parked, memory_order_relaxed) == SV_PARKED &&
 	    atomic_compare_exchange_strong_explicit(&c->parked, &parked, 0, memory_order_relaxed,
-						    memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
-		eventfd_write(c->wake_fd, 1);
-	}
+						    memory_order_relaxed))
+		kick(c);
 }
 
 void sv_hold_sleep_begin(salvo_client *c)
@@ -132,11 +142,8 @@ void sv_hold_sleep_end(salvo_client *c)
 void sv_waiter_kick(salvo_client *c)
 {
 	sv_client_kick(c); /* its fence orders the caller's ev_want (or ring) before the load */
-	if (atomic_load_explicit(&c->hold_sleep, memory_order_relaxed) &&
-	    atomic_exchange_explicit(&c->hold_sleep, 0, memory_order_relaxed)) {
-		atomic_fetch_add_explicit(&c->ioctr.kicks, 1, memory_order_relaxed);
-		eventfd_write(c->wake_fd, 1);
-	}
+	if (claim(&c->hold_sleep))
+		kick(c);
 }
 
 void sv_kick_after_commit(salvo_client *c, bool ring_was_idle)

@@ -506,8 +506,7 @@ int sv_props_copy_reuse(const struct sv_basic_props *in, salvo_props *out, void 
 			size += sv_str(in, &str_props[i])->len + 1;
 	if (!size)
 		return 0;
-	/* A buffer far larger than needed is replaced too (its holder counts what it holds). */
-	if (size > *cap || *cap > 2 * size + 1024) {
+	if (sv_buffer_refit(*cap, size)) {
 		free(*mem);
 		*cap = 0;
 		*mem = malloc(size);

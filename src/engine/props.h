@@ -60,8 +60,16 @@ size_t sv_props_encoded_size(const struct sv_basic_props *p);
  * out of memory.
  */
 int sv_props_copy(const struct sv_basic_props *in, salvo_props *out, void **mem);
-/* The same into *mem when its *cap bytes are enough, else into a new allocation that
- * replaces it (*mem and *cap updated; the old one freed). */
+/* Whether a kept buffer of cap bytes is to be replaced to hold need bytes: too small, or
+ * far larger (more than twice need plus SV_BUFFER_SLACK), since its holder counts what it
+ * holds (a queued message, against consumer.buffer_bytes). */
+#define SV_BUFFER_SLACK 1024u
+static inline bool sv_buffer_refit(size_t cap, size_t need)
+{
+	return need > cap || cap > 2 * need + SV_BUFFER_SLACK;
+}
+/* The same into *mem when its *cap bytes are enough (sv_buffer_refit), else into a new
+ * allocation that replaces it (*mem and *cap updated; the old one freed). */
 int sv_props_copy_reuse(const struct sv_basic_props *in, salvo_props *out, void **mem,
 			size_t *cap);
 
